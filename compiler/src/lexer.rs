@@ -1,0 +1,400 @@
+//! A small, forgiving HCL tokenizer that keeps every byte.
+//!
+//! hcl-edit does the real parsing. This lexer exists for two jobs that need
+//! to see the text as tokens without building a tree:
+//!
+//! - the *comma rewrite*: the mlops language allows several attributes on one
+//!   line of a block, separated by commas (`resources { cpu = 2, gpus = 0 }`),
+//!   which plain HCL does not. [`rewrite_block_commas`] turns those commas into
+//!   newlines before hcl-edit sees the text, and records every inserted byte so
+//!   spans map back to the user's text exactly;
+//! - the formatter, which re-lays tokens line by line and so keeps comments.
+//!
+//! It never fails: bytes it does not understand become [`TokenKind::Unknown`].
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Ident,
+    Number,
+    /// A quoted string or template, `"..."`, including any interpolations.
+    String,
+    /// A heredoc from `<<` to the end of its closing marker.
+    Heredoc,
+    LineComment,
+    BlockComment,
+    Newline,
+    Punct,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    pub kind: TokenKind,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Token {
+    pub fn text<'a>(&self, source: &'a str) -> &'a str {
+        &source[self.start..self.end]
+    }
+}
+
+const PUNCTUATION: &[&str] = &[
+    "...", "=>", "==", "!=", "<=", ">=", "&&", "||", "{", "}", "[", "]", "(", ")", "=", ",", ":", "?", ".", "+", "-", "*", "/", "%", "<",
+    ">", "!",
+];
+
+/// Splits `source` into tokens. Spaces and tabs are dropped; everything else,
+/// comments and newlines included, becomes a token.
+pub fn tokenize(source: &str) -> Vec<Token> {
+    let bytes = source.as_bytes();
+    let mut tokens = Vec::new();
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        let start = index;
+        let kind = match byte {
+            b' ' | b'\t' | b'\r' => {
+                index += 1;
+                continue;
+            }
+            b'\n' => {
+                index += 1;
+                TokenKind::Newline
+            }
+            b'#' => {
+                index = line_end(bytes, index);
+                TokenKind::LineComment
+            }
+            b'/' if bytes.get(index + 1) == Some(&b'/') => {
+                index = line_end(bytes, index);
+                TokenKind::LineComment
+            }
+            b'/' if bytes.get(index + 1) == Some(&b'*') => {
+                index = source[index + 2..].find("*/").map_or(bytes.len(), |offset| index + 2 + offset + 2);
+                TokenKind::BlockComment
+            }
+            b'"' => {
+                index = scan_quoted(bytes, index);
+                TokenKind::String
+            }
+            b'<' if bytes.get(index + 1) == Some(&b'<') && heredoc_marker(source, index).is_some() => {
+                index = scan_heredoc(source, index);
+                TokenKind::Heredoc
+            }
+            b'0'..=b'9' => {
+                index = scan_number(bytes, index);
+                TokenKind::Number
+            }
+            _ if byte.is_ascii_alphabetic() || byte == b'_' => {
+                index += 1;
+                while index < bytes.len() && (bytes[index].is_ascii_alphanumeric() || bytes[index] == b'_' || bytes[index] == b'-') {
+                    index += 1;
+                }
+                TokenKind::Ident
+            }
+            _ => match PUNCTUATION.iter().find(|punct| source[index..].starts_with(**punct)) {
+                Some(punct) => {
+                    index += punct.len();
+                    TokenKind::Punct
+                }
+                None => {
+                    index += source[index..].chars().next().map_or(1, char::len_utf8);
+                    TokenKind::Unknown
+                }
+            },
+        };
+        tokens.push(Token { kind, start, end: index });
+    }
+    tokens
+}
+
+fn line_end(bytes: &[u8], from: usize) -> usize {
+    bytes[from..].iter().position(|&byte| byte == b'\n').map_or(bytes.len(), |offset| {
+        // Keep a `\r` of a CRLF line ending out of the comment.
+        let end = from + offset;
+        if end > from && bytes[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        }
+    })
+}
+
+fn scan_number(bytes: &[u8], mut index: usize) -> usize {
+    while index < bytes.len() && bytes[index].is_ascii_digit() {
+        index += 1;
+    }
+    if index + 1 < bytes.len() && bytes[index] == b'.' && bytes[index + 1].is_ascii_digit() {
+        index += 1;
+        while index < bytes.len() && bytes[index].is_ascii_digit() {
+            index += 1;
+        }
+    }
+    if index < bytes.len() && (bytes[index] == b'e' || bytes[index] == b'E') {
+        let mut next = index + 1;
+        if next < bytes.len() && (bytes[next] == b'+' || bytes[next] == b'-') {
+            next += 1;
+        }
+        if next < bytes.len() && bytes[next].is_ascii_digit() {
+            index = next;
+            while index < bytes.len() && bytes[index].is_ascii_digit() {
+                index += 1;
+            }
+        }
+    }
+    index
+}
+
+/// Scans a quoted string starting at the opening quote; returns the index just
+/// past the closing quote (or the end of the line when it is unterminated).
+fn scan_quoted(bytes: &[u8], start: usize) -> usize {
+    let mut index = start + 1;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'\\' => index += 2,
+            b'"' => return index + 1,
+            b'\n' => return index,
+            b'$' | b'%' if bytes.get(index + 1) == Some(&b'{') => {
+                if index > 0 && bytes[index - 1] == bytes[index] && index - 1 > start {
+                    // `$${` and `%%{` are escapes, not interpolations.
+                    index += 2;
+                } else {
+                    index = scan_interpolation(bytes, index + 2);
+                }
+            }
+            _ => index += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// Scans from just inside `${` to just past the matching `}`.
+fn scan_interpolation(bytes: &[u8], mut index: usize) -> usize {
+    let mut depth = 1usize;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return index + 1;
+                }
+            }
+            b'"' => {
+                index = scan_quoted(bytes, index);
+                continue;
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    bytes.len()
+}
+
+/// The heredoc marker after `<<` or `<<-`, if this is a heredoc opener.
+fn heredoc_marker(source: &str, start: usize) -> Option<&str> {
+    let rest = &source[start + 2..];
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let length = rest.bytes().take_while(|byte| byte.is_ascii_alphanumeric() || *byte == b'_').count();
+    let after = rest[length..].trim_start_matches([' ', '\t', '\r']);
+    (length > 0 && rest.as_bytes()[0].is_ascii_alphabetic() && after.starts_with('\n')).then(|| &rest[..length])
+}
+
+fn scan_heredoc(source: &str, start: usize) -> usize {
+    let Some(marker) = heredoc_marker(source, start) else { return start + 2 };
+    let mut line_start = source[start..].find('\n').map_or(source.len(), |offset| start + offset + 1);
+    while line_start < source.len() {
+        let line_end = source[line_start..].find('\n').map_or(source.len(), |offset| line_start + offset);
+        if source[line_start..line_end].trim() == marker {
+            let trimmed_end = line_start + source[line_start..line_end].trim_end().len();
+            return trimmed_end;
+        }
+        line_start = line_end + 1;
+    }
+    source.len()
+}
+
+/// The text handed to hcl-edit, and how to map its byte offsets back.
+#[derive(Debug, Clone)]
+pub struct Rewritten {
+    pub text: String,
+    /// Positions, in the rewritten text, of each inserted byte, ascending.
+    inserted_at: Vec<usize>,
+}
+
+impl Rewritten {
+    /// Maps a byte offset in the rewritten text to the user's text.
+    pub fn original_offset(&self, rewritten: usize) -> usize {
+        let earlier = self.inserted_at.partition_point(|&position| position < rewritten);
+        rewritten - earlier
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.inserted_at.is_empty()
+    }
+}
+
+#[derive(Debug)]
+enum Context {
+    /// The top level or a block body; `open` is the index of the `{` token.
+    Body { open: Option<usize>, commas: Vec<usize> },
+    /// Inside `(`, `[` or an object `{` within an expression.
+    Bracket,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Statement {
+    Start,
+    Header,
+    Expression,
+}
+
+/// Rewrites comma-separated attributes inside block bodies into the
+/// newline-separated form hcl-edit accepts. Returns the text unchanged (and an
+/// identity mapping) when there is nothing to rewrite.
+pub fn rewrite_block_commas(source: &str) -> Rewritten {
+    let tokens = tokenize(source);
+    let mut stack = vec![Context::Body { open: None, commas: Vec::new() }];
+    let mut statement = Statement::Start;
+    // (token index of `{`, token index of `}`, commas) for each block body with commas.
+    let mut rewrites: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+
+    for (token_index, token) in tokens.iter().enumerate() {
+        let text = token.text(source);
+        let in_body = matches!(stack.last(), Some(Context::Body { .. }));
+        match token.kind {
+            TokenKind::LineComment | TokenKind::BlockComment => continue,
+            TokenKind::Newline => {
+                if in_body {
+                    statement = Statement::Start;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if !in_body {
+            match text {
+                "(" | "[" | "{" => stack.push(Context::Bracket),
+                ")" | "]" | "}" => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match (statement, text) {
+            (Statement::Expression, "(" | "[" | "{") => stack.push(Context::Bracket),
+            (Statement::Expression, ",") => {
+                if let Some(Context::Body { open: Some(_), commas }) = stack.last_mut() {
+                    commas.push(token_index);
+                }
+                statement = Statement::Start;
+            }
+            (Statement::Header, "=") => statement = Statement::Expression,
+            (Statement::Header, "{") => {
+                stack.push(Context::Body { open: Some(token_index), commas: Vec::new() });
+                statement = Statement::Start;
+            }
+            (_, "}") => {
+                if stack.len() > 1 {
+                    if let Some(Context::Body { open: Some(open), commas }) = stack.pop() {
+                        if !commas.is_empty() {
+                            rewrites.push((open, token_index, commas));
+                        }
+                    }
+                }
+                statement = Statement::Expression;
+            }
+            (Statement::Start, _) if matches!(token.kind, TokenKind::Ident) => statement = Statement::Header,
+            (Statement::Header, _) if matches!(token.kind, TokenKind::Ident | TokenKind::String) => {}
+            _ => {
+                if statement != Statement::Expression {
+                    statement = Statement::Expression;
+                }
+            }
+        }
+    }
+
+    if rewrites.is_empty() {
+        return Rewritten { text: source.to_owned(), inserted_at: Vec::new() };
+    }
+    // Original offsets at which to insert a newline, and commas to replace.
+    let mut insert_before: Vec<usize> = Vec::new();
+    let mut replace: Vec<usize> = Vec::new();
+    for (open, close, commas) in rewrites {
+        if tokens.get(open + 1).is_some_and(|next| next.kind != TokenKind::Newline) {
+            insert_before.push(tokens[open].end);
+        }
+        if close > 0 && tokens[close - 1].kind != TokenKind::Newline {
+            insert_before.push(tokens[close].start);
+        }
+        replace.extend(commas.iter().map(|&comma| tokens[comma].start));
+    }
+    insert_before.sort_unstable();
+    insert_before.dedup();
+    replace.sort_unstable();
+
+    let mut bytes = source.as_bytes().to_vec();
+    for offset in &replace {
+        bytes[*offset] = b'\n';
+    }
+    let mut text = Vec::with_capacity(bytes.len() + insert_before.len());
+    let mut inserted_at = Vec::with_capacity(insert_before.len());
+    let mut previous = 0;
+    for offset in insert_before {
+        text.extend_from_slice(&bytes[previous..offset]);
+        inserted_at.push(text.len());
+        text.push(b'\n');
+        previous = offset;
+    }
+    text.extend_from_slice(&bytes[previous..]);
+    // Only ASCII commas were replaced and ASCII newlines inserted at token
+    // boundaries, so the text is still valid UTF-8.
+    let text = String::from_utf8(text).unwrap_or_else(|_| source.to_owned());
+    Rewritten { text, inserted_at }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commas_in_one_line_blocks_become_newlines() {
+        let source = "resources { cpu = 2, memory = \"4Gi\", gpus = 0 }\n";
+        let rewritten = rewrite_block_commas(source);
+        assert_eq!(rewritten.text, "resources {\n cpu = 2\n memory = \"4Gi\"\n gpus = 0 \n}\n");
+        let body = hcl_edit::parser::parse_body(&rewritten.text);
+        assert!(body.is_ok(), "{body:?}");
+        // `gpus` keeps its original offset once mapped back.
+        let gpus = rewritten.text.find("gpus").unwrap();
+        assert_eq!(rewritten.original_offset(gpus), source.find("gpus").unwrap());
+    }
+
+    #[test]
+    fn commas_inside_expressions_are_left_alone() {
+        let source = "x {\n  a = [1, 2]\n  b = { c = 1, d = f(1, 2) }\n}\n";
+        assert!(rewrite_block_commas(source).is_identity());
+    }
+
+    #[test]
+    fn tokens_cover_strings_with_interpolation_and_heredocs() {
+        let source = "a = \"x${f(\"}\")}y\" # c\nb = <<EOF\nhello\nEOF\n";
+        let kinds: Vec<_> = tokenize(source).iter().map(|token| token.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                TokenKind::Ident,
+                TokenKind::Punct,
+                TokenKind::String,
+                TokenKind::LineComment,
+                TokenKind::Newline,
+                TokenKind::Ident,
+                TokenKind::Punct,
+                TokenKind::Heredoc,
+                TokenKind::Newline
+            ]
+        );
+    }
+}

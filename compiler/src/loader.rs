@@ -1,0 +1,111 @@
+//! Reading a configuration directory: every `*.mlops.hcl` file directly in it,
+//! in name order. Unreadable files, non-UTF-8 files, syntax errors and empty
+//! directories become diagnostics; the files that can be read are still parsed.
+
+use std::path::{Path, PathBuf};
+
+use crate::ast::Body;
+use crate::diagnostic::{codes, Diagnostic, Diagnostics};
+use crate::source::{FileId, SourceFile, SourceMap};
+
+pub const CONFIG_SUFFIX: &str = ".mlops.hcl";
+
+/// The parsed files of one module directory.
+#[derive(Debug, Clone)]
+pub struct LoadedModule {
+    pub directory: PathBuf,
+    /// How the directory is shown to the user.
+    pub display_directory: String,
+    pub files: Vec<(FileId, Body)>,
+}
+
+/// Lists the configuration files of a directory, sorted by name.
+pub fn configuration_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(directory)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.is_file() && path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.ends_with(CONFIG_SUFFIX)))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+pub fn display_join(directory: &str, name: &str) -> String {
+    if directory.is_empty() || directory == "." {
+        name.to_owned()
+    } else {
+        format!("{}/{}", directory.trim_end_matches('/'), name)
+    }
+}
+
+/// Loads and parses a module directory. Returns `None` when nothing could be
+/// read at all (missing directory, no configuration files).
+pub fn load_directory(
+    directory: &Path,
+    display_directory: &str,
+    sources: &mut SourceMap,
+    diagnostics: &mut Diagnostics,
+) -> Option<LoadedModule> {
+    let shown = if display_directory.is_empty() { "." } else { display_directory };
+    let paths = match configuration_files(directory) {
+        Ok(paths) => paths,
+        Err(error) => {
+            let reason = match error.kind() {
+                std::io::ErrorKind::NotFound => "it does not exist".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                _ if directory.is_file() => "it is a file, not a directory".to_owned(),
+                _ => error.to_string(),
+            };
+            diagnostics.push(
+                Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot read the configuration directory `{shown}`: {reason}"))
+                    .with_help("give the directory that holds your *.mlops.hcl files"),
+            );
+            return None;
+        }
+    };
+    if paths.is_empty() {
+        diagnostics.push(
+            Diagnostic::error(codes::NO_CONFIGURATION, format!("`{shown}` holds no *{CONFIG_SUFFIX} files"))
+                .with_help("configuration files end in .mlops.hcl; point the command at the directory that holds them"),
+        );
+        return None;
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
+        let display_path = display_join(display_directory, &name);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                diagnostics.push(
+                    Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot read `{display_path}`: {error}"))
+                        .with_help("check the file's permissions"),
+                );
+                continue;
+            }
+        };
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                let offset = error.utf8_error().valid_up_to();
+                let prefix = &error.as_bytes()[..offset];
+                let line = prefix.iter().filter(|&&byte| byte == b'\n').count() + 1;
+                let column = prefix.iter().rev().take_while(|&&byte| byte != b'\n').count() + 1;
+                diagnostics.push(
+                    Diagnostic::error(
+                        codes::INVALID_UTF8,
+                        format!("`{display_path}` is not UTF-8 text: invalid byte at line {line}, column {column} (byte {offset})"),
+                    )
+                    .with_help("save the file as UTF-8"),
+                );
+                continue;
+            }
+        };
+        let file = sources.add(SourceFile::new(path.clone(), display_path, text));
+        match crate::syntax::parse_file(file, &sources.get(file).text) {
+            Ok(body) => files.push((file, body)),
+            Err(diagnostic) => diagnostics.push(diagnostic),
+        }
+    }
+    Some(LoadedModule { directory: directory.to_path_buf(), display_directory: display_directory.to_owned(), files })
+}

@@ -1,0 +1,260 @@
+//! Subcommands. Exit codes: 0 success, 1 error (or invalid configuration),
+//! 3 for `fmt --check` when files need formatting.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use mlops_compiler::check::{check_directory, CheckOptions};
+use mlops_compiler::diagnostic::codes;
+use mlops_compiler::diagnostic::render::{json_report, render_human_all, HumanOptions};
+use mlops_compiler::schema::{KindSchema, Schemas};
+
+#[derive(Parser)]
+#[command(name = "mlops", version, about = "Declarative infrastructure-as-code for machine-learning platforms")]
+struct Arguments {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and type-check a configuration; report every error in one run.
+    Validate {
+        /// The configuration directory.
+        #[arg(default_value = ".")]
+        directory: PathBuf,
+        /// Print the diagnostics as JSON (see docs/json-diagnostics.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite configuration files in the canonical format, keeping comments.
+    Fmt {
+        /// Directories or files to format.
+        #[arg(default_value = ".")]
+        paths: Vec<PathBuf>,
+        /// Change nothing; list the files that need formatting and exit 3 if any do.
+        #[arg(long)]
+        check: bool,
+        /// Also format subdirectories.
+        #[arg(long)]
+        recursive: bool,
+    },
+    /// Print the schema of a resource kind (all kinds when none is given).
+    Schema {
+        kind: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain a diagnostic code, such as E0102 or unknown-attribute.
+    Explain { code: String },
+}
+
+fn colour_enabled() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+pub fn run() -> i32 {
+    let arguments = match Arguments::try_parse() {
+        Ok(arguments) => arguments,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { 1 } else { 0 };
+        }
+    };
+    match arguments.command {
+        Command::Validate { directory, json } => validate(&directory, json),
+        Command::Fmt { paths, check, recursive } => crate::cli::format_command(&paths, check, recursive),
+        Command::Schema { kind, json } => schema(kind.as_deref(), json),
+        Command::Explain { code } => explain(&code),
+    }
+}
+
+fn display_directory(directory: &Path) -> String {
+    let text = directory.display().to_string();
+    let trimmed = text.trim_end_matches('/');
+    if trimmed.is_empty() {
+        ".".to_owned()
+    } else {
+        trimmed.trim_start_matches("./").to_owned()
+    }
+}
+
+fn validate(directory: &Path, json: bool) -> i32 {
+    let shown = display_directory(directory);
+    let result = check_directory(directory, if shown == "." { "" } else { &shown }, &CheckOptions::default());
+    let errors = result.diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
+    let warnings = result.diagnostics.len() - errors;
+    if json {
+        let report = json_report(&result.diagnostics, &result.sources);
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        let rendered =
+            render_human_all(&result.diagnostics, &result.sources, HumanOptions { colour: colour_enabled(), width: terminal_width() });
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(rendered.as_bytes());
+        if errors == 0 {
+            let resources: usize = result.root.as_ref().map_or(0, |root| root.all_resources().len());
+            println!(
+                "The configuration is valid: {resources} resource{} checked{}.",
+                if resources == 1 { "" } else { "s" },
+                if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() }
+            );
+        } else {
+            let _ = writeln!(
+                stderr,
+                "{errors} error{} found{}.",
+                if errors == 1 { "" } else { "s" },
+                if warnings > 0 { format!(" and {warnings} warning(s)") } else { String::new() }
+            );
+        }
+    }
+    if errors > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|columns| columns.parse().ok()).unwrap_or(100)
+}
+
+fn explain(query: &str) -> i32 {
+    match codes::lookup(query) {
+        Some(code) => {
+            print!("{}", code.explanation);
+            0
+        }
+        None => {
+            let names: Vec<&str> = codes::ALL.iter().flat_map(|code| [code.id, code.name]).collect();
+            let hint =
+                mlops_compiler::suggest::did_you_mean(query, names.iter().copied()).map(|hint| format!(" {hint}")).unwrap_or_default();
+            eprintln!("error: there is no diagnostic code `{query}`.{hint}\nhelp: codes look like E0102 or unknown-attribute; every code:");
+            for code in codes::ALL {
+                eprintln!("  {} {}", code.id, code.name);
+            }
+            1
+        }
+    }
+}
+
+fn schema(kind: Option<&str>, json: bool) -> i32 {
+    let schemas = Schemas::standard();
+    let selected: Vec<&KindSchema> = match kind {
+        Some(kind) => match schemas
+            .resources
+            .get(kind)
+            .or_else(|| schemas.data.get(kind.trim_start_matches("data.")))
+            .or_else(|| schemas.providers.get(kind.trim_start_matches("provider.")))
+        {
+            Some(schema) => vec![schema],
+            None => {
+                let names: Vec<&str> = schemas.resources.keys().map(String::as_str).collect();
+                let hint =
+                    mlops_compiler::suggest::did_you_mean(kind, names.iter().copied()).map(|hint| format!(" {hint}")).unwrap_or_default();
+                eprintln!("error: there is no kind `{kind}`.{hint}\nhelp: the kinds are {}; data sources as data.KIND, providers as provider.TYPE", names.join(", "));
+                return 1;
+            }
+        },
+        None => schemas.resources.values().chain(schemas.data.values()).chain(schemas.providers.values()).collect(),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&selected).unwrap_or_default());
+    } else {
+        for schema in selected {
+            print!("{}", crate::schema_text::render(schema));
+        }
+    }
+    0
+}
+
+fn collect_format_targets(path: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    out.extend(mlops_compiler::loader::configuration_files(path)?);
+    if recursive {
+        let mut directories: Vec<PathBuf> = std::fs::read_dir(path)?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|child| child.is_dir() && !child.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.')))
+            .collect();
+        directories.sort();
+        for directory in directories {
+            collect_format_targets(&directory, recursive, out)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn format_command(paths: &[PathBuf], check: bool, recursive: bool) -> i32 {
+    let mut targets = Vec::new();
+    for path in paths {
+        if let Err(error) = collect_format_targets(path, recursive, &mut targets) {
+            eprintln!("error[E0003 unreadable-file]: cannot read `{}`: {error}", path.display());
+            return 1;
+        }
+    }
+    let mut failed = false;
+    let mut unformatted = 0;
+    for target in &targets {
+        let shown = target.display().to_string();
+        let text = match std::fs::read(target).map(String::from_utf8) {
+            Ok(Ok(text)) => text,
+            Ok(Err(_)) => {
+                eprintln!("error[E0004 invalid-utf8]: `{shown}` is not UTF-8 text\n  help: save the file as UTF-8");
+                failed = true;
+                continue;
+            }
+            Err(error) => {
+                eprintln!("error[E0003 unreadable-file]: cannot read `{shown}`: {error}");
+                failed = true;
+                continue;
+            }
+        };
+        match mlops_compiler::format::format_source(&text) {
+            Ok(formatted) if formatted == text => {}
+            Ok(formatted) => {
+                unformatted += 1;
+                if check {
+                    println!("{shown}");
+                } else if let Err(error) = write_atomically(target, &formatted) {
+                    eprintln!("error[E0003 unreadable-file]: cannot write `{shown}`: {error}");
+                    failed = true;
+                } else {
+                    println!("{shown}");
+                }
+            }
+            Err(diagnostic) => {
+                let mut sources = mlops_compiler::source::SourceMap::default();
+                sources.add(mlops_compiler::source::SourceFile::new(target.clone(), shown.clone(), text));
+                let options = HumanOptions { colour: colour_enabled(), width: terminal_width() };
+                eprint!("{}", render_human_all(&[diagnostic], &sources, options));
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        1
+    } else if check && unformatted > 0 {
+        eprintln!("{unformatted} file{} would be reformatted; run `mlops fmt` to fix.", if unformatted == 1 { "" } else { "s" });
+        3
+    } else {
+        0
+    }
+}
+
+/// Writes through a temporary file and a rename, so an interrupted `fmt`
+/// never leaves a half-written configuration file.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let temporary = path.with_extension(format!("fmt-{}.tmp", std::process::id()));
+    std::fs::write(&temporary, text)?;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&temporary, metadata.permissions());
+    }
+    std::fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
+}

@@ -1,0 +1,426 @@
+# Schemas of the machine-learning kinds: feature_set, training, model,
+# model_version (read only), serving and monitor. See storage.hcl for the
+# meaning of each setting.
+
+kind "feature_set" {
+  description = "Features computed from a dataset's rows by typed expressions."
+  providers   = ["local", "s3"]
+
+  attribute "dataset" {
+    type        = ref(dataset)
+    required    = true
+    description = "The dataset whose rows the features are computed from."
+  }
+  attribute "entity" {
+    type        = string
+    required    = true
+    description = "The column that identifies an entity (checked against the dataset schema)."
+  }
+  attribute "bucket" {
+    type        = ref(bucket)
+    description = "Where to materialise the features; defaults to the dataset's bucket."
+  }
+  attribute "description" {
+    type        = string
+    description = "What the features are for."
+  }
+  block "feature" {
+    labels      = ["name"]
+    min_items   = 1
+    description = "One feature."
+    attribute "type" {
+      type        = string
+      required    = true
+      allowed     = ["int", "float", "bool", "string"]
+      description = "The feature's type; the expression must produce it."
+    }
+    attribute "expr" {
+      type        = any
+      required    = true
+      context     = "row"
+      description = "The value for one row; `row.COLUMN` reads the dataset's columns."
+    }
+    attribute "description" {
+      type        = string
+      description = "What the feature means."
+    }
+  }
+  attribute "version" {
+    type        = string
+    computed    = true
+    description = "Hash of the input version and the feature definitions."
+  }
+  attribute "uri" {
+    type        = string
+    computed    = true
+    description = "Where the materialised features live."
+  }
+  attribute "row_count" {
+    type        = number
+    computed    = true
+    description = "Number of entities materialised."
+  }
+}
+
+kind "training" {
+  description = "One training run: the user's code run on inputs with hyperparameters, reporting metrics."
+  providers   = ["local", "kubernetes"]
+
+  attribute "command" {
+    type        = list(string)
+    required_on = ["local"]
+    description = "The program to run; its working directory is the configuration's directory."
+  }
+  attribute "image" {
+    type        = string
+    only_on     = ["kubernetes"]
+    required_on = ["kubernetes"]
+    description = "The container image; resolved to a digest at plan time."
+  }
+  attribute "inputs" {
+    type        = map(ref(dataset, feature_set))
+    default     = {}
+    description = "Named inputs, each given to the run as MLOPS_INPUT_<NAME>."
+  }
+  attribute "hyperparameters" {
+    type        = map(any)
+    default     = {}
+    description = "Given to the run as MLOPS_HYPERPARAMETERS (JSON) and MLOPS_HP_<NAME>."
+  }
+  attribute "env" {
+    type        = map(string)
+    default     = {}
+    description = "Extra environment variables; sensitive values stay sensitive."
+  }
+  attribute "timeout" {
+    type        = string
+    format      = "duration"
+    default     = "24h"
+    description = "How long the run may take."
+  }
+  attribute "metrics" {
+    type        = list(string)
+    default     = []
+    reads_as    = "metrics"
+    description = "Metrics the run must report. Read back as `training.NAME.metrics.METRIC` (a number known after apply)."
+  }
+  attribute "retrain_on" {
+    type        = list(bool)
+    default     = []
+    description = "Conditions (such as monitor.NAME.drifted) that make the plan retrain when they turn true."
+  }
+  block "resources" {
+    max_items   = 1
+    description = "What the run needs."
+    attribute "cpu" {
+      type        = any
+      format      = "cpu"
+      description = "Cores (2) or millicores (\"500m\")."
+    }
+    attribute "memory" {
+      type        = string
+      format      = "memory"
+      description = "A quantity such as \"32Gi\"."
+    }
+    attribute "gpus" {
+      type        = number
+      default     = 0
+      min         = 0
+      integer     = true
+      description = "Number of GPUs."
+    }
+    attribute "gpu_type" {
+      type        = string
+      description = "The GPU model, such as \"nvidia-h100\"."
+    }
+  }
+  block "distributed" {
+    max_items   = 1
+    only_on     = ["kubernetes"]
+    description = "Run on several nodes (compiled to a Kubeflow TrainJob)."
+    attribute "nodes" {
+      type        = number
+      required    = true
+      min         = 1
+      integer     = true
+      description = "Number of nodes."
+    }
+    attribute "procs_per_node" {
+      type        = number
+      default     = 1
+      min         = 1
+      integer     = true
+      description = "Processes per node, usually one per GPU."
+    }
+  }
+  attribute "run_id" {
+    type        = string
+    computed    = true
+    description = "The run's identifier."
+  }
+  attribute "fingerprint" {
+    type        = string
+    computed    = true
+    description = "Hash of the code, inputs, hyperparameters and image that produced the run."
+  }
+  attribute "artifact_uri" {
+    type        = string
+    computed    = true
+    description = "Where the run's output artifacts are stored."
+  }
+}
+
+kind "model" {
+  description = "A registered model: a new version is registered from its source training only when every gate holds."
+  providers   = ["local", "mlflow", "oci"]
+  retained    = true
+
+  attribute "name" {
+    type        = string
+    description = "The registered name; defaults to the block's name."
+  }
+  attribute "source" {
+    type        = ref(training)
+    required    = true
+    description = "The training whose artifacts become the next version."
+  }
+  attribute "aliases" {
+    type        = list(string)
+    default     = []
+    description = "Aliases moved to each new version (a planned, reviewable change)."
+  }
+  attribute "description" {
+    type        = string
+    description = "What the model does."
+  }
+  attribute "tags" {
+    type        = map(string)
+    default     = {}
+    description = "Tags set on every version."
+  }
+  block "gate" {
+    labels      = ["name"]
+    description = "A condition a candidate must meet to be registered."
+    attribute "condition" {
+      type        = bool
+      required    = true
+      description = "Usually on `training.NAME.metrics.METRIC`; only declared metrics may be used."
+    }
+    attribute "error_message" {
+      type        = string
+      required    = true
+      description = "Shown when the gate fails."
+    }
+  }
+  attribute "version" {
+    type        = string
+    computed    = true
+    description = "The current version."
+  }
+  attribute "versions" {
+    type        = map(ref(model_version))
+    computed    = true
+    description = "Every registered version, by version number."
+  }
+  attribute "uri" {
+    type        = string
+    computed    = true
+    description = "Where the current version's artifacts are."
+  }
+}
+
+kind "model_version" {
+  description = "One registered version of a model (read through model.NAME.versions[\"N\"])."
+  providers   = ["local", "mlflow", "oci"]
+  declarable  = false
+
+  attribute "version" {
+    type     = string
+    computed = true
+  }
+  attribute "uri" {
+    type     = string
+    computed = true
+  }
+  attribute "run_id" {
+    type     = string
+    computed = true
+  }
+  attribute "fingerprint" {
+    type     = string
+    computed = true
+  }
+}
+
+kind "serving" {
+  description = "An endpoint serving a model version: a local process, a Kubernetes Deployment or a KServe InferenceService."
+  providers   = ["local", "kubernetes"]
+
+  attribute "model" {
+    type        = ref(model, model_version)
+    required    = true
+    description = "The model (its current version) or one version: model.NAME.versions[\"7\"]."
+  }
+  attribute "runtime" {
+    type        = string
+    allowed     = ["kserve", "deployment", "local"]
+    required_on = ["kubernetes"]
+    description = "How the model is served. Defaults to `local` on the local provider."
+  }
+  attribute "image" {
+    type        = string
+    only_on     = ["kubernetes"]
+    required_on = ["kubernetes"]
+    description = "The serving image (Kubernetes)."
+  }
+  attribute "command" {
+    type        = list(string)
+    only_on     = ["local"]
+    required_on = ["local"]
+    description = "The server to start (local runtime); it gets MLOPS_MODEL_DIR, MLOPS_MODEL_VERSION and PORT."
+  }
+  attribute "env" {
+    type        = map(string)
+    default     = {}
+    description = "Extra environment variables."
+  }
+  block "replicas" {
+    max_items   = 1
+    description = "How many copies to run."
+    attribute "min" {
+      type        = number
+      default     = 1
+      min         = 0
+      integer     = true
+      description = "Fewest replicas."
+    }
+    attribute "max" {
+      type        = number
+      default     = 1
+      min         = 1
+      integer     = true
+      description = "Most replicas."
+    }
+  }
+  block "autoscale" {
+    max_items   = 1
+    only_on     = ["kubernetes"]
+    description = "Scale between the replica bounds on a metric."
+    attribute "metric" {
+      type        = string
+      required    = true
+      allowed     = ["cpu", "memory", "concurrency", "rps"]
+      description = "What to scale on."
+    }
+    attribute "target" {
+      type        = number
+      required    = true
+      min         = 0
+      description = "The target value per replica."
+    }
+  }
+  block "resources" {
+    max_items   = 1
+    description = "What each replica needs."
+    attribute "cpu" {
+      type        = any
+      format      = "cpu"
+      description = "Cores (2) or millicores (\"500m\")."
+    }
+    attribute "memory" {
+      type        = string
+      format      = "memory"
+      description = "A quantity such as \"4Gi\"."
+    }
+    attribute "gpus" {
+      type        = number
+      default     = 0
+      min         = 0
+      integer     = true
+      description = "Number of GPUs."
+    }
+    attribute "gpu_type" {
+      type        = string
+      description = "The GPU model."
+    }
+  }
+  block "rollout" {
+    max_items   = 1
+    description = "How a new version replaces the live one."
+    attribute "strategy" {
+      type        = string
+      default     = "all_at_once"
+      allowed     = ["canary", "blue_green", "all_at_once"]
+      description = "canary (kserve), blue_green (kserve, local) or all_at_once."
+    }
+    attribute "traffic_percent" {
+      type        = number
+      format      = "percent"
+      description = "Share of traffic for the new version during a canary."
+    }
+  }
+  attribute "url" {
+    type        = string
+    computed    = true
+    description = "The endpoint's base URL."
+  }
+  attribute "live_version" {
+    type        = string
+    computed    = true
+    description = "The model version receiving traffic."
+  }
+  attribute "ready_replicas" {
+    type        = number
+    computed    = true
+    description = "Replicas ready to serve."
+  }
+}
+
+kind "monitor" {
+  description = "Drift between a reference dataset and current data, per column."
+  providers   = ["local", "kubernetes"]
+
+  attribute "reference" {
+    type        = ref(dataset)
+    required    = true
+    description = "The dataset the model was trained on."
+  }
+  attribute "current" {
+    type        = string
+    required    = true
+    format      = "uri_or_path"
+    description = "Where current data (such as inference logs) lives."
+  }
+  attribute "columns" {
+    type        = list(string)
+    required    = true
+    description = "Columns to compare (checked against the reference schema)."
+  }
+  attribute "method" {
+    type        = string
+    default     = "psi"
+    allowed     = ["psi", "ks", "wasserstein", "kl_div"]
+    description = "The drift statistic; ks and wasserstein need numeric columns."
+  }
+  attribute "threshold" {
+    type        = number
+    required    = true
+    min         = 0
+    description = "A column drifts when its score exceeds this."
+  }
+  attribute "schedule" {
+    type        = string
+    only_on     = ["kubernetes"]
+    description = "A cron schedule for the CronJob that recomputes drift."
+  }
+  attribute "scores" {
+    type        = map(number)
+    computed    = true
+    description = "The drift score per column, computed at refresh."
+  }
+  attribute "drifted" {
+    type        = bool
+    computed    = true
+    description = "Whether any column's score exceeds the threshold."
+  }
+}

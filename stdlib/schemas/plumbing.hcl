@@ -1,0 +1,197 @@
+# Schemas of data sources, provider configurations and state backends.
+
+data "model" {
+  description = "An existing registered model version, by alias or version."
+  providers   = ["local", "mlflow", "oci"]
+
+  attribute "name" {
+    type        = string
+    required    = true
+    description = "The registered model name."
+  }
+  attribute "alias" {
+    type        = string
+    description = "Read the version this alias points at."
+  }
+  attribute "version" {
+    type         = string
+    computed     = true
+    configurable = true
+    description  = "Read this version; the latest when neither alias nor version is set."
+  }
+  attribute "uri" {
+    type        = string
+    computed    = true
+    description = "Where the version's artifacts are."
+  }
+  attribute "run_id" {
+    type        = string
+    computed    = true
+    description = "The run that produced the version."
+  }
+}
+
+data "image" {
+  description = "A container image tag resolved to its digest."
+  providers   = ["oci"]
+
+  attribute "ref" {
+    type        = string
+    required    = true
+    description = "The image reference, such as ghcr.io/acme/train:1.4."
+  }
+  attribute "digest" {
+    type        = string
+    computed    = true
+    description = "The manifest digest (sha256:...)."
+  }
+  attribute "resolved" {
+    type        = string
+    computed    = true
+    description = "The reference pinned by digest."
+  }
+}
+
+data "dataset" {
+  description = "Data in object storage not managed here, versioned by its listing."
+  providers   = ["local", "s3"]
+
+  attribute "uri" {
+    type        = string
+    required    = true
+    format      = "uri_or_path"
+    description = "Where the data lives."
+  }
+  attribute "version" {
+    type        = string
+    computed    = true
+    description = "A hash of the objects' checksums and listing."
+  }
+  attribute "size_bytes" {
+    type        = number
+    computed    = true
+    description = "Total size of the objects."
+  }
+}
+
+provider "local" {
+  description = "The embedded default: the local disk and local processes."
+  attribute "root" {
+    type        = string
+    default     = ".mlops"
+    description = "Where objects, registries and run outputs are kept, relative to the configuration."
+  }
+}
+
+provider "s3" {
+  description = "Any S3 API. Credentials come from the standard AWS chain, never from the file."
+  attribute "region" {
+    type        = string
+    default     = "us-east-1"
+    description = "The region."
+  }
+  attribute "endpoint" {
+    type        = string
+    description = "For S3-compatible stores, such as http://127.0.0.1:9000."
+  }
+  attribute "force_path_style" {
+    type        = bool
+    default     = false
+    description = "Address buckets by path rather than by host name."
+  }
+  attribute "profile" {
+    type        = string
+    description = "The AWS profile to take credentials from."
+  }
+}
+
+provider "kubernetes" {
+  description = "A Kubernetes API server, through kubeconfig or in-cluster configuration."
+  attribute "context" {
+    type        = string
+    description = "The kubeconfig context; in-cluster configuration when absent."
+  }
+  attribute "namespace" {
+    type        = string
+    default     = "default"
+    description = "The namespace resources are created in."
+  }
+  attribute "kubeconfig" {
+    type        = string
+    description = "A kubeconfig file instead of the default one."
+  }
+}
+
+provider "mlflow" {
+  description = "An MLflow tracking and registry server."
+  attribute "url" {
+    type        = string
+    required    = true
+    description = "The server's base URL."
+  }
+  attribute "token" {
+    type        = string
+    sensitive   = true
+    description = "A bearer token; keep it in a sensitive variable."
+  }
+}
+
+provider "oci" {
+  description = "An OCI distribution registry."
+  attribute "registry" {
+    type        = string
+    required    = true
+    description = "The registry host, such as registry.example.com."
+  }
+  attribute "username" {
+    type        = string
+    description = "The user to log in as."
+  }
+  attribute "password" {
+    type        = string
+    sensitive   = true
+    description = "The password or token; keep it in a sensitive variable."
+  }
+  attribute "insecure" {
+    type        = bool
+    default     = false
+    description = "Use plain HTTP (for a registry on loopback)."
+  }
+}
+
+backend "local" {
+  description = "State in a directory next to the configuration."
+  attribute "path" {
+    type        = string
+    default     = ".mlops/state"
+    description = "The state directory."
+  }
+}
+
+backend "s3" {
+  description = "State in an S3 bucket, locked with a conditional write."
+  attribute "bucket" {
+    type        = string
+    required    = true
+    description = "The bucket holding state."
+  }
+  attribute "key" {
+    type        = string
+    required    = true
+    description = "The key prefix of this configuration's state."
+  }
+  attribute "region" {
+    type        = string
+    default     = "us-east-1"
+    description = "The region."
+  }
+  attribute "endpoint" {
+    type        = string
+    description = "For S3-compatible stores."
+  }
+  attribute "force_path_style" {
+    type        = bool
+    default     = false
+    description = "Address buckets by path."
+  }
+}
