@@ -28,7 +28,11 @@ pub fn parse_file(file: FileId, text: &str) -> Result<Body, Diagnostic> {
 }
 
 fn syntax_diagnostic(file: FileId, text: &str, rewritten: &Rewritten, error: &hcl_edit::parser::Error) -> Diagnostic {
-    let offset = rewritten.original_offset(error.location().offset()).min(text.len());
+    let mut offset = rewritten.original_offset(error.location().offset()).min(text.len());
+    // The parser may stop inside a multi-byte character.
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let token_end = text[offset..]
         .char_indices()
         .find(|(_, character)| !(character.is_alphanumeric() || *character == '_' || *character == '-'))

@@ -42,9 +42,9 @@ dataset "transactions" {
 
   schema {
     column "customer_id" { type = string }
-    column "amount"      { type = float, min = 0 }
-    column "age"         { type = int, min = 18, max = 120, nullable = true }
-    column "is_fraud"    { type = bool }
+    column "amount" { type = float, min = 0 }
+    column "age" { type = int, min = 18, max = 120, nullable = true }
+    column "is_fraud" { type = bool }
   }
 
   check "enough_rows" {
@@ -73,7 +73,7 @@ feature_set "txn" {
 
 training "fraud" {
   command = ["python3", "train.py"]
-  inputs = {
+  inputs  = {
     train = feature_set.txn
   }
   hyperparameters = {

@@ -1,0 +1,136 @@
+//! End-to-end tests of the `mlops` binary: exit codes, the JSON form, file
+//! errors, `fmt`, `explain` and `schema`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mlops(arguments: &[&str], directory: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mlops")).args(arguments).current_dir(directory).env("NO_COLOR", "1").output().expect("runs mlops")
+}
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let directory = std::env::temp_dir().join(format!("mlops-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).unwrap();
+    directory
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_accepts_the_quickstart() {
+    let output = mlops(&["validate", "examples/quickstart"], &repository());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("The configuration is valid: 7 resources checked."));
+}
+
+#[test]
+fn validate_reports_every_error_with_location_and_exits_1() {
+    let output = mlops(&["validate", "compiler/tests/fixtures/invalid/many-errors-in-one-run"], &repository());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("5 errors found."), "{stderr}");
+    assert!(stderr.contains("compiler/tests/fixtures/invalid/many-errors-in-one-run/main.mlops.hcl:"), "{stderr}");
+    assert!(stderr.contains("E0203 undeclared-metric"), "{stderr}");
+}
+
+#[test]
+fn validate_json_is_the_documented_shape() {
+    let output = mlops(&["validate", "--json", "compiler/tests/fixtures/invalid/unknown-attribute-reference"], &repository());
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(report["format_version"], "1.0");
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["error_count"], 1);
+    let diagnostic = &report["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "E0202");
+    assert_eq!(diagnostic["name"], "unknown-attribute-reference");
+    assert_eq!(diagnostic["range"]["start"]["line"], 16);
+    assert_eq!(diagnostic["range"]["start"]["column"], 22);
+    assert_eq!(diagnostic["help"], "did you mean `row_count`?");
+    assert_eq!(diagnostic["snippet"], "  value = dataset.tx.rows");
+}
+
+#[test]
+fn missing_empty_and_non_utf8_inputs_get_clear_errors() {
+    let missing = mlops(&["validate", "does-not-exist"], &scratch("missing"));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("E0003 unreadable-file"), "{}", text(&missing.stderr));
+    assert!(text(&missing.stderr).contains("it does not exist"));
+
+    let empty = scratch("empty");
+    let output = mlops(&["validate", "."], &empty);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("E0005 no-configuration"), "{}", text(&output.stderr));
+
+    let binary = scratch("binary");
+    std::fs::write(binary.join("main.mlops.hcl"), b"bucket \"b\" {\n  name = \"\xff\xfe\"\n}\n").unwrap();
+    let output = mlops(&["validate", "."], &binary);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("E0004 invalid-utf8") && stderr.contains("line 2, column 11"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn fmt_check_lists_unformatted_files_and_fmt_fixes_them_keeping_comments() {
+    let directory = scratch("fmt");
+    let path = directory.join("main.mlops.hcl");
+    std::fs::write(&path, "# keep this comment\nbucket \"b\"{\n name=\"b\" # and this one\n      versioning=true\n}\n").unwrap();
+    let check = mlops(&["fmt", "--check", "."], &directory);
+    assert_eq!(check.status.code(), Some(3));
+    assert!(text(&check.stdout).contains("main.mlops.hcl"));
+    assert_eq!(mlops(&["fmt", "."], &directory).status.code(), Some(0));
+    let formatted = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(formatted, "# keep this comment\nbucket \"b\" {\n  name       = \"b\" # and this one\n  versioning = true\n}\n");
+    assert_eq!(mlops(&["fmt", "--check", "."], &directory).status.code(), Some(0));
+}
+
+#[test]
+fn fmt_refuses_a_file_that_does_not_parse_and_leaves_it_untouched() {
+    let directory = scratch("fmt-bad");
+    let path = directory.join("main.mlops.hcl");
+    let original = "bucket \"b\" {\n  name = \n}\n";
+    std::fs::write(&path, original).unwrap();
+    let output = mlops(&["fmt", "."], &directory);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("E0001 syntax-error"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+}
+
+#[test]
+fn the_examples_are_formatted() {
+    let output = mlops(&["fmt", "--check", "--recursive", "examples"], &repository());
+    assert_eq!(output.status.code(), Some(0), "{}{}", text(&output.stdout), text(&output.stderr));
+}
+
+#[test]
+fn explain_prints_the_long_form_by_code_or_name() {
+    let by_code = mlops(&["explain", "E0403"], &repository());
+    assert_eq!(by_code.status.code(), Some(0));
+    assert!(text(&by_code.stdout).starts_with("# E0403 invalid-quantity"));
+    let by_name = mlops(&["explain", "invalid-quantity"], &repository());
+    assert_eq!(by_code.stdout, by_name.stdout);
+    let unknown = mlops(&["explain", "E9999"], &repository());
+    assert_eq!(unknown.status.code(), Some(1));
+}
+
+#[test]
+fn schema_prints_a_kind_and_suggests_on_typos() {
+    let output = mlops(&["schema", "dataset"], &repository());
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("row_count") && stdout.contains("computed") && stdout.contains("csv | parquet | jsonl"), "{stdout}");
+    let json = mlops(&["schema", "training", "--json"], &repository());
+    let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(parsed[0]["body"]["attributes"]["inputs"]["ty"], "map(ref(dataset, feature_set))");
+    let typo = mlops(&["schema", "datset"], &repository());
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(text(&typo.stderr).contains("did you mean `dataset`?"));
+}
