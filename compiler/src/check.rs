@@ -1301,15 +1301,10 @@ impl Checker {
                 self.diagnostics.push(
                     Diagnostic::error(codes::UNKNOWN_PROVIDER, format!("no `{provider_type}` provider has the alias `{alias}`"))
                         .at(attribute.value.span, "undeclared provider configuration")
-                        .with_help(did_you_mean(alias, aliases.iter().copied()).map_or_else(
-                            || format!("declare it: provider \"{provider_type}\" {{ alias = \"{alias}\" }}"),
-                            |suggestion| {
-                                suggestion
-                                    .replace("`", &format!("`{provider_type}."))
-                                    .replacen(&format!("`{provider_type}."), "`", 1)
-                                    .replacen("?", "?", 1)
-                            },
-                        )),
+                        .with_help(match crate::suggest::closest(alias, aliases.iter().copied()) {
+                            Some(closest) => format!("did you mean `{provider_type}.{closest}`?"),
+                            None => format!("declare it: provider \"{provider_type}\" {{ alias = \"{alias}\" }}"),
+                        }),
                 );
             }
         }

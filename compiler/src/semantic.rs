@@ -171,7 +171,7 @@ fn check_feature_set(checker: &mut BodyChecker<'_>, body: &Body, attributes: &BT
         }
         let actual = value.type_of();
         let expected = column_value_type(declared);
-        if !actual.is_any() && !(expected == actual) {
+        if !actual.is_any() && expected != actual {
             let help = match (declared, &actual) {
                 ("bool", Type::Number) => "compare it to get a bool, such as `row.age >= 21`".to_owned(),
                 ("int" | "float", Type::Bool) => "turn it into a number with a conditional: `cond ? 1 : 0`".to_owned(),
