@@ -417,7 +417,7 @@ impl BodyChecker<'_> {
                         codes::MISSING_SOURCE_FILE,
                         units::Rejection {
                             message: format!("the source \"{text}\" does not exist"),
-                            help: format!("paths are relative to the module directory ({})", self.scope.module_directory.display()),
+                            help: "paths are relative to the directory holding this configuration file".to_owned(),
                         },
                     )
                 })
