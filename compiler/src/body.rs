@@ -88,7 +88,7 @@ impl BodyChecker<'_> {
                 }
                 _ => self.eval_in(&attribute.value, attribute_schema.context.as_deref()),
             };
-            let value = self.check_value(&attribute.value, value, attribute_schema, what);
+            let value = self.check_value(&attribute.value, value, attribute_schema);
             values.insert(name.to_owned(), value);
         }
 
@@ -333,8 +333,7 @@ impl BodyChecker<'_> {
 
     /// Checks a value against an attribute schema; returns it converted to
     /// the attribute's type where the conversion is implicit.
-    fn check_value(&mut self, expr: &Expr, value: Value, schema: &AttributeSchema, what: &str) -> Value {
-        let _ = what;
+    fn check_value(&mut self, expr: &Expr, value: Value, schema: &AttributeSchema) -> Value {
         if !check_type(self.diagnostics, expr, &value, &schema.ty, &schema.name) {
             return Value::unknown_any();
         }
@@ -431,7 +430,7 @@ impl BodyChecker<'_> {
 }
 
 fn is_root_name(schemas: &Schemas, word: &str) -> bool {
-    ["var", "local", "module", "data", "each", "count", "self", "row", "path"].contains(&word) || schemas.resources.contains_key(word)
+    crate::eval::ROOT_NAMES.contains(&word) || schemas.resources.contains_key(word)
 }
 
 fn describe_suffix(schema: &AttributeSchema) -> String {

@@ -208,6 +208,7 @@ impl Checker {
             declared_locals: declarations.locals.keys().cloned().collect(),
             declared_modules: declarations.modules.keys().cloned().collect(),
             module_directory: loaded.directory.clone(),
+            module_display: loaded.display_directory.clone(),
             root_directory: self.root_directory.clone(),
             ..Scope::default()
         };
@@ -441,15 +442,16 @@ impl Checker {
                     );
                     continue;
                 }
+                // A provider is named by its type and alias together.
+                let provider_alias = block
+                    .body
+                    .attribute("alias")
+                    .and_then(|alias| literal_value(&alias.value))
+                    .and_then(|alias| alias.as_str().map(str::to_owned))
+                    .unwrap_or_default();
                 let key = match kind {
                     "mlops" | "locals" => None,
                     "provider" => {
-                        let alias = block
-                            .body
-                            .attribute("alias")
-                            .and_then(|alias| literal_value(&alias.value))
-                            .and_then(|alias| alias.as_str().map(str::to_owned))
-                            .unwrap_or_default();
                         if !self.schemas.providers.contains_key(&block.labels[0].value) {
                             self.diagnostics.push(
                                 Diagnostic::error(
@@ -465,7 +467,7 @@ impl Checker {
                             );
                             continue;
                         }
-                        Some(("provider".to_owned(), format!("{}.{alias}", block.labels[0].value)))
+                        Some(("provider".to_owned(), format!("{}.{provider_alias}", block.labels[0].value)))
                     }
                     "data" => {
                         if !self.schemas.data.contains_key(&block.labels[0].value) {
@@ -553,9 +555,7 @@ impl Checker {
                         declarations.modules.insert(block.labels[0].value.clone(), block.clone());
                     }
                     "provider" => {
-                        let (_, alias) = key.unwrap_or_default();
-                        let alias = alias.split_once('.').map(|(_, alias)| alias.to_owned()).unwrap_or_default();
-                        declarations.providers.insert((block.labels[0].value.clone(), alias), block.clone());
+                        declarations.providers.insert((block.labels[0].value.clone(), provider_alias), block.clone());
                     }
                     "data" => {
                         declarations.data.insert((block.labels[0].value.clone(), block.labels[1].value.clone()), block.clone());
@@ -1010,13 +1010,7 @@ impl Checker {
             );
             return (Value::unknown_any(), None);
         }
-        let parent_display = self
-            .sources
-            .files()
-            .find(|(_, file)| file.directory() == scope.module_directory)
-            .map(|(_, file)| file.display_path.rsplit_once('/').map_or(String::new(), |(directory, _)| directory.to_owned()))
-            .unwrap_or_default();
-        let display = crate::loader::display_join(&parent_display, source.trim_start_matches("./"));
+        let display = crate::loader::display_join(&scope.module_display, source.trim_start_matches("./"));
         let Some(loaded) = load_directory(&directory, &display, &mut self.sources, &mut self.diagnostics) else {
             return (Value::unknown_any(), None);
         };

@@ -33,6 +33,8 @@ pub struct Scope {
     pub resources: HashMap<(String, String), Value>,
     pub data: HashMap<(String, String), Value>,
     pub module_directory: PathBuf,
+    /// The module directory as the user sees it in messages.
+    pub module_display: String,
     pub root_directory: PathBuf,
 }
 
@@ -63,7 +65,8 @@ pub struct Evaluator<'a> {
     iterators: Vec<(String, Value)>,
 }
 
-const ROOT_NAMES: &[&str] = &["var", "local", "module", "data", "each", "count", "self", "row", "path"];
+/// Names that start a reference, besides resource kinds and `for` variables.
+pub const ROOT_NAMES: &[&str] = &["var", "local", "module", "data", "each", "count", "self", "row", "path"];
 
 impl<'a> Evaluator<'a> {
     pub fn new(scope: &'a Scope, context: &'a Context, schemas: &'static Schemas, diagnostics: &'a mut Diagnostics) -> Self {
@@ -81,7 +84,7 @@ impl<'a> Evaluator<'a> {
             ExprKind::Bool(flag) => Value::Bool(*flag),
             ExprKind::Number(number) => Value::Number(*number),
             ExprKind::String(text) => Value::String(text.clone()),
-            ExprKind::Template(parts) => self.template(parts, expr.span),
+            ExprKind::Template(parts) => self.template(parts),
             ExprKind::List(items) => Value::List(items.iter().map(|item| self.eval(item)).collect()),
             ExprKind::Object(items) => {
                 let mut entries = BTreeMap::new();
@@ -147,7 +150,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn template(&mut self, parts: &[TemplatePart], span: Span) -> Value {
+    fn template(&mut self, parts: &[TemplatePart]) -> Value {
         let mut out = String::new();
         let mut known = true;
         let mut sensitive = false;
@@ -185,8 +188,8 @@ impl<'a> Evaluator<'a> {
                 }
                 TemplatePart::If { condition, then, otherwise } => {
                     let condition_value = self.eval(condition);
-                    let then_value = self.template(then, span);
-                    let otherwise_value = self.template(otherwise, span);
+                    let then_value = self.template(then);
+                    let otherwise_value = self.template(otherwise);
                     match condition_value.unmark().0 {
                         Value::Bool(true) => out.push_str(then_value.as_str().unwrap_or_default()),
                         Value::Bool(false) => out.push_str(otherwise_value.as_str().unwrap_or_default()),
@@ -200,7 +203,7 @@ impl<'a> Evaluator<'a> {
                         Some(pairs) => {
                             for (key, value) in pairs {
                                 let pushed = self.bind(key_var.as_ref().map(|ident| ident.name.as_str()), &value_var.name, key, value);
-                                let piece = self.template(body, span);
+                                let piece = self.template(body);
                                 self.iterators.truncate(self.iterators.len() - pushed);
                                 match piece.as_str() {
                                     Some(text) => out.push_str(text),
@@ -216,7 +219,7 @@ impl<'a> Evaluator<'a> {
                                 Value::unknown_any(),
                                 Value::Unknown(element),
                             );
-                            self.template(body, span);
+                            self.template(body);
                             self.iterators.truncate(self.iterators.len() - pushed);
                             known = false;
                         }
@@ -435,21 +438,15 @@ impl<'a> Evaluator<'a> {
             let mut failed = false;
             for (value, expr) in [(left_unmarked, left), (right_unmarked, right)] {
                 let found = value.type_of();
-                let convertible = *expected == Type::Number && matches!(value, Value::String(text) if text.trim().parse::<f64>().is_ok());
-                if !expected.accepts(&found) && !convertible
-                    || (matches!(expected, Type::Number) && found == Type::String && !convertible && !matches!(value, Value::Unknown(_)))
-                {
+                // Known numeric strings convert, as in Terraform; anything else must already fit.
+                let numeric_string = *expected == Type::Number && value.as_str().is_some_and(|text| text.trim().parse::<f64>().is_ok());
+                if !expected.accepts(&found) && !numeric_string {
                     failed = true;
+                    let help = (*expected == Type::Number && found == Type::String).then(|| "convert it with tonumber(...)".to_owned());
                     self.error(
                         Diagnostic::error(codes::TYPE_MISMATCH, format!("`{}` needs {expected} operands, not {found}", operator.as_str()))
-                            .at(expr.span, format!("this is {found}")),
-                    );
-                } else if matches!(expected, Type::Number) && matches!(value, Value::Unknown(Type::String)) {
-                    failed = true;
-                    self.error(
-                        Diagnostic::error(codes::TYPE_MISMATCH, format!("`{}` needs number operands, not string", operator.as_str()))
-                            .at(expr.span, "this is string")
-                            .with_help("convert it with tonumber(...)"),
+                            .at(expr.span, format!("this is {found}"))
+                            .with_optional_help(help),
                     );
                 }
             }
@@ -502,14 +499,14 @@ impl<'a> Evaluator<'a> {
                 ExprKind::Variable(name) => (name, root.span, steps.as_slice()),
                 _ => {
                     let base = self.eval(root);
-                    return self.apply_steps(base, steps, Flavor::Plain, expr.span);
+                    return self.apply_steps(base, steps, Flavor::Plain);
                 }
             },
             _ => return Value::unknown_any(),
         };
         if let Some((_, value)) = self.iterators.iter().rev().find(|(name, _)| name == root_name) {
             let value = value.clone();
-            return self.apply_steps(value, steps, Flavor::Plain, expr.span);
+            return self.apply_steps(value, steps, Flavor::Plain);
         }
         let name_step = |index: usize| -> Option<(&str, Span)> {
             match steps.get(index) {
@@ -520,7 +517,7 @@ impl<'a> Evaluator<'a> {
         let whole = |upto: usize| -> Span { steps.get(upto).map_or(root_span, |step| root_span.to(step.span)) };
         match root_name {
             "var" | "local" => {
-                let Some((name, span)) = name_step(0) else {
+                let Some((name, _)) = name_step(0) else {
                     return self.error(
                         Diagnostic::error(codes::INVALID_REFERENCE, format!("`{root_name}` must be followed by a name"))
                             .at(root_span, "incomplete reference")
@@ -550,8 +547,7 @@ impl<'a> Evaluator<'a> {
                         );
                     }
                 };
-                let _ = span;
-                self.apply_steps(value, &steps[1..], Flavor::Plain, expr.span)
+                self.apply_steps(value, &steps[1..], Flavor::Plain)
             }
             "module" => {
                 let Some((name, _)) = name_step(0) else {
@@ -586,7 +582,7 @@ impl<'a> Evaluator<'a> {
                         );
                     }
                 }
-                self.apply_steps(value, &steps[1..], Flavor::Plain, expr.span)
+                self.apply_steps(value, &steps[1..], Flavor::Plain)
             }
             "data" => {
                 let (Some((kind, kind_span)), Some((name, _))) = (name_step(0), name_step(1)) else {
@@ -619,17 +615,17 @@ impl<'a> Evaluator<'a> {
                         )
                     }
                 };
-                self.apply_steps(value, &steps[2..], Flavor::Plain, expr.span)
+                self.apply_steps(value, &steps[2..], Flavor::Plain)
             }
             "each" => match &self.context.each {
                 Some((key, value)) => match name_step(0) {
                     Some(("key", _)) => {
                         let key = key.clone();
-                        self.apply_steps(key, &steps[1..], Flavor::Plain, expr.span)
+                        self.apply_steps(key, &steps[1..], Flavor::Plain)
                     }
                     Some(("value", _)) => {
                         let value = value.clone();
-                        self.apply_steps(value, &steps[1..], Flavor::Plain, expr.span)
+                        self.apply_steps(value, &steps[1..], Flavor::Plain)
                     }
                     _ => self.error(
                         Diagnostic::error(codes::INVALID_REFERENCE, "`each` has only `each.key` and `each.value`")
@@ -648,7 +644,7 @@ impl<'a> Evaluator<'a> {
             "count" => match (&self.context.count_index, name_step(0)) {
                 (Some(index), Some(("index", _))) => {
                     let index = index.clone();
-                    self.apply_steps(index, &steps[1..], Flavor::Plain, expr.span)
+                    self.apply_steps(index, &steps[1..], Flavor::Plain)
                 }
                 (Some(_), _) => {
                     self.error(Diagnostic::error(codes::INVALID_REFERENCE, "`count` has only `count.index`").at(whole(0), "not available"))
@@ -665,7 +661,7 @@ impl<'a> Evaluator<'a> {
             "self" => match &self.context.self_value {
                 Some(value) => {
                     let value = value.clone();
-                    self.apply_steps(value, steps, Flavor::Plain, expr.span)
+                    self.apply_steps(value, steps, Flavor::Plain)
                 }
                 None => self.error(
                     Diagnostic::error(
@@ -679,7 +675,7 @@ impl<'a> Evaluator<'a> {
             "row" => match &self.context.row {
                 Some(value) => {
                     let value = value.clone();
-                    self.apply_steps(value, steps, Flavor::Row, expr.span)
+                    self.apply_steps(value, steps, Flavor::Row)
                 }
                 None => self.error(
                     Diagnostic::error(
@@ -701,7 +697,7 @@ impl<'a> Evaluator<'a> {
                         )
                     }
                 };
-                self.apply_steps(value, &steps[1..], Flavor::Plain, expr.span)
+                self.apply_steps(value, &steps[1..], Flavor::Plain)
             }
             kind if self.schemas.resources.get(kind).is_some_and(|schema| schema.declarable) => {
                 let Some((name, _)) = name_step(0) else {
@@ -718,9 +714,7 @@ impl<'a> Evaluator<'a> {
                     }
                     None => {
                         let same_kind = self.scope.declared_resources.get(kind).into_iter().flatten().map(String::as_str);
-                        let mut help = did_you_mean(name, same_kind).map(|suggestion| {
-                            suggestion.replace('`', "").replace("did you mean ", &format!("did you mean `{kind}.")).replace('?', "`?")
-                        });
+                        let mut help = crate::suggest::closest(name, same_kind).map(|closest| format!("did you mean `{kind}.{closest}`?"));
                         if help.is_none() {
                             help = self
                                 .scope
@@ -736,7 +730,7 @@ impl<'a> Evaluator<'a> {
                         );
                     }
                 };
-                self.apply_steps(value, &steps[1..], Flavor::Plain, expr.span)
+                self.apply_steps(value, &steps[1..], Flavor::Plain)
             }
             other => {
                 let mut candidates: Vec<&str> = ROOT_NAMES.to_vec();
@@ -753,7 +747,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn apply_steps(&mut self, mut value: Value, steps: &[TraversalStep], mut flavor: Flavor, whole: Span) -> Value {
+    fn apply_steps(&mut self, mut value: Value, steps: &[TraversalStep], mut flavor: Flavor) -> Value {
         for (index, step) in steps.iter().enumerate() {
             let (unmarked, sensitive) = value.clone().into_unmarked();
             if matches!(unmarked, Value::Unknown(Type::Any)) && !matches!(step.kind, StepKind::AttrSplat | StepKind::FullSplat) {
@@ -777,12 +771,12 @@ impl<'a> Evaluator<'a> {
                         Value::Null => Vec::new(),
                         Value::Unknown(ty) => {
                             let element = ty.element().unwrap_or(ty.clone());
-                            let projected = self.apply_steps(Value::Unknown(element), rest, flavor.clone(), whole);
+                            let projected = self.apply_steps(Value::Unknown(element), rest, flavor.clone());
                             return Value::Unknown(Type::list(projected.type_of())).mark_if(sensitive);
                         }
                         single => vec![single],
                     };
-                    let projected: Vec<Value> = items.into_iter().map(|item| self.apply_steps(item, rest, flavor.clone(), whole)).collect();
+                    let projected: Vec<Value> = items.into_iter().map(|item| self.apply_steps(item, rest, flavor.clone())).collect();
                     return Value::List(projected).mark_if(sensitive);
                 }
             }

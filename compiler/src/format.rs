@@ -21,7 +21,16 @@ use crate::source::FileId;
 /// Formats `source`. Fails with the syntax diagnostic when it does not parse.
 pub fn format_source(source: &str) -> Result<String, Diagnostic> {
     crate::syntax::parse_file(FileId(0), source)?;
-    Ok(format_tokens(source))
+    let formatted = format_tokens(source);
+    // `fmt` rewrites users' files: never hand back text that no longer parses.
+    if crate::syntax::parse_file(FileId(0), &formatted).is_err() {
+        return Err(Diagnostic::error(
+            crate::diagnostic::codes::SYNTAX_ERROR,
+            "the formatter could not format this file safely, so it is left unchanged",
+        )
+        .with_help("this is a bug in mlops fmt; please report it with the file"));
+    }
+    Ok(formatted)
 }
 
 struct Line {
@@ -221,7 +230,7 @@ fn space_between(tokens: &[Token], index: usize, source: &str) -> bool {
         ("{", "}") => false,
         (_, "}") | ("{", _) => true,
         (_, "*") if p == "." || p == "[" => false,
-        (_, "(") => !(previous.kind == TokenKind::Ident && !KEYWORDS.contains(&p)),
+        (_, "(") => previous.kind != TokenKind::Ident || KEYWORDS.contains(&p),
         (_, "[") => {
             !(matches!(previous.kind, TokenKind::Ident | TokenKind::String | TokenKind::Number) && !KEYWORDS.contains(&p)
                 || p == "]"
@@ -244,6 +253,11 @@ mod tests {
             "# top\n\nbucket \"b\" {\n  name       = \"x\" # keep me\n  versioning = true\n  tags       = { a = 1, bb = [1, 2] }\n  lifecycle_rule {\n    expire_days = f(1, -2)\n  }\n}\n"
         );
         assert_eq!(format_source(&formatted).unwrap(), formatted);
+    }
+
+    #[test]
+    fn unicode_identifiers_stay_whole() {
+        assert_eq!(format_source("a=\u{B919}A").unwrap(), "a = \u{B919}A\n");
     }
 
     #[test]

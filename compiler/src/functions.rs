@@ -91,7 +91,7 @@ fn strip_marks(value: &Value) -> Value {
 
 fn expect(args: &[Value], index: usize, expected: &Type) -> Result<(), CallError> {
     let found = args[index].type_of();
-    if expected.accepts(&found) && !(matches!(expected, Type::String) && found.is_collection() && !found.is_any()) {
+    if expected.accepts(&found) {
         Ok(())
     } else {
         Err(CallError::ArgumentType { index, expected: expected.to_string(), found })

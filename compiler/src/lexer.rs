@@ -12,6 +12,8 @@
 //!
 //! It never fails: bytes it does not understand become [`TokenKind::Unknown`].
 
+use hcl_primitives::ident::{is_id_continue, is_id_start};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     Ident,
@@ -87,10 +89,12 @@ pub fn tokenize(source: &str) -> Vec<Token> {
                 index = scan_number(bytes, index);
                 TokenKind::Number
             }
-            _ if byte.is_ascii_alphabetic() || byte == b'_' => {
-                index += 1;
-                while index < bytes.len() && (bytes[index].is_ascii_alphanumeric() || bytes[index] == b'_' || bytes[index] == b'-') {
-                    index += 1;
+            // Identifiers follow hcl-edit's own rule (Unicode XID), so the
+            // formatter never splits a name the parser reads as one.
+            _ if source[index..].chars().next().is_some_and(is_id_start) => {
+                index += source[index..].chars().next().map_or(1, char::len_utf8);
+                while let Some(character) = source[index..].chars().next().filter(|character| is_id_continue(*character)) {
+                    index += character.len_utf8();
                 }
                 TokenKind::Ident
             }
@@ -376,6 +380,13 @@ mod tests {
     fn commas_inside_expressions_are_left_alone() {
         let source = "x {\n  a = [1, 2]\n  b = { c = 1, d = f(1, 2) }\n}\n";
         assert!(rewrite_block_commas(source).is_identity());
+    }
+
+    #[test]
+    fn unicode_identifiers_are_one_token_as_in_the_parser() {
+        let tokens = tokenize("a=\u{B919}A");
+        assert_eq!(tokens.len(), 3);
+        assert_eq!(tokens[2].kind, TokenKind::Ident);
     }
 
     #[test]

@@ -18,6 +18,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use mlops_compiler::check::{check_directory, CheckOptions, CheckResult};
 use mlops_compiler::diagnostic::codes;
 use mlops_compiler::diagnostic::render::{render_human_all, HumanOptions};
@@ -42,22 +44,9 @@ fn directories(under: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn config_files(directory: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(directory).unwrap().filter_map(Result::ok) {
-        let path = entry.path();
-        if path.is_dir() {
-            config_files(&path, out);
-        } else if path.to_string_lossy().ends_with(".mlops.hcl") {
-            out.push(path);
-        }
-    }
-}
-
 fn expectations(directory: &Path, display: &str) -> Vec<Expected> {
-    let mut files = Vec::new();
-    config_files(directory, &mut files);
     let mut expected = Vec::new();
-    for path in files {
+    for path in common::config_files(directory) {
         let relative = path.strip_prefix(directory).unwrap().to_string_lossy().replace('\\', "/");
         let shown = format!("{display}/{relative}");
         let text = std::fs::read_to_string(&path).unwrap();

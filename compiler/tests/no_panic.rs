@@ -3,38 +3,38 @@
 //! and must return diagnostics, never unwind. Formatting anything that
 //! parses must be idempotent.
 
+mod common;
+
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use mlops_compiler::check::{check_directory, CheckOptions};
 use mlops_compiler::format::format_source;
 use proptest::prelude::*;
 
-fn corpus() -> Vec<String> {
-    fn walk(directory: &Path, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(directory).unwrap().filter_map(Result::ok) {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.to_string_lossy().ends_with(".mlops.hcl") {
-                out.push(std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"), &mut out);
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples"), &mut out);
-    out
+/// The text of every fixture and example, read once for all cases.
+fn corpus() -> &'static [String] {
+    static CORPUS: OnceLock<Vec<String>> = OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        common::config_files(&manifest.join("tests/fixtures"))
+            .into_iter()
+            .chain(common::config_files(&manifest.join("../examples")))
+            .map(|path| std::fs::read_to_string(path).unwrap())
+            .collect()
+    })
 }
 
 /// Runs the whole front end on `text` as a one-file configuration.
 fn exercise(text: &str, scratch: &Path) {
     std::fs::write(scratch.join("main.mlops.hcl"), text).unwrap();
     let result = std::panic::catch_unwind(|| check_directory(scratch, "fuzz", &CheckOptions::default()));
-    assert!(result.is_ok(), "the checker panicked on:\n{text}");
+    assert!(result.is_ok(), "the checker panicked on:\n{text:?}");
     let formatted = std::panic::catch_unwind(|| format_source(text));
     assert!(formatted.is_ok(), "the formatter panicked on:\n{text}");
     if let Ok(Ok(once)) = formatted {
-        let twice = format_source(&once).expect("formatted output parses");
+        let twice = format_source(&once)
+            .unwrap_or_else(|diagnostic| panic!("formatting {text:?} gave {once:?}, which does not parse: {}", diagnostic.message));
         assert_eq!(once, twice, "formatting is not idempotent for:\n{text}");
     }
 }
@@ -114,7 +114,7 @@ proptest! {
 #[test]
 fn every_fixture_formats_idempotently() {
     for text in corpus() {
-        let once = format_source(&text);
+        let once = format_source(text);
         if let Ok(once) = once {
             assert_eq!(format_source(&once).unwrap(), once);
         }
