@@ -48,6 +48,139 @@ enum Command {
     },
     /// Explain a diagnostic code, such as E0102 or unknown-attribute.
     Explain { code: String },
+    /// Prepare a configuration directory: check it, create the state backend.
+    Init {
+        #[arg(default_value = ".")]
+        directory: PathBuf,
+    },
+    /// Refresh, compare with the configuration, and print what apply would do.
+    Plan {
+        #[command(flatten)]
+        common: CommonPlanArguments,
+        /// Save the plan, to apply exactly it later.
+        #[arg(long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: crate::commands::PlanFormat,
+        /// Exit 2 when there are changes, 0 when there are none.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Plan the removal of everything managed.
+        #[arg(long)]
+        destroy: bool,
+    },
+    /// Carry out a plan: of the directory (after approval), or a saved one.
+    Apply {
+        #[command(flatten)]
+        common: CommonPlanArguments,
+        /// Do not ask for approval.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Remove everything managed. Retained kinds (datasets, models) are forgotten, not deleted, unless --delete-retained.
+    Destroy {
+        #[command(flatten)]
+        common: CommonPlanArguments,
+        #[arg(long)]
+        auto_approve: bool,
+        /// Delete retained kinds too.
+        #[arg(long)]
+        delete_retained: bool,
+    },
+    /// Print a saved plan, or the state of a directory.
+    Show {
+        /// A saved plan file, or a configuration directory (default: the current one).
+        path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the root module's outputs.
+    Output {
+        name: Option<String>,
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect and edit the state (always locked).
+    #[command(subcommand)]
+    State(crate::commands::StateCommand),
+    /// Print the dependency graph.
+    Graph {
+        #[arg(default_value = ".")]
+        directory: PathBuf,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: crate::commands::GraphFormat,
+    },
+    /// Which data, code and parameters produced a resource, from state.
+    Lineage {
+        address: String,
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a stuck state lock.
+    ForceUnlock {
+        id: String,
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct CommonPlanArguments {
+    /// The configuration directory (or, for apply, a saved plan file).
+    #[arg(default_value = ".")]
+    directory: PathBuf,
+    /// Set a variable: NAME=VALUE.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    variables: Vec<String>,
+    /// Read variables from a file of `name = value` lines.
+    #[arg(long = "var-file", value_name = "FILE")]
+    variable_files: Vec<PathBuf>,
+    /// Limit the plan to these resources and what they depend on.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    targets: Vec<String>,
+    /// Leave these resources, and what depends on them, out of the plan.
+    #[arg(long = "exclude", value_name = "ADDRESS")]
+    excludes: Vec<String>,
+    /// Read live objects before planning (default true).
+    #[arg(long, default_value = "true", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    refresh: bool,
+    /// How many resources to refresh or apply at once.
+    #[arg(long, default_value = "10")]
+    parallelism: usize,
+}
+
+impl CommonPlanArguments {
+    fn into_plan_arguments(self) -> crate::commands::PlanArguments {
+        crate::commands::PlanArguments {
+            directory: self.directory,
+            variables: self.variables,
+            variable_files: self.variable_files,
+            targets: self.targets,
+            excludes: self.excludes,
+            refresh: self.refresh,
+            parallelism: self.parallelism,
+        }
+    }
+}
+
+/// Terraform-style single-dash options (`-var`, `-out`, `-target`, ...) are
+/// accepted as well as the double-dash ones.
+fn normalise_arguments(arguments: impl Iterator<Item = String>) -> Vec<String> {
+    const SINGLE_DASH: &[&str] =
+        &["var", "var-file", "out", "target", "exclude", "refresh", "parallelism", "auto-approve", "detailed-exitcode", "json", "destroy"];
+    arguments
+        .map(|argument| {
+            let name = argument.strip_prefix('-').filter(|rest| !rest.starts_with('-'));
+            match name {
+                Some(rest) if SINGLE_DASH.contains(&rest.split('=').next().unwrap_or(rest)) => format!("-{argument}"),
+                _ => argument,
+            }
+        })
+        .collect()
 }
 
 fn colour_enabled() -> bool {
@@ -55,7 +188,7 @@ fn colour_enabled() -> bool {
 }
 
 pub fn run() -> i32 {
-    let arguments = match Arguments::try_parse() {
+    let arguments = match Arguments::try_parse_from(normalise_arguments(std::env::args())) {
         Ok(arguments) => arguments,
         Err(error) => {
             let _ = error.print();
@@ -67,6 +200,22 @@ pub fn run() -> i32 {
         Command::Fmt { paths, check, recursive } => crate::cli::format_command(&paths, check, recursive),
         Command::Schema { kind, json } => schema(kind.as_deref(), json),
         Command::Explain { code } => explain(&code),
+        Command::Init { directory } => crate::commands::init_command(&directory),
+        Command::Plan { common, out, format, detailed_exitcode, destroy } => {
+            crate::commands::plan_command(&common.into_plan_arguments(), out.as_deref(), format, detailed_exitcode, destroy)
+        }
+        Command::Apply { common, auto_approve } => {
+            crate::commands::apply_command(&common.into_plan_arguments(), auto_approve, false, false)
+        }
+        Command::Destroy { common, auto_approve, delete_retained } => {
+            crate::commands::apply_command(&common.into_plan_arguments(), auto_approve, true, delete_retained)
+        }
+        Command::Show { path, json } => crate::commands::show_command(path.as_deref(), json),
+        Command::Output { name, directory, json } => crate::commands::output_command(&directory, name.as_deref(), json),
+        Command::State(command) => crate::commands::state_command(&command),
+        Command::Graph { directory, format } => crate::commands::graph_command(&directory, format),
+        Command::Lineage { address, directory, json } => crate::commands::lineage_command(&directory, &address, json),
+        Command::ForceUnlock { id, directory } => crate::commands::force_unlock_command(&directory, &id),
     }
 }
 
@@ -231,7 +380,7 @@ pub fn format_command(paths: &[PathBuf], check: bool, recursive: bool) -> i32 {
                 let mut sources = mlops_compiler::source::SourceMap::default();
                 sources.add(mlops_compiler::source::SourceFile::new(target.clone(), shown.clone(), text));
                 let options = HumanOptions { colour: colour_enabled(), width: terminal_width() };
-                eprint!("{}", render_human_all(&[diagnostic], &sources, options));
+                eprint!("{}", render_human_all(&[*diagnostic], &sources, options));
                 failed = true;
             }
         }

@@ -1,8 +1,10 @@
 //! The `mlops` command line: argument parsing, rendering and exit codes.
-//! Everything else lives in the `mlops-compiler` crate; only this crate knows
-//! about terminals.
+//! The compiler, the engine and the providers live in their own crates; only
+//! this crate knows about terminals.
 
 mod cli;
+mod commands;
+mod plan_render;
 mod schema_text;
 
 fn main() {

@@ -26,6 +26,12 @@ pub struct BodyChecker<'a> {
     /// Values for attributes whose schema names a `context`.
     pub row: Option<Value>,
     pub self_value: Option<Value>,
+    /// When set, the residual text (see [`crate::residual`]) of every
+    /// attribute whose value is not wholly known, by attribute path. The
+    /// planner needs them; `validate` does not.
+    pub deferred: Option<Vec<(Vec<String>, String)>>,
+    /// The path of the block being checked, for `deferred`.
+    pub path: Vec<String>,
 }
 
 impl BodyChecker<'_> {
@@ -33,7 +39,7 @@ impl BodyChecker<'_> {
         Evaluator::new(self.scope, &self.context, self.schemas, self.diagnostics).eval(expr)
     }
 
-    fn eval_in(&mut self, expr: &Expr, extra: Option<&str>) -> Value {
+    fn context_for(&self, extra: Option<&str>) -> Context {
         let mut context = self.context.clone();
         match extra {
             Some("row") => {
@@ -46,6 +52,11 @@ impl BodyChecker<'_> {
             }
             _ => {}
         }
+        context
+    }
+
+    fn eval_in(&mut self, expr: &Expr, extra: Option<&str>) -> Value {
+        let context = self.context_for(extra);
         Evaluator::new(self.scope, &context, self.schemas, self.diagnostics).eval(expr)
     }
 
@@ -89,6 +100,15 @@ impl BodyChecker<'_> {
                 _ => self.eval_in(&attribute.value, attribute_schema.context.as_deref()),
             };
             let value = self.check_value(&attribute.value, value, attribute_schema);
+            if self.deferred.is_some() && !value.is_wholly_known() {
+                let context = self.context_for(attribute_schema.context.as_deref());
+                let text = crate::residual::residual(&attribute.value, self.scope, &context, self.schemas);
+                let mut path = self.path.clone();
+                path.push(name.to_owned());
+                if let Some(deferred) = self.deferred.as_mut() {
+                    deferred.push((path, text));
+                }
+            }
             values.insert(name.to_owned(), value);
         }
 
@@ -237,7 +257,15 @@ impl BodyChecker<'_> {
                 Some(label) => format!("{name} `{}`", label.value),
                 None => format!("the `{name}` block"),
             };
+            let saved_depth = self.path.len();
+            self.path.push(name.to_owned());
+            match block.labels.first() {
+                Some(label) => self.path.push(label.value.clone()),
+                None if nested.max_items != Some(1) => self.path.push(seen_counts.get(name).map_or(0, |count| count - 1).to_string()),
+                None => {}
+            }
             let nested_values = self.check(&block.body, &nested.body, block.header_span(), &nested_what, &[]);
+            self.path.truncate(saved_depth);
             let nested_value = Value::Map(nested_values);
             match block.labels.first() {
                 Some(label) => {

@@ -43,6 +43,36 @@ pub enum InstanceKey {
 pub struct CheckedInstance {
     pub key: InstanceKey,
     pub value: Arc<ResourceValue>,
+    /// Residual expressions (see [`crate::residual`]) of the attributes not
+    /// wholly known, by attribute path. Filled only when planning.
+    pub deferred: Vec<(Vec<String>, String)>,
+}
+
+/// What the planner sees of one resource instance while the configuration
+/// is evaluated, in dependency order.
+pub struct InstanceDraft<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub is_data: bool,
+    pub provider_type: &'a str,
+    pub provider_alias: Option<&'a str>,
+    pub module_path: &'a [String],
+    pub module_directory: &'a Path,
+    /// The evaluated attributes; computed ones are unknown.
+    pub attributes: &'a BTreeMap<String, Value>,
+    pub deferred: &'a [(Vec<String>, String)],
+    pub lifecycle: &'a Lifecycle,
+    pub depends_on: &'a [String],
+    /// The block header, for messages about this resource.
+    pub span: Span,
+}
+
+/// The planner's hook into evaluation. Given an instance's configuration, it
+/// decides what happens to it and returns the computed attributes already
+/// known (from state when nothing changes, or from the provider's plan), so
+/// that everything downstream is evaluated with them.
+pub trait PlanResolver {
+    fn resolve(&mut self, instance: &InstanceDraft<'_>) -> BTreeMap<String, Value>;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -73,6 +103,8 @@ pub struct CheckedResource {
 pub struct CheckedOutput {
     pub name: String,
     pub value: Value,
+    /// The residual expression when the value is not wholly known (planning only).
+    pub residual: Option<String>,
     pub sensitive: bool,
     pub description: Option<String>,
 }
@@ -115,7 +147,19 @@ impl CheckResult {
 /// Checks the configuration in `directory`. `display` is how the directory
 /// is shown in messages (usually as the user typed it).
 pub fn check_directory(directory: &Path, display: &str, options: &CheckOptions) -> CheckResult {
+    check_directory_with(directory, display, options, None)
+}
+
+/// [`check_directory`] with the planner's hook: every resource instance is
+/// handed to `resolver` as soon as its configuration is evaluated.
+pub fn check_directory_with(
+    directory: &Path,
+    display: &str,
+    options: &CheckOptions,
+    resolver: Option<&mut dyn PlanResolver>,
+) -> CheckResult {
     let mut checker = Checker {
+        resolver,
         schemas: Schemas::standard(),
         sources: SourceMap::default(),
         diagnostics: Diagnostics::default(),
@@ -178,7 +222,8 @@ struct Declarations {
 /// Module inputs: value and, for child modules, the span of the argument.
 type Inputs = HashMap<String, (Value, Option<Span>)>;
 
-struct Checker {
+struct Checker<'r> {
+    resolver: Option<&'r mut dyn PlanResolver>,
     schemas: &'static Schemas,
     sources: SourceMap,
     diagnostics: Diagnostics,
@@ -195,7 +240,7 @@ pub struct ModuleFacts {
     pub dataset_columns: HashMap<String, Option<Vec<(String, String)>>>,
 }
 
-impl Checker {
+impl Checker<'_> {
     fn check_module(&mut self, loaded: &LoadedModule, path: Vec<String>, inputs: Option<Inputs>) -> CheckedModule {
         self.call_stack.push(loaded.directory.canonicalize().unwrap_or_else(|_| loaded.directory.clone()));
         let declarations = self.lower(loaded);
@@ -358,6 +403,8 @@ impl Checker {
             context: Context { describe, ..Context::default() },
             row: None,
             self_value: None,
+            deferred: None,
+            path: Vec::new(),
         }
     }
 
@@ -676,11 +723,20 @@ impl Checker {
         // The value the rest of the module sees.
         let given = inputs.and_then(|inputs| inputs.get(name).cloned());
         let value = match (&given, &default, inputs) {
-            (Some((value, _)), _, _) => value.clone(),
+            (Some((value, _)), _, _) => coerce_given(value.clone(), &ty),
             (None, Some((value, _)), Some(_)) => value.clone(),
             // validate: not known until values are given.
             (None, _, None) => Value::Unknown(ty.clone()),
-            (None, None, Some(_)) => Value::Unknown(ty.clone()),
+            (None, None, Some(_)) => {
+                if self.call_stack.len() == 1 {
+                    self.diagnostics.push(
+                        Diagnostic::error(codes::MISSING_VARIABLE_VALUE, format!("variable `{name}` has no value"))
+                            .at(block.header_span(), "no default, and no value given")
+                            .with_help(format!("pass `-var {name}=VALUE` or `-var-file FILE`, or give the variable a default")),
+                    );
+                }
+                Value::Unknown(ty.clone())
+            }
         };
         for validation in body.blocks_named("validation") {
             let condition = validation.body.attribute("condition");
@@ -794,6 +850,7 @@ impl Checker {
         let sensitive_attribute = body.attribute("sensitive");
         let declared_sensitive =
             sensitive_attribute.and_then(|attribute| literal_value(&attribute.value)).and_then(|value| value.as_bool()).unwrap_or(false);
+        let mut residual = None;
         let value = match body.attribute("value") {
             Some(attribute) => {
                 let value = self.evaluate(scope, &context, &attribute.value);
@@ -803,6 +860,9 @@ impl Checker {
                             .at(attribute.value.span, "contains a sensitive value")
                             .with_help("add `sensitive = true` to the output if showing it is intended"),
                     );
+                }
+                if self.resolver.is_some() && !value.is_wholly_known() {
+                    residual = Some(crate::residual::residual(&attribute.value, scope, &context, self.schemas));
                 }
                 value
             }
@@ -822,7 +882,13 @@ impl Checker {
             .attribute("description")
             .and_then(|attribute| literal_value(&attribute.value))
             .and_then(|value| value.as_str().map(str::to_owned));
-        CheckedOutput { name: name.to_owned(), value: value.mark_if(declared_sensitive), sensitive: declared_sensitive, description }
+        CheckedOutput {
+            name: name.to_owned(),
+            value: value.mark_if(declared_sensitive),
+            residual,
+            sensitive: declared_sensitive,
+            description,
+        }
     }
 
     fn check_settings(&mut self, scope: &Scope, settings: &[Block], is_root: bool) -> Option<(String, BTreeMap<String, Value>)> {
@@ -1185,6 +1251,8 @@ impl Checker {
                 context: context.clone(),
                 row: None,
                 self_value: Some(Value::Unknown(Type::resource(kind))),
+                deferred: self.resolver.is_some().then(Vec::new),
+                path: Vec::new(),
             };
             if kind == "feature_set" && !is_data {
                 checker.row = Some(crate::semantic::feature_row(&mut checker, body, facts));
@@ -1195,6 +1263,7 @@ impl Checker {
             if !is_data {
                 crate::semantic::check_kind(&mut checker, kind, name, body, &mut attributes, &provider_type, facts);
             }
+            let deferred = checker.deferred.take().unwrap_or_default();
             // Computed attributes are known after apply.
             for (attribute_name, attribute) in &schema.body.attributes {
                 if attribute.computed && (!attribute.configurable || attributes.get(attribute_name).is_none_or(Value::is_null)) {
@@ -1214,7 +1283,30 @@ impl Checker {
                     attributes.insert(attribute_name.clone(), metrics);
                 }
             }
-            instances.push(CheckedInstance { key, value: Arc::new(ResourceValue { address, kind: kind.to_owned(), attributes }) });
+            if let Some(resolver) = self.resolver.as_deref_mut() {
+                if expansion_known && !self.diagnostics.has_errors() {
+                    let known = resolver.resolve(&InstanceDraft {
+                        address: &address,
+                        kind,
+                        is_data,
+                        provider_type: &provider_type,
+                        provider_alias: provider_alias.as_deref(),
+                        module_path,
+                        module_directory: &scope.module_directory,
+                        attributes: &attributes,
+                        deferred: &deferred,
+                        lifecycle: &lifecycle,
+                        depends_on: &depends_on,
+                        span: block.header_span(),
+                    });
+                    attributes.extend(known);
+                }
+            }
+            instances.push(CheckedInstance {
+                key,
+                value: Arc::new(ResourceValue { address, kind: kind.to_owned(), attributes }),
+                deferred,
+            });
         }
         let value = match &expansion {
             Expansion::Single => instances.first().map_or(Value::unknown_any(), |instance| Value::Resource(instance.value.clone())),
@@ -1487,6 +1579,18 @@ impl Checker {
 
 /// Every static reference path in an expression, with the span of the
 /// reference (root through the last named step).
+/// A value given on the command line, converted to the declared type where
+/// the text allows (`-var epochs=30` is a number for a number variable).
+fn coerce_given(value: Value, ty: &Type) -> Value {
+    let (value, sensitive) = value.into_unmarked();
+    let value = match (ty, value) {
+        (Type::Number, Value::String(text)) => text.trim().parse::<f64>().map_or(Value::String(text), Value::Number),
+        (Type::Bool, Value::String(text)) if text == "true" || text == "false" => Value::Bool(text == "true"),
+        (ty, value) => crate::body::convert(value, ty),
+    };
+    value.mark_if(sensitive)
+}
+
 pub fn collect_references(expr: &Expr, out: &mut Vec<(Vec<(String, Span)>, Span)>) {
     // A traversal's root is visited again on its own; count it once.
     let mut traversal_roots = HashSet::new();

@@ -19,16 +19,18 @@ use crate::lexer::{tokenize, Token, TokenKind};
 use crate::source::FileId;
 
 /// Formats `source`. Fails with the syntax diagnostic when it does not parse.
-pub fn format_source(source: &str) -> Result<String, Diagnostic> {
+pub fn format_source(source: &str) -> Result<String, Box<Diagnostic>> {
     crate::syntax::parse_file(FileId(0), source)?;
     let formatted = format_tokens(source);
     // `fmt` rewrites users' files: never hand back text that no longer parses.
     if crate::syntax::parse_file(FileId(0), &formatted).is_err() {
-        return Err(Diagnostic::error(
-            crate::diagnostic::codes::SYNTAX_ERROR,
-            "the formatter could not format this file safely, so it is left unchanged",
-        )
-        .with_help("this is a bug in mlops fmt; please report it with the file"));
+        return Err(Box::new(
+            Diagnostic::error(
+                crate::diagnostic::codes::SYNTAX_ERROR,
+                "the formatter could not format this file safely, so it is left unchanged",
+            )
+            .with_help("this is a bug in mlops fmt; please report it with the file"),
+        ));
     }
     Ok(formatted)
 }

@@ -22,6 +22,7 @@ pub mod format;
 pub mod functions;
 pub mod lexer;
 pub mod loader;
+pub mod residual;
 pub mod schema;
 pub mod semantic;
 pub mod source;

@@ -104,7 +104,7 @@ pub fn load_directory(
         let file = sources.add(SourceFile::new(path.clone(), display_path, text));
         match crate::syntax::parse_file(file, &sources.get(file).text) {
             Ok(body) => files.push((file, body)),
-            Err(diagnostic) => diagnostics.push(diagnostic),
+            Err(diagnostic) => diagnostics.push(*diagnostic),
         }
     }
     Some(LoadedModule { directory: directory.to_path_buf(), display_directory: display_directory.to_owned(), files })

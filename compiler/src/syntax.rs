@@ -16,14 +16,14 @@ use crate::lexer::{rewrite_block_commas, Rewritten};
 use crate::source::{FileId, Span};
 
 /// Parses one file. Returns the body when the file is syntactically valid.
-pub fn parse_file(file: FileId, text: &str) -> Result<Body, Diagnostic> {
+pub fn parse_file(file: FileId, text: &str) -> Result<Body, Box<Diagnostic>> {
     let rewritten = rewrite_block_commas(text);
     match hcl_edit::parser::parse_body(&rewritten.text) {
         Ok(body) => {
             let converter = Converter { file, rewritten: &rewritten, text_len: text.len() };
             Ok(converter.body(&body, Span::new(file, 0, text.len())))
         }
-        Err(error) => Err(syntax_diagnostic(file, text, &rewritten, &error)),
+        Err(error) => Err(Box::new(syntax_diagnostic(file, text, &rewritten, &error))),
     }
 }
 

@@ -150,7 +150,8 @@ kind "dataset" {
     attribute "error_message" {
       type        = string
       required    = true
-      description = "Shown when the condition fails."
+      context     = "self"
+      description = "Shown when the condition fails; may use `self` as the condition does."
     }
   }
   attribute "version" {

@@ -81,6 +81,7 @@ codes! {
     INVALID_VERSION_CONSTRAINT = "E0412" "invalid-version-constraint";
     MISSING_SOURCE_FILE = "E0413" "missing-source-file";
     INVALID_URI = "E0414" "invalid-uri";
+    MISSING_VARIABLE_VALUE = "E0415" "missing-variable-value";
     MONITOR_METHOD_COLUMN_TYPE = "E0501" "monitor-method-column-type";
     MISSING_DATASET_SCHEMA = "E0502" "missing-dataset-schema";
     PROVIDER_KIND_MISMATCH = "E0601" "provider-kind-mismatch";
@@ -90,6 +91,13 @@ codes! {
     REQUIRED_ON_PROVIDER = "E0605" "required-on-provider";
     UNKNOWN_BACKEND = "E0606" "unknown-backend";
     SENSITIVE_OUTPUT = "E0607" "sensitive-output";
+    PROVIDER_ERROR = "E0701" "provider-error";
+    PREVENT_DESTROY = "E0702" "prevent-destroy";
+    GATE_FAILED = "E0703" "gate-failed";
+    CHECK_FAILED = "E0704" "check-failed";
+    STATE_LOCKED = "E0705" "state-locked";
+    STALE_PLAN = "E0706" "stale-plan";
+    STATE_ERROR = "E0707" "state-error";
 }
 
 /// Finds a code by its number (`E0102`, case-insensitive) or its name (`unknown-attribute`).

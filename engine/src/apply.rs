@@ -1,0 +1,866 @@
+//! Apply: executes a plan's changes as a graph, with bounded parallelism.
+//!
+//! - A change starts when everything it depends on has finished; deletes go
+//!   in reverse dependency order. Independent branches keep going when one
+//!   fails; everything downstream of a failure is skipped and reported.
+//! - Each finished change is made durable at once, as one journal line (see
+//!   [`crate::state`]), before anything downstream starts.
+//! - Long-running work records its handle through [`ApplyContext`] before
+//!   waiting, so the next apply re-attaches instead of starting again.
+//! - Gates are evaluated before a model version is registered, checks after
+//!   a dataset is stored; a false one fails that branch with its message.
+//! - On interrupt, nothing new starts; what runs finishes or records its
+//!   handle, and the state is saved.
+//!
+//! Apply evaluates only the residual expressions the plan carries, never the
+//! configuration.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mlops_compiler::diagnostic::{codes, Diagnostic};
+use mlops_compiler::residual::{resource_value, CompiledResidual, ResidualBindings};
+use mlops_compiler::schema::Schemas;
+use mlops_compiler::value::Value;
+use mlops_provider_api::{
+    as_expression, as_reference, identity_attribute, Action, ApplyContext, ApplyRequest, Attributes, CompiledExpression, ProviderError,
+    RowEvaluator, Target,
+};
+use serde_json::Value as Json;
+
+use crate::convert::{attribute_context, value_from_json, values_from_json};
+use crate::plan::{Plan, Providers, ResourceChange};
+use crate::state::{now, Journal, OutputRecord, Record, Secrets, State, StateError};
+
+/// What apply tells whoever shows progress.
+#[derive(Debug, Clone)]
+pub enum ApplyEvent {
+    Started { address: String, action: Action },
+    Progress { address: String, message: String },
+    Finished { address: String, action: Action, elapsed: Duration },
+    Failed { address: String, action: Action, message: String },
+    Skipped { address: String, because: String },
+}
+
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: ApplyEvent);
+}
+
+pub struct ApplyOptions {
+    pub parallelism: usize,
+    pub interrupt: Arc<AtomicBool>,
+    pub reporter: Arc<dyn Reporter>,
+    /// Who and what, for the history record.
+    pub command: String,
+}
+
+/// How a change ended.
+#[derive(Debug, Clone)]
+pub enum ChangeOutcome {
+    Done,
+    Failed(Diagnostic),
+    Skipped(String),
+    NotStarted,
+}
+
+pub struct ApplyResult {
+    pub state: State,
+    pub outcomes: BTreeMap<String, (Action, ChangeOutcome)>,
+    pub interrupted: bool,
+    pub state_error: Option<StateError>,
+}
+
+impl ApplyResult {
+    pub fn failures(&self) -> impl Iterator<Item = (&String, &Diagnostic)> {
+        self.outcomes.iter().filter_map(|(address, (_, outcome))| match outcome {
+            ChangeOutcome::Failed(diagnostic) => Some((address, diagnostic)),
+            _ => None,
+        })
+    }
+
+    pub fn succeeded(&self) -> bool {
+        !self.interrupted && self.state_error.is_none() && self.outcomes.values().all(|(_, outcome)| matches!(outcome, ChangeOutcome::Done))
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.outcomes.values().filter(|(done, outcome)| *done == action && matches!(outcome, ChangeOutcome::Done)).count()
+    }
+}
+
+/// Feature expressions for providers, evaluated with the language's own evaluator.
+struct LanguageRowEvaluator;
+
+struct CompiledRowExpression(CompiledResidual);
+
+impl RowEvaluator for LanguageRowEvaluator {
+    fn compile(&self, expression: &str) -> Result<Box<dyn CompiledExpression>, String> {
+        Ok(Box::new(CompiledRowExpression(CompiledResidual::parse(expression, &ResidualBindings::default())?)))
+    }
+}
+
+impl CompiledExpression for CompiledRowExpression {
+    fn evaluate(&self, row: &BTreeMap<String, Json>) -> Result<Json, String> {
+        let row = Value::Map(row.iter().map(|(name, value)| (name.clone(), Value::from_json(value))).collect());
+        Ok(self.0.evaluate(None, Some(row))?.to_json_unredacted())
+    }
+}
+
+struct Shared<'a> {
+    plan: &'a Plan,
+    providers: &'a Providers,
+    secrets: &'a Secrets,
+    state: Mutex<State>,
+    journal: Journal,
+    serial: AtomicU64,
+    options: &'a ApplyOptions,
+}
+
+struct Context<'a> {
+    shared: &'a Shared<'a>,
+    change: &'a ResourceChange,
+    prior: Option<Record>,
+}
+
+impl ApplyContext for Context<'_> {
+    fn record_handle(&self, handle: Json) -> Result<(), ProviderError> {
+        let mut record = self.prior.clone().unwrap_or_else(|| placeholder_record(self.change));
+        record.pending_handle = Some(handle);
+        record.updated_at = now();
+        let serial = self.shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.journal.put(serial, &record, self.shared.secrets).map_err(|error| ProviderError::failed(error.to_string()))?;
+        self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.insert(record.address.clone(), record);
+        Ok(())
+    }
+
+    fn progress(&self, message: &str) {
+        self.shared.options.reporter.event(ApplyEvent::Progress { address: self.change.address.clone(), message: message.to_owned() });
+    }
+
+    fn interrupted(&self) -> bool {
+        self.shared.options.interrupt.load(Ordering::SeqCst)
+    }
+
+    fn row_evaluator(&self) -> &dyn RowEvaluator {
+        &LanguageRowEvaluator
+    }
+}
+
+/// A record for work started on a resource that has none yet: it only
+/// carries the pending handle, and the next plan still creates the resource.
+fn placeholder_record(change: &ResourceChange) -> Record {
+    Record {
+        address: change.address.clone(),
+        kind: change.kind.clone(),
+        provider: change.provider.clone(),
+        provider_alias: change.provider_alias.clone(),
+        module_path: change.module_path.clone(),
+        config: Attributes::new(),
+        state: Attributes::new(),
+        depends_on: change.depends_on.clone(),
+        lifecycle: change.lifecycle.clone(),
+        private: serde_json::json!({ "placeholder": true }),
+        ..Record::default()
+    }
+}
+
+/// Applies `plan` to `state` (already loaded under the lock).
+pub fn apply(
+    plan: &Plan,
+    backend: &crate::state::LocalBackend,
+    mut state: State,
+    providers: &Providers,
+    secrets: &Secrets,
+    options: &ApplyOptions,
+) -> ApplyResult {
+    if state.lineage.is_empty() {
+        state.lineage = crate::state::new_id();
+    }
+    let journal = match backend.open_journal(&state) {
+        Ok(journal) => journal,
+        Err(error) => return ApplyResult { state, outcomes: BTreeMap::new(), interrupted: false, state_error: Some(error) },
+    };
+    let serial = AtomicU64::new(state.serial);
+    let shared = Shared { plan, providers, secrets, state: Mutex::new(state), journal, serial, options };
+
+    // The graph: indices of changes that do something.
+    let nodes: Vec<usize> = plan.changes.iter().enumerate().filter(|(_, change)| change.is_change()).map(|(index, _)| index).collect();
+    let index_of: HashMap<&str, usize> = nodes.iter().map(|&index| (plan.changes[index].address.as_str(), index)).collect();
+    let mut waits_on: HashMap<usize, HashSet<usize>> = nodes.iter().map(|&index| (index, HashSet::new())).collect();
+    for &index in &nodes {
+        let change = &plan.changes[index];
+        let removing = matches!(change.action, Action::Delete | Action::Forget);
+        for dependency in &change.depends_on {
+            let Some(&upstream) = index_of.get(dependency.as_str()) else { continue };
+            let upstream_removing = matches!(plan.changes[upstream].action, Action::Delete | Action::Forget);
+            if removing && upstream_removing {
+                // Remove dependents first.
+                waits_on.entry(upstream).or_default().insert(index);
+            } else if !removing && !upstream_removing {
+                waits_on.entry(index).or_default().insert(upstream);
+            }
+        }
+    }
+    let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (&node, upstreams) in &waits_on {
+        for &upstream in upstreams {
+            dependents.entry(upstream).or_default().push(node);
+        }
+    }
+
+    let mut outcomes: BTreeMap<String, (Action, ChangeOutcome)> = BTreeMap::new();
+    let mut remaining: HashMap<usize, usize> = waits_on.iter().map(|(&node, upstreams)| (node, upstreams.len())).collect();
+    let mut ready: Vec<usize> = nodes.iter().copied().filter(|node| remaining[node] == 0).collect();
+    ready.sort_unstable_by(|left, right| right.cmp(left));
+    let mut finished: HashSet<usize> = HashSet::new();
+    let mut interrupted = false;
+
+    let (job_sender, job_receiver) = mpsc::channel::<usize>();
+    let job_receiver = Mutex::new(job_receiver);
+    let (done_sender, done_receiver) = mpsc::channel::<(usize, ChangeOutcome)>();
+    let workers = options.parallelism.clamp(1, 256).min(nodes.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let done_sender = done_sender.clone();
+            let job_receiver = &job_receiver;
+            let shared = &shared;
+            scope.spawn(move || loop {
+                let job = job_receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
+                let Ok(index) = job else { break };
+                let outcome = execute(shared, &shared.plan.changes[index]);
+                if done_sender.send((index, outcome)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_sender);
+        let mut running = 0usize;
+        loop {
+            if options.interrupt.load(Ordering::SeqCst) {
+                interrupted = true;
+            }
+            while !interrupted && running < workers {
+                let Some(index) = ready.pop() else { break };
+                let change = &plan.changes[index];
+                options.reporter.event(ApplyEvent::Started { address: change.address.clone(), action: change.action });
+                if job_sender.send(index).is_err() {
+                    break;
+                }
+                running += 1;
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((index, outcome)) = done_receiver.recv() else { break };
+            running -= 1;
+            finished.insert(index);
+            let change = &plan.changes[index];
+            let succeeded = matches!(outcome, ChangeOutcome::Done);
+            outcomes.insert(change.address.clone(), (change.action, outcome));
+            if succeeded {
+                for &dependent in dependents.get(&index).into_iter().flatten() {
+                    if let Some(count) = remaining.get_mut(&dependent) {
+                        *count -= 1;
+                        if *count == 0 && !outcomes.contains_key(&plan.changes[dependent].address) {
+                            ready.push(dependent);
+                        }
+                    }
+                }
+            } else {
+                // Everything downstream is skipped.
+                let mut stack: Vec<usize> = dependents.get(&index).cloned().unwrap_or_default();
+                while let Some(dependent) = stack.pop() {
+                    let address = plan.changes[dependent].address.clone();
+                    if outcomes.contains_key(&address) {
+                        continue;
+                    }
+                    let because = format!("{} did not complete", change.address);
+                    options.reporter.event(ApplyEvent::Skipped { address: address.clone(), because: because.clone() });
+                    outcomes.insert(address, (plan.changes[dependent].action, ChangeOutcome::Skipped(because)));
+                    stack.extend(dependents.get(&dependent).cloned().unwrap_or_default());
+                }
+            }
+        }
+        drop(job_sender);
+    });
+    for &index in &nodes {
+        let change = &plan.changes[index];
+        outcomes.entry(change.address.clone()).or_insert((change.action, ChangeOutcome::NotStarted));
+    }
+
+    // Outputs, from what is now in state.
+    let mut state_error = None;
+    let Shared { state, journal, serial, .. } = shared;
+    let mut state = state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    state.serial = serial.load(Ordering::SeqCst);
+    let all_done = outcomes.values().all(|(_, outcome)| matches!(outcome, ChangeOutcome::Done));
+    if all_done && !interrupted {
+        let mut outputs = BTreeMap::new();
+        for output in &plan.outputs {
+            if plan.destroy {
+                continue;
+            }
+            let value = match (&output.after, &output.residual) {
+                (Some(value), _) => Some(value.clone()),
+                (None, Some(residual)) => {
+                    let bindings = bindings_for(&state, &[], None);
+                    match CompiledResidual::parse(residual, &bindings).and_then(|compiled| compiled.evaluate(None, None)) {
+                        Ok(value) => Some(value.to_json_unredacted()),
+                        // A targeted apply leaves outputs it cannot compute as they were.
+                        Err(_) if plan.partial => state.outputs.get(&output.name).map(|prior| prior.value.clone()),
+                        Err(message) => {
+                            outcomes.insert(
+                                format!("output.{}", output.name),
+                                (
+                                    Action::Update,
+                                    ChangeOutcome::Failed(
+                                        Diagnostic::error(
+                                            codes::PROVIDER_ERROR,
+                                            format!("output `{}` cannot be computed: {message}", output.name),
+                                        )
+                                        .with_help("check the output's expression"),
+                                    ),
+                                ),
+                            );
+                            None
+                        }
+                    }
+                }
+                (None, None) => None,
+            };
+            if let Some(value) = value {
+                outputs.insert(output.name.clone(), OutputRecord { value, sensitive: output.sensitive });
+            }
+        }
+        if outputs != state.outputs {
+            state.serial += 1;
+            if let Err(error) = journal.outputs(state.serial, &outputs, secrets) {
+                state_error = Some(error);
+            }
+            state.outputs = outputs;
+        }
+    }
+    drop(journal);
+    if state_error.is_none() {
+        if let Err(error) = backend.compact(&state, secrets) {
+            state_error = Some(error);
+        }
+    }
+    let changes: Vec<Json> = outcomes
+        .iter()
+        .map(|(address, (action, outcome))| {
+            serde_json::json!({
+                "address": address,
+                "action": action.verb(),
+                "result": match outcome {
+                    ChangeOutcome::Done => "done",
+                    ChangeOutcome::Failed(_) => "failed",
+                    ChangeOutcome::Skipped(_) => "skipped",
+                    ChangeOutcome::NotStarted => "not started",
+                },
+            })
+        })
+        .collect();
+    if !changes.is_empty() {
+        let entry = serde_json::json!({
+            "time": now(),
+            "user": std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned()),
+            "host": crate::state::hostname(),
+            "command": options.command,
+            "plan_hash": plan.config_hash,
+            "serial": state.serial,
+            "interrupted": interrupted,
+            "changes": changes,
+        });
+        if let Err(error) = backend.append_history(&entry) {
+            state_error.get_or_insert(error);
+        }
+    }
+    ApplyResult { state, outcomes, interrupted, state_error }
+}
+
+/// Applied instances grouped by (is data, kind, name), with their instance keys.
+type GroupedInstances = BTreeMap<(bool, String, String), Vec<(Option<String>, Value)>>;
+
+/// Values the residuals of `change` may refer to: the resources of its
+/// module, as applied so far.
+fn bindings_for(state: &State, module_path: &[String], self_value: Option<Value>) -> ResidualBindings {
+    let prefix: String = module_path.iter().map(|name| format!("module.{name}.")).collect();
+    let mut grouped: GroupedInstances = BTreeMap::new();
+    for record in state.resources.values() {
+        if record.module_path != module_path || record.pending_handle.is_some() && record.state.is_empty() {
+            continue;
+        }
+        let Some(local) = record.address.strip_prefix(&prefix) else { continue };
+        let (is_data, local) = match local.strip_prefix("data.") {
+            Some(rest) => (true, rest),
+            None => (false, local),
+        };
+        let (base, key) = match local.split_once('[') {
+            Some((base, key)) => (base, Some(key.trim_end_matches(']').trim_matches('"').to_owned())),
+            None => (local, None),
+        };
+        let Some((kind, name)) = base.split_once('.') else { continue };
+        let attributes = values_from_json(&record.merged_attributes(), &record.sensitive_paths);
+        let value = resource_value(&record.address, &record.kind, attributes);
+        grouped.entry((is_data, kind.to_owned(), name.to_owned())).or_default().push((key, value));
+    }
+    let mut bindings = ResidualBindings { self_value, ..ResidualBindings::default() };
+    for ((is_data, kind, name), mut instances) in grouped {
+        let value = if instances.len() == 1 && instances[0].0.is_none() {
+            instances.remove(0).1
+        } else if instances.iter().all(|(key, _)| key.as_deref().is_some_and(|key| key.parse::<usize>().is_ok())) {
+            instances.sort_by_key(|(key, _)| key.as_deref().and_then(|key| key.parse::<usize>().ok()));
+            Value::List(instances.into_iter().map(|(_, value)| value).collect())
+        } else {
+            Value::Map(instances.into_iter().map(|(key, value)| (key.unwrap_or_default(), value)).collect())
+        };
+        if is_data {
+            bindings.data.insert((kind, name), value);
+        } else {
+            bindings.resources.insert((kind, name), value);
+        }
+    }
+    bindings
+}
+
+fn execute(shared: &Shared<'_>, change: &ResourceChange) -> ChangeOutcome {
+    let started = Instant::now();
+    let reporter = &shared.options.reporter;
+    let result = execute_inner(shared, change);
+    match result {
+        Ok(()) => {
+            reporter.event(ApplyEvent::Finished { address: change.address.clone(), action: change.action, elapsed: started.elapsed() });
+            ChangeOutcome::Done
+        }
+        Err(diagnostic) => {
+            reporter.event(ApplyEvent::Failed {
+                address: change.address.clone(),
+                action: change.action,
+                message: diagnostic.message.clone(),
+            });
+            ChangeOutcome::Failed(diagnostic)
+        }
+    }
+}
+
+fn provider_failure(change: &ResourceChange, error: &ProviderError) -> Diagnostic {
+    let verb = match change.action {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Replace => "replace",
+        Action::Delete => "delete",
+        _ => "apply",
+    };
+    let message = match error {
+        ProviderError::Interrupted => format!("{} was interrupted; its progress is recorded and the next apply resumes it", change.address),
+        other => format!("cannot {verb} {}: {other}", change.address),
+    };
+    Diagnostic::error(codes::PROVIDER_ERROR, message)
+        .with_help(error.help().unwrap_or("fix the cause and run `mlops apply` again; finished work is not repeated").to_owned())
+}
+
+// One error per resource at most, never on a hot path: boxing would only add noise.
+#[allow(clippy::result_large_err)]
+fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<(), Diagnostic> {
+    let plan = shared.plan;
+    let prior = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.get(&change.address).cloned();
+    let serial = || shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
+    let state_failure = |error: StateError| {
+        Diagnostic::error(codes::STATE_ERROR, format!("{} was applied but its state could not be saved: {error}", change.address))
+            .with_help("fix the cause (disk full? permissions?) and run `mlops apply` again")
+    };
+    let provider = shared.providers.get(&change.provider).map_err(|message| {
+        Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot apply {}: {message}", change.address))
+            .with_help("use a provider this build supports")
+    })?;
+    let target = Target {
+        address: change.address.clone(),
+        kind: change.kind.clone(),
+        is_data: change.is_data,
+        provider_config: plan
+            .provider_configurations
+            .get(&change.provider_key)
+            .map(|configuration| configuration.config.clone())
+            .unwrap_or_default(),
+        working_directory: change.working_directory.clone(),
+        data_directory: plan.data_directory.clone(),
+    };
+    let context = Context { shared, change, prior: prior.clone() };
+
+    match change.action {
+        Action::Forget => {
+            shared.journal.remove(serial(), &change.address).map_err(state_failure)?;
+            shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.remove(&change.address);
+            return Ok(());
+        }
+        Action::Delete => {
+            if let Some(prior) = &prior {
+                with_retries(&context, || {
+                    provider.apply(
+                        ApplyRequest {
+                            target: target.clone(),
+                            action: Some(Action::Delete),
+                            config: prior.config.clone(),
+                            prior_state: Some(prior.state.clone()),
+                            prior_private: prior.private.clone(),
+                            pending_handle: prior.pending_handle.clone(),
+                            lineage: Json::Null,
+                        },
+                        &context,
+                    )
+                })
+                .map_err(|error| provider_failure(change, &error))?;
+            }
+            shared.journal.remove(serial(), &change.address).map_err(state_failure)?;
+            shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.remove(&change.address);
+            return Ok(());
+        }
+        Action::NoOp => return Ok(()),
+        _ => {}
+    }
+
+    // Resolve references and residuals against what is applied now.
+    let state_now = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    let bindings = bindings_for(&state_now, &change.module_path, None);
+    let mut stored_config = change.config.clone();
+    let mut resolved = change.config.clone();
+    let mut inputs = Vec::new();
+    resolve_references(&mut resolved, &mut stored_config, &state_now, &mut inputs);
+    let schema = if change.is_data { Schemas::standard().data.get(&change.kind) } else { Schemas::standard().resources.get(&change.kind) };
+    let mut post_checks: Vec<(Vec<String>, String)> = Vec::new();
+    let mut gates: Vec<(String, Json, Json)> = Vec::new();
+    let mut failure: Option<String> = None;
+    visit_expressions(&mut resolved, &mut Vec::new(), &mut |path, slot| {
+        let Some(text) = as_expression(slot).map(str::to_owned) else { return };
+        let context = schema.and_then(|schema| attribute_context(&schema.body, path));
+        match context {
+            Some("row") => {}
+            Some("self") if path.last().map(String::as_str) == Some("condition") => post_checks.push((path.to_vec(), text)),
+            Some("self") => {}
+            _ if path.first().map(String::as_str) == Some("gate") => {}
+            _ => match CompiledResidual::parse(&text, &bindings).and_then(|compiled| compiled.evaluate(None, None)) {
+                Ok(value) => *slot = value.to_json_unredacted(),
+                Err(message) => failure = Some(format!("`{}` could not be computed: {message}", path.join("."))),
+            },
+        }
+    });
+    if let Some(message) = failure {
+        return Err(Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot apply {}: {message}", change.address))
+            .with_help("the value depends on something that did not produce it"));
+    }
+    if let Some(Json::Object(gate_blocks)) = resolved.get("gate") {
+        for (name, gate) in gate_blocks {
+            gates.push((
+                name.clone(),
+                gate.get("condition").cloned().unwrap_or(Json::Bool(true)),
+                gate.get("error_message").cloned().unwrap_or(Json::Null),
+            ));
+        }
+    }
+
+    // Gates: before anything is registered.
+    for (name, condition, message) in &gates {
+        let holds = match condition {
+            Json::Bool(flag) => Ok(*flag),
+            other => match as_expression(other) {
+                Some(text) => CompiledResidual::parse(text, &bindings)
+                    .and_then(|compiled| compiled.evaluate(None, None))
+                    .map(|value| value.unmark().0.as_bool() == Some(true)),
+                None => Ok(false),
+            },
+        };
+        let text = as_expression(condition).map_or_else(|| condition.to_string(), str::to_owned);
+        match holds {
+            Ok(true) => {}
+            Ok(false) => {
+                let message = evaluate_message(message, &bindings, None);
+                let evidence = gate_evidence(&resolved);
+                return Err(Diagnostic::error(codes::GATE_FAILED, format!("gate `{name}` of {} failed: {message}", change.address))
+                    .with_help(format!(
+                        "`{text}` is false{evidence}; no version was registered, and the previous version and its aliases are unchanged"
+                    )));
+            }
+            Err(error) => {
+                return Err(Diagnostic::error(
+                    codes::GATE_FAILED,
+                    format!("gate `{name}` of {} could not be evaluated: {error}", change.address),
+                )
+                .with_help("a gate may only use values its training reports (the declared metrics)"));
+            }
+        }
+    }
+
+    let lineage = lineage_for(change, &inputs, &state_now);
+    let request = ApplyRequest {
+        target,
+        action: Some(change.action),
+        config: resolved.clone(),
+        prior_state: prior.as_ref().filter(|prior| !prior.state.is_empty()).map(|prior| prior.state.clone()),
+        prior_private: prior.as_ref().map(|prior| prior.private.clone()).unwrap_or_default(),
+        pending_handle: prior.as_ref().and_then(|prior| prior.pending_handle.clone()),
+        lineage: lineage.clone(),
+    };
+    let response = if change.is_data {
+        // Data sources were read while planning.
+        let mut state = Attributes::new();
+        if let Some(after) = &change.after {
+            for (name, value) in after {
+                if !mlops_provider_api::is_unknown(value) {
+                    state.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        mlops_provider_api::ApplyResponse { state, private: Json::Null }
+    } else {
+        with_retries(&context, || provider.apply(request.clone(), &context)).map_err(|error| provider_failure(change, &error))?
+    };
+
+    // Checks: on what was actually stored.
+    if !post_checks.is_empty() {
+        let mut merged = resolved.clone();
+        for (name, value) in &response.state {
+            merged.insert(name.clone(), value.clone());
+        }
+        let self_value = resource_value(&change.address, &change.kind, values_from_json(&merged, &[]));
+        for (path, text) in &post_checks {
+            let holds = CompiledResidual::parse(text, &bindings).and_then(|compiled| compiled.evaluate(Some(self_value.clone()), None));
+            let name = path.get(1).cloned().unwrap_or_default();
+            let block_path = &path[..path.len().saturating_sub(1)];
+            let message =
+                crate::state::json_at(&resolved, &[block_path, &["error_message".to_owned()]].concat()).cloned().unwrap_or(Json::Null);
+            match holds {
+                Ok(value) if value.unmark().0.as_bool() == Some(true) => {}
+                Ok(_) => {
+                    let message = evaluate_message(&message, &bindings, Some(self_value.clone()));
+                    return Err(Diagnostic::error(codes::CHECK_FAILED, format!("check `{name}` of {} failed: {message}", change.address))
+                        .with_help(format!("`{text}` is false for this data; the previous version stays current")));
+                }
+                Err(error) => {
+                    return Err(Diagnostic::error(
+                        codes::CHECK_FAILED,
+                        format!("check `{name}` of {} could not be evaluated: {error}", change.address),
+                    )
+                    .with_help("a check may use the dataset's computed attributes: row_count, size_bytes, version"));
+                }
+            }
+        }
+    }
+
+    let record = Record {
+        address: change.address.clone(),
+        kind: change.kind.clone(),
+        is_data: change.is_data,
+        provider: change.provider.clone(),
+        provider_alias: change.provider_alias.clone(),
+        module_path: change.module_path.clone(),
+        config: stored_config,
+        state: response.state,
+        sensitive_paths: change.sensitive_paths.clone(),
+        depends_on: change.depends_on.clone(),
+        lifecycle: change.lifecycle.clone(),
+        private: response.private,
+        pending_handle: None,
+        lineage,
+        updated_at: now(),
+    };
+    let mut record = record;
+    if let Json::Object(lineage) = &mut record.lineage {
+        if let Some(identity) = record.state.get(identity_attribute(&change.kind)) {
+            lineage.insert("identity".to_owned(), identity.clone());
+        }
+        let details = lineage_details(&change.kind, &record.config, &record.state);
+        lineage.insert("details".to_owned(), details);
+    }
+    shared.journal.put(serial(), &record, shared.secrets).map_err(state_failure)?;
+    shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.insert(record.address.clone(), record);
+    Ok(())
+}
+
+/// Retries transient provider errors with backoff.
+fn with_retries<T>(context: &Context<'_>, mut operation: impl FnMut() -> Result<T, ProviderError>) -> Result<T, ProviderError> {
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        match operation() {
+            Err(ProviderError::Transient { message }) if attempt < 5 && !context.interrupted() => {
+                context.progress(&format!("{message}; retrying in {:.1}s (attempt {attempt} of 5)", delay.as_secs_f64()));
+                std::thread::sleep(delay);
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(ProviderError::Transient { message }) => {
+                return Err(ProviderError::failed(format!("{message} (gave up after {attempt} attempts)")))
+            }
+            other => return other,
+        }
+    }
+}
+
+fn evaluate_message(message: &Json, bindings: &ResidualBindings, self_value: Option<Value>) -> String {
+    match message {
+        Json::String(text) => text.clone(),
+        other => match as_expression(other) {
+            Some(text) => CompiledResidual::parse(text, bindings)
+                .and_then(|compiled| compiled.evaluate(self_value, None))
+                .ok()
+                .and_then(|value| value.unmark().0.as_str().map(str::to_owned))
+                .unwrap_or_else(|| text.to_owned()),
+            None => "the condition is false".to_owned(),
+        },
+    }
+}
+
+/// What a gate saw: the candidate's metrics.
+fn gate_evidence(resolved: &Attributes) -> String {
+    let metrics = resolved.get("source").and_then(|source| source.get("metrics")).and_then(Json::as_object);
+    match metrics {
+        Some(metrics) if !metrics.is_empty() => {
+            let listed: Vec<String> = metrics.iter().map(|(name, value)| format!("{name} = {value}")).collect();
+            format!(" (the candidate reported {})", listed.join(", "))
+        }
+        _ => String::new(),
+    }
+}
+
+/// Replaces reference markers in `resolved` by the applied attributes of
+/// their targets, and brings the identities in `stored` up to date.
+fn resolve_references(resolved: &mut Attributes, stored: &mut Attributes, state: &State, inputs: &mut Vec<(String, Option<Json>)>) {
+    fn walk(resolved: &mut Json, stored: &mut Json, state: &State, inputs: &mut Vec<(String, Option<Json>)>) {
+        if let Some((address, _)) = as_reference(resolved) {
+            let address = address.to_owned();
+            if let Some(record) = state.resources.get(&address) {
+                let mut attributes = record.merged_attributes();
+                attributes.insert("$address".to_owned(), Json::String(address.clone()));
+                attributes.insert("$kind".to_owned(), Json::String(record.kind.clone()));
+                let identity = record.state.get(identity_attribute(&record.kind)).cloned();
+                if let Json::Object(stored) = stored {
+                    stored.insert("identity".to_owned(), identity.clone().unwrap_or(Json::Null));
+                }
+                inputs.push((address, Some(record.lineage.clone())));
+                *resolved = Json::Object(attributes);
+            }
+            return;
+        }
+        match (resolved, stored) {
+            (Json::Object(resolved), Json::Object(stored)) => {
+                for (key, value) in resolved.iter_mut() {
+                    if let Some(stored_value) = stored.get_mut(key) {
+                        walk(value, stored_value, state, inputs);
+                    }
+                }
+            }
+            (Json::Array(resolved), Json::Array(stored)) => {
+                for (value, stored_value) in resolved.iter_mut().zip(stored.iter_mut()) {
+                    walk(value, stored_value, state, inputs);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (name, value) in resolved.iter_mut() {
+        if let Some(stored_value) = stored.get_mut(name) {
+            walk(value, stored_value, state, inputs);
+        }
+    }
+}
+
+fn visit_expressions(attributes: &mut Attributes, path: &mut Vec<String>, visit: &mut dyn FnMut(&[String], &mut Json)) {
+    fn walk(value: &mut Json, path: &mut Vec<String>, visit: &mut dyn FnMut(&[String], &mut Json)) {
+        if as_expression(value).is_some() {
+            visit(path, value);
+            return;
+        }
+        if as_reference(value).is_some() || value.get("$address").is_some() {
+            return;
+        }
+        match value {
+            Json::Object(entries) => {
+                for (key, item) in entries.iter_mut() {
+                    path.push(key.clone());
+                    walk(item, path, visit);
+                    path.pop();
+                }
+            }
+            Json::Array(items) => {
+                for (index, item) in items.iter_mut().enumerate() {
+                    path.push(index.to_string());
+                    walk(item, path, visit);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    for (name, value) in attributes.iter_mut() {
+        path.push(name.clone());
+        walk(value, path, visit);
+        path.pop();
+    }
+}
+
+/// What produced this resource: its inputs' lineage, nested.
+fn lineage_for(change: &ResourceChange, inputs: &[(String, Option<Json>)], state: &State) -> Json {
+    let mut seen = HashSet::new();
+    let inputs: Vec<Json> = inputs
+        .iter()
+        .filter(|(address, _)| seen.insert(address.clone()))
+        .map(|(address, lineage)| match lineage {
+            Some(lineage) if !lineage.is_null() => lineage.clone(),
+            _ => {
+                let record = state.resources.get(address);
+                serde_json::json!({
+                    "address": address,
+                    "kind": record.map(|record| record.kind.clone()),
+                    "identity": record.and_then(|record| record.state.get(identity_attribute(&record.kind)).cloned()),
+                })
+            }
+        })
+        .collect();
+    serde_json::json!({
+        "address": change.address,
+        "kind": change.kind,
+        "identity": Json::Null,
+        "inputs": inputs,
+    })
+}
+
+/// The attributes worth keeping in lineage for each kind.
+fn lineage_details(kind: &str, config: &Attributes, state: &Attributes) -> Json {
+    let from_config: &[&str] = match kind {
+        "dataset" => &["source", "uri", "format"],
+        "training" => &["command", "image", "hyperparameters"],
+        "model" => &["name", "aliases"],
+        "serving" => &["runtime"],
+        "bucket" => &["name"],
+        _ => &[],
+    };
+    let from_state: &[&str] = match kind {
+        "dataset" => &["uri", "row_count", "size_bytes"],
+        "feature_set" => &["uri", "row_count"],
+        "training" => &["run_id", "fingerprint", "metrics", "artifact_uri"],
+        "model" => &["version", "uri"],
+        "serving" => &["url", "live_version"],
+        "bucket" => &["uri"],
+        "monitor" => &["scores", "drifted"],
+        _ => &[],
+    };
+    let mut details = serde_json::Map::new();
+    for name in from_config {
+        if let Some(value) = config.get(*name).filter(|value| !value.is_null()) {
+            details.insert((*name).to_owned(), value.clone());
+        }
+    }
+    for name in from_state {
+        if let Some(value) = state.get(*name).filter(|value| !value.is_null()) {
+            details.insert((*name).to_owned(), value.clone());
+        }
+    }
+    Json::Object(details)
+}
+
+/// `value_from_json` re-exported for the CLI's output rendering.
+pub fn output_value(json: &Json) -> Value {
+    value_from_json(json)
+}

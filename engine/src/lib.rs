@@ -1,0 +1,19 @@
+//! The mlops engine: from a checked configuration and the state to a plan,
+//! and from a plan to applied state.
+//!
+//! - [`state`]: the state document, the local backend (snapshot + journal),
+//!   the lock and the sealing of secrets. Only this module knows the format.
+//! - [`convert`]: compiler values to provider-API JSON and back.
+//! - [`plan`]: refresh, the planner hooked into evaluation, the [`plan::Plan`].
+//! - [`apply`]: executes a plan's graph with bounded parallelism, durably.
+//! - [`lineage`]: what produced what, from state.
+//!
+//! **Architecture invariant:** apply executes the plan and never evaluates
+//! the configuration again; the residual expressions the plan carries (see
+//! `mlops_compiler::residual`) are all it evaluates.
+
+pub mod apply;
+pub mod convert;
+pub mod lineage;
+pub mod plan;
+pub mod state;

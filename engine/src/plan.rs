@@ -1,0 +1,945 @@
+//! Planning: refresh, evaluate with what is known, diff, and the plan as data.
+//!
+//! 1. **Refresh** reads every record in state through its provider,
+//!    concurrently (bounded by `parallelism`), and reports drift: what
+//!    changed outside mlops. Nothing is written.
+//! 2. **Evaluate**: the compiler evaluates the configuration with the
+//!    [`Planner`] as its [`PlanResolver`]. Each instance is resolved in
+//!    dependency order, so when a dataset's content hash changes, the feature
+//!    set that reads it sees the new version, decides to rebuild, and its own
+//!    version becomes unknown, and so on down the chain to the serving.
+//! 3. **Diff**: per instance, one action with its reasons. State records no
+//!    longer in the configuration are deleted, or forgotten for retained kinds.
+//!
+//! The result is a [`Plan`]: plain data that apply executes without
+//! evaluating the configuration again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mlops_compiler::check::{check_directory_with, CheckOptions, CheckResult, InstanceDraft, PlanResolver};
+use mlops_compiler::diagnostic::{codes, Diagnostic};
+use mlops_compiler::schema::{KindSchema, Schemas};
+use mlops_compiler::source::SourceMap;
+use mlops_compiler::value::Value;
+use mlops_provider_api::{
+    identity_attribute, Action, AttributePath, Attributes, ChangedInput, PlanRequest, PlanResponse, Provider, ReadRequest, Target,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::convert::{config_json, references, values_from_json, without_identities};
+use crate::state::{Record, RecordLifecycle, Secrets, State};
+
+pub const PLAN_FORMAT_VERSION: &str = "1.0";
+
+/// The providers available to this run, by type.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_type: HashMap<String, Arc<dyn Provider>>,
+}
+
+impl Providers {
+    pub fn new() -> Providers {
+        Providers::default()
+    }
+
+    pub fn register(&mut self, provider_type: &str, provider: Arc<dyn Provider>) {
+        self.by_type.insert(provider_type.to_owned(), provider);
+    }
+
+    pub fn get(&self, provider_type: &str) -> Result<&Arc<dyn Provider>, String> {
+        self.by_type.get(provider_type).ok_or_else(|| format!("the {provider_type} provider is not available in this build of mlops"))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub variables: HashMap<String, Value>,
+    pub refresh: bool,
+    pub targets: Vec<String>,
+    pub excludes: Vec<String>,
+    pub parallelism: usize,
+    /// Plan the removal of everything (`mlops destroy`).
+    pub destroy: bool,
+    /// With `destroy`: delete retained kinds (datasets, model versions) too.
+    pub delete_retained: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            variables: HashMap::new(),
+            refresh: true,
+            targets: Vec::new(),
+            excludes: Vec::new(),
+            parallelism: 10,
+            destroy: false,
+            delete_retained: false,
+        }
+    }
+}
+
+/// One resource instance's change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourceChange {
+    pub address: String,
+    pub kind: String,
+    #[serde(default)]
+    pub is_data: bool,
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_alias: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub module_path: Vec<String>,
+    pub action: Action,
+    /// Why: the attributes that changed or force replacement, the upstream
+    /// changes that make it stale, what drifted.
+    pub reasons: Vec<String>,
+    /// Prior configuration and state merged (for display).
+    pub before: Option<Attributes>,
+    /// Desired configuration and the computed values known now.
+    pub after: Option<Attributes>,
+    pub after_unknown: Vec<AttributePath>,
+    pub sensitive_paths: Vec<AttributePath>,
+    /// What apply hands the provider (with markers).
+    pub config: Attributes,
+    pub depends_on: Vec<String>,
+    pub lifecycle: RecordLifecycle,
+    pub working_directory: PathBuf,
+    /// Provider configuration key: `TYPE` or `TYPE.ALIAS`.
+    pub provider_key: String,
+}
+
+impl ResourceChange {
+    pub fn is_change(&self) -> bool {
+        self.action != Action::NoOp
+    }
+}
+
+/// A change made outside mlops, found by refresh.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Drift {
+    pub address: String,
+    /// `None` when the object is gone.
+    pub after: Option<Attributes>,
+    pub before: Attributes,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputChange {
+    pub name: String,
+    pub before: Option<Json>,
+    /// `None` when known only after apply.
+    pub after: Option<Json>,
+    /// The residual expression to evaluate after apply.
+    pub residual: Option<String>,
+    pub sensitive: bool,
+    pub module_path: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderConfiguration {
+    pub config: Attributes,
+    pub sensitive_paths: Vec<AttributePath>,
+}
+
+/// The plan: data, saved with `-out` and executed by apply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    pub config_hash: String,
+    /// The hash of the configuration files alone: a saved plan is stale once they change.
+    pub files_hash: String,
+    pub state_lineage: String,
+    pub state_serial: u64,
+    pub root_directory: PathBuf,
+    pub data_directory: PathBuf,
+    pub destroy: bool,
+    /// Made with -target/-exclude: only part of the configuration.
+    #[serde(default)]
+    pub partial: bool,
+    pub changes: Vec<ResourceChange>,
+    pub drift: Vec<Drift>,
+    pub outputs: Vec<OutputChange>,
+    pub provider_configurations: BTreeMap<String, ProviderConfiguration>,
+    /// True when sensitive values could not be stored in the saved plan
+    /// (no `MLOPS_STATE_KEY`), so it cannot be applied.
+    #[serde(default)]
+    pub secrets_withheld: bool,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(ResourceChange::is_change)
+            || self.outputs.iter().any(|output| output.before.as_ref() != output.after.as_ref() || output.residual.is_some())
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|change| change.action == action).count()
+    }
+
+    /// The plan as written by `-out`: secrets sealed.
+    pub fn to_saved_json(&self, secrets: &Secrets) -> Vec<u8> {
+        let mut saved = self.clone();
+        for change in &mut saved.changes {
+            let paths = change.sensitive_paths.clone();
+            secrets.seal_paths(&mut change.config, &paths);
+            if let Some(after) = change.after.as_mut() {
+                secrets.seal_paths(after, &paths);
+            }
+            if let Some(before) = change.before.as_mut() {
+                secrets.seal_paths(before, &paths);
+            }
+            saved.secrets_withheld |= !paths.is_empty() && !secrets.has_key();
+        }
+        for configuration in saved.provider_configurations.values_mut() {
+            let paths = configuration.sensitive_paths.clone();
+            secrets.seal_paths(&mut configuration.config, &paths);
+            saved.secrets_withheld |= !paths.is_empty() && !secrets.has_key();
+        }
+        for output in &mut saved.outputs {
+            if output.sensitive {
+                output.after = output.after.as_ref().map(|value| secrets.seal(value));
+                output.before = output.before.as_ref().map(|value| secrets.seal(value));
+            }
+        }
+        let mut bytes = serde_json::to_vec(&serde_json::json!({ "mlops_saved_plan": saved })).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    pub fn from_saved_json(bytes: &[u8], secrets: &Secrets) -> Result<Plan, String> {
+        let json: Json = serde_json::from_slice(bytes).map_err(|_| "not a saved plan".to_owned())?;
+        let inner = json.get("mlops_saved_plan").ok_or("not a saved plan")?.clone();
+        let mut plan: Plan = serde_json::from_value(inner).map_err(|error| format!("the saved plan cannot be read: {error}"))?;
+        if plan.format_version != PLAN_FORMAT_VERSION {
+            return Err(format!("the saved plan has format {}; this mlops reads {PLAN_FORMAT_VERSION}", plan.format_version));
+        }
+        for change in &mut plan.changes {
+            let paths = change.sensitive_paths.clone();
+            secrets.open_paths(&mut change.config, &paths);
+        }
+        for configuration in plan.provider_configurations.values_mut() {
+            let paths = configuration.sensitive_paths.clone();
+            secrets.open_paths(&mut configuration.config, &paths);
+        }
+        for output in &mut plan.outputs {
+            if output.sensitive {
+                output.after = output.after.as_ref().map(|value| secrets.open(value).unwrap_or_else(|| value.clone()));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// The result of planning: the compiler's findings, and the plan when there
+/// were no errors.
+pub struct PlanOutcome {
+    pub sources: SourceMap,
+    pub diagnostics: Vec<Diagnostic>,
+    pub plan: Option<Plan>,
+}
+
+impl PlanOutcome {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// The hash of everything a plan was made from: the configuration files and
+/// the variable values.
+pub fn config_hash(sources: &SourceMap, variables: &HashMap<String, Value>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let mut files: Vec<(&str, &str)> = sources.files().map(|(_, file)| (file.display_path.as_str(), file.text.as_str())).collect();
+    files.sort();
+    for (path, text) in files {
+        hasher.update(path.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(&(text.len() as u64).to_le_bytes());
+        hasher.update(text.as_bytes());
+    }
+    let mut names: Vec<&String> = variables.keys().collect();
+    names.sort();
+    for name in names {
+        hasher.update(name.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(variables[name].to_json_unredacted().to_string().as_bytes());
+        hasher.update(&[0]);
+    }
+    format!("b3:{}", hasher.finalize().to_hex())
+}
+
+/// Refreshes every record through its provider, `parallelism` at a time.
+/// Returns the refreshed records (absent when the object is gone), drift,
+/// and problems.
+pub fn refresh(
+    state: &State,
+    providers: &Providers,
+    configurations: &BTreeMap<String, ProviderConfiguration>,
+    root_directory: &Path,
+    data_directory: &Path,
+    parallelism: usize,
+) -> (BTreeMap<String, Record>, Vec<Drift>, Vec<Diagnostic>) {
+    let records: Vec<&Record> = state.resources.values().collect();
+    let next = AtomicUsize::new(0);
+    type Refreshed = (String, Result<Option<Record>, String>);
+    let results: Mutex<Vec<Refreshed>> = Mutex::new(Vec::with_capacity(records.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..parallelism.clamp(1, 64).min(records.len().max(1)) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(record) = records.get(index) else { break };
+                let result = refresh_one(record, providers, configurations, root_directory, data_directory);
+                results.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((record.address.clone(), result));
+            });
+        }
+    });
+    let mut refreshed = BTreeMap::new();
+    let mut drift = Vec::new();
+    let mut problems = Vec::new();
+    let mut results = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    results.sort_by(|left, right| left.0.cmp(&right.0));
+    for (address, result) in results {
+        let prior = &state.resources[&address];
+        match result {
+            Ok(Some(record)) => {
+                if record.state != prior.state {
+                    let changed: Vec<String> = prior
+                        .state
+                        .keys()
+                        .chain(record.state.keys())
+                        .filter(|name| prior.state.get(*name) != record.state.get(*name))
+                        .cloned()
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    drift.push(Drift {
+                        address: address.clone(),
+                        before: prior.state.clone(),
+                        after: Some(record.state.clone()),
+                        summary: format!("changed outside mlops: {}", changed.join(", ")),
+                    });
+                }
+                refreshed.insert(address, record);
+            }
+            Ok(None) => drift.push(Drift {
+                address: address.clone(),
+                before: prior.state.clone(),
+                after: None,
+                summary: "deleted outside mlops".to_owned(),
+            }),
+            Err(message) => {
+                problems.push(
+                    Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot refresh {address}: {message}"))
+                        .with_help("fix the cause, or plan with --refresh=false to use the recorded state as it is"),
+                );
+                refreshed.insert(address, prior.clone());
+            }
+        }
+    }
+    (refreshed, drift, problems)
+}
+
+fn refresh_one(
+    record: &Record,
+    providers: &Providers,
+    configurations: &BTreeMap<String, ProviderConfiguration>,
+    root_directory: &Path,
+    data_directory: &Path,
+) -> Result<Option<Record>, String> {
+    let provider = providers.get(&record.provider)?;
+    let key = provider_key(&record.provider, record.provider_alias.as_deref());
+    let target = Target {
+        address: record.address.clone(),
+        kind: record.kind.clone(),
+        is_data: record.is_data,
+        provider_config: configurations.get(&key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+        working_directory: root_directory.to_path_buf(),
+        data_directory: data_directory.to_path_buf(),
+    };
+    let response = provider
+        .read(ReadRequest { target, config: record.config.clone(), state: record.state.clone(), private: record.private.clone() })
+        .map_err(|error| error.to_string())?;
+    Ok(response.state.map(|state| Record { state, private: response.private, ..record.clone() }))
+}
+
+pub fn provider_key(provider_type: &str, alias: Option<&str>) -> String {
+    match alias {
+        Some(alias) => format!("{provider_type}.{alias}"),
+        None => provider_type.to_owned(),
+    }
+}
+
+/// Whether `address` is selected by a `-target`/`-exclude` pattern: the
+/// pattern itself, its instances (`x` selects `x[0]`), or a module's contents.
+pub fn address_matches(pattern: &str, address: &str) -> bool {
+    address == pattern
+        || address
+            .strip_prefix(pattern)
+            .is_some_and(|rest| rest.starts_with('[') || rest.starts_with('.') && pattern.starts_with("module."))
+}
+
+/// The planner's side of evaluation.
+pub struct Planner<'a> {
+    pub providers: &'a Providers,
+    pub prior: &'a BTreeMap<String, Record>,
+    pub configurations: &'a BTreeMap<String, ProviderConfiguration>,
+    pub data_directory: PathBuf,
+    /// Addresses selected by -target/-exclude; `None` selects all.
+    pub selected: Option<HashSet<String>>,
+    pub changes: Vec<ResourceChange>,
+    pub problems: Vec<Diagnostic>,
+    pub seen: HashSet<String>,
+    schemas: &'static Schemas,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(
+        providers: &'a Providers,
+        prior: &'a BTreeMap<String, Record>,
+        configurations: &'a BTreeMap<String, ProviderConfiguration>,
+        data_directory: PathBuf,
+    ) -> Planner<'a> {
+        Planner {
+            providers,
+            prior,
+            configurations,
+            data_directory,
+            selected: None,
+            changes: Vec::new(),
+            problems: Vec::new(),
+            seen: HashSet::new(),
+            schemas: Schemas::standard(),
+        }
+    }
+
+    fn kind_schema(&self, kind: &str, is_data: bool) -> Option<&'static KindSchema> {
+        if is_data {
+            self.schemas.data.get(kind)
+        } else {
+            self.schemas.resources.get(kind)
+        }
+    }
+}
+
+impl PlanResolver for Planner<'_> {
+    fn resolve(&mut self, draft: &InstanceDraft<'_>) -> BTreeMap<String, Value> {
+        let address = draft.address.to_owned();
+        self.seen.insert(address.clone());
+        let Some(schema) = self.kind_schema(draft.kind, draft.is_data) else { return BTreeMap::new() };
+        let prior = self.prior.get(&address);
+        let prior_known = |prior: &Record| values_from_json(&prior.state, &prior.sensitive_paths);
+        let module_prefix: String = draft.module_path.iter().map(|name| format!("module.{name}.")).collect();
+        let depends_on: Vec<String> = draft.depends_on.iter().map(|dependency| format!("{module_prefix}{dependency}")).collect();
+        let (config, sensitive_paths) = config_json(draft.attributes, schema, draft.deferred);
+        let lifecycle = RecordLifecycle {
+            prevent_destroy: draft.lifecycle.prevent_destroy,
+            create_before_destroy: draft.lifecycle.create_before_destroy,
+            retained: schema.retained,
+            destroy: draft.lifecycle.destroy,
+        };
+        let provider_key = provider_key(draft.provider_type, draft.provider_alias);
+        let mut change = ResourceChange {
+            address: address.clone(),
+            kind: draft.kind.to_owned(),
+            is_data: draft.is_data,
+            provider: draft.provider_type.to_owned(),
+            provider_alias: draft.provider_alias.map(str::to_owned),
+            module_path: draft.module_path.to_vec(),
+            action: Action::NoOp,
+            reasons: Vec::new(),
+            before: prior.map(Record::merged_attributes),
+            after: None,
+            after_unknown: Vec::new(),
+            sensitive_paths,
+            config: config.clone(),
+            depends_on,
+            lifecycle,
+            working_directory: draft.module_directory.to_path_buf(),
+            provider_key: provider_key.clone(),
+        };
+
+        // Not selected by -target/-exclude: left as it is.
+        if self.selected.as_ref().is_some_and(|selected| !selected.contains(&address)) {
+            change.after = change.before.clone();
+            let known = prior.map(prior_known).unwrap_or_default();
+            if prior.is_some() {
+                self.changes.push(change);
+            }
+            return known;
+        }
+
+        // Secrets not stored (no MLOPS_STATE_KEY) cannot be compared: the
+        // prior configuration is taken to hold the current value.
+        let prior_config: Option<Attributes> = prior.map(|prior| restore_withheld(&prior.config, &config, &prior.sensitive_paths));
+
+        // References whose targets have a new identity since the prior apply.
+        let mut changed_inputs = Vec::new();
+        if let Some(prior) = prior {
+            let prior_references: HashMap<AttributePath, (String, Option<String>)> =
+                references(prior_config.as_ref().unwrap_or(&prior.config))
+                    .into_iter()
+                    .map(|(path, address, identity)| (path, (address, identity)))
+                    .collect();
+            for (path, target, identity) in references(&config) {
+                if let Some((prior_target, prior_identity)) = prior_references.get(&path) {
+                    if prior_target == &target && prior_identity != &identity {
+                        changed_inputs.push(ChangedInput { path, address: target, before: prior_identity.clone(), after: identity });
+                    }
+                }
+            }
+        }
+
+        // Attributes the user changed (ignore_changes honoured).
+        let mut changed_attributes = Vec::new();
+        if let Some(prior_config) = &prior_config {
+            let names: BTreeSet<&String> = config.keys().chain(prior_config.keys()).collect();
+            for name in names {
+                if draft.lifecycle.ignore_changes.iter().any(|ignored| ignored == name || ignored == "all") {
+                    if let Some(prior_value) = prior_config.get(name) {
+                        change.config.insert(name.clone(), prior_value.clone());
+                    }
+                    continue;
+                }
+                let before = prior_config.get(name).map(without_identities).unwrap_or(Json::Null);
+                let after = config.get(name).map(without_identities).unwrap_or(Json::Null);
+                if before != after {
+                    changed_attributes.push(name.clone());
+                }
+            }
+        }
+
+        let provider = match self.providers.get(draft.provider_type) {
+            Ok(provider) => provider.clone(),
+            Err(message) => {
+                self.problems.push(
+                    Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot plan {address}: {message}"))
+                        .at(draft.span, "declared here")
+                        .with_help("use a provider this build supports (`mlops schema` lists them), or upgrade mlops"),
+                );
+                return BTreeMap::new();
+            }
+        };
+        let target = Target {
+            address: address.clone(),
+            kind: draft.kind.to_owned(),
+            is_data: draft.is_data,
+            provider_config: self.configurations.get(&provider_key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+            working_directory: draft.module_directory.to_path_buf(),
+            data_directory: self.data_directory.clone(),
+        };
+        let response: PlanResponse = match provider.plan(PlanRequest {
+            target,
+            config: change.config.clone(),
+            prior_config: prior_config.clone(),
+            prior_state: prior.map(|prior| prior.state.clone()),
+            prior_private: prior.map(|prior| prior.private.clone()).unwrap_or_default(),
+            changed_inputs: changed_inputs.clone(),
+        }) {
+            Ok(response) => response,
+            Err(error) => {
+                let mut diagnostic = Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot plan {address}: {error}"))
+                    .at(draft.span, "this resource")
+                    .with_optional_help(error.help().map(str::to_owned));
+                if error.help().is_none() {
+                    diagnostic = diagnostic.with_help("fix the cause and plan again");
+                }
+                self.problems.push(diagnostic);
+                return prior.map(prior_known).unwrap_or_default();
+            }
+        };
+
+        // One action, and why.
+        let mut reasons: Vec<String> = changed_inputs
+            .iter()
+            .map(|input| {
+                let attribute = self.kind_of_address(&input.address).map_or("version", identity_attribute);
+                format!(
+                    "input {} changed: {attribute} {} -> {}",
+                    input.address,
+                    input.before.as_deref().map_or("(none)".to_owned(), short_identity),
+                    input.after.as_deref().map_or("(known after apply)".to_owned(), short_identity)
+                )
+            })
+            .collect();
+        let mut replace_reasons: Vec<String> = response.requires_replace.clone();
+        for name in &changed_attributes {
+            let forces = schema.body.attributes.get(name).is_some_and(|attribute| attribute.force_new);
+            if forces {
+                replace_reasons.push(format!("`{name}` changed, which forces replacement"));
+            } else {
+                reasons.push(format!("`{name}` changed"));
+            }
+        }
+        // Settings the provider reads back that differ from the configuration:
+        // changed outside mlops, corrected by an update.
+        if let Some(prior) = prior {
+            for (name, live) in &prior.state {
+                let configured =
+                    schema.body.attributes.get(name).is_some_and(|attribute| !attribute.computed && attribute.reads_as.is_none());
+                if configured && !changed_attributes.contains(name) && !draft.lifecycle.ignore_changes.iter().any(|ignored| ignored == name)
+                {
+                    if let Some(wanted) = config.get(name) {
+                        if without_identities(wanted) != *live {
+                            reasons.push(format!("`{name}` was changed outside mlops: {live} -> {wanted}"));
+                        }
+                    }
+                }
+            }
+        }
+        reasons.extend(response.update_reasons.iter().cloned());
+        change.action = if draft.is_data {
+            Action::Read
+        } else if prior.is_none() {
+            Action::Create
+        } else if !replace_reasons.is_empty() {
+            Action::Replace
+        } else if !reasons.is_empty() {
+            Action::Update
+        } else {
+            Action::NoOp
+        };
+        if change.action == Action::Replace {
+            reasons.extend(replace_reasons);
+            if draft.lifecycle.prevent_destroy {
+                self.problems.push(
+                    Diagnostic::error(codes::PREVENT_DESTROY, format!("{address} would be replaced, but lifecycle.prevent_destroy is set"))
+                        .at(draft.span, "protected by prevent_destroy")
+                        .with_help(format!("why it would be replaced: {}", reasons.join("; "))),
+                );
+            }
+        }
+        change.reasons = reasons;
+
+        // The computed attributes known now.
+        let mut known = Attributes::new();
+        let unknown: HashSet<&str> = response.unknown.iter().filter_map(|path| path.first().map(String::as_str)).collect();
+        match change.action {
+            Action::NoOp => {
+                if let Some(prior) = prior {
+                    known = prior.state.clone();
+                }
+            }
+            Action::Update => {
+                if let Some(prior) = prior {
+                    known = prior.state.clone();
+                }
+                for (name, value) in &response.planned_state {
+                    known.insert(name.clone(), value.clone());
+                }
+                for name in &unknown {
+                    known.remove(*name);
+                }
+            }
+            _ => known = response.planned_state.clone(),
+        }
+        let mut after = change.config.clone();
+        for (name, value) in &known {
+            after.insert(name.clone(), value.clone());
+        }
+        for (name, attribute) in &schema.body.attributes {
+            let reported = attribute.reads_as.as_deref() == Some("metrics");
+            if reported && !known.contains_key(name) {
+                after.insert(name.clone(), mlops_provider_api::unknown_marker());
+                change.after_unknown.push(vec![name.clone()]);
+                continue;
+            }
+            if !attribute.computed {
+                continue;
+            }
+            match known.get(name) {
+                Some(value) => {
+                    after.insert(name.clone(), value.clone());
+                }
+                None if !config.contains_key(name) => {
+                    after.insert(name.clone(), mlops_provider_api::unknown_marker());
+                    change.after_unknown.push(vec![name.clone()]);
+                }
+                None => {}
+            }
+        }
+        change.after = Some(after);
+        let values = values_from_json(&known, &change.sensitive_paths);
+        let values =
+            values.into_iter().filter(|(name, _)| schema.body.attributes.get(name).is_some_and(|attribute| attribute.computed)).collect();
+        self.changes.push(change);
+        values
+    }
+}
+
+impl Planner<'_> {
+    fn kind_of_address<'s>(&'s self, address: &'s str) -> Option<&'s str> {
+        self.prior.get(address).map(|record| record.kind.as_str()).or_else(|| {
+            let base = address.split('[').next().unwrap_or(address);
+            let mut parts: Vec<&str> = base.split('.').collect();
+            parts.pop()?;
+            parts.pop()
+        })
+    }
+}
+
+/// `prior` with every secret that was not stored replaced by the value in
+/// `current`: without a key, a secret cannot be compared, so it counts as
+/// unchanged.
+fn restore_withheld(prior: &Attributes, current: &Attributes, sensitive_paths: &[AttributePath]) -> Attributes {
+    let mut restored = prior.clone();
+    for path in sensitive_paths {
+        let withheld = crate::state::json_at(prior, path).is_some_and(|value| value == &serde_json::json!({ "$sensitive": null }));
+        if withheld {
+            if let (Some(slot), Some(value)) = (crate::state::json_at_mut(&mut restored, path), crate::state::json_at(current, path)) {
+                *slot = value.clone();
+            }
+        }
+    }
+    restored
+}
+
+/// Identities are long hashes: shown shortened in reasons.
+pub fn short_identity(identity: &str) -> String {
+    match identity.split_once(':') {
+        Some((scheme, hash)) if hash.len() > 12 && hash.chars().all(|character| character.is_ascii_hexdigit()) => {
+            format!("{scheme}:{}…", &hash[..8])
+        }
+        _ => identity.to_owned(),
+    }
+}
+
+/// Plans the configuration in `directory` against `state`.
+pub fn plan(
+    directory: &Path,
+    display: &str,
+    options: &PlanOptions,
+    providers: &Providers,
+    state: &State,
+    data_directory: &Path,
+) -> PlanOutcome {
+    // Provider configurations come from a plain check first: refresh needs
+    // them before the planning evaluation starts.
+    let check_options = CheckOptions { variables: Some(options.variables.clone()) };
+    let first = mlops_compiler::check::check_directory(directory, display, &check_options);
+    if first.has_errors() {
+        return PlanOutcome { sources: first.sources, diagnostics: first.diagnostics, plan: None };
+    }
+    let Some(root) = first.root.as_ref() else {
+        return PlanOutcome { sources: first.sources, diagnostics: first.diagnostics, plan: None };
+    };
+    let mut configurations = BTreeMap::new();
+    for (provider_type, alias, values) in &root.providers {
+        let mut path = Vec::new();
+        let attributes: BTreeMap<String, Value> = values.clone();
+        let mut sensitive_paths = Vec::new();
+        let mut config = Attributes::new();
+        for (name, value) in &attributes {
+            path.clear();
+            path.push(name.clone());
+            if value.contains_sensitive() {
+                sensitive_paths.push(path.clone());
+            }
+            config.insert(name.clone(), value.to_json_unredacted());
+        }
+        configurations.insert(provider_key(provider_type, alias.as_deref()), ProviderConfiguration { config, sensitive_paths });
+    }
+
+    let (refreshed, drift, mut problems) = if options.refresh {
+        refresh(state, providers, &configurations, directory, data_directory, options.parallelism)
+    } else {
+        (state.resources.clone(), Vec::new(), Vec::new())
+    };
+
+    // -target selects its dependencies too; -exclude removes its dependents too.
+    let selected = if options.targets.is_empty() && options.excludes.is_empty() {
+        None
+    } else {
+        Some(select(&first, state, &options.targets, &options.excludes))
+    };
+
+    let mut planner = Planner::new(providers, &refreshed, &configurations, data_directory.to_path_buf());
+    planner.selected = selected.clone();
+    let outcome: CheckResult =
+        if options.destroy { first } else { check_directory_with(directory, display, &check_options, Some(&mut planner)) };
+    let mut diagnostics = outcome.diagnostics;
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return PlanOutcome { sources: outcome.sources, diagnostics, plan: None };
+    }
+    let mut changes = std::mem::take(&mut planner.changes);
+    problems.append(&mut planner.problems);
+    let seen = std::mem::take(&mut planner.seen);
+
+    // What state has and the configuration no longer does.
+    for record in state.resources.values() {
+        if seen.contains(&record.address) && !options.destroy {
+            continue;
+        }
+        if selected.as_ref().is_some_and(|selected| !selected.contains(&record.address)) {
+            continue;
+        }
+        let gone = !refreshed.contains_key(&record.address);
+        let action = if record.is_data || gone || (record.lifecycle.retained && !record.lifecycle.destroy && !options.delete_retained) {
+            Action::Forget
+        } else {
+            Action::Delete
+        };
+        let reason =
+            if options.destroy { "destroy requested".to_owned() } else { "its block was removed from the configuration".to_owned() };
+        let mut reasons = vec![reason];
+        if action == Action::Forget && record.lifecycle.retained && !gone {
+            reasons.push(format!(
+                "{} is retained: it is kept, only dropped from state (use lifecycle {{ destroy = true }} to delete it)",
+                record.kind
+            ));
+        }
+        if gone {
+            reasons.push("it no longer exists".to_owned());
+        }
+        if action == Action::Delete && record.lifecycle.prevent_destroy {
+            problems.push(
+                Diagnostic::error(
+                    codes::PREVENT_DESTROY,
+                    format!("{} would be destroyed, but lifecycle.prevent_destroy is set", record.address),
+                )
+                .with_help("remove prevent_destroy in a reviewed change first, if destroying it is intended"),
+            );
+        }
+        changes.push(ResourceChange {
+            address: record.address.clone(),
+            kind: record.kind.clone(),
+            is_data: record.is_data,
+            provider: record.provider.clone(),
+            provider_alias: record.provider_alias.clone(),
+            module_path: record.module_path.clone(),
+            action,
+            reasons,
+            before: Some(record.merged_attributes()),
+            after: None,
+            after_unknown: Vec::new(),
+            sensitive_paths: record.sensitive_paths.clone(),
+            config: record.config.clone(),
+            depends_on: record.depends_on.clone(),
+            lifecycle: record.lifecycle.clone(),
+            working_directory: directory.to_path_buf(),
+            provider_key: provider_key(&record.provider, record.provider_alias.as_deref()),
+        });
+    }
+
+    let outputs = if options.destroy {
+        state
+            .outputs
+            .iter()
+            .map(|(name, output)| OutputChange {
+                name: name.clone(),
+                before: Some(output.value.clone()),
+                after: None,
+                residual: None,
+                sensitive: output.sensitive,
+                module_path: Vec::new(),
+            })
+            .collect()
+    } else {
+        outcome
+            .root
+            .as_ref()
+            .map(|root| {
+                root.outputs
+                    .iter()
+                    .map(|output| {
+                        let known = output.value.is_wholly_known();
+                        OutputChange {
+                            name: output.name.clone(),
+                            before: state.outputs.get(&output.name).map(|prior| prior.value.clone()),
+                            after: known.then(|| output.value.to_json_unredacted()),
+                            residual: if known { None } else { output.residual.clone() },
+                            sensitive: output.sensitive || output.value.contains_sensitive(),
+                            module_path: Vec::new(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    diagnostics.extend(problems);
+    let failed = diagnostics.iter().any(Diagnostic::is_error);
+    let plan = Plan {
+        format_version: PLAN_FORMAT_VERSION.to_owned(),
+        config_hash: config_hash(&outcome.sources, &options.variables),
+        files_hash: config_hash(&outcome.sources, &HashMap::new()),
+        state_lineage: state.lineage.clone(),
+        state_serial: state.serial,
+        root_directory: directory.to_path_buf(),
+        data_directory: data_directory.to_path_buf(),
+        destroy: options.destroy,
+        partial: !options.targets.is_empty() || !options.excludes.is_empty(),
+        changes,
+        drift,
+        outputs,
+        provider_configurations: configurations,
+        secrets_withheld: false,
+    };
+    PlanOutcome { sources: outcome.sources, diagnostics, plan: (!failed).then_some(plan) }
+}
+
+/// The addresses a -target/-exclude selection keeps.
+fn select(check: &CheckResult, state: &State, targets: &[String], excludes: &[String]) -> HashSet<String> {
+    let mut dependencies: HashMap<String, Vec<String>> = HashMap::new();
+    let mut addresses: Vec<String> = Vec::new();
+    if let Some(root) = &check.root {
+        for (module_path, resource) in root.all_resources() {
+            let prefix: String = module_path.iter().map(|name| format!("module.{name}.")).collect();
+            let base = if resource.is_data {
+                format!("{prefix}data.{}.{}", resource.kind, resource.name)
+            } else {
+                format!("{prefix}{}.{}", resource.kind, resource.name)
+            };
+            let depends: Vec<String> = resource.depends_on.iter().map(|dependency| format!("{prefix}{dependency}")).collect();
+            for instance in &resource.instances {
+                dependencies.insert(instance.value.address.clone(), depends.clone());
+                addresses.push(instance.value.address.clone());
+            }
+            dependencies.entry(base).or_insert(depends);
+        }
+    }
+    addresses.extend(state.resources.keys().cloned());
+    let base_of = |address: &str| address.split('[').next().unwrap_or(address).to_owned();
+    let mut selected: HashSet<String> = HashSet::new();
+    if targets.is_empty() {
+        selected.extend(addresses.iter().cloned());
+    } else {
+        let mut queue: Vec<String> =
+            addresses.iter().filter(|address| targets.iter().any(|target| address_matches(target, address))).cloned().collect();
+        while let Some(address) = queue.pop() {
+            if !selected.insert(address.clone()) {
+                continue;
+            }
+            for dependency in dependencies.get(&address).or_else(|| dependencies.get(&base_of(&address))).into_iter().flatten() {
+                for candidate in &addresses {
+                    if base_of(candidate) == *dependency && !selected.contains(candidate) {
+                        queue.push(candidate.clone());
+                    }
+                }
+            }
+        }
+    }
+    if !excludes.is_empty() {
+        // Excluding something excludes what depends on it.
+        let mut excluded: HashSet<String> =
+            addresses.iter().filter(|address| excludes.iter().any(|pattern| address_matches(pattern, address))).cloned().collect();
+        loop {
+            let before = excluded.len();
+            for address in &addresses {
+                let depends = dependencies.get(address).or_else(|| dependencies.get(&base_of(address)));
+                if depends.into_iter().flatten().any(|dependency| excluded.iter().any(|gone| base_of(gone) == *dependency)) {
+                    excluded.insert(address.clone());
+                }
+            }
+            if excluded.len() == before {
+                break;
+            }
+        }
+        selected.retain(|address| !excluded.contains(address));
+    }
+    selected
+}

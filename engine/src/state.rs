@@ -1,0 +1,794 @@
+//! State: what mlops manages, as it was after the last apply.
+//!
+//! Only this module knows the on-disk format. The local backend keeps, in
+//! the state directory (default `.mlops/state/`):
+//!
+//! - `state.json`: a snapshot (format version, lineage id, serial, records,
+//!   outputs), replaced atomically (write, fsync, rename) when an apply ends;
+//! - `journal.jsonl`: one line per change since the snapshot, each with its
+//!   serial and a checksum, appended and fsynced as each resource finishes.
+//!   Writes are group-committed: threads finishing together share one fsync.
+//!   Loading replays the lines newer than the snapshot and stops at the
+//!   first torn or corrupt line, so a `kill -9` at any instant leaves a state
+//!   that loads and loses at most the operations still in flight;
+//! - `history.jsonl`: one line per apply (time, user, host, plan hash, changes);
+//! - `lock`: an OS file lock naming its holder.
+//!
+//! Sensitive values are never written in clear: with `MLOPS_STATE_KEY` set
+//! they are encrypted (ChaCha20-Poly1305, key derived with BLAKE3); without
+//! it they are not stored at all.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use mlops_provider_api::{AttributePath, Attributes};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+pub const STATE_FORMAT_VERSION: u32 = 1;
+
+/// How a resource may be removed, recorded at apply time because the block
+/// may be gone when it is removed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RecordLifecycle {
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub prevent_destroy: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub create_before_destroy: bool,
+    /// Datasets and model versions are kept when their block goes away.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub retained: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub destroy: bool,
+}
+
+fn is_false(flag: &bool) -> bool {
+    !flag
+}
+
+/// One managed resource instance (or data source read).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub address: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub is_data: bool,
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_alias: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub module_path: Vec<String>,
+    /// The configuration applied, with references as `{"$ref", "identity"}`.
+    pub config: Attributes,
+    /// The attributes the provider reported, computed ones included.
+    pub state: Attributes,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_paths: Vec<AttributePath>,
+    /// Full addresses of the resources this one refers to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub lifecycle: RecordLifecycle,
+    #[serde(default, skip_serializing_if = "Json::is_null")]
+    pub private: Json,
+    /// Long-running work started but not seen to finish (re-attached by the next apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_handle: Option<Json>,
+    /// What produced this resource's current version.
+    #[serde(default, skip_serializing_if = "Json::is_null")]
+    pub lineage: Json,
+    #[serde(default)]
+    pub updated_at: String,
+}
+
+impl Record {
+    /// Configuration and state merged: what expressions see.
+    pub fn merged_attributes(&self) -> Attributes {
+        let mut merged = self.config.clone();
+        for (name, value) in &self.state {
+            merged.insert(name.clone(), value.clone());
+        }
+        merged
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputRecord {
+    pub value: Json,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    pub format_version: u32,
+    pub lineage: String,
+    pub serial: u64,
+    pub resources: BTreeMap<String, Record>,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, OutputRecord>,
+}
+
+impl State {
+    pub fn new() -> State {
+        State { format_version: STATE_FORMAT_VERSION, lineage: new_id(), serial: 0, resources: BTreeMap::new(), outputs: BTreeMap::new() }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+/// A random identifier (128 bits, hex).
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Unreachable on supported systems; time and pid keep ids distinct anyway.
+        let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+        bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
+    }
+    hex(&bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok()).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot {action} `{path}`: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("the state file `{path}` is not valid: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("the state in `{path}` has format version {found}; this mlops reads version {STATE_FORMAT_VERSION}")]
+    NewerFormat { path: PathBuf, found: u32 },
+    #[error("the state is locked by {holder}")]
+    Locked { holder: Box<LockHolder> },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> StateError + 'p {
+    move |source| StateError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// Who holds the lock.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockHolder {
+    pub id: String,
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+    pub command: String,
+    pub time: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{}@{} (pid {}, running `{}` since {}; lock ID {})",
+            self.user, self.host, self.pid, self.command, self.time, self.id
+        )
+    }
+}
+
+impl LockHolder {
+    pub fn current(command: &str) -> LockHolder {
+        LockHolder {
+            id: new_id(),
+            user: std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".to_owned()),
+            host: hostname(),
+            pid: std::process::id(),
+            command: command.to_owned(),
+            time: now(),
+        }
+    }
+}
+
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Whether a local process is still running.
+pub fn process_alive(pid: u32) -> bool {
+    // Signal 0 checks existence; EPERM means it exists but is not ours.
+    let result = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Encrypts and decrypts sensitive values with the key from `MLOPS_STATE_KEY`.
+#[derive(Clone)]
+pub struct Secrets {
+    cipher: Option<chacha20poly1305::ChaCha20Poly1305>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(if self.cipher.is_some() { "Secrets(key set)" } else { "Secrets(no key)" })
+    }
+}
+
+impl Secrets {
+    pub fn from_environment() -> Secrets {
+        Secrets::from_passphrase(std::env::var("MLOPS_STATE_KEY").ok().filter(|key| !key.is_empty()).as_deref())
+    }
+
+    pub fn from_passphrase(passphrase: Option<&str>) -> Secrets {
+        use chacha20poly1305::KeyInit;
+        let cipher = passphrase.map(|passphrase| {
+            let key = blake3::derive_key("mlops 2026 state secrets v1", passphrase.as_bytes());
+            chacha20poly1305::ChaCha20Poly1305::new(&key.into())
+        });
+        Secrets { cipher }
+    }
+
+    pub fn has_key(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// The stored form of a secret: `{"$sensitive": "enc:v1:…"}` or `{"$sensitive": null}`.
+    pub fn seal(&self, value: &Json) -> Json {
+        use chacha20poly1305::aead::Aead;
+        let Some(cipher) = &self.cipher else { return serde_json::json!({ "$sensitive": null }) };
+        let mut nonce = [0u8; 12];
+        let _ = getrandom::fill(&mut nonce);
+        let plaintext = serde_json::to_vec(value).unwrap_or_default();
+        match cipher.encrypt(&nonce.into(), plaintext.as_slice()) {
+            Ok(ciphertext) => serde_json::json!({ "$sensitive": format!("enc:v1:{}{}", hex(&nonce), hex(&ciphertext)) }),
+            Err(_) => serde_json::json!({ "$sensitive": null }),
+        }
+    }
+
+    /// The secret back, or `None` when it was not stored or the key differs.
+    pub fn open(&self, sealed: &Json) -> Option<Json> {
+        use chacha20poly1305::aead::Aead;
+        let text = sealed.as_object()?.get("$sensitive")?.as_str()?.strip_prefix("enc:v1:")?;
+        let bytes = unhex(text)?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        let plaintext = self.cipher.as_ref()?.decrypt(nonce.into(), ciphertext).ok()?;
+        serde_json::from_slice(&plaintext).ok()
+    }
+
+    /// Replaces each value at `paths` in `attributes` by its sealed form.
+    pub fn seal_paths(&self, attributes: &mut Attributes, paths: &[AttributePath]) {
+        for path in paths {
+            if let Some(slot) = json_at_mut(attributes, path) {
+                if !is_sealed(slot) {
+                    *slot = self.seal(slot);
+                }
+            }
+        }
+    }
+
+    /// Opens every sealed value it can; the others stay sealed.
+    pub fn open_paths(&self, attributes: &mut Attributes, paths: &[AttributePath]) {
+        for path in paths {
+            if let Some(slot) = json_at_mut(attributes, path) {
+                if let Some(opened) = self.open(slot) {
+                    *slot = opened;
+                }
+            }
+        }
+    }
+}
+
+pub fn is_sealed(value: &Json) -> bool {
+    value.as_object().is_some_and(|object| object.len() == 1 && object.contains_key("$sensitive"))
+}
+
+pub fn json_at_mut<'a>(attributes: &'a mut Attributes, path: &[String]) -> Option<&'a mut Json> {
+    let (first, rest) = path.split_first()?;
+    let mut current = attributes.get_mut(first)?;
+    for segment in rest {
+        current = match current {
+            Json::Object(object) => object.get_mut(segment)?,
+            Json::Array(items) => items.get_mut(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+pub fn json_at<'a>(attributes: &'a Attributes, path: &[String]) -> Option<&'a Json> {
+    let (first, rest) = path.split_first()?;
+    let mut current = attributes.get(first)?;
+    for segment in rest {
+        current = match current {
+            Json::Object(object) => object.get(segment)?,
+            Json::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+/// One journal line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum JournalEntry {
+    Put { serial: u64, record: Box<Record> },
+    Remove { serial: u64, address: String },
+    Outputs { serial: u64, outputs: BTreeMap<String, OutputRecord> },
+}
+
+impl JournalEntry {
+    fn serial(&self) -> u64 {
+        match self {
+            JournalEntry::Put { serial, .. } | JournalEntry::Remove { serial, .. } | JournalEntry::Outputs { serial, .. } => *serial,
+        }
+    }
+}
+
+/// The local state backend: a directory.
+#[derive(Debug, Clone)]
+pub struct LocalBackend {
+    pub directory: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(directory: impl Into<PathBuf>) -> LocalBackend {
+        LocalBackend { directory: directory.into() }
+    }
+
+    fn snapshot_path(&self) -> PathBuf {
+        self.directory.join("state.json")
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.directory.join("journal.jsonl")
+    }
+
+    pub fn history_path(&self) -> PathBuf {
+        self.directory.join("history.jsonl")
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.directory.join("lock")
+    }
+
+    /// Whether any state was ever written here.
+    pub fn exists(&self) -> bool {
+        self.snapshot_path().exists() || self.journal_path().exists()
+    }
+
+    /// Loads the snapshot and replays the journal. A missing state is empty.
+    pub fn load(&self, secrets: &Secrets) -> Result<State, StateError> {
+        let snapshot_path = self.snapshot_path();
+        let mut state = match fs::read(&snapshot_path) {
+            Ok(bytes) => {
+                let probe: Json = serde_json::from_slice(&bytes)
+                    .map_err(|error| StateError::Corrupt { path: snapshot_path.clone(), message: error.to_string() })?;
+                let found = probe.get("format_version").and_then(Json::as_u64).unwrap_or(0) as u32;
+                if found > STATE_FORMAT_VERSION {
+                    return Err(StateError::NewerFormat { path: snapshot_path, found });
+                }
+                serde_json::from_value(probe)
+                    .map_err(|error| StateError::Corrupt { path: snapshot_path.clone(), message: error.to_string() })?
+            }
+            // No state yet: its lineage is set by the first write, so plans
+            // made before it compare equal.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => State { lineage: String::new(), ..State::new() },
+            Err(error) => return Err(io("read", &snapshot_path)(error)),
+        };
+        for entry in self.read_journal()? {
+            if entry.serial() <= state.serial && state.serial != 0 {
+                continue;
+            }
+            state.serial = entry.serial();
+            match entry {
+                JournalEntry::Put { record, .. } => {
+                    state.resources.insert(record.address.clone(), *record);
+                }
+                JournalEntry::Remove { address, .. } => {
+                    state.resources.remove(&address);
+                }
+                JournalEntry::Outputs { outputs, .. } => state.outputs = outputs,
+            }
+        }
+        if !self.snapshot_path().exists() && state.serial > 0 {
+            // A first apply that never finished: keep the lineage stable across loads.
+            if let Some(lineage) = self.journal_lineage() {
+                state.lineage = lineage;
+            }
+        }
+        for record in state.resources.values_mut() {
+            let paths = record.sensitive_paths.clone();
+            secrets.open_paths(&mut record.config, &paths);
+            secrets.open_paths(&mut record.state, &paths);
+        }
+        Ok(state)
+    }
+
+    fn journal_lineage(&self) -> Option<String> {
+        fs::read_to_string(self.directory.join("lineage")).ok().map(|text| text.trim().to_owned())
+    }
+
+    /// The valid prefix of the journal.
+    fn read_journal(&self) -> Result<Vec<JournalEntry>, StateError> {
+        let path = self.journal_path();
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io("read", &path)(error)),
+        };
+        let mut entries = Vec::new();
+        for line in BufReader::new(file).split(b'\n') {
+            let line = line.map_err(io("read", &path))?;
+            let Some(entry) = parse_journal_line(&line) else { break };
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// Opens the journal for appending, cutting off a torn tail first.
+    pub fn open_journal(&self, state: &State) -> Result<Journal, StateError> {
+        fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
+        if !self.snapshot_path().exists() {
+            let lineage_path = self.directory.join("lineage");
+            if !lineage_path.exists() {
+                fs::write(&lineage_path, &state.lineage).map_err(io("write", &lineage_path))?;
+            }
+        }
+        let path = self.journal_path();
+        let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(io("open", &path))?;
+        let mut contents = Vec::new();
+        file.read_to_end(&mut contents).map_err(io("read", &path))?;
+        let mut valid_length = 0;
+        for line in contents.split_inclusive(|byte| *byte == b'\n') {
+            if !line.ends_with(b"\n") || parse_journal_line(&line[..line.len() - 1]).is_none() {
+                break;
+            }
+            valid_length += line.len();
+        }
+        if valid_length < contents.len() {
+            file.set_len(valid_length as u64).map_err(io("repair", &path))?;
+            file.seek(SeekFrom::End(0)).map_err(io("repair", &path))?;
+        }
+        Ok(Journal {
+            inner: Mutex::new(JournalInner { file, pending: Vec::new(), appended: 0, durable: 0, writing: false, failed: None }),
+            durable: Condvar::new(),
+            path,
+        })
+    }
+
+    /// Writes `state` as the new snapshot and empties the journal.
+    pub fn compact(&self, state: &State, secrets: &Secrets) -> Result<(), StateError> {
+        fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
+        let sealed = sealed_state(state, secrets);
+        let bytes = serde_json::to_vec_pretty(&sealed).map_err(|error| StateError::Other(error.to_string()))?;
+        let snapshot_path = self.snapshot_path();
+        write_atomically(&snapshot_path, &bytes)?;
+        // The journal only holds entries now in the snapshot (replay skips
+        // them by serial), so truncating it after the rename is safe at any instant.
+        let journal_path = self.journal_path();
+        if journal_path.exists() {
+            File::create(&journal_path).and_then(|file| file.sync_all()).map_err(io("truncate", &journal_path))?;
+        }
+        let _ = fs::remove_file(self.directory.join("lineage"));
+        Ok(())
+    }
+
+    pub fn append_history(&self, entry: &Json) -> Result<(), StateError> {
+        fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
+        let path = self.history_path();
+        let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io("open", &path))?;
+        let mut line = serde_json::to_vec(entry).map_err(|error| StateError::Other(error.to_string()))?;
+        line.push(b'\n');
+        file.write_all(&line).and_then(|()| file.sync_data()).map_err(io("write", &path))
+    }
+
+    pub fn read_history(&self) -> Vec<Json> {
+        fs::read_to_string(self.history_path())
+            .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes the lock, or fails at once naming the holder. Returns the lock
+    /// and, when a process died holding it, that holder.
+    pub fn lock(&self, command: &str) -> Result<(StateLock, Option<LockHolder>), StateError> {
+        fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
+        let path = self.lock_path();
+        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io("open", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let holder = serde_json::from_str(&text).unwrap_or_else(|_| LockHolder {
+                    id: "unknown".into(),
+                    user: "unknown".into(),
+                    host: hostname(),
+                    pid: 0,
+                    command: "mlops".into(),
+                    time: "unknown".into(),
+                });
+                return Err(StateError::Locked { holder: Box::new(holder) });
+            }
+            Err(fs::TryLockError::Error(error)) => return Err(io("lock", &path)(error)),
+        }
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        // The OS released the lock of a process that died, but its holder
+        // record is still there: report it.
+        let dead_holder: Option<LockHolder> = serde_json::from_str(&text).ok();
+        let holder = LockHolder::current(command);
+        let bytes = serde_json::to_vec(&holder).unwrap_or_default();
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))
+            .and_then(|()| file.write_all(&bytes))
+            .and_then(|()| file.sync_data())
+            .map_err(io("write", &path))?;
+        Ok((StateLock { file, holder }, dead_holder))
+    }
+
+    /// Clears a lock whose holder is gone. A lock held by a live local
+    /// process cannot be broken: stop that process instead.
+    pub fn force_unlock(&self, id: &str) -> Result<LockHolder, StateError> {
+        let path = self.lock_path();
+        let mut file = OpenOptions::new().read(true).write(true).open(&path).map_err(|error| {
+            if error.kind() == std::io::ErrorKind::NotFound {
+                StateError::Other("the state is not locked".to_owned())
+            } else {
+                io("open", &path)(error)
+            }
+        })?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io("read", &path))?;
+        let Ok(holder) = serde_json::from_str::<LockHolder>(&text) else {
+            return Err(StateError::Other("the state is not locked".to_owned()));
+        };
+        if holder.id != id {
+            return Err(StateError::Other(format!("the lock ID is {}, not {id}; the lock is held by {holder}", holder.id)));
+        }
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).map_err(io("write", &path))?;
+                Ok(holder)
+            }
+            Err(_) => Err(StateError::Other(format!(
+                "the lock is held by process {} on this machine, which is still running; stop it (it releases the lock when it exits)",
+                holder.pid
+            ))),
+        }
+    }
+}
+
+fn sealed_state(state: &State, secrets: &Secrets) -> State {
+    let mut sealed = state.clone();
+    for record in sealed.resources.values_mut() {
+        seal_record(record, secrets);
+    }
+    for output in sealed.outputs.values_mut() {
+        if output.sensitive && !is_sealed(&output.value) {
+            output.value = secrets.seal(&output.value);
+        }
+    }
+    sealed
+}
+
+fn seal_record(record: &mut Record, secrets: &Secrets) {
+    let paths = record.sensitive_paths.clone();
+    secrets.seal_paths(&mut record.config, &paths);
+    secrets.seal_paths(&mut record.state, &paths);
+}
+
+/// Writes a file so that readers see the old or the new content, never a mix.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut file = File::create(&temporary).map_err(io("write", &temporary))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io("write", &temporary))?;
+    fs::rename(&temporary, path).map_err(io("replace", path))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(directory) = File::open(parent) {
+            let _ = directory.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn parse_journal_line(line: &[u8]) -> Option<JournalEntry> {
+    let text = std::str::from_utf8(line).ok()?;
+    let (body, checksum) = text.rsplit_once('\t')?;
+    if checksum != &blake3::hash(body.as_bytes()).to_hex()[..16] {
+        return None;
+    }
+    serde_json::from_str(body).ok()
+}
+
+struct JournalInner {
+    file: File,
+    pending: Vec<u8>,
+    appended: u64,
+    durable: u64,
+    writing: bool,
+    failed: Option<String>,
+}
+
+/// The append-only journal of one apply.
+pub struct Journal {
+    inner: Mutex<JournalInner>,
+    durable: Condvar,
+    path: PathBuf,
+}
+
+impl Journal {
+    pub fn put(&self, serial: u64, record: &Record, secrets: &Secrets) -> Result<(), StateError> {
+        let mut sealed = record.clone();
+        seal_record(&mut sealed, secrets);
+        self.append(&JournalEntry::Put { serial, record: Box::new(sealed) })
+    }
+
+    pub fn remove(&self, serial: u64, address: &str) -> Result<(), StateError> {
+        self.append(&JournalEntry::Remove { serial, address: address.to_owned() })
+    }
+
+    pub fn outputs(&self, serial: u64, outputs: &BTreeMap<String, OutputRecord>, secrets: &Secrets) -> Result<(), StateError> {
+        let mut sealed = outputs.clone();
+        for output in sealed.values_mut() {
+            if output.sensitive {
+                output.value = secrets.seal(&output.value);
+            }
+        }
+        self.append(&JournalEntry::Outputs { serial, outputs: sealed })
+    }
+
+    /// Appends one line and returns once it is on disk. Threads that finish
+    /// while another is syncing share the next fsync (group commit).
+    fn append(&self, entry: &JournalEntry) -> Result<(), StateError> {
+        let body = serde_json::to_string(entry).map_err(|error| StateError::Other(error.to_string()))?;
+        let checksum = blake3::hash(body.as_bytes()).to_hex();
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.pending.extend_from_slice(body.as_bytes());
+        inner.pending.push(b'\t');
+        inner.pending.extend_from_slice(&checksum.as_bytes()[..16]);
+        inner.pending.push(b'\n');
+        inner.appended += 1;
+        let mine = inner.appended;
+        loop {
+            if let Some(message) = &inner.failed {
+                return Err(StateError::Other(format!("cannot write the state journal `{}`: {message}", self.path.display())));
+            }
+            if inner.durable >= mine {
+                return Ok(());
+            }
+            if inner.writing {
+                inner = self.durable.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            inner.writing = true;
+            let batch = std::mem::take(&mut inner.pending);
+            let upto = inner.appended;
+            let mut file = inner.file.try_clone().map_err(io("write", &self.path))?;
+            drop(inner);
+            let result = file.write_all(&batch).and_then(|()| file.sync_data());
+            inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            inner.writing = false;
+            match result {
+                Ok(()) => inner.durable = upto,
+                Err(error) => inner.failed = Some(error.to_string()),
+            }
+            self.durable.notify_all();
+        }
+    }
+}
+
+/// The held lock; released on drop (and by the OS if the process dies).
+pub struct StateLock {
+    file: File,
+    pub holder: LockHolder,
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.sync_data();
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(address: &str) -> Record {
+        let mut config = Attributes::new();
+        config.insert("name".into(), Json::String(address.into()));
+        config.insert("token".into(), Json::String("hunter2-secret".into()));
+        Record {
+            address: address.into(),
+            kind: "bucket".into(),
+            provider: "local".into(),
+            config,
+            sensitive_paths: vec![vec!["token".into()]],
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn journal_survives_a_torn_tail_and_replays_in_order() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(directory.path());
+        let secrets = Secrets::from_passphrase(Some("key"));
+        let mut state = backend.load(&secrets).unwrap();
+        assert_eq!(state.lineage, "", "a state never written has no lineage yet");
+        state.lineage = new_id();
+        let journal = backend.open_journal(&state).unwrap();
+        journal.put(1, &record("bucket.a"), &secrets).unwrap();
+        journal.put(2, &record("bucket.b"), &secrets).unwrap();
+        journal.remove(3, "bucket.a").unwrap();
+        drop(journal);
+        // A write cut short by a crash.
+        let mut file = OpenOptions::new().append(true).open(directory.path().join("journal.jsonl")).unwrap();
+        file.write_all(b"{\"put\":{\"serial\":4,\"rec").unwrap();
+        let loaded = backend.load(&secrets).unwrap();
+        assert_eq!(loaded.serial, 3);
+        assert_eq!(loaded.resources.keys().collect::<Vec<_>>(), vec!["bucket.b"]);
+        assert_eq!(loaded.resources["bucket.b"].config["token"], Json::String("hunter2-secret".into()));
+        assert_eq!(loaded.lineage, state.lineage);
+        // Reopening cuts the torn tail, so new lines are readable.
+        let journal = backend.open_journal(&loaded).unwrap();
+        journal.put(4, &record("bucket.c"), &secrets).unwrap();
+        drop(journal);
+        let loaded = backend.load(&secrets).unwrap();
+        assert_eq!(loaded.resources.len(), 2);
+        backend.compact(&loaded, &secrets).unwrap();
+        let compacted = backend.load(&secrets).unwrap();
+        assert_eq!(compacted, loaded);
+        for file in ["state.json", "journal.jsonl"] {
+            let text = fs::read_to_string(directory.path().join(file)).unwrap_or_default();
+            assert!(!text.contains("hunter2"), "{file} holds the secret in clear");
+        }
+    }
+
+    #[test]
+    fn a_second_lock_names_the_holder_and_a_dead_holder_is_reported() {
+        let directory = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(directory.path());
+        let (lock, dead) = backend.lock("mlops apply").unwrap();
+        assert!(dead.is_none());
+        match backend.lock("mlops plan") {
+            Err(StateError::Locked { holder }) => assert_eq!(holder.id, lock.holder.id),
+            other => panic!("expected a lock error, got {:?}", other.map(|(lock, _)| lock.holder.clone())),
+        }
+        drop(lock);
+        // A holder record left behind without an OS lock: its process died.
+        let stale = LockHolder { pid: 999_999, ..LockHolder::current("mlops apply") };
+        fs::write(directory.path().join("lock"), serde_json::to_vec(&stale).unwrap()).unwrap();
+        let (_lock, dead) = backend.lock("mlops apply").unwrap();
+        assert_eq!(dead.map(|holder| holder.pid), Some(999_999));
+    }
+
+    #[test]
+    fn secrets_are_not_stored_without_a_key() {
+        let secrets = Secrets::from_passphrase(None);
+        let sealed = secrets.seal(&Json::String("hunter2".into()));
+        assert_eq!(sealed, serde_json::json!({"$sensitive": null}));
+        let keyed = Secrets::from_passphrase(Some("k"));
+        let sealed = keyed.seal(&Json::String("hunter2".into()));
+        assert_eq!(keyed.open(&sealed), Some(Json::String("hunter2".into())));
+        assert_eq!(Secrets::from_passphrase(Some("other")).open(&sealed), None);
+    }
+}

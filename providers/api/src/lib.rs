@@ -1,0 +1,326 @@
+//! The provider API: the only thing a provider author must read.
+//!
+//! The engine talks to every provider (local, s3, kubernetes, mlflow, oci)
+//! through the [`Provider`] trait. Each call takes one request struct and
+//! returns one response struct. Every struct derives `Default` and is built
+//! with `..Default::default()`, so fields can be added later without
+//! breaking providers, which read only what they need.
+//!
+//! Values cross the boundary as JSON ([`Attributes`]). Two markers may
+//! appear inside a *configuration* handed to `plan`:
+//!
+//! - `{"$ref": "dataset.transactions", "identity": "b3:…"}`: a reference to
+//!   another resource, with the identity (its version) it had when planned.
+//!   By the time `apply` runs, the engine has replaced every marker with the
+//!   referenced resource's applied attributes plus an `"$address"` key.
+//! - `{"$expr": "log1p(row.amount)"}`: an expression the provider evaluates
+//!   itself, per row, through the [`RowEvaluator`] the engine passes in (the
+//!   feature expressions of a feature set).
+//!
+//! Invariants providers keep:
+//! - `read` and `plan` never change anything outside the provider's caches.
+//! - `apply` reports long-running work through [`ApplyContext::record_handle`]
+//!   *before* waiting on it, and accepts that handle back in
+//!   [`ApplyRequest::pending_handle`] to re-attach after an interruption.
+//! - Errors are [`ProviderError`]s with a message meant for the user; they
+//!   never contain credentials.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// A resource's attributes, as a JSON object.
+pub type Attributes = serde_json::Map<String, Json>;
+
+/// A path to an attribute inside [`Attributes`]: `["lifecycle_rule", "0", "prefix"]`.
+pub type AttributePath = Vec<String>;
+
+/// What the engine asks a provider to do with one resource instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Update,
+    /// Destroy then create (or create then destroy with create_before_destroy).
+    Replace,
+    Delete,
+    /// Drop from state without touching the real object (retained kinds).
+    Forget,
+    /// A data source read.
+    Read,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::Forget => "⊘",
+            Action::Read => "<=",
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::NoOp => "no-op",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::Forget => "forget",
+            Action::Read => "read",
+        }
+    }
+}
+
+/// Everything common to the calls: which instance, on which configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Target {
+    /// The canonical address, e.g. `module.fp.dataset.events["eu"]`.
+    pub address: String,
+    pub kind: String,
+    /// True for `data` blocks.
+    pub is_data: bool,
+    /// The provider block's settings (sensitive values included: never log them).
+    pub provider_config: Attributes,
+    /// The configuration's directory: relative paths and the working
+    /// directory of user code are resolved against it.
+    pub working_directory: PathBuf,
+    /// Where the provider may keep files of its own for this configuration
+    /// (the local provider's objects, registry and runs live here).
+    pub data_directory: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SchemaRequest {}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SchemaResponse {
+    /// The kinds this provider manages, and the data source kinds it reads.
+    pub resource_kinds: Vec<String>,
+    pub data_kinds: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ValidateRequest {
+    pub target: Target,
+    pub config: Attributes,
+}
+
+/// Problems the compiler cannot know about, found without touching the
+/// outside world (e.g. a source file that does not exist).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ValidateResponse {
+    pub problems: Vec<AttributeProblem>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AttributeProblem {
+    pub path: AttributePath,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub target: Target,
+    /// The configuration last applied (markers resolved as at apply).
+    pub config: Attributes,
+    /// The attributes recorded in state after the last apply.
+    pub state: Attributes,
+    /// Provider-private data recorded with the state.
+    pub private: Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReadResponse {
+    /// The live attributes, or `None` when the object no longer exists.
+    pub state: Option<Attributes>,
+    pub private: Json,
+}
+
+/// A reference whose target's identity differs from what the prior apply saw.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ChangedInput {
+    pub path: AttributePath,
+    pub address: String,
+    pub before: Option<String>,
+    /// `None` when the new identity is known only after apply.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlanRequest {
+    pub target: Target,
+    /// The desired configuration, with `$ref`/`$expr` markers and
+    /// `{"$unknown": true}` where a value is known only after apply.
+    pub config: Attributes,
+    /// The configuration applied last time, if the instance exists.
+    pub prior_config: Option<Attributes>,
+    /// The refreshed state, if the instance exists.
+    pub prior_state: Option<Attributes>,
+    pub prior_private: Json,
+    /// References whose targets changed since the prior apply.
+    pub changed_inputs: Vec<ChangedInput>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlanResponse {
+    /// Computed attributes known now (e.g. a dataset's content hash).
+    pub planned_state: Attributes,
+    /// Computed attributes known only after apply.
+    pub unknown: Vec<AttributePath>,
+    /// Why the change cannot be made in place; empty for an update.
+    pub requires_replace: Vec<String>,
+    /// Why an update is needed even though the configuration is the same
+    /// (e.g. "content changed"). Empty when nothing changes.
+    pub update_reasons: Vec<String>,
+    pub private: Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    pub target: Target,
+    pub action: Option<Action>,
+    /// The configuration with every marker resolved (except `$expr`
+    /// markers meant for the provider's own [`RowEvaluator`]).
+    pub config: Attributes,
+    pub prior_state: Option<Attributes>,
+    pub prior_private: Json,
+    /// The handle recorded by an interrupted apply of this instance.
+    pub pending_handle: Option<Json>,
+    /// What produced this: upstream addresses and their versions, the code
+    /// fingerprint, hyperparameters. Registries store it with a version.
+    pub lineage: Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApplyResponse {
+    /// The new attributes (all computed ones known). Ignored for deletes.
+    pub state: Attributes,
+    pub private: Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportRequest {
+    pub target: Target,
+    /// The provider's own identifier for the existing object.
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportResponse {
+    pub state: Option<Attributes>,
+    pub config: Attributes,
+    pub private: Json,
+}
+
+/// Evaluates `$expr` markers (feature expressions) for providers. The
+/// engine implements it with the language's own evaluator.
+pub trait RowEvaluator: Send + Sync {
+    /// Compiles an expression once, for evaluation over many rows.
+    fn compile(&self, expression: &str) -> Result<Box<dyn CompiledExpression>, String>;
+}
+
+pub trait CompiledExpression: Send + Sync {
+    /// Evaluates with `row` bound to the given columns.
+    fn evaluate(&self, row: &BTreeMap<String, Json>) -> Result<Json, String>;
+}
+
+/// What the engine lends a provider during `apply`.
+pub trait ApplyContext: Send + Sync {
+    /// Makes `handle` durable in state before the provider waits on remote
+    /// work, so an interrupted apply can re-attach.
+    fn record_handle(&self, handle: Json) -> Result<(), ProviderError>;
+    /// A progress line ("training fraud: epoch 3/10"); shown on a terminal
+    /// or logged, depending on where mlops runs.
+    fn progress(&self, message: &str);
+    /// True once the user asked to stop (Ctrl-C): long waits should return
+    /// with [`ProviderError::Interrupted`] after recording their handle.
+    fn interrupted(&self) -> bool;
+    fn row_evaluator(&self) -> &dyn RowEvaluator;
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum ProviderError {
+    /// The user's input or the outside world is wrong; the message says
+    /// what and what to do.
+    #[error("{message}")]
+    Failed { message: String, help: Option<String> },
+    /// Worth retrying with backoff (timeouts, 429, 5xx).
+    #[error("{message}")]
+    Transient { message: String },
+    /// Stopped because the user interrupted; the handle is recorded.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl ProviderError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        ProviderError::Failed { message: message.into(), help: None }
+    }
+
+    pub fn with_help(message: impl Into<String>, help: impl Into<String>) -> Self {
+        ProviderError::Failed { message: message.into(), help: Some(help.into()) }
+    }
+
+    pub fn help(&self) -> Option<&str> {
+        match self {
+            ProviderError::Failed { help, .. } => help.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+pub type ProviderResult<T> = Result<T, ProviderError>;
+
+/// A provider. Implementations are shared between threads: the engine
+/// refreshes and applies independent resources concurrently.
+pub trait Provider: Send + Sync {
+    fn schema(&self, request: SchemaRequest) -> SchemaResponse;
+    fn validate(&self, request: ValidateRequest) -> ValidateResponse;
+    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse>;
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse>;
+    fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse>;
+    fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse>;
+}
+
+/// The `identity` of a resource: the attribute whose change means "a new
+/// version of this thing exists" to whatever refers to it.
+pub fn identity_attribute(kind: &str) -> &'static str {
+    match kind {
+        "bucket" | "feature_store" => "uri",
+        "training" => "run_id",
+        "serving" => "live_version",
+        "monitor" => "drifted",
+        "image" => "digest",
+        _ => "version",
+    }
+}
+
+/// Reads a reference marker: the address and planned identity.
+pub fn as_reference(value: &Json) -> Option<(&str, Option<&str>)> {
+    let object = value.as_object()?;
+    let address = object.get("$ref")?.as_str()?;
+    Some((address, object.get("identity").and_then(Json::as_str)))
+}
+
+/// Reads an expression marker.
+pub fn as_expression(value: &Json) -> Option<&str> {
+    value.as_object().filter(|object| object.len() == 1)?.get("$expr")?.as_str()
+}
+
+/// True for the marker of a value known only after apply.
+pub fn is_unknown(value: &Json) -> bool {
+    value.as_object().is_some_and(|object| object.len() == 1 && object.get("$unknown") == Some(&Json::Bool(true)))
+}
+
+pub fn unknown_marker() -> Json {
+    serde_json::json!({"$unknown": true})
+}

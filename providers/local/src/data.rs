@@ -1,0 +1,380 @@
+//! Dataset files: content hashing, reading rows (CSV and JSON Lines), typing
+//! them by the declared schema, and validating them against it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use mlops_provider_api::{ProviderError, ProviderResult};
+use serde_json::Value as Json;
+
+/// The data files under `path` (itself, if a file), sorted, hidden files skipped.
+pub fn data_files(path: &Path) -> ProviderResult<Vec<PathBuf>> {
+    let metadata = fs::metadata(path).map_err(|error| unreadable(path, &error))?;
+    if metadata.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(directory) = stack.pop() {
+        let entries = fs::read_dir(&directory).map_err(|error| unreadable(&directory, &error))?;
+        for entry in entries {
+            let entry = entry.map_err(|error| unreadable(&directory, &error))?;
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let file_type = entry.file_type().map_err(|error| unreadable(&entry.path(), &error))?;
+            if file_type.is_dir() {
+                stack.push(entry.path());
+            } else if file_type.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+pub fn unreadable(path: &Path, error: &std::io::Error) -> ProviderError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        ProviderError::with_help(
+            format!("`{}` does not exist", path.display()),
+            "check the path; relative paths start at the configuration's directory",
+        )
+    } else {
+        ProviderError::failed(format!("cannot read `{}`: {error}", path.display()))
+    }
+}
+
+/// Size and modification time of every file: a cheap stamp that lets a
+/// plan skip re-hashing unchanged data.
+pub fn stamp(root: &Path, files: &[PathBuf]) -> ProviderResult<Json> {
+    let mut stamp = serde_json::Map::new();
+    for file in files {
+        let metadata = fs::metadata(file).map_err(|error| unreadable(file, &error))?;
+        let modified =
+            metadata.modified().ok().and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |time| time.as_nanos());
+        stamp.insert(relative_name(root, file), serde_json::json!([metadata.len(), modified.to_string()]));
+    }
+    Ok(Json::Object(stamp))
+}
+
+pub fn relative_name(root: &Path, file: &Path) -> String {
+    if root == file {
+        return file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    }
+    file.strip_prefix(root).unwrap_or(file).to_string_lossy().replace('\\', "/")
+}
+
+/// The BLAKE3 content hash of the files (names included, so a rename is a
+/// new version), and their total size.
+pub fn content_hash(root: &Path, files: &[PathBuf]) -> ProviderResult<(String, u64)> {
+    let mut whole = blake3::Hasher::new();
+    let mut total = 0u64;
+    for file in files {
+        let mut hasher = blake3::Hasher::new();
+        let handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
+        let length = handle.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+        if length > 16 * 1024 * 1024 {
+            hasher.update_mmap_rayon(file).map_err(|error| unreadable(file, &error))?;
+        } else {
+            hasher.update_reader(handle).map_err(|error| unreadable(file, &error))?;
+        }
+        total += length;
+        let name = relative_name(root, file);
+        whole.update(&(name.len() as u64).to_le_bytes());
+        whole.update(name.as_bytes());
+        whole.update(hasher.finalize().as_bytes());
+    }
+    Ok((format!("b3:{}", whole.finalize().to_hex()), total))
+}
+
+/// One declared column.
+#[derive(Debug, Clone, Default)]
+pub struct Column {
+    pub name: String,
+    pub column_type: String,
+    pub nullable: bool,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub allowed: Option<Vec<String>>,
+}
+
+/// The columns of a dataset's `schema` block, in declaration order.
+pub fn columns_of(config: &serde_json::Map<String, Json>) -> Option<Vec<Column>> {
+    let columns = config.get("schema")?.get("column")?.as_object()?;
+    Some(
+        columns
+            .iter()
+            .map(|(name, column)| Column {
+                name: name.clone(),
+                column_type: column.get("type").and_then(Json::as_str).unwrap_or("string").to_owned(),
+                nullable: column.get("nullable").and_then(Json::as_bool).unwrap_or(false),
+                min: column.get("min").and_then(Json::as_f64),
+                max: column.get("max").and_then(Json::as_f64),
+                allowed: column
+                    .get("allowed")
+                    .and_then(Json::as_array)
+                    .map(|values| values.iter().filter_map(|value| value.as_str().map(str::to_owned)).collect()),
+            })
+            .collect(),
+    )
+}
+
+pub type Row = BTreeMap<String, Json>;
+
+/// Reads every row of the files, typed by `columns` when given.
+/// `format` is csv or jsonl; the row visitor may stop early by returning an error.
+pub fn for_each_row(
+    files: &[PathBuf],
+    format: &str,
+    columns: Option<&[Column]>,
+    mut visit: impl FnMut(&Path, usize, Row) -> ProviderResult<()>,
+) -> ProviderResult<usize> {
+    let mut count = 0;
+    for file in files {
+        match format {
+            "csv" => {
+                let handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
+                let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(handle);
+                let headers: Vec<String> = reader
+                    .headers()
+                    .map_err(|error| ProviderError::failed(format!("`{}` is not valid CSV: {error}", file.display())))?
+                    .iter()
+                    .map(|header| header.trim().to_owned())
+                    .collect();
+                if let Some(columns) = columns {
+                    for column in columns {
+                        if !headers.contains(&column.name) {
+                            return Err(ProviderError::with_help(
+                                format!("`{}` has no column `{}` (its header is: {})", file.display(), column.name, headers.join(", ")),
+                                "fix the file's header, or the dataset's schema",
+                            ));
+                        }
+                    }
+                }
+                for (index, record) in reader.records().enumerate() {
+                    let line = index + 2;
+                    let record = record.map_err(|error| ProviderError::failed(format!("`{}` line {line}: {error}", file.display())))?;
+                    let mut row = Row::new();
+                    for (header, field) in headers.iter().zip(record.iter()) {
+                        let column = columns.and_then(|columns| columns.iter().find(|column| &column.name == header));
+                        let value = type_field(field, column).map_err(|message| row_error(file, line, header, &message))?;
+                        row.insert(header.clone(), value);
+                    }
+                    if let Some(columns) = columns {
+                        validate_row(&row, columns).map_err(|(column, message)| row_error(file, line, &column, &message))?;
+                    }
+                    count += 1;
+                    visit(file, line, row)?;
+                }
+            }
+            "jsonl" => {
+                let handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
+                for (index, line_text) in BufReader::new(handle).lines().enumerate() {
+                    let line = index + 1;
+                    let line_text = line_text.map_err(|error| unreadable(file, &error))?;
+                    if line_text.trim().is_empty() {
+                        continue;
+                    }
+                    let value: Json = serde_json::from_str(&line_text).map_err(|error| {
+                        ProviderError::failed(format!("`{}` line {line} is not a JSON object: {error}", file.display()))
+                    })?;
+                    let Json::Object(object) = value else {
+                        return Err(ProviderError::failed(format!("`{}` line {line} is not a JSON object", file.display())));
+                    };
+                    let mut row: Row = object.into_iter().collect();
+                    if let Some(columns) = columns {
+                        for column in columns {
+                            if let Some(Json::String(text)) = row.get(&column.name) {
+                                if column.column_type != "string" && column.column_type != "timestamp" {
+                                    let typed =
+                                        type_field(text, Some(column)).map_err(|message| row_error(file, line, &column.name, &message))?;
+                                    row.insert(column.name.clone(), typed);
+                                }
+                            }
+                        }
+                        validate_row(&row, columns).map_err(|(column, message)| row_error(file, line, &column, &message))?;
+                    }
+                    count += 1;
+                    visit(file, line, row)?;
+                }
+            }
+            "parquet" => {
+                return Err(ProviderError::with_help(
+                    format!("`{}`: the local provider cannot read Parquet yet", file.display()),
+                    "convert the data to CSV or JSON Lines, or use format = \"csv\"/\"jsonl\"",
+                ))
+            }
+            other => return Err(ProviderError::failed(format!("unknown dataset format `{other}`"))),
+        }
+    }
+    Ok(count)
+}
+
+fn row_error(file: &Path, line: usize, column: &str, message: &str) -> ProviderError {
+    ProviderError::with_help(
+        format!("`{}` line {line}, column `{column}`: {message}", file.display()),
+        "the data does not match the dataset's schema: fix the data, or the schema",
+    )
+}
+
+/// A CSV field as a typed JSON value. Empty fields are null.
+fn type_field(field: &str, column: Option<&Column>) -> Result<Json, String> {
+    let trimmed = field.trim();
+    if trimmed.is_empty() {
+        return Ok(Json::Null);
+    }
+    let Some(column) = column else {
+        // No schema: numbers and booleans where they look like them.
+        if let Ok(number) = trimmed.parse::<f64>() {
+            return Ok(json_number(number));
+        }
+        return Ok(match trimmed {
+            "true" | "True" | "TRUE" => Json::Bool(true),
+            "false" | "False" | "FALSE" => Json::Bool(false),
+            _ => Json::String(field.to_owned()),
+        });
+    };
+    match column.column_type.as_str() {
+        "int" => trimmed.parse::<i64>().map(|number| Json::Number(number.into())).or_else(|_| match trimmed.parse::<f64>() {
+            Ok(number) if number.fract() == 0.0 => Ok(Json::Number((number as i64).into())),
+            _ => Err(format!("`{field}` is not a whole number")),
+        }),
+        "float" => trimmed
+            .parse::<f64>()
+            .ok()
+            .filter(|number| number.is_finite())
+            .map(json_number)
+            .ok_or_else(|| format!("`{field}` is not a number")),
+        "bool" => match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Json::Bool(true)),
+            "false" | "0" | "no" => Ok(Json::Bool(false)),
+            _ => Err(format!("`{field}` is not a boolean (true/false)")),
+        },
+        _ => Ok(Json::String(field.to_owned())),
+    }
+}
+
+fn json_number(number: f64) -> Json {
+    if number.fract() == 0.0 && number.abs() < 9.0e15 {
+        Json::Number((number as i64).into())
+    } else {
+        serde_json::Number::from_f64(number).map_or(Json::Null, Json::Number)
+    }
+}
+
+fn validate_row(row: &Row, columns: &[Column]) -> Result<(), (String, String)> {
+    for column in columns {
+        let value = row.get(&column.name).unwrap_or(&Json::Null);
+        if value.is_null() {
+            if !column.nullable {
+                return Err((column.name.clone(), "the value is missing and the column is not nullable".to_owned()));
+            }
+            continue;
+        }
+        match column.column_type.as_str() {
+            "int" | "float" => {
+                let Some(number) = value.as_f64() else {
+                    return Err((column.name.clone(), format!("{value} is not a number")));
+                };
+                if column.column_type == "int" && number.fract() != 0.0 {
+                    return Err((column.name.clone(), format!("{value} is not a whole number")));
+                }
+                if let Some(min) = column.min.filter(|min| number < *min) {
+                    return Err((column.name.clone(), format!("{value} is below the minimum {min}")));
+                }
+                if let Some(max) = column.max.filter(|max| number > *max) {
+                    return Err((column.name.clone(), format!("{value} is above the maximum {max}")));
+                }
+            }
+            "bool" if !value.is_boolean() => return Err((column.name.clone(), format!("{value} is not a boolean"))),
+            "string" => {
+                let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+                if let Some(allowed) = &column.allowed {
+                    if !allowed.contains(&text) {
+                        return Err((column.name.clone(), format!("`{text}` is not one of {}", allowed.join(", "))));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Copies `files` (named relative to `root`) into `destination`, through a
+/// temporary directory renamed into place, so a crash leaves no partial copy.
+pub fn store_files(root: &Path, files: &[PathBuf], destination: &Path) -> ProviderResult<()> {
+    if destination.exists() {
+        return Ok(());
+    }
+    let parent = destination.parent().ok_or_else(|| ProviderError::failed("invalid destination"))?;
+    fs::create_dir_all(parent).map_err(|error| ProviderError::failed(format!("cannot create `{}`: {error}", parent.display())))?;
+    let staging = parent.join(format!(".staging-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    for file in files {
+        let target = staging.join(relative_name(root, file));
+        if let Some(directory) = target.parent() {
+            fs::create_dir_all(directory)
+                .map_err(|error| ProviderError::failed(format!("cannot create `{}`: {error}", directory.display())))?;
+        }
+        fs::copy(file, &target).map_err(|error| ProviderError::failed(format!("cannot copy `{}`: {error}", file.display())))?;
+    }
+    fs::rename(&staging, destination)
+        .map_err(|error| ProviderError::failed(format!("cannot store `{}`: {error}", destination.display())))?;
+    Ok(())
+}
+
+/// Reads a whole file as text (for small files such as metrics).
+pub fn read_text(path: &Path) -> ProviderResult<String> {
+    let mut text = String::new();
+    fs::File::open(path).and_then(|mut file| file.read_to_string(&mut text)).map_err(|error| unreadable(path, &error))?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_typed_and_checked_against_the_schema() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("data.csv");
+        fs::write(&file, "id,amount,age,ok\na,1.5,30,true\nb,2,,false\n").unwrap();
+        let columns = vec![
+            Column { name: "id".into(), column_type: "string".into(), ..Column::default() },
+            Column { name: "amount".into(), column_type: "float".into(), min: Some(0.0), ..Column::default() },
+            Column { name: "age".into(), column_type: "int".into(), nullable: true, ..Column::default() },
+            Column { name: "ok".into(), column_type: "bool".into(), ..Column::default() },
+        ];
+        let mut rows = Vec::new();
+        let count = for_each_row(std::slice::from_ref(&file), "csv", Some(&columns), |_, _, row| {
+            rows.push(row);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(count, 2);
+        assert_eq!(rows[1]["age"], Json::Null);
+        assert_eq!(rows[0]["ok"], Json::Bool(true));
+
+        fs::write(&file, "id,amount,age,ok\na,-1,30,true\n").unwrap();
+        let error = for_each_row(std::slice::from_ref(&file), "csv", Some(&columns), |_, _, _| Ok(())).unwrap_err();
+        assert!(error.to_string().contains("line 2, column `amount`: -1 is below the minimum 0"), "{error}");
+    }
+
+    #[test]
+    fn the_hash_changes_with_content_and_names() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("a.csv");
+        fs::write(&file, "x\n1\n").unwrap();
+        let (first, size) = content_hash(directory.path(), std::slice::from_ref(&file)).unwrap();
+        assert_eq!(size, 4);
+        fs::write(&file, "x\n2\n").unwrap();
+        let (second, _) = content_hash(directory.path(), std::slice::from_ref(&file)).unwrap();
+        assert_ne!(first, second);
+        assert!(first.starts_with("b3:"));
+    }
+}

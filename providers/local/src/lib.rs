@@ -1,0 +1,1015 @@
+//! The `local` provider: the embedded default, which needs nothing installed.
+//!
+//! Everything lives under the provider's root (default `.mlops/` next to the
+//! configuration):
+//!
+//! | kind        | what it is                                                                 |
+//! |-------------|----------------------------------------------------------------------------|
+//! | bucket      | `objects/NAME/`, settings in `objects/NAME/.bucket.json`                   |
+//! | dataset     | files validated against the schema, stored at `objects/BUCKET/datasets/ADDRESS/HASH/` (content-addressed, BLAKE3) |
+//! | feature_set | `features.jsonl` from evaluating each feature over the rows, content-addressed like datasets |
+//! | training    | the user's command as a child process in `runs/RUN_ID/` (run contract in behaviour.md) |
+//! | model       | `registry/NAME/versions/N/`, immutable, with `aliases.json`                |
+//! | serving     | the user's server as a background process; pid and url recorded           |
+//! | monitor     | drift scores per column between the reference dataset and current files  |
+//!
+//! URIs are `local://PATH`, relative to the root, so state does not depend on
+//! where the configuration is checked out.
+
+mod data;
+mod drift;
+mod process;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mlops_provider_api::*;
+use serde_json::{json, Value as Json};
+
+pub use data::content_hash;
+
+#[derive(Debug, Default)]
+pub struct LocalProvider;
+
+impl LocalProvider {
+    pub fn new() -> LocalProvider {
+        LocalProvider
+    }
+}
+
+/// The provider's root directory for a target.
+fn root(target: &Target) -> PathBuf {
+    match target.provider_config.get("root").and_then(Json::as_str) {
+        Some(root) if root != ".mlops" => target.working_directory.join(root),
+        _ => target.data_directory.clone(),
+    }
+}
+
+fn uri_for(relative: &str) -> String {
+    format!("local://{relative}")
+}
+
+fn path_of_uri(target: &Target, uri: &str) -> PathBuf {
+    match uri.strip_prefix("local://") {
+        Some(relative) => root(target).join(relative),
+        None => match uri.strip_prefix("file://") {
+            Some(path) => PathBuf::from(path),
+            None => target.working_directory.join(uri),
+        },
+    }
+}
+
+/// A file-system-safe name for an address: `module.a.dataset.b["x"]` -> `module.a.dataset.b.x`.
+fn slug(address: &str) -> String {
+    address
+        .chars()
+        .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '.' | '-' | '_') { character } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_owned()
+}
+
+fn short_hash(version: &str) -> &str {
+    let hash = version.strip_prefix("b3:").unwrap_or(version);
+    &hash[..hash.len().min(32)]
+}
+
+fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
+    config.get(name).and_then(Json::as_str)
+}
+
+/// A list of strings from the configuration (empty when absent).
+fn strings(config: &Attributes, name: &str) -> Vec<String> {
+    config
+        .get(name)
+        .and_then(Json::as_array)
+        .map(|items| items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn failed(message: impl Into<String>) -> ProviderError {
+    ProviderError::failed(message)
+}
+
+fn io_failed(what: &str, path: &Path, error: std::io::Error) -> ProviderError {
+    failed(format!("cannot {what} `{}`: {error}", path.display()))
+}
+
+/// The name of the bucket a resolved `bucket` reference points at.
+fn bucket_directory(target: &Target, config: &Attributes) -> PathBuf {
+    let name = config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str).unwrap_or("_default");
+    root(target).join("objects").join(name)
+}
+
+fn relative_to_root(target: &Target, path: &Path) -> String {
+    path.strip_prefix(root(target)).unwrap_or(path).to_string_lossy().replace('\\', "/")
+}
+
+impl Provider for LocalProvider {
+    fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
+        SchemaResponse {
+            resource_kinds: ["bucket", "dataset", "feature_set", "training", "model", "serving", "monitor"].map(str::to_owned).to_vec(),
+            data_kinds: ["model", "dataset"].map(str::to_owned).to_vec(),
+        }
+    }
+
+    fn validate(&self, request: ValidateRequest) -> ValidateResponse {
+        let mut problems = Vec::new();
+        if request.target.kind == "dataset" {
+            if let Some(source) = text(&request.config, "source") {
+                if !request.target.working_directory.join(source).exists() {
+                    problems.push(AttributeProblem {
+                        path: vec!["source".into()],
+                        message: format!("`{source}` does not exist"),
+                        help: Some("relative paths start at the configuration's directory".into()),
+                    });
+                }
+            }
+        }
+        ValidateResponse { problems }
+    }
+
+    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+        let target = &request.target;
+        let private = request.private.clone();
+        if request.private.get("placeholder").is_some() {
+            return Ok(ReadResponse { state: Some(request.state), private });
+        }
+        let exists = |uri: Option<&str>| uri.is_some_and(|uri| path_of_uri(target, uri).exists());
+        let state = match (target.kind.as_str(), target.is_data) {
+            (_, true) => Some(request.state.clone()),
+            ("bucket", _) => {
+                let directory = root(target).join("objects").join(text(&request.config, "name").unwrap_or_default());
+                if directory.is_dir() {
+                    let settings: Json = fs::read(directory.join(".bucket.json"))
+                        .ok()
+                        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                        .unwrap_or(Json::Null);
+                    let mut state = request.state.clone();
+                    for name in ["versioning", "tags", "lifecycle_rule"] {
+                        if let Some(value) = settings.get(name) {
+                            state.insert(name.to_owned(), value.clone());
+                        }
+                    }
+                    Some(state)
+                } else {
+                    None
+                }
+            }
+            ("dataset" | "feature_set", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
+            ("training", _) => exists(text(&request.state, "artifact_uri")).then(|| request.state.clone()),
+            ("model", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
+            ("serving", _) => {
+                let pid = request.private.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
+                let port = request.private.get("port").and_then(Json::as_u64).unwrap_or(0) as u16;
+                let healthy = process::alive(pid) && process::http_status(port, "/health", Duration::from_secs(2)) == Some(200);
+                let mut state = request.state.clone();
+                if !healthy {
+                    state.insert("ready_replicas".into(), json!(0));
+                }
+                Some(state)
+            }
+            ("monitor", _) => {
+                let mut state = request.state.clone();
+                if let Ok((scores, drifted)) = drift::compute(target, &request.config) {
+                    state.insert("scores".into(), scores);
+                    state.insert("drifted".into(), Json::Bool(drifted));
+                }
+                Some(state)
+            }
+            _ => Some(request.state.clone()),
+        };
+        Ok(ReadResponse { state, private })
+    }
+
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        let target = &request.target;
+        if target.is_data {
+            return plan_data_source(target, &request.config);
+        }
+        let prior_state = request.prior_state.clone().unwrap_or_default();
+        let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
+        match target.kind.as_str() {
+            "bucket" => {
+                let name = text(&request.config, "name").unwrap_or_default();
+                response.planned_state.insert("uri".into(), Json::String(uri_for(&format!("objects/{name}"))));
+            }
+            "dataset" => plan_dataset(&request, &mut response)?,
+            "feature_set" => {
+                if !request.changed_inputs.is_empty() {
+                    response.requires_replace.push("its dataset has a new version, so the features are computed again".into());
+                }
+                if request.prior_state.is_some() && request.changed_inputs.is_empty() && same_config(&request) {
+                    response.planned_state = prior_state;
+                } else {
+                    response.unknown = vec![vec!["version".into()], vec!["uri".into()], vec!["row_count".into()]];
+                }
+            }
+            "training" => plan_training(&request, &mut response)?,
+            "model" => {
+                let source_changed = request.changed_inputs.iter().any(|input| input.path.first().map(String::as_str) == Some("source"));
+                if request.prior_state.is_some() && source_changed {
+                    response.update_reasons.push("a new model version will be registered if its gates pass".into());
+                }
+                if source_changed || request.prior_state.is_none() {
+                    response.unknown = vec![vec!["version".into()], vec!["versions".into()], vec!["uri".into()]];
+                }
+            }
+            "serving" => {
+                if let Some(prior) = &request.prior_state {
+                    if prior.get("ready_replicas").and_then(Json::as_f64) == Some(0.0) {
+                        response.update_reasons.push("the serving process is not running: it will be started again".into());
+                    }
+                    if request.changed_inputs.iter().any(|input| input.path.first().map(String::as_str) == Some("model")) {
+                        let strategy = request
+                            .config
+                            .get("rollout")
+                            .and_then(|rollout| rollout.get("strategy"))
+                            .and_then(Json::as_str)
+                            .unwrap_or("all_at_once");
+                        response.update_reasons.push(format!("rollout ({strategy}) to the new model version"));
+                    }
+                }
+                if !response.update_reasons.is_empty() || request.prior_state.is_none() || !same_config(&request) {
+                    response.unknown = vec![vec!["url".into()], vec!["live_version".into()], vec!["ready_replicas".into()]];
+                }
+            }
+            "monitor" => {
+                if request.prior_state.is_some() && request.changed_inputs.is_empty() && same_config(&request) {
+                    response.planned_state = prior_state;
+                } else {
+                    response.unknown = vec![vec!["scores".into()], vec!["drifted".into()]];
+                }
+            }
+            other => return Err(failed(format!("the local provider does not manage `{other}`"))),
+        }
+        Ok(response)
+    }
+
+    fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        let target = &request.target;
+        let action = request.action.unwrap_or(Action::Create);
+        if action == Action::Delete {
+            delete(&request)?;
+            return Ok(ApplyResponse::default());
+        }
+        match target.kind.as_str() {
+            "bucket" => apply_bucket(&request),
+            "dataset" => apply_dataset(&request, context),
+            "feature_set" => apply_feature_set(&request, context),
+            "training" => apply_training(&request, context),
+            "model" => apply_model(&request, context),
+            "serving" => apply_serving(&request, context),
+            "monitor" => {
+                let (scores, drifted) = drift::compute(target, &request.config)?;
+                let mut state = Attributes::new();
+                state.insert("scores".into(), scores);
+                state.insert("drifted".into(), Json::Bool(drifted));
+                Ok(ApplyResponse { state, private: Json::Null })
+            }
+            other => Err(failed(format!("the local provider does not manage `{other}`"))),
+        }
+    }
+
+    fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
+        match request.target.kind.as_str() {
+            "bucket" => {
+                let directory = root(&request.target).join("objects").join(&request.id);
+                if !directory.is_dir() {
+                    return Err(failed(format!("there is no local bucket `{}`", request.id)));
+                }
+                let mut state = Attributes::new();
+                state.insert("uri".into(), Json::String(uri_for(&format!("objects/{}", request.id))));
+                let mut config = Attributes::new();
+                config.insert("name".into(), Json::String(request.id.clone()));
+                Ok(ImportResponse { state: Some(state), config, private: Json::Null })
+            }
+            other => Err(failed(format!("the local provider cannot import a `{other}`"))),
+        }
+    }
+}
+
+/// Whether the configuration is what was applied (reference identities aside).
+fn same_config(request: &PlanRequest) -> bool {
+    fn strip(value: &Json) -> Json {
+        match value {
+            Json::Object(entries) if entries.contains_key("$ref") => json!({ "$ref": entries["$ref"] }),
+            Json::Object(entries) => Json::Object(entries.iter().map(|(key, value)| (key.clone(), strip(value))).collect()),
+            Json::Array(items) => Json::Array(items.iter().map(strip).collect()),
+            other => other.clone(),
+        }
+    }
+    request.prior_config.as_ref().is_some_and(|prior| strip(&Json::Object(prior.clone())) == strip(&Json::Object(request.config.clone())))
+}
+
+fn plan_data_source(target: &Target, config: &Attributes) -> ProviderResult<PlanResponse> {
+    let mut planned = Attributes::new();
+    match target.kind.as_str() {
+        "model" => {
+            let name = text(config, "name").unwrap_or_default();
+            let registry = root(target).join("registry").join(slug(name));
+            let aliases: Json =
+                fs::read(registry.join("aliases.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or(json!({}));
+            let version = match text(config, "alias") {
+                Some(alias) => aliases.get(alias).and_then(Json::as_str).map(str::to_owned).ok_or_else(|| {
+                    ProviderError::with_help(
+                        format!("model `{name}` has no alias `{alias}` in the local registry"),
+                        "apply the configuration that sets the alias first",
+                    )
+                })?,
+                None => text(config, "version").map(str::to_owned).ok_or_else(|| failed("give `alias` or `version`"))?,
+            };
+            let directory = registry.join("versions").join(&version);
+            let description: Json =
+                fs::read(directory.join("version.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or(Json::Null);
+            planned.insert("version".into(), Json::String(version.clone()));
+            planned.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &directory))));
+            planned.insert("run_id".into(), description.get("run_id").cloned().unwrap_or(Json::Null));
+        }
+        "dataset" => {
+            let uri = text(config, "uri").unwrap_or_default();
+            let path = path_of_uri(target, uri);
+            let files = data::data_files(&path)?;
+            let (version, size) = data::content_hash(&path, &files)?;
+            planned.insert("version".into(), Json::String(version));
+            planned.insert("size_bytes".into(), json!(size));
+        }
+        "image" => {
+            return Err(ProviderError::with_help(
+                "resolving image tags to digests needs a registry",
+                "use `provider = oci` on the data \"image\" block",
+            ))
+        }
+        other => return Err(failed(format!("the local provider cannot read a `{other}`"))),
+    }
+    Ok(PlanResponse { planned_state: planned, ..PlanResponse::default() })
+}
+
+/// The dataset's files: the local `source`, or a `uri` on this machine.
+fn dataset_location(target: &Target, config: &Attributes) -> ProviderResult<PathBuf> {
+    if let Some(source) = text(config, "source") {
+        return Ok(target.working_directory.join(source));
+    }
+    match text(config, "uri") {
+        Some(uri) if uri.starts_with("file://") || uri.starts_with("local://") => Ok(path_of_uri(target, uri)),
+        Some(uri) => Err(ProviderError::with_help(
+            format!("the local provider cannot read `{uri}`"),
+            "use a local `source`, a file:// uri, or `provider = s3` for data in object storage",
+        )),
+        None => Err(failed("a dataset needs `source` or `uri`")),
+    }
+}
+
+fn plan_dataset(request: &PlanRequest, response: &mut PlanResponse) -> ProviderResult<()> {
+    let target = &request.target;
+    let location = dataset_location(target, &request.config)?;
+    let files = data::data_files(&location)?;
+    if files.is_empty() {
+        return Err(ProviderError::with_help(
+            format!("`{}` holds no data files", location.display()),
+            "add the data, or point `source` at it",
+        ));
+    }
+    let stamp = data::stamp(&location, &files)?;
+    let prior_version = request.prior_state.as_ref().and_then(|state| text(state, "version")).map(str::to_owned);
+    // Unchanged sizes and times: the prior hash stands, no need to read the data again.
+    let version = match (&prior_version, request.prior_private.get("stamp")) {
+        (Some(version), Some(prior_stamp)) if *prior_stamp == stamp => version.clone(),
+        _ => data::content_hash(&location, &files)?.0,
+    };
+    let size: u64 = files.iter().filter_map(|file| fs::metadata(file).ok()).map(|metadata| metadata.len()).sum();
+    response.private = json!({ "stamp": stamp });
+    if let (Some(prior), Some(prior_version)) = (&request.prior_state, &prior_version) {
+        if *prior_version == version && same_config(request) {
+            response.planned_state = prior.clone();
+            return Ok(());
+        }
+        if *prior_version != version {
+            response.update_reasons.push(format!("its data changed: version {} -> {}", short(prior_version), short(&version)));
+        }
+    }
+    response.planned_state.insert("version".into(), Json::String(version));
+    response.planned_state.insert("size_bytes".into(), json!(size));
+    response.unknown = vec![vec!["row_count".into()], vec!["uri".into()]];
+    Ok(())
+}
+
+fn short(version: &str) -> String {
+    match version.split_once(':') {
+        Some((scheme, hash)) if hash.len() > 12 => format!("{scheme}:{}…", &hash[..8]),
+        _ => version.to_owned(),
+    }
+}
+
+fn apply_bucket(request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let name = text(&request.config, "name").unwrap_or_default();
+    if let (Some(Action::Replace), Some(prior)) = (request.action, &request.prior_state) {
+        let old = text(prior, "uri").map(|uri| path_of_uri(target, uri));
+        if let Some(old) = old.filter(|old| old.file_name().map(|file| file.to_string_lossy() != name).unwrap_or(false)) {
+            remove_bucket(&old, request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false), name)?;
+        }
+    }
+    let directory = root(target).join("objects").join(name);
+    fs::create_dir_all(&directory).map_err(|error| io_failed("create", &directory, error))?;
+    let settings = json!({
+        "versioning": request.config.get("versioning").cloned().unwrap_or(Json::Bool(false)),
+        "tags": request.config.get("tags").cloned().unwrap_or(json!({})),
+        "lifecycle_rule": request.config.get("lifecycle_rule").cloned().unwrap_or(json!([])),
+    });
+    let settings_path = directory.join(".bucket.json");
+    fs::write(&settings_path, serde_json::to_vec_pretty(&settings).unwrap_or_default())
+        .map_err(|error| io_failed("write", &settings_path, error))?;
+    let mut state = Attributes::new();
+    state.insert("uri".into(), Json::String(uri_for(&format!("objects/{name}"))));
+    for (key, value) in settings.as_object().into_iter().flatten() {
+        state.insert(key.clone(), value.clone());
+    }
+    Ok(ApplyResponse { state, private: Json::Null })
+}
+
+fn remove_bucket(directory: &Path, force_destroy: bool, name: &str) -> ProviderResult<()> {
+    if !directory.exists() {
+        return Ok(());
+    }
+    let non_empty = data::data_files(directory)?.iter().any(|file| file.file_name().is_some_and(|name| name != ".bucket.json"));
+    if non_empty && !force_destroy {
+        return Err(ProviderError::with_help(
+            format!("bucket `{name}` is not empty"),
+            "set `force_destroy = true` on the bucket to delete it with its contents",
+        ));
+    }
+    fs::remove_dir_all(directory).map_err(|error| io_failed("delete", directory, error))
+}
+
+fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let location = dataset_location(target, &request.config)?;
+    let files = data::data_files(&location)?;
+    context.progress(&format!("hashing {} file(s)", files.len()));
+    let (version, size) = data::content_hash(&location, &files)?;
+    let format = text(&request.config, "format").unwrap_or("csv");
+    let columns = data::columns_of(&request.config);
+    context.progress("validating rows against the schema");
+    let row_count = data::for_each_row(&files, format, columns.as_deref(), |_, _, _| Ok(()))?;
+    let external = text(&request.config, "source").is_none();
+    let uri = if external {
+        text(&request.config, "uri").unwrap_or_default().to_owned()
+    } else {
+        let destination = bucket_directory(target, &request.config).join("datasets").join(slug(&target.address)).join(short_hash(&version));
+        data::store_files(&location, &files, &destination)?;
+        uri_for(&relative_to_root(target, &destination))
+    };
+    let mut state = Attributes::new();
+    state.insert("version".into(), Json::String(version));
+    state.insert("uri".into(), Json::String(uri));
+    state.insert("row_count".into(), json!(row_count));
+    state.insert("size_bytes".into(), json!(size));
+    Ok(ApplyResponse { state, private: json!({ "stamp": data::stamp(&location, &files)? }) })
+}
+
+/// The rows of a resolved dataset reference, typed by its schema.
+fn dataset_rows(target: &Target, dataset: &Json, mut visit: impl FnMut(data::Row) -> ProviderResult<()>) -> ProviderResult<usize> {
+    let attributes = dataset.as_object().cloned().unwrap_or_default();
+    let uri = text(&attributes, "uri").ok_or_else(|| failed("the dataset has no stored data yet"))?;
+    let location = path_of_uri(target, uri);
+    let files = data::data_files(&location)?;
+    let format = text(&attributes, "format").unwrap_or("csv");
+    let columns = data::columns_of(&attributes);
+    data::for_each_row(&files, format, columns.as_deref(), |_, _, row| visit(row))
+}
+
+fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let dataset = request.config.get("dataset").cloned().unwrap_or(Json::Null);
+    let entity = text(&request.config, "entity").map(str::to_owned);
+    let features = request.config.get("feature").and_then(Json::as_object).cloned().unwrap_or_default();
+    let mut compiled = Vec::new();
+    for (name, feature) in &features {
+        let expression = feature.get("expr").ok_or_else(|| failed(format!("feature `{name}` has no expression")))?;
+        let evaluator: Box<dyn CompiledExpression> = match as_expression(expression) {
+            Some(text) => context.row_evaluator().compile(text).map_err(|error| failed(format!("feature `{name}`: {error}")))?,
+            None => Box::new(Constant(expression.clone())),
+        };
+        let feature_type = feature.get("type").and_then(Json::as_str).unwrap_or("float").to_owned();
+        compiled.push((name.clone(), feature_type, evaluator));
+    }
+    let mut output = Vec::new();
+    let mut line_number = 0usize;
+    context.progress(&format!("computing {} feature(s)", compiled.len()));
+    let row_count = dataset_rows(target, &dataset, |row| {
+        line_number += 1;
+        let mut out = serde_json::Map::new();
+        if let Some(entity) = &entity {
+            out.insert(entity.clone(), row.get(entity).cloned().unwrap_or(Json::Null));
+        }
+        for (name, feature_type, evaluator) in &compiled {
+            let value = evaluator.evaluate(&row).map_err(|error| failed(format!("feature `{name}` on row {line_number}: {error}")))?;
+            let value = match (feature_type.as_str(), &value) {
+                ("int", Json::Number(number)) => json!(number.as_f64().unwrap_or(0.0).round() as i64),
+                ("float", Json::Number(number)) if !number.as_f64().is_some_and(f64::is_finite) => Json::Null,
+                _ => value,
+            };
+            out.insert(name.clone(), value);
+        }
+        serde_json::to_writer(&mut output, &Json::Object(out)).map_err(|error| failed(error.to_string()))?;
+        output.push(b'\n');
+        Ok(())
+    })?;
+    let version = format!("b3:{}", blake3::hash(&output).to_hex());
+    // Next to the dataset, in its bucket, unless the feature set names one.
+    let bucket = match request.config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
+        Some(name) => root(target).join("objects").join(name),
+        None => {
+            let dataset_uri = dataset.get("uri").and_then(Json::as_str).unwrap_or_default();
+            let bucket_name = dataset_uri.strip_prefix("local://objects/").and_then(|rest| rest.split('/').next()).unwrap_or("_default");
+            root(target).join("objects").join(bucket_name)
+        }
+    };
+    let destination = bucket.join("features").join(slug(&target.address)).join(short_hash(&version));
+    if !destination.exists() {
+        let staging = destination.with_extension(format!("staging-{}", std::process::id()));
+        fs::create_dir_all(&staging).map_err(|error| io_failed("create", &staging, error))?;
+        fs::write(staging.join("features.jsonl"), &output).map_err(|error| io_failed("write", &staging, error))?;
+        fs::rename(&staging, &destination).map_err(|error| io_failed("store", &destination, error))?;
+    }
+    let mut state = Attributes::new();
+    state.insert("version".into(), Json::String(version));
+    state.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &destination))));
+    state.insert("row_count".into(), json!(row_count));
+    Ok(ApplyResponse { state, private: Json::Null })
+}
+
+struct Constant(Json);
+
+impl CompiledExpression for Constant {
+    fn evaluate(&self, _row: &std::collections::BTreeMap<String, Json>) -> Result<Json, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The training fingerprint: command, hyperparameters, environment, the
+/// identities of the inputs and the content of the code files the command
+/// names. `None` while an input's identity is known only after apply.
+fn fingerprint(target: &Target, config: &Attributes) -> Option<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut inputs = Vec::new();
+    for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
+        let identity = if let Some((address, identity)) = as_reference(input) {
+            format!("{address}@{}", identity?)
+        } else {
+            let attributes = input.as_object()?;
+            let kind = attributes.get("$kind").and_then(Json::as_str).unwrap_or("");
+            format!(
+                "{}@{}",
+                attributes.get("$address").and_then(Json::as_str).unwrap_or(""),
+                attributes.get(identity_attribute(kind)).map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned))?
+            )
+        };
+        inputs.push((name.clone(), identity));
+    }
+    let canonical = json!({
+        "command": config.get("command"),
+        "image": config.get("image"),
+        "hyperparameters": config.get("hyperparameters"),
+        "env": config.get("env"),
+        "inputs": inputs,
+    });
+    hasher.update(canonical.to_string().as_bytes());
+    for argument in config.get("command").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
+        let path = target.working_directory.join(argument);
+        if path.is_file() {
+            if let Ok(bytes) = fs::read(&path) {
+                hasher.update(argument.as_bytes());
+                hasher.update(blake3::hash(&bytes).as_bytes());
+            }
+        }
+    }
+    Some(format!("b3:{}", hasher.finalize().to_hex()))
+}
+
+fn plan_training(request: &PlanRequest, response: &mut PlanResponse) -> ProviderResult<()> {
+    let target = &request.target;
+    let fingerprint = fingerprint(target, &request.config);
+    let prior_fingerprint = request.prior_state.as_ref().and_then(|state| text(state, "fingerprint")).map(str::to_owned);
+    if let Some(prior) = &request.prior_state {
+        if !request.changed_inputs.is_empty() {
+            response.requires_replace.push("a run is immutable: new inputs need a new run".into());
+        } else if !same_config(request) {
+            response.requires_replace.push("a run is immutable: a new configuration needs a new run".into());
+        } else if fingerprint.is_some() && fingerprint != prior_fingerprint {
+            response.requires_replace.push(format!(
+                "code fingerprint changed: {} -> {}",
+                prior_fingerprint.as_deref().map_or("(none)".to_owned(), short),
+                fingerprint.as_deref().map_or("(known after apply)".to_owned(), short)
+            ));
+        }
+        // retrain_on: a value that turned true since the last run.
+        let now_true = request
+            .config
+            .get("retrain_on")
+            .and_then(Json::as_array)
+            .is_some_and(|values| values.iter().any(|value| value == &Json::Bool(true)));
+        let before_true = request
+            .prior_config
+            .as_ref()
+            .and_then(|config| config.get("retrain_on"))
+            .and_then(Json::as_array)
+            .is_some_and(|values| values.iter().any(|value| value == &Json::Bool(true)));
+        if now_true && !before_true {
+            response.requires_replace.push("retrain_on turned true (drift detected)".into());
+        }
+        if response.requires_replace.is_empty() {
+            response.planned_state = prior.clone();
+            return Ok(());
+        }
+    }
+    if let Some(fingerprint) = fingerprint {
+        response.planned_state.insert("fingerprint".into(), Json::String(fingerprint));
+    } else {
+        response.unknown.push(vec!["fingerprint".into()]);
+    }
+    response.unknown.extend([vec!["run_id".into()], vec!["artifact_uri".into()], vec!["metrics".into()]]);
+    Ok(())
+}
+
+fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let config = &request.config;
+    let command: Vec<String> = strings(config, "command");
+    if command.is_empty() {
+        return Err(ProviderError::with_help(
+            "the local provider runs `command`, and none is set",
+            "add `command = [\"python3\", \"train.py\"]`",
+        ));
+    }
+    let timeout = config.get("timeout").and_then(Json::as_str).and_then(parse_duration).unwrap_or(Duration::from_secs(24 * 3600));
+    let declared: Vec<String> = strings(config, "metrics");
+
+    // Re-attach to a run an interrupted apply started.
+    let pending = request
+        .pending_handle
+        .as_ref()
+        .and_then(|handle| Some((handle.get("run_id")?.as_str()?.to_owned(), handle.get("pid")?.as_u64()? as u32)));
+    let runs = root(target).join("runs");
+    let (run_id, pid, run_directory) = match pending {
+        Some((run_id, pid)) if runs.join(&run_id).join("exit_code").exists() || process::alive(pid) => {
+            context.progress(&format!("re-attaching to run {run_id} (pid {pid})"));
+            let directory = runs.join(&run_id);
+            (run_id, pid, directory)
+        }
+        _ => {
+            let run_id = format!(
+                "run-{}-{}",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+                &blake3::hash(format!("{}{:?}", target.address, Instant::now()).as_bytes()).to_hex()[..8]
+            );
+            let directory = runs.join(&run_id);
+            let output = directory.join("output");
+            fs::create_dir_all(&output).map_err(|error| io_failed("create", &output, error))?;
+            let mut environment = vec![
+                ("MLOPS_RUN_ID".to_owned(), run_id.clone()),
+                ("MLOPS_OUTPUT_DIR".to_owned(), output.to_string_lossy().into_owned()),
+                ("MLOPS_METRICS_FILE".to_owned(), directory.join("metrics.json").to_string_lossy().into_owned()),
+                ("MLOPS_HYPERPARAMETERS".to_owned(), config.get("hyperparameters").cloned().unwrap_or(json!({})).to_string()),
+            ];
+            for (name, value) in config.get("hyperparameters").and_then(Json::as_object).into_iter().flatten() {
+                environment
+                    .push((format!("MLOPS_HP_{}", name.to_uppercase()), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
+            }
+            for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
+                let uri = input.get("uri").and_then(Json::as_str).ok_or_else(|| failed(format!("input `{name}` has no stored data")))?;
+                environment.push((format!("MLOPS_INPUT_{}", name.to_uppercase()), path_of_uri(target, uri).to_string_lossy().into_owned()));
+            }
+            for (name, value) in config.get("env").and_then(Json::as_object).into_iter().flatten() {
+                environment.push((name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
+            }
+            let pid = process::spawn_detached(
+                &command,
+                &target.working_directory,
+                &environment,
+                &directory.join("log.txt"),
+                Some(&directory.join("exit_code")),
+            )?;
+            // Durable before waiting: an interrupted apply re-attaches to this run.
+            context.record_handle(json!({ "run_id": run_id, "pid": pid }))?;
+            context.progress(&format!("started run {run_id} (pid {pid}): {}", command.join(" ")));
+            (run_id, pid, directory)
+        }
+    };
+    let started = Instant::now();
+    let exit_file = run_directory.join("exit_code");
+    let mut last_report = Instant::now();
+    loop {
+        if exit_file.exists() {
+            break;
+        }
+        if !process::alive(pid) {
+            std::thread::sleep(Duration::from_millis(100));
+            if exit_file.exists() {
+                break;
+            }
+            return Err(failed(format!(
+                "run {run_id} stopped without reporting an exit code; its log ends with:\n{}",
+                process::tail(&run_directory.join("log.txt"), 20)
+            )));
+        }
+        if context.interrupted() {
+            return Err(ProviderError::Interrupted);
+        }
+        if started.elapsed() > timeout {
+            process::stop(pid, Duration::from_secs(5));
+            return Err(ProviderError::with_help(
+                format!("run {run_id} timed out after {}s", timeout.as_secs()),
+                "raise `timeout`, or make the training faster",
+            ));
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            context.progress(&format!("run {run_id} still running ({}s)", started.elapsed().as_secs()));
+            last_report = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    process::reap(pid);
+    let code = fs::read_to_string(&exit_file).unwrap_or_default();
+    if code.trim() != "0" {
+        return Err(ProviderError::with_help(
+            format!(
+                "run {run_id} failed with exit code {}; the last lines of its output:\n{}",
+                code.trim(),
+                process::tail(&run_directory.join("log.txt"), 20)
+            ),
+            format!("the full log is {}", run_directory.join("log.txt").display()),
+        ));
+    }
+    let metrics_path = run_directory.join("metrics.json");
+    let metrics: Json = match data::read_text(&metrics_path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|error| failed(format!("run {run_id} wrote metrics that are not a JSON object: {error}")))?,
+        Err(_) if declared.is_empty() => json!({}),
+        Err(_) => {
+            return Err(ProviderError::with_help(
+                format!("run {run_id} did not write its metrics file"),
+                "write a JSON object of metric name to number to the path in MLOPS_METRICS_FILE",
+            ))
+        }
+    };
+    let mut reported = serde_json::Map::new();
+    for name in &declared {
+        match metrics.get(name).and_then(Json::as_f64) {
+            Some(value) => {
+                reported.insert(name.clone(), json!(value));
+            }
+            None => {
+                return Err(ProviderError::with_help(
+                    format!("run {run_id} did not report the declared metric `{name}`"),
+                    format!("write \"{name}\": NUMBER into MLOPS_METRICS_FILE, or remove it from `metrics`"),
+                ))
+            }
+        }
+    }
+    let mut state = Attributes::new();
+    state.insert("run_id".into(), Json::String(run_id.clone()));
+    state.insert("fingerprint".into(), fingerprint(target, config).map_or(Json::Null, Json::String));
+    state.insert("artifact_uri".into(), Json::String(uri_for(&relative_to_root(target, &run_directory.join("output")))));
+    state.insert("metrics".into(), Json::Object(reported));
+    context.progress(&format!("run {run_id} finished in {:.1}s", started.elapsed().as_secs_f64()));
+    Ok(ApplyResponse { state, private: json!({ "run_id": run_id }) })
+}
+
+/// `90s`, `10m`, `6h`, `1d`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|character: char| !character.is_ascii_digit() && character != '.')?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+fn copy_directory(from: &Path, to: &Path) -> ProviderResult<()> {
+    fs::create_dir_all(to).map_err(|error| io_failed("create", to, error))?;
+    for entry in fs::read_dir(from).map_err(|error| io_failed("read", from, error))? {
+        let entry = entry.map_err(|error| io_failed("read", from, error))?;
+        let destination = to.join(entry.file_name());
+        if entry.file_type().map(|file_type| file_type.is_dir()).unwrap_or(false) {
+            copy_directory(&entry.path(), &destination)?;
+        } else {
+            fs::copy(entry.path(), &destination).map_err(|error| io_failed("copy", &entry.path(), error))?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let config = &request.config;
+    let name = text(config, "name").unwrap_or_default();
+    let registry = root(target).join("registry").join(slug(name));
+    let versions_directory = registry.join("versions");
+    fs::create_dir_all(&versions_directory).map_err(|error| io_failed("create", &versions_directory, error))?;
+    let source = config.get("source").and_then(Json::as_object).cloned().unwrap_or_default();
+    let run_id = text(&source, "run_id").unwrap_or_default().to_owned();
+    let mut versions: Vec<u64> = fs::read_dir(&versions_directory)
+        .map_err(|error| io_failed("read", &versions_directory, error))?
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse().ok())
+        .collect();
+    versions.sort_unstable();
+    // The newest version from this run, if it is registered already (only an
+    // alias moves, or an interrupted apply registered it).
+    let existing = versions.iter().rev().find(|version| {
+        fs::read(versions_directory.join(version.to_string()).join("version.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Json>(&bytes).ok())
+            .and_then(|description| description.get("run_id").and_then(Json::as_str).map(|id| id == run_id))
+            .unwrap_or(false)
+    });
+    let version = match existing {
+        Some(version) => *version,
+        None => {
+            let version = versions.last().copied().unwrap_or(0) + 1;
+            let directory = versions_directory.join(version.to_string());
+            let staging = versions_directory.join(format!(".staging-{version}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&staging);
+            let artifacts = text(&source, "artifact_uri")
+                .map(|uri| path_of_uri(target, uri))
+                .ok_or_else(|| failed("the source training has no artifacts"))?;
+            copy_directory(&artifacts, &staging.join("artifacts"))?;
+            let description = json!({
+                "version": version.to_string(),
+                "name": name,
+                "run_id": run_id,
+                "fingerprint": source.get("fingerprint"),
+                "metrics": source.get("metrics"),
+                "lineage": request.lineage,
+                "created_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            });
+            fs::write(staging.join("version.json"), serde_json::to_vec_pretty(&description).unwrap_or_default())
+                .map_err(|error| io_failed("write", &staging, error))?;
+            fs::rename(&staging, &directory).map_err(|error| io_failed("register", &directory, error))?;
+            context.progress(&format!("registered {name} version {version}"));
+            versions.push(version);
+            version
+        }
+    };
+    // Aliases: set the configured ones, drop the ones this model no longer sets.
+    let aliases_path = registry.join("aliases.json");
+    let mut aliases: serde_json::Map<String, Json> =
+        fs::read(&aliases_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
+    let wanted: Vec<String> = strings(config, "aliases");
+    if let Some(prior) = &request.prior_state {
+        for alias in prior.get("alias_names").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
+            if !wanted.iter().any(|wanted| wanted == alias) {
+                aliases.remove(alias);
+            }
+        }
+    }
+    for alias in &wanted {
+        aliases.insert(alias.clone(), Json::String(version.to_string()));
+    }
+    let temporary = registry.join(".aliases.json.tmp");
+    fs::write(&temporary, serde_json::to_vec_pretty(&aliases).unwrap_or_default())
+        .map_err(|error| io_failed("write", &temporary, error))?;
+    fs::rename(&temporary, &aliases_path).map_err(|error| io_failed("write", &aliases_path, error))?;
+    let mut state = Attributes::new();
+    state.insert("version".into(), Json::String(version.to_string()));
+    state.insert("versions".into(), Json::Array(versions.iter().map(|version| Json::String(version.to_string())).collect()));
+    state.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &versions_directory.join(version.to_string())))));
+    state.insert("alias_names".into(), json!(wanted));
+    Ok(ApplyResponse { state, private: Json::Null })
+}
+
+fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let config = &request.config;
+    let command: Vec<String> = strings(config, "command");
+    if command.is_empty() {
+        return Err(ProviderError::with_help(
+            "local serving runs `command`, and none is set",
+            "add `command = [\"python3\", \"serve.py\"]`",
+        ));
+    }
+    let model = config.get("model").and_then(Json::as_object).cloned().unwrap_or_default();
+    let version = text(&model, "version").unwrap_or_default().to_owned();
+    let model_directory = text(&model, "uri")
+        .map(|uri| path_of_uri(target, uri).join("artifacts"))
+        .ok_or_else(|| failed("the model has no registered version"))?;
+    let strategy = config.get("rollout").and_then(|rollout| rollout.get("strategy")).and_then(Json::as_str).unwrap_or("all_at_once");
+    let old_pid = request.prior_state.as_ref().and(request.prior_private.get("pid")).and_then(Json::as_u64).unwrap_or(0) as u32;
+    let directory = root(target).join("serving").join(slug(&target.address));
+    fs::create_dir_all(&directory).map_err(|error| io_failed("create", &directory, error))?;
+
+    // An interrupted apply's server, if it is up: adopt it.
+    if let Some(handle) = &request.pending_handle {
+        let pid = handle.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
+        let port = handle.get("port").and_then(Json::as_u64).unwrap_or(0) as u16;
+        if handle.get("version").and_then(Json::as_str) == Some(version.as_str())
+            && process::alive(pid)
+            && process::http_status(port, "/health", Duration::from_secs(2)) == Some(200)
+        {
+            context.progress(&format!("re-attached to the server on port {port}"));
+            return Ok(serving_response(port, pid, &version));
+        }
+    }
+    if strategy == "all_at_once" && old_pid != 0 {
+        process::stop(old_pid, Duration::from_secs(10));
+    }
+    let port = process::free_port()?;
+    let mut environment = vec![
+        ("PORT".to_owned(), port.to_string()),
+        ("MLOPS_MODEL_DIR".to_owned(), model_directory.to_string_lossy().into_owned()),
+        ("MLOPS_MODEL_VERSION".to_owned(), version.clone()),
+    ];
+    for (name, value) in config.get("env").and_then(Json::as_object).into_iter().flatten() {
+        environment.push((name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
+    }
+    let log = directory.join(format!("server-{port}.log"));
+    let pid = process::spawn_detached(&command, &target.working_directory, &environment, &log, None)?;
+    context.record_handle(json!({ "pid": pid, "port": port, "version": version }))?;
+    context.progress(&format!("started version {version} on port {port} (pid {pid}); waiting for /health"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if process::http_status(port, "/health", Duration::from_secs(1)) == Some(200) {
+            break;
+        }
+        if !process::alive(pid) {
+            return Err(failed(format!("the server exited before it was ready; its log ends with:\n{}", process::tail(&log, 20))));
+        }
+        if Instant::now() > deadline || context.interrupted() {
+            process::stop(pid, Duration::from_secs(5));
+            if context.interrupted() {
+                return Err(ProviderError::Interrupted);
+            }
+            return Err(ProviderError::with_help(
+                format!("the server did not answer GET /health with 200 within 60s; its log ends with:\n{}", process::tail(&log, 20)),
+                "the server must listen on 127.0.0.1:$PORT and answer GET /health",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // blue_green: the new one is up; now the old one goes.
+    if old_pid != 0 && old_pid != pid {
+        process::stop(old_pid, Duration::from_secs(10));
+    }
+    Ok(serving_response(port, pid, &version))
+}
+
+fn serving_response(port: u16, pid: u32, version: &str) -> ApplyResponse {
+    let mut state = Attributes::new();
+    state.insert("url".into(), Json::String(format!("http://127.0.0.1:{port}")));
+    state.insert("live_version".into(), Json::String(version.to_owned()));
+    state.insert("ready_replicas".into(), json!(1));
+    ApplyResponse { state, private: json!({ "pid": pid, "port": port }) }
+}
+
+fn delete(request: &ApplyRequest) -> ProviderResult<()> {
+    let target = &request.target;
+    let state = request.prior_state.clone().unwrap_or_default();
+    match target.kind.as_str() {
+        "bucket" => {
+            let name = text(&request.config, "name").unwrap_or_default();
+            let force = request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false);
+            remove_bucket(&root(target).join("objects").join(name), force, name)
+        }
+        "dataset" | "feature_set" => {
+            if let Some(uri) = text(&state, "uri").filter(|uri| uri.starts_with("local://")) {
+                let path = path_of_uri(target, uri);
+                if let Some(parent) = path.parent() {
+                    let _ = fs::remove_dir_all(parent);
+                }
+            }
+            Ok(())
+        }
+        "training" => {
+            if let Some(pid) = request.pending_handle.as_ref().and_then(|handle| handle.get("pid")).and_then(Json::as_u64) {
+                process::stop(pid as u32, Duration::from_secs(5));
+            }
+            if let Some(uri) = text(&state, "artifact_uri") {
+                if let Some(run) = path_of_uri(target, uri).parent() {
+                    let _ = fs::remove_dir_all(run);
+                }
+            }
+            Ok(())
+        }
+        "model" => {
+            let name = text(&request.config, "name").unwrap_or_default();
+            let _ = fs::remove_dir_all(root(target).join("registry").join(slug(name)));
+            Ok(())
+        }
+        "serving" => {
+            let pid = request.prior_private.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
+            process::stop(pid, Duration::from_secs(10));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,929 @@
+//! The commands that work on state: init, plan, apply, destroy, show,
+//! output, state, graph, lineage and force-unlock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mlops_compiler::check::{check_directory, CheckOptions};
+use mlops_compiler::diagnostic::render::{json_report, render_human_all, HumanOptions};
+use mlops_compiler::diagnostic::{codes, Diagnostic};
+use mlops_compiler::source::SourceMap;
+use mlops_compiler::value::Value;
+use mlops_engine::apply::{apply, ApplyEvent, ApplyOptions, ChangeOutcome, Reporter};
+use mlops_engine::plan::{plan, Plan, PlanOptions, Providers};
+use mlops_engine::state::{LocalBackend, Secrets, State, StateError};
+use mlops_provider_api::Action;
+use serde_json::{json, Value as Json};
+
+use crate::plan_render::{render_json, render_markdown, render_text, summary_line, Style};
+
+/// What the planning commands share.
+#[derive(Debug, Clone, Default)]
+pub struct PlanArguments {
+    pub directory: PathBuf,
+    pub variables: Vec<String>,
+    pub variable_files: Vec<PathBuf>,
+    pub targets: Vec<String>,
+    pub excludes: Vec<String>,
+    pub refresh: bool,
+    pub parallelism: usize,
+}
+
+fn colour() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+fn stderr_colour() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+fn width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|columns| columns.parse().ok()).unwrap_or(100)
+}
+
+/// Prints diagnostics to stderr; returns how many were errors.
+fn report(diagnostics: &[Diagnostic], sources: &SourceMap) -> usize {
+    let rendered = render_human_all(diagnostics, sources, HumanOptions { colour: stderr_colour(), width: width() });
+    let _ = std::io::stderr().write_all(rendered.as_bytes());
+    diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count()
+}
+
+fn fail(diagnostic: Diagnostic) -> i32 {
+    report(&[diagnostic], &SourceMap::default());
+    1
+}
+
+fn display_directory(directory: &Path) -> String {
+    let text = directory.display().to_string();
+    let trimmed = text.trim_end_matches('/').trim_start_matches("./");
+    if trimmed.is_empty() || trimmed == "." {
+        String::new()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// Where a configuration keeps its state and provider data.
+struct Workspace {
+    directory: PathBuf,
+    data_directory: PathBuf,
+    backend: LocalBackend,
+}
+
+fn workspace(directory: &Path) -> Result<Workspace, Diagnostic> {
+    let directory = directory.canonicalize().map_err(|error| {
+        Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot open the configuration directory `{}`: {error}", directory.display()))
+            .with_help("run mlops in a configuration directory, or pass its path")
+    })?;
+    // The backend block, if any, from a quick check.
+    let checked = check_directory(&directory, "", &CheckOptions::default());
+    let mut state_directory = directory.join(".mlops").join("state");
+    if let Some((kind, settings)) = checked.root.as_ref().and_then(|root| root.backend.clone()) {
+        match kind.as_str() {
+            "local" => {
+                if let Some(path) = settings.get("path").and_then(|value| value.unmark().0.as_str().map(str::to_owned)) {
+                    state_directory = directory.join(path);
+                }
+            }
+            other => {
+                return Err(Diagnostic::error(
+                    codes::STATE_ERROR,
+                    format!("the `{other}` state backend is not available in this build yet"),
+                )
+                .with_help("use the default local backend (remove the backend block) until it lands"))
+            }
+        }
+    }
+    Ok(Workspace { data_directory: directory.join(".mlops"), backend: LocalBackend::new(state_directory), directory })
+}
+
+fn state_diagnostic(error: StateError) -> Diagnostic {
+    match error {
+        StateError::Locked { holder } => Diagnostic::error(codes::STATE_LOCKED, format!("the state is locked by {holder}"))
+            .with_help(format!("wait for it to finish; if that process is gone for good, run `mlops force-unlock {}`", holder.id)),
+        other => Diagnostic::error(codes::STATE_ERROR, other.to_string()).with_help("nothing was changed"),
+    }
+}
+
+pub fn providers() -> Providers {
+    let mut providers = Providers::new();
+    providers.register("local", Arc::new(mlops_provider_local::LocalProvider::new()));
+    providers
+}
+
+/// Parses `-var NAME=VALUE`, `-var-file FILE` and `MLOPS_VAR_NAME` values.
+fn variables(arguments: &PlanArguments) -> Result<HashMap<String, Value>, Diagnostic> {
+    let mut values = HashMap::new();
+    for (name, value) in std::env::vars() {
+        if let Some(name) = name.strip_prefix("MLOPS_VAR_") {
+            values.insert(name.to_owned(), parse_value(&value));
+        }
+    }
+    for file in &arguments.variable_files {
+        let text = std::fs::read_to_string(file).map_err(|error| {
+            Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot read the variable file `{}`: {error}", file.display()))
+                .with_help("check the path given to -var-file")
+        })?;
+        let body = mlops_compiler::syntax::parse_file(mlops_compiler::source::FileId(0), &text).map_err(|diagnostic| {
+            Diagnostic::error(codes::SYNTAX_ERROR, format!("`{}`: {}", file.display(), diagnostic.message))
+                .with_help("a variable file holds lines like `name = \"value\"`")
+        })?;
+        for attribute in &body.attributes {
+            let value = mlops_compiler::schema::literal_value(&attribute.value).ok_or_else(|| {
+                Diagnostic::error(
+                    codes::SYNTAX_ERROR,
+                    format!("`{}`: the value of `{}` must be a literal", file.display(), attribute.name.name),
+                )
+                .with_help("variable files hold literal values: strings, numbers, bools, lists and maps")
+            })?;
+            values.insert(attribute.name.name.clone(), value);
+        }
+    }
+    for assignment in &arguments.variables {
+        let Some((name, value)) = assignment.split_once('=') else {
+            return Err(Diagnostic::error(codes::SYNTAX_ERROR, format!("`-var {assignment}` is not NAME=VALUE"))
+                .with_help("write `-var name=value`"));
+        };
+        values.insert(name.trim().to_owned(), parse_value(value));
+    }
+    Ok(values)
+}
+
+/// A command-line value: a literal when it reads as one (`[1, 2]`, `true`), else a string.
+fn parse_value(text: &str) -> Value {
+    let trimmed = text.trim();
+    if trimmed.starts_with('[') || trimmed.starts_with('{') || trimmed.starts_with('"') {
+        if let Ok(body) = mlops_compiler::syntax::parse_file(mlops_compiler::source::FileId(0), &format!("v = {trimmed}\n")) {
+            if let Some(value) = body.attributes.first().and_then(|attribute| mlops_compiler::schema::literal_value(&attribute.value)) {
+                return value;
+            }
+        }
+    }
+    Value::String(text.to_owned())
+}
+
+struct Planned {
+    plan: Plan,
+    sources: SourceMap,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn make_plan(
+    arguments: &PlanArguments,
+    workspace: &Workspace,
+    state: &State,
+    destroy: bool,
+    delete_retained: bool,
+) -> Result<Planned, i32> {
+    let variables = match variables(arguments) {
+        Ok(variables) => variables,
+        Err(diagnostic) => return Err(fail(diagnostic)),
+    };
+    let options = PlanOptions {
+        variables,
+        refresh: arguments.refresh,
+        targets: arguments.targets.clone(),
+        excludes: arguments.excludes.clone(),
+        parallelism: arguments.parallelism.max(1),
+        destroy,
+        delete_retained,
+    };
+    let display = display_directory(&arguments.directory);
+    let outcome = plan(&workspace.directory, &display, &options, &providers(), state, &workspace.data_directory);
+    match outcome.plan {
+        Some(plan) => Ok(Planned { plan, sources: outcome.sources, diagnostics: outcome.diagnostics }),
+        None => {
+            let errors = report(&outcome.diagnostics, &outcome.sources);
+            let _ = writeln!(std::io::stderr(), "{errors} error{} found; nothing was planned.", if errors == 1 { "" } else { "s" });
+            Err(1)
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+pub fn plan_command(arguments: &PlanArguments, out: Option<&Path>, format: PlanFormat, detailed_exitcode: bool, destroy: bool) -> i32 {
+    let workspace = match workspace(&arguments.directory) {
+        Ok(workspace) => workspace,
+        Err(diagnostic) => return fail(diagnostic),
+    };
+    let secrets = Secrets::from_environment();
+    let state = match workspace.backend.load(&secrets) {
+        Ok(state) => state,
+        Err(error) => return fail(state_diagnostic(error)),
+    };
+    let planned = match make_plan(arguments, &workspace, &state, destroy, false) {
+        Ok(planned) => planned,
+        Err(code) => return code,
+    };
+    report(&planned.diagnostics, &planned.sources);
+    let plan = planned.plan;
+    match format {
+        PlanFormat::Text => print!("{}", render_text(&plan, Style { colour: colour() })),
+        PlanFormat::Markdown => print!("{}", render_markdown(&plan)),
+        PlanFormat::Json => {
+            let diagnostics: Vec<Json> = json_report(&planned.diagnostics, &planned.sources)
+                .diagnostics
+                .iter()
+                .map(|diagnostic| serde_json::to_value(diagnostic).unwrap_or(Json::Null))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&render_json(&plan, &diagnostics)).unwrap_or_default());
+        }
+    }
+    if let Some(out) = out {
+        let bytes = plan.to_saved_json(&secrets);
+        if let Err(error) = mlops_engine::state::write_atomically(out, &bytes) {
+            return fail(
+                Diagnostic::error(codes::STATE_ERROR, format!("cannot save the plan: {error}")).with_help("check the path given to -out"),
+            );
+        }
+        if format == PlanFormat::Text {
+            println!("\nSaved the plan to {}. Apply exactly this plan with: mlops apply {}", out.display(), out.display());
+        }
+    }
+    if detailed_exitcode && plan.has_changes() {
+        2
+    } else {
+        0
+    }
+}
+
+/// Prints apply progress: one line per event, on a terminal or in CI alike.
+struct LineReporter {
+    colour: bool,
+    started: Instant,
+    finished: AtomicUsize,
+    total: usize,
+}
+
+impl Reporter for LineReporter {
+    fn event(&self, event: ApplyEvent) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let paint = |code: &str, text: &str| if self.colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+        let line = match event {
+            ApplyEvent::Started { address, action } => format!("{address}: {}...", progressive(action)),
+            ApplyEvent::Progress { address, message } => format!("{address}: {message}"),
+            ApplyEvent::Finished { address, action, elapsed } => {
+                let done = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
+                paint("32", &format!("{address}: {} in {:.1}s [{done}/{}]", past(action), elapsed.as_secs_f64(), self.total))
+            }
+            ApplyEvent::Failed { address, action, message } => {
+                self.finished.fetch_add(1, Ordering::SeqCst);
+                paint("31", &format!("{address}: {} failed: {}", action.verb(), message.lines().next().unwrap_or_default()))
+            }
+            ApplyEvent::Skipped { address, because } => paint("33", &format!("{address}: skipped, because {because}")),
+        };
+        let _ = writeln!(std::io::stderr(), "[{elapsed:>6.1}s] {line}");
+    }
+}
+
+fn progressive(action: Action) -> &'static str {
+    match action {
+        Action::Create => "creating",
+        Action::Update => "updating",
+        Action::Replace => "replacing",
+        Action::Delete => "destroying",
+        Action::Forget => "forgetting",
+        Action::Read => "reading",
+        Action::NoOp => "checking",
+    }
+}
+
+fn past(action: Action) -> &'static str {
+    match action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Replace => "replaced",
+        Action::Delete => "destroyed",
+        Action::Forget => "forgotten",
+        Action::Read => "read",
+        Action::NoOp => "checked",
+    }
+}
+
+static INTERRUPT: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
+/// Ctrl-C once: stop scheduling and save. Twice: stop now (state stays consistent).
+fn interrupt_flag() -> Arc<AtomicBool> {
+    INTERRUPT
+        .get_or_init(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let handler_flag = flag.clone();
+            let _ = ctrlc::set_handler(move || {
+                if handler_flag.swap(true, Ordering::SeqCst) {
+                    let _ = writeln!(std::io::stderr(), "\nStopping now. Finished work is saved in the state.");
+                    std::process::exit(130);
+                }
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nInterrupted: no new work starts; waiting for what runs to finish or record its progress (Ctrl-C again to stop at once)."
+                );
+            });
+            flag
+        })
+        .clone()
+}
+
+fn confirm(question: &str) -> bool {
+    print!("{question}\n  Only 'yes' will be accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    answer.trim() == "yes"
+}
+
+pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: bool, delete_retained: bool) -> i32 {
+    // A saved plan instead of a directory?
+    let saved_plan = arguments.directory.is_file().then(|| arguments.directory.clone());
+    let secrets = Secrets::from_environment();
+    let (plan, workspace, lock, state) = if let Some(path) = saved_plan {
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                return fail(
+                    Diagnostic::error(codes::STATE_ERROR, format!("cannot read the saved plan `{}`: {error}", path.display()))
+                        .with_help("check the path"),
+                )
+            }
+        };
+        let plan = match Plan::from_saved_json(&bytes, &secrets) {
+            Ok(plan) => plan,
+            Err(message) => {
+                return fail(
+                    Diagnostic::error(codes::STALE_PLAN, format!("`{}`: {message}", path.display()))
+                        .with_help("make a new plan with `mlops plan -out FILE`"),
+                )
+            }
+        };
+        if plan.secrets_withheld {
+            return fail(
+                Diagnostic::error(codes::STALE_PLAN, "this saved plan could not store its sensitive values, so it cannot be applied")
+                    .with_help("set MLOPS_STATE_KEY when saving a plan that uses sensitive values, or apply the directory directly"),
+            );
+        }
+        let workspace = match workspace(&plan.root_directory) {
+            Ok(workspace) => workspace,
+            Err(diagnostic) => return fail(diagnostic),
+        };
+        let (lock, _) = match workspace.backend.lock("mlops apply") {
+            Ok(lock) => lock,
+            Err(error) => return fail(state_diagnostic(error)),
+        };
+        let state = match workspace.backend.load(&secrets) {
+            Ok(state) => state,
+            Err(error) => return fail(state_diagnostic(error)),
+        };
+        let current = check_directory(&plan.root_directory, "", &CheckOptions::default());
+        let files_changed = mlops_engine::plan::config_hash(&current.sources, &HashMap::new()) != plan.files_hash;
+        if files_changed || state.serial != plan.state_serial || state.lineage != plan.state_lineage {
+            let why = if files_changed {
+                "the configuration files changed since it was made".to_owned()
+            } else {
+                format!("the state changed since it was made (serial {} then, {} now)", plan.state_serial, state.serial)
+            };
+            return fail(
+                Diagnostic::error(codes::STALE_PLAN, format!("the saved plan `{}` is stale: {why}", path.display()))
+                    .with_help("make a new plan with `mlops plan -out FILE`, review it, and apply that"),
+            );
+        }
+        print!("{}", render_text(&plan, Style { colour: colour() }));
+        (plan, workspace, lock, state)
+    } else {
+        let workspace = match workspace(&arguments.directory) {
+            Ok(workspace) => workspace,
+            Err(diagnostic) => return fail(diagnostic),
+        };
+        let (lock, dead_holder) = match workspace.backend.lock(if destroy { "mlops destroy" } else { "mlops apply" }) {
+            Ok(lock) => lock,
+            Err(error) => return fail(state_diagnostic(error)),
+        };
+        if let Some(holder) = dead_holder {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: the lock left by process {} ({}), which is no longer running, was cleared",
+                holder.pid,
+                holder.command
+            );
+        }
+        let state = match workspace.backend.load(&secrets) {
+            Ok(state) => state,
+            Err(error) => return fail(state_diagnostic(error)),
+        };
+        let planned = match make_plan(arguments, &workspace, &state, destroy, delete_retained) {
+            Ok(planned) => planned,
+            Err(code) => return code,
+        };
+        report(&planned.diagnostics, &planned.sources);
+        print!("{}", render_text(&planned.plan, Style { colour: colour() }));
+        if !planned.plan.has_changes() {
+            return 0;
+        }
+        if !auto_approve {
+            if !std::io::stdin().is_terminal() {
+                return fail(
+                    Diagnostic::error(codes::STALE_PLAN, "apply needs approval, and there is no terminal to ask")
+                        .with_help("pass --auto-approve, or apply a reviewed saved plan"),
+                );
+            }
+            if !confirm("\nDo you want to perform these actions?") {
+                println!("Apply cancelled.");
+                return 1;
+            }
+        }
+        (planned.plan, workspace, lock, state)
+    };
+
+    let total = plan.changes.iter().filter(|change| change.is_change()).count();
+    let reporter = Arc::new(LineReporter { colour: stderr_colour(), started: Instant::now(), finished: AtomicUsize::new(0), total });
+    let options =
+        ApplyOptions { parallelism: arguments.parallelism.max(1), interrupt: interrupt_flag(), reporter, command: redacted_command() };
+    let result = apply(&plan, &workspace.backend, state, &providers(), &secrets, &options);
+    drop(lock);
+    let failures: Vec<Diagnostic> = result.failures().map(|(_, diagnostic)| diagnostic.clone()).collect();
+    println!();
+    if !failures.is_empty() {
+        report(&failures, &SourceMap::default());
+    }
+    let skipped: Vec<(&String, &String)> = result
+        .outcomes
+        .iter()
+        .filter_map(|(address, (_, outcome))| match outcome {
+            ChangeOutcome::Skipped(because) => Some((address, because)),
+            _ => None,
+        })
+        .collect();
+    for (address, because) in &skipped {
+        println!("skipped {address}: {because}");
+    }
+    if let Some(error) = result.state_error {
+        return fail(state_diagnostic(error));
+    }
+    let verb = if destroy { "Destroy" } else { "Apply" };
+    let summary = format!(
+        "{} added, {} changed, {} replaced, {} destroyed{}",
+        result.count(Action::Create),
+        result.count(Action::Update),
+        result.count(Action::Replace),
+        result.count(Action::Delete),
+        if result.count(Action::Forget) > 0 { format!(", {} forgotten", result.count(Action::Forget)) } else { String::new() }
+    );
+    if result.interrupted {
+        println!("{verb} interrupted: {summary}. What finished is saved; run `mlops apply` again to continue.");
+        return 1;
+    }
+    if result.succeeded() {
+        println!("{verb} complete: {summary}.");
+        print_outputs(&result.state);
+        0
+    } else {
+        println!(
+            "{verb} failed: {summary}; {} failed, {} skipped. Fix the errors above and run `mlops apply` again; finished work is not repeated.",
+            failures.len(),
+            skipped.len()
+        );
+        1
+    }
+}
+
+/// The command line for the history, without variable values (which may be secret).
+fn redacted_command() -> String {
+    let mut redacted = Vec::new();
+    let mut value_follows = false;
+    for argument in std::env::args() {
+        if value_follows {
+            redacted.push(argument.split_once('=').map_or_else(|| "…".to_owned(), |(name, _)| format!("{name}=…")));
+            value_follows = false;
+            continue;
+        }
+        match argument.split_once('=') {
+            Some((flag, rest)) if flag == "-var" || flag == "--var" => {
+                redacted.push(format!("{flag}={}", rest.split_once('=').map_or("…".to_owned(), |(name, _)| format!("{name}=…"))));
+            }
+            _ => {
+                value_follows = argument == "-var" || argument == "--var";
+                redacted.push(argument);
+            }
+        }
+    }
+    redacted.join(" ")
+}
+
+fn print_outputs(state: &State) {
+    if state.outputs.is_empty() {
+        return;
+    }
+    println!("\nOutputs:");
+    for (name, output) in &state.outputs {
+        let shown = if output.sensitive { "(sensitive)".to_owned() } else { output.value.to_string() };
+        println!("  {name} = {shown}");
+    }
+}
+
+pub fn show_command(path: Option<&Path>, json_output: bool) -> i32 {
+    let secrets = Secrets::from_environment();
+    match path {
+        Some(path) if path.is_file() => {
+            let plan =
+                match std::fs::read(path).map_err(|error| error.to_string()).and_then(|bytes| Plan::from_saved_json(&bytes, &secrets)) {
+                    Ok(plan) => plan,
+                    Err(message) => {
+                        return fail(
+                            Diagnostic::error(codes::STATE_ERROR, format!("cannot read `{}`: {message}", path.display()))
+                                .with_help("give a file written by `mlops plan -out`"),
+                        )
+                    }
+                };
+            if json_output {
+                println!("{}", serde_json::to_string_pretty(&render_json(&plan, &[])).unwrap_or_default());
+            } else {
+                print!("{}", render_text(&plan, Style { colour: colour() }));
+            }
+            0
+        }
+        other => {
+            let directory = other.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            let workspace = match workspace(&directory) {
+                Ok(workspace) => workspace,
+                Err(diagnostic) => return fail(diagnostic),
+            };
+            let state = match workspace.backend.load(&Secrets::from_passphrase(None)) {
+                Ok(state) => state,
+                Err(error) => return fail(state_diagnostic(error)),
+            };
+            if json_output {
+                let redacted = redacted_state(&state);
+                println!("{}", serde_json::to_string_pretty(&redacted).unwrap_or_default());
+                return 0;
+            }
+            if state.resources.is_empty() {
+                println!("The state is empty: nothing is managed yet.");
+                return 0;
+            }
+            println!("# state serial {}, lineage {}", state.serial, state.lineage);
+            for record in state.resources.values() {
+                println!();
+                print_record(record);
+            }
+            print_outputs(&state);
+            0
+        }
+    }
+}
+
+fn redacted_state(state: &State) -> Json {
+    let mut copy = state.clone();
+    for record in copy.resources.values_mut() {
+        let paths = record.sensitive_paths.clone();
+        for attributes in [&mut record.config, &mut record.state] {
+            for path in &paths {
+                if let Some(slot) = mlops_engine::state::json_at_mut(attributes, path) {
+                    *slot = Json::String("(sensitive)".into());
+                }
+            }
+        }
+    }
+    for output in copy.outputs.values_mut() {
+        if output.sensitive {
+            output.value = Json::String("(sensitive)".into());
+        }
+    }
+    serde_json::to_value(copy).unwrap_or(Json::Null)
+}
+
+fn print_record(record: &mlops_engine::state::Record) {
+    println!("# {}", record.address);
+    println!("{} {{", record.kind);
+    let merged = record.merged_attributes();
+    for (name, value) in &merged {
+        let sensitive = record.sensitive_paths.iter().any(|path| path.first() == Some(name));
+        let shown = if sensitive {
+            "(sensitive)".to_owned()
+        } else if let Some((address, _)) = mlops_provider_api::as_reference(value) {
+            address.to_owned()
+        } else {
+            value.to_string()
+        };
+        println!("  {name} = {shown}");
+    }
+    println!("}}");
+}
+
+pub fn output_command(directory: &Path, name: Option<&str>, json_output: bool) -> i32 {
+    let workspace = match workspace(directory) {
+        Ok(workspace) => workspace,
+        Err(diagnostic) => return fail(diagnostic),
+    };
+    let state = match workspace.backend.load(&Secrets::from_environment()) {
+        Ok(state) => state,
+        Err(error) => return fail(state_diagnostic(error)),
+    };
+    match name {
+        Some(name) => match state.outputs.get(name) {
+            Some(output) => {
+                if json_output {
+                    println!("{}", output.value);
+                } else {
+                    match &output.value {
+                        Json::String(text) => println!("{text}"),
+                        other => println!("{other}"),
+                    }
+                }
+                0
+            }
+            None => fail(Diagnostic::error(codes::STATE_ERROR, format!("there is no output `{name}` in the state")).with_help(
+                if state.outputs.is_empty() {
+                    "apply the configuration first".to_owned()
+                } else {
+                    format!("the outputs are: {}", state.outputs.keys().cloned().collect::<Vec<_>>().join(", "))
+                },
+            )),
+        },
+        None => {
+            if json_output {
+                let map: serde_json::Map<String, Json> =
+                    state.outputs.iter().map(|(name, output)| (name.clone(), json!({ "value": if output.sensitive { Json::String("(sensitive)".into()) } else { output.value.clone() }, "sensitive": output.sensitive }))).collect();
+                println!("{}", serde_json::to_string_pretty(&map).unwrap_or_default());
+            } else {
+                for (name, output) in &state.outputs {
+                    println!("{name} = {}", if output.sensitive { "(sensitive)".to_owned() } else { output.value.to_string() });
+                }
+            }
+            0
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum StateCommand {
+    /// List the addresses in state.
+    List {
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+    },
+    /// Show one record.
+    Show {
+        address: String,
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+    },
+    /// Stop managing a resource, without touching it.
+    Rm {
+        address: String,
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+    },
+    /// Rename a record (after renaming its block).
+    Mv {
+        from: String,
+        to: String,
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+    },
+}
+
+pub fn state_command(command: &StateCommand) -> i32 {
+    let directory = match command {
+        StateCommand::List { directory }
+        | StateCommand::Show { directory, .. }
+        | StateCommand::Rm { directory, .. }
+        | StateCommand::Mv { directory, .. } => directory,
+    };
+    let workspace = match workspace(directory) {
+        Ok(workspace) => workspace,
+        Err(diagnostic) => return fail(diagnostic),
+    };
+    let secrets = Secrets::from_environment();
+    let missing = |address: &str, state: &State| {
+        fail(
+            Diagnostic::error(codes::STATE_ERROR, format!("there is no `{address}` in the state")).with_help(
+                mlops_compiler::suggest::did_you_mean(address, state.resources.keys().map(String::as_str))
+                    .unwrap_or_else(|| "`mlops state list` shows the addresses".to_owned()),
+            ),
+        )
+    };
+    match command {
+        StateCommand::List { .. } | StateCommand::Show { .. } => {
+            let state = match workspace.backend.load(&secrets) {
+                Ok(state) => state,
+                Err(error) => return fail(state_diagnostic(error)),
+            };
+            if let StateCommand::Show { address, .. } = command {
+                let Some(record) = state.resources.get(address) else { return missing(address, &state) };
+                print_record(record);
+            } else {
+                for address in state.resources.keys() {
+                    println!("{address}");
+                }
+            }
+            0
+        }
+        StateCommand::Rm { address, .. } | StateCommand::Mv { from: address, .. } => {
+            let (lock, _) = match workspace.backend.lock("mlops state") {
+                Ok(lock) => lock,
+                Err(error) => return fail(state_diagnostic(error)),
+            };
+            let mut state = match workspace.backend.load(&secrets) {
+                Ok(state) => state,
+                Err(error) => return fail(state_diagnostic(error)),
+            };
+            let Some(mut record) = state.resources.remove(address) else { return missing(address, &state) };
+            let message = if let StateCommand::Mv { to, .. } = command {
+                if state.resources.contains_key(to) {
+                    return fail(
+                        Diagnostic::error(codes::STATE_ERROR, format!("`{to}` is already in the state"))
+                            .with_help("remove it first with `mlops state rm`"),
+                    );
+                }
+                record.address = to.clone();
+                for other in state.resources.values_mut() {
+                    for dependency in &mut other.depends_on {
+                        if dependency == address {
+                            *dependency = to.clone();
+                        }
+                    }
+                    rename_references(&mut other.config, address, to);
+                }
+                state.resources.insert(to.clone(), record);
+                format!("Moved {address} to {to}.")
+            } else {
+                format!("Removed {address} from the state; the object itself is untouched.")
+            };
+            state.serial += 1;
+            if let Err(error) = workspace.backend.compact(&state, &secrets) {
+                return fail(state_diagnostic(error));
+            }
+            let _ = workspace
+                .backend
+                .append_history(&json!({ "time": mlops_engine::state::now(), "command": redacted_command(), "serial": state.serial }));
+            drop(lock);
+            println!("{message}");
+            0
+        }
+    }
+}
+
+fn rename_references(attributes: &mut mlops_provider_api::Attributes, from: &str, to: &str) {
+    fn walk(value: &mut Json, from: &str, to: &str) {
+        match value {
+            Json::Object(entries) => {
+                if entries.get("$ref").and_then(Json::as_str) == Some(from) {
+                    entries.insert("$ref".into(), Json::String(to.to_owned()));
+                }
+                for item in entries.values_mut() {
+                    walk(item, from, to);
+                }
+            }
+            Json::Array(items) => items.iter_mut().for_each(|item| walk(item, from, to)),
+            _ => {}
+        }
+    }
+    for value in attributes.values_mut() {
+        walk(value, from, to);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+pub fn graph_command(directory: &Path, format: GraphFormat) -> i32 {
+    let result = check_directory(directory, &display_directory(directory), &CheckOptions::default());
+    if result.has_errors() {
+        report(&result.diagnostics, &result.sources);
+        return 1;
+    }
+    let Some(root) = result.root else { return 1 };
+    let mut nodes: Vec<(String, String)> = Vec::new();
+    let mut edges: Vec<(String, String)> = Vec::new();
+    for (module_path, resource) in root.all_resources() {
+        let prefix: String = module_path.iter().map(|name| format!("module.{name}.")).collect();
+        let address = if resource.is_data {
+            format!("{prefix}data.{}.{}", resource.kind, resource.name)
+        } else {
+            format!("{prefix}{}.{}", resource.kind, resource.name)
+        };
+        nodes.push((address.clone(), resource.kind.clone()));
+        for dependency in &resource.depends_on {
+            edges.push((format!("{prefix}{dependency}"), address.clone()));
+        }
+    }
+    let identifier = |address: &str| address.replace(|character: char| !character.is_ascii_alphanumeric(), "_");
+    match format {
+        GraphFormat::Dot => {
+            println!("digraph mlops {{\n  rankdir = LR;\n  node [shape = box, style = rounded];");
+            for (address, kind) in &nodes {
+                println!("  \"{address}\" [label = \"{address}\", tooltip = \"{kind}\"];");
+            }
+            for (from, to) in &edges {
+                println!("  \"{from}\" -> \"{to}\";");
+            }
+            println!("}}");
+        }
+        GraphFormat::Mermaid => {
+            println!("flowchart LR");
+            for (address, _) in &nodes {
+                println!("  {}[\"{address}\"]", identifier(address));
+            }
+            for (from, to) in &edges {
+                println!("  {} --> {}", identifier(from), identifier(to));
+            }
+        }
+    }
+    0
+}
+
+pub fn lineage_command(directory: &Path, address: &str, json_output: bool) -> i32 {
+    let workspace = match workspace(directory) {
+        Ok(workspace) => workspace,
+        Err(diagnostic) => return fail(diagnostic),
+    };
+    let state = match workspace.backend.load(&Secrets::from_passphrase(None)) {
+        Ok(state) => state,
+        Err(error) => return fail(state_diagnostic(error)),
+    };
+    let Some(record) = state.resources.get(address) else {
+        return fail(
+            Diagnostic::error(codes::STATE_ERROR, format!("there is no `{address}` in the state")).with_help(
+                mlops_compiler::suggest::did_you_mean(address, state.resources.keys().map(String::as_str))
+                    .unwrap_or_else(|| "lineage is read from state: apply first".to_owned()),
+            ),
+        );
+    };
+    let tree = mlops_engine::lineage::lineage_of(&state, record);
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&tree).unwrap_or_default());
+    } else {
+        print!("{}", mlops_engine::lineage::render_tree(&tree));
+    }
+    0
+}
+
+pub fn force_unlock_command(directory: &Path, id: &str) -> i32 {
+    let workspace = match workspace(directory) {
+        Ok(workspace) => workspace,
+        Err(diagnostic) => return fail(diagnostic),
+    };
+    match workspace.backend.force_unlock(id) {
+        Ok(holder) => {
+            println!("Released the lock held by {holder}.");
+            0
+        }
+        Err(error) => fail(
+            Diagnostic::error(codes::STATE_LOCKED, format!("cannot force-unlock: {error}"))
+                .with_help("`mlops plan` names the current holder and lock ID"),
+        ),
+    }
+}
+
+pub fn init_command(directory: &Path) -> i32 {
+    let result = check_directory(directory, &display_directory(directory), &CheckOptions::default());
+    if result.has_errors() {
+        let errors = report(&result.diagnostics, &result.sources);
+        let _ = writeln!(std::io::stderr(), "{errors} error{} found.", if errors == 1 { "" } else { "s" });
+        return 1;
+    }
+    let workspace = match workspace(directory) {
+        Ok(workspace) => workspace,
+        Err(diagnostic) => return fail(diagnostic),
+    };
+    if let Err(error) = std::fs::create_dir_all(&workspace.backend.directory) {
+        return fail(
+            Diagnostic::error(
+                codes::STATE_ERROR,
+                format!("cannot create the state directory `{}`: {error}", workspace.backend.directory.display()),
+            )
+            .with_help("check the permissions"),
+        );
+    }
+    let gitignore = workspace.data_directory.join(".gitignore");
+    if !gitignore.exists() {
+        let _ = std::fs::write(&gitignore, "# Local state, objects, runs and registry: not for version control.\n*\n");
+    }
+    let mut providers_used: BTreeMap<String, usize> = BTreeMap::new();
+    if let Some(root) = &result.root {
+        for (_, resource) in root.all_resources() {
+            *providers_used.entry(resource.provider_type.clone()).or_default() += 1;
+        }
+    }
+    let available = providers();
+    for (provider, count) in &providers_used {
+        match available.get(provider) {
+            Ok(_) => println!("provider {provider}: ready ({count} resource{})", if *count == 1 { "" } else { "s" }),
+            Err(message) => println!("provider {provider}: {message}"),
+        }
+    }
+    println!("Initialized: state in {}.", workspace.backend.directory.display());
+    let _ = summary_line;
+    0
+}

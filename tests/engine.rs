@@ -1,0 +1,613 @@
+//! End-to-end tests of plan and apply: the built binary on temporary copies
+//! of the examples and of the cases in `tests/cases/`, with the local
+//! provider running the real training and serving scripts.
+//!
+//! Every apply that succeeds is followed by a plan that must show no changes.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of a configuration in a temporary directory. Dropping it destroys
+/// what was applied, so no server outlives the test.
+struct Workspace {
+    directory: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn copy_of(relative: &str) -> Workspace {
+        let directory = tempfile::Builder::new().prefix("mlops-engine-").tempdir().expect("temporary directory");
+        copy_tree(&repository().join(relative), directory.path());
+        Workspace { directory }
+    }
+
+    fn path(&self) -> &Path {
+        self.directory.path()
+    }
+
+    fn command(&self, arguments: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mlops"));
+        command.args(arguments).current_dir(self.path()).env("NO_COLOR", "1").env_remove("MLOPS_STATE_KEY");
+        command
+    }
+
+    fn run(&self, arguments: &[&str]) -> Run {
+        Run::from(self.command(arguments).output().expect("runs mlops"))
+    }
+
+    fn run_fast(&self, arguments: &[&str]) -> Run {
+        Run::from(self.command(arguments).env("SLOW_SECONDS", "0").output().expect("runs mlops"))
+    }
+
+    fn apply(&self, arguments: &[&str]) -> Run {
+        let mut all = vec!["apply", "--auto-approve"];
+        all.extend_from_slice(arguments);
+        let run = self.run_fast(&all);
+        assert_eq!(run.code, 0, "apply failed:\n{}", run.all());
+        self.assert_no_changes(arguments);
+        run
+    }
+
+    fn assert_no_changes(&self, arguments: &[&str]) {
+        let mut all = vec!["plan", "--detailed-exitcode"];
+        all.extend_from_slice(arguments);
+        let plan = self.run(&all);
+        assert_eq!(plan.code, 0, "the plan after apply is not empty:\n{}", plan.all());
+        assert!(plan.stdout.contains("No changes."), "{}", plan.all());
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        fs::write(self.path().join(name), text).expect("writes a file");
+    }
+
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.path().join(name)).unwrap_or_default()
+    }
+
+    fn output(&self, name: &str) -> String {
+        self.run(&["output", name]).stdout.trim().to_owned()
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = self.command(&["destroy", "--auto-approve", "--delete-retained"]).output();
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == ".mlops" || entry.file_name() == "__pycache__" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn all(&self) -> String {
+        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// POSTs JSON to `url/path` and returns the whole response.
+fn post(url: &str, path: &str, body: &str) -> String {
+    let address = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("the server answers");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Replaces what differs from run to run (run ids, ports, the state lineage)
+/// so that plans can be snapshotted.
+fn stable(text: &str) -> String {
+    let replacements = [
+        (r"run-\d{8}T\d{6}-[0-9a-f]{8}", "run-[ID]"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+        (r#""state_lineage": "[0-9a-f]{32}""#, r#""state_lineage": "[LINEAGE]""#),
+        (r"b3:[0-9a-f]{64}", "b3:[HASH]"),
+        (r"b3:[0-9a-f]{8}…", "b3:[HASH]…"),
+        (r"/[0-9a-f]{32}", "/[HASH]"),
+    ];
+    let mut text = text.to_owned();
+    for (pattern, replacement) in replacements {
+        text = regex::Regex::new(pattern).unwrap().replace_all(&text, replacement).into_owned();
+    }
+    text
+}
+
+fn snapshot(name: &str, text: &str) {
+    insta::with_settings!({ snapshot_path => "../snapshots/plans", prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(name, stable(text));
+    });
+}
+
+#[test]
+fn quickstart_runs_end_to_end_and_serves_predictions() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    let first_plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(first_plan.code, 2, "{}", first_plan.all());
+    snapshot("quickstart-create.txt", &first_plan.stdout);
+    let markdown = workspace.run(&["plan", "--format", "markdown"]);
+    snapshot("quickstart-create.md", &markdown.stdout);
+
+    let apply = workspace.apply(&[]);
+    for address in [
+        "bucket.lake",
+        "dataset.transactions",
+        "feature_set.txn",
+        "training.fraud",
+        "model.fraud",
+        "serving.fraud_api",
+        "monitor.fraud_drift",
+    ] {
+        assert!(apply.stderr.contains(&format!("{address}: created")), "{address} not created:\n{}", apply.all());
+    }
+    assert!(apply.stdout.contains("Apply complete: 7 added"), "{}", apply.all());
+
+    let url = workspace.output("url");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let response = post(&url, "/predict", r#"{"amount": 120.5, "age": 30}"#);
+    assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"model_version\": \"1\""), "{response}");
+    assert_eq!(workspace.output("model_version"), "1");
+
+    let list = workspace.run(&["state", "list"]);
+    assert_eq!(list.stdout.lines().count(), 7, "{}", list.all());
+    let scores = workspace.run(&["state", "show", "monitor.fraud_drift"]);
+    assert!(scores.stdout.contains("drifted = false"), "{}", scores.all());
+    let history = workspace.read(".mlops/state/history.jsonl");
+    assert_eq!(history.lines().count(), 1, "{history}");
+}
+
+#[test]
+fn one_changed_row_flows_through_the_chain_and_lineage_follows() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    workspace.apply(&[]);
+    let before = workspace.run(&["lineage", "model.fraud", "--json"]);
+    let before: serde_json::Value = serde_json::from_str(&before.stdout).expect("lineage JSON");
+
+    // Change one amount in one row.
+    let data = workspace.read("data/transactions.csv");
+    let mut lines: Vec<String> = data.lines().map(str::to_owned).collect();
+    let mut fields: Vec<String> = lines[3].split(',').map(str::to_owned).collect();
+    fields[1] = "4321.5".into();
+    lines[3] = fields.join(",");
+    workspace.write("data/transactions.csv", &(lines.join("\n") + "\n"));
+
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    let text = &plan.stdout;
+    assert!(text.contains("# dataset.transactions will be updated in place"), "{text}");
+    assert!(text.contains("its data changed: version b3:"), "{text}");
+    assert!(text.contains("# feature_set.txn will be replaced\n  #   input dataset.transactions changed: version b3:"), "{text}");
+    assert!(text.contains("# training.fraud will be replaced\n  #   input feature_set.txn changed: version b3:"), "{text}");
+    assert!(text.contains("# model.fraud will be updated in place\n  #   input training.fraud changed: run_id"), "{text}");
+    assert!(text.contains("~ version = \"1\" -> (known after apply)"), "{text}");
+    assert!(
+        text.contains("# serving.fraud_api will be updated in place\n  #   input model.fraud changed: version 1 -> (known after apply)"),
+        "{text}"
+    );
+    assert!(text.contains("Plan: 0 to add, 4 to change, 2 to replace, 0 to destroy."), "{text}");
+    snapshot("quickstart-one-row-changed.txt", text);
+    let json = workspace.run(&["plan", "--format", "json"]);
+    snapshot("quickstart-one-row-changed.json", &json.stdout);
+    let markdown = workspace.run(&["plan", "--format", "markdown"]);
+    snapshot("quickstart-one-row-changed.md", &markdown.stdout);
+
+    workspace.apply(&[]);
+    assert_eq!(workspace.output("model_version"), "2");
+    let url = workspace.output("url");
+    assert!(post(&url, "/predict", r#"{"amount": 1.0}"#).contains("\"model_version\": \"2\""));
+
+    // Lineage names the new data; the old version stays in the registry.
+    let after = workspace.run(&["lineage", "serving.fraud_api", "--json"]);
+    let after: serde_json::Value = serde_json::from_str(&after.stdout).expect("lineage JSON");
+    let dataset_version = |tree: &serde_json::Value| -> String {
+        let mut node = tree.clone();
+        while node["address"] != "dataset.transactions" {
+            node = node["inputs"][0].clone();
+            assert!(!node.is_null(), "no dataset in {tree}");
+        }
+        node["identity"].as_str().unwrap().to_owned()
+    };
+    assert_ne!(dataset_version(&before), dataset_version(&after));
+    let text = workspace.run(&["lineage", "serving.fraud_api"]).stdout;
+    for expected in [
+        "serving.fraud_api",
+        "model.fraud  2",
+        "training.fraud  run-",
+        "hyperparameters: epochs=30, learning_rate=0.1",
+        "fingerprint: b3:",
+        "feature_set.txn  b3:",
+        "dataset.transactions  b3:",
+    ] {
+        assert!(text.contains(expected), "lineage lacks {expected:?}:\n{text}");
+    }
+    let model = workspace.run(&["lineage", "model.fraud"]).stdout;
+    assert!(model.contains("registered versions: 1, 2"), "{model}");
+    assert!(workspace.path().join(".mlops/registry/fraud-detector/versions/1/artifacts/model.json").exists());
+}
+
+#[test]
+fn a_failing_gate_keeps_the_previous_version_and_alias_serving() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    workspace.apply(&[]);
+    let url = workspace.output("url");
+
+    // New data arrives, the model is retrained, and the candidate misses the bar.
+    let data = workspace.read("data/transactions.csv");
+    workspace.write("data/transactions.csv", &data.replacen(",false\n", ",true\n", 1));
+    let run = workspace.run(&["apply", "--auto-approve", "-var", "min_auc=0.999"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("training.fraud: replaced"), "{}", run.all());
+    assert!(run.stderr.contains("E0703 gate-failed"), "{}", run.all());
+    assert!(run.stderr.contains("gate `auc` of model.fraud failed: candidate AUC below 0.999"), "{}", run.all());
+    assert!(run.stderr.contains("the candidate reported"), "{}", run.all());
+    assert!(run.stderr.contains("serving.fraud_api: skipped, because model.fraud did not complete"), "{}", run.all());
+
+    let aliases = workspace.read(".mlops/registry/fraud-detector/aliases.json");
+    assert!(aliases.contains("\"champion\": \"1\""), "{aliases}");
+    assert!(!workspace.path().join(".mlops/registry/fraud-detector/versions/2").exists());
+    assert!(post(&url, "/predict", "{}").contains("\"model_version\": \"1\""));
+    // Still pending, so the next plan still shows it; with the usual bar the
+    // new candidate is registered and served.
+    assert_eq!(workspace.run(&["plan", "--detailed-exitcode", "-var", "min_auc=0.999"]).code, 2);
+    workspace.apply(&[]);
+    assert_eq!(workspace.output("model_version"), "2");
+}
+
+#[test]
+fn failing_checks_and_schema_violations_stop_only_their_branch() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    workspace.write("numbers.csv", "x\n1\n2\n");
+    let run = workspace.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("E0704 check-failed"), "{}", run.all());
+    assert!(run.stderr.contains("check `some_rows` of dataset.numbers failed: need at least 3 rows, got 2"), "{}", run.all());
+    assert!(run.stderr.contains("training.slow: skipped, because dataset.numbers did not complete"), "{}", run.all());
+    // The independent branch went ahead.
+    assert!(run.stderr.contains("bucket.other: created"), "{}", run.all());
+    let list = workspace.run(&["state", "list"]).stdout;
+    assert!(list.contains("bucket.other") && !list.contains("dataset.numbers"), "{list}");
+
+    workspace.write("numbers.csv", "x\n1\n-2\n3\n");
+    let run = workspace.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("line 3, column `x`: -2 is below the minimum 0"), "{}", run.all());
+
+    workspace.write("numbers.csv", "x\n1\n2\n3\n");
+    let run = workspace.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!run.stderr.contains("bucket.other: created"), "finished work was repeated:\n{}", run.all());
+    workspace.assert_no_changes(&[]);
+}
+
+/// Starts an apply of the slow case and waits until its training runs.
+fn start_slow_apply(workspace: &Workspace, seconds: &str) -> Child {
+    let child = workspace
+        .command(&["apply", "--auto-approve"])
+        .env("SLOW_SECONDS", seconds)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts mlops");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !workspace.read(".mlops/state/journal.jsonl").contains("pending_handle") {
+        assert!(Instant::now() < deadline, "the training never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn a_second_apply_fails_at_once_naming_the_lock_holder() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    let mut first = start_slow_apply(&workspace, "3");
+    let started = Instant::now();
+    let second = workspace.run(&["apply", "--auto-approve"]);
+    assert!(started.elapsed() < Duration::from_secs(2), "the second apply waited");
+    assert_eq!(second.code, 1, "{}", second.all());
+    assert!(second.stderr.contains("E0705 state-locked"), "{}", second.all());
+    assert!(second.stderr.contains(&format!("pid {}", first.id())), "{}", second.all());
+    assert!(second.stderr.contains("running `mlops apply`"), "{}", second.all());
+    assert!(first.wait().unwrap().success());
+    workspace.assert_no_changes(&[]);
+}
+
+#[test]
+fn kill_9_during_an_apply_leaves_a_state_that_reattaches_and_converges() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    let mut first = start_slow_apply(&workspace, "2");
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // The state loads, with the finished work and the run's handle.
+    let list = workspace.run(&["state", "list"]);
+    assert_eq!(list.code, 0, "{}", list.all());
+    assert!(list.stdout.contains("dataset.numbers"), "{}", list.all());
+
+    // A lock left by the dead process does not block the next apply.
+    let run = workspace.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("re-attaching to run"), "the run was started again:\n{}", run.all());
+    assert!(!run.stderr.contains("dataset.numbers: creating"), "finished work was repeated:\n{}", run.all());
+    let runs = fs::read_dir(workspace.path().join(".mlops/runs")).unwrap().count();
+    assert_eq!(runs, 1, "a second run was started");
+    workspace.assert_no_changes(&[]);
+}
+
+#[test]
+fn ctrl_c_stops_scheduling_saves_and_releases_the_lock() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    let child = start_slow_apply(&workspace, "3");
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let output = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(output.code, 1, "{}", output.all());
+    assert!(output.stdout.contains("Apply interrupted"), "{}", output.all());
+    // The lock is free and the run is picked up again.
+    let run = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("re-attaching to run"), "{}", run.all());
+    workspace.assert_no_changes(&[]);
+}
+
+#[test]
+fn sensitive_values_never_reach_state_plans_or_output_in_clear() {
+    const SECRET: &str = "hunter2-very-secret-token";
+    let secret_variable = format!("token={SECRET}");
+    for key in [None, Some("a passphrase for the state")] {
+        let workspace = Workspace::copy_of("tests/cases/slow-training");
+        let run = |arguments: &[&str]| {
+            let mut command = workspace.command(arguments);
+            command.env("SLOW_SECONDS", "0");
+            if let Some(key) = key {
+                command.env("MLOPS_STATE_KEY", key);
+            }
+            Run::from(command.output().unwrap())
+        };
+        let plan = run(&["plan", "-var", &secret_variable, "-out", "saved.plan"]);
+        assert_eq!(plan.code, 0, "{}", plan.all());
+        assert!(plan.stdout.contains("(sensitive)"), "{}", plan.all());
+        let json = run(&["plan", "--format", "json", "-var", &secret_variable]);
+        let markdown = run(&["plan", "--format", "markdown", "-var", &secret_variable]);
+        let apply = run(&["apply", "--auto-approve", "-var", &secret_variable]);
+        assert_eq!(apply.code, 0, "{}", apply.all());
+        let show = run(&["show", "--json"]);
+        let state = run(&["state", "show", "training.slow"]);
+        for (name, output) in
+            [("plan", &plan), ("json", &json), ("markdown", &markdown), ("apply", &apply), ("show", &show), ("state", &state)]
+        {
+            assert!(!output.all().contains(SECRET), "{name} shows the secret:\n{}", output.all());
+        }
+        let mut files = vec![workspace.path().join("saved.plan")];
+        for entry in fs::read_dir(workspace.path().join(".mlops/state")).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+        for file in files {
+            let text = String::from_utf8_lossy(&fs::read(&file).unwrap()).into_owned();
+            assert!(!text.contains(SECRET), "{} holds the secret in clear", file.display());
+        }
+        let same = run(&["plan", "--detailed-exitcode", "-var", &secret_variable]);
+        assert_eq!(same.code, 0, "{}", same.all());
+        // With a key, a changed secret is seen; the plan still does not show it.
+        if key.is_some() {
+            let changed = run(&["plan", "--detailed-exitcode", "-var", "token=another-secret"]);
+            assert_eq!(changed.code, 2, "{}", changed.all());
+            assert!(!changed.stdout.contains("another-secret"), "{}", changed.all());
+        }
+    }
+}
+
+#[test]
+fn a_saved_plan_applies_once_and_is_refused_when_stale() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    let plan = workspace.run(&["plan", "-out", "first.plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let later = workspace.run(&["plan", "-out", "second.plan"]);
+    assert_eq!(later.code, 0, "{}", later.all());
+    let shown = workspace.run(&["show", "first.plan"]);
+    assert!(shown.stdout.contains("Plan: 7 to add"), "{}", shown.all());
+
+    let apply = workspace.run(&["apply", "first.plan"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    workspace.assert_no_changes(&[]);
+
+    let stale = workspace.run(&["apply", "second.plan"]);
+    assert_eq!(stale.code, 1, "{}", stale.all());
+    assert!(stale.stderr.contains("E0706 stale-plan"), "{}", stale.all());
+    assert!(stale.stderr.contains("the state changed since it was made"), "{}", stale.all());
+
+    workspace.run(&["plan", "-out", "third.plan", "-var", "min_auc=0.5"]);
+    let config = workspace.read("main.mlops.hcl");
+    workspace.write("main.mlops.hcl", &config.replace("epochs        = 30", "epochs        = 31"));
+    let stale = workspace.run(&["apply", "third.plan"]);
+    assert_eq!(stale.code, 1, "{}", stale.all());
+    assert!(stale.stderr.contains("the configuration files changed since it was made"), "{}", stale.all());
+}
+
+#[test]
+fn json_plans_follow_the_published_schema() {
+    let schema: serde_json::Value = serde_json::from_str(&fs::read_to_string(repository().join("docs/plan.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let workspace = Workspace::copy_of("examples/quickstart");
+    let mut plans = vec![workspace.run(&["plan", "--format", "json"]).stdout];
+    workspace.apply(&[]);
+    plans.push(workspace.run(&["plan", "--format", "json"]).stdout);
+    plans.push(workspace.run(&["plan", "--format", "json", "--destroy"]).stdout);
+    for text in plans {
+        let plan: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let errors: Vec<String> = validator.iter_errors(&plan).map(|error| format!("{error} at {}", error.instance_path)).collect();
+        assert!(errors.is_empty(), "{errors:#?}\n{text}");
+    }
+}
+
+#[test]
+fn destroy_forgets_retained_kinds_unless_asked_and_stops_serving() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    workspace.apply(&[]);
+    let url = workspace.output("url");
+    let plan = workspace.run(&["plan", "--destroy"]);
+    assert!(plan.stdout.contains("dataset.transactions will be forgotten"), "{}", plan.all());
+    assert!(plan.stdout.contains("serving.fraud_api will be destroyed"), "{}", plan.all());
+    let run = workspace.run(&["destroy", "--auto-approve"]);
+    // The bucket still holds the retained dataset, so it is not deleted.
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("bucket `fraud-dev-lake` is not empty"), "{}", run.all());
+    assert!(run.stderr.contains("force_destroy"), "{}", run.all());
+    assert!(workspace.path().join(".mlops/registry/fraud-detector/versions/1").exists(), "a retained model version was deleted");
+    assert!(workspace.path().join(".mlops/objects/fraud-dev-lake/datasets").exists(), "a retained dataset was deleted");
+    assert!(TcpStream::connect(url.trim_start_matches("http://")).is_err(), "the server still runs");
+    assert_eq!(workspace.run(&["state", "list"]).stdout.trim(), "bucket.lake");
+
+    let everything = Workspace::copy_of("examples/quickstart");
+    everything.apply(&[]);
+    let run = everything.run(&["destroy", "--auto-approve", "--delete-retained"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(everything.run(&["state", "list"]).stdout.trim(), "");
+    assert!(!everything.path().join(".mlops/objects/fraud-dev-lake").exists());
+    assert!(!everything.path().join(".mlops/registry/fraud-detector").exists());
+}
+
+#[test]
+fn target_and_exclude_select_a_part_of_the_graph() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    let plan = workspace.run(&["plan", "-target", "training.fraud"]);
+    assert!(plan.stdout.contains("Plan: 4 to add, 0 to change"), "{}", plan.all());
+    assert!(!plan.stdout.contains("model.fraud will be created"), "{}", plan.all());
+    let plan = workspace.run(&["plan", "-exclude", "model.fraud"]);
+    assert!(plan.stdout.contains("Plan: 5 to add"), "{}", plan.all());
+    assert!(!plan.stdout.contains("serving.fraud_api will be created"), "{}", plan.all());
+    let apply = workspace.run(&["apply", "--auto-approve", "-target", "feature_set.txn", "--parallelism", "2"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert_eq!(workspace.run(&["state", "list"]).stdout.lines().count(), 3);
+    let rest = workspace.run(&["plan", "--refresh=false"]);
+    assert!(rest.stdout.contains("Plan: 4 to add"), "{}", rest.all());
+}
+
+#[test]
+fn drift_outside_mlops_is_shown_and_corrected() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    workspace.apply(&[]);
+    // Someone stops the server and edits the bucket's settings by hand.
+    let state = workspace.read(".mlops/state/state.json");
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let pid = state["resources"]["serving.fraud_api"]["private"]["pid"].as_i64().unwrap();
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    workspace.write(".mlops/objects/fraud-dev-lake/.bucket.json", r#"{"versioning": false, "tags": {}, "lifecycle_rule": []}"#);
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.stdout.contains("Changes made outside mlops since the last apply:"), "{}", plan.all());
+    assert!(plan.stdout.contains("~ bucket.lake: changed outside mlops: lifecycle_rule, versioning"), "{}", plan.all());
+    assert!(plan.stdout.contains("`versioning` was changed outside mlops: false -> true"), "{}", plan.all());
+    assert!(plan.stdout.contains("serving process is not running"), "{}", plan.all());
+    workspace.apply(&[]);
+}
+
+#[test]
+fn state_surgery_graph_and_outputs() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    workspace.apply(&[]);
+    let output = workspace.run(&["output", "--json"]);
+    let outputs: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    assert!(outputs["run"]["value"].as_str().unwrap().starts_with("run-"), "{outputs}");
+
+    let moved = workspace.run(&["state", "mv", "bucket.other", "bucket.renamed"]);
+    assert_eq!(moved.code, 0, "{}", moved.all());
+    let config = workspace.read("main.mlops.hcl");
+    workspace.write("main.mlops.hcl", &config.replace("bucket \"other\"", "bucket \"renamed\""));
+    workspace.assert_no_changes(&[]);
+
+    let removed = workspace.run(&["state", "rm", "bucket.renamed"]);
+    assert_eq!(removed.code, 0, "{}", removed.all());
+    assert!(workspace.path().join(".mlops/objects/independent").exists(), "state rm touched the object");
+    let missing = workspace.run(&["state", "show", "bucket.renamd"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("did you mean"), "{}", missing.all());
+
+    let dot = workspace.run(&["graph"]);
+    assert!(dot.stdout.contains("\"dataset.numbers\" -> \"training.slow\";"), "{}", dot.all());
+    let mermaid = workspace.run(&["graph", "--format", "mermaid"]);
+    assert!(mermaid.stdout.contains("bucket_lake --> dataset_numbers"), "{}", mermaid.all());
+}
+
+#[test]
+fn plan_and_apply_errors_are_diagnostics() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    workspace.write("extra.mlops.hcl", "variable \"required\" {\n  type = string\n}\n");
+    let run = workspace.run(&["plan"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("E0415 missing-variable-value"), "{}", run.all());
+    fs::remove_file(workspace.path().join("extra.mlops.hcl")).unwrap();
+    fs::create_dir(workspace.path().join("empty")).unwrap();
+    workspace.write("empty.mlops.hcl", "dataset \"empty\" {\n  bucket = bucket.lake\n  source = \"./empty\"\n  format = \"csv\"\n}\n");
+    let run = workspace.run(&["plan"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("E0701 provider-error"), "{}", run.all());
+    assert!(run.stderr.contains("cannot plan dataset.empty:"), "{}", run.all());
+    assert!(run.stderr.contains("holds no data files"), "{}", run.all());
+    assert!(run.stderr.contains("empty.mlops.hcl:1:1"), "no location:\n{}", run.all());
+    fs::remove_file(workspace.path().join("empty.mlops.hcl")).unwrap();
+
+    workspace.write("protect.mlops.hcl", "bucket \"kept\" {\n  name = \"kept\"\n  lifecycle {\n    prevent_destroy = true\n  }\n}\n");
+    workspace.apply(&[]);
+    workspace.write("protect.mlops.hcl", "bucket \"kept\" {\n  name = \"renamed\"\n  lifecycle {\n    prevent_destroy = true\n  }\n}\n");
+    let run = workspace.run(&["plan"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("E0702 prevent-destroy"), "{}", run.all());
+    fs::remove_file(workspace.path().join("protect.mlops.hcl")).unwrap();
+    let run = workspace.run(&["plan"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("bucket.kept would be destroyed, but lifecycle.prevent_destroy is set"), "{}", run.all());
+
+    // A state file that is not valid JSON is reported, never overwritten.
+    workspace.write(".mlops/state/state.json", "{ not json");
+    let run = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("E0707 state-error"), "{}", run.all());
+    assert_eq!(workspace.read(".mlops/state/state.json"), "{ not json");
+    // Leave a valid state so the clean-up can destroy.
+    fs::remove_file(workspace.path().join(".mlops/state/state.json")).unwrap();
+}
