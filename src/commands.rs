@@ -79,13 +79,24 @@ fn workspace(directory: &Path) -> Result<Workspace, Diagnostic> {
         Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot open the configuration directory `{}`: {error}", directory.display()))
             .with_help("run mlops in a configuration directory, or pass its path")
     })?;
-    // The backend block, if any, from a quick check.
-    let checked = check_directory(&directory, "", &CheckOptions::default());
+    // The backend block, if any: parsing is enough (a backend takes literals),
+    // and the configuration is checked in full by the command itself.
+    let mut sources = SourceMap::default();
+    let mut ignored = mlops_compiler::diagnostic::Diagnostics::default();
+    let loaded = mlops_compiler::loader::load_directory(&directory, "", &mut sources, &mut ignored);
+    let backend = loaded
+        .iter()
+        .flat_map(|loaded| &loaded.files)
+        .flat_map(|(_, body)| body.blocks_named("mlops"))
+        .flat_map(|settings| settings.body.blocks_named("backend"))
+        .next();
     let mut state_directory = directory.join(".mlops").join("state");
-    if let Some((kind, settings)) = checked.root.as_ref().and_then(|root| root.backend.clone()) {
+    if let Some(backend) = backend {
+        let kind = backend.labels.first().map(|label| label.value.clone()).unwrap_or_default();
         match kind.as_str() {
             "local" => {
-                if let Some(path) = settings.get("path").and_then(|value| value.unmark().0.as_str().map(str::to_owned)) {
+                let path = backend.body.attribute("path").and_then(|attribute| mlops_compiler::schema::literal_value(&attribute.value));
+                if let Some(path) = path.as_ref().and_then(|value| value.as_str()) {
                     state_directory = directory.join(path);
                 }
             }

@@ -1,10 +1,17 @@
 //! The mlops benchmark harness.
 //!
-//! `cargo run --release -p mlops-bench -- validate [--runs N] [--json FILE]`
-//! generates configurations of 100, 1,000 and 10,000 resources (chains of
-//! bucket -> dataset -> feature_set -> training -> model -> serving with
-//! references between them), runs the whole front end on each several times
-//! in-process, and prints median, min and max wall time and peak memory.
+//! `cargo run --release -p mlops-bench -- WORKLOAD [--runs N] [--json FILE] [--sizes 100,1000,10000]`
+//!
+//! - `validate`: configurations of chains bucket -> dataset -> feature_set ->
+//!   training -> model -> serving with references between them; the whole
+//!   front end, in-process.
+//! - `plan`: a no-op plan (refresh through the local provider, evaluation
+//!   with the planner, diff) of chains bucket -> dataset -> feature_set ->
+//!   monitor that were applied beforehand.
+//! - `apply`: creating that many buckets with the local provider, every
+//!   record made durable in the state journal as it completes.
+//!
+//! Each prints median, min and max wall time and peak memory per size.
 //! Absolute times on shared 2-core machines are noisy; the scaling between
 //! sizes is the figure to watch.
 
@@ -82,6 +89,127 @@ serving "s{chain}" {{
     }
 }
 
+/// Chains of bucket -> dataset -> feature_set -> monitor: every kind the local
+/// provider applies without running user code.
+fn generate_applicable(directory: &Path, resources: usize) {
+    std::fs::create_dir_all(directory).unwrap();
+    std::fs::write(directory.join("data.csv"), "id,amount,age\na,1.5,30\nb,2.5,41\n").unwrap();
+    let chains = resources.div_ceil(4);
+    let files = chains.div_ceil(250).max(1);
+    for file in 0..files {
+        let mut text = String::new();
+        for chain in (file * chains / files)..((file + 1) * chains / files) {
+            text.push_str(&format!(
+                r#"bucket "b{chain}" {{
+  name = "bucket-{chain}"
+}}
+
+dataset "d{chain}" {{
+  bucket = bucket.b{chain}
+  source = "./data.csv"
+  schema {{
+    column "id"     {{ type = string }}
+    column "amount" {{ type = float, min = 0 }}
+    column "age"    {{ type = int, min = 0, max = 150 }}
+  }}
+}}
+
+feature_set "f{chain}" {{
+  dataset = dataset.d{chain}
+  entity  = "id"
+  feature "amount_log" {{
+    type = float
+    expr = log1p(row.amount)
+  }}
+}}
+
+monitor "m{chain}" {{
+  reference = dataset.d{chain}
+  current   = "./data.csv"
+  columns   = ["amount"]
+  threshold = 0.2
+}}
+
+"#
+            ));
+        }
+        std::fs::write(directory.join(format!("part{file:03}.mlops.hcl")), text).unwrap();
+    }
+}
+
+fn generate_buckets(directory: &Path, resources: usize) {
+    std::fs::create_dir_all(directory).unwrap();
+    let files = resources.div_ceil(1000).max(1);
+    for file in 0..files {
+        let mut text = String::new();
+        for index in (file * resources / files)..((file + 1) * resources / files) {
+            text.push_str(&format!("bucket \"b{index}\" {{\n  name = \"bucket-{index}\"\n}}\n\n"));
+        }
+        std::fs::write(directory.join(format!("part{file:03}.mlops.hcl")), text).unwrap();
+    }
+}
+
+struct Quiet;
+
+impl mlops_engine::apply::Reporter for Quiet {
+    fn event(&self, _event: mlops_engine::apply::ApplyEvent) {}
+}
+
+fn providers() -> mlops_engine::plan::Providers {
+    let mut providers = mlops_engine::plan::Providers::new();
+    providers.register("local", std::sync::Arc::new(mlops_provider_local::LocalProvider::new()));
+    providers
+}
+
+/// Plans and applies `directory`; returns the number of changes applied.
+fn apply_directory(directory: &Path) -> usize {
+    use mlops_engine::state::{LocalBackend, Secrets};
+    let backend = LocalBackend::new(directory.join(".mlops/state"));
+    let secrets = Secrets::from_passphrase(None);
+    let state = backend.load(&secrets).unwrap();
+    let outcome = mlops_engine::plan::plan(
+        directory,
+        "bench",
+        &mlops_engine::plan::PlanOptions::default(),
+        &providers(),
+        &state,
+        &directory.join(".mlops"),
+    );
+    let plan =
+        outcome.plan.unwrap_or_else(|| panic!("the plan failed: {:?}", outcome.diagnostics.first().map(|diagnostic| &diagnostic.message)));
+    let options = mlops_engine::apply::ApplyOptions {
+        parallelism: 10,
+        interrupt: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        reporter: std::sync::Arc::new(Quiet),
+        command: "bench".into(),
+    };
+    let result = mlops_engine::apply::apply(&plan, &backend, state, &providers(), &secrets, &options);
+    assert!(
+        result.succeeded(),
+        "the apply failed: {:?}",
+        result.failures().next().map(|(address, diagnostic)| (address, &diagnostic.message))
+    );
+    plan.changes.iter().filter(|change| change.is_change()).count()
+}
+
+/// A no-op plan of `directory`; returns the number of resources planned.
+fn plan_directory(directory: &Path) -> usize {
+    use mlops_engine::state::{LocalBackend, Secrets};
+    let backend = LocalBackend::new(directory.join(".mlops/state"));
+    let state = backend.load(&Secrets::from_passphrase(None)).unwrap();
+    let outcome = mlops_engine::plan::plan(
+        directory,
+        "bench",
+        &mlops_engine::plan::PlanOptions::default(),
+        &providers(),
+        &state,
+        &directory.join(".mlops"),
+    );
+    let plan = outcome.plan.expect("the plan succeeds");
+    assert!(!plan.has_changes(), "the plan after apply is not empty");
+    plan.changes.len()
+}
+
 fn peak_memory_megabytes() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
@@ -99,41 +227,87 @@ fn main() {
         .unwrap_or(7);
     let json_path =
         arguments.iter().position(|argument| argument == "--json").and_then(|index| arguments.get(index + 1)).map(PathBuf::from);
-    let workload = arguments.first().map(String::as_str).unwrap_or("validate");
-    if workload != "validate" {
-        eprintln!("error: unknown workload `{workload}`; available: validate");
+    let workload = arguments.first().map(String::as_str).unwrap_or("validate").to_owned();
+    let sizes: Vec<usize> = arguments
+        .iter()
+        .position(|argument| argument == "--sizes")
+        .and_then(|index| arguments.get(index + 1))
+        .map(|sizes| sizes.split(',').filter_map(|size| size.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 1_000, 10_000]);
+    if !["validate", "plan", "apply"].contains(&workload.as_str()) {
+        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply");
         std::process::exit(1);
     }
     let root = std::env::temp_dir().join(format!("mlops-bench-{}", std::process::id()));
     let mut rows = Vec::new();
-    println!("workload: validate (parse + check), {runs} runs each");
-    println!("{:>10} {:>12} {:>12} {:>12} {:>14} {:>12}", "resources", "median ms", "min ms", "max ms", "us/resource", "peak MB");
-    for size in [100usize, 1_000, 10_000] {
+    let what = match workload.as_str() {
+        "validate" => "validate (parse + check)",
+        "plan" => "no-op plan (refresh + evaluate + diff) after an apply, local provider",
+        _ => "apply of buckets, local provider, durable state per record",
+    };
+    println!("workload: {what}, {runs} runs each");
+    println!(
+        "{:>10} {:>12} {:>12} {:>12} {:>14} {:>14} {:>12}",
+        "resources", "median ms", "min ms", "max ms", "us/resource", "resources/s", "peak MB"
+    );
+    for size in sizes {
         let directory = root.join(size.to_string());
-        generate(&directory, size);
+        match workload.as_str() {
+            "validate" => generate(&directory, size),
+            "plan" => {
+                generate_applicable(&directory, size);
+                apply_directory(&directory);
+            }
+            _ => {}
+        }
         let mut times: Vec<Duration> = Vec::new();
         let mut resources = 0;
-        for _ in 0..runs {
-            let start = Instant::now();
-            let result = check_directory(&directory, "bench", &CheckOptions::default());
-            times.push(start.elapsed());
-            assert!(
-                result.diagnostics.is_empty(),
-                "generated configuration has diagnostics: {:?}",
-                result.diagnostics.first().map(|diagnostic| &diagnostic.message)
-            );
-            resources = result.root.map_or(0, |root| root.all_resources().len());
+        for run in 0..runs {
+            let (elapsed, count) = match workload.as_str() {
+                "validate" => {
+                    let start = Instant::now();
+                    let result = check_directory(&directory, "bench", &CheckOptions::default());
+                    let elapsed = start.elapsed();
+                    assert!(
+                        result.diagnostics.is_empty(),
+                        "generated configuration has diagnostics: {:?}",
+                        result.diagnostics.first().map(|diagnostic| &diagnostic.message)
+                    );
+                    (elapsed, result.root.map_or(0, |root| root.all_resources().len()))
+                }
+                "plan" => {
+                    let start = Instant::now();
+                    let count = plan_directory(&directory);
+                    (start.elapsed(), count)
+                }
+                _ => {
+                    let run_directory = directory.join(run.to_string());
+                    generate_buckets(&run_directory, size);
+                    let start = Instant::now();
+                    let count = apply_directory(&run_directory);
+                    let elapsed = start.elapsed();
+                    let _ = std::fs::remove_dir_all(&run_directory);
+                    (elapsed, count)
+                }
+            };
+            times.push(elapsed);
+            resources = count;
         }
         times.sort();
         let median = times[times.len() / 2].as_secs_f64() * 1000.0;
         let (min, max) = (times[0].as_secs_f64() * 1000.0, times[times.len() - 1].as_secs_f64() * 1000.0);
         let peak = peak_memory_megabytes().unwrap_or(f64::NAN);
-        println!("{resources:>10} {median:>12.1} {min:>12.1} {max:>12.1} {:>14.1} {peak:>12.1}", median * 1000.0 / resources as f64);
-        rows.push(serde_json::json!({ "resources": resources, "median_ms": median, "min_ms": min, "max_ms": max, "peak_memory_mb": peak }));
+        let per_second = resources as f64 / (median / 1000.0);
+        println!(
+            "{resources:>10} {median:>12.1} {min:>12.1} {max:>12.1} {:>14.1} {per_second:>14.0} {peak:>12.1}",
+            median * 1000.0 / resources as f64
+        );
+        rows.push(serde_json::json!({ "resources": resources, "median_ms": median, "min_ms": min, "max_ms": max, "resources_per_second": per_second, "peak_memory_mb": peak }));
+        let _ = std::fs::remove_dir_all(&directory);
     }
     let _ = std::fs::remove_dir_all(&root);
     if let Some(path) = json_path {
-        let report = serde_json::json!({ "workload": "validate", "runs": runs, "results": rows });
+        let report = serde_json::json!({ "workload": workload, "runs": runs, "results": rows });
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
         println!("wrote {}", path.display());
     }

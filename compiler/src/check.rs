@@ -30,6 +30,10 @@ pub struct CheckOptions {
     /// Values for the root module's variables. `None` (validate) treats every
     /// variable as unknown of its declared type.
     pub variables: Option<HashMap<String, Value>>,
+    /// Evaluate only what provider blocks need: resources, data sources and
+    /// outputs are skipped (and unknown). The planner uses it to configure
+    /// providers for refresh before the full evaluation.
+    pub providers_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +154,24 @@ pub fn check_directory(directory: &Path, display: &str, options: &CheckOptions) 
     check_directory_with(directory, display, options, None)
 }
 
+/// A root module read and parsed once, to be checked more than once (the
+/// planner checks provider blocks first, then everything).
+#[derive(Debug, Clone)]
+pub struct Preloaded {
+    sources: SourceMap,
+    diagnostics: Diagnostics,
+    root: Option<LoadedModule>,
+    directory: PathBuf,
+}
+
+/// Reads and parses the root module in `directory`.
+pub fn preload(directory: &Path, display: &str) -> Preloaded {
+    let mut sources = SourceMap::default();
+    let mut diagnostics = Diagnostics::default();
+    let root = load_directory(directory, display, &mut sources, &mut diagnostics);
+    Preloaded { sources, diagnostics, root, directory: directory.to_path_buf() }
+}
+
 /// [`check_directory`] with the planner's hook: every resource instance is
 /// handed to `resolver` as soon as its configuration is evaluated.
 pub fn check_directory_with(
@@ -158,16 +180,23 @@ pub fn check_directory_with(
     options: &CheckOptions,
     resolver: Option<&mut dyn PlanResolver>,
 ) -> CheckResult {
+    check_preloaded(preload(directory, display), options, resolver)
+}
+
+/// Checks a preloaded root module.
+pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: Option<&mut dyn PlanResolver>) -> CheckResult {
+    let Preloaded { sources, diagnostics, root, directory } = preloaded;
     let mut checker = Checker {
+        providers_only: options.providers_only,
         resolver,
         schemas: Schemas::standard(),
-        sources: SourceMap::default(),
-        diagnostics: Diagnostics::default(),
-        root_directory: directory.to_path_buf(),
+        sources,
+        diagnostics,
+        root_directory: directory,
         call_stack: Vec::new(),
         root_providers: Vec::new(),
     };
-    let root = match load_directory(directory, display, &mut checker.sources, &mut checker.diagnostics) {
+    let root = match root {
         Some(loaded) => {
             let inputs =
                 options.variables.as_ref().map(|values| values.iter().map(|(name, value)| (name.clone(), (value.clone(), None))).collect());
@@ -223,6 +252,7 @@ struct Declarations {
 type Inputs = HashMap<String, (Value, Option<Span>)>;
 
 struct Checker<'r> {
+    providers_only: bool,
     resolver: Option<&'r mut dyn PlanResolver>,
     schemas: &'static Schemas,
     sources: SourceMap,
@@ -363,6 +393,13 @@ impl Checker<'_> {
                         children.push(child);
                     }
                 }
+                Node::Resource(kind, name) if self.providers_only => {
+                    scope.resources.insert((kind, name), Value::unknown_any());
+                }
+                Node::Data(kind, name) if self.providers_only => {
+                    scope.data.insert((kind, name), Value::unknown_any());
+                }
+                Node::Output(_) if self.providers_only => {}
                 Node::Resource(kind, name) => {
                     let block = &declarations.resources[&(kind.clone(), name.clone())];
                     let (value, checked) =

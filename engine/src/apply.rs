@@ -304,7 +304,7 @@ pub fn apply(
             let value = match (&output.after, &output.residual) {
                 (Some(value), _) => Some(value.clone()),
                 (None, Some(residual)) => {
-                    let bindings = bindings_for(&state, &[], None);
+                    let bindings = bindings_for(&state.resources, &[], None);
                     match CompiledResidual::parse(residual, &bindings).and_then(|compiled| compiled.evaluate(None, None)) {
                         Ok(value) => Some(value.to_json_unredacted()),
                         // A targeted apply leaves outputs it cannot compute as they were.
@@ -385,10 +385,10 @@ type GroupedInstances = BTreeMap<(bool, String, String), Vec<(Option<String>, Va
 
 /// Values the residuals of `change` may refer to: the resources of its
 /// module, as applied so far.
-fn bindings_for(state: &State, module_path: &[String], self_value: Option<Value>) -> ResidualBindings {
+fn bindings_for(records: &BTreeMap<String, Record>, module_path: &[String], self_value: Option<Value>) -> ResidualBindings {
     let prefix: String = module_path.iter().map(|name| format!("module.{name}.")).collect();
     let mut grouped: GroupedInstances = BTreeMap::new();
-    for record in state.resources.values() {
+    for record in records.values() {
         if record.module_path != module_path || record.pending_handle.is_some() && record.state.is_empty() {
             continue;
         }
@@ -522,12 +522,27 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<(), Dia
     }
 
     // Resolve references and residuals against what is applied now.
-    let state_now = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    let bindings = bindings_for(&state_now, &change.module_path, None);
+    // Only what this resource refers to: copying the whole state per
+    // resource would make apply quadratic.
+    let upstream: BTreeMap<String, Record> = {
+        let state = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut upstream = BTreeMap::new();
+        for dependency in &change.depends_on {
+            let instances = state
+                .resources
+                .range(dependency.clone()..)
+                .take_while(|(address, _)| *address == dependency || address.starts_with(&format!("{dependency}[")));
+            for (address, record) in instances {
+                upstream.insert(address.clone(), record.clone());
+            }
+        }
+        upstream
+    };
+    let bindings = bindings_for(&upstream, &change.module_path, None);
     let mut stored_config = change.config.clone();
     let mut resolved = change.config.clone();
     let mut inputs = Vec::new();
-    resolve_references(&mut resolved, &mut stored_config, &state_now, &mut inputs);
+    resolve_references(&mut resolved, &mut stored_config, &upstream, &mut inputs);
     let schema = if change.is_data { Schemas::standard().data.get(&change.kind) } else { Schemas::standard().resources.get(&change.kind) };
     let mut post_checks: Vec<(Vec<String>, String)> = Vec::new();
     let mut gates: Vec<(String, Json, Json)> = Vec::new();
@@ -592,7 +607,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<(), Dia
         }
     }
 
-    let lineage = lineage_for(change, &inputs, &state_now);
+    let lineage = lineage_for(change, &inputs, &upstream);
     let request = ApplyRequest {
         target,
         action: Some(change.action),
@@ -726,11 +741,16 @@ fn gate_evidence(resolved: &Attributes) -> String {
 
 /// Replaces reference markers in `resolved` by the applied attributes of
 /// their targets, and brings the identities in `stored` up to date.
-fn resolve_references(resolved: &mut Attributes, stored: &mut Attributes, state: &State, inputs: &mut Vec<(String, Option<Json>)>) {
-    fn walk(resolved: &mut Json, stored: &mut Json, state: &State, inputs: &mut Vec<(String, Option<Json>)>) {
+fn resolve_references(
+    resolved: &mut Attributes,
+    stored: &mut Attributes,
+    records: &BTreeMap<String, Record>,
+    inputs: &mut Vec<(String, Option<Json>)>,
+) {
+    fn walk(resolved: &mut Json, stored: &mut Json, records: &BTreeMap<String, Record>, inputs: &mut Vec<(String, Option<Json>)>) {
         if let Some((address, _)) = as_reference(resolved) {
             let address = address.to_owned();
-            if let Some(record) = state.resources.get(&address) {
+            if let Some(record) = records.get(&address) {
                 let mut attributes = record.merged_attributes();
                 attributes.insert("$address".to_owned(), Json::String(address.clone()));
                 attributes.insert("$kind".to_owned(), Json::String(record.kind.clone()));
@@ -747,13 +767,13 @@ fn resolve_references(resolved: &mut Attributes, stored: &mut Attributes, state:
             (Json::Object(resolved), Json::Object(stored)) => {
                 for (key, value) in resolved.iter_mut() {
                     if let Some(stored_value) = stored.get_mut(key) {
-                        walk(value, stored_value, state, inputs);
+                        walk(value, stored_value, records, inputs);
                     }
                 }
             }
             (Json::Array(resolved), Json::Array(stored)) => {
                 for (value, stored_value) in resolved.iter_mut().zip(stored.iter_mut()) {
-                    walk(value, stored_value, state, inputs);
+                    walk(value, stored_value, records, inputs);
                 }
             }
             _ => {}
@@ -761,7 +781,7 @@ fn resolve_references(resolved: &mut Attributes, stored: &mut Attributes, state:
     }
     for (name, value) in resolved.iter_mut() {
         if let Some(stored_value) = stored.get_mut(name) {
-            walk(value, stored_value, state, inputs);
+            walk(value, stored_value, records, inputs);
         }
     }
 }
@@ -801,7 +821,7 @@ fn visit_expressions(attributes: &mut Attributes, path: &mut Vec<String>, visit:
 }
 
 /// What produced this resource: its inputs' lineage, nested.
-fn lineage_for(change: &ResourceChange, inputs: &[(String, Option<Json>)], state: &State) -> Json {
+fn lineage_for(change: &ResourceChange, inputs: &[(String, Option<Json>)], records: &BTreeMap<String, Record>) -> Json {
     let mut seen = HashSet::new();
     let inputs: Vec<Json> = inputs
         .iter()
@@ -809,7 +829,7 @@ fn lineage_for(change: &ResourceChange, inputs: &[(String, Option<Json>)], state
         .map(|(address, lineage)| match lineage {
             Some(lineage) if !lineage.is_null() => lineage.clone(),
             _ => {
-                let record = state.resources.get(address);
+                let record = records.get(address);
                 serde_json::json!({
                     "address": address,
                     "kind": record.map(|record| record.kind.clone()),

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mlops_compiler::check::{check_directory_with, CheckOptions, CheckResult, InstanceDraft, PlanResolver};
+use mlops_compiler::check::{check_preloaded, CheckOptions, CheckResult, InstanceDraft, PlanResolver};
 use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::schema::{KindSchema, Schemas};
 use mlops_compiler::source::SourceMap;
@@ -274,8 +274,7 @@ pub fn config_hash(sources: &SourceMap, variables: &HashMap<String, Value>) -> S
 }
 
 /// Refreshes every record through its provider, `parallelism` at a time.
-/// Returns the refreshed records (absent when the object is gone), drift,
-/// and problems.
+/// Returns what changed, drift, and problems.
 pub fn refresh(
     state: &State,
     providers: &Providers,
@@ -283,11 +282,11 @@ pub fn refresh(
     root_directory: &Path,
     data_directory: &Path,
     parallelism: usize,
-) -> (BTreeMap<String, Record>, Vec<Drift>, Vec<Diagnostic>) {
+) -> (Refreshed, Vec<Drift>, Vec<Diagnostic>) {
     let records: Vec<&Record> = state.resources.values().collect();
     let next = AtomicUsize::new(0);
-    type Refreshed = (String, Result<Option<Record>, String>);
-    let results: Mutex<Vec<Refreshed>> = Mutex::new(Vec::with_capacity(records.len()));
+    type RefreshResult = (String, Result<RefreshOutcome, String>);
+    let results: Mutex<Vec<RefreshResult>> = Mutex::new(Vec::with_capacity(records.len()));
     std::thread::scope(|scope| {
         for _ in 0..parallelism.clamp(1, 64).min(records.len().max(1)) {
             scope.spawn(|| loop {
@@ -298,7 +297,7 @@ pub fn refresh(
             });
         }
     });
-    let mut refreshed = BTreeMap::new();
+    let mut refreshed = Refreshed::default();
     let mut drift = Vec::new();
     let mut problems = Vec::new();
     let mut results = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -306,7 +305,8 @@ pub fn refresh(
     for (address, result) in results {
         let prior = &state.resources[&address];
         match result {
-            Ok(Some(record)) => {
+            Ok(RefreshOutcome::Unchanged) => {}
+            Ok(RefreshOutcome::Changed(record)) => {
                 if record.state != prior.state {
                     let changed: Vec<String> = prior
                         .state
@@ -324,24 +324,55 @@ pub fn refresh(
                         summary: format!("changed outside mlops: {}", changed.join(", ")),
                     });
                 }
-                refreshed.insert(address, record);
+                if record.state != prior.state || record.private != prior.private {
+                    refreshed.changed.insert(address, *record);
+                }
             }
-            Ok(None) => drift.push(Drift {
-                address: address.clone(),
-                before: prior.state.clone(),
-                after: None,
-                summary: "deleted outside mlops".to_owned(),
-            }),
+            Ok(RefreshOutcome::Gone) => {
+                refreshed.gone.insert(address.clone());
+                drift.push(Drift {
+                    address: address.clone(),
+                    before: prior.state.clone(),
+                    after: None,
+                    summary: "deleted outside mlops".to_owned(),
+                })
+            }
             Err(message) => {
                 problems.push(
                     Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot refresh {address}: {message}"))
                         .with_help("fix the cause, or plan with --refresh=false to use the recorded state as it is"),
                 );
-                refreshed.insert(address, prior.clone());
             }
         }
     }
     (refreshed, drift, problems)
+}
+
+/// What refreshing one record found.
+enum RefreshOutcome {
+    Unchanged,
+    Changed(Box<Record>),
+    Gone,
+}
+
+/// What refresh found, as differences from the state (so that a large state
+/// is not copied when nothing changed).
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    /// Records whose live state differs from the recorded one.
+    pub changed: BTreeMap<String, Record>,
+    /// Records whose object no longer exists.
+    pub gone: HashSet<String>,
+}
+
+impl Refreshed {
+    /// The refreshed record at `address`, if the object still exists.
+    pub fn get<'a>(&'a self, state: &'a State, address: &str) -> Option<&'a Record> {
+        if self.gone.contains(address) {
+            return None;
+        }
+        self.changed.get(address).or_else(|| state.resources.get(address))
+    }
 }
 
 fn refresh_one(
@@ -350,7 +381,7 @@ fn refresh_one(
     configurations: &BTreeMap<String, ProviderConfiguration>,
     root_directory: &Path,
     data_directory: &Path,
-) -> Result<Option<Record>, String> {
+) -> Result<RefreshOutcome, String> {
     let provider = providers.get(&record.provider)?;
     let key = provider_key(&record.provider, record.provider_alias.as_deref());
     let target = Target {
@@ -364,7 +395,12 @@ fn refresh_one(
     let response = provider
         .read(ReadRequest { target, config: record.config.clone(), state: record.state.clone(), private: record.private.clone() })
         .map_err(|error| error.to_string())?;
-    Ok(response.state.map(|state| Record { state, private: response.private, ..record.clone() }))
+    // Only a record that changed is copied: most do not.
+    Ok(match response.state {
+        None => RefreshOutcome::Gone,
+        Some(state) if state == record.state && response.private == record.private => RefreshOutcome::Unchanged,
+        Some(state) => RefreshOutcome::Changed(Box::new(Record { state, private: response.private, ..record.clone() })),
+    })
 }
 
 pub fn provider_key(provider_type: &str, alias: Option<&str>) -> String {
@@ -386,7 +422,8 @@ pub fn address_matches(pattern: &str, address: &str) -> bool {
 /// The planner's side of evaluation.
 pub struct Planner<'a> {
     pub providers: &'a Providers,
-    pub prior: &'a BTreeMap<String, Record>,
+    pub state: &'a State,
+    pub refreshed: &'a Refreshed,
     pub configurations: &'a BTreeMap<String, ProviderConfiguration>,
     pub data_directory: PathBuf,
     /// Addresses selected by -target/-exclude; `None` selects all.
@@ -400,13 +437,15 @@ pub struct Planner<'a> {
 impl<'a> Planner<'a> {
     pub fn new(
         providers: &'a Providers,
-        prior: &'a BTreeMap<String, Record>,
+        state: &'a State,
+        refreshed: &'a Refreshed,
         configurations: &'a BTreeMap<String, ProviderConfiguration>,
         data_directory: PathBuf,
     ) -> Planner<'a> {
         Planner {
             providers,
-            prior,
+            state,
+            refreshed,
             configurations,
             data_directory,
             selected: None,
@@ -431,7 +470,7 @@ impl PlanResolver for Planner<'_> {
         let address = draft.address.to_owned();
         self.seen.insert(address.clone());
         let Some(schema) = self.kind_schema(draft.kind, draft.is_data) else { return BTreeMap::new() };
-        let prior = self.prior.get(&address);
+        let prior = self.refreshed.get(self.state, &address);
         let prior_known = |prior: &Record| values_from_json(&prior.state, &prior.sensitive_paths);
         let module_prefix: String = draft.module_path.iter().map(|name| format!("module.{name}.")).collect();
         let depends_on: Vec<String> = draft.depends_on.iter().map(|dependency| format!("{module_prefix}{dependency}")).collect();
@@ -662,8 +701,14 @@ impl PlanResolver for Planner<'_> {
                 None => {}
             }
         }
-        change.after = Some(after);
         let values = values_from_json(&known, &change.sensitive_paths);
+        if change.action == Action::NoOp {
+            // Nothing to show or apply: keep the plan small for large states.
+            change.before = None;
+            change.config = Attributes::new();
+        } else {
+            change.after = Some(after);
+        }
         let values =
             values.into_iter().filter(|(name, _)| schema.body.attributes.get(name).is_some_and(|attribute| attribute.computed)).collect();
         self.changes.push(change);
@@ -673,7 +718,7 @@ impl PlanResolver for Planner<'_> {
 
 impl Planner<'_> {
     fn kind_of_address<'s>(&'s self, address: &'s str) -> Option<&'s str> {
-        self.prior.get(address).map(|record| record.kind.as_str()).or_else(|| {
+        self.state.resources.get(address).map(|record| record.kind.as_str()).or_else(|| {
             let base = address.split('[').next().unwrap_or(address);
             let mut parts: Vec<&str> = base.split('.').collect();
             parts.pop()?;
@@ -719,8 +764,11 @@ pub fn plan(
 ) -> PlanOutcome {
     // Provider configurations come from a plain check first: refresh needs
     // them before the planning evaluation starts.
-    let check_options = CheckOptions { variables: Some(options.variables.clone()) };
-    let first = mlops_compiler::check::check_directory(directory, display, &check_options);
+    let check_options = CheckOptions { variables: Some(options.variables.clone()), providers_only: false };
+    // Selecting targets needs the whole graph; otherwise provider blocks are enough.
+    let needs_graph = options.destroy || !options.targets.is_empty() || !options.excludes.is_empty();
+    let preloaded = mlops_compiler::check::preload(directory, display);
+    let first = check_preloaded(preloaded.clone(), &CheckOptions { providers_only: !needs_graph, ..check_options.clone() }, None);
     if first.has_errors() {
         return PlanOutcome { sources: first.sources, diagnostics: first.diagnostics, plan: None };
     }
@@ -747,7 +795,7 @@ pub fn plan(
     let (refreshed, drift, mut problems) = if options.refresh {
         refresh(state, providers, &configurations, directory, data_directory, options.parallelism)
     } else {
-        (state.resources.clone(), Vec::new(), Vec::new())
+        (Refreshed::default(), Vec::new(), Vec::new())
     };
 
     // -target selects its dependencies too; -exclude removes its dependents too.
@@ -757,10 +805,9 @@ pub fn plan(
         Some(select(&first, state, &options.targets, &options.excludes))
     };
 
-    let mut planner = Planner::new(providers, &refreshed, &configurations, data_directory.to_path_buf());
+    let mut planner = Planner::new(providers, state, &refreshed, &configurations, data_directory.to_path_buf());
     planner.selected = selected.clone();
-    let outcome: CheckResult =
-        if options.destroy { first } else { check_directory_with(directory, display, &check_options, Some(&mut planner)) };
+    let outcome: CheckResult = if options.destroy { first } else { check_preloaded(preloaded, &check_options, Some(&mut planner)) };
     let mut diagnostics = outcome.diagnostics;
     if diagnostics.iter().any(Diagnostic::is_error) {
         return PlanOutcome { sources: outcome.sources, diagnostics, plan: None };
@@ -777,7 +824,7 @@ pub fn plan(
         if selected.as_ref().is_some_and(|selected| !selected.contains(&record.address)) {
             continue;
         }
-        let gone = !refreshed.contains_key(&record.address);
+        let gone = refreshed.gone.contains(&record.address);
         let action = if record.is_data || gone || (record.lifecycle.retained && !record.lifecycle.destroy && !options.delete_retained) {
             Action::Forget
         } else {

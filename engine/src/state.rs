@@ -378,16 +378,25 @@ impl LocalBackend {
     pub fn load(&self, secrets: &Secrets) -> Result<State, StateError> {
         let snapshot_path = self.snapshot_path();
         let mut state = match fs::read(&snapshot_path) {
-            Ok(bytes) => {
-                let probe: Json = serde_json::from_slice(&bytes)
-                    .map_err(|error| StateError::Corrupt { path: snapshot_path.clone(), message: error.to_string() })?;
-                let found = probe.get("format_version").and_then(Json::as_u64).unwrap_or(0) as u32;
-                if found > STATE_FORMAT_VERSION {
-                    return Err(StateError::NewerFormat { path: snapshot_path, found });
+            Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
+                Ok(state) if state.format_version > STATE_FORMAT_VERSION => {
+                    return Err(StateError::NewerFormat { path: snapshot_path, found: state.format_version })
                 }
-                serde_json::from_value(probe)
-                    .map_err(|error| StateError::Corrupt { path: snapshot_path.clone(), message: error.to_string() })?
-            }
+                Ok(state) => state,
+                Err(error) => {
+                    // A newer format may not parse as this one: say so rather than "corrupt".
+                    #[derive(Deserialize)]
+                    struct Probe {
+                        format_version: u32,
+                    }
+                    if let Ok(probe) = serde_json::from_slice::<Probe>(&bytes) {
+                        if probe.format_version > STATE_FORMAT_VERSION {
+                            return Err(StateError::NewerFormat { path: snapshot_path, found: probe.format_version });
+                        }
+                    }
+                    return Err(StateError::Corrupt { path: snapshot_path.clone(), message: error.to_string() });
+                }
+            },
             // No state yet: its lineage is set by the first write, so plans
             // made before it compare equal.
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => State { lineage: String::new(), ..State::new() },
