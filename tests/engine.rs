@@ -611,3 +611,61 @@ fn plan_and_apply_errors_are_diagnostics() {
     // Leave a valid state so the clean-up can destroy.
     fs::remove_file(workspace.path().join(".mlops/state/state.json")).unwrap();
 }
+
+#[test]
+fn markdown_plans_fit_a_pull_request_comment() {
+    let workspace = Workspace::copy_of("tests/cases/many-buckets");
+    let markdown = workspace.run(&["plan", "--format", "markdown"]);
+    assert_eq!(markdown.code, 0, "{}", markdown.all());
+    let text = &markdown.stdout;
+    assert!(text.len() < 65_000, "{} characters", text.len());
+    assert!(text.contains("**Plan: 1500 to add, 0 to change, 0 to replace, 0 to destroy.**"), "{text}");
+    assert!(text.contains("| + create | 1500 | bucket 1500 |"), "{text}");
+    assert!(text.contains("_The diff was cut here to fit a comment:"), "{text}");
+    // The fence is closed even when cut.
+    assert_eq!(text.matches("```").count(), 2, "{text}");
+    assert!(text.trim_end().ends_with("Run `mlops plan` to see all of it._"), "{text}");
+}
+
+/// Writes a Parquet file with an optional int64 column `age` and a required
+/// double column `amount`.
+fn write_parquet(path: &Path, ages: &[Option<i64>], amounts: &[f64]) {
+    use parquet::data_type::{DoubleType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = std::sync::Arc::new(
+        parquet::schema::parser::parse_message_type("message rows { OPTIONAL INT64 age; REQUIRED DOUBLE amount; }").unwrap(),
+    );
+    let file = fs::File::create(path).unwrap();
+    let mut writer = SerializedFileWriter::new(file, schema, std::sync::Arc::new(WriterProperties::builder().build())).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    let values: Vec<i64> = ages.iter().flatten().copied().collect();
+    let levels: Vec<i16> = ages.iter().map(|age| i16::from(age.is_some())).collect();
+    column.typed::<Int64Type>().write_batch(&values, Some(&levels), None).unwrap();
+    column.close().unwrap();
+    let mut column = group.next_column().unwrap().unwrap();
+    column.typed::<DoubleType>().write_batch(amounts, None, None).unwrap();
+    column.close().unwrap();
+    group.close().unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn parquet_datasets_are_validated_and_feed_features() {
+    let workspace = Workspace::copy_of("tests/cases/parquet-dataset");
+    write_parquet(&workspace.path().join("data.parquet"), &[Some(30), Some(10), None], &[1.0, 2.0, 3.0]);
+    let run = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("data.parquet` row 2, column `age`: 10 is below the minimum 18"), "{}", run.all());
+
+    write_parquet(&workspace.path().join("data.parquet"), &[Some(30), Some(40), None], &[1.0, 2.0, 3.5]);
+    workspace.apply(&[]);
+    assert_eq!(workspace.output("rows"), "3");
+    let features = fs::read_dir(workspace.path().join(".mlops/objects/parquet-lake/features/feature_set.events"))
+        .unwrap()
+        .map(|entry| fs::read_to_string(entry.unwrap().path().join("features.jsonl")).unwrap())
+        .next()
+        .unwrap();
+    assert!(features.contains("\"amount_doubled\":7"), "{features}");
+}

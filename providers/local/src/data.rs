@@ -1,5 +1,6 @@
-//! Dataset files: content hashing, reading rows (CSV and JSON Lines), typing
-//! them by the declared schema, and validating them against it.
+//! Dataset files: content hashing, reading rows (CSV, JSON Lines and
+//! Parquet), typing them by the declared schema, and validating them
+//! against it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -161,11 +162,13 @@ pub fn for_each_row(
                     let mut row = Row::new();
                     for (header, field) in headers.iter().zip(record.iter()) {
                         let column = columns.and_then(|columns| columns.iter().find(|column| &column.name == header));
-                        let value = type_field(field, column).map_err(|message| row_error(file, line, header, &message))?;
+                        let value =
+                            type_field(field, column).map_err(|message| row_error(file, &format!("line {line}"), header, &message))?;
                         row.insert(header.clone(), value);
                     }
                     if let Some(columns) = columns {
-                        validate_row(&row, columns).map_err(|(column, message)| row_error(file, line, &column, &message))?;
+                        validate_row(&row, columns)
+                            .map_err(|(column, message)| row_error(file, &format!("line {line}"), &column, &message))?;
                     }
                     count += 1;
                     visit(file, line, row)?;
@@ -190,23 +193,51 @@ pub fn for_each_row(
                         for column in columns {
                             if let Some(Json::String(text)) = row.get(&column.name) {
                                 if column.column_type != "string" && column.column_type != "timestamp" {
-                                    let typed =
-                                        type_field(text, Some(column)).map_err(|message| row_error(file, line, &column.name, &message))?;
+                                    let typed = type_field(text, Some(column))
+                                        .map_err(|message| row_error(file, &format!("line {line}"), &column.name, &message))?;
                                     row.insert(column.name.clone(), typed);
                                 }
                             }
                         }
-                        validate_row(&row, columns).map_err(|(column, message)| row_error(file, line, &column, &message))?;
+                        validate_row(&row, columns)
+                            .map_err(|(column, message)| row_error(file, &format!("line {line}"), &column, &message))?;
                     }
                     count += 1;
                     visit(file, line, row)?;
                 }
             }
             "parquet" => {
-                return Err(ProviderError::with_help(
-                    format!("`{}`: the local provider cannot read Parquet yet", file.display()),
-                    "convert the data to CSV or JSON Lines, or use format = \"csv\"/\"jsonl\"",
-                ))
+                use parquet::file::reader::{FileReader, SerializedFileReader};
+                let not_parquet = |error: parquet::errors::ParquetError| {
+                    ProviderError::with_help(
+                        format!("`{}` is not a readable Parquet file: {error}", file.display()),
+                        "check the file, or the dataset's `format`",
+                    )
+                };
+                let reader = SerializedFileReader::try_from(file.as_path()).map_err(not_parquet)?;
+                let present: Vec<String> =
+                    reader.metadata().file_metadata().schema_descr().columns().iter().map(|column| column.name().to_owned()).collect();
+                if let Some(columns) = columns {
+                    for column in columns {
+                        if !present.contains(&column.name) {
+                            return Err(ProviderError::with_help(
+                                format!("`{}` has no column `{}` (its columns are: {})", file.display(), column.name, present.join(", ")),
+                                "fix the file, or the dataset's schema",
+                            ));
+                        }
+                    }
+                }
+                for (index, row) in reader.get_row_iter(None).map_err(not_parquet)?.enumerate() {
+                    let line = index + 1;
+                    let row = row.map_err(not_parquet)?;
+                    let row: Row = row.get_column_iter().map(|(name, field)| (name.clone(), parquet_field(field))).collect();
+                    if let Some(columns) = columns {
+                        validate_row(&row, columns)
+                            .map_err(|(column, message)| row_error(file, &format!("row {line}"), &column, &message))?;
+                    }
+                    count += 1;
+                    visit(file, line, row)?;
+                }
             }
             other => return Err(ProviderError::failed(format!("unknown dataset format `{other}`"))),
         }
@@ -214,9 +245,32 @@ pub fn for_each_row(
     Ok(count)
 }
 
-fn row_error(file: &Path, line: usize, column: &str, message: &str) -> ProviderError {
+/// A Parquet value as JSON: numbers, booleans and text as themselves,
+/// dates, times and nested values as their text form.
+fn parquet_field(field: &parquet::record::Field) -> Json {
+    use parquet::record::Field;
+    match field {
+        Field::Null => Json::Null,
+        Field::Bool(flag) => Json::Bool(*flag),
+        Field::Byte(number) => Json::from(*number),
+        Field::Short(number) => Json::from(*number),
+        Field::Int(number) => Json::from(*number),
+        Field::Long(number) => Json::from(*number),
+        Field::UByte(number) => Json::from(*number),
+        Field::UShort(number) => Json::from(*number),
+        Field::UInt(number) => Json::from(*number),
+        Field::ULong(number) => Json::from(*number),
+        Field::Float(number) => json_number(f64::from(*number)),
+        Field::Double(number) => json_number(*number),
+        Field::Str(text) => Json::String(text.clone()),
+        other => Json::String(other.to_string()),
+    }
+}
+
+/// `position` is `line N` in text formats and `row N` in Parquet.
+fn row_error(file: &Path, position: &str, column: &str, message: &str) -> ProviderError {
     ProviderError::with_help(
-        format!("`{}` line {line}, column `{column}`: {message}", file.display()),
+        format!("`{}` {position}, column `{column}`: {message}", file.display()),
         "the data does not match the dataset's schema: fix the data, or the schema",
     )
 }
@@ -363,6 +417,63 @@ mod tests {
         fs::write(&file, "id,amount,age,ok\na,-1,30,true\n").unwrap();
         let error = for_each_row(std::slice::from_ref(&file), "csv", Some(&columns), |_, _, _| Ok(())).unwrap_err();
         assert!(error.to_string().contains("line 2, column `amount`: -1 is below the minimum 0"), "{error}");
+    }
+
+    /// Writes a Parquet file with an optional int64 column `age` and a
+    /// required double column `amount`.
+    fn write_parquet(path: &Path, ages: &[Option<i64>], amounts: &[f64]) {
+        use parquet::data_type::{DoubleType, Int64Type};
+        use parquet::file::properties::WriterProperties;
+        use parquet::file::writer::SerializedFileWriter;
+        let schema = std::sync::Arc::new(
+            parquet::schema::parser::parse_message_type("message rows { OPTIONAL INT64 age; REQUIRED DOUBLE amount; }").unwrap(),
+        );
+        let file = fs::File::create(path).unwrap();
+        let mut writer = SerializedFileWriter::new(file, schema, std::sync::Arc::new(WriterProperties::builder().build())).unwrap();
+        let mut group = writer.next_row_group().unwrap();
+        let mut column = group.next_column().unwrap().unwrap();
+        let values: Vec<i64> = ages.iter().flatten().copied().collect();
+        let levels: Vec<i16> = ages.iter().map(|age| i16::from(age.is_some())).collect();
+        column.typed::<Int64Type>().write_batch(&values, Some(&levels), None).unwrap();
+        column.close().unwrap();
+        let mut column = group.next_column().unwrap().unwrap();
+        column.typed::<DoubleType>().write_batch(amounts, None, None).unwrap();
+        column.close().unwrap();
+        group.close().unwrap();
+        writer.close().unwrap();
+    }
+
+    #[test]
+    fn parquet_rows_are_read_and_checked_against_the_schema() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("data.parquet");
+        write_parquet(&file, &[Some(30), None, Some(70)], &[1.5, 2.0, 3.25]);
+        let columns = vec![
+            Column { name: "age".into(), column_type: "int".into(), nullable: true, min: Some(18.0), ..Column::default() },
+            Column { name: "amount".into(), column_type: "float".into(), min: Some(0.0), ..Column::default() },
+        ];
+        let mut rows = Vec::new();
+        let count = for_each_row(std::slice::from_ref(&file), "parquet", Some(&columns), |_, _, row| {
+            rows.push(row);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(count, 3);
+        assert_eq!(rows[0]["age"], Json::from(30));
+        assert_eq!(rows[1]["age"], Json::Null);
+        assert_eq!(rows[2]["amount"], Json::from(3.25));
+
+        write_parquet(&file, &[Some(30), Some(12)], &[1.0, 2.0]);
+        let error = for_each_row(std::slice::from_ref(&file), "parquet", Some(&columns), |_, _, _| Ok(())).unwrap_err();
+        assert!(error.to_string().contains("row 2, column `age`: 12 is below the minimum 18"), "{error}");
+
+        let missing = vec![Column { name: "customer".into(), column_type: "string".into(), ..Column::default() }];
+        let error = for_each_row(std::slice::from_ref(&file), "parquet", Some(&missing), |_, _, _| Ok(())).unwrap_err();
+        assert!(error.to_string().contains("has no column `customer` (its columns are: age, amount)"), "{error}");
+
+        fs::write(&file, "not parquet").unwrap();
+        let error = for_each_row(std::slice::from_ref(&file), "parquet", None, |_, _, _| Ok(())).unwrap_err();
+        assert!(error.to_string().contains("is not a readable Parquet file"), "{error}");
     }
 
     #[test]
