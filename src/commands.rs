@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use mlops_compiler::address::{Mode, ResourceAddress};
 use mlops_compiler::check::{check_directory, CheckOptions};
 use mlops_compiler::diagnostic::render::{json_report, render_human_all, HumanOptions};
 use mlops_compiler::diagnostic::{codes, Diagnostic};
@@ -818,15 +819,11 @@ pub fn graph_command(directory: &Path, format: GraphFormat) -> i32 {
     let mut nodes: Vec<(String, String)> = Vec::new();
     let mut edges: Vec<(String, String)> = Vec::new();
     for (module_path, resource) in root.all_resources() {
-        let prefix: String = module_path.iter().map(|name| format!("module.{name}.")).collect();
-        let address = if resource.is_data {
-            format!("{prefix}data.{}.{}", resource.kind, resource.name)
-        } else {
-            format!("{prefix}{}.{}", resource.kind, resource.name)
-        };
+        let mode = if resource.is_data { Mode::Data } else { Mode::Managed };
+        let address = ResourceAddress::new(module_path, mode, &resource.kind, &resource.name).to_string();
         nodes.push((address.clone(), resource.kind.clone()));
-        for dependency in &resource.depends_on {
-            edges.push((format!("{prefix}{dependency}"), address.clone()));
+        for dependency in resource.depends_on.iter().filter_map(|dependency| dependency.parse::<ResourceAddress>().ok()) {
+            edges.push((ResourceAddress { module_path: module_path.to_vec(), ..dependency }.to_string(), address.clone()));
         }
     }
     let identifier = |address: &str| address.replace(|character: char| !character.is_ascii_alphanumeric(), "_");

@@ -521,6 +521,16 @@ fn target_and_exclude_select_a_part_of_the_graph() {
     assert_eq!(workspace.run(&["state", "list"]).stdout.lines().count(), 3);
     let rest = workspace.run(&["plan", "--refresh=false"]);
     assert!(rest.stdout.contains("Plan: 4 to add"), "{}", rest.all());
+    let invalid = workspace.run(&["plan", "-target", "training"]);
+    assert_eq!(invalid.code, 1, "{}", invalid.all());
+    assert!(invalid.stderr.contains("-target `training` is not a resource or module address"), "{}", invalid.all());
+
+    let many = Workspace::copy_of("tests/cases/many-buckets");
+    let one = many.run(&["plan", "-target", "bucket.shard[3]"]);
+    assert!(one.stdout.contains("Plan: 1 to add"), "{}", one.all());
+    assert!(one.stdout.contains("# bucket.shard[3] will be created"), "{}", one.all());
+    let all_but_one = many.run(&["plan", "-exclude", "bucket.shard[3]"]);
+    assert!(all_but_one.stdout.contains("Plan: 1499 to add"), "{}", all_but_one.all());
 }
 
 #[test]

@@ -36,12 +36,8 @@ pub struct CheckOptions {
     pub providers_only: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum InstanceKey {
-    None,
-    Index(usize),
-    Key(String),
-}
+pub use crate::address::InstanceKey;
+use crate::address::{Mode, ResourceAddress};
 
 #[derive(Debug, Clone)]
 pub struct CheckedInstance {
@@ -1185,8 +1181,7 @@ impl Checker<'_> {
         let schema: &'static KindSchema = if is_data { &self.schemas.data[kind] } else { &self.schemas.resources[kind] };
         let body = &block.body;
         let what = if is_data { format!("data.{kind}.{name}") } else { format!("{kind} `{name}`") };
-        let address_prefix: String = module_path.iter().map(|module| format!("module.{module}.")).collect();
-        let base_address = if is_data { format!("{address_prefix}data.{kind}.{name}") } else { format!("{address_prefix}{kind}.{name}") };
+        let base_address = ResourceAddress::new(module_path, if is_data { Mode::Data } else { Mode::Managed }, kind, name);
 
         // provider
         let (provider_type, provider_alias) = self.resolve_provider(body, schema, module_providers, &what);
@@ -1275,11 +1270,7 @@ impl Checker<'_> {
         let mut instances = Vec::new();
         for (key, mut context) in symbolic {
             context.describe = if is_data { "a data source" } else { "a resource" };
-            let address = match &key {
-                InstanceKey::None => base_address.clone(),
-                InstanceKey::Index(index) => format!("{base_address}[{index}]"),
-                InstanceKey::Key(key) => format!("{base_address}[{key:?}]"),
-            };
+            let address = base_address.clone().with_key(key.clone()).to_string();
             let mut checker = BodyChecker {
                 scope,
                 schemas: self.schemas,

@@ -13,6 +13,7 @@
 //!
 //! Nothing in this crate does network IO or calls a provider.
 
+pub mod address;
 pub mod ast;
 pub mod body;
 pub mod check;

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mlops_compiler::address::{InstanceKey, Mode, ResourceAddress};
 use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::residual::{resource_value, CompiledResidual, ResidualBindings};
 use mlops_compiler::schema::Schemas;
@@ -380,47 +381,47 @@ pub fn apply(
     ApplyResult { state, outcomes, interrupted, state_error }
 }
 
-/// Applied instances grouped by (is data, kind, name), with their instance keys.
-type GroupedInstances = BTreeMap<(bool, String, String), Vec<(Option<String>, Value)>>;
-
-/// Values the residuals of `change` may refer to: the resources of its
-/// module, as applied so far.
+/// Values the residuals of a change may refer to: the applied resources of
+/// its module, each resource as one value (a list for `count`, a map for
+/// `for_each`).
 fn bindings_for(records: &BTreeMap<String, Record>, module_path: &[String], self_value: Option<Value>) -> ResidualBindings {
-    let prefix: String = module_path.iter().map(|name| format!("module.{name}.")).collect();
-    let mut grouped: GroupedInstances = BTreeMap::new();
+    let mut grouped: BTreeMap<ResourceAddress, Vec<(InstanceKey, Value)>> = BTreeMap::new();
     for record in records.values() {
         if record.module_path != module_path || record.pending_handle.is_some() && record.state.is_empty() {
             continue;
         }
-        let Some(local) = record.address.strip_prefix(&prefix) else { continue };
-        let (is_data, local) = match local.strip_prefix("data.") {
-            Some(rest) => (true, rest),
-            None => (false, local),
-        };
-        let (base, key) = match local.split_once('[') {
-            Some((base, key)) => (base, Some(key.trim_end_matches(']').trim_matches('"').to_owned())),
-            None => (local, None),
-        };
-        let Some((kind, name)) = base.split_once('.') else { continue };
+        let Ok(address) = record.address.parse::<ResourceAddress>() else { continue };
         let attributes = values_from_json(&record.merged_attributes(), &record.sensitive_paths);
         let value = resource_value(&record.address, &record.kind, attributes);
-        grouped.entry((is_data, kind.to_owned(), name.to_owned())).or_default().push((key, value));
+        grouped.entry(address.without_key().local()).or_default().push((address.key, value));
     }
     let mut bindings = ResidualBindings { self_value, ..ResidualBindings::default() };
-    for ((is_data, kind, name), mut instances) in grouped {
-        let value = if instances.len() == 1 && instances[0].0.is_none() {
+    for (resource, mut instances) in grouped {
+        let value = if let [(InstanceKey::None, _)] = instances.as_slice() {
             instances.remove(0).1
-        } else if instances.iter().all(|(key, _)| key.as_deref().is_some_and(|key| key.parse::<usize>().is_ok())) {
-            instances.sort_by_key(|(key, _)| key.as_deref().and_then(|key| key.parse::<usize>().ok()));
+        } else if instances.iter().all(|(key, _)| matches!(key, InstanceKey::Index(_))) {
+            instances.sort_by(|left, right| left.0.cmp(&right.0));
             Value::List(instances.into_iter().map(|(_, value)| value).collect())
         } else {
-            Value::Map(instances.into_iter().map(|(key, value)| (key.unwrap_or_default(), value)).collect())
+            Value::Map(
+                instances
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let key = match key {
+                            InstanceKey::Key(key) => key,
+                            InstanceKey::Index(index) => index.to_string(),
+                            InstanceKey::None => String::new(),
+                        };
+                        (key, value)
+                    })
+                    .collect(),
+            )
         };
-        if is_data {
-            bindings.data.insert((kind, name), value);
-        } else {
-            bindings.resources.insert((kind, name), value);
-        }
+        let slot = (resource.kind, resource.name);
+        match resource.mode {
+            Mode::Data => bindings.data.insert(slot, value),
+            Mode::Managed => bindings.resources.insert(slot, value),
+        };
     }
     bindings
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use mlops_compiler::address::{AddressPattern, Mode, ResourceAddress};
 use mlops_compiler::check::{check_preloaded, CheckOptions, CheckResult, InstanceDraft, PlanResolver};
 use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::schema::{KindSchema, Schemas};
@@ -410,15 +411,6 @@ pub fn provider_key(provider_type: &str, alias: Option<&str>) -> String {
     }
 }
 
-/// Whether `address` is selected by a `-target`/`-exclude` pattern: the
-/// pattern itself, its instances (`x` selects `x[0]`), or a module's contents.
-pub fn address_matches(pattern: &str, address: &str) -> bool {
-    address == pattern
-        || address
-            .strip_prefix(pattern)
-            .is_some_and(|rest| rest.starts_with('[') || rest.starts_with('.') && pattern.starts_with("module."))
-}
-
 /// The planner's side of evaluation.
 pub struct Planner<'a> {
     pub providers: &'a Providers,
@@ -472,8 +464,12 @@ impl PlanResolver for Planner<'_> {
         let Some(schema) = self.kind_schema(draft.kind, draft.is_data) else { return BTreeMap::new() };
         let prior = self.refreshed.get(self.state, &address);
         let prior_known = |prior: &Record| values_from_json(&prior.state, &prior.sensitive_paths);
-        let module_prefix: String = draft.module_path.iter().map(|name| format!("module.{name}.")).collect();
-        let depends_on: Vec<String> = draft.depends_on.iter().map(|dependency| format!("{module_prefix}{dependency}")).collect();
+        let depends_on: Vec<String> = draft
+            .depends_on
+            .iter()
+            .filter_map(|dependency| dependency.parse::<ResourceAddress>().ok())
+            .map(|dependency| ResourceAddress { module_path: draft.module_path.to_vec(), ..dependency }.to_string())
+            .collect();
         let (config, sensitive_paths) = config_json(draft.attributes, schema, draft.deferred);
         let lifecycle = RecordLifecycle {
             prevent_destroy: draft.lifecycle.prevent_destroy,
@@ -596,7 +592,7 @@ impl PlanResolver for Planner<'_> {
         let mut reasons: Vec<String> = changed_inputs
             .iter()
             .map(|input| {
-                let attribute = self.kind_of_address(&input.address).map_or("version", identity_attribute);
+                let attribute = self.kind_of_address(&input.address).map_or("version", |kind| identity_attribute(&kind));
                 format!(
                     "input {} changed: {attribute} {} -> {}",
                     input.address,
@@ -717,13 +713,8 @@ impl PlanResolver for Planner<'_> {
 }
 
 impl Planner<'_> {
-    fn kind_of_address<'s>(&'s self, address: &'s str) -> Option<&'s str> {
-        self.state.resources.get(address).map(|record| record.kind.as_str()).or_else(|| {
-            let base = address.split('[').next().unwrap_or(address);
-            let mut parts: Vec<&str> = base.split('.').collect();
-            parts.pop()?;
-            parts.pop()
-        })
+    fn kind_of_address(&self, address: &str) -> Option<String> {
+        address.parse::<ResourceAddress>().ok().map(|address| address.kind)
     }
 }
 
@@ -799,11 +790,27 @@ pub fn plan(
     };
 
     // -target selects its dependencies too; -exclude removes its dependents too.
-    let selected = if options.targets.is_empty() && options.excludes.is_empty() {
-        None
-    } else {
-        Some(select(&first, state, &options.targets, &options.excludes))
+    let parse_patterns = |patterns: &[String], flag: &str| -> Result<Vec<AddressPattern>, Diagnostic> {
+        patterns
+            .iter()
+            .map(|pattern| {
+                pattern.parse::<AddressPattern>().map_err(|message| {
+                    Diagnostic::error(codes::INVALID_REFERENCE, format!("{flag} {message}"))
+                        .with_help("give a resource address such as `training.fraud`, `dataset.events[\"eu\"]` or `module.features`")
+                })
+            })
+            .collect()
     };
+    let (targets, excludes) = match (parse_patterns(&options.targets, "-target"), parse_patterns(&options.excludes, "-exclude")) {
+        (Ok(targets), Ok(excludes)) => (targets, excludes),
+        (Err(diagnostic), _) | (_, Err(diagnostic)) => {
+            let mut diagnostics = first.diagnostics;
+            diagnostics.push(diagnostic);
+            return PlanOutcome { sources: first.sources, diagnostics, plan: None };
+        }
+    };
+    let selected =
+        if options.targets.is_empty() && options.excludes.is_empty() { None } else { Some(select(&first, state, &targets, &excludes)) };
 
     let mut planner = Planner::new(providers, state, &refreshed, &configurations, data_directory.to_path_buf());
     planner.selected = selected.clone();
@@ -930,63 +937,77 @@ pub fn plan(
 }
 
 /// The addresses a -target/-exclude selection keeps.
-fn select(check: &CheckResult, state: &State, targets: &[String], excludes: &[String]) -> HashSet<String> {
-    let mut dependencies: HashMap<String, Vec<String>> = HashMap::new();
-    let mut addresses: Vec<String> = Vec::new();
+fn select(check: &CheckResult, state: &State, targets: &[AddressPattern], excludes: &[AddressPattern]) -> HashSet<String> {
+    // Dependencies are between resource blocks; selection is of instances.
+    let mut dependencies: HashMap<ResourceAddress, Vec<ResourceAddress>> = HashMap::new();
+    let mut instances_of: HashMap<ResourceAddress, Vec<ResourceAddress>> = HashMap::new();
     if let Some(root) = &check.root {
         for (module_path, resource) in root.all_resources() {
-            let prefix: String = module_path.iter().map(|name| format!("module.{name}.")).collect();
-            let base = if resource.is_data {
-                format!("{prefix}data.{}.{}", resource.kind, resource.name)
-            } else {
-                format!("{prefix}{}.{}", resource.kind, resource.name)
-            };
-            let depends: Vec<String> = resource.depends_on.iter().map(|dependency| format!("{prefix}{dependency}")).collect();
+            let mode = if resource.is_data { Mode::Data } else { Mode::Managed };
+            let base = ResourceAddress::new(module_path, mode, &resource.kind, &resource.name);
+            let depends = resource
+                .depends_on
+                .iter()
+                .filter_map(|dependency| dependency.parse::<ResourceAddress>().ok())
+                .map(|dependency| ResourceAddress { module_path: module_path.to_vec(), ..dependency })
+                .collect();
+            dependencies.insert(base.clone(), depends);
+            let instances = instances_of.entry(base).or_default();
             for instance in &resource.instances {
-                dependencies.insert(instance.value.address.clone(), depends.clone());
-                addresses.push(instance.value.address.clone());
+                if let Ok(address) = instance.value.address.parse::<ResourceAddress>() {
+                    instances.push(address);
+                }
             }
-            dependencies.entry(base).or_insert(depends);
         }
     }
-    addresses.extend(state.resources.keys().cloned());
-    let base_of = |address: &str| address.split('[').next().unwrap_or(address).to_owned();
-    let mut selected: HashSet<String> = HashSet::new();
+    for address in state.resources.keys().filter_map(|address| address.parse::<ResourceAddress>().ok()) {
+        let instances = instances_of.entry(address.without_key()).or_default();
+        if !instances.contains(&address) {
+            instances.push(address);
+        }
+    }
+    let all: Vec<&ResourceAddress> = instances_of.values().flatten().collect();
+    let mut selected: HashSet<ResourceAddress> = HashSet::new();
     if targets.is_empty() {
-        selected.extend(addresses.iter().cloned());
+        selected.extend(all.iter().map(|address| (*address).clone()));
     } else {
-        let mut queue: Vec<String> =
-            addresses.iter().filter(|address| targets.iter().any(|target| address_matches(target, address))).cloned().collect();
+        let mut queue: Vec<ResourceAddress> = all
+            .iter()
+            .filter(|address| targets.iter().any(|target| address.is_selected_by(target)))
+            .map(|address| (*address).clone())
+            .collect();
         while let Some(address) = queue.pop() {
             if !selected.insert(address.clone()) {
                 continue;
             }
-            for dependency in dependencies.get(&address).or_else(|| dependencies.get(&base_of(&address))).into_iter().flatten() {
-                for candidate in &addresses {
-                    if base_of(candidate) == *dependency && !selected.contains(candidate) {
-                        queue.push(candidate.clone());
+            for dependency in dependencies.get(&address.without_key()).into_iter().flatten() {
+                for instance in instances_of.get(dependency).into_iter().flatten() {
+                    if !selected.contains(instance) {
+                        queue.push(instance.clone());
                     }
                 }
             }
         }
     }
     if !excludes.is_empty() {
-        // Excluding something excludes what depends on it.
-        let mut excluded: HashSet<String> =
-            addresses.iter().filter(|address| excludes.iter().any(|pattern| address_matches(pattern, address))).cloned().collect();
+        // Excluding something excludes what depends on it: the instances the
+        // patterns name, and every resource downstream of their blocks.
+        let directly: HashSet<&ResourceAddress> =
+            all.iter().copied().filter(|address| excludes.iter().any(|pattern| address.is_selected_by(pattern))).collect();
+        let seeds: HashSet<ResourceAddress> = directly.iter().map(|address| address.without_key()).collect();
+        let mut downstream: HashSet<ResourceAddress> = HashSet::new();
         loop {
-            let before = excluded.len();
-            for address in &addresses {
-                let depends = dependencies.get(address).or_else(|| dependencies.get(&base_of(address)));
-                if depends.into_iter().flatten().any(|dependency| excluded.iter().any(|gone| base_of(gone) == *dependency)) {
-                    excluded.insert(address.clone());
+            let before = downstream.len();
+            for (resource, depends) in &dependencies {
+                if depends.iter().any(|dependency| seeds.contains(dependency) || downstream.contains(dependency)) {
+                    downstream.insert(resource.clone());
                 }
             }
-            if excluded.len() == before {
+            if downstream.len() == before {
                 break;
             }
         }
-        selected.retain(|address| !excluded.contains(address));
+        selected.retain(|address| !directly.contains(address) && !downstream.contains(&address.without_key()));
     }
-    selected
+    selected.iter().map(ResourceAddress::to_string).collect()
 }
