@@ -194,6 +194,16 @@ fn quickstart_runs_end_to_end_and_serves_predictions() {
     assert!(scores.stdout.contains("drifted = false"), "{}", scores.all());
     let history = workspace.read(".mlops/state/history.jsonl");
     assert_eq!(history.lines().count(), 1, "{history}");
+
+    // A data source reads the registry: the version the alias points at.
+    workspace.write(
+        "baseline.mlops.hcl",
+        "data \"model\" \"champion\" {\n  name  = \"fraud-detector\"\n  alias = \"champion\"\n}\n\noutput \"champion\" {\n  value = data.model.champion.version\n}\n",
+    );
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("# data.model.champion will be read"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_eq!(workspace.output("champion"), "1");
 }
 
 #[test]
@@ -547,13 +557,18 @@ fn drift_outside_mlops_is_shown_and_corrected() {
     }
     std::thread::sleep(Duration::from_millis(300));
     workspace.write(".mlops/objects/fraud-dev-lake/.bucket.json", r#"{"versioning": false, "tags": {}, "lifecycle_rule": []}"#);
+    // ... and points the alias somewhere else in the registry.
+    workspace.write(".mlops/registry/fraud-detector/aliases.json", r#"{"champion": "7"}"#);
     let plan = workspace.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}", plan.all());
     assert!(plan.stdout.contains("Changes made outside mlops since the last apply:"), "{}", plan.all());
     assert!(plan.stdout.contains("~ bucket.lake: changed outside mlops: lifecycle_rule, versioning"), "{}", plan.all());
     assert!(plan.stdout.contains("`versioning` was changed outside mlops: false -> true"), "{}", plan.all());
     assert!(plan.stdout.contains("serving process is not running"), "{}", plan.all());
+    assert!(plan.stdout.contains("~ model.fraud: changed outside mlops: aliases"), "{}", plan.all());
+    assert!(plan.stdout.contains("`aliases` was changed outside mlops: [] -> [\"champion\"]"), "{}", plan.all());
     workspace.apply(&[]);
+    assert!(workspace.read(".mlops/registry/fraud-detector/aliases.json").contains("\"champion\": \"1\""));
 }
 
 #[test]

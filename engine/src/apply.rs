@@ -623,7 +623,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<(), Dia
         let mut state = Attributes::new();
         if let Some(after) = &change.after {
             for (name, value) in after {
-                if !mlops_provider_api::is_unknown(value) {
+                if !mlops_provider_api::is_unknown(value) && !change.config.contains_key(name) {
                     state.insert(name.clone(), value.clone());
                 }
             }

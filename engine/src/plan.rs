@@ -628,7 +628,25 @@ impl PlanResolver for Planner<'_> {
         }
         reasons.extend(response.update_reasons.iter().cloned());
         change.action = if draft.is_data {
-            Action::Read
+            // A data source is read while planning; it is a change only when
+            // what it reads differs from the last apply.
+            match prior {
+                Some(prior) if prior.state == response.planned_state && changed_attributes.is_empty() => Action::NoOp,
+                Some(prior) => {
+                    let changed: Vec<&String> =
+                        response.planned_state.keys().filter(|name| prior.state.get(*name) != response.planned_state.get(*name)).collect();
+                    if changed.is_empty() {
+                        reasons.push("its configuration changed".to_owned());
+                    } else {
+                        reasons.push(format!(
+                            "it reads something new: {}",
+                            changed.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+                        ));
+                    }
+                    Action::Read
+                }
+                None => Action::Read,
+            }
         } else if prior.is_none() {
             Action::Create
         } else if !replace_reasons.is_empty() {

@@ -159,7 +159,23 @@ impl Provider for LocalProvider {
             }
             ("dataset" | "feature_set", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
             ("training", _) => exists(text(&request.state, "artifact_uri")).then(|| request.state.clone()),
-            ("model", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
+            ("model", _) => exists(text(&request.state, "uri")).then(|| {
+                // Aliases read back: only those still pointing at this version.
+                let mut state = request.state.clone();
+                let name = text(&request.config, "name").unwrap_or_default();
+                let index: serde_json::Map<String, Json> = fs::read(root(target).join("registry").join(slug(name)).join("aliases.json"))
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                    .unwrap_or_default();
+                let version = request.state.get("version").cloned().unwrap_or(Json::Null);
+                let held: Vec<Json> = strings(&request.state, "aliases")
+                    .into_iter()
+                    .filter(|alias| index.get(alias) == Some(&version))
+                    .map(Json::String)
+                    .collect();
+                state.insert("aliases".into(), Json::Array(held));
+                state
+            }),
             ("serving", _) => {
                 let pid = request.private.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
                 let port = request.private.get("port").and_then(Json::as_u64).unwrap_or(0) as u16;
@@ -318,9 +334,32 @@ fn plan_data_source(target: &Target, config: &Attributes) -> ProviderResult<Plan
                         "apply the configuration that sets the alias first",
                     )
                 })?,
-                None => text(config, "version").map(str::to_owned).ok_or_else(|| failed("give `alias` or `version`"))?,
+                None => match text(config, "version") {
+                    Some(version) => version.to_owned(),
+                    // Neither: the latest version.
+                    None => fs::read_dir(registry.join("versions"))
+                        .ok()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Result::ok)
+                        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u64>().ok())
+                        .max()
+                        .map(|version| version.to_string())
+                        .ok_or_else(|| {
+                            ProviderError::with_help(
+                                format!("model `{name}` has no versions in the local registry"),
+                                "apply the configuration that registers it first",
+                            )
+                        })?,
+                },
             };
             let directory = registry.join("versions").join(&version);
+            if !directory.is_dir() {
+                return Err(ProviderError::with_help(
+                    format!("model `{name}` has no version {version} in the local registry"),
+                    "check the version, or read it by alias",
+                ));
+            }
             let description: Json =
                 fs::read(directory.join("version.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or(Json::Null);
             planned.insert("version".into(), Json::String(version.clone()));
@@ -867,7 +906,7 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
         fs::read(&aliases_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
     let wanted: Vec<String> = strings(config, "aliases");
     if let Some(prior) = &request.prior_state {
-        for alias in prior.get("alias_names").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
+        for alias in prior.get("aliases").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
             if !wanted.iter().any(|wanted| wanted == alias) {
                 aliases.remove(alias);
             }
@@ -884,7 +923,7 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
     state.insert("version".into(), Json::String(version.to_string()));
     state.insert("versions".into(), Json::Array(versions.iter().map(|version| Json::String(version.to_string())).collect()));
     state.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &versions_directory.join(version.to_string())))));
-    state.insert("alias_names".into(), json!(wanted));
+    state.insert("aliases".into(), json!(wanted));
     Ok(ApplyResponse { state, private: Json::Null })
 }
 
