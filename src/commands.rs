@@ -269,32 +269,108 @@ pub fn plan_command(arguments: &PlanArguments, out: Option<&Path>, format: PlanF
     }
 }
 
-/// Prints apply progress: one line per event, on a terminal or in CI alike.
+/// Shows apply progress. Every event that ends a resource is one line; on a
+/// terminal, the resources still running are spinners under an overall bar,
+/// with their latest progress message and elapsed time. In CI (no terminal)
+/// progress messages are plain lines too.
 struct LineReporter {
     colour: bool,
     started: Instant,
     finished: AtomicUsize,
     total: usize,
+    bars: Option<TerminalBars>,
+}
+
+struct TerminalBars {
+    multi: indicatif::MultiProgress,
+    overall: indicatif::ProgressBar,
+    running: std::sync::Mutex<HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl LineReporter {
+    fn new(total: usize) -> LineReporter {
+        let terminal = std::io::stderr().is_terminal();
+        let bars = terminal.then(|| {
+            let multi = indicatif::MultiProgress::new();
+            let overall = multi.add(indicatif::ProgressBar::new(total as u64));
+            overall.set_style(
+                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} resources")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            TerminalBars { multi, overall, running: std::sync::Mutex::new(HashMap::new()) }
+        });
+        LineReporter { colour: stderr_colour(), started: Instant::now(), finished: AtomicUsize::new(0), total, bars }
+    }
+
+    fn line(&self, text: &str) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let line = format!("[{elapsed:>6.1}s] {text}");
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.multi.println(line);
+            }
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+        }
+    }
+
+    fn done(&self, address: &str) {
+        if let Some(bars) = &self.bars {
+            if let Some(bar) = bars.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(address) {
+                bar.finish_and_clear();
+                bars.multi.remove(&bar);
+            }
+            bars.overall.inc(1);
+            if bars.overall.position() >= self.total as u64 {
+                bars.overall.finish_and_clear();
+            }
+        }
+    }
 }
 
 impl Reporter for LineReporter {
     fn event(&self, event: ApplyEvent) {
-        let elapsed = self.started.elapsed().as_secs_f64();
         let paint = |code: &str, text: &str| if self.colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
-        let line = match event {
-            ApplyEvent::Started { address, action } => format!("{address}: {}...", progressive(action)),
-            ApplyEvent::Progress { address, message } => format!("{address}: {message}"),
+        match event {
+            ApplyEvent::Started { address, action } => match &self.bars {
+                Some(bars) => {
+                    let bar = bars.multi.insert_before(&bars.overall, indicatif::ProgressBar::new_spinner());
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    bar.set_prefix(address.clone());
+                    bar.set_message(format!("{}...", progressive(action)));
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                    bars.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(address, bar);
+                }
+                None => self.line(&format!("{address}: {}...", progressive(action))),
+            },
+            ApplyEvent::Progress { address, message } => match &self.bars {
+                Some(bars) => {
+                    if let Some(bar) = bars.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&address) {
+                        bar.set_message(message);
+                    }
+                }
+                None => self.line(&format!("{address}: {message}")),
+            },
             ApplyEvent::Finished { address, action, elapsed } => {
                 let done = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
-                paint("32", &format!("{address}: {} in {:.1}s [{done}/{}]", past(action), elapsed.as_secs_f64(), self.total))
+                self.done(&address);
+                self.line(&paint("32", &format!("{address}: {} in {:.1}s [{done}/{}]", past(action), elapsed.as_secs_f64(), self.total)));
             }
             ApplyEvent::Failed { address, action, message } => {
                 self.finished.fetch_add(1, Ordering::SeqCst);
-                paint("31", &format!("{address}: {} failed: {}", action.verb(), message.lines().next().unwrap_or_default()))
+                self.done(&address);
+                self.line(&paint("31", &format!("{address}: {} failed: {}", action.verb(), message.lines().next().unwrap_or_default())));
             }
-            ApplyEvent::Skipped { address, because } => paint("33", &format!("{address}: skipped, because {because}")),
-        };
-        let _ = writeln!(std::io::stderr(), "[{elapsed:>6.1}s] {line}");
+            ApplyEvent::Skipped { address, because } => {
+                self.done(&address);
+                self.line(&paint("33", &format!("{address}: skipped, because {because}")));
+            }
+        }
     }
 }
 
@@ -455,7 +531,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
     };
 
     let total = plan.changes.iter().filter(|change| change.is_change()).count();
-    let reporter = Arc::new(LineReporter { colour: stderr_colour(), started: Instant::now(), finished: AtomicUsize::new(0), total });
+    let reporter = Arc::new(LineReporter::new(total));
     let options =
         ApplyOptions { parallelism: arguments.parallelism.max(1), interrupt: interrupt_flag(), reporter, command: redacted_command() };
     let result = apply(&plan, &workspace.backend, state, &providers(), &secrets, &options);
