@@ -373,6 +373,10 @@ fn kill_9_during_an_apply_leaves_a_state_that_reattaches_and_converges() {
     assert_eq!(list.code, 0, "{}", list.all());
     assert!(list.stdout.contains("dataset.numbers"), "{}", list.all());
 
+    // The plan says the run is resumed, not started again.
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("# training.slow will be created\n  #   an interrupted apply left work under way"), "{}", plan.all());
+
     // A lock left by the dead process does not block the next apply.
     let run = workspace.run_fast(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -693,4 +697,25 @@ fn parquet_datasets_are_validated_and_feed_features() {
         .next()
         .unwrap();
     assert!(features.contains("\"amount_doubled\":7"), "{features}");
+}
+
+#[test]
+fn a_failed_run_is_run_again_not_reattached() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    let script = workspace.read("slow_train.py");
+    workspace.write("slow_train.py", &format!("import sys\nprint('the data is bad')\nsys.exit(3)\n{script}"));
+    let run = workspace.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("failed with exit code 3; the last lines of its output:"), "{}", run.all());
+    assert!(run.stderr.contains("the data is bad"), "{}", run.all());
+    // A run that does not report a declared metric fails too.
+    workspace.write("slow_train.py", &script.replace(r#"{"score": 1.0}"#, r#"{"loss": 0.5}"#));
+    let run = workspace.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("did not report the declared metric `score`"), "{}", run.all());
+    workspace.write("slow_train.py", &script);
+    let run = workspace.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!run.stderr.contains("re-attaching"), "{}", run.all());
+    workspace.assert_no_changes(&[]);
 }

@@ -436,12 +436,33 @@ fn execute(shared: &Shared<'_>, change: &ResourceChange) -> ChangeOutcome {
             ChangeOutcome::Done
         }
         Err(diagnostic) => {
+            // A handle is for resuming interrupted work. Work that failed on
+            // its own is started afresh next time, so its handle goes.
+            if !shared.options.interrupt.load(Ordering::SeqCst) {
+                forget_handle(shared, &change.address);
+            }
             reporter.event(ApplyEvent::Failed {
                 address: change.address.clone(),
                 action: change.action,
                 message: diagnostic.message.clone(),
             });
             ChangeOutcome::Failed(diagnostic)
+        }
+    }
+}
+
+fn forget_handle(shared: &Shared<'_>, address: &str) {
+    let mut state = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(record) = state.resources.get(address).filter(|record| record.pending_handle.is_some()).cloned() else { return };
+    let serial = shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
+    if record.state.is_empty() {
+        if shared.journal.remove(serial, address).is_ok() {
+            state.resources.remove(address);
+        }
+    } else {
+        let record = Record { pending_handle: None, ..record };
+        if shared.journal.put(serial, &record, shared.secrets).is_ok() {
+            state.resources.insert(address.to_owned(), record);
         }
     }
 }

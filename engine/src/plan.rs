@@ -462,7 +462,11 @@ impl PlanResolver for Planner<'_> {
         let address = draft.address.to_owned();
         self.seen.insert(address.clone());
         let Some(schema) = self.kind_schema(draft.kind, draft.is_data) else { return BTreeMap::new() };
-        let prior = self.refreshed.get(self.state, &address);
+        let recorded = self.refreshed.get(self.state, &address);
+        // Work an interrupted apply started before the resource ever existed:
+        // it is still a create, which resumes that work.
+        let resuming = recorded.is_some_and(|record| record.pending_handle.is_some());
+        let prior = recorded.filter(|record| !(record.state.is_empty() && record.pending_handle.is_some()));
         let prior_known = |prior: &Record| values_from_json(&prior.state, &prior.sensitive_paths);
         let depends_on: Vec<String> = draft
             .depends_on
@@ -627,6 +631,9 @@ impl PlanResolver for Planner<'_> {
             }
         }
         reasons.extend(response.update_reasons.iter().cloned());
+        if resuming {
+            reasons.push("an interrupted apply left work under way: apply resumes it instead of starting again".to_owned());
+        }
         change.action = if draft.is_data {
             // A data source is read while planning; it is a change only when
             // what it reads differs from the last apply.

@@ -693,7 +693,10 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
         .and_then(|handle| Some((handle.get("run_id")?.as_str()?.to_owned(), handle.get("pid")?.as_u64()? as u32)));
     let runs = root(target).join("runs");
     let (run_id, pid, run_directory) = match pending {
-        Some((run_id, pid)) if runs.join(&run_id).join("exit_code").exists() || process::alive(pid) => {
+        // A run that is still going, or that finished well; one that failed is run again.
+        Some((run_id, pid))
+            if process::alive(pid) || fs::read_to_string(runs.join(&run_id).join("exit_code")).is_ok_and(|code| code.trim() == "0") =>
+        {
             context.progress(&format!("re-attaching to run {run_id} (pid {pid})"));
             let directory = runs.join(&run_id);
             (run_id, pid, directory)
