@@ -719,3 +719,24 @@ fn a_failed_run_is_run_again_not_reattached() {
     assert!(!run.stderr.contains("re-attaching"), "{}", run.all());
     workspace.assert_no_changes(&[]);
 }
+
+#[test]
+fn resources_in_local_modules_are_planned_applied_and_ordered() {
+    let workspace = Workspace::copy_of("tests/cases/modules");
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("# module.eu.dataset.events will be created"), "{}", plan.all());
+    assert!(plan.stdout.contains("+ dataset = module.eu.dataset.events"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_eq!(workspace.output("eu_rows"), "3");
+    assert_eq!(workspace.output("eu_features"), "3");
+    let list = workspace.run(&["state", "list"]).stdout;
+    assert_eq!(
+        list.lines().collect::<Vec<_>>(),
+        vec!["feature_set.eu", "module.eu.bucket.lake", "module.eu.dataset.events", "module.us.bucket.lake", "module.us.dataset.events"]
+    );
+    let lineage = workspace.run(&["lineage", "feature_set.eu"]).stdout;
+    assert!(lineage.contains("└─ module.eu.dataset.events  b3:"), "{lineage}");
+    let targeted = workspace.run(&["plan", "--destroy", "-target", "module.us"]);
+    assert!(targeted.stdout.contains("module.us.dataset.events will be forgotten"), "{}", targeted.all());
+    assert!(!targeted.stdout.contains("module.eu."), "{}", targeted.all());
+}

@@ -93,7 +93,8 @@ pub struct CheckedResource {
     /// Empty when `count`/`for_each` is not known yet.
     pub instances: Vec<CheckedInstance>,
     pub expansion_known: bool,
-    /// Addresses (within the module) of the resources and data sources this one refers to.
+    /// Addresses (within the module) of the resources, data sources and
+    /// module calls (`module.NAME`) this one refers to.
     pub depends_on: Vec<String>,
     pub lifecycle: Lifecycle,
     pub span: Span,
@@ -354,7 +355,7 @@ impl Checker<'_> {
             let dependencies: Vec<String> = graph
                 .neighbors(index)
                 .filter_map(|target| match &graph[target] {
-                    node @ (Node::Resource(..) | Node::Data(..)) => Some(node.describe()),
+                    node @ (Node::Resource(..) | Node::Data(..) | Node::Module(..)) => Some(node.describe()),
                     _ => None,
                 })
                 .collect::<std::collections::BTreeSet<_>>()

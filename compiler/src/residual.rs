@@ -280,6 +280,8 @@ pub struct ResidualBindings {
     /// Applied resources by (kind, name), as seen from the residual's module.
     pub resources: HashMap<(String, String), Value>,
     pub data: HashMap<(String, String), Value>,
+    /// The outputs of the module calls in the residual's module, by call name.
+    pub modules: HashMap<String, Value>,
     pub self_value: Option<Value>,
 }
 
@@ -305,6 +307,8 @@ impl CompiledResidual {
         }
         scope.resources = bindings.resources.clone();
         scope.data = bindings.data.clone();
+        scope.declared_modules = bindings.modules.keys().cloned().collect();
+        scope.modules = bindings.modules.clone();
         Ok(CompiledResidual { expr, scope: Arc::new(scope) })
     }
 

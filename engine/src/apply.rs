@@ -305,7 +305,7 @@ pub fn apply(
             let value = match (&output.after, &output.residual) {
                 (Some(value), _) => Some(value.clone()),
                 (None, Some(residual)) => {
-                    let bindings = bindings_for(&state.resources, &[], None);
+                    let bindings = bindings_with_modules(plan, &state.resources, &[], None);
                     match CompiledResidual::parse(residual, &bindings).and_then(|compiled| compiled.evaluate(None, None)) {
                         Ok(value) => Some(value.to_json_unredacted()),
                         // A targeted apply leaves outputs it cannot compute as they were.
@@ -422,6 +422,40 @@ fn bindings_for(records: &BTreeMap<String, Record>, module_path: &[String], self
             Mode::Data => bindings.data.insert(slot, value),
             Mode::Managed => bindings.resources.insert(slot, value),
         };
+    }
+    bindings
+}
+
+/// [`bindings_for`] plus the outputs of the module calls in that module,
+/// computed (recursively) from their own resources.
+fn bindings_with_modules(
+    plan: &Plan,
+    records: &BTreeMap<String, Record>,
+    module_path: &[String],
+    self_value: Option<Value>,
+) -> ResidualBindings {
+    let mut bindings = bindings_for(records, module_path, self_value);
+    for module in &plan.module_outputs {
+        let Some((name, parent)) = module.module_path.split_last() else { continue };
+        if parent != module_path {
+            continue;
+        }
+        let inner = bindings_with_modules(plan, records, &module.module_path, None);
+        let outputs: BTreeMap<String, Value> = module
+            .outputs
+            .iter()
+            .filter_map(|output| {
+                let value = match (&output.after, &output.residual) {
+                    (Some(value), _) => Some(Value::from_json(value)),
+                    (None, Some(residual)) => {
+                        CompiledResidual::parse(residual, &inner).and_then(|compiled| compiled.evaluate(None, None)).ok()
+                    }
+                    (None, None) => None,
+                };
+                value.map(|value| (output.name.clone(), value.mark_if(output.sensitive)))
+            })
+            .collect();
+        bindings.modules.insert(name.clone(), Value::Map(outputs));
     }
     bindings
 }
@@ -560,7 +594,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<(), Dia
         }
         upstream
     };
-    let bindings = bindings_for(&upstream, &change.module_path, None);
+    let bindings = bindings_with_modules(plan, &upstream, &change.module_path, None);
     let mut stored_config = change.config.clone();
     let mut resolved = change.config.clone();
     let mut inputs = Vec::new();

@@ -142,6 +142,14 @@ pub struct OutputChange {
     pub module_path: Vec<String>,
 }
 
+/// One module call's outputs: known values, or residuals to evaluate with
+/// that module's applied resources.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModuleOutputs {
+    pub module_path: Vec<String>,
+    pub outputs: Vec<OutputChange>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProviderConfiguration {
     pub config: Attributes,
@@ -166,6 +174,9 @@ pub struct Plan {
     pub changes: Vec<ResourceChange>,
     pub drift: Vec<Drift>,
     pub outputs: Vec<OutputChange>,
+    /// The outputs of every child module, for residuals that use them.
+    #[serde(default)]
+    pub module_outputs: Vec<ModuleOutputs>,
     pub provider_configurations: BTreeMap<String, ProviderConfiguration>,
     /// True when sensitive values could not be stored in the saved plan
     /// (no `MLOPS_STATE_KEY`), so it cannot be applied.
@@ -468,13 +479,8 @@ impl PlanResolver for Planner<'_> {
         let resuming = recorded.is_some_and(|record| record.pending_handle.is_some());
         let prior = recorded.filter(|record| !(record.state.is_empty() && record.pending_handle.is_some()));
         let prior_known = |prior: &Record| values_from_json(&prior.state, &prior.sensitive_paths);
-        let depends_on: Vec<String> = draft
-            .depends_on
-            .iter()
-            .filter_map(|dependency| dependency.parse::<ResourceAddress>().ok())
-            .map(|dependency| ResourceAddress { module_path: draft.module_path.to_vec(), ..dependency }.to_string())
-            .collect();
         let (config, sensitive_paths) = config_json(draft.attributes, schema, draft.deferred);
+        let depends_on = self.dependencies(draft, &config);
         let lifecycle = RecordLifecycle {
             prevent_destroy: draft.lifecycle.prevent_destroy,
             create_before_destroy: draft.lifecycle.create_before_destroy,
@@ -738,6 +744,32 @@ impl PlanResolver for Planner<'_> {
 }
 
 impl Planner<'_> {
+    /// Everything this instance must wait for: the resources it refers to
+    /// (directly, or through a reference in its configuration), and every
+    /// resource of a module whose outputs it uses. Modules are evaluated
+    /// before what uses them, so their resources are planned already.
+    fn dependencies(&self, draft: &InstanceDraft<'_>, config: &Attributes) -> Vec<String> {
+        let mut depends_on: BTreeSet<String> = BTreeSet::new();
+        for dependency in draft.depends_on {
+            if let Ok(address) = dependency.parse::<ResourceAddress>() {
+                depends_on.insert(ResourceAddress { module_path: draft.module_path.to_vec(), ..address }.to_string());
+            } else if let Some(module) = dependency.strip_prefix("module.") {
+                let mut path = draft.module_path.to_vec();
+                path.push(module.to_owned());
+                for change in &self.changes {
+                    if change.module_path.starts_with(&path) {
+                        depends_on.insert(change.address.clone());
+                    }
+                }
+            }
+        }
+        for (_, address, _) in references(config) {
+            depends_on.insert(address);
+        }
+        depends_on.remove(draft.address);
+        depends_on.into_iter().collect()
+    }
+
     fn kind_of_address(&self, address: &str) -> Option<String> {
         address.parse::<ResourceAddress>().ok().map(|address| address.kind)
     }
@@ -904,6 +936,17 @@ pub fn plan(
         });
     }
 
+    let mut module_outputs = Vec::new();
+    if let Some(root) = outcome.root.as_ref().filter(|_| !options.destroy) {
+        let mut stack: Vec<&mlops_compiler::check::CheckedModule> = root.children.iter().collect();
+        while let Some(module) = stack.pop() {
+            module_outputs.push(ModuleOutputs {
+                module_path: module.path.clone(),
+                outputs: module.outputs.iter().map(|output| output_change(output, None, &module.path)).collect(),
+            });
+            stack.extend(module.children.iter());
+        }
+    }
     let outputs = if options.destroy {
         state
             .outputs
@@ -924,17 +967,7 @@ pub fn plan(
             .map(|root| {
                 root.outputs
                     .iter()
-                    .map(|output| {
-                        let known = output.value.is_wholly_known();
-                        OutputChange {
-                            name: output.name.clone(),
-                            before: state.outputs.get(&output.name).map(|prior| prior.value.clone()),
-                            after: known.then(|| output.value.to_json_unredacted()),
-                            residual: if known { None } else { output.residual.clone() },
-                            sensitive: output.sensitive || output.value.contains_sensitive(),
-                            module_path: Vec::new(),
-                        }
-                    })
+                    .map(|output| output_change(output, state.outputs.get(&output.name).map(|prior| prior.value.clone()), &[]))
                     .collect()
             })
             .unwrap_or_default()
@@ -955,10 +988,23 @@ pub fn plan(
         changes,
         drift,
         outputs,
+        module_outputs,
         provider_configurations: configurations,
         secrets_withheld: false,
     };
     PlanOutcome { sources: outcome.sources, diagnostics, plan: (!failed).then_some(plan) }
+}
+
+fn output_change(output: &mlops_compiler::check::CheckedOutput, before: Option<Json>, module_path: &[String]) -> OutputChange {
+    let known = output.value.is_wholly_known();
+    OutputChange {
+        name: output.name.clone(),
+        before,
+        after: known.then(|| output.value.to_json_unredacted()),
+        residual: if known { None } else { output.residual.clone() },
+        sensitive: output.sensitive || output.value.contains_sensitive(),
+        module_path: module_path.to_vec(),
+    }
 }
 
 /// The addresses a -target/-exclude selection keeps.
