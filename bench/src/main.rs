@@ -10,6 +10,8 @@
 //!   monitor that were applied beforehand.
 //! - `apply`: creating that many buckets with the local provider, every
 //!   record made durable in the state journal as it completes.
+//! - `apply-engine`: the same with a provider that does nothing, which
+//!   measures the engine alone (scheduling, residuals, the durable journal).
 //!
 //! Each prints median, min and max wall time and peak memory per size.
 //! Absolute times on shared 2-core machines are noisy; the scaling between
@@ -155,14 +157,54 @@ impl mlops_engine::apply::Reporter for Quiet {
     fn event(&self, _event: mlops_engine::apply::ApplyEvent) {}
 }
 
+/// A provider that touches nothing, to measure the engine alone: planning,
+/// scheduling, and the durable state journal.
+struct NothingProvider;
+
+impl mlops_provider_api::Provider for NothingProvider {
+    fn schema(&self, _: mlops_provider_api::SchemaRequest) -> mlops_provider_api::SchemaResponse {
+        mlops_provider_api::SchemaResponse::default()
+    }
+    fn validate(&self, _: mlops_provider_api::ValidateRequest) -> mlops_provider_api::ValidateResponse {
+        mlops_provider_api::ValidateResponse::default()
+    }
+    fn read(&self, request: mlops_provider_api::ReadRequest) -> mlops_provider_api::ProviderResult<mlops_provider_api::ReadResponse> {
+        Ok(mlops_provider_api::ReadResponse { state: Some(request.state), private: request.private })
+    }
+    fn plan(&self, request: mlops_provider_api::PlanRequest) -> mlops_provider_api::ProviderResult<mlops_provider_api::PlanResponse> {
+        let mut planned = mlops_provider_api::Attributes::new();
+        planned.insert("uri".into(), serde_json::Value::String(format!("nothing://{}", request.target.address)));
+        Ok(mlops_provider_api::PlanResponse { planned_state: planned, ..Default::default() })
+    }
+    fn apply(
+        &self,
+        request: mlops_provider_api::ApplyRequest,
+        _: &dyn mlops_provider_api::ApplyContext,
+    ) -> mlops_provider_api::ProviderResult<mlops_provider_api::ApplyResponse> {
+        let mut state = mlops_provider_api::Attributes::new();
+        state.insert("uri".into(), serde_json::Value::String(format!("nothing://{}", request.target.address)));
+        Ok(mlops_provider_api::ApplyResponse { state, private: serde_json::Value::Null })
+    }
+    fn import(&self, _: mlops_provider_api::ImportRequest) -> mlops_provider_api::ProviderResult<mlops_provider_api::ImportResponse> {
+        Err(mlops_provider_api::ProviderError::failed("nothing to import"))
+    }
+}
+
+static ENGINE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn providers() -> mlops_engine::plan::Providers {
     let mut providers = mlops_engine::plan::Providers::new();
-    providers.register("local", std::sync::Arc::new(mlops_provider_local::LocalProvider::new()));
+    if ENGINE_ONLY.load(std::sync::atomic::Ordering::Relaxed) {
+        providers.register("local", std::sync::Arc::new(NothingProvider));
+    } else {
+        providers.register("local", std::sync::Arc::new(mlops_provider_local::LocalProvider::new()));
+    }
     providers
 }
 
-/// Plans and applies `directory`; returns the number of changes applied.
-fn apply_directory(directory: &Path) -> usize {
+/// Plans and applies `directory`; returns the number of changes applied and
+/// how long the apply itself took (the plan before it not included).
+fn apply_directory(directory: &Path) -> (usize, Duration) {
     use mlops_engine::state::{LocalBackend, Secrets};
     let backend = LocalBackend::new(directory.join(".mlops/state"));
     let secrets = Secrets::from_passphrase(None);
@@ -183,13 +225,15 @@ fn apply_directory(directory: &Path) -> usize {
         reporter: std::sync::Arc::new(Quiet),
         command: "bench".into(),
     };
+    let start = Instant::now();
     let result = mlops_engine::apply::apply(&plan, &backend, state, &providers(), &secrets, &options);
+    let elapsed = start.elapsed();
     assert!(
         result.succeeded(),
         "the apply failed: {:?}",
         result.failures().next().map(|(address, diagnostic)| (address, &diagnostic.message))
     );
-    plan.changes.iter().filter(|change| change.is_change()).count()
+    (plan.changes.iter().filter(|change| change.is_change()).count(), elapsed)
 }
 
 /// A no-op plan of `directory`; returns the number of resources planned.
@@ -234,16 +278,18 @@ fn main() {
         .and_then(|index| arguments.get(index + 1))
         .map(|sizes| sizes.split(',').filter_map(|size| size.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![100, 1_000, 10_000]);
-    if !["validate", "plan", "apply"].contains(&workload.as_str()) {
-        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply");
+    if !["validate", "plan", "apply", "apply-engine"].contains(&workload.as_str()) {
+        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply, apply-engine");
         std::process::exit(1);
     }
+    ENGINE_ONLY.store(workload == "apply-engine", std::sync::atomic::Ordering::Relaxed);
     let root = std::env::temp_dir().join(format!("mlops-bench-{}", std::process::id()));
     let mut rows = Vec::new();
     let what = match workload.as_str() {
         "validate" => "validate (parse + check)",
         "plan" => "no-op plan (refresh + evaluate + diff) after an apply, local provider",
-        _ => "apply of buckets, local provider, durable state per record",
+        "apply-engine" => "apply of buckets with a provider that does nothing: the engine and the durable journal alone",
+        _ => "apply of buckets (after planning them), local provider, durable state per record",
     };
     println!("workload: {what}, {runs} runs each");
     println!(
@@ -283,9 +329,7 @@ fn main() {
                 _ => {
                     let run_directory = directory.join(run.to_string());
                     generate_buckets(&run_directory, size);
-                    let start = Instant::now();
-                    let count = apply_directory(&run_directory);
-                    let elapsed = start.elapsed();
+                    let (count, elapsed) = apply_directory(&run_directory);
                     let _ = std::fs::remove_dir_all(&run_directory);
                     (elapsed, count)
                 }

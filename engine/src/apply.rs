@@ -3,8 +3,11 @@
 //! - A change starts when everything it depends on has finished; deletes go
 //!   in reverse dependency order. Independent branches keep going when one
 //!   fails; everything downstream of a failure is skipped and reported.
-//! - Each finished change is made durable at once, as one journal line (see
-//!   [`crate::state`]), before anything downstream starts.
+//! - Each finished change is one journal line (see [`crate::state`]). The
+//!   coordinator makes everything that finished meanwhile durable with one
+//!   write and one fsync before anything downstream starts or the change is
+//!   reported done; workers meanwhile go on with queued work, so the disk's
+//!   latency does not bound throughput.
 //! - Long-running work records its handle through [`ApplyContext`] before
 //!   waiting, so the next apply re-attaches instead of starting again.
 //! - Gates are evaluated before a model version is registered, checks after
@@ -214,13 +217,15 @@ pub fn apply(
     let mut remaining: HashMap<usize, usize> = waits_on.iter().map(|(&node, upstreams)| (node, upstreams.len())).collect();
     let mut ready: Vec<usize> = nodes.iter().copied().filter(|node| remaining[node] == 0).collect();
     ready.sort_unstable_by(|left, right| right.cmp(left));
-    let mut finished: HashSet<usize> = HashSet::new();
     let mut interrupted = false;
 
     let (job_sender, job_receiver) = mpsc::channel::<usize>();
     let job_receiver = Mutex::new(job_receiver);
-    let (done_sender, done_receiver) = mpsc::channel::<(usize, ChangeOutcome)>();
+    let (done_sender, done_receiver) = mpsc::channel::<Finished>();
     let workers = options.parallelism.clamp(1, 256).min(nodes.len().max(1));
+    // Jobs queued ahead of the workers, so that they keep going while the
+    // coordinator waits for the disk.
+    let queue_depth = workers * 4;
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let done_sender = done_sender.clone();
@@ -229,57 +234,88 @@ pub fn apply(
             scope.spawn(move || loop {
                 let job = job_receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
                 let Ok(index) = job else { break };
-                let outcome = execute(shared, &shared.plan.changes[index]);
-                if done_sender.send((index, outcome)).is_err() {
+                let finished = execute(shared, index);
+                if done_sender.send(finished).is_err() {
                     break;
                 }
             });
         }
         drop(done_sender);
-        let mut running = 0usize;
+        let mut queued = 0usize;
         loop {
             if options.interrupt.load(Ordering::SeqCst) {
                 interrupted = true;
             }
-            while !interrupted && running < workers {
+            while !interrupted && queued < queue_depth {
                 let Some(index) = ready.pop() else { break };
-                let change = &plan.changes[index];
-                options.reporter.event(ApplyEvent::Started { address: change.address.clone(), action: change.action });
                 if job_sender.send(index).is_err() {
                     break;
                 }
-                running += 1;
+                queued += 1;
             }
-            if running == 0 {
+            if queued == 0 {
                 break;
             }
-            let Ok((index, outcome)) = done_receiver.recv() else { break };
-            running -= 1;
-            finished.insert(index);
-            let change = &plan.changes[index];
-            let succeeded = matches!(outcome, ChangeOutcome::Done);
-            outcomes.insert(change.address.clone(), (change.action, outcome));
-            if succeeded {
-                for &dependent in dependents.get(&index).into_iter().flatten() {
-                    if let Some(count) = remaining.get_mut(&dependent) {
-                        *count -= 1;
-                        if *count == 0 && !outcomes.contains_key(&plan.changes[dependent].address) {
-                            ready.push(dependent);
+            // Everything that finished meanwhile becomes durable in one
+            // fsync before anything downstream starts or is reported done.
+            let Ok(first) = done_receiver.recv() else { break };
+            let mut batch = vec![first];
+            batch.extend(done_receiver.try_iter());
+            queued -= batch.len();
+            let durable = match batch.iter().filter_map(|finished| finished.sequence).max() {
+                Some(sequence) => shared.journal.wait_durable(sequence),
+                None => Ok(()),
+            };
+            for Finished { index, outcome, sequence, elapsed } in batch {
+                let change = &plan.changes[index];
+                let outcome = match (&durable, sequence, outcome) {
+                    (Err(error), Some(_), ChangeOutcome::Done) => ChangeOutcome::Failed(
+                        Diagnostic::error(
+                            codes::STATE_ERROR,
+                            format!("{} was applied but its state could not be saved: {error}", change.address),
+                        )
+                        .with_help("fix the cause (disk full? permissions?) and run `mlops apply` again"),
+                    ),
+                    (_, _, outcome) => outcome,
+                };
+                match &outcome {
+                    ChangeOutcome::Done => {
+                        options.reporter.event(ApplyEvent::Finished { address: change.address.clone(), action: change.action, elapsed })
+                    }
+                    ChangeOutcome::Failed(diagnostic) => options.reporter.event(ApplyEvent::Failed {
+                        address: change.address.clone(),
+                        action: change.action,
+                        message: diagnostic.message.clone(),
+                    }),
+                    _ => {}
+                }
+                if matches!(outcome, ChangeOutcome::NotStarted) {
+                    continue;
+                }
+                let succeeded = matches!(outcome, ChangeOutcome::Done);
+                outcomes.insert(change.address.clone(), (change.action, outcome));
+                if succeeded {
+                    for &dependent in dependents.get(&index).into_iter().flatten() {
+                        if let Some(count) = remaining.get_mut(&dependent) {
+                            *count -= 1;
+                            if *count == 0 && !outcomes.contains_key(&plan.changes[dependent].address) {
+                                ready.push(dependent);
+                            }
                         }
                     }
-                }
-            } else {
-                // Everything downstream is skipped.
-                let mut stack: Vec<usize> = dependents.get(&index).cloned().unwrap_or_default();
-                while let Some(dependent) = stack.pop() {
-                    let address = plan.changes[dependent].address.clone();
-                    if outcomes.contains_key(&address) {
-                        continue;
+                } else {
+                    // Everything downstream is skipped.
+                    let mut stack: Vec<usize> = dependents.get(&index).cloned().unwrap_or_default();
+                    while let Some(dependent) = stack.pop() {
+                        let address = plan.changes[dependent].address.clone();
+                        if outcomes.contains_key(&address) {
+                            continue;
+                        }
+                        let because = format!("{} did not complete", change.address);
+                        options.reporter.event(ApplyEvent::Skipped { address: address.clone(), because: because.clone() });
+                        outcomes.insert(address, (plan.changes[dependent].action, ChangeOutcome::Skipped(because)));
+                        stack.extend(dependents.get(&dependent).cloned().unwrap_or_default());
                     }
-                    let because = format!("{} did not complete", change.address);
-                    options.reporter.event(ApplyEvent::Skipped { address: address.clone(), because: because.clone() });
-                    outcomes.insert(address, (plan.changes[dependent].action, ChangeOutcome::Skipped(because)));
-                    stack.extend(dependents.get(&dependent).cloned().unwrap_or_default());
                 }
             }
         }
@@ -460,27 +496,32 @@ fn bindings_with_modules(
     bindings
 }
 
-fn execute(shared: &Shared<'_>, change: &ResourceChange) -> ChangeOutcome {
+/// What a worker reports: how the change ended, and the journal sequence
+/// number that makes its result durable.
+struct Finished {
+    index: usize,
+    outcome: ChangeOutcome,
+    sequence: Option<u64>,
+    elapsed: Duration,
+}
+
+fn execute(shared: &Shared<'_>, index: usize) -> Finished {
+    let change = &shared.plan.changes[index];
     let started = Instant::now();
-    let reporter = &shared.options.reporter;
-    let result = execute_inner(shared, change);
-    match result {
-        Ok(()) => {
-            reporter.event(ApplyEvent::Finished { address: change.address.clone(), action: change.action, elapsed: started.elapsed() });
-            ChangeOutcome::Done
-        }
+    // Queued before the interrupt, not started: it stays as it is.
+    if shared.options.interrupt.load(Ordering::SeqCst) {
+        return Finished { index, outcome: ChangeOutcome::NotStarted, sequence: None, elapsed: Duration::ZERO };
+    }
+    shared.options.reporter.event(ApplyEvent::Started { address: change.address.clone(), action: change.action });
+    match execute_inner(shared, change) {
+        Ok(sequence) => Finished { index, outcome: ChangeOutcome::Done, sequence, elapsed: started.elapsed() },
         Err(diagnostic) => {
             // A handle is for resuming interrupted work. Work that failed on
             // its own is started afresh next time, so its handle goes.
             if !shared.options.interrupt.load(Ordering::SeqCst) {
                 forget_handle(shared, &change.address);
             }
-            reporter.event(ApplyEvent::Failed {
-                address: change.address.clone(),
-                action: change.action,
-                message: diagnostic.message.clone(),
-            });
-            ChangeOutcome::Failed(diagnostic)
+            Finished { index, outcome: ChangeOutcome::Failed(diagnostic), sequence: None, elapsed: started.elapsed() }
         }
     }
 }
@@ -519,7 +560,8 @@ fn provider_failure(change: &ResourceChange, error: &ProviderError) -> Diagnosti
 
 // One error per resource at most, never on a hot path: boxing would only add noise.
 #[allow(clippy::result_large_err)]
-fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<(), Diagnostic> {
+/// Applies one change; returns the journal sequence number of its record.
+fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<u64>, Diagnostic> {
     let plan = shared.plan;
     let prior = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.get(&change.address).cloned();
     let serial = || shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
@@ -547,9 +589,9 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<(), Dia
 
     match change.action {
         Action::Forget => {
-            shared.journal.remove(serial(), &change.address).map_err(state_failure)?;
+            let sequence = shared.journal.remove_deferred(serial(), &change.address).map_err(state_failure)?;
             shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.remove(&change.address);
-            return Ok(());
+            return Ok(Some(sequence));
         }
         Action::Delete => {
             if let Some(prior) = &prior {
@@ -569,11 +611,11 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<(), Dia
                 })
                 .map_err(|error| provider_failure(change, &error))?;
             }
-            shared.journal.remove(serial(), &change.address).map_err(state_failure)?;
+            let sequence = shared.journal.remove_deferred(serial(), &change.address).map_err(state_failure)?;
             shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.remove(&change.address);
-            return Ok(());
+            return Ok(Some(sequence));
         }
-        Action::NoOp => return Ok(()),
+        Action::NoOp => return Ok(None),
         _ => {}
     }
 
@@ -744,9 +786,9 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<(), Dia
         let details = lineage_details(&change.kind, &record.config, &record.state);
         lineage.insert("details".to_owned(), details);
     }
-    shared.journal.put(serial(), &record, shared.secrets).map_err(state_failure)?;
+    let sequence = shared.journal.put_deferred(serial(), &record, shared.secrets).map_err(state_failure)?;
     shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.insert(record.address.clone(), record);
-    Ok(())
+    Ok(Some(sequence))
 }
 
 /// Retries transient provider errors with backoff.

@@ -645,13 +645,26 @@ pub struct Journal {
 
 impl Journal {
     pub fn put(&self, serial: u64, record: &Record, secrets: &Secrets) -> Result<(), StateError> {
+        let sequence = self.put_deferred(serial, record, secrets)?;
+        self.wait_durable(sequence)
+    }
+
+    /// Queues a record without waiting for the disk; [`Journal::wait_durable`]
+    /// with the returned sequence number makes it durable (together with
+    /// everything queued before it, in one write and one fsync).
+    pub fn put_deferred(&self, serial: u64, record: &Record, secrets: &Secrets) -> Result<u64, StateError> {
         let mut sealed = record.clone();
         seal_record(&mut sealed, secrets);
-        self.append(&JournalEntry::Put { serial, record: Box::new(sealed) })
+        self.enqueue(&JournalEntry::Put { serial, record: Box::new(sealed) })
     }
 
     pub fn remove(&self, serial: u64, address: &str) -> Result<(), StateError> {
-        self.append(&JournalEntry::Remove { serial, address: address.to_owned() })
+        let sequence = self.remove_deferred(serial, address)?;
+        self.wait_durable(sequence)
+    }
+
+    pub fn remove_deferred(&self, serial: u64, address: &str) -> Result<u64, StateError> {
+        self.enqueue(&JournalEntry::Remove { serial, address: address.to_owned() })
     }
 
     pub fn outputs(&self, serial: u64, outputs: &BTreeMap<String, OutputRecord>, secrets: &Secrets) -> Result<(), StateError> {
@@ -661,12 +674,11 @@ impl Journal {
                 output.value = secrets.seal(&output.value);
             }
         }
-        self.append(&JournalEntry::Outputs { serial, outputs: sealed })
+        let sequence = self.enqueue(&JournalEntry::Outputs { serial, outputs: sealed })?;
+        self.wait_durable(sequence)
     }
 
-    /// Appends one line and returns once it is on disk. Threads that finish
-    /// while another is syncing share the next fsync (group commit).
-    fn append(&self, entry: &JournalEntry) -> Result<(), StateError> {
+    fn enqueue(&self, entry: &JournalEntry) -> Result<u64, StateError> {
         let body = serde_json::to_string(entry).map_err(|error| StateError::Other(error.to_string()))?;
         let checksum = blake3::hash(body.as_bytes()).to_hex();
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -675,22 +687,35 @@ impl Journal {
         inner.pending.extend_from_slice(&checksum.as_bytes()[..16]);
         inner.pending.push(b'\n');
         inner.appended += 1;
-        let mine = inner.appended;
+        Ok(inner.appended)
+    }
+
+    /// Returns once every entry up to `sequence` is on disk. The first
+    /// thread to get here writes and fsyncs all that is queued; the others
+    /// wait for it (group commit).
+    pub fn wait_durable(&self, sequence: u64) -> Result<(), StateError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         loop {
             if let Some(message) = &inner.failed {
                 return Err(StateError::Other(format!("cannot write the state journal `{}`: {message}", self.path.display())));
             }
-            if inner.durable >= mine {
+            if inner.durable >= sequence {
                 return Ok(());
             }
             if inner.writing {
                 inner = self.durable.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
                 continue;
             }
+            let mut file = match inner.file.try_clone() {
+                Ok(file) => file,
+                Err(error) => {
+                    inner.failed = Some(error.to_string());
+                    continue;
+                }
+            };
             inner.writing = true;
             let batch = std::mem::take(&mut inner.pending);
             let upto = inner.appended;
-            let mut file = inner.file.try_clone().map_err(io("write", &self.path))?;
             drop(inner);
             let result = file.write_all(&batch).and_then(|()| file.sync_data());
             inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
