@@ -740,3 +740,53 @@ fn resources_in_local_modules_are_planned_applied_and_ordered() {
     assert!(targeted.stdout.contains("module.us.dataset.events will be forgotten"), "{}", targeted.all());
     assert!(!targeted.stdout.contains("module.eu."), "{}", targeted.all());
 }
+
+#[test]
+fn force_unlock_clears_a_stale_lock_and_refuses_a_live_one() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    let mut running = start_slow_apply(&workspace, "3");
+    let holder: serde_json::Value = serde_json::from_str(&workspace.read(".mlops/state/lock")).expect("the lock names its holder");
+    let id = holder["id"].as_str().unwrap().to_owned();
+    let wrong = workspace.run(&["force-unlock", "not-the-id"]);
+    assert_eq!(wrong.code, 1, "{}", wrong.all());
+    assert!(wrong.stderr.contains(&format!("the lock ID is {id}")), "{}", wrong.all());
+    let live = workspace.run(&["force-unlock", &id]);
+    assert_eq!(live.code, 1, "{}", live.all());
+    assert!(live.stderr.contains("which is still running"), "{}", live.all());
+    assert!(running.wait().unwrap().success());
+
+    // A holder record left behind by a process that is gone.
+    let stale = serde_json::json!({ "id": "stale-lock", "user": "ci", "host": "elsewhere", "pid": 999999, "command": "mlops apply", "time": "2026-11-22T00:00:00Z" });
+    workspace.write(".mlops/state/lock", &stale.to_string());
+    let cleared = workspace.run(&["force-unlock", "stale-lock"]);
+    assert_eq!(cleared.code, 0, "{}", cleared.all());
+    assert!(cleared.stdout.contains("Released the lock held by ci@elsewhere (pid 999999"), "{}", cleared.all());
+    assert_eq!(workspace.read(".mlops/state/lock"), "");
+    let none = workspace.run(&["force-unlock", "stale-lock"]);
+    assert_eq!(none.code, 1, "{}", none.all());
+    assert!(none.stderr.contains("the state is not locked"), "{}", none.all());
+}
+
+#[test]
+fn variables_come_from_files_flags_and_the_environment() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    workspace.write("prod.vars", "env     = \"prod\"\nmin_auc = 0.5\n");
+    let plan = workspace.run(&["plan", "-var-file", "prod.vars"]);
+    assert!(plan.stdout.contains("+ name = \"fraud-prod-lake\""), "{}", plan.all());
+    assert!(plan.stdout.contains("training.fraud.metrics.auc >= 0.5"), "{}", plan.all());
+    // -var wins over the file, and both over the environment.
+    let plan = Run::from(
+        workspace.command(&["plan", "-var-file", "prod.vars", "-var", "env=staging"]).env("MLOPS_VAR_min_auc", "0.6").output().unwrap(),
+    );
+    assert!(plan.stdout.contains("+ name = \"fraud-staging-lake\""), "{}", plan.all());
+    assert!(plan.stdout.contains("training.fraud.metrics.auc >= 0.5"), "{}", plan.all());
+    let plan = Run::from(workspace.command(&["plan"]).env("MLOPS_VAR_min_auc", "0.6").output().unwrap());
+    assert!(plan.stdout.contains("training.fraud.metrics.auc >= 0.6"), "{}", plan.all());
+    // A value that fails the variable's validation is reported as such.
+    let invalid = workspace.run(&["plan", "-var", "env=qa"]);
+    assert_eq!(invalid.code, 1, "{}", invalid.all());
+    assert!(invalid.stderr.contains("E0409 variable-validation-failed"), "{}", invalid.all());
+    let missing = workspace.run(&["plan", "-var-file", "nowhere.vars"]);
+    assert_eq!(missing.code, 1, "{}", missing.all());
+    assert!(missing.stderr.contains("cannot read the variable file `nowhere.vars`"), "{}", missing.all());
+}
