@@ -34,7 +34,7 @@ use mlops_provider_api::{
 };
 use serde_json::Value as Json;
 
-use crate::convert::{attribute_context, value_from_json, values_from_json};
+use crate::convert::{attribute_context, values_from_json};
 use crate::plan::{Plan, Providers, ResourceChange};
 use crate::state::{now, Journal, OutputRecord, Record, Secrets, State, StateError};
 
@@ -976,9 +976,4 @@ fn lineage_details(kind: &str, config: &Attributes, state: &Attributes) -> Json 
         }
     }
     Json::Object(details)
-}
-
-/// `value_from_json` re-exported for the CLI's output rendering.
-pub fn output_value(json: &Json) -> Value {
-    value_from_json(json)
 }

@@ -103,15 +103,6 @@ pub fn identity_text(value: &Value) -> Option<String> {
     }
 }
 
-pub fn identity_of_json(value: Option<&Json>) -> Option<String> {
-    match value? {
-        Json::String(text) => Some(text.clone()),
-        Json::Number(number) => Some(number.to_string()),
-        Json::Bool(flag) => Some(flag.to_string()),
-        _ => None,
-    }
-}
-
 /// Every reference marker in `config`, with its path.
 pub fn references(config: &Attributes) -> Vec<(AttributePath, String, Option<String>)> {
     fn walk(value: &Json, path: &mut Vec<String>, out: &mut Vec<(AttributePath, String, Option<String>)>) {
