@@ -34,7 +34,8 @@ impl Workspace {
 
     fn command(&self, arguments: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mlops"));
-        command.args(arguments).current_dir(self.path()).env("NO_COLOR", "1").env_remove("MLOPS_STATE_KEY");
+        // Wide enough that no message is wrapped: the tests look for whole sentences.
+        command.args(arguments).current_dir(self.path()).env("NO_COLOR", "1").env("COLUMNS", "400").env_remove("MLOPS_STATE_KEY");
         command
     }
 
