@@ -4,136 +4,15 @@
 //!
 //! Every apply that succeeds is followed by a plan that must show no changes.
 
+mod support;
+
 use std::fs;
-use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn repository() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A copy of a configuration in a temporary directory. Dropping it destroys
-/// what was applied, so no server outlives the test.
-struct Workspace {
-    directory: tempfile::TempDir,
-}
-
-impl Workspace {
-    fn copy_of(relative: &str) -> Workspace {
-        let directory = tempfile::Builder::new().prefix("mlops-engine-").tempdir().expect("temporary directory");
-        copy_tree(&repository().join(relative), directory.path());
-        Workspace { directory }
-    }
-
-    fn path(&self) -> &Path {
-        self.directory.path()
-    }
-
-    fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mlops"));
-        // Wide enough that no message is wrapped: the tests look for whole sentences.
-        command.args(arguments).current_dir(self.path()).env("NO_COLOR", "1").env("COLUMNS", "400").env_remove("MLOPS_STATE_KEY");
-        command
-    }
-
-    fn run(&self, arguments: &[&str]) -> Run {
-        Run::from(self.command(arguments).output().expect("runs mlops"))
-    }
-
-    fn run_fast(&self, arguments: &[&str]) -> Run {
-        Run::from(self.command(arguments).env("SLOW_SECONDS", "0").output().expect("runs mlops"))
-    }
-
-    fn apply(&self, arguments: &[&str]) -> Run {
-        let mut all = vec!["apply", "--auto-approve"];
-        all.extend_from_slice(arguments);
-        let run = self.run_fast(&all);
-        assert_eq!(run.code, 0, "apply failed:\n{}", run.all());
-        self.assert_no_changes(arguments);
-        run
-    }
-
-    fn assert_no_changes(&self, arguments: &[&str]) {
-        let mut all = vec!["plan", "--detailed-exitcode"];
-        all.extend_from_slice(arguments);
-        let plan = self.run(&all);
-        assert_eq!(plan.code, 0, "the plan after apply is not empty:\n{}", plan.all());
-        assert!(plan.stdout.contains("No changes."), "{}", plan.all());
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        fs::write(self.path().join(name), text).expect("writes a file");
-    }
-
-    fn read(&self, name: &str) -> String {
-        fs::read_to_string(self.path().join(name)).unwrap_or_default()
-    }
-
-    fn output(&self, name: &str) -> String {
-        self.run(&["output", name]).stdout.trim().to_owned()
-    }
-}
-
-impl Drop for Workspace {
-    fn drop(&mut self) {
-        let _ = self.command(&["destroy", "--auto-approve", "--delete-retained"]).output();
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_name() == ".mlops" || entry.file_name() == "__pycache__" {
-            continue;
-        }
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn from(output: Output) -> Run {
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    fn all(&self) -> String {
-        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
-    }
-}
-
-/// POSTs JSON to `url/path` and returns the whole response.
-fn post(url: &str, path: &str, body: &str) -> String {
-    let address = url.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(address).expect("the server answers");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
+use support::{post, repository, Run, Workspace};
 
 /// Replaces what differs from run to run (run ids, ports, the state lineage)
 /// so that plans can be snapshotted.

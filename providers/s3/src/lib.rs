@@ -1,0 +1,496 @@
+//! The `s3` provider: buckets on any S3 API (AWS, MinIO, Ceph, moto, ...).
+//!
+//! This first part manages buckets: create and delete (a bucket that still
+//! holds objects is refused unless `force_destroy`), versioning, lifecycle
+//! rules and tags, each read back on refresh so that a change made outside
+//! mlops shows as drift and the next apply corrects it. Datasets and feature
+//! sets in S3 come next.
+//!
+//! Credentials come from the standard AWS chain (environment, profile, ...)
+//! and are never printed or stored. Every SDK error becomes one message that
+//! names the endpoint and the cause; throttling and 5xx answers are
+//! reported as transient, so the engine retries them with backoff.
+//!
+//! The provider API is synchronous; the provider keeps its own tokio runtime
+//! and one client per provider configuration.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete, ExpirationStatus,
+    LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, ObjectIdentifier, Tag, Tagging, VersioningConfiguration,
+};
+use aws_sdk_s3::Client;
+use mlops_provider_api::*;
+use serde_json::{json, Value as Json};
+
+/// Where requests go, as configured in a `provider "s3"` block.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Endpoint {
+    region: String,
+    endpoint: Option<String>,
+    force_path_style: bool,
+    profile: Option<String>,
+}
+
+impl Endpoint {
+    fn from_config(config: &Attributes) -> Endpoint {
+        let text = |name: &str| config.get(name).and_then(Json::as_str).filter(|text| !text.is_empty()).map(str::to_owned);
+        Endpoint {
+            region: text("region").unwrap_or_else(|| "us-east-1".to_owned()),
+            endpoint: text("endpoint"),
+            force_path_style: config.get("force_path_style").and_then(Json::as_bool).unwrap_or(false),
+            profile: text("profile"),
+        }
+    }
+
+    /// How the store is named in messages.
+    fn describe(&self) -> String {
+        match &self.endpoint {
+            Some(endpoint) => format!("S3 at {endpoint}"),
+            None => format!("S3 in {}", self.region),
+        }
+    }
+}
+
+pub struct S3Provider {
+    /// Made on first use: a run that has no S3 resources starts no threads.
+    runtime: std::sync::OnceLock<tokio::runtime::Runtime>,
+    clients: Mutex<HashMap<Endpoint, Client>>,
+}
+
+impl Default for S3Provider {
+    fn default() -> Self {
+        S3Provider::new()
+    }
+}
+
+impl S3Provider {
+    pub fn new() -> S3Provider {
+        S3Provider { runtime: std::sync::OnceLock::new(), clients: Mutex::new(HashMap::new()) }
+    }
+
+    fn block_on<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let runtime = self.runtime.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .thread_name("mlops-s3")
+                .build()
+                .expect("a tokio runtime can be built")
+        });
+        runtime.block_on(work)
+    }
+
+    fn client(&self, endpoint: &Endpoint) -> Client {
+        if let Some(client) = self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(endpoint) {
+            return client.clone();
+        }
+        let client = self.block_on(async {
+            let mut loader =
+                aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(endpoint.region.clone()));
+            if let Some(profile) = &endpoint.profile {
+                loader = loader.profile_name(profile);
+            }
+            let shared = loader.load().await;
+            let mut builder =
+                aws_sdk_s3::config::Builder::from(&shared).force_path_style(endpoint.force_path_style || endpoint.endpoint.is_some());
+            if let Some(url) = &endpoint.endpoint {
+                builder = builder.endpoint_url(url);
+            }
+            Client::from_conf(builder.build())
+        });
+        self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(endpoint.clone(), client.clone());
+        client
+    }
+}
+
+/// One clear error for an SDK failure: the store, what was being done, and the cause.
+fn failure<E, R>(endpoint: &Endpoint, doing: &str, error: &SdkError<E, R>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let store = endpoint.describe();
+    match error {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            let cause = DisplayErrorContext(error).to_string();
+            let cause = cause.rsplit(": ").next().unwrap_or(&cause).trim().to_owned();
+            let transient = matches!(error, SdkError::TimeoutError(_));
+            let message = format!("cannot reach {store} to {doing}: {cause}");
+            if transient {
+                ProviderError::Transient { message }
+            } else {
+                ProviderError::with_help(message, "check the provider's `endpoint` and that the store is running and reachable")
+            }
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            let detail = service.err().message().unwrap_or("no message");
+            let message = format!("{store} refused to {doing}: {code}: {detail}");
+            match code {
+                "SlowDown" | "Throttling" | "ThrottlingException" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "503" | "500" => {
+                    ProviderError::Transient { message }
+                }
+                "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" | "ExpiredToken" | "InvalidToken" => ProviderError::with_help(
+                    message,
+                    "check the credentials mlops finds in the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `profile`)",
+                ),
+                _ => ProviderError::failed(message),
+            }
+        }
+        other => ProviderError::failed(format!("{store}: cannot {doing}: {}", DisplayErrorContext(other))),
+    }
+}
+
+fn service_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
+    match error {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
+fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
+    config.get(name).and_then(Json::as_str)
+}
+
+fn build_failed(error: impl std::fmt::Display) -> ProviderError {
+    ProviderError::failed(format!("invalid request: {error}"))
+}
+
+impl S3Provider {
+    /// The bucket's settings as they are in the store, or `None` when it does not exist.
+    fn read_bucket(&self, endpoint: &Endpoint, name: &str) -> ProviderResult<Option<Attributes>> {
+        let client = self.client(endpoint);
+        self.block_on(async {
+            match client.head_bucket().bucket(name).send().await {
+                Ok(_) => {}
+                Err(error)
+                    if service_code(&error) == Some("NotFound") || error.raw_response().is_some_and(|raw| raw.status().as_u16() == 404) =>
+                {
+                    return Ok(None)
+                }
+                Err(error) => return Err(failure(endpoint, &format!("read bucket `{name}`"), &error)),
+            }
+            let versioning = client
+                .get_bucket_versioning()
+                .bucket(name)
+                .send()
+                .await
+                .map_err(|error| failure(endpoint, &format!("read the versioning of `{name}`"), &error))?;
+            let versioning = versioning.status() == Some(&BucketVersioningStatus::Enabled);
+            let tags = match client.get_bucket_tagging().bucket(name).send().await {
+                Ok(tagging) => tagging.tag_set().iter().map(|tag| (tag.key().to_owned(), Json::String(tag.value().to_owned()))).collect(),
+                Err(error) if service_code(&error) == Some("NoSuchTagSet") => serde_json::Map::new(),
+                Err(error) => return Err(failure(endpoint, &format!("read the tags of `{name}`"), &error)),
+            };
+            let rules = match client.get_bucket_lifecycle_configuration().bucket(name).send().await {
+                Ok(lifecycle) => lifecycle
+                    .rules()
+                    .iter()
+                    .filter(|rule| rule.status() == &ExpirationStatus::Enabled)
+                    .map(|rule| {
+                        let prefix = rule.filter().and_then(LifecycleRuleFilter::prefix).unwrap_or("");
+                        json!({ "expire_days": rule.expiration().and_then(LifecycleExpiration::days), "prefix": prefix })
+                    })
+                    .collect(),
+                Err(error) if service_code(&error) == Some("NoSuchLifecycleConfiguration") => Vec::new(),
+                Err(error) => return Err(failure(endpoint, &format!("read the lifecycle rules of `{name}`"), &error)),
+            };
+            let mut state = Attributes::new();
+            state.insert("uri".into(), Json::String(format!("s3://{name}")));
+            state.insert("versioning".into(), Json::Bool(versioning));
+            state.insert("tags".into(), Json::Object(tags));
+            state.insert("lifecycle_rule".into(), Json::Array(rules));
+            Ok(Some(state))
+        })
+    }
+
+    /// Makes the bucket's settings what the configuration says.
+    fn configure_bucket(&self, endpoint: &Endpoint, name: &str, config: &Attributes, prior: Option<&Attributes>) -> ProviderResult<()> {
+        let client = self.client(endpoint);
+        let wanted_versioning = config.get("versioning").and_then(Json::as_bool).unwrap_or(false);
+        let prior_versioning = prior.and_then(|prior| prior.get("versioning")).and_then(Json::as_bool).unwrap_or(false);
+        let tags: Vec<(String, String)> = config
+            .get("tags")
+            .and_then(Json::as_object)
+            .map(|tags| {
+                tags.iter().map(|(key, value)| (key.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned))).collect()
+            })
+            .unwrap_or_default();
+        let rules: Vec<(String, i32)> = config
+            .get("lifecycle_rule")
+            .and_then(Json::as_array)
+            .map(|rules| {
+                rules
+                    .iter()
+                    .map(|rule| {
+                        (
+                            rule.get("prefix").and_then(Json::as_str).unwrap_or("").to_owned(),
+                            rule.get("expire_days").and_then(Json::as_f64).unwrap_or(1.0) as i32,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.block_on(async {
+            // A bucket never versioned stays unversioned rather than "suspended".
+            if wanted_versioning || prior_versioning {
+                let status = if wanted_versioning { BucketVersioningStatus::Enabled } else { BucketVersioningStatus::Suspended };
+                client
+                    .put_bucket_versioning()
+                    .bucket(name)
+                    .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+                    .send()
+                    .await
+                    .map_err(|error| failure(endpoint, &format!("set the versioning of `{name}`"), &error))?;
+            }
+            if tags.is_empty() {
+                if prior.and_then(|prior| prior.get("tags")).and_then(Json::as_object).is_none_or(|tags| !tags.is_empty()) {
+                    client
+                        .delete_bucket_tagging()
+                        .bucket(name)
+                        .send()
+                        .await
+                        .map_err(|error| failure(endpoint, &format!("remove the tags of `{name}`"), &error))?;
+                }
+            } else {
+                let tag_set = tags
+                    .iter()
+                    .map(|(key, value)| Tag::builder().key(key).value(value).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(build_failed)?;
+                client
+                    .put_bucket_tagging()
+                    .bucket(name)
+                    .tagging(Tagging::builder().set_tag_set(Some(tag_set)).build().map_err(build_failed)?)
+                    .send()
+                    .await
+                    .map_err(|error| failure(endpoint, &format!("tag `{name}`"), &error))?;
+            }
+            if rules.is_empty() {
+                if prior.and_then(|prior| prior.get("lifecycle_rule")).and_then(Json::as_array).is_none_or(|rules| !rules.is_empty()) {
+                    client
+                        .delete_bucket_lifecycle()
+                        .bucket(name)
+                        .send()
+                        .await
+                        .map_err(|error| failure(endpoint, &format!("remove the lifecycle rules of `{name}`"), &error))?;
+                }
+            } else {
+                let rules = rules
+                    .iter()
+                    .enumerate()
+                    .map(|(index, (prefix, days))| {
+                        LifecycleRule::builder()
+                            .id(format!("mlops-{index}"))
+                            .status(ExpirationStatus::Enabled)
+                            .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+                            .expiration(LifecycleExpiration::builder().days(*days).build())
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(build_failed)?;
+                client
+                    .put_bucket_lifecycle_configuration()
+                    .bucket(name)
+                    .lifecycle_configuration(BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(build_failed)?)
+                    .send()
+                    .await
+                    .map_err(|error| failure(endpoint, &format!("set the lifecycle rules of `{name}`"), &error))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn create_bucket(&self, endpoint: &Endpoint, name: &str) -> ProviderResult<()> {
+        let client = self.client(endpoint);
+        self.block_on(async {
+            let mut request = client.create_bucket().bucket(name);
+            // us-east-1 is the one region that takes no location constraint.
+            if endpoint.region != "us-east-1" {
+                request = request.create_bucket_configuration(
+                    CreateBucketConfiguration::builder()
+                        .location_constraint(BucketLocationConstraint::from(endpoint.region.as_str()))
+                        .build(),
+                );
+            }
+            match request.send().await {
+                Ok(_) => Ok(()),
+                Err(error) if service_code(&error) == Some("BucketAlreadyOwnedByYou") => Ok(()),
+                Err(error) if service_code(&error) == Some("BucketAlreadyExists") => Err(ProviderError::with_help(
+                    format!("{}: the bucket name `{name}` is taken by another account", endpoint.describe()),
+                    "bucket names are global: choose another `name`",
+                )),
+                Err(error) => Err(failure(endpoint, &format!("create bucket `{name}`"), &error)),
+            }
+        })
+    }
+
+    /// Deletes a bucket; with `force`, every object version in it first.
+    fn delete_bucket(&self, endpoint: &Endpoint, name: &str, force: bool) -> ProviderResult<()> {
+        let client = self.client(endpoint);
+        self.block_on(async {
+            let mut key_marker: Option<String> = None;
+            let mut version_marker: Option<String> = None;
+            loop {
+                let listing = client
+                    .list_object_versions()
+                    .bucket(name)
+                    .set_key_marker(key_marker.clone())
+                    .set_version_id_marker(version_marker.clone())
+                    .send()
+                    .await;
+                let listing = match listing {
+                    Ok(listing) => listing,
+                    Err(error) if service_code(&error) == Some("NoSuchBucket") => return Ok(()),
+                    Err(error) => return Err(failure(endpoint, &format!("list the objects of `{name}`"), &error)),
+                };
+                let mut objects: Vec<ObjectIdentifier> = Vec::new();
+                for version in listing.versions() {
+                    if let Some(key) = version.key() {
+                        objects.push(
+                            ObjectIdentifier::builder()
+                                .key(key)
+                                .set_version_id(version.version_id().map(str::to_owned))
+                                .build()
+                                .map_err(build_failed)?,
+                        );
+                    }
+                }
+                for marker in listing.delete_markers() {
+                    if let Some(key) = marker.key() {
+                        objects.push(
+                            ObjectIdentifier::builder()
+                                .key(key)
+                                .set_version_id(marker.version_id().map(str::to_owned))
+                                .build()
+                                .map_err(build_failed)?,
+                        );
+                    }
+                }
+                if !objects.is_empty() && !force {
+                    return Err(ProviderError::with_help(
+                        format!("{}: bucket `{name}` is not empty", endpoint.describe()),
+                        "set `force_destroy = true` on the bucket (and apply) to delete it with its contents",
+                    ));
+                }
+                for chunk in objects.chunks(1000) {
+                    client
+                        .delete_objects()
+                        .bucket(name)
+                        .delete(Delete::builder().set_objects(Some(chunk.to_vec())).quiet(true).build().map_err(build_failed)?)
+                        .send()
+                        .await
+                        .map_err(|error| failure(endpoint, &format!("empty bucket `{name}`"), &error))?;
+                }
+                if listing.is_truncated() == Some(true) {
+                    key_marker = listing.next_key_marker().map(str::to_owned);
+                    version_marker = listing.next_version_id_marker().map(str::to_owned);
+                } else {
+                    break;
+                }
+            }
+            match client.delete_bucket().bucket(name).send().await {
+                Ok(_) => Ok(()),
+                Err(error) if service_code(&error) == Some("NoSuchBucket") => Ok(()),
+                Err(error) => Err(failure(endpoint, &format!("delete bucket `{name}`"), &error)),
+            }
+        })
+    }
+}
+
+fn unsupported(kind: &str) -> ProviderError {
+    ProviderError::with_help(
+        format!("the s3 provider does not manage `{kind}` resources yet"),
+        "buckets work today; datasets and feature sets in S3 are coming. Use the local provider for them meanwhile",
+    )
+}
+
+impl Provider for S3Provider {
+    fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
+        SchemaResponse { resource_kinds: vec!["bucket".to_owned()], data_kinds: Vec::new() }
+    }
+
+    fn validate(&self, _request: ValidateRequest) -> ValidateResponse {
+        ValidateResponse::default()
+    }
+
+    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+        let endpoint = Endpoint::from_config(&request.target.provider_config);
+        match request.target.kind.as_str() {
+            "bucket" => {
+                let name = text(&request.config, "name").unwrap_or_default();
+                Ok(ReadResponse { state: self.read_bucket(&endpoint, name)?, private: request.private })
+            }
+            other => Err(unsupported(other)),
+        }
+    }
+
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        match request.target.kind.as_str() {
+            "bucket" => {
+                let name = text(&request.config, "name").unwrap_or_default();
+                let mut planned = request.prior_state.clone().unwrap_or_default();
+                planned.insert("uri".into(), Json::String(format!("s3://{name}")));
+                for setting in ["versioning", "tags", "lifecycle_rule"] {
+                    if let Some(value) = request.config.get(setting) {
+                        planned.insert(setting.into(), value.clone());
+                    }
+                }
+                Ok(PlanResponse { planned_state: planned, ..PlanResponse::default() })
+            }
+            other => Err(unsupported(other)),
+        }
+    }
+
+    fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        let endpoint = Endpoint::from_config(&request.target.provider_config);
+        if request.target.kind != "bucket" {
+            return Err(unsupported(&request.target.kind));
+        }
+        let name = text(&request.config, "name").unwrap_or_default().to_owned();
+        let force = request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false);
+        match request.action.unwrap_or(Action::Create) {
+            Action::Delete => {
+                context.progress(&format!("deleting bucket {name}"));
+                self.delete_bucket(&endpoint, &name, force)?;
+                Ok(ApplyResponse::default())
+            }
+            action => {
+                let prior_name = request
+                    .prior_state
+                    .as_ref()
+                    .and_then(|prior| text(prior, "uri"))
+                    .and_then(|uri| uri.strip_prefix("s3://"))
+                    .map(str::to_owned);
+                if action == Action::Replace {
+                    if let Some(old) = prior_name.filter(|old| *old != name) {
+                        context.progress(&format!("deleting the old bucket {old}"));
+                        self.delete_bucket(&endpoint, &old, force)?;
+                    }
+                }
+                let prior = if action == Action::Update { request.prior_state.as_ref() } else { None };
+                if action != Action::Update {
+                    context.progress(&format!("creating bucket {name} in {}", endpoint.describe()));
+                    self.create_bucket(&endpoint, &name)?;
+                }
+                self.configure_bucket(&endpoint, &name, &request.config, prior)?;
+                let state = self.read_bucket(&endpoint, &name)?.ok_or_else(|| {
+                    ProviderError::failed(format!("{}: bucket `{name}` vanished right after it was created", endpoint.describe()))
+                })?;
+                Ok(ApplyResponse { state, private: Json::Null })
+            }
+        }
+    }
+
+    fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
+        let endpoint = Endpoint::from_config(&request.target.provider_config);
+        let state = self.read_bucket(&endpoint, &request.id)?;
+        let mut config = Attributes::new();
+        config.insert("name".into(), Json::String(request.id.clone()));
+        Ok(ImportResponse { state, config, private: Json::Null })
+    }
+}

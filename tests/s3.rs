@@ -1,0 +1,106 @@
+//! End-to-end tests of the s3 provider against a real S3 server on loopback
+//! (the moto server the test command starts; its address comes in
+//! `MLOPS_TEST_S3_ENDPOINT`). In CI a missing server fails the tests.
+
+mod support;
+
+use support::{raw_request, Run, Workspace};
+
+/// The endpoint, or `None` (with a loud note) outside CI when no server runs.
+fn endpoint() -> Option<String> {
+    match std::env::var("MLOPS_TEST_S3_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("MLOPS_TEST_S3_ENDPOINT is not set: run the tests with ./scripts/test.sh, which starts the S3 server")
+        }
+        _ => {
+            eprintln!("NOTE: MLOPS_TEST_S3_ENDPOINT is not set, so this S3 test checks nothing; ./scripts/test.sh starts the server");
+            None
+        }
+    }
+}
+
+/// A copy of examples/s3 with its own bucket name, pointed at the server.
+fn s3_workspace(endpoint: &str, team: &str) -> Workspace {
+    let mut workspace = Workspace::copy_of("examples/s3");
+    workspace.environment = vec![("AWS_ACCESS_KEY_ID".into(), "testing".into()), ("AWS_SECRET_ACCESS_KEY".into(), "testing".into())];
+    workspace.variables = vec![format!("s3_endpoint={endpoint}"), format!("team={team}"), "force_destroy=true".into()];
+    workspace
+}
+
+#[test]
+fn buckets_are_created_read_back_and_replanned_empty() {
+    let Some(endpoint) = endpoint() else { return };
+    let workspace = s3_workspace(&endpoint, "created");
+    let apply = workspace.apply(&[]);
+    assert!(apply.stdout.contains("Apply complete: 1 added"), "{}", apply.all());
+    assert_eq!(workspace.output("uri"), "s3://created-lake");
+    let state = workspace.run(&["state", "show", "bucket.lake"]).stdout;
+    for expected in ["versioning = true", r#"tags = {"purpose":"training data","team":"created"}"#, r#""prefix":"scratch/""#] {
+        assert!(state.contains(expected), "state lacks {expected}:\n{state}");
+    }
+    // A rename replaces the bucket.
+    let renamed = workspace.run(&["plan", "-var", "team=renamed"]);
+    assert!(renamed.stdout.contains("`name` changed, which forces replacement"), "{}", renamed.all());
+}
+
+#[test]
+fn changes_made_outside_mlops_show_as_drift_and_apply_corrects_them() {
+    let Some(endpoint) = endpoint() else { return };
+    let workspace = s3_workspace(&endpoint, "drifted");
+    workspace.apply(&[]);
+    // Someone retags the bucket, drops its lifecycle rules and suspends versioning.
+    let tagging = r#"<Tagging><TagSet><Tag><Key>owner</Key><Value>someone</Value></Tag></TagSet></Tagging>"#;
+    assert_eq!(raw_request(&endpoint, "PUT", "/drifted-lake?tagging", tagging), 204);
+    assert!(matches!(raw_request(&endpoint, "DELETE", "/drifted-lake?lifecycle", ""), 200 | 204));
+    let suspended = r#"<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>"#;
+    assert_eq!(raw_request(&endpoint, "PUT", "/drifted-lake?versioning", suspended), 200);
+
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.stdout.contains("~ bucket.lake: changed outside mlops: lifecycle_rule, tags, versioning"), "{}", plan.all());
+    assert!(plan.stdout.contains("`versioning` was changed outside mlops: false -> true"), "{}", plan.all());
+    assert!(plan.stdout.contains("`tags` was changed outside mlops"), "{}", plan.all());
+    workspace.apply(&[]);
+}
+
+#[test]
+fn a_bucket_with_objects_is_only_deleted_with_force_destroy() {
+    let Some(endpoint) = endpoint() else { return };
+    let mut workspace = s3_workspace(&endpoint, "full");
+    workspace.variables.retain(|variable| !variable.starts_with("force_destroy"));
+    workspace.apply(&[]);
+    assert_eq!(raw_request(&endpoint, "PUT", "/full-lake/data/part-0.csv", "a,b\n1,2\n"), 200);
+    let refused = workspace.run(&["destroy", "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(refused.stderr.contains(&format!("S3 at {endpoint}: bucket `full-lake` is not empty")), "{}", refused.all());
+    assert!(refused.stderr.contains("set `force_destroy = true`"), "{}", refused.all());
+
+    workspace.variables.push("force_destroy=true".into());
+    workspace.apply(&[]);
+    let destroyed = workspace.run(&["destroy", "--auto-approve"]);
+    assert_eq!(destroyed.code, 0, "{}", destroyed.all());
+    assert_eq!(raw_request(&endpoint, "HEAD", "/full-lake", ""), 404);
+    // Deleted outside mlops: the next plan creates it again.
+    workspace.apply(&[]);
+    assert!(matches!(raw_request(&endpoint, "DELETE", "/full-lake/data/part-0.csv", ""), 200 | 204));
+    assert_eq!(raw_request(&endpoint, "DELETE", "/full-lake", ""), 204);
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("~ bucket.lake: deleted outside mlops"), "{}", plan.all());
+    assert!(plan.stdout.contains("# bucket.lake will be created"), "{}", plan.all());
+    workspace.apply(&[]);
+}
+
+#[test]
+fn an_unreachable_endpoint_is_one_clear_error() {
+    if endpoint().is_none() {
+        return;
+    }
+    let workspace = s3_workspace("http://127.0.0.1:9", "unreachable");
+    let run: Run = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("cannot reach S3 at http://127.0.0.1:9 to create bucket `unreachable-lake`"), "{}", run.all());
+    assert!(run.stderr.contains("check the provider's `endpoint`"), "{}", run.all());
+    assert!(!run.stderr.contains("DispatchFailure"), "a raw SDK error leaked:\n{}", run.all());
+    assert!(!run.stderr.contains("testing"), "credentials were printed:\n{}", run.all());
+}

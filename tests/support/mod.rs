@@ -1,0 +1,165 @@
+//! What the end-to-end tests share: temporary copies of configurations,
+//! running the built binary in them, and small HTTP helpers.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+pub fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of a configuration in a temporary directory. Dropping it destroys
+/// what was applied, so no server outlives the test.
+pub struct Workspace {
+    pub directory: tempfile::TempDir,
+    /// Set on every command run here (a provider's endpoint, credentials).
+    pub environment: Vec<(String, String)>,
+    /// Passed to every command run here, and to the clean-up destroy.
+    pub variables: Vec<String>,
+}
+
+impl Workspace {
+    pub fn copy_of(relative: &str) -> Workspace {
+        let directory = tempfile::Builder::new().prefix("mlops-engine-").tempdir().expect("temporary directory");
+        copy_tree(&repository().join(relative), directory.path());
+        Workspace { directory, environment: Vec::new(), variables: Vec::new() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.directory.path()
+    }
+
+    pub fn command(&self, arguments: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mlops"));
+        // Wide enough that no message is wrapped: the tests look for whole sentences.
+        command.current_dir(self.path()).env("NO_COLOR", "1").env("COLUMNS", "400").env_remove("MLOPS_STATE_KEY");
+        // The workspace's variables come first, so that a test's own `-var` wins.
+        let (subcommand, rest) = arguments.split_first().map_or((None, arguments), |(first, rest)| (Some(*first), rest));
+        command.args(subcommand);
+        let takes_variables = matches!(subcommand, Some("plan") | Some("apply") | Some("destroy"));
+        if takes_variables && !rest.first().is_some_and(|argument| argument.ends_with(".plan")) {
+            for variable in &self.variables {
+                command.arg("-var").arg(variable);
+            }
+        }
+        command.args(rest);
+        for (name, value) in &self.environment {
+            command.env(name, value);
+        }
+        command
+    }
+
+    pub fn run(&self, arguments: &[&str]) -> Run {
+        Run::from(self.command(arguments).output().expect("runs mlops"))
+    }
+
+    pub fn run_fast(&self, arguments: &[&str]) -> Run {
+        Run::from(self.command(arguments).env("SLOW_SECONDS", "0").output().expect("runs mlops"))
+    }
+
+    pub fn apply(&self, arguments: &[&str]) -> Run {
+        let mut all = vec!["apply", "--auto-approve"];
+        all.extend_from_slice(arguments);
+        let run = self.run_fast(&all);
+        assert_eq!(run.code, 0, "apply failed:\n{}", run.all());
+        self.assert_no_changes(arguments);
+        run
+    }
+
+    pub fn assert_no_changes(&self, arguments: &[&str]) {
+        let mut all = vec!["plan", "--detailed-exitcode"];
+        all.extend_from_slice(arguments);
+        let plan = self.run(&all);
+        assert_eq!(plan.code, 0, "the plan after apply is not empty:\n{}", plan.all());
+        assert!(plan.stdout.contains("No changes."), "{}", plan.all());
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        fs::write(self.path().join(name), text).expect("writes a file");
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.path().join(name)).unwrap_or_default()
+    }
+
+    pub fn output(&self, name: &str) -> String {
+        self.run(&["output", name]).stdout.trim().to_owned()
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = self.command(&["destroy", "--auto-approve", "--delete-retained"]).output();
+    }
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == ".mlops" || entry.file_name() == "__pycache__" {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn all(&self) -> String {
+        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// POSTs JSON to `url/path` and returns the whole response.
+pub fn post(url: &str, path: &str, body: &str) -> String {
+    let address = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("the server answers");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// A request to an S3 endpoint that does not check signatures (the moto
+/// server), to change things behind mlops's back. Returns the status code.
+pub fn raw_request(endpoint: &str, method: &str, path: &str, body: &str) -> u16 {
+    let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(address).expect("the server answers");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
