@@ -33,7 +33,7 @@ fn buckets_are_created_read_back_and_replanned_empty() {
     let Some(endpoint) = endpoint() else { return };
     let workspace = s3_workspace(&endpoint, "created");
     let apply = workspace.apply(&[]);
-    assert!(apply.stdout.contains("Apply complete: 1 added"), "{}", apply.all());
+    assert!(apply.stdout.contains("Apply complete: 2 added"), "{}", apply.all());
     assert_eq!(workspace.output("uri"), "s3://created-lake");
     let state = workspace.run(&["state", "show", "bucket.lake"]).stdout;
     for expected in ["versioning = true", r#"tags = {"purpose":"training data","team":"created"}"#, r#""prefix":"scratch/""#] {
@@ -81,14 +81,16 @@ fn a_bucket_with_objects_is_only_deleted_with_force_destroy() {
     let destroyed = workspace.run(&["destroy", "--auto-approve"]);
     assert_eq!(destroyed.code, 0, "{}", destroyed.all());
     assert_eq!(raw_request(&endpoint, "HEAD", "/full-lake", ""), 404);
-    // Deleted outside mlops: the next plan creates it again.
+    // Data deleted outside mlops: the next plan stores it again.
     workspace.apply(&[]);
-    assert!(matches!(raw_request(&endpoint, "DELETE", "/full-lake/data/part-0.csv", ""), 200 | 204));
-    assert_eq!(raw_request(&endpoint, "DELETE", "/full-lake", ""), 204);
+    let uri = workspace.output("events");
+    let key = format!("{}events.csv", uri.trim_start_matches("s3://full-lake/"));
+    assert!(matches!(raw_request(&endpoint, "DELETE", &format!("/full-lake/{key}"), ""), 200 | 204));
     let plan = workspace.run(&["plan"]);
-    assert!(plan.stdout.contains("~ bucket.lake: deleted outside mlops"), "{}", plan.all());
-    assert!(plan.stdout.contains("# bucket.lake will be created"), "{}", plan.all());
+    assert!(plan.stdout.contains("~ dataset.events: deleted outside mlops"), "{}", plan.all());
+    assert!(plan.stdout.contains("# dataset.events will be created"), "{}", plan.all());
     workspace.apply(&[]);
+    assert_eq!(raw_request(&endpoint, "HEAD", &format!("/full-lake/{key}"), ""), 200);
 }
 
 #[test]
@@ -103,4 +105,58 @@ fn an_unreachable_endpoint_is_one_clear_error() {
     assert!(run.stderr.contains("check the provider's `endpoint`"), "{}", run.all());
     assert!(!run.stderr.contains("DispatchFailure"), "a raw SDK error leaked:\n{}", run.all());
     assert!(!run.stderr.contains("testing"), "credentials were printed:\n{}", run.all());
+}
+
+#[test]
+fn datasets_are_uploaded_content_addressed_and_never_twice() {
+    let Some(endpoint) = endpoint() else { return };
+    let workspace = s3_workspace(&endpoint, "datasets");
+    let apply = workspace.apply(&[]);
+    assert!(apply.stderr.contains("dataset.events: 1 file(s) uploaded, 0 already present"), "{}", apply.all());
+    let uri = workspace.output("events");
+    assert!(uri.starts_with("s3://datasets-lake/datasets/dataset.events/"), "{uri}");
+    let key = format!("/datasets-lake/{}events.csv", uri.trim_start_matches("s3://datasets-lake/"));
+    assert_eq!(raw_request(&endpoint, "HEAD", &key, ""), 200);
+    let state = workspace.run(&["state", "show", "dataset.events"]).stdout;
+    assert!(state.contains("row_count = 500"), "{state}");
+
+    // Forgotten and applied again: the content is there, nothing is uploaded.
+    assert_eq!(workspace.run(&["state", "rm", "dataset.events"]).code, 0);
+    let again = workspace.apply(&[]);
+    assert!(again.stderr.contains("dataset.events: 0 file(s) uploaded, 1 already present"), "{}", again.all());
+
+    // A changed row is a new version, stored beside the old one.
+    let data = workspace.read("data/events.csv");
+    workspace.write("data/events.csv", &data.replacen(",de\n", ",fr\n", 1));
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("its data changed: version b3:"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_ne!(workspace.output("events"), uri);
+    assert_eq!(raw_request(&endpoint, "HEAD", &key, ""), 200, "the old version was removed");
+
+    // Data that breaks the schema is not uploaded.
+    workspace.write("data/events.csv", &data.replacen(",de\n", ",xx\n", 1));
+    let refused = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(refused.stderr.contains("column `country`: `xx` is not one of de, fr, us, jp"), "{}", refused.all());
+}
+
+#[test]
+fn large_files_go_up_in_parallel_parts() {
+    let Some(endpoint) = endpoint() else { return };
+    let mut workspace = s3_workspace(&endpoint, "multipart");
+    workspace.environment.push(("MLOPS_S3_PART_SIZE_MIB".into(), "5".into()));
+    // About 12 MiB of valid rows: three parts of at most 5 MiB.
+    let mut data = String::from("event_id,amount,country\n");
+    let mut index = 0;
+    while data.len() < 12 * 1024 * 1024 {
+        data.push_str(&format!("e{index:09},{}.25,us\n", index % 1000));
+        index += 1;
+    }
+    workspace.write("data/events.csv", &data);
+    let apply = workspace.apply(&[]);
+    assert!(apply.stderr.contains("dataset.events: uploading events.csv: 3/3 parts"), "{}", apply.all());
+    let uri = workspace.output("events");
+    let key = format!("/multipart-lake/{}events.csv", uri.trim_start_matches("s3://multipart-lake/"));
+    assert_eq!(raw_request(&endpoint, "HEAD", &key, ""), 200);
 }

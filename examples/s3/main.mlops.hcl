@@ -43,6 +43,26 @@ bucket "lake" {
   }
 }
 
+dataset "events" {
+  provider = s3
+  bucket   = bucket.lake
+  source   = "./data/events.csv" # uploaded content-addressed; multipart when large
+  format   = "csv"
+  schema {
+    column "event_id" { type = string }
+    column "amount" { type = float, min = 0 }
+    column "country" { type = string, allowed = ["de", "fr", "us", "jp"] }
+  }
+  check "enough_rows" {
+    condition     = self.row_count >= 100
+    error_message = "only ${self.row_count} events"
+  }
+}
+
 output "uri" {
   value = bucket.lake.uri
+}
+
+output "events" {
+  value = dataset.events.uri
 }

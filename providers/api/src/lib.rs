@@ -324,3 +324,23 @@ pub fn is_unknown(value: &Json) -> bool {
 pub fn unknown_marker() -> Json {
     serde_json::json!({"$unknown": true})
 }
+
+/// A copy of `value` with the identities of reference markers removed.
+fn without_identities(value: &Json) -> Json {
+    match value {
+        Json::Object(entries) if entries.contains_key("$ref") => serde_json::json!({ "$ref": entries["$ref"] }),
+        Json::Object(entries) => Json::Object(entries.iter().map(|(key, value)| (key.clone(), without_identities(value))).collect()),
+        Json::Array(items) => Json::Array(items.iter().map(without_identities).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Whether a plan request's configuration is what was applied last time,
+/// the identities of referenced resources aside (those changes arrive as
+/// [`PlanRequest::changed_inputs`]).
+pub fn configuration_unchanged(request: &PlanRequest) -> bool {
+    request
+        .prior_config
+        .as_ref()
+        .is_some_and(|prior| without_identities(&Json::Object(prior.clone())) == without_identities(&Json::Object(request.config.clone())))
+}

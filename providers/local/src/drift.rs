@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use mlops_provider_api::{ProviderError, ProviderResult, Target};
 use serde_json::Value as Json;
 
-use crate::data;
+use mlops_data as data;
 
 /// The scores per column and whether any exceeds the threshold.
 pub fn compute(target: &Target, config: &serde_json::Map<String, Json>) -> ProviderResult<(Json, bool)> {

@@ -16,8 +16,9 @@
 //! URIs are `local://PATH`, relative to the root, so state does not depend on
 //! where the configuration is checked out.
 
-mod data;
 mod drift;
+
+use mlops_data as data;
 mod process;
 
 use std::fs;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 use mlops_provider_api::*;
 use serde_json::{json, Value as Json};
 
-pub use data::content_hash;
+pub use mlops_data::content_hash;
 
 #[derive(Debug, Default)]
 pub struct LocalProvider;
@@ -71,8 +72,7 @@ fn slug(address: &str) -> String {
 }
 
 fn short_hash(version: &str) -> &str {
-    let hash = version.strip_prefix("b3:").unwrap_or(version);
-    &hash[..hash.len().min(32)]
+    data::short_hash(version)
 }
 
 fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
@@ -306,17 +306,8 @@ impl Provider for LocalProvider {
     }
 }
 
-/// Whether the configuration is what was applied (reference identities aside).
 fn same_config(request: &PlanRequest) -> bool {
-    fn strip(value: &Json) -> Json {
-        match value {
-            Json::Object(entries) if entries.contains_key("$ref") => json!({ "$ref": entries["$ref"] }),
-            Json::Object(entries) => Json::Object(entries.iter().map(|(key, value)| (key.clone(), strip(value))).collect()),
-            Json::Array(items) => Json::Array(items.iter().map(strip).collect()),
-            other => other.clone(),
-        }
-    }
-    request.prior_config.as_ref().is_some_and(|prior| strip(&Json::Object(prior.clone())) == strip(&Json::Object(request.config.clone())))
+    configuration_unchanged(request)
 }
 
 fn plan_data_source(target: &Target, config: &Attributes) -> ProviderResult<PlanResponse> {
@@ -401,44 +392,13 @@ fn dataset_location(target: &Target, config: &Attributes) -> ProviderResult<Path
 }
 
 fn plan_dataset(request: &PlanRequest, response: &mut PlanResponse) -> ProviderResult<()> {
-    let target = &request.target;
-    let location = dataset_location(target, &request.config)?;
-    let files = data::data_files(&location)?;
-    if files.is_empty() {
-        return Err(ProviderError::with_help(
-            format!("`{}` holds no data files", location.display()),
-            "add the data, or point `source` at it",
-        ));
-    }
-    let stamp = data::stamp(&location, &files)?;
-    let prior_version = request.prior_state.as_ref().and_then(|state| text(state, "version")).map(str::to_owned);
-    // Unchanged sizes and times: the prior hash stands, no need to read the data again.
-    let version = match (&prior_version, request.prior_private.get("stamp")) {
-        (Some(version), Some(prior_stamp)) if *prior_stamp == stamp => version.clone(),
-        _ => data::content_hash(&location, &files)?.0,
-    };
-    let size: u64 = files.iter().filter_map(|file| fs::metadata(file).ok()).map(|metadata| metadata.len()).sum();
-    response.private = json!({ "stamp": stamp });
-    if let (Some(prior), Some(prior_version)) = (&request.prior_state, &prior_version) {
-        if *prior_version == version && same_config(request) {
-            response.planned_state = prior.clone();
-            return Ok(());
-        }
-        if *prior_version != version {
-            response.update_reasons.push(format!("its data changed: version {} -> {}", short(prior_version), short(&version)));
-        }
-    }
-    response.planned_state.insert("version".into(), Json::String(version));
-    response.planned_state.insert("size_bytes".into(), json!(size));
-    response.unknown = vec![vec!["row_count".into()], vec!["uri".into()]];
+    let location = dataset_location(&request.target, &request.config)?;
+    *response = data::plan_local_source(&location, request, same_config(request))?;
     Ok(())
 }
 
 fn short(version: &str) -> String {
-    match version.split_once(':') {
-        Some((scheme, hash)) if hash.len() > 12 => format!("{scheme}:{}…", &hash[..8]),
-        _ => version.to_owned(),
-    }
+    data::short_version(version)
 }
 
 fn apply_bucket(request: &ApplyRequest) -> ProviderResult<ApplyResponse> {

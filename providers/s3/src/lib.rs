@@ -1,10 +1,13 @@
 //! The `s3` provider: buckets on any S3 API (AWS, MinIO, Ceph, moto, ...).
 //!
-//! This first part manages buckets: create and delete (a bucket that still
-//! holds objects is refused unless `force_destroy`), versioning, lifecycle
-//! rules and tags, each read back on refresh so that a change made outside
-//! mlops shows as drift and the next apply corrects it. Datasets and feature
-//! sets in S3 come next.
+//! - Buckets: create and delete (a bucket that still holds objects is
+//!   refused unless `force_destroy`), versioning, lifecycle rules and tags,
+//!   each read back on refresh so that a change made outside mlops shows as
+//!   drift and the next apply corrects it.
+//! - Datasets from local files: validated against their schema, then
+//!   uploaded content-addressed under `datasets/ADDRESS/HASH/`. Objects
+//!   already there are skipped, so a re-apply uploads nothing; large files go
+//!   up in parts, several at a time.
 //!
 //! Credentials come from the standard AWS chain (environment, profile, ...)
 //! and are never printed or stored. Every SDK error becomes one message that
@@ -402,16 +405,255 @@ impl S3Provider {
     }
 }
 
+/// Files at least this large are uploaded in parts of this size (S3 allows
+/// parts down to 5 MiB). `MLOPS_S3_PART_SIZE_MIB` overrides it.
+fn part_size() -> u64 {
+    let mebibytes = std::env::var("MLOPS_S3_PART_SIZE_MIB").ok().and_then(|value| value.parse::<u64>().ok()).unwrap_or(16).max(5);
+    mebibytes * 1024 * 1024
+}
+
+/// How many parts of one file are in flight at once.
+const PARALLEL_PARTS: usize = 8;
+
+fn slug(address: &str) -> String {
+    address
+        .chars()
+        .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '.' | '-' | '_') { character } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_owned()
+}
+
+impl S3Provider {
+    /// Uploads one file unless an object of the same size is there already
+    /// (the key holds the content hash, so same key and size is same content).
+    /// Returns whether it uploaded.
+    fn upload_file(
+        &self,
+        endpoint: &Endpoint,
+        bucket: &str,
+        key: &str,
+        file: &std::path::Path,
+        context: &dyn ApplyContext,
+    ) -> ProviderResult<bool> {
+        use aws_sdk_s3::primitives::ByteStream;
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let client = self.client(endpoint);
+        let length =
+            std::fs::metadata(file).map_err(|error| ProviderError::failed(format!("cannot read `{}`: {error}", file.display())))?.len();
+        let part_size = part_size();
+        self.block_on(async {
+            match client.head_object().bucket(bucket).key(key).send().await {
+                Ok(head) if head.content_length() == Some(length as i64) => return Ok(false),
+                Ok(_) => {}
+                Err(error)
+                    if service_code(&error) == Some("NotFound") || error.raw_response().is_some_and(|raw| raw.status().as_u16() == 404) => {
+                }
+                Err(error) => return Err(failure(endpoint, &format!("look for `{key}` in `{bucket}`"), &error)),
+            }
+            if length < part_size {
+                let body = ByteStream::from_path(file)
+                    .await
+                    .map_err(|error| ProviderError::failed(format!("cannot read `{}`: {error}", file.display())))?;
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|error| failure(endpoint, &format!("upload `{key}` to `{bucket}`"), &error))?;
+                return Ok(true);
+            }
+            let upload = client
+                .create_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|error| failure(endpoint, &format!("start uploading `{key}` to `{bucket}`"), &error))?;
+            let upload_id = upload.upload_id().unwrap_or_default().to_owned();
+            let parts_total = length.div_ceil(part_size);
+            let result: ProviderResult<Vec<CompletedPart>> = async {
+                let mut completed = Vec::new();
+                let mut in_flight = tokio::task::JoinSet::new();
+                let mut next_part = 0u64;
+                while next_part < parts_total || !in_flight.is_empty() {
+                    while next_part < parts_total && in_flight.len() < PARALLEL_PARTS {
+                        let (client, bucket, key, upload_id, path) =
+                            (client.clone(), bucket.to_owned(), key.to_owned(), upload_id.clone(), file.to_path_buf());
+                        let offset = next_part * part_size;
+                        let size = part_size.min(length - offset);
+                        let number = (next_part + 1) as i32;
+                        in_flight.spawn(async move {
+                            let bytes = tokio::task::spawn_blocking(move || {
+                                use std::io::{Read, Seek, SeekFrom};
+                                let mut handle = std::fs::File::open(&path)?;
+                                handle.seek(SeekFrom::Start(offset))?;
+                                let mut buffer = vec![0u8; size as usize];
+                                handle.read_exact(&mut buffer)?;
+                                Ok::<_, std::io::Error>(buffer)
+                            })
+                            .await
+                            .map_err(|error| error.to_string())?
+                            .map_err(|error| error.to_string())?;
+                            let answer = client
+                                .upload_part()
+                                .bucket(bucket)
+                                .key(key)
+                                .upload_id(upload_id)
+                                .part_number(number)
+                                .body(ByteStream::from(bytes))
+                                .send()
+                                .await;
+                            Ok::<_, String>((number, answer))
+                        });
+                        next_part += 1;
+                    }
+                    let Some(joined) = in_flight.join_next().await else { break };
+                    let (number, answer) =
+                        joined.map_err(|error| ProviderError::failed(error.to_string()))?.map_err(ProviderError::failed)?;
+                    let answer = answer.map_err(|error| failure(endpoint, &format!("upload part {number} of `{key}`"), &error))?;
+                    completed.push(CompletedPart::builder().part_number(number).set_e_tag(answer.e_tag().map(str::to_owned)).build());
+                    context.progress(&format!(
+                        "uploading {}: {}/{parts_total} parts",
+                        file.file_name().map(|name| name.to_string_lossy()).unwrap_or_default(),
+                        completed.len()
+                    ));
+                }
+                completed.sort_by_key(|part| part.part_number());
+                Ok(completed)
+            }
+            .await;
+            match result {
+                Ok(parts) => {
+                    client
+                        .complete_multipart_upload()
+                        .bucket(bucket)
+                        .key(key)
+                        .upload_id(&upload_id)
+                        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                        .send()
+                        .await
+                        .map_err(|error| failure(endpoint, &format!("finish uploading `{key}`"), &error))?;
+                    Ok(true)
+                }
+                Err(error) => {
+                    // Leave no half upload behind to be billed for.
+                    let _ = client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
+                    Err(error)
+                }
+            }
+        })
+    }
+
+    /// Whether any object exists under `prefix`.
+    fn prefix_exists(&self, endpoint: &Endpoint, bucket: &str, prefix: &str) -> ProviderResult<bool> {
+        let client = self.client(endpoint);
+        self.block_on(async {
+            match client.list_objects_v2().bucket(bucket).prefix(prefix).max_keys(1).send().await {
+                Ok(listing) => Ok(listing.key_count().unwrap_or(0) > 0 || !listing.contents().is_empty()),
+                Err(error) if service_code(&error) == Some("NoSuchBucket") => Ok(false),
+                Err(error) => Err(failure(endpoint, &format!("list `{prefix}` in `{bucket}`"), &error)),
+            }
+        })
+    }
+
+    /// Deletes every object under `prefix`.
+    fn delete_prefix(&self, endpoint: &Endpoint, bucket: &str, prefix: &str) -> ProviderResult<()> {
+        let client = self.client(endpoint);
+        self.block_on(async {
+            let mut continuation: Option<String> = None;
+            loop {
+                let listing = match client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(continuation.clone())
+                    .send()
+                    .await
+                {
+                    Ok(listing) => listing,
+                    Err(error) if service_code(&error) == Some("NoSuchBucket") => return Ok(()),
+                    Err(error) => return Err(failure(endpoint, &format!("list `{prefix}` in `{bucket}`"), &error)),
+                };
+                let objects = listing
+                    .contents()
+                    .iter()
+                    .filter_map(|object| object.key())
+                    .map(|key| ObjectIdentifier::builder().key(key).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(build_failed)?;
+                if !objects.is_empty() {
+                    client
+                        .delete_objects()
+                        .bucket(bucket)
+                        .delete(Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(build_failed)?)
+                        .send()
+                        .await
+                        .map_err(|error| failure(endpoint, &format!("delete `{prefix}` in `{bucket}`"), &error))?;
+                }
+                match listing.next_continuation_token() {
+                    Some(token) if listing.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
+                    _ => return Ok(()),
+                }
+            }
+        })
+    }
+
+    fn apply_dataset(&self, endpoint: &Endpoint, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        let target = &request.target;
+        let config = &request.config;
+        let Some(source) = text(config, "source") else {
+            return Err(ProviderError::with_help(
+                "datasets that already live in S3 (`uri =`) are not supported by the s3 provider yet",
+                "upload them from a local `source`, or use the local provider meanwhile",
+            ));
+        };
+        let bucket = config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str).ok_or_else(|| {
+            ProviderError::with_help("a dataset on the s3 provider needs `bucket`", "add `bucket = bucket.NAME` with an s3 bucket")
+        })?;
+        let location = target.working_directory.join(source);
+        let files = mlops_data::data_files(&location)?;
+        context.progress(&format!("hashing {} file(s)", files.len()));
+        let (version, size) = mlops_data::content_hash(&location, &files)?;
+        context.progress("validating rows against the schema");
+        let format = text(config, "format").unwrap_or("csv");
+        let columns = mlops_data::columns_of(config);
+        let row_count = mlops_data::for_each_row(&files, format, columns.as_deref(), |_, _, _| Ok(()))?;
+        let prefix = format!("datasets/{}/{}/", slug(&target.address), mlops_data::short_hash(&version));
+        let mut uploaded = 0;
+        for file in &files {
+            let key = format!("{prefix}{}", mlops_data::relative_name(&location, file));
+            if self.upload_file(endpoint, bucket, &key, file, context)? {
+                uploaded += 1;
+            }
+        }
+        context.progress(&format!("{uploaded} file(s) uploaded, {} already present", files.len() - uploaded));
+        let mut state = Attributes::new();
+        state.insert("version".into(), Json::String(version));
+        state.insert("uri".into(), Json::String(format!("s3://{bucket}/{prefix}")));
+        state.insert("row_count".into(), json!(row_count));
+        state.insert("size_bytes".into(), json!(size));
+        Ok(ApplyResponse { state, private: json!({ "stamp": mlops_data::stamp(&location, &files)? }) })
+    }
+}
+
+/// `s3://bucket/prefix/` into its parts.
+fn split_uri(uri: &str) -> Option<(&str, &str)> {
+    uri.strip_prefix("s3://")?.split_once('/')
+}
+
 fn unsupported(kind: &str) -> ProviderError {
     ProviderError::with_help(
         format!("the s3 provider does not manage `{kind}` resources yet"),
-        "buckets work today; datasets and feature sets in S3 are coming. Use the local provider for them meanwhile",
+        "buckets and datasets work today; feature sets in S3 are coming. Use the local provider for them meanwhile",
     )
 }
 
 impl Provider for S3Provider {
     fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
-        SchemaResponse { resource_kinds: vec!["bucket".to_owned()], data_kinds: Vec::new() }
+        SchemaResponse { resource_kinds: vec!["bucket".to_owned(), "dataset".to_owned()], data_kinds: Vec::new() }
     }
 
     fn validate(&self, _request: ValidateRequest) -> ValidateResponse {
@@ -424,6 +666,13 @@ impl Provider for S3Provider {
             "bucket" => {
                 let name = text(&request.config, "name").unwrap_or_default();
                 Ok(ReadResponse { state: self.read_bucket(&endpoint, name)?, private: request.private })
+            }
+            "dataset" => {
+                let Some((bucket, prefix)) = text(&request.state, "uri").and_then(split_uri) else {
+                    return Ok(ReadResponse { state: Some(request.state), private: request.private });
+                };
+                let exists = self.prefix_exists(&endpoint, bucket, prefix)?;
+                Ok(ReadResponse { state: exists.then_some(request.state), private: request.private })
             }
             other => Err(unsupported(other)),
         }
@@ -442,12 +691,32 @@ impl Provider for S3Provider {
                 }
                 Ok(PlanResponse { planned_state: planned, ..PlanResponse::default() })
             }
+            "dataset" => match text(&request.config, "source") {
+                Some(source) => mlops_data::plan_local_source(
+                    &request.target.working_directory.join(source),
+                    &request,
+                    configuration_unchanged(&request),
+                ),
+                None => Err(ProviderError::with_help(
+                    "datasets that already live in S3 (`uri =`) are not supported by the s3 provider yet",
+                    "upload them from a local `source`, or use the local provider meanwhile",
+                )),
+            },
             other => Err(unsupported(other)),
         }
     }
 
     fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
         let endpoint = Endpoint::from_config(&request.target.provider_config);
+        if request.target.kind == "dataset" {
+            if request.action == Some(Action::Delete) {
+                if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| text(state, "uri")).and_then(split_uri) {
+                    self.delete_prefix(&endpoint, bucket, prefix)?;
+                }
+                return Ok(ApplyResponse::default());
+            }
+            return self.apply_dataset(&endpoint, &request, context);
+        }
         if request.target.kind != "bucket" {
             return Err(unsupported(&request.target.kind));
         }

@@ -1,4 +1,4 @@
-//! Dataset files: content hashing, reading rows (CSV, JSON Lines and
+//! Dataset files, for every provider that stores data: content hashing, reading rows (CSV, JSON Lines and
 //! Parquet), typing them by the declared schema, and validating them
 //! against it.
 
@@ -7,8 +7,64 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use mlops_provider_api::{ProviderError, ProviderResult};
+use mlops_provider_api::{Attributes, PlanRequest, PlanResponse, ProviderError, ProviderResult};
 use serde_json::Value as Json;
+
+/// Plans a dataset whose data is the local files at `location`. Its version
+/// is their content hash, re-computed only when a file's size or modification
+/// time changed since the last apply; a new version is the reason for an
+/// update. `unchanged_config` says whether the configuration is what was
+/// applied. The row count and the stored location are known after apply.
+pub fn plan_local_source(location: &Path, request: &PlanRequest, unchanged_config: bool) -> ProviderResult<PlanResponse> {
+    let files = data_files(location)?;
+    if files.is_empty() {
+        return Err(ProviderError::with_help(
+            format!("`{}` holds no data files", location.display()),
+            "add the data, or point `source` at it",
+        ));
+    }
+    let stamp = stamp(location, &files)?;
+    let prior_version = request.prior_state.as_ref().and_then(|state| state.get("version")).and_then(Json::as_str).map(str::to_owned);
+    let version = match (&prior_version, request.prior_private.get("stamp")) {
+        (Some(version), Some(prior_stamp)) if *prior_stamp == stamp => version.clone(),
+        _ => content_hash(location, &files)?.0,
+    };
+    let size: u64 = files.iter().filter_map(|file| fs::metadata(file).ok()).map(|metadata| metadata.len()).sum();
+    let mut response = PlanResponse { private: serde_json::json!({ "stamp": stamp }), ..PlanResponse::default() };
+    if let (Some(prior), Some(prior_version)) = (&request.prior_state, &prior_version) {
+        if *prior_version == version && unchanged_config {
+            response.planned_state = prior.clone();
+            return Ok(response);
+        }
+        if *prior_version != version {
+            response.update_reasons.push(format!(
+                "its data changed: version {} -> {}",
+                short_version(prior_version),
+                short_version(&version)
+            ));
+        }
+    }
+    let mut planned = Attributes::new();
+    planned.insert("version".into(), Json::String(version));
+    planned.insert("size_bytes".into(), serde_json::json!(size));
+    response.planned_state = planned;
+    response.unknown = vec![vec!["row_count".into()], vec!["uri".into()]];
+    Ok(response)
+}
+
+/// `b3:4f1a2b3c…` for messages.
+pub fn short_version(version: &str) -> String {
+    match version.split_once(':') {
+        Some((scheme, hash)) if hash.len() > 12 => format!("{scheme}:{}…", &hash[..8]),
+        _ => version.to_owned(),
+    }
+}
+
+/// The first 32 hex digits of a content version: the name of its storage folder.
+pub fn short_hash(version: &str) -> &str {
+    let hash = version.strip_prefix("b3:").unwrap_or(version);
+    &hash[..hash.len().min(32)]
+}
 
 /// The data files under `path` (itself, if a file), sorted, hidden files skipped.
 pub fn data_files(path: &Path) -> ProviderResult<Vec<PathBuf>> {
