@@ -8,7 +8,6 @@ mod support;
 
 use std::fs;
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -536,29 +535,7 @@ fn markdown_plans_fit_a_pull_request_comment() {
     assert!(text.trim_end().ends_with("Run `mlops plan` to see all of it._"), "{text}");
 }
 
-/// Writes a Parquet file with an optional int64 column `age` and a required
-/// double column `amount`.
-fn write_parquet(path: &Path, ages: &[Option<i64>], amounts: &[f64]) {
-    use parquet::data_type::{DoubleType, Int64Type};
-    use parquet::file::properties::WriterProperties;
-    use parquet::file::writer::SerializedFileWriter;
-    let schema = std::sync::Arc::new(
-        parquet::schema::parser::parse_message_type("message rows { OPTIONAL INT64 age; REQUIRED DOUBLE amount; }").unwrap(),
-    );
-    let file = fs::File::create(path).unwrap();
-    let mut writer = SerializedFileWriter::new(file, schema, std::sync::Arc::new(WriterProperties::builder().build())).unwrap();
-    let mut group = writer.next_row_group().unwrap();
-    let mut column = group.next_column().unwrap().unwrap();
-    let values: Vec<i64> = ages.iter().flatten().copied().collect();
-    let levels: Vec<i16> = ages.iter().map(|age| i16::from(age.is_some())).collect();
-    column.typed::<Int64Type>().write_batch(&values, Some(&levels), None).unwrap();
-    column.close().unwrap();
-    let mut column = group.next_column().unwrap().unwrap();
-    column.typed::<DoubleType>().write_batch(amounts, None, None).unwrap();
-    column.close().unwrap();
-    group.close().unwrap();
-    writer.close().unwrap();
-}
+use mlops_data::testing::write_parquet;
 
 #[test]
 fn parquet_datasets_are_validated_and_feed_features() {

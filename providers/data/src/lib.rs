@@ -52,6 +52,17 @@ pub fn plan_local_source(location: &Path, request: &PlanRequest, unchanged_confi
     Ok(response)
 }
 
+/// A name safe in paths and object keys for a resource address:
+/// `module.a.dataset.b["x"]` becomes `module.a.dataset.b.x`.
+pub fn storage_name(address: &str) -> String {
+    address
+        .chars()
+        .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '.' | '-' | '_') { character } else { '_' })
+        .collect::<String>()
+        .trim_matches('_')
+        .to_owned()
+}
+
 /// `b3:4f1a2b3c…` for messages.
 pub fn short_version(version: &str) -> String {
     match version.split_once(':') {
@@ -445,6 +456,37 @@ pub fn read_text(path: &Path) -> ProviderResult<String> {
     Ok(text)
 }
 
+/// Helpers for tests of providers and of the engine that need data files.
+/// They panic on failure, as test helpers do; nothing else uses them.
+pub mod testing {
+    use std::fs;
+    use std::path::Path;
+
+    /// Writes a Parquet file with an optional int64 column `age` and a
+    /// required double column `amount`.
+    pub fn write_parquet(path: &Path, ages: &[Option<i64>], amounts: &[f64]) {
+        use parquet::data_type::{DoubleType, Int64Type};
+        use parquet::file::properties::WriterProperties;
+        use parquet::file::writer::SerializedFileWriter;
+        let schema = std::sync::Arc::new(
+            parquet::schema::parser::parse_message_type("message rows { OPTIONAL INT64 age; REQUIRED DOUBLE amount; }").unwrap(),
+        );
+        let file = fs::File::create(path).unwrap();
+        let mut writer = SerializedFileWriter::new(file, schema, std::sync::Arc::new(WriterProperties::builder().build())).unwrap();
+        let mut group = writer.next_row_group().unwrap();
+        let mut column = group.next_column().unwrap().unwrap();
+        let values: Vec<i64> = ages.iter().flatten().copied().collect();
+        let levels: Vec<i16> = ages.iter().map(|age| i16::from(age.is_some())).collect();
+        column.typed::<Int64Type>().write_batch(&values, Some(&levels), None).unwrap();
+        column.close().unwrap();
+        let mut column = group.next_column().unwrap().unwrap();
+        column.typed::<DoubleType>().write_batch(amounts, None, None).unwrap();
+        column.close().unwrap();
+        group.close().unwrap();
+        writer.close().unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,29 +517,7 @@ mod tests {
         assert!(error.to_string().contains("line 2, column `amount`: -1 is below the minimum 0"), "{error}");
     }
 
-    /// Writes a Parquet file with an optional int64 column `age` and a
-    /// required double column `amount`.
-    fn write_parquet(path: &Path, ages: &[Option<i64>], amounts: &[f64]) {
-        use parquet::data_type::{DoubleType, Int64Type};
-        use parquet::file::properties::WriterProperties;
-        use parquet::file::writer::SerializedFileWriter;
-        let schema = std::sync::Arc::new(
-            parquet::schema::parser::parse_message_type("message rows { OPTIONAL INT64 age; REQUIRED DOUBLE amount; }").unwrap(),
-        );
-        let file = fs::File::create(path).unwrap();
-        let mut writer = SerializedFileWriter::new(file, schema, std::sync::Arc::new(WriterProperties::builder().build())).unwrap();
-        let mut group = writer.next_row_group().unwrap();
-        let mut column = group.next_column().unwrap().unwrap();
-        let values: Vec<i64> = ages.iter().flatten().copied().collect();
-        let levels: Vec<i16> = ages.iter().map(|age| i16::from(age.is_some())).collect();
-        column.typed::<Int64Type>().write_batch(&values, Some(&levels), None).unwrap();
-        column.close().unwrap();
-        let mut column = group.next_column().unwrap().unwrap();
-        column.typed::<DoubleType>().write_batch(amounts, None, None).unwrap();
-        column.close().unwrap();
-        group.close().unwrap();
-        writer.close().unwrap();
-    }
+    use crate::testing::write_parquet;
 
     #[test]
     fn parquet_rows_are_read_and_checked_against_the_schema() {

@@ -63,12 +63,7 @@ fn path_of_uri(target: &Target, uri: &str) -> PathBuf {
 
 /// A file-system-safe name for an address: `module.a.dataset.b["x"]` -> `module.a.dataset.b.x`.
 fn slug(address: &str) -> String {
-    address
-        .chars()
-        .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '.' | '-' | '_') { character } else { '_' })
-        .collect::<String>()
-        .trim_matches('_')
-        .to_owned()
+    mlops_data::storage_name(address)
 }
 
 fn short_hash(version: &str) -> &str {

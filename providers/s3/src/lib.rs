@@ -416,12 +416,7 @@ fn part_size() -> u64 {
 const PARALLEL_PARTS: usize = 8;
 
 fn slug(address: &str) -> String {
-    address
-        .chars()
-        .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '.' | '-' | '_') { character } else { '_' })
-        .collect::<String>()
-        .trim_matches('_')
-        .to_owned()
+    mlops_data::storage_name(address)
 }
 
 impl S3Provider {
