@@ -160,3 +160,33 @@ fn large_files_go_up_in_parallel_parts() {
     let key = format!("/multipart-lake/{}events.csv", uri.trim_start_matches("s3://multipart-lake/"));
     assert_eq!(raw_request(&endpoint, "HEAD", &key, ""), 200);
 }
+
+#[test]
+fn data_already_in_s3_is_versioned_by_its_listing() {
+    let Some(endpoint) = endpoint() else { return };
+    let workspace = s3_workspace(&endpoint, "external");
+    workspace.apply(&[]);
+    // Data someone else writes into the bucket.
+    assert_eq!(raw_request(&endpoint, "PUT", "/external-lake/raw/2026-11-01.csv", "a,b\n1,2\n"), 200);
+    assert_eq!(raw_request(&endpoint, "PUT", "/external-lake/raw/2026-11-02.csv", "a,b\n3,4\n"), 200);
+    workspace.write(
+        "raw.mlops.hcl",
+        "dataset \"raw\" {\n  provider = s3\n  uri      = \"s3://external-lake/raw/\"\n  format   = \"csv\"\n}\n\noutput \"raw_version\" {\n  value = dataset.raw.version\n}\n",
+    );
+    workspace.apply(&[]);
+    let version = workspace.output("raw_version");
+    assert!(version.starts_with("s3l:"), "{version}");
+
+    // A new object is a new version, found without downloading anything.
+    assert_eq!(raw_request(&endpoint, "PUT", "/external-lake/raw/2026-11-03.csv", "a,b\n5,6\n"), 200);
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.stdout.contains("# dataset.raw will be updated in place\n  #   its objects changed: version s3l:"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_ne!(workspace.output("raw_version"), version);
+
+    // Removing the block forgets the data; it is not mlops's to delete.
+    std::fs::remove_file(workspace.path().join("raw.mlops.hcl")).unwrap();
+    workspace.apply(&[]);
+    assert_eq!(raw_request(&endpoint, "HEAD", "/external-lake/raw/2026-11-01.csv", ""), 200);
+}

@@ -52,6 +52,39 @@ pub fn plan_local_source(location: &Path, request: &PlanRequest, unchanged_confi
     Ok(response)
 }
 
+/// The version of data known only by a listing (key, size and checksum or
+/// ETag of each object), for data that lives in object storage already.
+#[derive(Default)]
+pub struct ListingHasher {
+    entries: Vec<(String, u64, String)>,
+}
+
+impl ListingHasher {
+    pub fn add(&mut self, key: &str, size: u64, checksum: &str) {
+        self.entries.push((key.to_owned(), size, checksum.trim_matches('"').to_owned()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// `s3l:HASH` (the prefix says it comes from a listing, not the bytes) and the total size.
+    pub fn finish(mut self) -> (String, u64) {
+        self.entries.sort();
+        let mut hasher = blake3::Hasher::new();
+        let mut total = 0;
+        for (key, size, checksum) in &self.entries {
+            hasher.update(key.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(&size.to_le_bytes());
+            hasher.update(checksum.as_bytes());
+            hasher.update(&[0]);
+            total += size;
+        }
+        (format!("s3l:{}", hasher.finalize().to_hex()), total)
+    }
+}
+
 /// A name safe in paths and object keys for a resource address:
 /// `module.a.dataset.b["x"]` becomes `module.a.dataset.b.x`.
 pub fn storage_name(address: &str) -> String {

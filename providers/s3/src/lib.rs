@@ -600,10 +600,15 @@ impl S3Provider {
         let target = &request.target;
         let config = &request.config;
         let Some(source) = text(config, "source") else {
-            return Err(ProviderError::with_help(
-                "datasets that already live in S3 (`uri =`) are not supported by the s3 provider yet",
-                "upload them from a local `source`, or use the local provider meanwhile",
-            ));
+            // Data that lives in S3 already: recorded by its listing, never copied.
+            let uri = text(config, "uri").ok_or_else(|| ProviderError::with_help("a dataset needs `source` or `uri`", "add one"))?;
+            let (version, size) = self.listing_version(endpoint, uri)?;
+            let mut state = Attributes::new();
+            state.insert("version".into(), Json::String(version));
+            state.insert("uri".into(), Json::String(uri.to_owned()));
+            state.insert("row_count".into(), Json::Null);
+            state.insert("size_bytes".into(), json!(size));
+            return Ok(ApplyResponse { state, private: json!({ "external": true }) });
         };
         let bucket = config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str).ok_or_else(|| {
             ProviderError::with_help("a dataset on the s3 provider needs `bucket`", "add `bucket = bucket.NAME` with an s3 bucket")
@@ -631,6 +636,74 @@ impl S3Provider {
         state.insert("row_count".into(), json!(row_count));
         state.insert("size_bytes".into(), json!(size));
         Ok(ApplyResponse { state, private: json!({ "stamp": mlops_data::stamp(&location, &files)? }) })
+    }
+}
+
+impl S3Provider {
+    /// The version of data that already lives in S3, from the listing alone
+    /// (keys, sizes and ETags): nothing is downloaded. Returns the version
+    /// and the total size.
+    fn listing_version(&self, endpoint: &Endpoint, uri: &str) -> ProviderResult<(String, u64)> {
+        let (bucket, prefix) = split_uri(uri)
+            .ok_or_else(|| ProviderError::with_help(format!("`{uri}` is not an S3 location"), "write it as s3://BUCKET/PREFIX/"))?;
+        let client = self.client(endpoint);
+        self.block_on(async {
+            let mut hasher = mlops_data::ListingHasher::default();
+            let mut continuation: Option<String> = None;
+            loop {
+                let listing = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(continuation.clone())
+                    .send()
+                    .await
+                    .map_err(|error| failure(endpoint, &format!("list `{uri}`"), &error))?;
+                for object in listing.contents() {
+                    let key = object.key().unwrap_or_default();
+                    hasher.add(
+                        key.strip_prefix(prefix).unwrap_or(key),
+                        object.size().unwrap_or(0).max(0) as u64,
+                        object.e_tag().unwrap_or_default(),
+                    );
+                }
+                match listing.next_continuation_token() {
+                    Some(token) if listing.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
+                    _ => break,
+                }
+            }
+            if hasher.is_empty() {
+                return Err(ProviderError::with_help(
+                    format!("{}: there are no objects under `{uri}`", endpoint.describe()),
+                    "check the dataset's `uri`",
+                ));
+            }
+            Ok(hasher.finish())
+        })
+    }
+
+    fn plan_external_dataset(&self, endpoint: &Endpoint, request: &PlanRequest, uri: &str) -> ProviderResult<PlanResponse> {
+        let (version, size) = self.listing_version(endpoint, uri)?;
+        let mut response = PlanResponse::default();
+        let prior_version = request.prior_state.as_ref().and_then(|state| text(state, "version")).map(str::to_owned);
+        if let (Some(prior), Some(prior_version)) = (&request.prior_state, &prior_version) {
+            if *prior_version == version && configuration_unchanged(request) {
+                response.planned_state = prior.clone();
+                return Ok(response);
+            }
+            if *prior_version != version {
+                response.update_reasons.push(format!(
+                    "its objects changed: version {} -> {}",
+                    mlops_data::short_version(prior_version),
+                    mlops_data::short_version(&version)
+                ));
+            }
+        }
+        response.planned_state.insert("version".into(), Json::String(version));
+        response.planned_state.insert("size_bytes".into(), json!(size));
+        response.planned_state.insert("uri".into(), Json::String(uri.to_owned()));
+        response.planned_state.insert("row_count".into(), Json::Null);
+        Ok(response)
     }
 }
 
@@ -692,10 +765,10 @@ impl Provider for S3Provider {
                     &request,
                     configuration_unchanged(&request),
                 ),
-                None => Err(ProviderError::with_help(
-                    "datasets that already live in S3 (`uri =`) are not supported by the s3 provider yet",
-                    "upload them from a local `source`, or use the local provider meanwhile",
-                )),
+                None => match text(&request.config, "uri") {
+                    Some(uri) => self.plan_external_dataset(&Endpoint::from_config(&request.target.provider_config), &request, uri),
+                    None => Err(ProviderError::with_help("a dataset needs `source` or `uri`", "add one")),
+                },
             },
             other => Err(unsupported(other)),
         }
@@ -705,6 +778,10 @@ impl Provider for S3Provider {
         let endpoint = Endpoint::from_config(&request.target.provider_config);
         if request.target.kind == "dataset" {
             if request.action == Some(Action::Delete) {
+                // Data that lived in S3 before mlops is not mlops's to delete.
+                if request.prior_private.get("external").is_some() || text(&request.config, "source").is_none() {
+                    return Ok(ApplyResponse::default());
+                }
                 if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| text(state, "uri")).and_then(split_uri) {
                     self.delete_prefix(&endpoint, bucket, prefix)?;
                 }
