@@ -25,6 +25,18 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+wait_for_port() {
+    local port="$1" name="$2"
+    for _ in $(seq 1 100); do
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), timeout=1).close()" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "error: $name did not start on port $port" >&2
+    return 1
+}
+
 wait_for_http() {
     local url="$1" name="$2"
     for _ in $(seq 1 100); do
@@ -49,6 +61,21 @@ pids+=("$!")
 wait_for_http "http://127.0.0.1:$moto_port/" "moto server"
 export MLOPS_TEST_S3_ENDPOINT="http://127.0.0.1:$moto_port"
 echo "moto server on $MLOPS_TEST_S3_ENDPOINT"
+
+# s3s-fs: checks SigV4 signatures (a wrong secret is refused); core S3 only.
+if [ ! -x "$cache/s3s/bin/s3s-fs" ]; then
+    cargo install s3s-fs@0.14.1 --features binary --locked --root "$cache/s3s"
+fi
+s3s_port="$(free_port)"
+rm -rf "$cache/s3s-data" && mkdir -p "$cache/s3s-data"
+export MLOPS_TEST_S3S_ACCESS_KEY="mlops-test-key"
+export MLOPS_TEST_S3S_SECRET_KEY="mlops-test-secret"
+"$cache/s3s/bin/s3s-fs" --host 127.0.0.1 --port "$s3s_port" \
+    --access-key "$MLOPS_TEST_S3S_ACCESS_KEY" --secret-key "$MLOPS_TEST_S3S_SECRET_KEY" "$cache/s3s-data" > "$cache/s3s.log" 2>&1 &
+pids+=("$!")
+wait_for_port "$s3s_port" "s3s-fs"
+export MLOPS_TEST_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
+echo "s3s-fs on $MLOPS_TEST_S3S_ENDPOINT"
 
 echo "== format"
 cargo fmt --all -- --check

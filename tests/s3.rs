@@ -20,6 +20,21 @@ fn endpoint() -> Option<String> {
     }
 }
 
+/// The s3s-fs endpoint and its keys, with the same rules as [`endpoint`].
+fn signing_server() -> Option<(String, String, String)> {
+    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    match (variable("MLOPS_TEST_S3S_ENDPOINT"), variable("MLOPS_TEST_S3S_ACCESS_KEY"), variable("MLOPS_TEST_S3S_SECRET_KEY")) {
+        (Some(endpoint), Some(key), Some(secret)) => Some((endpoint, key, secret)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("MLOPS_TEST_S3S_ENDPOINT is not set: run the tests with ./scripts/test.sh, which starts s3s-fs")
+        }
+        _ => {
+            eprintln!("NOTE: MLOPS_TEST_S3S_ENDPOINT is not set, so this S3 test checks nothing; ./scripts/test.sh starts s3s-fs");
+            None
+        }
+    }
+}
+
 /// A copy of examples/s3 with its own bucket name, pointed at the server.
 fn s3_workspace(endpoint: &str, team: &str) -> Workspace {
     let mut workspace = Workspace::copy_of("examples/s3");
@@ -189,4 +204,35 @@ fn data_already_in_s3_is_versioned_by_its_listing() {
     std::fs::remove_file(workspace.path().join("raw.mlops.hcl")).unwrap();
     workspace.apply(&[]);
     assert_eq!(raw_request(&endpoint, "HEAD", "/external-lake/raw/2026-11-01.csv", ""), 200);
+}
+
+#[test]
+fn signatures_are_checked_and_a_wrong_secret_is_one_clear_error() {
+    let Some((endpoint, key, secret)) = signing_server() else { return };
+    let mut workspace = Workspace::copy_of("tests/cases/s3-plain");
+    workspace.variables = vec![format!("s3_endpoint={endpoint}")];
+    workspace.environment = vec![("AWS_ACCESS_KEY_ID".into(), key.clone()), ("AWS_SECRET_ACCESS_KEY".into(), "not-the-secret".into())];
+    let refused = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(&format!("S3 at {endpoint} refused to create bucket `plain-bucket`: SignatureDoesNotMatch")),
+        "{}",
+        refused.all()
+    );
+    assert!(refused.stderr.contains("check the credentials mlops finds in the standard AWS chain"), "{}", refused.all());
+    assert!(!refused.all().contains("not-the-secret") && !refused.all().contains(&secret), "a secret was printed:\n{}", refused.all());
+
+    workspace.environment[1].1 = secret;
+    let apply = workspace.apply(&[]);
+    assert!(apply.stderr.contains("dataset.numbers: 1 file(s) uploaded"), "{}", apply.all());
+
+    // The store has no versioning: asking for it is a clear error, not a silent no-op.
+    let versioned = workspace.run(&["apply", "--auto-approve", "-var", "versioning=true"]);
+    assert_eq!(versioned.code, 1, "{}", versioned.all());
+    assert!(
+        versioned.stderr.contains(&format!("S3 at {endpoint} does not support bucket versioning, which bucket `plain-bucket` asks for")),
+        "{}",
+        versioned.all()
+    );
+    workspace.assert_no_changes(&[]);
 }

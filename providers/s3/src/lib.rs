@@ -155,6 +155,19 @@ fn service_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&s
     }
 }
 
+/// Whether the store does not implement the operation at all.
+fn not_implemented<E: ProvideErrorMetadata>(error: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    service_code(error) == Some("NotImplemented") || error.raw_response().is_some_and(|raw| raw.status().as_u16() == 501)
+}
+
+/// The message for a setting the store cannot keep.
+fn unsupported_setting(endpoint: &Endpoint, name: &str, setting: &str) -> ProviderError {
+    ProviderError::with_help(
+        format!("{} does not support bucket {setting}, which bucket `{name}` asks for", endpoint.describe()),
+        format!("remove the bucket's {setting} from the configuration, or use a store that supports it"),
+    )
+}
+
 fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
     config.get(name).and_then(Json::as_str)
 }
@@ -177,16 +190,16 @@ impl S3Provider {
                 }
                 Err(error) => return Err(failure(endpoint, &format!("read bucket `{name}`"), &error)),
             }
-            let versioning = client
-                .get_bucket_versioning()
-                .bucket(name)
-                .send()
-                .await
-                .map_err(|error| failure(endpoint, &format!("read the versioning of `{name}`"), &error))?;
-            let versioning = versioning.status() == Some(&BucketVersioningStatus::Enabled);
+            // Stores without a feature (some S3-compatible servers answer
+            // 501 NotImplemented) read as that feature being off.
+            let versioning = match client.get_bucket_versioning().bucket(name).send().await {
+                Ok(versioning) => versioning.status() == Some(&BucketVersioningStatus::Enabled),
+                Err(error) if not_implemented(&error) => false,
+                Err(error) => return Err(failure(endpoint, &format!("read the versioning of `{name}`"), &error)),
+            };
             let tags = match client.get_bucket_tagging().bucket(name).send().await {
                 Ok(tagging) => tagging.tag_set().iter().map(|tag| (tag.key().to_owned(), Json::String(tag.value().to_owned()))).collect(),
-                Err(error) if service_code(&error) == Some("NoSuchTagSet") => serde_json::Map::new(),
+                Err(error) if service_code(&error) == Some("NoSuchTagSet") || not_implemented(&error) => serde_json::Map::new(),
                 Err(error) => return Err(failure(endpoint, &format!("read the tags of `{name}`"), &error)),
             };
             let rules = match client.get_bucket_lifecycle_configuration().bucket(name).send().await {
@@ -199,7 +212,7 @@ impl S3Provider {
                         json!({ "expire_days": rule.expiration().and_then(LifecycleExpiration::days), "prefix": prefix })
                     })
                     .collect(),
-                Err(error) if service_code(&error) == Some("NoSuchLifecycleConfiguration") => Vec::new(),
+                Err(error) if service_code(&error) == Some("NoSuchLifecycleConfiguration") || not_implemented(&error) => Vec::new(),
                 Err(error) => return Err(failure(endpoint, &format!("read the lifecycle rules of `{name}`"), &error)),
             };
             let mut state = Attributes::new();
@@ -248,16 +261,21 @@ impl S3Provider {
                     .versioning_configuration(VersioningConfiguration::builder().status(status).build())
                     .send()
                     .await
-                    .map_err(|error| failure(endpoint, &format!("set the versioning of `{name}`"), &error))?;
+                    .map_err(|error| {
+                        if not_implemented(&error) {
+                            unsupported_setting(endpoint, name, "versioning")
+                        } else {
+                            failure(endpoint, &format!("set the versioning of `{name}`"), &error)
+                        }
+                    })?;
             }
             if tags.is_empty() {
                 if prior.and_then(|prior| prior.get("tags")).and_then(Json::as_object).is_none_or(|tags| !tags.is_empty()) {
-                    client
-                        .delete_bucket_tagging()
-                        .bucket(name)
-                        .send()
-                        .await
-                        .map_err(|error| failure(endpoint, &format!("remove the tags of `{name}`"), &error))?;
+                    match client.delete_bucket_tagging().bucket(name).send().await {
+                        Ok(_) => {}
+                        Err(error) if not_implemented(&error) => {}
+                        Err(error) => return Err(failure(endpoint, &format!("remove the tags of `{name}`"), &error)),
+                    }
                 }
             } else {
                 let tag_set = tags
@@ -271,16 +289,21 @@ impl S3Provider {
                     .tagging(Tagging::builder().set_tag_set(Some(tag_set)).build().map_err(build_failed)?)
                     .send()
                     .await
-                    .map_err(|error| failure(endpoint, &format!("tag `{name}`"), &error))?;
+                    .map_err(|error| {
+                        if not_implemented(&error) {
+                            unsupported_setting(endpoint, name, "tags")
+                        } else {
+                            failure(endpoint, &format!("tag `{name}`"), &error)
+                        }
+                    })?;
             }
             if rules.is_empty() {
                 if prior.and_then(|prior| prior.get("lifecycle_rule")).and_then(Json::as_array).is_none_or(|rules| !rules.is_empty()) {
-                    client
-                        .delete_bucket_lifecycle()
-                        .bucket(name)
-                        .send()
-                        .await
-                        .map_err(|error| failure(endpoint, &format!("remove the lifecycle rules of `{name}`"), &error))?;
+                    match client.delete_bucket_lifecycle().bucket(name).send().await {
+                        Ok(_) => {}
+                        Err(error) if not_implemented(&error) => {}
+                        Err(error) => return Err(failure(endpoint, &format!("remove the lifecycle rules of `{name}`"), &error)),
+                    }
                 }
             } else {
                 let rules = rules
@@ -302,7 +325,13 @@ impl S3Provider {
                     .lifecycle_configuration(BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(build_failed)?)
                     .send()
                     .await
-                    .map_err(|error| failure(endpoint, &format!("set the lifecycle rules of `{name}`"), &error))?;
+                    .map_err(|error| {
+                        if not_implemented(&error) {
+                            unsupported_setting(endpoint, name, "lifecycle rules")
+                        } else {
+                            failure(endpoint, &format!("set the lifecycle rules of `{name}`"), &error)
+                        }
+                    })?;
             }
             Ok(())
         })
