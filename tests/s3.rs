@@ -236,3 +236,21 @@ fn signatures_are_checked_and_a_wrong_secret_is_one_clear_error() {
     );
     workspace.assert_no_changes(&[]);
 }
+
+#[test]
+fn local_features_and_training_read_data_stored_in_s3() {
+    let Some(endpoint) = endpoint() else { return };
+    let mut workspace = Workspace::copy_of("tests/cases/s3-to-local");
+    workspace.environment = vec![("AWS_ACCESS_KEY_ID".into(), "testing".into()), ("AWS_SECRET_ACCESS_KEY".into(), "testing".into())];
+    workspace.variables = vec![format!("s3_endpoint={endpoint}")];
+    let apply = workspace.apply(&[]);
+    assert!(
+        apply.stderr.contains("feature_set.doubled: staged dataset.numbers from s3://staging-lake/datasets/dataset.numbers/"),
+        "{}",
+        apply.all()
+    );
+    let metrics: serde_json::Value = serde_json::from_str(&workspace.run(&["output", "metrics", "--json"]).stdout).unwrap();
+    assert_eq!(metrics["raw_rows"], 3.0, "{metrics}");
+    assert_eq!(metrics["feature_rows"], 3.0, "{metrics}");
+    assert_eq!(metrics["twice_sum"], 13.0, "{metrics}");
+}

@@ -100,9 +100,15 @@ impl BodyChecker<'_> {
                 _ => self.eval_in(&attribute.value, attribute_schema.context.as_deref()),
             };
             let value = self.check_value(&attribute.value, value, attribute_schema);
-            if self.deferred.is_some() && !value.is_wholly_known() {
+            // Gates are decided on apply, against the run apply produces.
+            let in_gate = self.path.first().map(String::as_str) == Some("gate") && name == "condition";
+            if self.deferred.is_some() && (!value.is_wholly_known() || in_gate) {
                 let context = self.context_for(attribute_schema.context.as_deref());
-                let text = crate::residual::residual(&attribute.value, self.scope, &context, self.schemas);
+                let text = if in_gate {
+                    crate::residual::residual_keeping_references(&attribute.value, self.scope, &context, self.schemas)
+                } else {
+                    crate::residual::residual(&attribute.value, self.scope, &context, self.schemas)
+                };
                 let mut path = self.path.clone();
                 path.push(name.to_owned());
                 if let Some(deferred) = self.deferred.as_mut() {

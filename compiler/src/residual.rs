@@ -25,7 +25,17 @@ use crate::value::{format_number, ResourceValue, Value};
 /// The residual text of `expr` in `scope` and `context`.
 pub fn residual(expr: &Expr, scope: &Scope, context: &Context, schemas: &'static Schemas) -> String {
     let mut out = String::new();
-    Printer { scope, context, schemas }.print(expr, &mut out);
+    Printer { scope, context, schemas, keep_references: false }.print(expr, &mut out);
+    out
+}
+
+/// Like [`residual`], but references to resources stay symbolic even when
+/// their values are known. A gate's condition is decided on apply, against
+/// the run that apply produces, and its text must not change just because
+/// the current run's metrics are known.
+pub fn residual_keeping_references(expr: &Expr, scope: &Scope, context: &Context, schemas: &'static Schemas) -> String {
+    let mut out = String::new();
+    Printer { scope, context, schemas, keep_references: true }.print(expr, &mut out);
     out
 }
 
@@ -33,10 +43,27 @@ struct Printer<'a> {
     scope: &'a Scope,
     context: &'a Context,
     schemas: &'static Schemas,
+    keep_references: bool,
+}
+
+/// Whether `expr` refers to a resource, data source or module output.
+fn refers_to_resources(expr: &Expr, schemas: &Schemas) -> bool {
+    let mut found = false;
+    expr.walk(&mut |node| {
+        if let ExprKind::Variable(name) = &node.kind {
+            if schemas.resources.contains_key(name) || name == "data" || name == "module" {
+                found = true;
+            }
+        }
+    });
+    found
 }
 
 impl Printer<'_> {
     fn known(&self, expr: &Expr) -> Option<Value> {
+        if self.keep_references && refers_to_resources(expr, self.schemas) {
+            return None;
+        }
         let mut scratch = Diagnostics::default();
         let value = Evaluator::new(self.scope, self.context, self.schemas, &mut scratch).eval(expr);
         (scratch.is_empty() && value.is_wholly_known() && !value.contains_sensitive() && !contains_resource(&value)).then_some(value)
@@ -371,6 +398,24 @@ mod tests {
         attributes.insert("metrics".to_owned(), Value::Map(metrics));
         bindings.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", attributes));
         assert_eq!(evaluate_residual(&text, &bindings), Ok(Value::Bool(true)));
+    }
+
+    #[test]
+    fn gates_keep_their_references_even_when_the_values_are_known() {
+        let mut scope = Scope { declared_variables: vec!["min".into()], ..Scope::default() };
+        scope.variables.insert("min".into(), Value::Number(0.75));
+        scope.declared_resources.insert("training".into(), vec!["fraud".into()]);
+        let mut metrics = BTreeMap::new();
+        metrics.insert("auc".to_owned(), Value::Number(0.9));
+        let mut attributes = BTreeMap::new();
+        attributes.insert("metrics".to_owned(), Value::Map(metrics));
+        scope.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", attributes));
+        let expr = parse("training.fraud.metrics.auc >= var.min");
+        assert_eq!(residual(&expr, &scope, &Context::default(), Schemas::standard()), "true");
+        assert_eq!(
+            residual_keeping_references(&expr, &scope, &Context::default(), Schemas::standard()),
+            "training.fraud.metrics.auc >= 0.75"
+        );
     }
 
     #[test]

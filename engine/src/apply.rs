@@ -149,6 +149,48 @@ impl ApplyContext for Context<'_> {
     fn row_evaluator(&self) -> &dyn RowEvaluator {
         &LanguageRowEvaluator
     }
+
+    fn fetch(&self, uri: &str, destination: &std::path::Path) -> Result<(), ProviderError> {
+        // The input this resource refers to that has this uri, and the
+        // provider (and configuration) that stored it.
+        let owner = {
+            let state = self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.change
+                .depends_on
+                .iter()
+                .filter_map(|address| state.resources.get(address))
+                .find(|record| record.state.get("uri").and_then(Json::as_str) == Some(uri))
+                .cloned()
+        };
+        let Some(owner) = owner else {
+            return Err(ProviderError::failed(format!("{} does not refer to anything stored at `{uri}`", self.change.address)));
+        };
+        let provider = self.shared.providers.get(&owner.provider).map_err(ProviderError::failed)?;
+        let key = crate::plan::provider_key(&owner.provider, owner.provider_alias.as_deref());
+        let target = Target {
+            address: owner.address.clone(),
+            kind: owner.kind.clone(),
+            is_data: owner.is_data,
+            provider_config: self
+                .shared
+                .plan
+                .provider_configurations
+                .get(&key)
+                .map(|configuration| configuration.config.clone())
+                .unwrap_or_default(),
+            working_directory: self.change.working_directory.clone(),
+            data_directory: self.shared.plan.data_directory.clone(),
+        };
+        let response =
+            provider.fetch(mlops_provider_api::FetchRequest { target, uri: uri.to_owned(), destination: destination.to_path_buf() })?;
+        self.progress(&format!(
+            "staged {} from {uri} ({} copied, {} already here)",
+            owner.address,
+            response.copied,
+            response.files - response.copied
+        ));
+        Ok(())
+    }
 }
 
 /// A record for work started on a resource that has none yet: it only

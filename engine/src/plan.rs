@@ -736,8 +736,17 @@ impl PlanResolver for Planner<'_> {
         } else {
             change.after = Some(after);
         }
-        let values =
-            values.into_iter().filter(|(name, _)| schema.body.attributes.get(name).is_some_and(|attribute| attribute.computed)).collect();
+        // Computed attributes, and what a run reports (its metrics).
+        let values = values
+            .into_iter()
+            .filter(|(name, _)| {
+                schema
+                    .body
+                    .attributes
+                    .get(name)
+                    .is_some_and(|attribute| attribute.computed || attribute.reads_as.as_deref() == Some("metrics"))
+            })
+            .collect();
         self.changes.push(change);
         values
     }

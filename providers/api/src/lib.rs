@@ -208,6 +208,21 @@ pub struct ApplyResponse {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// The configuration of the provider that stored the data.
+    pub target: Target,
+    pub uri: String,
+    pub destination: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FetchResponse {
+    /// How many files were copied (files already there are skipped).
+    pub copied: usize,
+    pub files: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImportRequest {
     pub target: Target,
     /// The provider's own identifier for the existing object.
@@ -245,6 +260,11 @@ pub trait ApplyContext: Send + Sync {
     /// with [`ProviderError::Interrupted`] after recording their handle.
     fn interrupted(&self) -> bool;
     fn row_evaluator(&self) -> &dyn RowEvaluator;
+    /// Copies the data at `uri` (the `uri` of an input this resource refers
+    /// to, such as `s3://bucket/datasets/...`) into the local directory
+    /// `destination`, through the provider that stored it. This is how a
+    /// local training reads a dataset that lives in object storage.
+    fn fetch(&self, uri: &str, destination: &std::path::Path) -> ProviderResult<()>;
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -289,6 +309,12 @@ pub trait Provider: Send + Sync {
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse>;
     fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse>;
     fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse>;
+
+    /// Copies the objects at `request.uri` into `request.destination`.
+    /// Providers that store data implement it; the default says they do not.
+    fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
+        Err(ProviderError::failed(format!("the data at `{}` cannot be read from this provider", request.uri)))
+    }
 }
 
 /// The `identity` of a resource: the attribute whose change means "a new

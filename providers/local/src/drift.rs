@@ -15,7 +15,7 @@ pub fn compute(target: &Target, config: &serde_json::Map<String, Json>) -> Provi
     let threshold = config.get("threshold").and_then(Json::as_f64).unwrap_or(0.2);
     let reference = config.get("reference").cloned().unwrap_or(Json::Null);
     let mut reference_values: BTreeMap<String, Vec<Json>> = BTreeMap::new();
-    crate::dataset_rows(target, &reference, |row| {
+    crate::dataset_rows(target, &reference, None, |row| {
         for column in &columns {
             reference_values.entry(column.clone()).or_default().push(row.get(column).cloned().unwrap_or(Json::Null));
         }

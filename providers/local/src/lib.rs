@@ -464,10 +464,43 @@ fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
 }
 
 /// The rows of a resolved dataset reference, typed by its schema.
-fn dataset_rows(target: &Target, dataset: &Json, mut visit: impl FnMut(data::Row) -> ProviderResult<()>) -> ProviderResult<usize> {
+/// A local directory holding the data at `uri`: the data itself when it is
+/// on this machine, else a copy staged (once) through the provider that
+/// stored it, under `staged/`.
+fn local_copy(target: &Target, uri: &str, context: Option<&dyn ApplyContext>) -> ProviderResult<PathBuf> {
+    if uri.starts_with("local://") || uri.starts_with("file://") || !uri.contains("://") {
+        return Ok(path_of_uri(target, uri));
+    }
+    let staged = root(target).join("staged").join(&blake3::hash(uri.as_bytes()).to_hex()[..32]);
+    // The uri names one immutable version: staged once, reused after.
+    if staged.is_dir() {
+        return Ok(staged);
+    }
+    let Some(context) = context else {
+        return Err(ProviderError::with_help(
+            format!("`{uri}` is not on this machine, and it cannot be fetched here"),
+            "monitors on the local provider read local data; use a local dataset as the reference",
+        ));
+    };
+    // Fetched into a fresh directory, renamed into place when complete.
+    let incoming = staged.with_extension(format!("incoming-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&incoming);
+    fs::create_dir_all(&incoming).map_err(|error| io_failed("create", &incoming, error))?;
+    context.fetch(uri, &incoming)?;
+    let _ = fs::remove_dir_all(&staged);
+    fs::rename(&incoming, &staged).map_err(|error| io_failed("stage", &staged, error))?;
+    Ok(staged)
+}
+
+fn dataset_rows(
+    target: &Target,
+    dataset: &Json,
+    context: Option<&dyn ApplyContext>,
+    mut visit: impl FnMut(data::Row) -> ProviderResult<()>,
+) -> ProviderResult<usize> {
     let attributes = dataset.as_object().cloned().unwrap_or_default();
     let uri = text(&attributes, "uri").ok_or_else(|| failed("the dataset has no stored data yet"))?;
-    let location = path_of_uri(target, uri);
+    let location = local_copy(target, uri, context)?;
     let files = data::data_files(&location)?;
     let format = text(&attributes, "format").unwrap_or("csv");
     let columns = data::columns_of(&attributes);
@@ -492,7 +525,7 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
     let mut output = Vec::new();
     let mut line_number = 0usize;
     context.progress(&format!("computing {} feature(s)", compiled.len()));
-    let row_count = dataset_rows(target, &dataset, |row| {
+    let row_count = dataset_rows(target, &dataset, Some(context), |row| {
         line_number += 1;
         let mut out = serde_json::Map::new();
         if let Some(entity) = &entity {
@@ -677,7 +710,8 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             }
             for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
                 let uri = input.get("uri").and_then(Json::as_str).ok_or_else(|| failed(format!("input `{name}` has no stored data")))?;
-                environment.push((format!("MLOPS_INPUT_{}", name.to_uppercase()), path_of_uri(target, uri).to_string_lossy().into_owned()));
+                let staged = local_copy(target, uri, Some(context))?;
+                environment.push((format!("MLOPS_INPUT_{}", name.to_uppercase()), staged.to_string_lossy().into_owned()));
             }
             for (name, value) in config.get("env").and_then(Json::as_object).into_iter().flatten() {
                 environment.push((name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));

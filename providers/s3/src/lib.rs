@@ -587,41 +587,23 @@ impl S3Provider {
     fn delete_prefix(&self, endpoint: &Endpoint, bucket: &str, prefix: &str) -> ProviderResult<()> {
         let client = self.client(endpoint);
         self.block_on(async {
-            let mut continuation: Option<String> = None;
-            loop {
-                let listing = match client
-                    .list_objects_v2()
+            let Some(objects) = list_all(&client, endpoint, bucket, prefix).await? else { return Ok(()) };
+            let identifiers = objects
+                .iter()
+                .filter_map(|object| object.key())
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(build_failed)?;
+            for chunk in identifiers.chunks(1000) {
+                client
+                    .delete_objects()
                     .bucket(bucket)
-                    .prefix(prefix)
-                    .set_continuation_token(continuation.clone())
+                    .delete(Delete::builder().set_objects(Some(chunk.to_vec())).quiet(true).build().map_err(build_failed)?)
                     .send()
                     .await
-                {
-                    Ok(listing) => listing,
-                    Err(error) if service_code(&error) == Some("NoSuchBucket") => return Ok(()),
-                    Err(error) => return Err(failure(endpoint, &format!("list `{prefix}` in `{bucket}`"), &error)),
-                };
-                let objects = listing
-                    .contents()
-                    .iter()
-                    .filter_map(|object| object.key())
-                    .map(|key| ObjectIdentifier::builder().key(key).build())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(build_failed)?;
-                if !objects.is_empty() {
-                    client
-                        .delete_objects()
-                        .bucket(bucket)
-                        .delete(Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(build_failed)?)
-                        .send()
-                        .await
-                        .map_err(|error| failure(endpoint, &format!("delete `{prefix}` in `{bucket}`"), &error))?;
-                }
-                match listing.next_continuation_token() {
-                    Some(token) if listing.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
-                    _ => return Ok(()),
-                }
+                    .map_err(|error| failure(endpoint, &format!("delete `{prefix}` in `{bucket}`"), &error))?;
             }
+            Ok(())
         })
     }
 
@@ -678,28 +660,13 @@ impl S3Provider {
         let client = self.client(endpoint);
         self.block_on(async {
             let mut hasher = mlops_data::ListingHasher::default();
-            let mut continuation: Option<String> = None;
-            loop {
-                let listing = client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .set_continuation_token(continuation.clone())
-                    .send()
-                    .await
-                    .map_err(|error| failure(endpoint, &format!("list `{uri}`"), &error))?;
-                for object in listing.contents() {
-                    let key = object.key().unwrap_or_default();
-                    hasher.add(
-                        key.strip_prefix(prefix).unwrap_or(key),
-                        object.size().unwrap_or(0).max(0) as u64,
-                        object.e_tag().unwrap_or_default(),
-                    );
-                }
-                match listing.next_continuation_token() {
-                    Some(token) if listing.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
-                    _ => break,
-                }
+            for object in list_all(&client, endpoint, bucket, prefix).await?.unwrap_or_default() {
+                let key = object.key().unwrap_or_default();
+                hasher.add(
+                    key.strip_prefix(prefix).unwrap_or(key),
+                    object.size().unwrap_or(0).max(0) as u64,
+                    object.e_tag().unwrap_or_default(),
+                );
             }
             if hasher.is_empty() {
                 return Err(ProviderError::with_help(
@@ -733,6 +700,81 @@ impl S3Provider {
         response.planned_state.insert("uri".into(), Json::String(uri.to_owned()));
         response.planned_state.insert("row_count".into(), Json::Null);
         Ok(response)
+    }
+}
+
+impl S3Provider {
+    /// Downloads every object under an `s3://bucket/prefix/` location into
+    /// `destination`, keeping the key below the prefix as the relative path.
+    /// Files already there with the same size are skipped.
+    fn download_prefix(&self, endpoint: &Endpoint, uri: &str, destination: &std::path::Path) -> ProviderResult<FetchResponse> {
+        let (bucket, prefix) = split_uri(uri).ok_or_else(|| ProviderError::failed(format!("`{uri}` is not an S3 location")))?;
+        let client = self.client(endpoint);
+        self.block_on(async {
+            let mut response = FetchResponse::default();
+            let objects = list_all(&client, endpoint, bucket, prefix)
+                .await?
+                .ok_or_else(|| ProviderError::failed(format!("{}: there is no bucket `{bucket}`", endpoint.describe())))?;
+            for object in &objects {
+                let Some(key) = object.key() else { continue };
+                let relative = key.strip_prefix(prefix).unwrap_or(key);
+                if relative.is_empty() || relative.ends_with('/') || relative.split('/').any(|part| part == "..") {
+                    continue;
+                }
+                response.files += 1;
+                let path = destination.join(relative);
+                let size = object.size().unwrap_or(-1);
+                if std::fs::metadata(&path).is_ok_and(|metadata| metadata.len() as i64 == size) {
+                    continue;
+                }
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|error| ProviderError::failed(format!("cannot create `{}`: {error}", parent.display())))?;
+                }
+                let object = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|error| failure(endpoint, &format!("download `{key}`"), &error))?;
+                let mut body = object.body;
+                let mut file = std::fs::File::create(&path)
+                    .map_err(|error| ProviderError::failed(format!("cannot write `{}`: {error}", path.display())))?;
+                while let Some(chunk) = body.try_next().await.map_err(|error| ProviderError::Transient {
+                    message: format!("{}: download of `{key}` broke off: {error}", endpoint.describe()),
+                })? {
+                    std::io::Write::write_all(&mut file, &chunk)
+                        .map_err(|error| ProviderError::failed(format!("cannot write `{}`: {error}", path.display())))?;
+                }
+                response.copied += 1;
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Every object under `prefix`, all pages; `None` when the bucket does not exist.
+async fn list_all(
+    client: &Client,
+    endpoint: &Endpoint,
+    bucket: &str,
+    prefix: &str,
+) -> ProviderResult<Option<Vec<aws_sdk_s3::types::Object>>> {
+    let mut objects = Vec::new();
+    let mut continuation: Option<String> = None;
+    loop {
+        let listing = match client.list_objects_v2().bucket(bucket).prefix(prefix).set_continuation_token(continuation.clone()).send().await
+        {
+            Ok(listing) => listing,
+            Err(error) if service_code(&error) == Some("NoSuchBucket") => return Ok(None),
+            Err(error) => return Err(failure(endpoint, &format!("list `s3://{bucket}/{prefix}`"), &error)),
+        };
+        objects.extend(listing.contents().iter().cloned());
+        match listing.next_continuation_token() {
+            Some(token) if listing.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
+            _ => return Ok(Some(objects)),
+        }
     }
 }
 
@@ -854,6 +896,11 @@ impl Provider for S3Provider {
                 Ok(ApplyResponse { state, private: Json::Null })
             }
         }
+    }
+
+    fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
+        let endpoint = Endpoint::from_config(&request.target.provider_config);
+        self.download_prefix(&endpoint, &request.uri, &request.destination)
     }
 
     fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
