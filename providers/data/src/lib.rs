@@ -7,7 +7,9 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use mlops_provider_api::{Attributes, PlanRequest, PlanResponse, ProviderError, ProviderResult};
+use mlops_provider_api::{
+    as_expression, Attributes, CompiledExpression, PlanRequest, PlanResponse, ProviderError, ProviderResult, RowEvaluator,
+};
 use serde_json::Value as Json;
 
 /// Plans a dataset whose data is the local files at `location`. Its version
@@ -50,6 +52,111 @@ pub fn plan_local_source(location: &Path, request: &PlanRequest, unchanged_confi
     response.planned_state = planned;
     response.unknown = vec![vec!["row_count".into()], vec!["uri".into()]];
     Ok(response)
+}
+
+/// Plans a feature set, wherever it is stored: unchanged while its
+/// configuration and its dataset are; computed again (a new version, known
+/// after apply) when either changes.
+pub fn plan_feature_set(request: &PlanRequest, unchanged_config: bool) -> PlanResponse {
+    let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
+    if !request.changed_inputs.is_empty() {
+        response.requires_replace.push("its dataset has a new version, so the features are computed again".into());
+    }
+    match &request.prior_state {
+        Some(prior) if request.changed_inputs.is_empty() && unchanged_config => response.planned_state = prior.clone(),
+        _ => response.unknown = vec![vec!["version".into()], vec!["uri".into()], vec!["row_count".into()]],
+    }
+    response
+}
+
+/// Computed features: one JSON object per row (the entity and each feature).
+pub struct Features {
+    pub bytes: Vec<u8>,
+    /// The content hash of `bytes`.
+    pub version: String,
+    pub row_count: usize,
+}
+
+struct Constant(Json);
+
+impl CompiledExpression for Constant {
+    fn evaluate(&self, _row: &BTreeMap<String, Json>) -> Result<Json, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Evaluates a feature set's `feature` expressions over the rows `rows`
+/// hands to its visitor, with the evaluator the engine lends.
+pub fn compute_features(
+    config: &Attributes,
+    evaluator: &dyn RowEvaluator,
+    rows: impl FnOnce(&mut dyn FnMut(Row) -> ProviderResult<()>) -> ProviderResult<usize>,
+) -> ProviderResult<Features> {
+    let entity = config.get("entity").and_then(Json::as_str).map(str::to_owned);
+    let mut compiled: Vec<(String, String, Box<dyn CompiledExpression>)> = Vec::new();
+    for (name, feature) in config.get("feature").and_then(Json::as_object).into_iter().flatten() {
+        let expression = feature.get("expr").ok_or_else(|| ProviderError::failed(format!("feature `{name}` has no expression")))?;
+        let compiled_expression: Box<dyn CompiledExpression> = match as_expression(expression) {
+            Some(text) => evaluator.compile(text).map_err(|error| ProviderError::failed(format!("feature `{name}`: {error}")))?,
+            None => Box::new(Constant(expression.clone())),
+        };
+        let feature_type = feature.get("type").and_then(Json::as_str).unwrap_or("float").to_owned();
+        compiled.push((name.clone(), feature_type, compiled_expression));
+    }
+    let mut bytes = Vec::new();
+    let mut line_number = 0usize;
+    let mut visit = |row: Row| -> ProviderResult<()> {
+        line_number += 1;
+        let mut out = serde_json::Map::new();
+        if let Some(entity) = &entity {
+            out.insert(entity.clone(), row.get(entity).cloned().unwrap_or(Json::Null));
+        }
+        for (name, feature_type, compiled_expression) in &compiled {
+            let value = compiled_expression
+                .evaluate(&row)
+                .map_err(|error| ProviderError::failed(format!("feature `{name}` on row {line_number}: {error}")))?;
+            let value = match (feature_type.as_str(), &value) {
+                ("int", Json::Number(number)) => serde_json::json!(number.as_f64().unwrap_or(0.0).round() as i64),
+                ("float", Json::Number(number)) if !number.as_f64().is_some_and(f64::is_finite) => Json::Null,
+                _ => value,
+            };
+            out.insert(name.clone(), value);
+        }
+        serde_json::to_writer(&mut bytes, &Json::Object(out)).map_err(|error| ProviderError::failed(error.to_string()))?;
+        bytes.push(b'\n');
+        Ok(())
+    };
+    let row_count = rows(&mut visit)?;
+    let version = format!("b3:{}", blake3::hash(&bytes).to_hex());
+    Ok(Features { bytes, version, row_count })
+}
+
+/// A local copy of the immutable data at `uri`, kept under `directory`:
+/// made once by `fill` (into a fresh directory, renamed into place when
+/// complete) and reused after. Safe when several threads or processes stage
+/// the same data at once: one copy wins, the others are dropped.
+pub fn stage_once(directory: &Path, uri: &str, fill: impl FnOnce(&Path) -> ProviderResult<()>) -> ProviderResult<PathBuf> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let staged = directory.join(&blake3::hash(uri.as_bytes()).to_hex()[..32]);
+    if staged.is_dir() {
+        return Ok(staged);
+    }
+    let unique = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let incoming = directory.join(format!(".incoming-{}-{unique}", std::process::id()));
+    let cannot =
+        |what: &str, path: &Path, error: std::io::Error| ProviderError::failed(format!("cannot {what} `{}`: {error}", path.display()));
+    fs::create_dir_all(&incoming).map_err(|error| cannot("create", &incoming, error))?;
+    if let Err(error) = fill(&incoming) {
+        let _ = fs::remove_dir_all(&incoming);
+        return Err(error);
+    }
+    if let Err(error) = fs::rename(&incoming, &staged) {
+        let _ = fs::remove_dir_all(&incoming);
+        if !staged.is_dir() {
+            return Err(cannot("stage", &staged, error));
+        }
+    }
+    Ok(staged)
 }
 
 /// The version of data known only by a listing (key, size and checksum or

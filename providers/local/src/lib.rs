@@ -207,16 +207,7 @@ impl Provider for LocalProvider {
                 response.planned_state.insert("uri".into(), Json::String(uri_for(&format!("objects/{name}"))));
             }
             "dataset" => plan_dataset(&request, &mut response)?,
-            "feature_set" => {
-                if !request.changed_inputs.is_empty() {
-                    response.requires_replace.push("its dataset has a new version, so the features are computed again".into());
-                }
-                if request.prior_state.is_some() && request.changed_inputs.is_empty() && same_config(&request) {
-                    response.planned_state = prior_state;
-                } else {
-                    response.unknown = vec![vec!["version".into()], vec!["uri".into()], vec!["row_count".into()]];
-                }
-            }
+            "feature_set" => response = data::plan_feature_set(&request, same_config(&request)),
             "training" => plan_training(&request, &mut response)?,
             "model" => {
                 let source_changed = request.changed_inputs.iter().any(|input| input.path.first().map(String::as_str) == Some("source"));
@@ -471,25 +462,13 @@ fn local_copy(target: &Target, uri: &str, context: Option<&dyn ApplyContext>) ->
     if uri.starts_with("local://") || uri.starts_with("file://") || !uri.contains("://") {
         return Ok(path_of_uri(target, uri));
     }
-    let staged = root(target).join("staged").join(&blake3::hash(uri.as_bytes()).to_hex()[..32]);
-    // The uri names one immutable version: staged once, reused after.
-    if staged.is_dir() {
-        return Ok(staged);
-    }
     let Some(context) = context else {
         return Err(ProviderError::with_help(
             format!("`{uri}` is not on this machine, and it cannot be fetched here"),
             "monitors on the local provider read local data; use a local dataset as the reference",
         ));
     };
-    // Fetched into a fresh directory, renamed into place when complete.
-    let incoming = staged.with_extension(format!("incoming-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&incoming);
-    fs::create_dir_all(&incoming).map_err(|error| io_failed("create", &incoming, error))?;
-    context.fetch(uri, &incoming)?;
-    let _ = fs::remove_dir_all(&staged);
-    fs::rename(&incoming, &staged).map_err(|error| io_failed("stage", &staged, error))?;
-    Ok(staged)
+    data::stage_once(&root(target).join("staged"), uri, |incoming| context.fetch(uri, incoming))
 }
 
 fn dataset_rows(
@@ -510,41 +489,9 @@ fn dataset_rows(
 fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let dataset = request.config.get("dataset").cloned().unwrap_or(Json::Null);
-    let entity = text(&request.config, "entity").map(str::to_owned);
-    let features = request.config.get("feature").and_then(Json::as_object).cloned().unwrap_or_default();
-    let mut compiled = Vec::new();
-    for (name, feature) in &features {
-        let expression = feature.get("expr").ok_or_else(|| failed(format!("feature `{name}` has no expression")))?;
-        let evaluator: Box<dyn CompiledExpression> = match as_expression(expression) {
-            Some(text) => context.row_evaluator().compile(text).map_err(|error| failed(format!("feature `{name}`: {error}")))?,
-            None => Box::new(Constant(expression.clone())),
-        };
-        let feature_type = feature.get("type").and_then(Json::as_str).unwrap_or("float").to_owned();
-        compiled.push((name.clone(), feature_type, evaluator));
-    }
-    let mut output = Vec::new();
-    let mut line_number = 0usize;
-    context.progress(&format!("computing {} feature(s)", compiled.len()));
-    let row_count = dataset_rows(target, &dataset, Some(context), |row| {
-        line_number += 1;
-        let mut out = serde_json::Map::new();
-        if let Some(entity) = &entity {
-            out.insert(entity.clone(), row.get(entity).cloned().unwrap_or(Json::Null));
-        }
-        for (name, feature_type, evaluator) in &compiled {
-            let value = evaluator.evaluate(&row).map_err(|error| failed(format!("feature `{name}` on row {line_number}: {error}")))?;
-            let value = match (feature_type.as_str(), &value) {
-                ("int", Json::Number(number)) => json!(number.as_f64().unwrap_or(0.0).round() as i64),
-                ("float", Json::Number(number)) if !number.as_f64().is_some_and(f64::is_finite) => Json::Null,
-                _ => value,
-            };
-            out.insert(name.clone(), value);
-        }
-        serde_json::to_writer(&mut output, &Json::Object(out)).map_err(|error| failed(error.to_string()))?;
-        output.push(b'\n');
-        Ok(())
-    })?;
-    let version = format!("b3:{}", blake3::hash(&output).to_hex());
+    context.progress("computing the features");
+    let features =
+        data::compute_features(&request.config, context.row_evaluator(), |visit| dataset_rows(target, &dataset, Some(context), visit))?;
     // Next to the dataset, in its bucket, unless the feature set names one.
     let bucket = match request.config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
         Some(name) => root(target).join("objects").join(name),
@@ -554,26 +501,18 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
             root(target).join("objects").join(bucket_name)
         }
     };
-    let destination = bucket.join("features").join(slug(&target.address)).join(short_hash(&version));
+    let destination = bucket.join("features").join(slug(&target.address)).join(short_hash(&features.version));
     if !destination.exists() {
         let staging = destination.with_extension(format!("staging-{}", std::process::id()));
         fs::create_dir_all(&staging).map_err(|error| io_failed("create", &staging, error))?;
-        fs::write(staging.join("features.jsonl"), &output).map_err(|error| io_failed("write", &staging, error))?;
+        fs::write(staging.join("features.jsonl"), &features.bytes).map_err(|error| io_failed("write", &staging, error))?;
         fs::rename(&staging, &destination).map_err(|error| io_failed("store", &destination, error))?;
     }
     let mut state = Attributes::new();
-    state.insert("version".into(), Json::String(version));
+    state.insert("version".into(), Json::String(features.version));
     state.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &destination))));
-    state.insert("row_count".into(), json!(row_count));
+    state.insert("row_count".into(), json!(features.row_count));
     Ok(ApplyResponse { state, private: Json::Null })
-}
-
-struct Constant(Json);
-
-impl CompiledExpression for Constant {
-    fn evaluate(&self, _row: &std::collections::BTreeMap<String, Json>) -> Result<Json, String> {
-        Ok(self.0.clone())
-    }
 }
 
 /// The training fingerprint: command, hyperparameters, environment, the

@@ -7,7 +7,11 @@
 //! - Datasets from local files: validated against their schema, then
 //!   uploaded content-addressed under `datasets/ADDRESS/HASH/`. Objects
 //!   already there are skipped, so a re-apply uploads nothing; large files go
-//!   up in parts, several at a time.
+//!   up in parts, several at a time. Data that lives in S3 already is
+//!   versioned by its listing.
+//! - Feature sets computed from a dataset in S3 and stored beside it.
+//! - `fetch`: the data at an `s3://` uri copied to a local directory, so that
+//!   local runs can read it.
 //!
 //! Credentials come from the standard AWS chain (environment, profile, ...)
 //! and are never printed or stored. Every SDK error becomes one message that
@@ -607,6 +611,55 @@ impl S3Provider {
         })
     }
 
+    /// Features computed from a dataset in S3 and stored beside it,
+    /// content-addressed under `features/ADDRESS/HASH/features.jsonl`.
+    fn apply_feature_set(&self, endpoint: &Endpoint, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        use aws_sdk_s3::primitives::ByteStream;
+        let target = &request.target;
+        let config = &request.config;
+        let dataset = config.get("dataset").and_then(Json::as_object).cloned().unwrap_or_default();
+        let dataset_uri = text(&dataset, "uri").filter(|uri| uri.starts_with("s3://")).ok_or_else(|| {
+            ProviderError::with_help(
+                "a feature set on the s3 provider reads a dataset stored in S3",
+                "put the dataset on the s3 provider too, or keep the feature set on the local provider",
+            )
+        })?;
+        // The dataset version is immutable: downloaded once, reused after.
+        let staged = mlops_data::stage_once(&target.data_directory.join("staged"), dataset_uri, |incoming| {
+            context.progress(&format!("downloading {dataset_uri}"));
+            self.download_prefix(endpoint, dataset_uri, incoming).map(|_| ())
+        })?;
+        let files = mlops_data::data_files(&staged)?;
+        let format = text(&dataset, "format").unwrap_or("csv");
+        let columns = mlops_data::columns_of(&dataset);
+        context.progress("computing the features");
+        let features = mlops_data::compute_features(config, context.row_evaluator(), |visit| {
+            mlops_data::for_each_row(&files, format, columns.as_deref(), |_, _, row| visit(row))
+        })?;
+        let bucket = match config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
+            Some(name) => name.to_owned(),
+            None => split_uri(dataset_uri).map(|(bucket, _)| bucket.to_owned()).unwrap_or_default(),
+        };
+        let prefix = format!("features/{}/{}/", slug(&target.address), mlops_data::short_hash(&features.version));
+        let key = format!("{prefix}features.jsonl");
+        let client = self.client(endpoint);
+        self.block_on(async {
+            client
+                .put_object()
+                .bucket(&bucket)
+                .key(&key)
+                .body(ByteStream::from(features.bytes.clone()))
+                .send()
+                .await
+                .map_err(|error| failure(endpoint, &format!("upload `{key}` to `{bucket}`"), &error))
+        })?;
+        let mut state = Attributes::new();
+        state.insert("version".into(), Json::String(features.version));
+        state.insert("uri".into(), Json::String(format!("s3://{bucket}/{prefix}")));
+        state.insert("row_count".into(), json!(features.row_count));
+        Ok(ApplyResponse { state, private: Json::Null })
+    }
+
     fn apply_dataset(&self, endpoint: &Endpoint, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
         let target = &request.target;
         let config = &request.config;
@@ -786,13 +839,13 @@ fn split_uri(uri: &str) -> Option<(&str, &str)> {
 fn unsupported(kind: &str) -> ProviderError {
     ProviderError::with_help(
         format!("the s3 provider does not manage `{kind}` resources yet"),
-        "buckets and datasets work today; feature sets in S3 are coming. Use the local provider for them meanwhile",
+        "the s3 provider manages buckets, datasets and feature sets; trainings, models and servings run on other providers",
     )
 }
 
 impl Provider for S3Provider {
     fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
-        SchemaResponse { resource_kinds: vec!["bucket".to_owned(), "dataset".to_owned()], data_kinds: Vec::new() }
+        SchemaResponse { resource_kinds: vec!["bucket".to_owned(), "dataset".to_owned(), "feature_set".to_owned()], data_kinds: Vec::new() }
     }
 
     fn validate(&self, _request: ValidateRequest) -> ValidateResponse {
@@ -806,7 +859,7 @@ impl Provider for S3Provider {
                 let name = text(&request.config, "name").unwrap_or_default();
                 Ok(ReadResponse { state: self.read_bucket(&endpoint, name)?, private: request.private })
             }
-            "dataset" => {
+            "dataset" | "feature_set" => {
                 let Some((bucket, prefix)) = text(&request.state, "uri").and_then(split_uri) else {
                     return Ok(ReadResponse { state: Some(request.state), private: request.private });
                 };
@@ -830,6 +883,7 @@ impl Provider for S3Provider {
                 }
                 Ok(PlanResponse { planned_state: planned, ..PlanResponse::default() })
             }
+            "feature_set" => Ok(mlops_data::plan_feature_set(&request, configuration_unchanged(&request))),
             "dataset" => match text(&request.config, "source") {
                 Some(source) => mlops_data::plan_local_source(
                     &request.target.working_directory.join(source),
@@ -847,6 +901,15 @@ impl Provider for S3Provider {
 
     fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
         let endpoint = Endpoint::from_config(&request.target.provider_config);
+        if request.target.kind == "feature_set" {
+            if request.action == Some(Action::Delete) {
+                if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| text(state, "uri")).and_then(split_uri) {
+                    self.delete_prefix(&endpoint, bucket, prefix)?;
+                }
+                return Ok(ApplyResponse::default());
+            }
+            return self.apply_feature_set(&endpoint, &request, context);
+        }
         if request.target.kind == "dataset" {
             if request.action == Some(Action::Delete) {
                 // Data that lived in S3 before mlops is not mlops's to delete.

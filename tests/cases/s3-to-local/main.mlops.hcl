@@ -46,3 +46,17 @@ training "count" {
 output "metrics" {
   value = training.count.metrics
 }
+
+feature_set "in_s3" {
+  provider = s3
+  dataset  = dataset.numbers
+  entity   = "x"
+  feature "squared" {
+    type = float
+    expr = row.x * row.x
+  }
+}
+
+output "features_in_s3" {
+  value = feature_set.in_s3.uri
+}
