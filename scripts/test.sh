@@ -37,18 +37,6 @@ wait_for_port() {
     return 1
 }
 
-wait_for_http() {
-    local url="$1" name="$2"
-    for _ in $(seq 1 100); do
-        if python3 -c "import urllib.request, sys; urllib.request.urlopen('$url', timeout=1)" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.2
-    done
-    echo "error: $name did not start at $url" >&2
-    return 1
-}
-
 echo "== servers"
 # moto: the full S3 surface (versioning, tagging, lifecycle), in memory.
 if [ ! -x "$cache/venv/bin/moto_server" ]; then
@@ -58,7 +46,7 @@ fi
 moto_port="$(free_port)"
 "$cache/venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" > "$cache/moto.log" 2>&1 &
 pids+=("$!")
-wait_for_http "http://127.0.0.1:$moto_port/" "moto server"
+wait_for_port "$moto_port" "moto server"
 export MLOPS_TEST_S3_ENDPOINT="http://127.0.0.1:$moto_port"
 echo "moto server on $MLOPS_TEST_S3_ENDPOINT"
 

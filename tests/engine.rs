@@ -498,6 +498,13 @@ fn plan_and_apply_errors_are_diagnostics() {
     assert!(run.stderr.contains("holds no data files"), "{}", run.all());
     assert!(run.stderr.contains("empty.mlops.hcl:1:1"), "no location:\n{}", run.all());
     fs::remove_file(workspace.path().join("empty.mlops.hcl")).unwrap();
+    // What only the provider knows is checked before it plans.
+    workspace.write("remote.mlops.hcl", "dataset \"remote\" {\n  uri    = \"s3://elsewhere/data/\"\n  format = \"csv\"\n}\n");
+    let run = workspace.run(&["plan"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("dataset.remote: `uri`: the local provider cannot read `s3://elsewhere/data/`"), "{}", run.all());
+    assert!(run.stderr.contains("`provider = s3` for data in object storage"), "{}", run.all());
+    fs::remove_file(workspace.path().join("remote.mlops.hcl")).unwrap();
 
     workspace.write("protect.mlops.hcl", "bucket \"kept\" {\n  name = \"kept\"\n  lifecycle {\n    prevent_destroy = true\n  }\n}\n");
     workspace.apply(&[]);

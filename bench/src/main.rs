@@ -22,18 +22,10 @@ use std::time::{Duration, Instant};
 
 use mlops_compiler::check::{check_directory, CheckOptions};
 
-/// Writes a configuration with `resources` resources (rounded to whole chains of six).
-fn generate(directory: &Path, resources: usize) {
-    std::fs::create_dir_all(directory).unwrap();
-    std::fs::write(directory.join("data.csv"), "id,amount,age\na,1.5,30\n").unwrap();
-    let chains = resources.div_ceil(6);
-    // Spread over several files, as real configurations are.
-    let files = chains.div_ceil(250).max(1);
-    for file in 0..files {
-        let mut text = String::new();
-        for chain in (file * chains / files)..((file + 1) * chains / files) {
-            text.push_str(&format!(
-                r#"bucket "b{chain}" {{
+/// The head of every generated chain: a bucket and a dataset in it.
+fn bucket_and_dataset(chain: usize) -> String {
+    format!(
+        r#"bucket "b{chain}" {{
   name = "bucket-{chain}"
 }}
 
@@ -47,7 +39,23 @@ dataset "d{chain}" {{
   }}
 }}
 
-feature_set "f{chain}" {{
+"#
+    )
+}
+
+/// Writes a configuration with `resources` resources (rounded to whole chains of six).
+fn generate(directory: &Path, resources: usize) {
+    std::fs::create_dir_all(directory).unwrap();
+    std::fs::write(directory.join("data.csv"), "id,amount,age\na,1.5,30\n").unwrap();
+    let chains = resources.div_ceil(6);
+    // Spread over several files, as real configurations are.
+    let files = chains.div_ceil(250).max(1);
+    for file in 0..files {
+        let mut text = String::new();
+        for chain in (file * chains / files)..((file + 1) * chains / files) {
+            text.push_str(&bucket_and_dataset(chain));
+            text.push_str(&format!(
+                r#"feature_set "f{chain}" {{
   dataset = dataset.d{chain}
   entity  = "id"
   feature "amount_log" {{
@@ -101,22 +109,9 @@ fn generate_applicable(directory: &Path, resources: usize) {
     for file in 0..files {
         let mut text = String::new();
         for chain in (file * chains / files)..((file + 1) * chains / files) {
+            text.push_str(&bucket_and_dataset(chain));
             text.push_str(&format!(
-                r#"bucket "b{chain}" {{
-  name = "bucket-{chain}"
-}}
-
-dataset "d{chain}" {{
-  bucket = bucket.b{chain}
-  source = "./data.csv"
-  schema {{
-    column "id"     {{ type = string }}
-    column "amount" {{ type = float, min = 0 }}
-    column "age"    {{ type = int, min = 0, max = 150 }}
-  }}
-}}
-
-feature_set "f{chain}" {{
+                r#"feature_set "f{chain}" {{
   dataset = dataset.d{chain}
   entity  = "id"
   feature "amount_log" {{

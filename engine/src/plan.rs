@@ -27,6 +27,7 @@ use mlops_compiler::source::SourceMap;
 use mlops_compiler::value::Value;
 use mlops_provider_api::{
     identity_attribute, Action, AttributePath, Attributes, ChangedInput, PlanRequest, PlanResponse, Provider, ReadRequest, Target,
+    ValidateRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -577,6 +578,18 @@ impl PlanResolver for Planner<'_> {
             working_directory: draft.module_directory.to_path_buf(),
             data_directory: self.data_directory.clone(),
         };
+        // What only the provider can tell is wrong, before it plans anything.
+        let problems = provider.validate(ValidateRequest { target: target.clone(), config: change.config.clone() }).problems;
+        if !problems.is_empty() {
+            for problem in problems {
+                self.problems.push(
+                    Diagnostic::error(codes::PROVIDER_ERROR, format!("{address}: `{}`: {}", problem.path.join("."), problem.message))
+                        .at(draft.span, "this resource")
+                        .with_help(problem.help.unwrap_or_else(|| "fix the configuration and plan again".to_owned())),
+                );
+            }
+            return prior.map(prior_known).unwrap_or_default();
+        }
         let response: PlanResponse = match provider.plan(PlanRequest {
             target,
             config: change.config.clone(),

@@ -112,6 +112,15 @@ impl Provider for LocalProvider {
     fn validate(&self, request: ValidateRequest) -> ValidateResponse {
         let mut problems = Vec::new();
         if request.target.kind == "dataset" {
+            if let Some(uri) = text(&request.config, "uri")
+                .filter(|uri| uri.contains("://") && !uri.starts_with("file://") && !uri.starts_with("local://"))
+            {
+                problems.push(AttributeProblem {
+                    path: vec!["uri".into()],
+                    message: format!("the local provider cannot read `{uri}`"),
+                    help: Some("use a local `source` or a file:// uri, or `provider = s3` for data in object storage".into()),
+                });
+            }
             if let Some(source) = text(&request.config, "source") {
                 if !request.target.working_directory.join(source).exists() {
                     problems.push(AttributeProblem {
