@@ -16,7 +16,7 @@ use mlops_compiler::source::SourceMap;
 use mlops_compiler::value::Value;
 use mlops_engine::apply::{apply, ApplyEvent, ApplyOptions, ChangeOutcome, Reporter};
 use mlops_engine::plan::{plan, Plan, PlanOptions, Providers};
-use mlops_engine::state::{LocalBackend, Secrets, State, StateError};
+use mlops_engine::state::{Backend, LocalBackend, RemoteBackend, Secrets, State, StateError};
 use mlops_provider_api::Action;
 use serde_json::{json, Value as Json};
 
@@ -72,52 +72,93 @@ fn display_directory(directory: &Path) -> String {
 struct Workspace {
     directory: PathBuf,
     data_directory: PathBuf,
-    backend: LocalBackend,
+    backend: Backend,
 }
 
-fn workspace(directory: &Path) -> Result<Workspace, Diagnostic> {
+/// The configuration directory and its state backend. Problems are
+/// reported here; the error is the exit code.
+fn workspace(directory: &Path) -> Result<Workspace, i32> {
     let directory = directory.canonicalize().map_err(|error| {
-        Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot open the configuration directory `{}`: {error}", directory.display()))
-            .with_help("run mlops in a configuration directory, or pass its path")
+        fail(
+            Diagnostic::error(
+                codes::UNREADABLE_FILE,
+                format!("cannot open the configuration directory `{}`: {error}", directory.display()),
+            )
+            .with_help("run mlops in a configuration directory, or pass its path"),
+        )
     })?;
     // The backend block, if any: parsing is enough (a backend takes literals),
     // and the configuration is checked in full by the command itself.
     let mut sources = SourceMap::default();
     let mut ignored = mlops_compiler::diagnostic::Diagnostics::default();
     let loaded = mlops_compiler::loader::load_directory(&directory, "", &mut sources, &mut ignored);
-    let backend = loaded
+    let block = loaded
         .iter()
         .flat_map(|loaded| &loaded.files)
         .flat_map(|(_, body)| body.blocks_named("mlops"))
         .flat_map(|settings| settings.body.blocks_named("backend"))
         .next();
-    let mut state_directory = directory.join(".mlops").join("state");
-    if let Some(backend) = backend {
-        let kind = backend.labels.first().map(|label| label.value.clone()).unwrap_or_default();
-        match kind.as_str() {
-            "local" => {
-                let path = backend.body.attribute("path").and_then(|attribute| mlops_compiler::schema::literal_value(&attribute.value));
-                if let Some(path) = path.as_ref().and_then(|value| value.as_str()) {
-                    state_directory = directory.join(path);
-                }
-            }
-            other => {
-                return Err(Diagnostic::error(
-                    codes::STATE_ERROR,
-                    format!("the `{other}` state backend is not available in this build yet"),
-                )
-                .with_help("use the default local backend (remove the backend block) until it lands"))
-            }
-        }
+    let data_directory = directory.join(".mlops");
+    let Some(block) = block else {
+        return Ok(Workspace { backend: Backend::Local(LocalBackend::new(data_directory.join("state"))), data_directory, directory });
+    };
+    let reported = |diagnostic: Diagnostic| {
+        report(&[diagnostic], &sources);
+        1
+    };
+    let mut settings = mlops_provider_api::Attributes::new();
+    for attribute in &block.body.attributes {
+        let Some(value) = mlops_compiler::schema::literal_value(&attribute.value) else {
+            return Err(reported(
+                Diagnostic::error(codes::UNKNOWN_BACKEND, format!("the backend's `{}` must be a literal value", attribute.name.name))
+                    .at(attribute.value.span, "not a literal")
+                    .with_help("the backend is read before variables and resources are known: write the value itself"),
+            ));
+        };
+        settings.insert(attribute.name.name.clone(), value.to_json_unredacted());
     }
-    Ok(Workspace { data_directory: directory.join(".mlops"), backend: LocalBackend::new(state_directory), directory })
+    let kind = block.labels.first().map(|label| label.value.clone()).unwrap_or_default();
+    let backend = match kind.as_str() {
+        "local" => {
+            let path = settings.get("path").and_then(Json::as_str).unwrap_or(".mlops/state");
+            Backend::Local(LocalBackend::new(directory.join(path)))
+        }
+        "s3" => match mlops_provider_s3::S3StateStore::new(&settings) {
+            Ok(store) => Backend::Remote(RemoteBackend::new(std::sync::Arc::new(store))),
+            Err(error) => {
+                let help = error.help().unwrap_or("see `mlops explain E0606`").to_owned();
+                return Err(reported(
+                    Diagnostic::error(codes::UNKNOWN_BACKEND, error.to_string()).at(block.header_span(), "this backend").with_help(help),
+                ));
+            }
+        },
+        other => {
+            return Err(reported(
+                Diagnostic::error(codes::UNKNOWN_BACKEND, format!("there is no state backend `{other}`"))
+                    .at(block.header_span(), "unknown backend")
+                    .with_help("the backends are `local` and `s3`"),
+            ))
+        }
+    };
+    Ok(Workspace { backend, data_directory, directory })
 }
 
 fn state_diagnostic(error: StateError) -> Diagnostic {
     match error {
-        StateError::Locked { holder } => Diagnostic::error(codes::STATE_LOCKED, format!("the state is locked by {holder}"))
-            .with_help(format!("wait for it to finish; if that process is gone for good, run `mlops force-unlock {}`", holder.id)),
-        other => Diagnostic::error(codes::STATE_ERROR, other.to_string()).with_help("nothing was changed"),
+        StateError::Locked { holder } => {
+            // A remote lock outlives its process; one from this machine can be checked.
+            let help =
+                if holder.pid != 0 && holder.host == mlops_engine::state::hostname() && !mlops_engine::state::process_alive(holder.pid) {
+                    format!("process {} on this machine is no longer running; run `mlops force-unlock {}`", holder.pid, holder.id)
+                } else {
+                    format!("wait for it to finish; if that process is gone for good, run `mlops force-unlock {}`", holder.id)
+                };
+            Diagnostic::error(codes::STATE_LOCKED, format!("the state is locked by {holder}")).with_help(help)
+        }
+        other => {
+            let help = other.help().unwrap_or_else(|| "nothing was changed".to_owned());
+            Diagnostic::error(codes::STATE_ERROR, other.to_string()).with_help(help)
+        }
     }
 }
 
@@ -227,7 +268,7 @@ pub enum PlanFormat {
 pub fn plan_command(arguments: &PlanArguments, out: Option<&Path>, format: PlanFormat, detailed_exitcode: bool, destroy: bool) -> i32 {
     let workspace = match workspace(&arguments.directory) {
         Ok(workspace) => workspace,
-        Err(diagnostic) => return fail(diagnostic),
+        Err(code) => return code,
     };
     let secrets = Secrets::from_environment();
     let state = match workspace.backend.load(&secrets) {
@@ -461,7 +502,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
         }
         let workspace = match workspace(&plan.root_directory) {
             Ok(workspace) => workspace,
-            Err(diagnostic) => return fail(diagnostic),
+            Err(code) => return code,
         };
         let (lock, _) = match workspace.backend.lock("mlops apply") {
             Ok(lock) => lock,
@@ -489,7 +530,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
     } else {
         let workspace = match workspace(&arguments.directory) {
             Ok(workspace) => workspace,
-            Err(diagnostic) => return fail(diagnostic),
+            Err(code) => return code,
         };
         let (lock, dead_holder) = match workspace.backend.lock(if destroy { "mlops destroy" } else { "mlops apply" }) {
             Ok(lock) => lock,
@@ -554,6 +595,10 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
         println!("skipped {address}: {because}");
     }
     if let Some(error) = result.state_error {
+        // Said already, for the resource whose record could not be saved.
+        if failures.iter().any(|failure| failure.code == codes::STATE_ERROR) {
+            return 1;
+        }
         return fail(state_diagnostic(error));
     }
     let verb = if destroy { "Destroy" } else { "Apply" };
@@ -642,7 +687,7 @@ pub fn show_command(path: Option<&Path>, json_output: bool) -> i32 {
             let directory = other.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
             let workspace = match workspace(&directory) {
                 Ok(workspace) => workspace,
-                Err(diagnostic) => return fail(diagnostic),
+                Err(code) => return code,
             };
             let state = match workspace.backend.load(&Secrets::from_passphrase(None)) {
                 Ok(state) => state,
@@ -709,7 +754,7 @@ fn print_record(record: &mlops_engine::state::Record) {
 pub fn output_command(directory: &Path, name: Option<&str>, json_output: bool) -> i32 {
     let workspace = match workspace(directory) {
         Ok(workspace) => workspace,
-        Err(diagnostic) => return fail(diagnostic),
+        Err(code) => return code,
     };
     let state = match workspace.backend.load(&Secrets::from_environment()) {
         Ok(state) => state,
@@ -788,7 +833,7 @@ pub fn state_command(command: &StateCommand) -> i32 {
     };
     let workspace = match workspace(directory) {
         Ok(workspace) => workspace,
-        Err(diagnostic) => return fail(diagnostic),
+        Err(code) => return code,
     };
     let secrets = Secrets::from_environment();
     let missing = |address: &str, state: &State| {
@@ -824,7 +869,11 @@ pub fn state_command(command: &StateCommand) -> i32 {
                 Ok(state) => state,
                 Err(error) => return fail(state_diagnostic(error)),
             };
-            let Some(mut record) = state.resources.remove(address) else { return missing(address, &state) };
+            let Some(mut record) = state.resources.get(address).cloned() else { return missing(address, &state) };
+            // Every change goes through the journal, as in an apply: each
+            // entry takes the next serial, so a writer that raced this one
+            // fails instead of losing this change.
+            let mut changed: Vec<mlops_engine::state::Record> = Vec::new();
             let message = if let StateCommand::Mv { to, .. } = command {
                 if state.resources.contains_key(to) {
                     return fail(
@@ -833,20 +882,43 @@ pub fn state_command(command: &StateCommand) -> i32 {
                     );
                 }
                 record.address = to.clone();
-                for other in state.resources.values_mut() {
-                    for dependency in &mut other.depends_on {
+                for other in state.resources.values() {
+                    let mut renamed = other.clone();
+                    for dependency in &mut renamed.depends_on {
                         if dependency == address {
                             *dependency = to.clone();
                         }
                     }
-                    rename_references(&mut other.config, address, to);
+                    rename_references(&mut renamed.config, address, to);
+                    if &renamed != other && other.address != *address {
+                        changed.push(renamed);
+                    }
                 }
-                state.resources.insert(to.clone(), record);
+                changed.push(record);
                 format!("Moved {address} to {to}.")
             } else {
                 format!("Removed {address} from the state; the object itself is untouched.")
             };
-            state.serial += 1;
+            if state.lineage.is_empty() {
+                state.lineage = mlops_engine::state::new_id();
+            }
+            let journal = match workspace.backend.open_journal(&state) {
+                Ok(journal) => journal,
+                Err(error) => return fail(state_diagnostic(error)),
+            };
+            let mut written = journal.remove_deferred(address);
+            for record in &changed {
+                written = written.and_then(|_| journal.put_deferred(record, &secrets));
+            }
+            if let Err(error) = written.and_then(|serial| journal.wait_durable(serial)) {
+                return fail(state_diagnostic(error));
+            }
+            state.resources.remove(address);
+            for record in changed {
+                state.resources.insert(record.address.clone(), record);
+            }
+            state.serial = journal.serial();
+            drop(journal);
             if let Err(error) = workspace.backend.compact(&state, &secrets) {
                 return fail(state_diagnostic(error));
             }
@@ -931,7 +1003,7 @@ pub fn graph_command(directory: &Path, format: GraphFormat) -> i32 {
 pub fn lineage_command(directory: &Path, address: &str, json_output: bool) -> i32 {
     let workspace = match workspace(directory) {
         Ok(workspace) => workspace,
-        Err(diagnostic) => return fail(diagnostic),
+        Err(code) => return code,
     };
     let state = match workspace.backend.load(&Secrets::from_passphrase(None)) {
         Ok(state) => state,
@@ -957,7 +1029,7 @@ pub fn lineage_command(directory: &Path, address: &str, json_output: bool) -> i3
 pub fn force_unlock_command(directory: &Path, id: &str) -> i32 {
     let workspace = match workspace(directory) {
         Ok(workspace) => workspace,
-        Err(diagnostic) => return fail(diagnostic),
+        Err(code) => return code,
     };
     match workspace.backend.force_unlock(id) {
         Ok(holder) => {
@@ -966,7 +1038,7 @@ pub fn force_unlock_command(directory: &Path, id: &str) -> i32 {
         }
         Err(error) => fail(
             Diagnostic::error(codes::STATE_LOCKED, format!("cannot force-unlock: {error}"))
-                .with_help("`mlops plan` names the current holder and lock ID"),
+                .with_help("`mlops apply` names the current holder and lock ID"),
         ),
     }
 }
@@ -980,13 +1052,18 @@ pub fn init_command(directory: &Path) -> i32 {
     }
     let workspace = match workspace(directory) {
         Ok(workspace) => workspace,
-        Err(diagnostic) => return fail(diagnostic),
+        Err(code) => return code,
     };
-    if let Err(error) = std::fs::create_dir_all(&workspace.backend.directory) {
+    match workspace.backend.initialise() {
+        Ok(Some(done)) => println!("{}{}", done[..1].to_uppercase(), &done[1..]),
+        Ok(None) => {}
+        Err(error) => return fail(state_diagnostic(error)),
+    }
+    if let Err(error) = std::fs::create_dir_all(&workspace.data_directory) {
         return fail(
             Diagnostic::error(
                 codes::STATE_ERROR,
-                format!("cannot create the state directory `{}`: {error}", workspace.backend.directory.display()),
+                format!("cannot create the data directory `{}`: {error}", workspace.data_directory.display()),
             )
             .with_help("check the permissions"),
         );
@@ -1008,7 +1085,7 @@ pub fn init_command(directory: &Path) -> i32 {
             Err(message) => println!("provider {provider}: {message}"),
         }
     }
-    println!("Initialized: state in {}.", workspace.backend.directory.display());
+    println!("Initialized: state in {}.", workspace.backend.describe());
     let _ = summary_line;
     0
 }

@@ -8,7 +8,7 @@ mod support;
 
 use std::fs;
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use support::{post, repository, Run, Workspace};
@@ -210,19 +210,7 @@ fn failing_checks_and_schema_violations_stop_only_their_branch() {
 
 /// Starts an apply of the slow case and waits until its training runs.
 fn start_slow_apply(workspace: &Workspace, seconds: &str) -> Child {
-    let child = workspace
-        .command(&["apply", "--auto-approve"])
-        .env("SLOW_SECONDS", seconds)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts mlops");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !workspace.read(".mlops/state/journal.jsonl").contains("pending_handle") {
-        assert!(Instant::now() < deadline, "the training never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    workspace.start_slow_apply(seconds, || workspace.read(".mlops/state/journal.jsonl").contains("pending_handle"))
 }
 
 #[test]
@@ -257,13 +245,10 @@ fn kill_9_during_an_apply_leaves_a_state_that_reattaches_and_converges() {
     assert!(plan.stdout.contains("# training.slow will be created\n  #   an interrupted apply left work under way"), "{}", plan.all());
 
     // A lock left by the dead process does not block the next apply.
-    let run = workspace.run_fast(&["apply", "--auto-approve"]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stderr.contains("re-attaching to run"), "the run was started again:\n{}", run.all());
+    let run = workspace.apply_reattaching();
     assert!(!run.stderr.contains("dataset.numbers: creating"), "finished work was repeated:\n{}", run.all());
     let runs = fs::read_dir(workspace.path().join(".mlops/runs")).unwrap().count();
     assert_eq!(runs, 1, "a second run was started");
-    workspace.assert_no_changes(&[]);
 }
 
 #[test]
@@ -277,10 +262,7 @@ fn ctrl_c_stops_scheduling_saves_and_releases_the_lock() {
     assert_eq!(output.code, 1, "{}", output.all());
     assert!(output.stdout.contains("Apply interrupted"), "{}", output.all());
     // The lock is free and the run is picked up again.
-    let run = workspace.run(&["apply", "--auto-approve"]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stderr.contains("re-attaching to run"), "{}", run.all());
-    workspace.assert_no_changes(&[]);
+    workspace.apply_reattaching();
 }
 
 #[test]

@@ -4,36 +4,7 @@
 
 mod support;
 
-use support::{raw_request, Run, Workspace};
-
-/// The endpoint, or `None` (with a loud note) outside CI when no server runs.
-fn endpoint() -> Option<String> {
-    match std::env::var("MLOPS_TEST_S3_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("MLOPS_TEST_S3_ENDPOINT is not set: run the tests with ./scripts/test.sh, which starts the S3 server")
-        }
-        _ => {
-            eprintln!("NOTE: MLOPS_TEST_S3_ENDPOINT is not set, so this S3 test checks nothing; ./scripts/test.sh starts the server");
-            None
-        }
-    }
-}
-
-/// The s3s-fs endpoint and its keys, with the same rules as [`endpoint`].
-fn signing_server() -> Option<(String, String, String)> {
-    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-    match (variable("MLOPS_TEST_S3S_ENDPOINT"), variable("MLOPS_TEST_S3S_ACCESS_KEY"), variable("MLOPS_TEST_S3S_SECRET_KEY")) {
-        (Some(endpoint), Some(key), Some(secret)) => Some((endpoint, key, secret)),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("MLOPS_TEST_S3S_ENDPOINT is not set: run the tests with ./scripts/test.sh, which starts s3s-fs")
-        }
-        _ => {
-            eprintln!("NOTE: MLOPS_TEST_S3S_ENDPOINT is not set, so this S3 test checks nothing; ./scripts/test.sh starts s3s-fs");
-            None
-        }
-    }
-}
+use support::{raw_request, s3_endpoint as endpoint, s3s_server as signing_server, Run, Workspace};
 
 /// A copy of examples/s3 with its own bucket name, pointed at the server.
 fn s3_workspace(endpoint: &str, team: &str) -> Workspace {
@@ -117,7 +88,7 @@ fn an_unreachable_endpoint_is_one_clear_error() {
     let run: Run = workspace.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("cannot reach S3 at http://127.0.0.1:9 to create bucket `unreachable-lake`"), "{}", run.all());
-    assert!(run.stderr.contains("check the provider's `endpoint`"), "{}", run.all());
+    assert!(run.stderr.contains("check `endpoint` in the provider"), "{}", run.all());
     assert!(!run.stderr.contains("DispatchFailure"), "a raw SDK error leaked:\n{}", run.all());
     assert!(!run.stderr.contains("testing"), "credentials were printed:\n{}", run.all());
 }

@@ -200,8 +200,8 @@ fn providers() -> mlops_engine::plan::Providers {
 /// Plans and applies `directory`; returns the number of changes applied and
 /// how long the apply itself took (the plan before it not included).
 fn apply_directory(directory: &Path) -> (usize, Duration) {
-    use mlops_engine::state::{LocalBackend, Secrets};
-    let backend = LocalBackend::new(directory.join(".mlops/state"));
+    use mlops_engine::state::{Backend, LocalBackend, Secrets};
+    let backend = Backend::Local(LocalBackend::new(directory.join(".mlops/state")));
     let secrets = Secrets::from_passphrase(None);
     let state = backend.load(&secrets).unwrap();
     let outcome = mlops_engine::plan::plan(

@@ -19,7 +19,7 @@
 //! configuration.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -117,7 +117,6 @@ struct Shared<'a> {
     secrets: &'a Secrets,
     state: Mutex<State>,
     journal: Journal,
-    serial: AtomicU64,
     options: &'a ApplyOptions,
 }
 
@@ -132,8 +131,7 @@ impl ApplyContext for Context<'_> {
         let mut record = self.prior.clone().unwrap_or_else(|| placeholder_record(self.change));
         record.pending_handle = Some(handle);
         record.updated_at = now();
-        let serial = self.shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
-        self.shared.journal.put(serial, &record, self.shared.secrets).map_err(|error| ProviderError::failed(error.to_string()))?;
+        self.shared.journal.put(&record, self.shared.secrets).map_err(|error| ProviderError::failed(error.to_string()))?;
         self.shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.insert(record.address.clone(), record);
         Ok(())
     }
@@ -214,7 +212,7 @@ fn placeholder_record(change: &ResourceChange) -> Record {
 /// Applies `plan` to `state` (already loaded under the lock).
 pub fn apply(
     plan: &Plan,
-    backend: &crate::state::LocalBackend,
+    backend: &crate::state::Backend,
     mut state: State,
     providers: &Providers,
     secrets: &Secrets,
@@ -227,8 +225,7 @@ pub fn apply(
         Ok(journal) => journal,
         Err(error) => return ApplyResult { state, outcomes: BTreeMap::new(), interrupted: false, state_error: Some(error) },
     };
-    let serial = AtomicU64::new(state.serial);
-    let shared = Shared { plan, providers, secrets, state: Mutex::new(state), journal, serial, options };
+    let shared = Shared { plan, providers, secrets, state: Mutex::new(state), journal, options };
 
     // The graph: indices of changes that do something.
     let nodes: Vec<usize> = plan.changes.iter().enumerate().filter(|(_, change)| change.is_change()).map(|(index, _)| index).collect();
@@ -316,7 +313,7 @@ pub fn apply(
                             codes::STATE_ERROR,
                             format!("{} was applied but its state could not be saved: {error}", change.address),
                         )
-                        .with_help("fix the cause (disk full? permissions?) and run `mlops apply` again"),
+                        .with_help(error.help().unwrap_or_else(|| "fix the cause and run `mlops apply` again".to_owned())),
                     ),
                     (_, _, outcome) => outcome,
                 };
@@ -370,9 +367,15 @@ pub fn apply(
 
     // Outputs, from what is now in state.
     let mut state_error = None;
-    let Shared { state, journal, serial, .. } = shared;
+    let Shared { state, journal, .. } = shared;
     let mut state = state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-    state.serial = serial.load(Ordering::SeqCst);
+    state.serial = journal.serial();
+    // A journal that failed holds less than the state in memory: folding
+    // that into a snapshot would save what was never durable, or (when
+    // another process won a race) overwrite its work.
+    if let Some(failure) = journal.failure() {
+        state_error = Some(failure);
+    }
     let all_done = outcomes.values().all(|(_, outcome)| matches!(outcome, ChangeOutcome::Done));
     if all_done && !interrupted {
         let mut outputs = BTreeMap::new();
@@ -412,10 +415,10 @@ pub fn apply(
                 outputs.insert(output.name.clone(), OutputRecord { value, sensitive: output.sensitive });
             }
         }
-        if outputs != state.outputs {
-            state.serial += 1;
-            if let Err(error) = journal.outputs(state.serial, &outputs, secrets) {
-                state_error = Some(error);
+        if outputs != state.outputs && state_error.is_none() {
+            match journal.outputs(&outputs, secrets) {
+                Ok(serial) => state.serial = serial,
+                Err(error) => state_error = Some(error),
             }
             state.outputs = outputs;
         }
@@ -571,14 +574,13 @@ fn execute(shared: &Shared<'_>, index: usize) -> Finished {
 fn forget_handle(shared: &Shared<'_>, address: &str) {
     let mut state = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let Some(record) = state.resources.get(address).filter(|record| record.pending_handle.is_some()).cloned() else { return };
-    let serial = shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
     if record.state.is_empty() {
-        if shared.journal.remove(serial, address).is_ok() {
+        if shared.journal.remove(address).is_ok() {
             state.resources.remove(address);
         }
     } else {
         let record = Record { pending_handle: None, ..record };
-        if shared.journal.put(serial, &record, shared.secrets).is_ok() {
+        if shared.journal.put(&record, shared.secrets).is_ok() {
             state.resources.insert(address.to_owned(), record);
         }
     }
@@ -606,10 +608,10 @@ fn provider_failure(change: &ResourceChange, error: &ProviderError) -> Diagnosti
 fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<u64>, Diagnostic> {
     let plan = shared.plan;
     let prior = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.get(&change.address).cloned();
-    let serial = || shared.serial.fetch_add(1, Ordering::SeqCst) + 1;
     let state_failure = |error: StateError| {
+        let help = error.help().unwrap_or_else(|| "fix the cause and run `mlops apply` again".to_owned());
         Diagnostic::error(codes::STATE_ERROR, format!("{} was applied but its state could not be saved: {error}", change.address))
-            .with_help("fix the cause (disk full? permissions?) and run `mlops apply` again")
+            .with_help(help)
     };
     let provider = shared.providers.get(&change.provider).map_err(|message| {
         Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot apply {}: {message}", change.address))
@@ -631,7 +633,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
 
     match change.action {
         Action::Forget => {
-            let sequence = shared.journal.remove_deferred(serial(), &change.address).map_err(state_failure)?;
+            let sequence = shared.journal.remove_deferred(&change.address).map_err(state_failure)?;
             shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.remove(&change.address);
             return Ok(Some(sequence));
         }
@@ -653,7 +655,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
                 })
                 .map_err(|error| provider_failure(change, &error))?;
             }
-            let sequence = shared.journal.remove_deferred(serial(), &change.address).map_err(state_failure)?;
+            let sequence = shared.journal.remove_deferred(&change.address).map_err(state_failure)?;
             shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.remove(&change.address);
             return Ok(Some(sequence));
         }
@@ -828,7 +830,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         let details = lineage_details(&change.kind, &record.config, &record.state);
         lineage.insert("details".to_owned(), details);
     }
-    let sequence = shared.journal.put_deferred(serial(), &record, shared.secrets).map_err(state_failure)?;
+    let sequence = shared.journal.put_deferred(&record, shared.secrets).map_err(state_failure)?;
     shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.insert(record.address.clone(), record);
     Ok(Some(sequence))
 }

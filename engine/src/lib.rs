@@ -1,8 +1,9 @@
 //! The mlops engine: from a checked configuration and the state to a plan,
 //! and from a plan to applied state.
 //!
-//! - [`state`]: the state document, the local backend (snapshot + journal),
-//!   the lock and the sealing of secrets. Only this module knows the format.
+//! - [`state`]: the state document, the local backend (snapshot + journal)
+//!   and the remote one (objects created only if absent), the lock and the
+//!   sealing of secrets. Only this module knows the format.
 //! - [`convert`]: compiler values to provider-API JSON and back.
 //! - [`plan`]: refresh, the planner hooked into evaluation, the [`plan::Plan`].
 //! - [`apply`]: executes a plan's graph with bounded parallelism, durably.

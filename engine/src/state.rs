@@ -1,7 +1,11 @@
 //! State: what mlops manages, as it was after the last apply.
 //!
-//! Only this module knows the on-disk format. The local backend keeps, in
-//! the state directory (default `.mlops/state/`):
+//! Only this module (with [`remote`]) knows the stored format. Commands and
+//! the engine see a [`Backend`]: the local one below, or the remote one
+//! ([`RemoteBackend`], objects in S3 or any [`ObjectStore`]). Either way
+//! every change goes through a [`Journal`], which hands out the serials.
+//!
+//! The local backend keeps, in the state directory (default `.mlops/state/`):
 //!
 //! - `state.json`: a snapshot (format version, lineage id, serial, records,
 //!   outputs), replaced atomically (write, fsync, rename) when an apply ends;
@@ -22,9 +26,12 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
-use mlops_provider_api::{AttributePath, Attributes};
+use mlops_provider_api::{AttributePath, Attributes, ObjectStore};
+
+mod remote;
+pub use remote::RemoteBackend;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -146,22 +153,52 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok()).collect()
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StateError {
     #[error("cannot {action} `{path}`: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("the state file `{path}` is not valid: {message}")]
-    Corrupt { path: PathBuf, message: String },
-    #[error("the state in `{path}` has format version {found}; this mlops reads version {STATE_FORMAT_VERSION}")]
-    NewerFormat { path: PathBuf, found: u32 },
+    Io { action: &'static str, path: PathBuf, source: Arc<std::io::Error> },
+    #[error("the state at {location} is not valid: {message}")]
+    Corrupt { location: String, message: String },
+    #[error("the state at {location} has format version {found}; this mlops reads version {STATE_FORMAT_VERSION}")]
+    NewerFormat { location: String, found: u32 },
     #[error("the state is locked by {holder}")]
     Locked { holder: Box<LockHolder> },
+    /// Another writer saved state with the serial this one was about to use:
+    /// this one's view is stale, and writing would lose the other's work.
+    #[error("the state at {location} was changed by another process after this one read it (serial {serial} is taken)")]
+    Conflict { location: String, serial: u64 },
+    /// The remote store failed, in its own words.
+    #[error("{message}")]
+    Store { message: String, help: Option<String> },
     #[error("{0}")]
     Other(String),
 }
 
+impl StateError {
+    /// What the user can do about it.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            StateError::Io { .. } => Some("check the permissions and the free space of the state directory".to_owned()),
+            StateError::Corrupt { .. } => {
+                Some("restore the state from a backup (a versioned bucket keeps every version) or `mlops state` surgery".to_owned())
+            }
+            StateError::NewerFormat { .. } => Some("upgrade mlops to the version that wrote this state".to_owned()),
+            StateError::Locked { holder } => Some(format!(
+                "wait for it to finish; if that process is gone for good, run `mlops force-unlock {}`",
+                holder.id
+            )),
+            StateError::Conflict { .. } => Some(
+                "another mlops ran at the same time (was its lock broken with `mlops force-unlock`?); run `mlops plan` to see the state as it is now: work applied here but not saved shows up as changes to make again"
+                    .to_owned(),
+            ),
+            StateError::Store { help, .. } => help.clone(),
+            StateError::Other(_) => None,
+        }
+    }
+}
+
 fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> StateError + 'p {
-    move |source| StateError::Io { action, path: path.to_path_buf(), source }
+    move |source| StateError::Io { action, path: path.to_path_buf(), source: Arc::new(source) }
 }
 
 /// Who holds the lock.
@@ -378,25 +415,7 @@ impl LocalBackend {
     pub fn load(&self, secrets: &Secrets) -> Result<State, StateError> {
         let snapshot_path = self.snapshot_path();
         let mut state = match fs::read(&snapshot_path) {
-            Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
-                Ok(state) if state.format_version > STATE_FORMAT_VERSION => {
-                    return Err(StateError::NewerFormat { path: snapshot_path, found: state.format_version })
-                }
-                Ok(state) => state,
-                Err(error) => {
-                    // A newer format may not parse as this one: say so rather than "corrupt".
-                    #[derive(Deserialize)]
-                    struct Probe {
-                        format_version: u32,
-                    }
-                    if let Ok(probe) = serde_json::from_slice::<Probe>(&bytes) {
-                        if probe.format_version > STATE_FORMAT_VERSION {
-                            return Err(StateError::NewerFormat { path: snapshot_path, found: probe.format_version });
-                        }
-                    }
-                    return Err(StateError::Corrupt { path: snapshot_path.clone(), message: error.to_string() });
-                }
-            },
+            Ok(bytes) => parse_snapshot(&bytes, &snapshot_path.display().to_string())?,
             // No state yet: its lineage is set by the first write, so plans
             // made before it compare equal.
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => State { lineage: String::new(), ..State::new() },
@@ -406,16 +425,7 @@ impl LocalBackend {
             if entry.serial() <= state.serial && state.serial != 0 {
                 continue;
             }
-            state.serial = entry.serial();
-            match entry {
-                JournalEntry::Put { record, .. } => {
-                    state.resources.insert(record.address.clone(), *record);
-                }
-                JournalEntry::Remove { address, .. } => {
-                    state.resources.remove(&address);
-                }
-                JournalEntry::Outputs { outputs, .. } => state.outputs = outputs,
-            }
+            replay(&mut state, entry);
         }
         if !self.snapshot_path().exists() && state.serial > 0 {
             // A first apply that never finished: keep the lineage stable across loads.
@@ -423,11 +433,7 @@ impl LocalBackend {
                 state.lineage = lineage;
             }
         }
-        for record in state.resources.values_mut() {
-            let paths = record.sensitive_paths.clone();
-            secrets.open_paths(&mut record.config, &paths);
-            secrets.open_paths(&mut record.state, &paths);
-        }
+        open_state(&mut state, secrets);
         Ok(state)
     }
 
@@ -476,11 +482,7 @@ impl LocalBackend {
             file.set_len(valid_length as u64).map_err(io("repair", &path))?;
             file.seek(SeekFrom::End(0)).map_err(io("repair", &path))?;
         }
-        Ok(Journal {
-            inner: Mutex::new(JournalInner { file, pending: Vec::new(), appended: 0, durable: 0, writing: false, failed: None }),
-            durable: Condvar::new(),
-            path,
-        })
+        Ok(Journal::new(JournalSink::File { file, path }, state.serial))
     }
 
     /// Writes `state` as the new snapshot and empties the journal.
@@ -550,7 +552,7 @@ impl LocalBackend {
             .and_then(|()| file.write_all(&bytes))
             .and_then(|()| file.sync_data())
             .map_err(io("write", &path))?;
-        Ok((StateLock { file, holder }, dead_holder))
+        Ok((StateLock { held: HeldLock::File(file), holder }, dead_holder))
     }
 
     /// Clears a lock whose holder is gone. A lock held by a live local
@@ -627,119 +629,297 @@ fn parse_journal_line(line: &[u8]) -> Option<JournalEntry> {
     serde_json::from_str(body).ok()
 }
 
-struct JournalInner {
-    file: File,
-    pending: Vec<u8>,
-    appended: u64,
-    durable: u64,
-    writing: bool,
-    failed: Option<String>,
+/// A state document as stored (sealed), checked for its format version.
+fn parse_snapshot(bytes: &[u8], location: &str) -> Result<State, StateError> {
+    match serde_json::from_slice::<State>(bytes) {
+        Ok(state) if state.format_version > STATE_FORMAT_VERSION => {
+            Err(StateError::NewerFormat { location: location.to_owned(), found: state.format_version })
+        }
+        Ok(state) => Ok(state),
+        Err(error) => {
+            // A newer format may not parse as this one: say so rather than "corrupt".
+            #[derive(Deserialize)]
+            struct Probe {
+                format_version: u32,
+            }
+            if let Ok(probe) = serde_json::from_slice::<Probe>(bytes) {
+                if probe.format_version > STATE_FORMAT_VERSION {
+                    return Err(StateError::NewerFormat { location: location.to_owned(), found: probe.format_version });
+                }
+            }
+            Err(StateError::Corrupt { location: location.to_owned(), message: error.to_string() })
+        }
+    }
 }
 
-/// The append-only journal of one apply.
+/// Decrypts the sensitive values of a loaded state.
+fn open_state(state: &mut State, secrets: &Secrets) {
+    for record in state.resources.values_mut() {
+        let paths = record.sensitive_paths.clone();
+        secrets.open_paths(&mut record.config, &paths);
+        secrets.open_paths(&mut record.state, &paths);
+    }
+}
+
+/// Applies one journal entry to a state.
+fn replay(state: &mut State, entry: JournalEntry) {
+    state.serial = entry.serial();
+    match entry {
+        JournalEntry::Put { record, .. } => {
+            state.resources.insert(record.address.clone(), *record);
+        }
+        JournalEntry::Remove { address, .. } => {
+            state.resources.remove(&address);
+        }
+        JournalEntry::Outputs { outputs, .. } => state.outputs = outputs,
+    }
+}
+
+/// Where a journal's entries go.
+enum JournalSink {
+    /// Appended to `journal.jsonl`, one checksummed line per entry.
+    File { file: File, path: PathBuf },
+    /// One object per batch, created only if absent (see [`remote`]).
+    Remote { store: Arc<dyn ObjectStore>, lineage: String },
+}
+
+impl JournalSink {
+    fn write(&self, batch: &[JournalEntry]) -> Result<(), StateError> {
+        match self {
+            JournalSink::File { file, path } => {
+                let mut bytes = Vec::new();
+                for entry in batch {
+                    let body = serde_json::to_string(entry).map_err(|error| StateError::Other(error.to_string()))?;
+                    bytes.extend_from_slice(body.as_bytes());
+                    bytes.push(b'\t');
+                    bytes.extend_from_slice(&blake3::hash(body.as_bytes()).to_hex().as_bytes()[..16]);
+                    bytes.push(b'\n');
+                }
+                let mut writer: &File = file;
+                writer.write_all(&bytes).and_then(|()| file.sync_data()).map_err(io("write", path))
+            }
+            JournalSink::Remote { store, lineage } => remote::write_batch(store.as_ref(), lineage, batch),
+        }
+    }
+}
+
+struct JournalInner {
+    /// Entries queued, not yet written.
+    pending: Vec<JournalEntry>,
+    /// The serial of the last entry queued.
+    serial: u64,
+    /// The serial of the last entry written durably.
+    durable: u64,
+    writing: bool,
+    /// Once a write fails, nothing more is written: later entries would
+    /// not replay without the lost ones.
+    failed: Option<StateError>,
+}
+
+/// The journal of one apply (or one state surgery): every change becomes
+/// an entry with the next serial, made durable in order.
 pub struct Journal {
+    sink: JournalSink,
     inner: Mutex<JournalInner>,
     durable: Condvar,
-    path: PathBuf,
 }
 
 impl Journal {
-    pub fn put(&self, serial: u64, record: &Record, secrets: &Secrets) -> Result<(), StateError> {
-        let sequence = self.put_deferred(serial, record, secrets)?;
-        self.wait_durable(sequence)
+    fn new(sink: JournalSink, serial: u64) -> Journal {
+        Journal {
+            sink,
+            inner: Mutex::new(JournalInner { pending: Vec::new(), serial, durable: serial, writing: false, failed: None }),
+            durable: Condvar::new(),
+        }
     }
 
-    /// Queues a record without waiting for the disk; [`Journal::wait_durable`]
-    /// with the returned sequence number makes it durable (together with
-    /// everything queued before it, in one write and one fsync).
-    pub fn put_deferred(&self, serial: u64, record: &Record, secrets: &Secrets) -> Result<u64, StateError> {
+    /// The serial of the last change queued: the state's serial once all are durable.
+    pub fn serial(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).serial
+    }
+
+    /// The failure that stopped this journal, if one did.
+    pub fn failure(&self) -> Option<StateError> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).failed.clone()
+    }
+
+    /// Saves a record durably; returns its serial.
+    pub fn put(&self, record: &Record, secrets: &Secrets) -> Result<u64, StateError> {
+        let serial = self.put_deferred(record, secrets)?;
+        self.wait_durable(serial).map(|()| serial)
+    }
+
+    /// Queues a record without waiting for the store; [`Journal::wait_durable`]
+    /// with the returned serial makes it durable (together with everything
+    /// queued before it, in one write: group commit).
+    pub fn put_deferred(&self, record: &Record, secrets: &Secrets) -> Result<u64, StateError> {
         let mut sealed = record.clone();
         seal_record(&mut sealed, secrets);
-        self.enqueue(&JournalEntry::Put { serial, record: Box::new(sealed) })
+        self.enqueue(|serial| JournalEntry::Put { serial, record: Box::new(sealed) })
     }
 
-    pub fn remove(&self, serial: u64, address: &str) -> Result<(), StateError> {
-        let sequence = self.remove_deferred(serial, address)?;
-        self.wait_durable(sequence)
+    pub fn remove(&self, address: &str) -> Result<u64, StateError> {
+        let serial = self.remove_deferred(address)?;
+        self.wait_durable(serial).map(|()| serial)
     }
 
-    pub fn remove_deferred(&self, serial: u64, address: &str) -> Result<u64, StateError> {
-        self.enqueue(&JournalEntry::Remove { serial, address: address.to_owned() })
+    pub fn remove_deferred(&self, address: &str) -> Result<u64, StateError> {
+        self.enqueue(|serial| JournalEntry::Remove { serial, address: address.to_owned() })
     }
 
-    pub fn outputs(&self, serial: u64, outputs: &BTreeMap<String, OutputRecord>, secrets: &Secrets) -> Result<(), StateError> {
+    pub fn outputs(&self, outputs: &BTreeMap<String, OutputRecord>, secrets: &Secrets) -> Result<u64, StateError> {
         let mut sealed = outputs.clone();
         for output in sealed.values_mut() {
             if output.sensitive {
                 output.value = secrets.seal(&output.value);
             }
         }
-        let sequence = self.enqueue(&JournalEntry::Outputs { serial, outputs: sealed })?;
-        self.wait_durable(sequence)
+        let serial = self.enqueue(|serial| JournalEntry::Outputs { serial, outputs: sealed })?;
+        self.wait_durable(serial).map(|()| serial)
     }
 
-    fn enqueue(&self, entry: &JournalEntry) -> Result<u64, StateError> {
-        let body = serde_json::to_string(entry).map_err(|error| StateError::Other(error.to_string()))?;
-        let checksum = blake3::hash(body.as_bytes()).to_hex();
+    /// Serials are handed out under the lock, so they follow the order of
+    /// the queue and every batch is a contiguous run of them.
+    fn enqueue(&self, entry: impl FnOnce(u64) -> JournalEntry) -> Result<u64, StateError> {
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        inner.pending.extend_from_slice(body.as_bytes());
-        inner.pending.push(b'\t');
-        inner.pending.extend_from_slice(&checksum.as_bytes()[..16]);
-        inner.pending.push(b'\n');
-        inner.appended += 1;
-        Ok(inner.appended)
+        if let Some(failure) = &inner.failed {
+            return Err(failure.clone());
+        }
+        inner.serial += 1;
+        let serial = inner.serial;
+        inner.pending.push(entry(serial));
+        Ok(serial)
     }
 
-    /// Returns once every entry up to `sequence` is on disk. The first
-    /// thread to get here writes and fsyncs all that is queued; the others
-    /// wait for it (group commit).
-    pub fn wait_durable(&self, sequence: u64) -> Result<(), StateError> {
+    /// Returns once every entry up to `serial` is durable. The first thread
+    /// to get here writes all that is queued; the others wait for it.
+    pub fn wait_durable(&self, serial: u64) -> Result<(), StateError> {
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         loop {
-            if let Some(message) = &inner.failed {
-                return Err(StateError::Other(format!("cannot write the state journal `{}`: {message}", self.path.display())));
+            if let Some(failure) = &inner.failed {
+                return Err(failure.clone());
             }
-            if inner.durable >= sequence {
+            if inner.durable >= serial {
                 return Ok(());
             }
             if inner.writing {
                 inner = self.durable.wait(inner).unwrap_or_else(|poisoned| poisoned.into_inner());
                 continue;
             }
-            let mut file = match inner.file.try_clone() {
-                Ok(file) => file,
-                Err(error) => {
-                    inner.failed = Some(error.to_string());
-                    continue;
-                }
-            };
             inner.writing = true;
             let batch = std::mem::take(&mut inner.pending);
-            let upto = inner.appended;
+            let upto = inner.serial;
             drop(inner);
-            let result = file.write_all(&batch).and_then(|()| file.sync_data());
+            let result = self.sink.write(&batch);
             inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             inner.writing = false;
             match result {
                 Ok(()) => inner.durable = upto,
-                Err(error) => inner.failed = Some(error.to_string()),
+                Err(error) => inner.failed = Some(error),
             }
             self.durable.notify_all();
         }
     }
 }
 
-/// The held lock; released on drop (and by the OS if the process dies).
+/// The held lock; released on drop (and, for the local backend, by the OS
+/// if the process dies).
 pub struct StateLock {
-    file: File,
+    held: HeldLock,
     pub holder: LockHolder,
+}
+
+enum HeldLock {
+    File(File),
+    Remote { store: Arc<dyn ObjectStore>, etag: Option<String> },
 }
 
 impl Drop for StateLock {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
-        let _ = self.file.sync_data();
-        let _ = self.file.unlock();
+        match &self.held {
+            HeldLock::File(file) => {
+                let _ = file.set_len(0);
+                let _ = file.sync_data();
+                let _ = file.unlock();
+            }
+            HeldLock::Remote { store, etag } => remote::release_lock(store.as_ref(), etag.as_deref(), &self.holder),
+        }
+    }
+}
+
+/// Where the state lives: the one type the commands and the engine use.
+pub enum Backend {
+    Local(LocalBackend),
+    Remote(RemoteBackend),
+}
+
+impl Backend {
+    /// Where the state is, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Local(local) => local.directory.display().to_string(),
+            Backend::Remote(remote) => remote.describe(),
+        }
+    }
+
+    pub fn load(&self, secrets: &Secrets) -> Result<State, StateError> {
+        match self {
+            Backend::Local(local) => local.load(secrets),
+            Backend::Remote(remote) => remote.load(secrets),
+        }
+    }
+
+    pub fn open_journal(&self, state: &State) -> Result<Journal, StateError> {
+        match self {
+            Backend::Local(local) => local.open_journal(state),
+            Backend::Remote(remote) => Ok(remote.open_journal(state)),
+        }
+    }
+
+    /// Folds the journal into a new snapshot.
+    pub fn compact(&self, state: &State, secrets: &Secrets) -> Result<(), StateError> {
+        match self {
+            Backend::Local(local) => local.compact(state, secrets),
+            Backend::Remote(remote) => remote.compact(state, secrets),
+        }
+    }
+
+    pub fn append_history(&self, entry: &Json) -> Result<(), StateError> {
+        match self {
+            Backend::Local(local) => local.append_history(entry),
+            Backend::Remote(remote) => remote.append_history(entry),
+        }
+    }
+
+    /// Takes the lock, or fails at once naming the holder. Returns the lock
+    /// and, when a process died holding it (local backend), that holder.
+    pub fn lock(&self, command: &str) -> Result<(StateLock, Option<LockHolder>), StateError> {
+        match self {
+            Backend::Local(local) => local.lock(command),
+            Backend::Remote(remote) => remote.lock(command).map(|lock| (lock, None)),
+        }
+    }
+
+    pub fn force_unlock(&self, id: &str) -> Result<LockHolder, StateError> {
+        match self {
+            Backend::Local(local) => local.force_unlock(id),
+            Backend::Remote(remote) => remote.force_unlock(id),
+        }
+    }
+
+    /// Creates the place the state lives in, for `mlops init`; returns what
+    /// was done, in words.
+    pub fn initialise(&self) -> Result<Option<String>, StateError> {
+        match self {
+            Backend::Local(local) => {
+                if local.directory.is_dir() {
+                    return Ok(None);
+                }
+                fs::create_dir_all(&local.directory).map_err(io("create", &local.directory))?;
+                Ok(Some(format!("created the state directory {}", local.directory.display())))
+            }
+            Backend::Remote(remote) => remote.initialise(),
+        }
     }
 }
 
@@ -747,7 +927,8 @@ impl Drop for StateLock {
 mod tests {
     use super::*;
 
-    fn record(address: &str) -> Record {
+    /// A record with a sensitive `token`, for the backends' tests.
+    pub(super) fn record(address: &str) -> Record {
         let mut config = Attributes::new();
         config.insert("name".into(), Json::String(address.into()));
         config.insert("token".into(), Json::String("hunter2-secret".into()));
@@ -770,9 +951,9 @@ mod tests {
         assert_eq!(state.lineage, "", "a state never written has no lineage yet");
         state.lineage = new_id();
         let journal = backend.open_journal(&state).unwrap();
-        journal.put(1, &record("bucket.a"), &secrets).unwrap();
-        journal.put(2, &record("bucket.b"), &secrets).unwrap();
-        journal.remove(3, "bucket.a").unwrap();
+        journal.put(&record("bucket.a"), &secrets).unwrap();
+        journal.put(&record("bucket.b"), &secrets).unwrap();
+        journal.remove("bucket.a").unwrap();
         drop(journal);
         // A write cut short by a crash.
         let mut file = OpenOptions::new().append(true).open(directory.path().join("journal.jsonl")).unwrap();
@@ -784,7 +965,7 @@ mod tests {
         assert_eq!(loaded.lineage, state.lineage);
         // Reopening cuts the torn tail, so new lines are readable.
         let journal = backend.open_journal(&loaded).unwrap();
-        journal.put(4, &record("bucket.c"), &secrets).unwrap();
+        journal.put(&record("bucket.c"), &secrets).unwrap();
         drop(journal);
         let loaded = backend.load(&secrets).unwrap();
         assert_eq!(loaded.resources.len(), 2);

@@ -194,4 +194,8 @@ backend "s3" {
     default     = false
     description = "Address buckets by path."
   }
+  attribute "profile" {
+    type        = string
+    description = "The AWS profile to take credentials from (credentials never go in the configuration)."
+  }
 }

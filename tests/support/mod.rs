@@ -80,6 +80,38 @@ impl Workspace {
         assert!(plan.stdout.contains("No changes."), "{}", plan.all());
     }
 
+    /// Starts an apply of the slow-training case whose training takes
+    /// `seconds`, and returns once `started` says it is under way.
+    pub fn start_slow_apply(&self, seconds: &str, started: impl Fn() -> bool) -> std::process::Child {
+        let mut child = self
+            .command(&["apply", "--auto-approve"])
+            .env("SLOW_SECONDS", seconds)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starts mlops");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !started() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the training never started");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// Applies after an interrupted apply: the run it started is picked up,
+    /// not started again, and the result converges.
+    pub fn apply_reattaching(&self) -> Run {
+        let run = self.run_fast(&["apply", "--auto-approve"]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert!(run.stderr.contains("re-attaching to run"), "the run was started again:\n{}", run.all());
+        self.assert_no_changes(&[]);
+        run
+    }
+
     pub fn write(&self, name: &str, text: &str) {
         fs::write(self.path().join(name), text).expect("writes a file");
     }
@@ -168,4 +200,35 @@ pub fn raw_request(endpoint: &str, method: &str, path: &str, body: &str) -> u16 
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+/// The moto server's endpoint (`MLOPS_TEST_S3_ENDPOINT`), or `None` with a
+/// loud note outside CI when no server runs. In CI a missing server fails.
+pub fn s3_endpoint() -> Option<String> {
+    match std::env::var("MLOPS_TEST_S3_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("MLOPS_TEST_S3_ENDPOINT is not set: run the tests with ./scripts/test.sh, which starts the S3 server")
+        }
+        _ => {
+            eprintln!("NOTE: MLOPS_TEST_S3_ENDPOINT is not set, so this S3 test checks nothing; ./scripts/test.sh starts the server");
+            None
+        }
+    }
+}
+
+/// The s3s-fs endpoint and its access key and secret, with the same rules
+/// as [`s3_endpoint`].
+pub fn s3s_server() -> Option<(String, String, String)> {
+    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    match (variable("MLOPS_TEST_S3S_ENDPOINT"), variable("MLOPS_TEST_S3S_ACCESS_KEY"), variable("MLOPS_TEST_S3S_SECRET_KEY")) {
+        (Some(endpoint), Some(key), Some(secret)) => Some((endpoint, key, secret)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("MLOPS_TEST_S3S_ENDPOINT is not set: run the tests with ./scripts/test.sh, which starts s3s-fs")
+        }
+        _ => {
+            eprintln!("NOTE: MLOPS_TEST_S3S_ENDPOINT is not set, so this S3 test checks nothing; ./scripts/test.sh starts s3s-fs");
+            None
+        }
+    }
 }

@@ -17,6 +17,8 @@
 //!   itself, per row, through the [`RowEvaluator`] the engine passes in (the
 //!   feature expressions of a feature set).
 //!
+//! A provider that can host remote state also implements [`ObjectStore`].
+//!
 //! Invariants providers keep:
 //! - `read` and `plan` never change anything outside the provider's caches.
 //! - `apply` reports long-running work through [`ApplyContext::record_handle`]
@@ -27,6 +29,9 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+pub mod object_store;
+pub use object_store::{ObjectStore, ObjectStoreError, PutCondition, StoredObject};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;

@@ -13,6 +13,9 @@
 //! - `fetch`: the data at an `s3://` uri copied to a local directory, so that
 //!   local runs can read it.
 //!
+//! - [`S3StateStore`]: the storage of the `s3` state backend (the state
+//!   format itself is the engine's).
+//!
 //! Credentials come from the standard AWS chain (environment, profile, ...)
 //! and are never printed or stored. Every SDK error becomes one message that
 //! names the endpoint and the cause; throttling and 5xx answers are
@@ -23,6 +26,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+mod state_store;
+pub use state_store::S3StateStore;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
@@ -120,6 +126,16 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    failure_configured_in(endpoint, doing, error, "the provider")
+}
+
+/// [`failure`], for settings written in `configured_in` ("the provider",
+/// "the backend block").
+fn failure_configured_in<E, R>(endpoint: &Endpoint, doing: &str, error: &SdkError<E, R>, configured_in: &str) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
     let store = endpoint.describe();
     match error {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
@@ -130,7 +146,10 @@ where
             if transient {
                 ProviderError::Transient { message }
             } else {
-                ProviderError::with_help(message, "check the provider's `endpoint` and that the store is running and reachable")
+                ProviderError::with_help(
+                    message,
+                    format!("check `endpoint` in {configured_in} and that the store is running and reachable"),
+                )
             }
         }
         SdkError::ServiceError(service) => {
@@ -143,7 +162,7 @@ where
                 }
                 "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" | "ExpiredToken" | "InvalidToken" => ProviderError::with_help(
                     message,
-                    "check the credentials mlops finds in the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the provider's `profile`)",
+                    format!("check the credentials mlops finds in the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or `profile` in {configured_in})"),
                 ),
                 _ => ProviderError::failed(message),
             }
