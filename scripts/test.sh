@@ -73,3 +73,14 @@ RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --workspace --all-targets --l
 
 echo "== tests"
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --workspace --locked
+
+# The benchmark harness at tiny sizes, so that it never rots: every workload
+# runs once (the real figures come from `cargo run --release -p mlops-bench`).
+echo "== benchmark harness, smoke run"
+export MLOPS_BENCH_BINARY="$root/target/debug/mlops"
+export MLOPS_BENCH_S3_ENDPOINT="$MLOPS_TEST_S3S_ENDPOINT"
+export MLOPS_BENCH_S3_ACCESS_KEY="$MLOPS_TEST_S3S_ACCESS_KEY" MLOPS_BENCH_S3_SECRET_KEY="$MLOPS_TEST_S3S_SECRET_KEY"
+for workload in validate plan apply apply-engine; do
+    cargo run --quiet --locked -p mlops-bench -- "$workload" --runs 1 --sizes 12
+done
+cargo run --quiet --locked -p mlops-bench -- upload --runs 1 --size-mib 8

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{raw_request, s3_endpoint as endpoint, s3s_server as signing_server, Run, Workspace};
+use support::{raw_exchange, raw_request, s3_endpoint as endpoint, s3s_server as signing_server, Run, Workspace};
 
 /// A copy of examples/s3 with its own bucket name, pointed at the server.
 fn s3_workspace(endpoint: &str, team: &str) -> Workspace {
@@ -120,11 +120,14 @@ fn datasets_are_uploaded_content_addressed_and_never_twice() {
     assert_ne!(workspace.output("events"), uri);
     assert_eq!(raw_request(&endpoint, "HEAD", &key, ""), 200, "the old version was removed");
 
-    // Data that breaks the schema is not uploaded.
+    // Data that breaks the schema is not kept (it is validated while it goes up).
     workspace.write("data/events.csv", &data.replacen(",de\n", ",xx\n", 1));
     let refused = workspace.run(&["apply", "--auto-approve"]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(refused.stderr.contains("column `country`: `xx` is not one of de, fr, us, jp"), "{}", refused.all());
+    let (status, listing) = raw_exchange(&endpoint, "GET", "/datasets-lake?list-type=2&prefix=datasets/", "");
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing.matches("<Key>").count(), 2, "only the two valid versions are stored: {listing}");
 }
 
 #[test]

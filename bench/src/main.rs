@@ -13,9 +13,16 @@
 //! - `apply-engine`: the same with a provider that does nothing, which
 //!   measures the engine alone (scheduling, residuals, the durable journal).
 //!
+//! - `upload`: a dataset of `--size-mib` MiB (default 1024) stored in S3 on
+//!   loopback by `mlops apply`, side by side with `aws s3 cp` (see
+//!   [`comparisons`]).
+//!
 //! Each prints median, min and max wall time and peak memory per size.
 //! Absolute times on shared 2-core machines are noisy; the scaling between
 //! sizes is the figure to watch.
+
+mod comparisons;
+mod peers;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -256,26 +263,41 @@ fn peak_memory_megabytes() -> Option<f64> {
     Some(kilobytes / 1024.0)
 }
 
+/// The value after `--name` on the command line.
+fn option<'a>(arguments: &'a [String], name: &str) -> Option<&'a str> {
+    arguments.iter().position(|argument| argument == name).and_then(|index| arguments.get(index + 1)).map(String::as_str)
+}
+
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let runs: usize = arguments
-        .iter()
-        .position(|argument| argument == "--runs")
-        .and_then(|index| arguments.get(index + 1))
-        .and_then(|runs| runs.parse().ok())
-        .unwrap_or(7);
-    let json_path =
-        arguments.iter().position(|argument| argument == "--json").and_then(|index| arguments.get(index + 1)).map(PathBuf::from);
+    let runs: usize = option(&arguments, "--runs").and_then(|runs| runs.parse().ok()).unwrap_or(7);
+    let json_path = option(&arguments, "--json").map(PathBuf::from);
     let workload = arguments.first().map(String::as_str).unwrap_or("validate").to_owned();
-    let sizes: Vec<usize> = arguments
-        .iter()
-        .position(|argument| argument == "--sizes")
-        .and_then(|index| arguments.get(index + 1))
+    let sizes: Vec<usize> = option(&arguments, "--sizes")
         .map(|sizes| sizes.split(',').filter_map(|size| size.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![100, 1_000, 10_000]);
-    if !["validate", "plan", "apply", "apply-engine"].contains(&workload.as_str()) {
-        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply, apply-engine");
+    if !["validate", "plan", "apply", "apply-engine", "upload"].contains(&workload.as_str()) {
+        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply, apply-engine, upload");
         std::process::exit(1);
+    }
+    let size_mib: u64 = option(&arguments, "--size-mib").and_then(|size| size.parse().ok()).unwrap_or(1024);
+    if workload == "upload" {
+        let root = std::env::temp_dir().join(format!("mlops-bench-{}", std::process::id()));
+        let result = comparisons::upload(&root, runs, size_mib);
+        let _ = std::fs::remove_dir_all(&root);
+        match result {
+            Ok(report) => {
+                if let Some(path) = json_path {
+                    std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+                    println!("wrote {}", path.display());
+                }
+                return;
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+        }
     }
     ENGINE_ONLY.store(workload == "apply-engine", std::sync::atomic::Ordering::Relaxed);
     let root = std::env::temp_dir().join(format!("mlops-bench-{}", std::process::id()));

@@ -647,6 +647,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
                             config: prior.config.clone(),
                             prior_state: Some(prior.state.clone()),
                             prior_private: prior.private.clone(),
+                            planned_private: Json::Null,
                             pending_handle: prior.pending_handle.clone(),
                             lineage: Json::Null,
                         },
@@ -756,6 +757,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         config: resolved.clone(),
         prior_state: prior.as_ref().filter(|prior| !prior.state.is_empty()).map(|prior| prior.state.clone()),
         prior_private: prior.as_ref().map(|prior| prior.private.clone()).unwrap_or_default(),
+        planned_private: change.planned_private.clone(),
         pending_handle: prior.as_ref().and_then(|prior| prior.pending_handle.clone()),
         lineage: lineage.clone(),
     };

@@ -113,6 +113,11 @@ pub struct ResourceChange {
     pub working_directory: PathBuf,
     /// Provider configuration key: `TYPE` or `TYPE.ALIAS`.
     pub provider_key: String,
+    /// What the provider's plan kept for its apply (a content hash and the
+    /// file stamps it was computed from, say), so that apply need not
+    /// compute it again.
+    #[serde(default, skip_serializing_if = "Json::is_null")]
+    pub planned_private: Json,
 }
 
 impl ResourceChange {
@@ -507,6 +512,7 @@ impl PlanResolver for Planner<'_> {
             lifecycle,
             working_directory: draft.module_directory.to_path_buf(),
             provider_key: provider_key.clone(),
+            planned_private: Json::Null,
         };
 
         // Not selected by -target/-exclude: left as it is.
@@ -693,6 +699,9 @@ impl PlanResolver for Planner<'_> {
             }
         }
         change.reasons = reasons;
+        if change.action != Action::NoOp {
+            change.planned_private = response.private.clone();
+        }
 
         // The computed attributes known now.
         let mut known = Attributes::new();
@@ -955,6 +964,7 @@ pub fn plan(
             lifecycle: record.lifecycle.clone(),
             working_directory: directory.to_path_buf(),
             provider_key: provider_key(&record.provider, record.provider_alias.as_deref()),
+            planned_private: Json::Null,
         });
     }
 

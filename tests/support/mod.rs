@@ -186,6 +186,11 @@ pub fn post(url: &str, path: &str, body: &str) -> String {
 /// A request to an S3 endpoint that does not check signatures (the moto
 /// server), to change things behind mlops's back. Returns the status code.
 pub fn raw_request(endpoint: &str, method: &str, path: &str, body: &str) -> u16 {
+    raw_exchange(endpoint, method, path, body).0
+}
+
+/// [`raw_request`], returning the response body too.
+pub fn raw_exchange(endpoint: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = TcpStream::connect(address).expect("the server answers");
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -199,7 +204,9 @@ pub fn raw_request(endpoint: &str, method: &str, path: &str, body: &str) -> u16 
     .unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
 }
 
 /// The moto server's endpoint (`MLOPS_TEST_S3_ENDPOINT`), or `None` with a

@@ -198,6 +198,9 @@ pub struct ApplyRequest {
     pub config: Attributes,
     pub prior_state: Option<Attributes>,
     pub prior_private: Json,
+    /// The `private` this provider's plan returned for this change, for
+    /// apply to reuse what the plan computed when its inputs are unchanged.
+    pub planned_private: Json,
     /// The handle recorded by an interrupted apply of this instance.
     pub pending_handle: Option<Json>,
     /// What produced this: upstream addresses and their versions, the code

@@ -32,7 +32,8 @@ pub fn plan_local_source(location: &Path, request: &PlanRequest, unchanged_confi
         _ => content_hash(location, &files)?.0,
     };
     let size: u64 = files.iter().filter_map(|file| fs::metadata(file).ok()).map(|metadata| metadata.len()).sum();
-    let mut response = PlanResponse { private: serde_json::json!({ "stamp": stamp }), ..PlanResponse::default() };
+    let private = serde_json::json!({ "stamp": stamp, "version": version, "size_bytes": size });
+    let mut response = PlanResponse { private, ..PlanResponse::default() };
     if let (Some(prior), Some(prior_version)) = (&request.prior_state, &prior_version) {
         if *prior_version == version && unchanged_config {
             response.planned_state = prior.clone();
@@ -276,6 +277,19 @@ pub fn relative_name(root: &Path, file: &Path) -> String {
     file.strip_prefix(root).unwrap_or(file).to_string_lossy().replace('\\', "/")
 }
 
+/// The version and size of the files for an apply: what its plan computed
+/// when the files' stamps (sizes and modification times) are still those
+/// it hashed, else hashed again.
+pub fn content_hash_for_apply(root: &Path, files: &[PathBuf], planned_private: &Json) -> ProviderResult<(String, u64)> {
+    let planned = (planned_private.get("version").and_then(Json::as_str), planned_private.get("size_bytes").and_then(Json::as_u64));
+    if let ((Some(version), Some(size)), Some(planned_stamp)) = (planned, planned_private.get("stamp")) {
+        if *planned_stamp == stamp(root, files)? {
+            return Ok((version.to_owned(), size));
+        }
+    }
+    content_hash(root, files)
+}
+
 /// The BLAKE3 content hash of the files (names included, so a rename is a
 /// new version), and their total size.
 pub fn content_hash(root: &Path, files: &[PathBuf]) -> ProviderResult<(String, u64)> {
@@ -283,10 +297,27 @@ pub fn content_hash(root: &Path, files: &[PathBuf]) -> ProviderResult<(String, u
     let mut total = 0u64;
     for file in files {
         let mut hasher = blake3::Hasher::new();
-        let handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
+        let mut handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
         let length = handle.metadata().map(|metadata| metadata.len()).unwrap_or(0);
         if length > 16 * 1024 * 1024 {
-            hasher.update_mmap_rayon(file).map_err(|error| unreadable(file, &error))?;
+            // Read in large blocks hashed on every core. A memory map of the
+            // whole file would count it all as this process's memory.
+            let mut block = vec![0u8; 8 * 1024 * 1024];
+            loop {
+                let mut filled = 0;
+                while filled < block.len() {
+                    match handle.read(&mut block[filled..]) {
+                        Ok(0) => break,
+                        Ok(read) => filled += read,
+                        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(error) => return Err(unreadable(file, &error)),
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
+                hasher.update_rayon(&block[..filled]);
+            }
         } else {
             hasher.update_reader(handle).map_err(|error| unreadable(file, &error))?;
         }
@@ -333,6 +364,283 @@ pub fn columns_of(config: &serde_json::Map<String, Json>) -> Option<Vec<Column>>
 
 pub type Row = BTreeMap<String, Json>;
 
+/// Checks every row of the files against `columns` and counts them, as
+/// [`for_each_row`] with a visitor that does nothing, but without building
+/// the rows: storing a large dataset is not held up by its validation.
+/// `stop` is polled so that a caller can give up early.
+pub fn validate_rows(
+    files: &[PathBuf],
+    format: &str,
+    columns: Option<&[Column]>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> ProviderResult<usize> {
+    if format != "csv" {
+        return for_each_row(files, format, columns, |_, _, _| {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(ProviderError::Interrupted);
+            }
+            Ok(())
+        });
+    }
+    let mut count = 0;
+    for file in files {
+        if let Some(result) = validate_plain_csv(file, columns, stop) {
+            count += result?;
+            continue;
+        }
+        let (mut reader, headers) = open_csv(file, columns)?;
+        // Each field's checks, found once rather than per row.
+        let field_checks = FieldCheck::for_headers(headers.iter().map(String::as_str), columns);
+        let mut record = csv::StringRecord::new();
+        let mut line = 1;
+        loop {
+            line += 1;
+            let more = reader
+                .read_record(&mut record)
+                .map_err(|error| ProviderError::failed(format!("`{}` line {line}: {error}", file.display())))?;
+            if !more {
+                break;
+            }
+            let valid = record.iter().zip(&field_checks).all(|(field, check)| check.is_none_or(|check| check.accepts(field)));
+            if !valid {
+                // The slow path says exactly what is wrong, in the same words as for_each_row.
+                let mut row = Row::new();
+                for (header, (field, check)) in headers.iter().zip(record.iter().zip(&field_checks)) {
+                    let value = type_field(field, check.map(|check| check.column))
+                        .map_err(|message| row_error(file, &format!("line {line}"), header, &message))?;
+                    row.insert(header.clone(), value);
+                }
+                if let Some(columns) = columns {
+                    validate_row(&row, columns).map_err(|(column, message)| row_error(file, &format!("line {line}"), &column, &message))?;
+                }
+            }
+            count += 1;
+            if count % 65_536 == 0 && stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(ProviderError::Interrupted);
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// A CSV reader past the header, and the header's names (trimmed), checked
+/// to hold every declared column.
+fn open_csv(file: &Path, columns: Option<&[Column]>) -> ProviderResult<(csv::Reader<fs::File>, Vec<String>)> {
+    let handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).buffer_capacity(1 << 20).from_reader(handle);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|error| ProviderError::failed(format!("`{}` is not valid CSV: {error}", file.display())))?
+        .iter()
+        .map(|header| header.trim().to_owned())
+        .collect();
+    if let Some(missing) = columns.into_iter().flatten().find(|column| !headers.contains(&column.name)) {
+        return Err(ProviderError::with_help(
+            format!("`{}` has no column `{}` (its header is: {})", file.display(), missing.name, headers.join(", ")),
+            "fix the file's header, or the dataset's schema",
+        ));
+    }
+    Ok((reader, headers))
+}
+
+/// The fast path of [`validate_rows`] for the common CSV: no quotes, no
+/// carriage returns, no empty lines, every row as wide as the header.
+/// There, a line is a record and a comma a separator, so splitting bytes
+/// is exact. Returns the row count when the whole file is such CSV and every
+/// field is valid; `None` when anything is unusual or wrong, and the caller
+/// reads the file with the CSV parser, which also words any error.
+fn validate_plain_csv(file: &Path, columns: Option<&[Column]>, stop: &std::sync::atomic::AtomicBool) -> Option<ProviderResult<usize>> {
+    let mut handle = fs::File::open(file).ok()?;
+    let mut buffer = vec![0u8; 4 * 1024 * 1024];
+    let mut filled = 0;
+    let mut field_checks: Option<Vec<Option<FieldCheck>>> = None;
+    let mut count = 0usize;
+    let mut at_end = false;
+    while !at_end {
+        if filled == buffer.len() {
+            // A line longer than the buffer: leave it to the parser.
+            return None;
+        }
+        match handle.read(&mut buffer[filled..]) {
+            Ok(0) => at_end = true,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+        // Whole lines only; the rest waits for the next read.
+        let complete = if at_end {
+            filled
+        } else {
+            match memchr::memrchr(b'\n', &buffer[..filled]) {
+                Some(position) => position + 1,
+                None => continue,
+            }
+        };
+        let region = &buffer[..complete];
+        if memchr::memchr2(b'"', b'\r', region).is_some() {
+            return None;
+        }
+        let mut text = std::str::from_utf8(region).ok()?;
+        if field_checks.is_none() {
+            if text.starts_with('\u{feff}') {
+                return None;
+            }
+            let (header, rest) = text.split_once('\n').unwrap_or((text, ""));
+            let headers: Vec<&str> = header.split(',').map(str::trim).collect();
+            // A declared column missing from the header: the parser's error says which.
+            if header.is_empty() || columns.is_some_and(|columns| columns.iter().any(|column| !headers.contains(&column.name.as_str()))) {
+                return None;
+            }
+            field_checks = Some(FieldCheck::for_headers(headers.into_iter(), columns));
+            text = rest;
+        }
+        count += plain_csv_rows(text, field_checks.as_deref().unwrap_or_default())?;
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(Err(ProviderError::Interrupted));
+        }
+        buffer.copy_within(complete..filled, 0);
+        filled -= complete;
+    }
+    field_checks.is_some().then_some(Ok(count))
+}
+
+/// The rows in `text` (whole lines, the last one maybe without its line
+/// end), when every line is as wide as `checks` and every field passes.
+fn plain_csv_rows(text: &str, checks: &[Option<FieldCheck>]) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut rows, mut field, mut field_start, mut line_start) = (0, 0, 0, 0);
+    let unterminated = (!bytes.is_empty() && !bytes.ends_with(b"\n")).then_some(bytes.len());
+    for position in memchr::memchr2_iter(b',', b'\n', bytes).chain(unterminated) {
+        let check = checks.get(field)?;
+        if check.is_some_and(|check| !check.accepts(&text[field_start..position])) {
+            return None;
+        }
+        field += 1;
+        field_start = position + 1;
+        if position == bytes.len() || bytes[position] == b'\n' {
+            // An empty line is skipped by the parser, not a row: leave it to it.
+            if field != checks.len() || position == line_start {
+                return None;
+            }
+            rows += 1;
+            field = 0;
+            line_start = position + 1;
+        }
+    }
+    Some(rows)
+}
+
+/// A column's checks, decided once per file rather than per field.
+#[derive(Clone, Copy)]
+struct FieldCheck<'a> {
+    column: &'a Column,
+    kind: FieldKind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum FieldKind {
+    Int,
+    Float,
+    Bool,
+    Text,
+    Unchecked,
+}
+
+impl<'a> FieldCheck<'a> {
+    fn new(column: &'a Column) -> FieldCheck<'a> {
+        let kind = match column.column_type.as_str() {
+            "int" => FieldKind::Int,
+            "float" => FieldKind::Float,
+            "bool" => FieldKind::Bool,
+            "string" => FieldKind::Text,
+            // Timestamps and anything else are kept as text, unchecked.
+            _ => FieldKind::Unchecked,
+        };
+        FieldCheck { column, kind }
+    }
+
+    /// For each field of a header, its column's checks, if it has a column.
+    fn for_headers<'h>(headers: impl Iterator<Item = &'h str>, columns: Option<&'a [Column]>) -> Vec<Option<FieldCheck<'a>>> {
+        headers.map(|header| columns.and_then(|columns| columns.iter().find(|column| column.name == header)).map(FieldCheck::new)).collect()
+    }
+
+    /// Whether a CSV field certainly passes the column's checks. It may
+    /// answer false for a valid field (the caller then asks the slow path),
+    /// never true for an invalid one.
+    fn accepts(&self, field: &str) -> bool {
+        let column = self.column;
+        let trimmed = field.trim_ascii();
+        if trimmed.is_empty() {
+            return column.nullable && field.trim().is_empty();
+        }
+        let in_range = |number: f64| column.min.is_none_or(|min| number >= min) && column.max.is_none_or(|max| number <= max);
+        match self.kind {
+            FieldKind::Int => parse_plain_integer(trimmed.as_bytes()).is_some_and(|number| in_range(number as f64)),
+            FieldKind::Float => parse_plain_decimal(trimmed.as_bytes())
+                .or_else(|| trimmed.parse::<f64>().ok())
+                .is_some_and(|number| number.is_finite() && in_range(number)),
+            FieldKind::Bool => matches!(trimmed.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "false" | "0" | "no"),
+            FieldKind::Text => column.allowed.as_ref().is_none_or(|allowed| allowed.iter().any(|value| value == field)),
+            FieldKind::Unchecked => true,
+        }
+    }
+}
+
+/// A decimal like `-123.45` with at most 15 digits: its integer mantissa is
+/// exact in an f64 and so is the power of ten, and one division rounds
+/// correctly, so this is exactly what `str::parse::<f64>` gives. Anything
+/// else is `None`.
+fn parse_plain_decimal(bytes: &[u8]) -> Option<f64> {
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0;
+    let mut decimals: Option<i32> = None;
+    for &byte in digits {
+        match byte {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(byte - b'0');
+                count += 1;
+                if let Some(decimals) = &mut decimals {
+                    *decimals += 1;
+                }
+            }
+            b'.' if decimals.is_none() => decimals = Some(0),
+            _ => return None,
+        }
+    }
+    if count == 0 || count > 15 {
+        return None;
+    }
+    const POWERS_OF_TEN: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let value = mantissa as f64 / POWERS_OF_TEN[decimals.unwrap_or(0) as usize];
+    Some(if negative { -value } else { value })
+}
+
+/// An integer of at most 18 digits with an optional sign: what almost every
+/// integer field is. Anything else is `None` (and goes the slow way).
+fn parse_plain_integer(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        b'+' => (false, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &byte in digits {
+        if !byte.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + i64::from(byte - b'0');
+    }
+    Some(if negative { -value } else { value })
+}
+
 /// Reads every row of the files, typed by `columns` when given.
 /// `format` is csv or jsonl; the row visitor may stop early by returning an error.
 pub fn for_each_row(
@@ -345,24 +653,7 @@ pub fn for_each_row(
     for file in files {
         match format {
             "csv" => {
-                let handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
-                let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(handle);
-                let headers: Vec<String> = reader
-                    .headers()
-                    .map_err(|error| ProviderError::failed(format!("`{}` is not valid CSV: {error}", file.display())))?
-                    .iter()
-                    .map(|header| header.trim().to_owned())
-                    .collect();
-                if let Some(columns) = columns {
-                    for column in columns {
-                        if !headers.contains(&column.name) {
-                            return Err(ProviderError::with_help(
-                                format!("`{}` has no column `{}` (its header is: {})", file.display(), column.name, headers.join(", ")),
-                                "fix the file's header, or the dataset's schema",
-                            ));
-                        }
-                    }
-                }
+                let (mut reader, headers) = open_csv(file, columns)?;
                 for (index, record) in reader.records().enumerate() {
                     let line = index + 2;
                     let record = record.map_err(|error| ProviderError::failed(format!("`{}` line {line}: {error}", file.display())))?;
@@ -655,6 +946,86 @@ mod tests {
         fs::write(&file, "id,amount,age,ok\na,-1,30,true\n").unwrap();
         let error = for_each_row(std::slice::from_ref(&file), "csv", Some(&columns), |_, _, _| Ok(())).unwrap_err();
         assert!(error.to_string().contains("line 2, column `amount`: -1 is below the minimum 0"), "{error}");
+    }
+
+    /// The fast validation must accept and refuse exactly what reading the
+    /// rows does, with the same message.
+    #[test]
+    fn validating_without_building_rows_agrees_with_reading_them() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("data.csv");
+        let columns = vec![
+            Column { name: "id".into(), column_type: "string".into(), allowed: Some(vec!["a".into(), "b".into()]), ..Column::default() },
+            Column { name: "amount".into(), column_type: "float".into(), min: Some(0.0), max: Some(10.0), ..Column::default() },
+            Column { name: "age".into(), column_type: "int".into(), nullable: true, max: Some(150.0), ..Column::default() },
+            Column { name: "ok".into(), column_type: "bool".into(), ..Column::default() },
+            Column { name: "at".into(), column_type: "timestamp".into(), ..Column::default() },
+        ];
+        let header = "id,amount,age,ok,at\n";
+        let cases = [
+            "a,1.5,30,true,2026-01-01\nb,2,,no,2026-01-02\n",
+            "a,1.5,30.0,TRUE,x\n",
+            "a,-1,30,true,x\n",
+            "a,11,30,true,x\n",
+            "c,1,30,true,x\n",
+            "a,1,151,true,x\n",
+            "a,1,30.5,true,x\n",
+            "a,,30,true,x\n",
+            "a,nan,30,true,x\n",
+            "a,1,30,maybe,x\n",
+            "a,1,30,true,\n",
+            "a,1,30\n",
+            "a,1,30,true,x",
+            "a,1,30,true,x\r\nb,2,31,false,y\r\n",
+            "\"a\",1,30,true,\"x,y\"\n",
+            "a,1,30,true,x\n\nb,2,31,false,y\n",
+            "a,1,30,true,x,extra\n",
+            "",
+        ];
+        let never = std::sync::atomic::AtomicBool::new(false);
+        for case in cases {
+            fs::write(&file, format!("{header}{case}")).unwrap();
+            let slow =
+                for_each_row(std::slice::from_ref(&file), "csv", Some(&columns), |_, _, _| Ok(())).map_err(|error| error.to_string());
+            let fast = validate_rows(std::slice::from_ref(&file), "csv", Some(&columns), &never).map_err(|error| error.to_string());
+            assert_eq!(fast, slow, "for {case:?}");
+        }
+        // Lines that straddle the fast path's 4 MiB reads.
+        let rows: String =
+            (0..300_000).map(|row| format!("a,{}.5,{},true,2026-01-01T00:00:{:02}\n", row % 10, row % 150, row % 60)).collect();
+        assert!(rows.len() > 9 * 1024 * 1024);
+        fs::write(&file, format!("{header}{rows}")).unwrap();
+        let slow = for_each_row(std::slice::from_ref(&file), "csv", Some(&columns), |_, _, _| Ok(())).unwrap();
+        assert_eq!(validate_rows(std::slice::from_ref(&file), "csv", Some(&columns), &never).unwrap(), slow);
+        assert_eq!(slow, 300_000);
+    }
+
+    #[test]
+    fn plain_numbers_parse_exactly_as_the_standard_parser() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200_000 {
+            let digits = 1 + next() % 15;
+            let mut text: String = (0..digits).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+            if next() % 2 == 0 {
+                text.insert((next() % (digits + 1)) as usize, '.');
+            }
+            if next() % 3 == 0 {
+                text.insert(0, '-');
+            }
+            assert_eq!(parse_plain_decimal(text.as_bytes()), text.parse::<f64>().ok(), "{text}");
+            if !text.contains('.') {
+                assert_eq!(parse_plain_integer(text.as_bytes()), text.parse::<i64>().ok(), "{text}");
+            }
+        }
+        for odd in ["", ".", "-", "1e5", "1.2.3", "0x10", "1234567890123456", " 1"] {
+            assert!(parse_plain_decimal(odd.as_bytes()).is_none(), "{odd}");
+        }
     }
 
     use crate::testing::write_parquet;

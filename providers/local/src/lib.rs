@@ -442,11 +442,11 @@ fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     let location = dataset_location(target, &request.config)?;
     let files = data::data_files(&location)?;
     context.progress(&format!("hashing {} file(s)", files.len()));
-    let (version, size) = data::content_hash(&location, &files)?;
+    let (version, size) = data::content_hash_for_apply(&location, &files, &request.planned_private)?;
     let format = text(&request.config, "format").unwrap_or("csv");
     let columns = data::columns_of(&request.config);
     context.progress("validating rows against the schema");
-    let row_count = data::for_each_row(&files, format, columns.as_deref(), |_, _, _| Ok(()))?;
+    let row_count = data::validate_rows(&files, format, columns.as_deref(), &std::sync::atomic::AtomicBool::new(false))?;
     let external = text(&request.config, "source").is_none();
     let uri = if external {
         text(&request.config, "uri").unwrap_or_default().to_owned()

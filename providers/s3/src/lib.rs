@@ -458,14 +458,17 @@ impl S3Provider {
 }
 
 /// Files at least this large are uploaded in parts of this size (S3 allows
-/// parts down to 5 MiB). `MLOPS_S3_PART_SIZE_MIB` overrides it.
-fn part_size() -> u64 {
-    let mebibytes = std::env::var("MLOPS_S3_PART_SIZE_MIB").ok().and_then(|value| value.parse::<u64>().ok()).unwrap_or(16).max(5);
-    mebibytes * 1024 * 1024
+/// parts down to 5 MiB, and at most 10,000 parts, so a file too large for
+/// that gets larger parts). `MLOPS_S3_PART_SIZE_MIB` overrides the 8 MiB
+/// default, which measured as fast as larger parts with less memory.
+fn part_size(length: u64) -> u64 {
+    const MEBIBYTE: u64 = 1024 * 1024;
+    let mebibytes = std::env::var("MLOPS_S3_PART_SIZE_MIB").ok().and_then(|value| value.parse::<u64>().ok()).unwrap_or(8).max(5);
+    (mebibytes * MEBIBYTE).max(length.div_ceil(10_000).div_ceil(MEBIBYTE) * MEBIBYTE)
 }
 
 /// How many parts of one file are in flight at once.
-const PARALLEL_PARTS: usize = 8;
+const PARALLEL_PARTS: usize = 10;
 
 fn slug(address: &str) -> String {
     mlops_data::storage_name(address)
@@ -474,7 +477,8 @@ fn slug(address: &str) -> String {
 impl S3Provider {
     /// Uploads one file unless an object of the same size is there already
     /// (the key holds the content hash, so same key and size is same content).
-    /// Returns whether it uploaded.
+    /// Returns whether it uploaded. Setting `stop` abandons the upload (and
+    /// aborts a multipart one).
     fn upload_file(
         &self,
         endpoint: &Endpoint,
@@ -482,13 +486,14 @@ impl S3Provider {
         key: &str,
         file: &std::path::Path,
         context: &dyn ApplyContext,
+        stop: &std::sync::atomic::AtomicBool,
     ) -> ProviderResult<bool> {
         use aws_sdk_s3::primitives::ByteStream;
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         let client = self.client(endpoint);
         let length =
             std::fs::metadata(file).map_err(|error| ProviderError::failed(format!("cannot read `{}`: {error}", file.display())))?.len();
-        let part_size = part_size();
+        let part_size = part_size(length);
         self.block_on(async {
             match client.head_object().bucket(bucket).key(key).send().await {
                 Ok(head) if head.content_length() == Some(length as i64) => return Ok(false),
@@ -526,6 +531,9 @@ impl S3Provider {
                 let mut in_flight = tokio::task::JoinSet::new();
                 let mut next_part = 0u64;
                 while next_part < parts_total || !in_flight.is_empty() {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Err(ProviderError::Interrupted);
+                    }
                     while next_part < parts_total && in_flight.len() < PARALLEL_PARTS {
                         let (client, bucket, key, upload_id, path) =
                             (client.clone(), bucket.to_owned(), key.to_owned(), upload_id.clone(), file.to_path_buf());
@@ -699,19 +707,55 @@ impl S3Provider {
         let location = target.working_directory.join(source);
         let files = mlops_data::data_files(&location)?;
         context.progress(&format!("hashing {} file(s)", files.len()));
-        let (version, size) = mlops_data::content_hash(&location, &files)?;
-        context.progress("validating rows against the schema");
+        let (version, size) = mlops_data::content_hash_for_apply(&location, &files, &request.planned_private)?;
         let format = text(config, "format").unwrap_or("csv");
         let columns = mlops_data::columns_of(config);
-        let row_count = mlops_data::for_each_row(&files, format, columns.as_deref(), |_, _, _| Ok(()))?;
         let prefix = format!("datasets/{}/{}/", slug(&target.address), mlops_data::short_hash(&version));
-        let mut uploaded = 0;
-        for file in &files {
-            let key = format!("{prefix}{}", mlops_data::relative_name(&location, file));
-            if self.upload_file(endpoint, bucket, &key, file, context)? {
-                uploaded += 1;
+        // Rows are validated while the files go up: the upload does not wait
+        // for a full read of the data. Whichever fails first stops the other,
+        // and what was uploaded of data that turns out invalid is deleted.
+        context.progress("validating rows against the schema while uploading");
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut uploaded_keys = Vec::new();
+        let (validation, upload) = std::thread::scope(|scope| {
+            let validation = scope.spawn(|| {
+                let result = mlops_data::validate_rows(&files, format, columns.as_deref(), &stop);
+                if result.is_err() {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                result
+            });
+            let mut upload = Ok(());
+            for file in &files {
+                let key = format!("{prefix}{}", mlops_data::relative_name(&location, file));
+                match self.upload_file(endpoint, bucket, &key, file, context, &stop) {
+                    Ok(true) => uploaded_keys.push(key),
+                    Ok(false) => {}
+                    Err(error) => {
+                        upload = Err(error);
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        break;
+                    }
+                }
             }
-        }
+            let validation =
+                validation.join().unwrap_or_else(|_| Err(ProviderError::failed("the validation of the rows failed unexpectedly")));
+            (validation, upload)
+        });
+        let row_count = match (validation, upload) {
+            (Ok(row_count), Ok(())) => row_count,
+            (Err(ProviderError::Interrupted), Err(error)) | (Ok(_), Err(error)) => return Err(error),
+            (Err(error), _) => {
+                let client = self.client(endpoint);
+                self.block_on(async {
+                    for key in &uploaded_keys {
+                        let _ = client.delete_object().bucket(bucket).key(key).send().await;
+                    }
+                });
+                return Err(error);
+            }
+        };
+        let uploaded = uploaded_keys.len();
         context.progress(&format!("{uploaded} file(s) uploaded, {} already present", files.len() - uploaded));
         let mut state = Attributes::new();
         state.insert("version".into(), Json::String(version));

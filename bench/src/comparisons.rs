@@ -1,0 +1,212 @@
+//! Workloads measured side by side with a peer, in the same run, so that
+//! what is reported is a ratio on the same machine at the same time:
+//!
+//! - `upload`: a dataset of N MiB (CSV) stored in S3 by `mlops apply` (hash,
+//!   multipart upload in parallel parts, and with a schema every row
+//!   validated while it goes up) against `aws s3 cp` of the same file to
+//!   the same loopback server.
+//!
+//! Runs alternate between the tools, so that drift in the machine's load
+//! hits both alike.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value as Json};
+
+use crate::peers::{measure, mlops_binary, python_peer, Measured, S3Server};
+
+/// The figures of one tool over all runs.
+pub struct Series {
+    pub tool: String,
+    pub runs: Vec<Measured>,
+}
+
+impl Series {
+    fn new(tool: impl Into<String>) -> Series {
+        Series { tool: tool.into(), runs: Vec::new() }
+    }
+
+    fn sorted_seconds(&self) -> Vec<f64> {
+        let mut seconds: Vec<f64> = self.runs.iter().map(|run| run.elapsed.as_secs_f64()).collect();
+        seconds.sort_by(f64::total_cmp);
+        seconds
+    }
+
+    pub fn median(&self) -> f64 {
+        let seconds = self.sorted_seconds();
+        seconds.get(seconds.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    pub fn json(&self) -> Json {
+        let seconds = self.sorted_seconds();
+        let peak = self.runs.iter().map(|run| run.peak_megabytes).fold(0.0, f64::max);
+        json!({
+            "tool": self.tool,
+            "median_s": self.median(),
+            "min_s": seconds.first(),
+            "max_s": seconds.last(),
+            "peak_memory_mb": peak,
+        })
+    }
+}
+
+/// Prints the table of one comparison: each tool's median, spread and peak
+/// memory, and each peer's time over mlops's (above 1: mlops is faster).
+pub fn report(title: &str, mlops: &Series, peers: &[Series], missing: &[(String, String)]) -> Json {
+    println!("{title}");
+    println!("{:<28} {:>10} {:>10} {:>10} {:>10} {:>16}", "tool", "median s", "min s", "max s", "peak MB", "time / row 1");
+    let mut rows = Vec::new();
+    for series in std::iter::once(mlops).chain(peers) {
+        let seconds = series.sorted_seconds();
+        let peak = series.runs.iter().map(|run| run.peak_megabytes).fold(0.0, f64::max);
+        let ratio = series.median() / mlops.median();
+        let shown = if std::ptr::eq(series, mlops) { "-".to_owned() } else { format!("{ratio:.2}x") };
+        println!(
+            "{:<28} {:>10.3} {:>10.3} {:>10.3} {:>10.1} {:>16}",
+            series.tool,
+            series.median(),
+            seconds.first().copied().unwrap_or(f64::NAN),
+            seconds.last().copied().unwrap_or(f64::NAN),
+            peak,
+            shown
+        );
+        let mut row = series.json();
+        if !std::ptr::eq(series, mlops) {
+            row["peer_over_mlops"] = json!(ratio);
+        }
+        rows.push(row);
+    }
+    for (tool, why) in missing {
+        println!("{tool:<28} not measured: {why}");
+    }
+    json!({ "title": title, "results": rows, "missing": missing.iter().map(|(tool, why)| json!({ "tool": tool, "why": why })).collect::<Vec<_>>() })
+}
+
+/// A CSV of about `mebibytes` MiB that passes the dataset's schema.
+fn write_csv(path: &Path, mebibytes: u64) -> std::io::Result<()> {
+    let target = mebibytes * 1024 * 1024;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    writer.write_all(b"id,amount,age\n")?;
+    let mut written = 14u64;
+    let mut row = 0u64;
+    while written < target {
+        let line = format!("user-{row:012},{}.{:02},{}\n", row % 100_000, row % 100, 18 + row % 80);
+        writer.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+        row += 1;
+    }
+    writer.flush()
+}
+
+/// A bucket and a dataset in it; `schema` adds the dataset's schema, which
+/// every row is validated against while the file goes up.
+fn upload_configuration(endpoint: &str, schema: bool) -> String {
+    let schema = if schema {
+        "  schema {\n    column \"id\"     { type = string }\n    column \"amount\" { type = float, min = 0 }\n    \
+         column \"age\"    { type = int, min = 0, max = 150 }\n  }\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"variable "bucket" {{
+  type = string
+}}
+
+provider "s3" {{
+  region   = "us-east-1"
+  endpoint = "{endpoint}"
+}}
+
+bucket "data" {{
+  provider      = s3
+  name          = var.bucket
+  force_destroy = true
+}}
+
+dataset "events" {{
+  provider = s3
+  bucket   = bucket.data
+  source   = "../data/events.csv"
+  format   = "csv"
+{schema}}}
+"#
+    )
+}
+
+/// `mlops apply` of one dataset against `aws s3 cp` of its file.
+pub fn upload(root: &Path, runs: usize, mebibytes: u64) -> Result<Json, String> {
+    let server = S3Server::start(&root.join("s3-data"))?;
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).map_err(|error| error.to_string())?;
+    let file = data.join("events.csv");
+    write_csv(&file, mebibytes).map_err(|error| format!("cannot write {}: {error}", file.display()))?;
+    let mut configurations = Vec::new();
+    for (name, schema) in [("validated", true), ("unvalidated", false)] {
+        let configuration = root.join(name);
+        std::fs::create_dir_all(&configuration).map_err(|error| error.to_string())?;
+        std::fs::write(configuration.join("main.mlops.hcl"), upload_configuration(&server.endpoint, schema))
+            .map_err(|error| error.to_string())?;
+        configurations.push(configuration);
+    }
+    let mlops = mlops_binary()?;
+    let aws = python_peer("awscli", "awscli==1.46.3", "aws");
+    let credentials = [("AWS_ACCESS_KEY_ID", server.access_key.as_str()), ("AWS_SECRET_ACCESS_KEY", server.secret_key.as_str())];
+    let with_credentials = |command: &mut Command| {
+        for (name, value) in credentials {
+            command.env(name, value);
+        }
+        command.env("AWS_DEFAULT_REGION", "us-east-1").env("NO_COLOR", "1");
+    };
+    // Names of this run's own, so that a server kept between runs (as the
+    // test command's) starts each with nothing.
+    let peer_bucket = &format!("peer-uploads-{}", std::process::id());
+    if let Ok(aws) = &aws.program {
+        let mut make_bucket = Command::new(aws);
+        make_bucket.args(["--endpoint-url", &server.endpoint, "s3", "mb", &format!("s3://{peer_bucket}")]);
+        with_credentials(&mut make_bucket);
+        measure(&mut make_bucket).map_err(|error| format!("cannot create the peer's bucket: {error}"))?;
+    }
+
+    let mut ours = [Series::new("mlops apply (schema checked)"), Series::new("mlops apply (no schema)")];
+    let mut theirs = Series::new("aws s3 cp (awscli 1.46.3)");
+    // A warm-up of each, not counted: the file is then in the page cache for all.
+    for run in 0..=runs {
+        for (index, (configuration, series)) in configurations.iter().zip(&mut ours).enumerate() {
+            let bucket = format!("mlops-upload-{}-{index}-{run}", std::process::id());
+            let _ = std::fs::remove_dir_all(configuration.join(".mlops"));
+            let mut apply = Command::new(&mlops);
+            apply.current_dir(configuration).args(["apply", "--auto-approve", "-var", &format!("bucket={bucket}")]);
+            with_credentials(&mut apply);
+            let measured = measure(&mut apply)?;
+            if run > 0 {
+                series.runs.push(measured);
+            }
+            let _ = std::fs::remove_dir_all(root.join("s3-data").join(&bucket));
+        }
+
+        if let Ok(aws) = &aws.program {
+            let key = format!("s3://{peer_bucket}/run-{run}/events.csv");
+            let mut copy = Command::new(aws);
+            copy.args(["--endpoint-url", &server.endpoint, "s3", "cp", "--only-show-errors"]).arg(&file).arg(&key);
+            with_credentials(&mut copy);
+            let measured = measure(&mut copy)?;
+            if run > 0 {
+                theirs.runs.push(measured);
+            }
+            let _ = std::fs::remove_dir_all(root.join("s3-data").join(peer_bucket).join(format!("run-{run}")));
+        }
+    }
+    let title = format!("upload of a {mebibytes} MiB CSV dataset to s3s-fs on loopback ({runs} runs each)");
+    let [validated, unvalidated] = ours;
+    let (mut peers, missing) = match aws.program {
+        Ok(_) => (vec![theirs], Vec::new()),
+        Err(why) => (Vec::new(), vec![(aws.name.to_owned(), why)]),
+    };
+    peers.insert(0, unvalidated);
+    let mut report = report(&title, &validated, &peers, &missing);
+    report["workload"] = json!("upload");
+    report["mebibytes"] = json!(mebibytes);
+    Ok(report)
+}
