@@ -84,3 +84,4 @@ for workload in validate plan apply apply-engine; do
     cargo run --quiet --locked -p mlops-bench -- "$workload" --runs 1 --sizes 12
 done
 cargo run --quiet --locked -p mlops-bench -- upload --runs 1 --size-mib 8
+cargo run --quiet --locked -p mlops-bench -- hash --runs 1 --size-mib 2 --small-files 20

@@ -5,6 +5,8 @@
 //!   multipart upload in parallel parts, and with a schema every row
 //!   validated while it goes up) against `aws s3 cp` of the same file to
 //!   the same loopback server.
+//! - `hash`: content hashing of one large file and of many small ones by
+//!   `mlops plan` against `dvc add`, `sha256sum` and `b3sum`.
 //!
 //! Runs alternate between the tools, so that drift in the machine's load
 //! hits both alike.
@@ -209,4 +211,135 @@ pub fn upload(root: &Path, runs: usize, mebibytes: u64) -> Result<Json, String> 
     report["workload"] = json!("upload");
     report["mebibytes"] = json!(mebibytes);
     Ok(report)
+}
+
+/// Pseudo-random bytes (xorshift), so that no tool can shortcut the input.
+fn write_random(path: &Path, bytes: u64, seed: u64) -> std::io::Result<()> {
+    let mut state = seed | 1;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        for word in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let take = left.min(block.len() as u64) as usize;
+        writer.write_all(&block[..take])?;
+        left -= take as u64;
+    }
+    writer.flush()
+}
+
+/// A directory of `count` files of 1 to 8 KiB, 100 to a subdirectory.
+fn write_small_files(directory: &Path, count: usize) -> std::io::Result<()> {
+    for index in 0..count {
+        let folder = directory.join(format!("part-{:03}", index / 100));
+        std::fs::create_dir_all(&folder)?;
+        let size = 1024 + (index as u64 * 7919) % (7 * 1024);
+        write_random(&folder.join(format!("record-{index:05}.bin")), size, index as u64 + 1)?;
+    }
+    Ok(())
+}
+
+/// The same tree of hard links: peers that move data into a cache (DVC)
+/// get a copy of their own for each run at no cost.
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_file() {
+        return std::fs::hard_link(from, to);
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        link_tree(&entry.path(), &to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+fn every_file(path: &Path) -> Vec<std::path::PathBuf> {
+    if path.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let mut files: Vec<_> = std::fs::read_dir(path).into_iter().flatten().flatten().flat_map(|entry| every_file(&entry.path())).collect();
+    files.sort();
+    files
+}
+
+/// Content hashing of one large file and of many small ones: `mlops plan`
+/// of a dataset over the data (its version is the BLAKE3 content hash)
+/// against `dvc add` (MD5, into a fresh repository each run), `sha256sum`
+/// and `b3sum` (the per-core and the all-core limits).
+pub fn hashing(root: &Path, runs: usize, mebibytes: u64, small_files: usize) -> Result<Json, String> {
+    let mlops = mlops_binary()?;
+    let dvc = python_peer("dvc", "dvc==3.67.1", "dvc");
+    let b3sum = crate::peers::cargo_peer("b3sum", "b3sum@1.8.2", "b3sum", "");
+    let sha256sum = ["/usr/bin/sha256sum", "/bin/sha256sum"]
+        .iter()
+        .map(Path::new)
+        .find(|path| path.is_file())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "`sha256sum` (coreutils) is not installed".to_owned());
+    let large = root.join("large.bin");
+    write_random(&large, mebibytes * 1024 * 1024, 42).map_err(|error| format!("cannot write {}: {error}", large.display()))?;
+    let small = root.join("small");
+    write_small_files(&small, small_files).map_err(|error| format!("cannot write {}: {error}", small.display()))?;
+
+    let mut reports = Vec::new();
+    for (label, data) in [(format!("one {mebibytes} MiB file"), &large), (format!("{small_files} files of 1-8 KiB"), &small)] {
+        let configuration = root.join(format!("configuration-{}", reports.len()));
+        std::fs::create_dir_all(&configuration).map_err(|error| error.to_string())?;
+        std::fs::write(
+            configuration.join("main.mlops.hcl"),
+            format!(
+                "bucket \"data\" {{\n  name = \"hashing\"\n}}\n\ndataset \"data\" {{\n  bucket = bucket.data\n  source = \"{}\"\n}}\n",
+                data.display()
+            ),
+        )
+        .map_err(|error| error.to_string())?;
+        let files = every_file(data);
+        let mut ours = Series::new("mlops plan (BLAKE3)");
+        let mut peers = vec![
+            (Series::new("dvc add (DVC 3.67.1, MD5)"), dvc.program.clone()),
+            (Series::new("sha256sum (one core)"), sha256sum.clone()),
+            (Series::new("b3sum (BLAKE3, all cores)"), b3sum.program.clone()),
+        ];
+        for run in 0..=runs {
+            let mut plan = Command::new(&mlops);
+            plan.current_dir(&configuration).args(["plan", "-refresh=false"]).env("NO_COLOR", "1");
+            let measured = measure(&mut plan)?;
+            if run > 0 {
+                ours.runs.push(measured);
+            }
+            for (series, program) in &mut peers {
+                let Ok(program) = &*program else { continue };
+                let mut command = Command::new(program);
+                if series.tool.starts_with("dvc") {
+                    // A fresh repository holding links to the data: no hash is remembered.
+                    let repository = root.join(format!("dvc-{}-{run}", reports.len()));
+                    std::fs::create_dir_all(&repository).map_err(|error| error.to_string())?;
+                    measure(Command::new(program).current_dir(&repository).args(["init", "--no-scm", "-q"]))?;
+                    measure(Command::new(program).current_dir(&repository).args(["config", "cache.type", "hardlink"]))?;
+                    link_tree(data, &repository.join("data")).map_err(|error| error.to_string())?;
+                    command.current_dir(&repository).args(["add", "-q", "data"]);
+                } else {
+                    command.args(&files);
+                }
+                let measured = measure(&mut command)?;
+                if run > 0 {
+                    series.runs.push(measured);
+                }
+                let _ = std::fs::remove_dir_all(root.join(format!("dvc-{}-{run}", reports.len())));
+            }
+        }
+        let missing: Vec<(String, String)> =
+            peers.iter().filter_map(|(series, program)| program.as_ref().err().map(|why| (series.tool.clone(), why.clone()))).collect();
+        let measured: Vec<Series> = peers.into_iter().filter(|(_, program)| program.is_ok()).map(|(series, _)| series).collect();
+        let mut report = report(&format!("content hashing of {label} ({runs} runs each)"), &ours, &measured, &missing);
+        report["data"] = json!(label);
+        reports.push(report);
+        println!();
+    }
+    Ok(json!({ "workload": "hash", "comparisons": reports }))
 }

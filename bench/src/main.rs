@@ -17,6 +17,10 @@
 //!   loopback by `mlops apply`, side by side with `aws s3 cp` (see
 //!   [`comparisons`]).
 //!
+//! - `hash`: content hashing of one `--size-mib` MiB file and of
+//!   `--small-files` small files (default 10,000) by `mlops plan`, side by
+//!   side with `dvc add`, `sha256sum` and `b3sum`.
+//!
 //! Each prints median, min and max wall time and peak memory per size.
 //! Absolute times on shared 2-core machines are noisy; the scaling between
 //! sizes is the figure to watch.
@@ -276,14 +280,21 @@ fn main() {
     let sizes: Vec<usize> = option(&arguments, "--sizes")
         .map(|sizes| sizes.split(',').filter_map(|size| size.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![100, 1_000, 10_000]);
-    if !["validate", "plan", "apply", "apply-engine", "upload"].contains(&workload.as_str()) {
-        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply, apply-engine, upload");
+    if !["validate", "plan", "apply", "apply-engine", "upload", "hash"].contains(&workload.as_str()) {
+        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply, apply-engine, upload, hash");
         std::process::exit(1);
     }
     let size_mib: u64 = option(&arguments, "--size-mib").and_then(|size| size.parse().ok()).unwrap_or(1024);
-    if workload == "upload" {
+    let small_files: usize = option(&arguments, "--small-files").and_then(|count| count.parse().ok()).unwrap_or(10_000);
+    if workload == "upload" || workload == "hash" {
         let root = std::env::temp_dir().join(format!("mlops-bench-{}", std::process::id()));
-        let result = comparisons::upload(&root, runs, size_mib);
+        let result = if workload == "upload" {
+            comparisons::upload(&root, runs, size_mib)
+        } else {
+            std::fs::create_dir_all(&root)
+                .map_err(|error| error.to_string())
+                .and_then(|()| comparisons::hashing(&root, runs, size_mib, small_files))
+        };
         let _ = std::fs::remove_dir_all(&root);
         match result {
             Ok(report) => {

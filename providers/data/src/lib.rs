@@ -293,41 +293,69 @@ pub fn content_hash_for_apply(root: &Path, files: &[PathBuf], planned_private: &
 /// The BLAKE3 content hash of the files (names included, so a rename is a
 /// new version), and their total size.
 pub fn content_hash(root: &Path, files: &[PathBuf]) -> ProviderResult<(String, u64)> {
+    // Many small files cost system calls more than hashing: several at once.
+    let workers = std::thread::available_parallelism().map_or(1, |count| count.get()).min(files.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut hashes: Vec<Option<ProviderResult<(blake3::Hash, u64)>>> = (0..files.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(file) = files.get(index) else { break };
+                        done.push((index, hash_file(file)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for handle in handles {
+            for (index, result) in handle.join().unwrap_or_default() {
+                hashes[index] = Some(result);
+            }
+        }
+    });
     let mut whole = blake3::Hasher::new();
     let mut total = 0u64;
-    for file in files {
-        let mut hasher = blake3::Hasher::new();
-        let mut handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
-        let length = handle.metadata().map(|metadata| metadata.len()).unwrap_or(0);
-        if length > 16 * 1024 * 1024 {
-            // Read in large blocks hashed on every core. A memory map of the
-            // whole file would count it all as this process's memory.
-            let mut block = vec![0u8; 8 * 1024 * 1024];
-            loop {
-                let mut filled = 0;
-                while filled < block.len() {
-                    match handle.read(&mut block[filled..]) {
-                        Ok(0) => break,
-                        Ok(read) => filled += read,
-                        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(error) => return Err(unreadable(file, &error)),
-                    }
-                }
-                if filled == 0 {
-                    break;
-                }
-                hasher.update_rayon(&block[..filled]);
-            }
-        } else {
-            hasher.update_reader(handle).map_err(|error| unreadable(file, &error))?;
-        }
+    for (file, hash) in files.iter().zip(hashes) {
+        let (hash, length) = hash.unwrap_or_else(|| Err(ProviderError::failed(format!("cannot hash `{}`", file.display()))))?;
         total += length;
         let name = relative_name(root, file);
         whole.update(&(name.len() as u64).to_le_bytes());
         whole.update(name.as_bytes());
-        whole.update(hasher.finalize().as_bytes());
+        whole.update(hash.as_bytes());
     }
     Ok((format!("b3:{}", whole.finalize().to_hex()), total))
+}
+
+/// One file's BLAKE3 hash and length.
+fn hash_file(file: &Path) -> ProviderResult<(blake3::Hash, u64)> {
+    let mut hasher = blake3::Hasher::new();
+    let handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
+    let length = handle.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    if length > 16 * 1024 * 1024 {
+        // Mapped a window at a time and hashed on every core: no copy, and
+        // only a window counts as this process's memory (mapping the whole
+        // file would count all of it).
+        const WINDOW: u64 = 64 * 1024 * 1024;
+        let mut offset = 0;
+        while offset < length {
+            let size = WINDOW.min(length - offset);
+            // SAFETY: the map is read-only and dropped before the next one. A
+            // file changed while it is hashed yields a hash of neither
+            // version, as any reader would; the stamp check catches it next time.
+            let window = unsafe { memmap2::MmapOptions::new().offset(offset).len(size as usize).map(&handle) }
+                .map_err(|error| unreadable(file, &error))?;
+            let _ = window.advise(memmap2::Advice::Sequential);
+            hasher.update_rayon(&window);
+            offset += size;
+        }
+    } else {
+        hasher.update_reader(handle).map_err(|error| unreadable(file, &error))?;
+    }
+    Ok((hasher.finalize(), length))
 }
 
 /// One declared column.
@@ -1061,6 +1089,18 @@ mod tests {
         fs::write(&file, "not parquet").unwrap();
         let error = for_each_row(std::slice::from_ref(&file), "parquet", None, |_, _, _| Ok(())).unwrap_err();
         assert!(error.to_string().contains("is not a readable Parquet file"), "{error}");
+    }
+
+    #[test]
+    fn a_large_file_hashed_a_window_at_a_time_is_hashed_whole() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("large.bin");
+        // Past one 64 MiB window, ending mid-way through the second.
+        let bytes: Vec<u8> = (0..70 * 1024 * 1024u32).map(|index| (index.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        fs::write(&file, &bytes).unwrap();
+        let (hash, length) = hash_file(&file).unwrap();
+        assert_eq!(length, bytes.len() as u64);
+        assert_eq!(hash, blake3::hash(&bytes));
     }
 
     #[test]
