@@ -85,3 +85,4 @@ for workload in validate plan apply apply-engine; do
 done
 cargo run --quiet --locked -p mlops-bench -- upload --runs 1 --size-mib 8
 cargo run --quiet --locked -p mlops-bench -- hash --runs 1 --size-mib 2 --small-files 20
+cargo run --quiet --locked -p mlops-bench -- features --runs 1 --feature-sets 5

@@ -7,6 +7,8 @@
 //!   the same loopback server.
 //! - `hash`: content hashing of one large file and of many small ones by
 //!   `mlops plan` against `dvc add`, `sha256sum` and `b3sum`.
+//! - `features`: `mlops plan` of N feature sets against `feast plan` of N
+//!   equivalent feature views.
 //!
 //! Runs alternate between the tools, so that drift in the machine's load
 //! hits both alike.
@@ -58,7 +60,7 @@ impl Series {
 /// memory, and each peer's time over mlops's (above 1: mlops is faster).
 pub fn report(title: &str, mlops: &Series, peers: &[Series], missing: &[(String, String)]) -> Json {
     println!("{title}");
-    println!("{:<28} {:>10} {:>10} {:>10} {:>10} {:>16}", "tool", "median s", "min s", "max s", "peak MB", "time / row 1");
+    println!("{:<48} {:>10} {:>10} {:>10} {:>10} {:>14}", "tool", "median s", "min s", "max s", "peak MB", "time / row 1");
     let mut rows = Vec::new();
     for series in std::iter::once(mlops).chain(peers) {
         let seconds = series.sorted_seconds();
@@ -66,7 +68,7 @@ pub fn report(title: &str, mlops: &Series, peers: &[Series], missing: &[(String,
         let ratio = series.median() / mlops.median();
         let shown = if std::ptr::eq(series, mlops) { "-".to_owned() } else { format!("{ratio:.2}x") };
         println!(
-            "{:<28} {:>10.3} {:>10.3} {:>10.3} {:>10.1} {:>16}",
+            "{:<48} {:>10.3} {:>10.3} {:>10.3} {:>10.1} {:>14}",
             series.tool,
             series.median(),
             seconds.first().copied().unwrap_or(f64::NAN),
@@ -81,7 +83,7 @@ pub fn report(title: &str, mlops: &Series, peers: &[Series], missing: &[(String,
         rows.push(row);
     }
     for (tool, why) in missing {
-        println!("{tool:<28} not measured: {why}");
+        println!("{tool:<48} not measured: {why}");
     }
     json!({ "title": title, "results": rows, "missing": missing.iter().map(|(tool, why)| json!({ "tool": tool, "why": why })).collect::<Vec<_>>() })
 }
@@ -342,4 +344,101 @@ pub fn hashing(root: &Path, runs: usize, mebibytes: u64, small_files: usize) -> 
         println!();
     }
     Ok(json!({ "workload": "hash", "comparisons": reports }))
+}
+
+/// The mlops side of the Feast comparison: one dataset and `count`
+/// feature sets over it, three typed features each.
+fn feature_sets_configuration(count: usize) -> String {
+    let mut text = String::from(
+        "bucket \"features\" {\n  name = \"feature-compare\"\n}\n\n\
+         dataset \"driver_stats\" {\n  bucket = bucket.features\n  source = \"./driver_stats.csv\"\n  schema {\n    \
+         column \"driver_id\" { type = int }\n    column \"event_timestamp\" { type = timestamp }\n    \
+         column \"conv_rate\" { type = float }\n    column \"acc_rate\" { type = float }\n    column \"avg_daily_trips\" { type = int }\n  }\n}\n\n",
+    );
+    for index in 0..count {
+        text.push_str(&format!(
+            "feature_set \"driver_stats_{index}\" {{\n  dataset = dataset.driver_stats\n  entity  = \"driver_id\"\n  \
+             feature \"conv_rate\" {{\n    type = float\n    expr = row.conv_rate\n  }}\n  \
+             feature \"acc_rate\" {{\n    type = float\n    expr = row.acc_rate\n  }}\n  \
+             feature \"avg_daily_trips\" {{\n    type = int\n    expr = row.avg_daily_trips\n  }}\n}}\n\n"
+        ));
+    }
+    text
+}
+
+/// The Feast side: the same entity, source and `count` feature views with
+/// the same three typed fields, declared explicitly so that nothing is
+/// inferred from data.
+fn feast_repository(directory: &Path, count: usize) -> std::io::Result<()> {
+    std::fs::create_dir_all(directory.join("data"))?;
+    std::fs::write(
+        directory.join("feature_store.yaml"),
+        "project: compare\nregistry: data/registry.db\nprovider: local\nonline_store:\n  type: sqlite\n  path: data/online_store.db\n\
+         entity_key_serialization_version: 3\n",
+    )?;
+    let mut text = String::from(
+        "from datetime import timedelta\n\nfrom feast import Entity, FeatureView, Field, FileSource\nfrom feast.types import Float32, Int64\n\n\
+         driver = Entity(name=\"driver\", join_keys=[\"driver_id\"])\n\n\
+         driver_stats = FileSource(\n    name=\"driver_stats\",\n    path=\"data/driver_stats.parquet\",\n    timestamp_field=\"event_timestamp\",\n)\n\n",
+    );
+    for index in 0..count {
+        text.push_str(&format!(
+            "driver_stats_{index} = FeatureView(\n    name=\"driver_stats_{index}\",\n    entities=[driver],\n    ttl=timedelta(days=1),\n    \
+             schema=[\n        Field(name=\"conv_rate\", dtype=Float32),\n        Field(name=\"acc_rate\", dtype=Float32),\n        \
+             Field(name=\"avg_daily_trips\", dtype=Int64),\n    ],\n    source=driver_stats,\n)\n\n"
+        ));
+    }
+    std::fs::write(directory.join("features.py"), text)
+}
+
+/// `mlops plan` of `count` feature sets against `feast plan` of as many
+/// feature views, both from nothing applied.
+pub fn feature_plans(root: &Path, runs: usize, count: usize) -> Result<Json, String> {
+    let mlops = mlops_binary()?;
+    let feast = python_peer("feast", "feast==0.67.0", "feast");
+    let configuration = root.join("mlops");
+    std::fs::create_dir_all(&configuration).map_err(|error| error.to_string())?;
+    std::fs::write(configuration.join("main.mlops.hcl"), feature_sets_configuration(count)).map_err(|error| error.to_string())?;
+    std::fs::write(
+        configuration.join("driver_stats.csv"),
+        "driver_id,event_timestamp,conv_rate,acc_rate,avg_daily_trips\n1001,2026-11-01T00:00:00Z,0.5,0.9,12\n",
+    )
+    .map_err(|error| error.to_string())?;
+    let repository = root.join("feast");
+    feast_repository(&repository, count).map_err(|error| error.to_string())?;
+
+    if let Ok(feast) = &feast.program {
+        // The source's data, written by the pyarrow Feast installs: Feast reads it while planning.
+        let python = feast.with_file_name("python");
+        let script = "import pyarrow as pa, pyarrow.parquet as pq, datetime\n\
+                      pq.write_table(pa.table({'driver_id': [1001], 'event_timestamp': [datetime.datetime(2026, 11, 1)], \
+                      'conv_rate': [0.5], 'acc_rate': [0.9], 'avg_daily_trips': [12]}), 'data/driver_stats.parquet')\n";
+        measure(Command::new(python).current_dir(&repository).args(["-c", script]))?;
+    }
+    let mut ours = Series::new(format!("mlops plan ({count} feature sets)"));
+    let mut theirs = Series::new(format!("feast plan (Feast 0.67.0, {count} feature views)"));
+    for run in 0..=runs {
+        let mut plan = Command::new(&mlops);
+        plan.current_dir(&configuration).args(["plan"]).env("NO_COLOR", "1");
+        let measured = measure(&mut plan)?;
+        if run > 0 {
+            ours.runs.push(measured);
+        }
+        if let Ok(feast) = &feast.program {
+            let mut plan = Command::new(feast);
+            plan.current_dir(&repository).arg("plan").env("FEAST_USAGE", "False");
+            let measured = measure(&mut plan)?;
+            if run > 0 {
+                theirs.runs.push(measured);
+            }
+        }
+    }
+    let (peers, missing) = match feast.program {
+        Ok(_) => (vec![theirs], Vec::new()),
+        Err(why) => (Vec::new(), vec![(feast.name.to_owned(), why)]),
+    };
+    let mut report =
+        report(&format!("plan of {count} feature definitions from nothing applied ({runs} runs each)"), &ours, &peers, &missing);
+    report["workload"] = json!("features");
+    Ok(report)
 }

@@ -1,6 +1,6 @@
 //! The mlops benchmark harness.
 //!
-//! `cargo run --release -p mlops-bench -- WORKLOAD [--runs N] [--json FILE] [--sizes 100,1000,10000]`
+//! `cargo run --release -p mlops-bench -- WORKLOAD [--runs N] [--json FILE] [--sizes 100,1000,10000] [--keep]`
 //!
 //! - `validate`: configurations of chains bucket -> dataset -> feature_set ->
 //!   training -> model -> serving with references between them; the whole
@@ -20,6 +20,9 @@
 //! - `hash`: content hashing of one `--size-mib` MiB file and of
 //!   `--small-files` small files (default 10,000) by `mlops plan`, side by
 //!   side with `dvc add`, `sha256sum` and `b3sum`.
+//!
+//! - `features`: `mlops plan` of `--feature-sets` feature sets (default
+//!   500) side by side with `feast plan` of as many feature views.
 //!
 //! Each prints median, min and max wall time and peak memory per size.
 //! Absolute times on shared 2-core machines are noisy; the scaling between
@@ -274,27 +277,31 @@ fn option<'a>(arguments: &'a [String], name: &str) -> Option<&'a str> {
 
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if arguments.first().map(String::as_str) == Some(peers::MEASURE_CHILD) {
+        std::process::exit(peers::run_measured_child(&arguments[1..]));
+    }
     let runs: usize = option(&arguments, "--runs").and_then(|runs| runs.parse().ok()).unwrap_or(7);
     let json_path = option(&arguments, "--json").map(PathBuf::from);
+    // Leaves the generated configurations (and state) behind, for profiling.
+    let keep = arguments.iter().any(|argument| argument == "--keep");
     let workload = arguments.first().map(String::as_str).unwrap_or("validate").to_owned();
     let sizes: Vec<usize> = option(&arguments, "--sizes")
         .map(|sizes| sizes.split(',').filter_map(|size| size.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![100, 1_000, 10_000]);
-    if !["validate", "plan", "apply", "apply-engine", "upload", "hash"].contains(&workload.as_str()) {
-        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply, apply-engine, upload, hash");
+    if !["validate", "plan", "apply", "apply-engine", "upload", "hash", "features"].contains(&workload.as_str()) {
+        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply, apply-engine, upload, hash, features");
         std::process::exit(1);
     }
     let size_mib: u64 = option(&arguments, "--size-mib").and_then(|size| size.parse().ok()).unwrap_or(1024);
     let small_files: usize = option(&arguments, "--small-files").and_then(|count| count.parse().ok()).unwrap_or(10_000);
-    if workload == "upload" || workload == "hash" {
+    let feature_sets: usize = option(&arguments, "--feature-sets").and_then(|count| count.parse().ok()).unwrap_or(500);
+    if ["upload", "hash", "features"].contains(&workload.as_str()) {
         let root = std::env::temp_dir().join(format!("mlops-bench-{}", std::process::id()));
-        let result = if workload == "upload" {
-            comparisons::upload(&root, runs, size_mib)
-        } else {
-            std::fs::create_dir_all(&root)
-                .map_err(|error| error.to_string())
-                .and_then(|()| comparisons::hashing(&root, runs, size_mib, small_files))
-        };
+        let result = std::fs::create_dir_all(&root).map_err(|error| error.to_string()).and_then(|()| match workload.as_str() {
+            "upload" => comparisons::upload(&root, runs, size_mib),
+            "hash" => comparisons::hashing(&root, runs, size_mib, small_files),
+            _ => comparisons::feature_plans(&root, runs, feature_sets),
+        });
         let _ = std::fs::remove_dir_all(&root);
         match result {
             Ok(report) => {
@@ -374,10 +381,39 @@ fn main() {
             "{resources:>10} {median:>12.1} {min:>12.1} {max:>12.1} {:>14.1} {per_second:>14.0} {peak:>12.1}",
             median * 1000.0 / resources as f64
         );
-        rows.push(serde_json::json!({ "resources": resources, "median_ms": median, "min_ms": min, "max_ms": max, "resources_per_second": per_second, "peak_memory_mb": peak }));
-        let _ = std::fs::remove_dir_all(&directory);
+        let mut row = serde_json::json!({ "resources": resources, "median_ms": median, "min_ms": min, "max_ms": max, "resources_per_second": per_second, "peak_memory_mb": peak });
+        // The in-process peak includes the generation (and, for plan, the
+        // apply before it): the command on its own is what users see.
+        if workload == "validate" || workload == "plan" {
+            let measured = peers::mlops_binary().and_then(|mlops| {
+                let mut command = std::process::Command::new(mlops);
+                command.current_dir(&directory).arg(&workload).env("NO_COLOR", "1");
+                peers::measure(&mut command)
+            });
+            match measured {
+                Ok(measured) => {
+                    println!(
+                        "{:>10} `mlops {workload}` as its own process: {:.1} ms, peak {:.1} MB",
+                        "",
+                        measured.elapsed.as_secs_f64() * 1000.0,
+                        measured.peak_megabytes
+                    );
+                    row["process_ms"] = serde_json::json!(measured.elapsed.as_secs_f64() * 1000.0);
+                    row["process_peak_memory_mb"] = serde_json::json!(measured.peak_megabytes);
+                }
+                Err(error) => println!("{:>10} `mlops {workload}` as its own process failed: {error}", ""),
+            }
+        }
+        rows.push(row);
+        if keep {
+            println!("{:>10} inputs kept in {}", "", directory.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&directory);
+        }
     }
-    let _ = std::fs::remove_dir_all(&root);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&root);
+    }
     if let Some(path) = json_path {
         let report = serde_json::json!({ "workload": workload, "runs": runs, "results": rows });
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();

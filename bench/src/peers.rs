@@ -49,34 +49,74 @@ pub struct Measured {
 
 /// Runs `command` to completion, measuring wall time and peak memory. A
 /// failure comes back with the end of what the command printed.
+///
+/// The command runs under a small go-between (this harness again, see
+/// [`run_measured_child`]): Linux counts in a process's peak memory what its
+/// parent had resident when it was spawned, and the harness itself can be
+/// large, while the go-between is not.
 pub fn measure(command: &mut Command) -> Result<Measured, String> {
     let log = tempfile::NamedTempFile::new().map_err(|error| error.to_string())?;
     let output = log.reopen().map_err(|error| error.to_string())?;
     let errors = output.try_clone().map_err(|error| error.to_string())?;
+    let result = tempfile::NamedTempFile::new().map_err(|error| error.to_string())?;
+    let mut wrapped = Command::new(std::env::current_exe().map_err(|error| error.to_string())?);
+    wrapped.arg(MEASURE_CHILD).arg(result.path()).arg(command.get_program()).args(command.get_args());
+    if let Some(directory) = command.get_current_dir() {
+        wrapped.current_dir(directory);
+    }
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
+    }
     let start = Instant::now();
-    let child = command
+    let status = wrapped
         .stdin(Stdio::null())
         .stdout(Stdio::from(output))
         .stderr(Stdio::from(errors))
-        .spawn()
+        .status()
         .map_err(|error| format!("cannot start {:?}: {error}", command.get_program()))?;
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // std's Child would lose the child's resource usage; wait4 keeps it.
-    let reaped = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let elapsed = start.elapsed();
-    if reaped < 0 {
-        return Err(format!("cannot wait for {:?}: {}", command.get_program(), std::io::Error::last_os_error()));
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+    if !status.success() {
         let text = std::fs::read_to_string(log.path()).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         return Err(format!("{:?} failed:\n{}", command.get_program(), tail.join("\n")));
     }
+    let kilobytes: f64 = std::fs::read_to_string(result.path()).ok().and_then(|text| text.trim().parse().ok()).unwrap_or(f64::NAN);
+    Ok(Measured { elapsed, peak_megabytes: kilobytes / 1024.0 })
+}
+
+/// The first argument that makes the harness the go-between of [`measure`].
+pub const MEASURE_CHILD: &str = "--measure-child";
+
+/// The go-between: runs `PROGRAM ARGS...` (inheriting everything), writes
+/// its peak resident memory in kilobytes to `RESULT`, and exits as it did.
+pub fn run_measured_child(arguments: &[String]) -> i32 {
+    let [result, program, rest @ ..] = arguments else { return 2 };
+    let child = match Command::new(program).args(rest).spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("cannot start {program}: {error}");
+            return 127;
+        }
+    };
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // std's Child would lose the child's resource usage; wait4 keeps it.
+    if unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) } < 0 {
+        eprintln!("cannot wait for {program}: {}", std::io::Error::last_os_error());
+        return 1;
+    }
     // ru_maxrss is in kilobytes on Linux.
-    Ok(Measured { elapsed, peak_megabytes: usage.ru_maxrss as f64 / 1024.0 })
+    let _ = std::fs::write(result, usage.ru_maxrss.to_string());
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        1
+    }
 }
 
 /// A peer tool: where it is, or why it is not there.
