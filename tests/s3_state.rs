@@ -280,3 +280,25 @@ fn a_wrong_secret_or_an_unreachable_endpoint_is_one_clear_error() {
         other => panic!("expected a store error, got {other:?}"),
     }
 }
+
+#[test]
+fn missing_credentials_are_one_clear_error() {
+    let Some(endpoint) = s3_endpoint() else { return };
+    let workspace = workspace_with_s3_state(&endpoint, "uncredentialed");
+    let home = tempfile::tempdir().unwrap();
+    let mut command = workspace.command(&["plan"]);
+    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] {
+        command.env_remove(name);
+    }
+    command
+        .env("HOME", home.path())
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+        .env("AWS_CONFIG_FILE", home.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let run = Run::from(command.output().unwrap());
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("found no AWS credentials to list"), "{}", run.all());
+    assert!(run.stderr.contains(&format!("at S3 at {endpoint}")), "{}", run.all());
+    assert!(run.stderr.contains("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), "{}", run.all());
+    assert!(!run.stderr.contains("Attempted") && !run.stderr.contains("} }"), "a raw SDK error leaked:\n{}", run.all());
+}

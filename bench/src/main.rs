@@ -61,14 +61,9 @@ dataset "d{chain}" {{
 fn generate(directory: &Path, resources: usize) {
     std::fs::create_dir_all(directory).unwrap();
     std::fs::write(directory.join("data.csv"), "id,amount,age\na,1.5,30\n").unwrap();
-    let chains = resources.div_ceil(6);
-    // Spread over several files, as real configurations are.
-    let files = chains.div_ceil(250).max(1);
-    for file in 0..files {
-        let mut text = String::new();
-        for chain in (file * chains / files)..((file + 1) * chains / files) {
-            text.push_str(&bucket_and_dataset(chain));
-            text.push_str(&format!(
+    write_spread(directory, resources.div_ceil(6), 250, |chain| {
+        bucket_and_dataset(chain)
+            + &format!(
                 r#"feature_set "f{chain}" {{
   dataset = dataset.d{chain}
   entity  = "id"
@@ -107,8 +102,16 @@ serving "s{chain}" {{
 }}
 
 "#
-            ));
-        }
+            )
+    });
+}
+
+/// Writes `count` generated blocks spread over files of `per_file`, as real
+/// configurations are spread.
+fn write_spread(directory: &Path, count: usize, per_file: usize, block: impl Fn(usize) -> String) {
+    let files = count.div_ceil(per_file).max(1);
+    for file in 0..files {
+        let text: String = ((file * count / files)..((file + 1) * count / files)).map(&block).collect();
         std::fs::write(directory.join(format!("part{file:03}.mlops.hcl")), text).unwrap();
     }
 }
@@ -118,13 +121,9 @@ serving "s{chain}" {{
 fn generate_applicable(directory: &Path, resources: usize) {
     std::fs::create_dir_all(directory).unwrap();
     std::fs::write(directory.join("data.csv"), "id,amount,age\na,1.5,30\nb,2.5,41\n").unwrap();
-    let chains = resources.div_ceil(4);
-    let files = chains.div_ceil(250).max(1);
-    for file in 0..files {
-        let mut text = String::new();
-        for chain in (file * chains / files)..((file + 1) * chains / files) {
-            text.push_str(&bucket_and_dataset(chain));
-            text.push_str(&format!(
+    write_spread(directory, resources.div_ceil(4), 250, |chain| {
+        bucket_and_dataset(chain)
+            + &format!(
                 r#"feature_set "f{chain}" {{
   dataset = dataset.d{chain}
   entity  = "id"
@@ -142,22 +141,13 @@ monitor "m{chain}" {{
 }}
 
 "#
-            ));
-        }
-        std::fs::write(directory.join(format!("part{file:03}.mlops.hcl")), text).unwrap();
-    }
+            )
+    });
 }
 
 fn generate_buckets(directory: &Path, resources: usize) {
     std::fs::create_dir_all(directory).unwrap();
-    let files = resources.div_ceil(1000).max(1);
-    for file in 0..files {
-        let mut text = String::new();
-        for index in (file * resources / files)..((file + 1) * resources / files) {
-            text.push_str(&format!("bucket \"b{index}\" {{\n  name = \"bucket-{index}\"\n}}\n\n"));
-        }
-        std::fs::write(directory.join(format!("part{file:03}.mlops.hcl")), text).unwrap();
-    }
+    write_spread(directory, resources, 1000, |index| format!("bucket \"b{index}\" {{\n  name = \"bucket-{index}\"\n}}\n\n"));
 }
 
 struct Quiet;

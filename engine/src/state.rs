@@ -398,17 +398,12 @@ impl LocalBackend {
         self.directory.join("journal.jsonl")
     }
 
-    pub fn history_path(&self) -> PathBuf {
+    fn history_path(&self) -> PathBuf {
         self.directory.join("history.jsonl")
     }
 
     fn lock_path(&self) -> PathBuf {
         self.directory.join("lock")
-    }
-
-    /// Whether any state was ever written here.
-    pub fn exists(&self) -> bool {
-        self.snapshot_path().exists() || self.journal_path().exists()
     }
 
     /// Loads the snapshot and replays the journal. A missing state is empty.
@@ -509,12 +504,6 @@ impl LocalBackend {
         let mut line = serde_json::to_vec(entry).map_err(|error| StateError::Other(error.to_string()))?;
         line.push(b'\n');
         file.write_all(&line).and_then(|()| file.sync_data()).map_err(io("write", &path))
-    }
-
-    pub fn read_history(&self) -> Vec<Json> {
-        fs::read_to_string(self.history_path())
-            .map(|text| text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
-            .unwrap_or_default()
     }
 
     /// Takes the lock, or fails at once naming the holder. Returns the lock

@@ -126,8 +126,11 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    failure_configured_in(endpoint, doing, error, "the provider")
+    failure_configured_in(endpoint, doing, error, PROVIDER)
 }
+
+/// Where the provider's settings are written, for [`failure_configured_in`].
+const PROVIDER: &str = "the provider";
 
 /// [`failure`], for settings written in `configured_in` ("the provider",
 /// "the backend block").
@@ -139,8 +142,19 @@ where
     let store = endpoint.describe();
     match error {
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            let cause = DisplayErrorContext(error).to_string();
-            let cause = cause.rsplit(": ").next().unwrap_or(&cause).trim().to_owned();
+            let context = DisplayErrorContext(error).to_string();
+            // The request never left: no credentials anywhere in the chain.
+            if context.contains("no credentials found") || context.contains("credential provider") {
+                return ProviderError::with_help(
+                    format!("found no AWS credentials to {doing} at {store}"),
+                    format!(
+                        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE or `profile` in {configured_in} naming a profile that has them"
+                    ),
+                );
+            }
+            // The innermost cause, from its first line: the rest is debug output.
+            let first_line = context.lines().next().unwrap_or_default();
+            let cause = first_line.rsplit(": ").next().unwrap_or(first_line).trim().to_owned();
             let transient = matches!(error, SdkError::TimeoutError(_));
             let message = format!("cannot reach {store} to {doing}: {cause}");
             if transient {
@@ -189,6 +203,22 @@ fn unsupported_setting(endpoint: &Endpoint, name: &str, setting: &str) -> Provid
         format!("{} does not support bucket {setting}, which bucket `{name}` asks for", endpoint.describe()),
         format!("remove the bucket's {setting} from the configuration, or use a store that supports it"),
     )
+}
+
+/// Setting `setting` of bucket `name` failed: unsupported by the store, or
+/// an error like any other.
+fn setting_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    endpoint: &Endpoint,
+    name: &str,
+    setting: &str,
+    doing: &str,
+    error: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> ProviderError {
+    if not_implemented(error) {
+        unsupported_setting(endpoint, name, setting)
+    } else {
+        failure(endpoint, doing, error)
+    }
 }
 
 fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
@@ -284,13 +314,7 @@ impl S3Provider {
                     .versioning_configuration(VersioningConfiguration::builder().status(status).build())
                     .send()
                     .await
-                    .map_err(|error| {
-                        if not_implemented(&error) {
-                            unsupported_setting(endpoint, name, "versioning")
-                        } else {
-                            failure(endpoint, &format!("set the versioning of `{name}`"), &error)
-                        }
-                    })?;
+                    .map_err(|error| setting_failure(endpoint, name, "versioning", &format!("set the versioning of `{name}`"), &error))?;
             }
             if tags.is_empty() {
                 if prior.and_then(|prior| prior.get("tags")).and_then(Json::as_object).is_none_or(|tags| !tags.is_empty()) {
@@ -312,13 +336,7 @@ impl S3Provider {
                     .tagging(Tagging::builder().set_tag_set(Some(tag_set)).build().map_err(build_failed)?)
                     .send()
                     .await
-                    .map_err(|error| {
-                        if not_implemented(&error) {
-                            unsupported_setting(endpoint, name, "tags")
-                        } else {
-                            failure(endpoint, &format!("tag `{name}`"), &error)
-                        }
-                    })?;
+                    .map_err(|error| setting_failure(endpoint, name, "tags", &format!("tag `{name}`"), &error))?;
             }
             if rules.is_empty() {
                 if prior.and_then(|prior| prior.get("lifecycle_rule")).and_then(Json::as_array).is_none_or(|rules| !rules.is_empty()) {
@@ -349,11 +367,7 @@ impl S3Provider {
                     .send()
                     .await
                     .map_err(|error| {
-                        if not_implemented(&error) {
-                            unsupported_setting(endpoint, name, "lifecycle rules")
-                        } else {
-                            failure(endpoint, &format!("set the lifecycle rules of `{name}`"), &error)
-                        }
+                        setting_failure(endpoint, name, "lifecycle rules", &format!("set the lifecycle rules of `{name}`"), &error)
                     })?;
             }
             Ok(())
@@ -618,7 +632,7 @@ impl S3Provider {
     fn delete_prefix(&self, endpoint: &Endpoint, bucket: &str, prefix: &str) -> ProviderResult<()> {
         let client = self.client(endpoint);
         self.block_on(async {
-            let Some(objects) = list_all(&client, endpoint, bucket, prefix).await? else { return Ok(()) };
+            let Some(objects) = list_all(&client, endpoint, bucket, prefix, PROVIDER).await? else { return Ok(()) };
             let identifiers = objects
                 .iter()
                 .filter_map(|object| object.key())
@@ -776,7 +790,7 @@ impl S3Provider {
         let client = self.client(endpoint);
         self.block_on(async {
             let mut hasher = mlops_data::ListingHasher::default();
-            for object in list_all(&client, endpoint, bucket, prefix).await?.unwrap_or_default() {
+            for object in list_all(&client, endpoint, bucket, prefix, PROVIDER).await?.unwrap_or_default() {
                 let key = object.key().unwrap_or_default();
                 hasher.add(
                     key.strip_prefix(prefix).unwrap_or(key),
@@ -828,7 +842,7 @@ impl S3Provider {
         let client = self.client(endpoint);
         self.block_on(async {
             let mut response = FetchResponse::default();
-            let objects = list_all(&client, endpoint, bucket, prefix)
+            let objects = list_all(&client, endpoint, bucket, prefix, PROVIDER)
                 .await?
                 .ok_or_else(|| ProviderError::failed(format!("{}: there is no bucket `{bucket}`", endpoint.describe())))?;
             for object in &objects {
@@ -870,12 +884,14 @@ impl S3Provider {
     }
 }
 
-/// Every object under `prefix`, all pages; `None` when the bucket does not exist.
+/// Every object under `prefix`, all pages; `None` when the bucket does not
+/// exist. Errors speak of settings in `configured_in` (see [`failure_configured_in`]).
 async fn list_all(
     client: &Client,
     endpoint: &Endpoint,
     bucket: &str,
     prefix: &str,
+    configured_in: &str,
 ) -> ProviderResult<Option<Vec<aws_sdk_s3::types::Object>>> {
     let mut objects = Vec::new();
     let mut continuation: Option<String> = None;
@@ -884,7 +900,7 @@ async fn list_all(
         {
             Ok(listing) => listing,
             Err(error) if service_code(&error) == Some("NoSuchBucket") => return Ok(None),
-            Err(error) => return Err(failure(endpoint, &format!("list `s3://{bucket}/{prefix}`"), &error)),
+            Err(error) => return Err(failure_configured_in(endpoint, &format!("list `s3://{bucket}/{prefix}`"), &error, configured_in)),
         };
         objects.extend(listing.contents().iter().cloned());
         match listing.next_continuation_token() {

@@ -15,7 +15,7 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use mlops_provider_api::{Attributes, ObjectStore, ObjectStoreError, ProviderError, PutCondition, StoredObject};
 use serde_json::Value as Json;
 
-use crate::{failure, failure_configured_in, not_implemented, service_code, Endpoint, S3Provider};
+use crate::{failure_configured_in, list_all, not_implemented, service_code, Endpoint, S3Provider};
 
 /// Objects under `s3://BUCKET/KEY/`.
 pub struct S3StateStore {
@@ -34,7 +34,7 @@ impl S3StateStore {
             message: "the s3 state backend needs a `bucket`".to_owned(),
             help: Some("add `bucket = \"...\"` to the `backend \"s3\"` block".to_owned()),
         })?;
-        let key = text("key").ok_or_else(|| ObjectStoreError::Failed {
+        let key = text("key").map(|key| key.trim_matches('/')).filter(|key| !key.is_empty()).ok_or_else(|| ObjectStoreError::Failed {
             message: "the s3 state backend needs a `key`".to_owned(),
             help: Some("add `key = \"team/project\"`: the prefix this configuration's state lives under".to_owned()),
         })?;
@@ -42,7 +42,7 @@ impl S3StateStore {
             provider: S3Provider::new(),
             endpoint: Endpoint::from_config(settings),
             bucket: bucket.to_owned(),
-            prefix: format!("{}/", key.trim_matches('/')),
+            prefix: format!("{key}/"),
         })
     }
 
@@ -55,17 +55,6 @@ impl S3StateStore {
             message: format!("the state bucket `{}` does not exist ({})", self.bucket, self.endpoint.describe()),
             help: Some("run `mlops init` to create it, or check `bucket` and `endpoint` in the backend block".to_owned()),
         }
-    }
-
-    fn failed<E, R>(&self, doing: &str, error: &SdkError<E, R>) -> ObjectStoreError
-    where
-        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        if service_code(error) == Some("NoSuchBucket") {
-            return self.no_bucket();
-        }
-        provider_error(failure_configured_in(&self.endpoint, doing, error, "the backend block"))
     }
 
     /// Retries what the store calls transient (after the SDK's own
@@ -93,12 +82,12 @@ impl S3StateStore {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        let transient = matches!(failure(&self.endpoint, doing, error), ProviderError::Transient { .. });
-        let error = self.failed(doing, error);
-        if transient {
-            Attempt::Transient(error)
-        } else {
-            Attempt::Final(error)
+        if service_code(error) == Some("NoSuchBucket") {
+            return Attempt::Final(self.no_bucket());
+        }
+        match failure_configured_in(&self.endpoint, doing, error, BACKEND) {
+            error @ ProviderError::Transient { .. } => Attempt::Transient(provider_error(error)),
+            error => Attempt::Final(provider_error(error)),
         }
     }
 
@@ -126,6 +115,17 @@ enum Attempt {
     Transient(ObjectStoreError),
     Final(ObjectStoreError),
 }
+
+impl Attempt {
+    fn into_error(self) -> ObjectStoreError {
+        match self {
+            Attempt::Transient(error) | Attempt::Final(error) => error,
+        }
+    }
+}
+
+/// Where the backend's settings are written, for [`failure_configured_in`].
+const BACKEND: &str = "the backend block";
 
 fn provider_error(error: ProviderError) -> ObjectStoreError {
     ObjectStoreError::Failed { message: error.to_string(), help: error.help().map(str::to_owned) }
@@ -218,30 +218,21 @@ impl ObjectStore for S3StateStore {
     fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectStoreError> {
         let client = self.provider.client(&self.endpoint);
         let full_prefix = self.object_key(prefix);
-        let doing = format!("list `s3://{}/{full_prefix}`", self.bucket);
-        let mut keys = Vec::new();
-        let mut continuation: Option<String> = None;
-        loop {
-            let listing = self.with_retries(|| {
-                self.provider.block_on(async {
-                    client
-                        .list_objects_v2()
-                        .bucket(&self.bucket)
-                        .prefix(&full_prefix)
-                        .set_continuation_token(continuation.clone())
-                        .send()
-                        .await
-                        .map_err(|error| self.attempt(&doing, &error))
-                })
-            })?;
-            keys.extend(listing.contents().iter().filter_map(|object| object.key()?.strip_prefix(&self.prefix)).map(str::to_owned));
-            match listing.next_continuation_token() {
-                Some(token) if listing.is_truncated() == Some(true) => continuation = Some(token.to_owned()),
-                _ => break,
-            }
-        }
-        keys.sort();
-        Ok(keys)
+        self.with_retries(|| {
+            self.provider.block_on(async {
+                match list_all(&client, &self.endpoint, &self.bucket, &full_prefix, BACKEND).await {
+                    Ok(Some(objects)) => {
+                        let mut keys: Vec<String> =
+                            objects.iter().filter_map(|object| object.key()?.strip_prefix(&self.prefix)).map(str::to_owned).collect();
+                        keys.sort();
+                        Ok(keys)
+                    }
+                    Ok(None) => Err(Attempt::Final(self.no_bucket())),
+                    Err(error @ ProviderError::Transient { .. }) => Err(Attempt::Transient(provider_error(error))),
+                    Err(error) => Err(Attempt::Final(provider_error(error))),
+                }
+            })
+        })
     }
 
     fn initialise(&self) -> Result<Option<String>, ObjectStoreError> {
@@ -254,7 +245,7 @@ impl ObjectStore for S3StateStore {
                 {
                     Ok(false)
                 }
-                Err(error) => Err(self.failed(&format!("read bucket `{}`", self.bucket), &error)),
+                Err(error) => Err(self.attempt(&format!("read bucket `{}`", self.bucket), &error).into_error()),
             }
         })?;
         let mut done = None;
@@ -269,7 +260,7 @@ impl ObjectStore for S3StateStore {
                 match request.send().await {
                     Ok(_) => Ok(true),
                     Err(error) if not_implemented(&error) => Ok(false),
-                    Err(error) => Err(self.failed(&format!("turn on versioning of `{}`", self.bucket), &error)),
+                    Err(error) => Err(self.attempt(&format!("turn on versioning of `{}`", self.bucket), &error).into_error()),
                 }
             })?;
             done = Some(if versioned {
