@@ -166,6 +166,7 @@ pub fn providers() -> Providers {
     let mut providers = Providers::new();
     providers.register("local", Arc::new(mlops_provider_local::LocalProvider::new()));
     providers.register("s3", Arc::new(mlops_provider_s3::S3Provider::new()));
+    providers.register("kubernetes", Arc::new(mlops_provider_kubernetes::KubernetesProvider::new()));
     providers
 }
 

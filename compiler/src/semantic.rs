@@ -288,6 +288,20 @@ fn check_serving(checker: &mut BodyChecker<'_>, body: &Body, attributes: &mut BT
             );
         }
     }
+    if let Some(autoscale) = body.blocks_named("autoscale").next() {
+        let metric = attributes.get("autoscale").and_then(Value::as_map).and_then(|values| values.get("metric")).and_then(Value::as_str);
+        if let (Some(metric @ ("concurrency" | "rps")), "deployment") = (metric, runtime.as_str()) {
+            let span = autoscale.body.attribute("metric").map_or(autoscale.kind.span, |attribute| attribute.value.span);
+            checker.diagnostics.push(
+                Diagnostic::error(
+                    codes::UNSUPPORTED_ON_PROVIDER,
+                    format!("the deployment runtime cannot autoscale on {metric}: a HorizontalPodAutoscaler scales on cpu or memory"),
+                )
+                .at(span, "the autoscaler would never see it")
+                .with_help("use `metric = \"cpu\"` or `\"memory\"`, or `runtime = \"kserve\"`, which scales on concurrency and rps"),
+            );
+        }
+    }
     if let Some(replicas) = body.blocks_named("replicas").next() {
         let values = attributes.get("replicas").and_then(Value::as_map);
         let bound = |name: &str| values.and_then(|values| values.get(name)).and_then(Value::as_number);

@@ -118,7 +118,49 @@ provider "kubernetes" {
   }
   attribute "kubeconfig" {
     type        = string
-    description = "A kubeconfig file instead of the default one."
+    description = "A kubeconfig file instead of the default one (or $KUBECONFIG)."
+  }
+  attribute "artifact_root" {
+    type        = string
+    description = "Where training outputs are uploaded, such as s3://acme-ml/runs; each run gets RUN_ID/ under it."
+  }
+  attribute "storage_endpoint" {
+    type        = string
+    description = "The S3 endpoint pods use to stage inputs, outputs and models (for S3-compatible stores)."
+  }
+  attribute "storage_secret" {
+    type        = string
+    description = "A Secret in the namespace with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for staging; none uses the pods' own identity."
+  }
+  attribute "storage_image" {
+    type        = string
+    default     = "amazon/aws-cli:2.22.35"
+    description = "The image with the AWS CLI that stages inputs, uploads outputs and fetches models."
+  }
+  attribute "gpu_node_label" {
+    type        = string
+    default     = "nvidia.com/gpu.product"
+    description = "The node label that names a node's GPU model; `gpu_type` selects nodes by it."
+  }
+  attribute "training_runtime" {
+    type        = string
+    default     = "torch-distributed"
+    description = "The Kubeflow Trainer TrainingRuntime that distributed runs use."
+  }
+  attribute "monitor_image" {
+    type        = string
+    description = "The image that recomputes drift for monitors (default: the mlops image of this version)."
+  }
+  attribute "rollout_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "10m"
+    description = "How long apply waits for a serving rollout to be ready."
+  }
+  attribute "force_conflicts" {
+    type        = bool
+    default     = false
+    description = "Take over fields another field manager owns instead of failing (drift the plan showed is always taken back)."
   }
 }
 

@@ -378,3 +378,43 @@ pub fn configuration_unchanged(request: &PlanRequest) -> bool {
         .as_ref()
         .is_some_and(|prior| without_identities(&Json::Object(prior.clone())) == without_identities(&Json::Object(request.config.clone())))
 }
+
+/// A duration as the language writes it: `90s`, `10m`, `6h`, `1d`, `500ms`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|character: char| !character.is_ascii_digit() && character != '.')?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs_f64(seconds))
+}
+
+/// The identities of a training's `inputs`, by input name: `address@version`
+/// from reference markers (planning) or resolved inputs (applying), so plan
+/// and apply compute the same run fingerprint. `None` while an identity is
+/// known only after apply.
+pub fn input_identities(config: &Attributes) -> Option<Vec<(String, String)>> {
+    let mut identities = Vec::new();
+    for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
+        let identity = if let Some((address, identity)) = as_reference(input) {
+            format!("{address}@{}", identity?)
+        } else {
+            let attributes = input.as_object()?;
+            let kind = attributes.get("$kind").and_then(Json::as_str).unwrap_or("");
+            format!(
+                "{}@{}",
+                attributes.get("$address").and_then(Json::as_str).unwrap_or(""),
+                attributes.get(identity_attribute(kind)).map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned))?
+            )
+        };
+        identities.push((name.clone(), identity));
+    }
+    Some(identities)
+}

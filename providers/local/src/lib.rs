@@ -83,6 +83,13 @@ fn strings(config: &Attributes, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A model's registered name: `name`, or else the block's own name.
+fn registered_name(target: &Target, config: &Attributes) -> String {
+    text(config, "name")
+        .map(str::to_owned)
+        .unwrap_or_else(|| target.address.rsplit_once("model.").map_or(target.address.as_str(), |(_, name)| name).to_owned())
+}
+
 fn failed(message: impl Into<String>) -> ProviderError {
     ProviderError::failed(message)
 }
@@ -163,10 +170,18 @@ impl Provider for LocalProvider {
             }
             ("dataset" | "feature_set", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
             ("training", _) => exists(text(&request.state, "artifact_uri")).then(|| request.state.clone()),
-            ("model", _) => exists(text(&request.state, "uri")).then(|| {
+            ("model", _) => {
+                let registered = root(target)
+                    .join("registry")
+                    .join(slug(&registered_name(target, &request.config)))
+                    .join("versions")
+                    .join(text(&request.state, "version").unwrap_or_default());
+                text(&request.state, "version").is_some() && registered.join("version.json").is_file()
+            }
+            .then(|| {
                 // Aliases read back: only those still pointing at this version.
                 let mut state = request.state.clone();
-                let name = text(&request.config, "name").unwrap_or_default();
+                let name = &registered_name(target, &request.config);
                 let index: serde_json::Map<String, Json> = fs::read(root(target).join("registry").join(slug(name)).join("aliases.json"))
                     .ok()
                     .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -529,21 +544,7 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
 /// names. `None` while an input's identity is known only after apply.
 fn fingerprint(target: &Target, config: &Attributes) -> Option<String> {
     let mut hasher = blake3::Hasher::new();
-    let mut inputs = Vec::new();
-    for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
-        let identity = if let Some((address, identity)) = as_reference(input) {
-            format!("{address}@{}", identity?)
-        } else {
-            let attributes = input.as_object()?;
-            let kind = attributes.get("$kind").and_then(Json::as_str).unwrap_or("");
-            format!(
-                "{}@{}",
-                attributes.get("$address").and_then(Json::as_str).unwrap_or(""),
-                attributes.get(identity_attribute(kind)).map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned))?
-            )
-        };
-        inputs.push((name.clone(), identity));
-    }
+    let inputs = mlops_provider_api::input_identities(config)?;
     let canonical = json!({
         "command": config.get("command"),
         "image": config.get("image"),
@@ -619,7 +620,8 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             "add `command = [\"python3\", \"train.py\"]`",
         ));
     }
-    let timeout = config.get("timeout").and_then(Json::as_str).and_then(parse_duration).unwrap_or(Duration::from_secs(24 * 3600));
+    let timeout =
+        config.get("timeout").and_then(Json::as_str).and_then(mlops_provider_api::parse_duration).unwrap_or(Duration::from_secs(24 * 3600));
     let declared: Vec<String> = strings(config, "metrics");
 
     // Re-attach to a run an interrupted apply started.
@@ -757,23 +759,6 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
     Ok(ApplyResponse { state, private: json!({ "run_id": run_id }) })
 }
 
-/// `90s`, `10m`, `6h`, `1d`.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|character: char| !character.is_ascii_digit() && character != '.')?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(seconds))
-}
-
 fn copy_directory(from: &Path, to: &Path) -> ProviderResult<()> {
     fs::create_dir_all(to).map_err(|error| io_failed("create", to, error))?;
     for entry in fs::read_dir(from).map_err(|error| io_failed("read", from, error))? {
@@ -791,7 +776,7 @@ fn copy_directory(from: &Path, to: &Path) -> ProviderResult<()> {
 fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
-    let name = text(config, "name").unwrap_or_default();
+    let name = &registered_name(target, config);
     let registry = root(target).join("registry").join(slug(name));
     let versions_directory = registry.join("versions");
     fs::create_dir_all(&versions_directory).map_err(|error| io_failed("create", &versions_directory, error))?;
@@ -819,11 +804,17 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
             let directory = versions_directory.join(version.to_string());
             let staging = versions_directory.join(format!(".staging-{version}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&staging);
-            let artifacts = text(&source, "artifact_uri")
-                .map(|uri| path_of_uri(target, uri))
-                .ok_or_else(|| failed("the source training has no artifacts"))?;
-            copy_directory(&artifacts, &staging.join("artifacts"))?;
+            let artifact_uri = text(&source, "artifact_uri").ok_or_else(|| failed("the source training has no artifacts"))?;
+            // Artifacts in object storage (a run on a cluster) stay there: a
+            // run's artifacts are immutable, and a cluster serving this
+            // version must be able to read them. Local ones are copied in.
+            let remote = artifact_uri.contains("://") && !artifact_uri.starts_with("local://") && !artifact_uri.starts_with("file://");
+            fs::create_dir_all(&staging).map_err(|error| io_failed("create", &staging, error))?;
+            if !remote {
+                copy_directory(&path_of_uri(target, artifact_uri), &staging.join("artifacts"))?;
+            }
             let description = json!({
+                "artifact_uri": if remote { Json::String(artifact_uri.to_owned()) } else { Json::Null },
                 "version": version.to_string(),
                 "name": name,
                 "run_id": run_id,
@@ -862,7 +853,12 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
     let mut state = Attributes::new();
     state.insert("version".into(), Json::String(version.to_string()));
     state.insert("versions".into(), Json::Array(versions.iter().map(|version| Json::String(version.to_string())).collect()));
-    state.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &versions_directory.join(version.to_string())))));
+    let remote_artifacts = fs::read(versions_directory.join(version.to_string()).join("version.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Json>(&bytes).ok())
+        .and_then(|description| description.get("artifact_uri").and_then(Json::as_str).map(str::to_owned));
+    let uri = remote_artifacts.unwrap_or_else(|| uri_for(&relative_to_root(target, &versions_directory.join(version.to_string()))));
+    state.insert("uri".into(), Json::String(uri));
     state.insert("aliases".into(), json!(wanted));
     Ok(ApplyResponse { state, private: Json::Null })
 }
@@ -879,9 +875,12 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     }
     let model = config.get("model").and_then(Json::as_object).cloned().unwrap_or_default();
     let version = text(&model, "version").unwrap_or_default().to_owned();
-    let model_directory = text(&model, "uri")
-        .map(|uri| path_of_uri(target, uri).join("artifacts"))
-        .ok_or_else(|| failed("the model has no registered version"))?;
+    let model_uri = text(&model, "uri").ok_or_else(|| failed("the model has no registered version"))?;
+    let model_directory = if model_uri.starts_with("local://") {
+        path_of_uri(target, model_uri).join("artifacts")
+    } else {
+        local_copy(target, model_uri, Some(context))?
+    };
     let strategy = config.get("rollout").and_then(|rollout| rollout.get("strategy")).and_then(Json::as_str).unwrap_or("all_at_once");
     let old_pid = request.prior_state.as_ref().and(request.prior_private.get("pid")).and_then(Json::as_u64).unwrap_or(0) as u32;
     let directory = root(target).join("serving").join(slug(&target.address));
@@ -980,7 +979,7 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
             Ok(())
         }
         "model" => {
-            let name = text(&request.config, "name").unwrap_or_default();
+            let name = &registered_name(target, &request.config);
             let _ = fs::remove_dir_all(root(target).join("registry").join(slug(name)));
             Ok(())
         }

@@ -1,0 +1,583 @@
+//! Rendering: a resource's configuration -> the Kubernetes objects that carry it out.
+//!
+//! The object layouts live in handlebars templates in `stdlib/kubernetes/`
+//! (embedded here); this module computes every value that goes into them:
+//! names, labels, the run contract's environment, resources, GPU placement,
+//! staging containers. Rendering is pure: no cluster, no clock, no
+//! randomness, so the same configuration always renders the same objects
+//! and snapshots of them are stable.
+//!
+//! Values enter the templates only through the `json` helper, which writes
+//! them as JSON (valid YAML flow values): a configuration value can never
+//! break the YAML or add fields.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use handlebars::Handlebars;
+use mlops_provider_api::{Attributes, ProviderError, ProviderResult};
+use serde_json::{json, Value as Json};
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("job", include_str!("../../../stdlib/kubernetes/job.yaml.hbs")),
+    ("trainjob", include_str!("../../../stdlib/kubernetes/trainjob.yaml.hbs")),
+    ("deployment", include_str!("../../../stdlib/kubernetes/deployment.yaml.hbs")),
+    ("service", include_str!("../../../stdlib/kubernetes/service.yaml.hbs")),
+    ("hpa", include_str!("../../../stdlib/kubernetes/hpa.yaml.hbs")),
+    ("inferenceservice", include_str!("../../../stdlib/kubernetes/inferenceservice.yaml.hbs")),
+    ("cronjob", include_str!("../../../stdlib/kubernetes/cronjob.yaml.hbs")),
+];
+
+/// Where a run's files are, inside its pod.
+pub const INPUTS_DIRECTORY: &str = "/mlops/inputs";
+pub const OUTPUT_DIRECTORY: &str = "/mlops/output";
+/// The kubelet copies this file into the container's status when it
+/// terminates, which is how metrics come back without a side channel.
+pub const METRICS_FILE: &str = "/dev/termination-log";
+/// Where a distributed run's dataset initializer puts the data.
+pub const TRAINJOB_DATASET_DIRECTORY: &str = "/workspace/dataset";
+pub const MODEL_DIRECTORY: &str = "/mnt/models";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const ADDRESS_ANNOTATION: &str = "mlops.dev/address";
+pub const RUN_LABEL: &str = "mlops.dev/run-id";
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub const MONITOR_LABEL: &str = "mlops.dev/monitor";
+
+fn registry() -> &'static Handlebars<'static> {
+    static REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut handlebars = Handlebars::new();
+        handlebars.set_strict_mode(true);
+        handlebars.register_escape_fn(handlebars::no_escape);
+        handlebars.register_helper(
+            "json",
+            Box::new(
+                |helper: &handlebars::Helper<'_>,
+                 _: &Handlebars<'_>,
+                 _: &handlebars::Context,
+                 _: &mut handlebars::RenderContext<'_, '_>,
+                 out: &mut dyn handlebars::Output|
+                 -> handlebars::HelperResult {
+                    let value = helper.param(0).map(|parameter| parameter.value().clone()).unwrap_or(Json::Null);
+                    out.write(&value.to_string())?;
+                    Ok(())
+                },
+            ),
+        );
+        for (name, text) in TEMPLATES {
+            // The templates are part of the binary and snapshot-tested; a
+            // broken one is a build defect, not a user error.
+            if let Err(error) = handlebars.register_template_string(name, *text) {
+                panic!("the embedded template stdlib/kubernetes/{name}.yaml.hbs is invalid: {error}");
+            }
+        }
+        handlebars
+    })
+}
+
+/// Renders one template with `values` into a Kubernetes object.
+fn render(template: &str, values: &Json) -> ProviderResult<Json> {
+    let text = registry()
+        .render(template, values)
+        .map_err(|error| ProviderError::failed(format!("cannot render the {template} manifest: {error}")))?;
+    serde_yaml::from_str(&text).map_err(|error| ProviderError::failed(format!("the rendered {template} manifest is not YAML: {error}")))
+}
+
+/// Everything rendering needs from outside the resource's own configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub namespace: String,
+    /// Where training outputs are uploaded: `s3://bucket/prefix`.
+    pub artifact_root: Option<String>,
+    /// The image with the AWS CLI that stages inputs and uploads outputs.
+    pub storage_image: String,
+    /// A Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for staging.
+    pub storage_secret: Option<String>,
+    pub storage_endpoint: Option<String>,
+    /// The node label that names a node's GPU model.
+    pub gpu_node_label: String,
+    pub training_runtime: String,
+    pub monitor_image: String,
+}
+
+impl Settings {
+    pub fn from_provider_config(config: &Attributes) -> Settings {
+        let text = |name: &str| config.get(name).and_then(Json::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
+        Settings {
+            namespace: text("namespace").unwrap_or_else(|| "default".to_owned()),
+            artifact_root: text("artifact_root").map(|root| root.trim_end_matches('/').to_owned()),
+            storage_image: text("storage_image").unwrap_or_else(|| "amazon/aws-cli:2.22.35".to_owned()),
+            storage_secret: text("storage_secret"),
+            storage_endpoint: text("storage_endpoint"),
+            gpu_node_label: text("gpu_node_label").unwrap_or_else(|| "nvidia.com/gpu.product".to_owned()),
+            training_runtime: text("training_runtime").unwrap_or_else(|| "torch-distributed".to_owned()),
+            monitor_image: text("monitor_image").unwrap_or_else(|| format!("ghcr.io/mlops-dev/mlops:{}", env!("CARGO_PKG_VERSION"))),
+        }
+    }
+}
+
+/// A Kubernetes object name from a resource address: lowercase letters,
+/// digits and dashes, at most `limit` characters. Long names keep a hash of
+/// the whole address so two resources never share a name.
+pub fn object_name(address: &str, limit: usize) -> String {
+    let local = address.trim_start_matches("module.");
+    let mut parts: Vec<&str> = local.split('.').collect();
+    // `serving.fraud_api` -> `fraud_api`; modules keep their names as a prefix.
+    parts.retain(|part| !matches!(*part, "module" | "training" | "serving" | "monitor"));
+    let mut name = String::new();
+    for character in parts.join("-").chars() {
+        let character = character.to_ascii_lowercase();
+        if character.is_ascii_alphanumeric() {
+            name.push(character);
+        } else if !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    let name = name.trim_matches('-').to_owned();
+    let name = if name.is_empty() { "mlops".to_owned() } else { name };
+    if name.len() <= limit {
+        return name;
+    }
+    let hash = &blake3::hash(address.as_bytes()).to_hex()[..8];
+    format!("{}-{hash}", name[..limit - 9].trim_end_matches('-'))
+}
+
+fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
+    config.get(name).and_then(Json::as_str)
+}
+
+fn block<'a>(config: &'a Attributes, name: &str) -> Option<&'a Attributes> {
+    match config.get(name)? {
+        Json::Object(object) => Some(object),
+        Json::Array(items) => items.first().and_then(Json::as_object),
+        _ => None,
+    }
+}
+
+fn scalar_text(value: &Json) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+}
+
+fn environment_entry(name: &str, value: impl Into<String>) -> Json {
+    json!({ "name": name, "value": value.into() })
+}
+
+/// The user's `env`, as container environment entries.
+fn user_environment(config: &Attributes) -> Vec<Json> {
+    config
+        .get("env")
+        .and_then(Json::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| environment_entry(name, scalar_text(value)))
+        .collect()
+}
+
+/// A CPU count in Kubernetes' canonical spelling: `2`, `500m`.
+fn cpu_quantity(value: &Json) -> Option<String> {
+    match value {
+        Json::Number(number) => {
+            let cores = number.as_f64()?;
+            if cores.fract() == 0.0 {
+                Some(format!("{}", cores as i64))
+            } else {
+                Some(format!("{}m", (cores * 1000.0).round() as i64))
+            }
+        }
+        Json::String(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// `resources { cpu, memory, gpus }` as requests and limits. GPUs are
+/// limits only (the device plugin's rule); cpu and memory are both, so the
+/// scheduler reserves what the run was promised.
+fn resource_requirements(resources: Option<&Attributes>) -> Json {
+    let mut limits = serde_json::Map::new();
+    let mut requests = serde_json::Map::new();
+    if let Some(resources) = resources {
+        if let Some(cpu) = resources.get("cpu").and_then(cpu_quantity) {
+            limits.insert("cpu".into(), Json::String(cpu.clone()));
+            requests.insert("cpu".into(), Json::String(cpu));
+        }
+        if let Some(memory) = text(resources, "memory") {
+            limits.insert("memory".into(), Json::String(memory.to_owned()));
+            requests.insert("memory".into(), Json::String(memory.to_owned()));
+        }
+        let gpus = resources.get("gpus").and_then(Json::as_f64).unwrap_or(0.0);
+        if gpus > 0.0 {
+            limits.insert("nvidia.com/gpu".into(), Json::String(format!("{}", gpus as i64)));
+        }
+    }
+    let mut requirements = serde_json::Map::new();
+    if !limits.is_empty() {
+        requirements.insert("limits".into(), Json::Object(limits));
+    }
+    if !requests.is_empty() {
+        requirements.insert("requests".into(), Json::Object(requests));
+    }
+    Json::Object(requirements)
+}
+
+/// GPU placement: the GPU model as a node selector, and the toleration for
+/// the taint GPU node pools carry so that only GPU work lands on them.
+fn gpu_placement(resources: Option<&Attributes>, settings: &Settings) -> (Json, Json) {
+    let gpus = resources.and_then(|resources| resources.get("gpus")).and_then(Json::as_f64).unwrap_or(0.0);
+    let mut selector = serde_json::Map::new();
+    if let Some(gpu_type) = resources.and_then(|resources| text(resources, "gpu_type")) {
+        selector.insert(settings.gpu_node_label.clone(), Json::String(gpu_type.to_owned()));
+    }
+    let tolerations =
+        if gpus > 0.0 { json!([{ "key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule" }]) } else { json!([]) };
+    (Json::Object(selector), tolerations)
+}
+
+fn storage_environment(settings: &Settings) -> (Vec<Json>, Json) {
+    let mut environment = Vec::new();
+    if let Some(endpoint) = &settings.storage_endpoint {
+        environment.push(environment_entry("AWS_ENDPOINT_URL", endpoint.clone()));
+    }
+    let from = match &settings.storage_secret {
+        Some(secret) => json!([{ "secretRef": { "name": secret } }]),
+        None => json!([]),
+    };
+    (environment, from)
+}
+
+fn storage_container(name: &str, script: String, settings: &Settings, mounts: Json) -> Json {
+    let (environment, from) = storage_environment(settings);
+    let mut container = json!({
+        "name": name,
+        "image": settings.storage_image,
+        "command": ["sh", "-c", script],
+        "env": environment,
+        "volumeMounts": mounts,
+    });
+    if from.as_array().is_some_and(|from| !from.is_empty()) {
+        container["envFrom"] = from;
+    }
+    container
+}
+
+/// Single-quotes a value for `sh`.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// The resolved inputs of a training: name -> the data's uri.
+pub type Inputs = BTreeMap<String, String>;
+
+/// What a training renders to: the object, and facts the provider needs.
+#[derive(Debug, Clone)]
+pub struct RenderedTraining {
+    pub manifest: Json,
+    pub distributed: bool,
+    pub artifact_uri: Option<String>,
+}
+
+/// A training as a Job (one node) or a Kubeflow TrainJob (`distributed`).
+pub fn training(
+    address: &str,
+    run_id: &str,
+    config: &Attributes,
+    inputs: &Inputs,
+    settings: &Settings,
+) -> ProviderResult<RenderedTraining> {
+    let image = text(config, "image")
+        .filter(|image| !image.is_empty())
+        .ok_or_else(|| ProviderError::with_help("a Kubernetes training needs `image`", "set `image = \"REGISTRY/NAME:TAG\"`"))?;
+    let resources = block(config, "resources");
+    let distributed = block(config, "distributed");
+    let artifact_uri = settings.artifact_root.as_ref().map(|root| format!("{root}/{run_id}/"));
+    let hyperparameters = config.get("hyperparameters").cloned().unwrap_or_else(|| json!({}));
+    let mut env = vec![environment_entry("MLOPS_RUN_ID", run_id), environment_entry("MLOPS_HYPERPARAMETERS", hyperparameters.to_string())];
+    for (name, value) in hyperparameters.as_object().into_iter().flatten() {
+        env.push(environment_entry(&format!("MLOPS_HP_{}", name.to_uppercase()), scalar_text(value)));
+    }
+    env.push(environment_entry("MLOPS_METRICS_FILE", METRICS_FILE));
+    let labels = json!({
+        MANAGED_BY_LABEL: "mlops",
+        NAME_LABEL: object_name(address, 63),
+        RUN_LABEL: run_id,
+    });
+    let annotations = json!({ ADDRESS_ANNOTATION: address });
+    let timeout_seconds = text(config, "timeout").and_then(parse_duration_seconds).unwrap_or(24 * 3600);
+    let (node_selector, tolerations) = gpu_placement(resources, settings);
+    let command = config.get("command").filter(|command| command.as_array().is_some_and(|items| !items.is_empty())).cloned();
+
+    if let Some(distributed) = distributed {
+        // Kubeflow Trainer stages one dataset through its initializer; the
+        // program reads it from the shared workspace on every node.
+        let dataset_uri = inputs.values().next().cloned();
+        for name in inputs.keys() {
+            env.push(environment_entry(&format!("MLOPS_INPUT_{}", name.to_uppercase()), TRAINJOB_DATASET_DIRECTORY));
+        }
+        if let Some(uri) = &artifact_uri {
+            env.push(environment_entry("MLOPS_ARTIFACT_URI", uri.clone()));
+        }
+        env.push(environment_entry("MLOPS_OUTPUT_DIR", "/workspace/output"));
+        env.extend(user_environment(config));
+        let has_overrides = node_selector.as_object().is_some_and(|selector| !selector.is_empty())
+            || tolerations.as_array().is_some_and(|tolerations| !tolerations.is_empty());
+        let values = json!({
+            "name": run_id,
+            "namespace": settings.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "runtime": settings.training_runtime,
+            "dataset_uri": dataset_uri,
+            "image": image,
+            "command": command,
+            "env": env,
+            "nodes": distributed.get("nodes").and_then(Json::as_f64).unwrap_or(1.0) as i64,
+            "procs_per_node": distributed.get("procs_per_node").and_then(Json::as_f64).unwrap_or(1.0) as i64,
+            "resources": resource_requirements(resources),
+            "pod_overrides": has_overrides,
+            "node_selector": non_empty(node_selector),
+            "tolerations": non_empty(tolerations),
+        });
+        return Ok(RenderedTraining { manifest: render("trainjob", &values)?, distributed: true, artifact_uri });
+    }
+
+    let mut init_containers = Vec::new();
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    if !inputs.is_empty() {
+        let mut script = String::from("set -eu\n");
+        for (name, uri) in inputs {
+            let directory = format!("{INPUTS_DIRECTORY}/{name}");
+            env.push(environment_entry(&format!("MLOPS_INPUT_{}", name.to_uppercase()), directory.clone()));
+            script.push_str(&format!("aws s3 cp --recursive --only-show-errors {} {}\n", shell_quote(uri), shell_quote(&directory)));
+        }
+        volumes.push(json!({ "name": "inputs", "emptyDir": {} }));
+        mounts.push(json!({ "name": "inputs", "mountPath": INPUTS_DIRECTORY, "readOnly": true }));
+        init_containers.push(storage_container(
+            "stage-inputs",
+            script,
+            settings,
+            json!([{ "name": "inputs", "mountPath": INPUTS_DIRECTORY }]),
+        ));
+    }
+    env.push(environment_entry("MLOPS_OUTPUT_DIR", OUTPUT_DIRECTORY));
+    volumes.push(json!({ "name": "output", "emptyDir": {} }));
+    mounts.push(json!({ "name": "output", "mountPath": OUTPUT_DIRECTORY }));
+    if let Some(uri) = &artifact_uri {
+        // A native sidecar (restartPolicy: Always): the kubelet stops it
+        // with SIGTERM once the training container has exited, and it
+        // uploads the outputs then.
+        let script = format!(
+            "upload() {{ aws s3 cp --recursive --only-show-errors {OUTPUT_DIRECTORY} {}; exit $?; }}\ntrap upload TERM\nwhile :; do sleep 1; done\n",
+            shell_quote(uri)
+        );
+        let mut uploader =
+            storage_container("upload-outputs", script, settings, json!([{ "name": "output", "mountPath": OUTPUT_DIRECTORY }]));
+        uploader["restartPolicy"] = json!("Always");
+        init_containers.push(uploader);
+        env.push(environment_entry("MLOPS_ARTIFACT_URI", uri.clone()));
+    }
+    env.extend(user_environment(config));
+    let values = json!({
+        "name": run_id,
+        "namespace": settings.namespace,
+        "labels": labels,
+        "annotations": annotations,
+        "timeout_seconds": timeout_seconds,
+        "node_selector": non_empty(node_selector),
+        "tolerations": non_empty(tolerations),
+        "init_containers": non_empty(Json::Array(init_containers)),
+        "image": image,
+        "command": command,
+        "env": env,
+        "resources": resource_requirements(resources),
+        "volume_mounts": mounts,
+        "volumes": volumes,
+    });
+    Ok(RenderedTraining { manifest: render("job", &values)?, distributed: false, artifact_uri })
+}
+
+/// `null` for an empty object or list, so `{{#if}}` leaves the field out.
+fn non_empty(value: Json) -> Json {
+    match &value {
+        Json::Object(object) if object.is_empty() => Json::Null,
+        Json::Array(items) if items.is_empty() => Json::Null,
+        _ => value,
+    }
+}
+
+/// `90s`, `10m`, `6h`, `1d` -> whole seconds (at least one).
+pub fn parse_duration_seconds(text: &str) -> Option<u64> {
+    mlops_provider_api::parse_duration(text).map(|duration| duration.as_secs_f64().ceil().max(1.0) as u64)
+}
+
+/// The model version a serving runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelVersion {
+    pub version: String,
+    pub uri: String,
+}
+
+/// Which phase of a rollout to render (KServe blue/green applies twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutPhase {
+    /// The steady state the configuration asks for.
+    Final,
+    /// The new version deployed with no traffic, before the switch.
+    GreenWithoutTraffic,
+}
+
+fn replica_bounds(config: &Attributes) -> (i64, i64) {
+    let replicas = block(config, "replicas");
+    let bound =
+        |name: &str, default: f64| replicas.and_then(|replicas| replicas.get(name)).and_then(Json::as_f64).unwrap_or(default) as i64;
+    let min = bound("min", 1.0);
+    let max = bound("max", min.max(1) as f64).max(min);
+    (min, max)
+}
+
+/// A serving's objects, in the order they are applied.
+pub fn serving(
+    address: &str,
+    config: &Attributes,
+    model: &ModelVersion,
+    phase: RolloutPhase,
+    settings: &Settings,
+) -> ProviderResult<Vec<Json>> {
+    let image = text(config, "image")
+        .filter(|image| !image.is_empty())
+        .ok_or_else(|| ProviderError::with_help("Kubernetes serving needs `image`", "set `image = \"REGISTRY/NAME:TAG\"`"))?;
+    let runtime = text(config, "runtime").unwrap_or("deployment");
+    let resources = block(config, "resources");
+    let (node_selector, tolerations) = gpu_placement(resources, settings);
+    let name = object_name(address, 45);
+    let labels = json!({ MANAGED_BY_LABEL: "mlops", NAME_LABEL: name });
+    let annotations = json!({ ADDRESS_ANNOTATION: address });
+    let (min_replicas, max_replicas) = replica_bounds(config);
+    let autoscale = block(config, "autoscale");
+    let mut env = vec![
+        environment_entry("MLOPS_MODEL_DIR", MODEL_DIRECTORY),
+        environment_entry("MLOPS_MODEL_VERSION", model.version.clone()),
+        environment_entry("PORT", "8080"),
+    ];
+    match runtime {
+        "kserve" => {
+            // KServe's storage initializer downloads STORAGE_URI to /mnt/models.
+            env.insert(0, environment_entry("STORAGE_URI", model.uri.clone()));
+            env.extend(user_environment(config));
+            let rollout = block(config, "rollout");
+            let strategy = rollout.and_then(|rollout| text(rollout, "strategy")).unwrap_or("all_at_once");
+            let canary_traffic_percent = match (strategy, phase) {
+                (_, RolloutPhase::GreenWithoutTraffic) => Some(0),
+                ("canary", _) => {
+                    rollout.and_then(|rollout| rollout.get("traffic_percent")).and_then(Json::as_f64).map(|percent| percent as i64)
+                }
+                _ => None,
+            };
+            let values = json!({
+                "name": name,
+                "namespace": settings.namespace,
+                "labels": labels,
+                "annotations": annotations,
+                "min_replicas": min_replicas,
+                "max_replicas": max_replicas,
+                "scale_metric": autoscale.and_then(|autoscale| text(autoscale, "metric")),
+                "scale_target": autoscale.and_then(|autoscale| autoscale.get("target")).and_then(Json::as_f64).map(|target| target.round() as i64),
+                "has_canary": canary_traffic_percent.is_some(),
+                "canary_traffic_percent": canary_traffic_percent,
+                "node_selector": non_empty(node_selector),
+                "tolerations": non_empty(tolerations),
+                "image": image,
+                "env": env,
+                "resources": resource_requirements(resources),
+            });
+            Ok(vec![render("inferenceservice", &values)?])
+        }
+        _ => {
+            env.extend(user_environment(config));
+            let autoscaled = max_replicas > min_replicas;
+            let fetch = storage_container(
+                "fetch-model",
+                format!("set -eu\naws s3 cp --recursive --only-show-errors {} {MODEL_DIRECTORY}\n", shell_quote(&model.uri)),
+                settings,
+                json!([{ "name": "model", "mountPath": MODEL_DIRECTORY }]),
+            );
+            let selector = json!({ NAME_LABEL: name });
+            let mut pod_labels = labels.clone();
+            pod_labels["mlops.dev/model-version"] = Json::String(object_name(&model.version, 63));
+            let values = json!({
+                "name": name,
+                "namespace": settings.namespace,
+                "labels": labels,
+                "annotations": annotations,
+                "replicas": if autoscaled { Json::Null } else { json!(min_replicas) },
+                "selector": selector,
+                "pod_labels": pod_labels,
+                "pod_annotations": { "mlops.dev/model-uri": model.uri },
+                "node_selector": non_empty(node_selector),
+                "tolerations": non_empty(tolerations),
+                "init_containers": [fetch],
+                "image": image,
+                "env": env,
+                "resources": resource_requirements(resources),
+            });
+            let mut objects = vec![render("deployment", &values)?];
+            objects.push(render(
+                "service",
+                &json!({ "name": name, "namespace": settings.namespace, "labels": labels, "selector": selector }),
+            )?);
+            if autoscaled {
+                let metric = autoscale.and_then(|autoscale| text(autoscale, "metric")).unwrap_or("cpu");
+                let target = autoscale.and_then(|autoscale| autoscale.get("target")).and_then(Json::as_f64).unwrap_or(80.0);
+                objects.push(render(
+                    "hpa",
+                    &json!({
+                        "name": name,
+                        "namespace": settings.namespace,
+                        "labels": labels,
+                        "min_replicas": min_replicas.max(1),
+                        "max_replicas": max_replicas,
+                        "metric": metric,
+                        "target": target.round() as i64,
+                    }),
+                )?);
+            }
+            Ok(objects)
+        }
+    }
+}
+
+/// A monitor as a CronJob that recomputes drift on a schedule and reports
+/// the scores in its termination message.
+pub fn monitor(address: &str, config: &Attributes, reference_uri: &str, settings: &Settings) -> ProviderResult<Json> {
+    let name = object_name(address, 52);
+    let columns: Vec<String> =
+        config.get("columns").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).map(str::to_owned).collect();
+    let threshold = config.get("threshold").map(scalar_text).unwrap_or_else(|| "0.2".to_owned());
+    let args = json!([
+        "drift",
+        "--reference",
+        reference_uri,
+        "--current",
+        text(config, "current").unwrap_or_default(),
+        "--columns",
+        columns.join(","),
+        "--method",
+        text(config, "method").unwrap_or("psi"),
+        "--threshold",
+        threshold,
+        "--output",
+        METRICS_FILE,
+    ]);
+    let (env, env_from) = storage_environment(settings);
+    let values = json!({
+        "name": name,
+        "namespace": settings.namespace,
+        "labels": { MANAGED_BY_LABEL: "mlops", NAME_LABEL: name, MONITOR_LABEL: name },
+        "annotations": { ADDRESS_ANNOTATION: address },
+        "schedule": text(config, "schedule").unwrap_or("0 * * * *"),
+        "image": settings.monitor_image,
+        "args": args,
+        "env": env,
+        "env_from": non_empty(env_from),
+    });
+    render("cronjob", &values)
+}

@@ -1,0 +1,518 @@
+//! Serving on a cluster: a Deployment + Service (+ HorizontalPodAutoscaler),
+//! or a KServe InferenceService, rolled out as the configuration says.
+//!
+//! - `all_at_once`: one apply; the Deployment rolls every replica over
+//!   (never below the ready count), KServe moves all traffic.
+//! - `canary` (KServe): `canaryTrafficPercent` sends that share to the new
+//!   revision; setting `traffic_percent = 100` promotes it.
+//! - `blue_green` (KServe): the new revision is deployed with no traffic,
+//!   waited on until ready, then receives all of it in a second apply.
+//!
+//! State keeps `manifests`: each object as live, projected onto what mlops
+//! applied ([`crate::live`]). The plan renders the desired objects and
+//! compares: a difference with an unchanged configuration was made outside
+//! mlops, and apply restores it.
+
+use std::time::{Duration, Instant};
+
+use mlops_provider_api::{
+    as_reference, configuration_unchanged, is_unknown, ApplyContext, ApplyRequest, ApplyResponse, Attributes, PlanRequest, PlanResponse,
+    ProviderError, ProviderResult, ReadRequest, ReadResponse,
+};
+use serde_json::{json, Value as Json};
+
+use crate::cluster::{identify, ApplyFailure, Cluster};
+use crate::live::{brief, differences, project};
+use crate::render::{self, ModelVersion, RolloutPhase, Settings};
+use crate::{poll_interval, readable_in_cluster, text};
+
+fn key_of(object: &Json) -> String {
+    format!(
+        "{}/{}",
+        object.get("kind").and_then(Json::as_str).unwrap_or_default(),
+        object.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default()
+    )
+}
+
+fn strategy(config: &Attributes) -> (String, Option<f64>) {
+    let rollout = match config.get("rollout") {
+        Some(Json::Array(items)) => items.first().cloned(),
+        other => other.cloned(),
+    };
+    let strategy = rollout.as_ref().and_then(|rollout| rollout.get("strategy")).and_then(Json::as_str).unwrap_or("all_at_once").to_owned();
+    let percent = rollout.as_ref().and_then(|rollout| rollout.get("traffic_percent")).and_then(Json::as_f64);
+    (strategy, percent)
+}
+
+fn describe_rollout(config: &Attributes) -> String {
+    match strategy(config) {
+        (strategy, Some(percent)) if strategy == "canary" => format!("canary, {percent}% of traffic"),
+        (strategy, _) => strategy.replace('_', " "),
+    }
+}
+
+/// True when a value anywhere in the configuration (the model aside) is
+/// known only after apply, so the objects cannot be rendered yet.
+fn has_unknown_values(config: &Attributes) -> bool {
+    fn walk(value: &Json) -> bool {
+        is_unknown(value)
+            || match value {
+                Json::Object(entries) => entries.values().any(walk),
+                Json::Array(items) => items.iter().any(walk),
+                _ => false,
+            }
+    }
+    config.iter().any(|(name, value)| name != "model" && walk(value))
+}
+
+fn settings_for(provider_config: &Attributes, namespace: Option<&str>) -> Settings {
+    let mut settings = Settings::from_provider_config(provider_config);
+    if let Some(namespace) = namespace {
+        settings.namespace = namespace.to_owned();
+    }
+    settings
+}
+
+pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
+    let target = &request.target;
+    let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
+    let model_change = request.changed_inputs.iter().find(|input| input.path.first().map(String::as_str) == Some("model"));
+    let prior_model: Option<ModelVersion> =
+        request.prior_private.get("model").cloned().and_then(|model| serde_json::from_value(model).ok());
+    let settings = settings_for(&target.provider_config, None);
+    let desired = match (&prior_model, model_change) {
+        (Some(model), None) if !has_unknown_values(&request.config) => {
+            Some(render::serving(&target.address, &request.config, model, RolloutPhase::Final, &settings)?)
+        }
+        _ => None,
+    };
+    let planned_version = match model_change {
+        Some(change) => change.after.clone(),
+        None => request.config.get("model").and_then(as_reference).and_then(|(_, identity)| identity.map(str::to_owned)),
+    };
+
+    let mut changes = Vec::new();
+    if let Some(prior) = &request.prior_state {
+        if let Some(change) = model_change {
+            changes.push(format!(
+                "rollout ({}) of model version {} (live: {})",
+                describe_rollout(&request.config),
+                change.after.as_deref().unwrap_or("(known after apply)"),
+                text(prior, "live_version").unwrap_or("(none)")
+            ));
+        }
+        if let Some(desired) = &desired {
+            let unchanged = configuration_unchanged(request);
+            let live = prior.get("manifests").and_then(Json::as_object).cloned().unwrap_or_default();
+            for object in desired {
+                let key = key_of(object);
+                match live.get(&key) {
+                    None if unchanged => {
+                        changes.push(format!("{key} is missing from the cluster (deleted outside mlops): apply creates it again"))
+                    }
+                    None => changes.push(format!("{key} will be created")),
+                    Some(found) => {
+                        for difference in differences(object, found) {
+                            changes.push(if unchanged {
+                                format!(
+                                    "{key} {} was changed outside mlops: {} -> {}",
+                                    difference.path,
+                                    brief(difference.live.as_ref()),
+                                    brief(difference.desired.as_ref())
+                                )
+                            } else {
+                                format!(
+                                    "{key} {}: {} -> {}",
+                                    difference.path,
+                                    brief(difference.live.as_ref()),
+                                    brief(difference.desired.as_ref())
+                                )
+                            });
+                        }
+                    }
+                }
+            }
+            for key in live.keys() {
+                if !desired.iter().any(|object| key_of(object) == *key) {
+                    changes.push(format!("{key} is no longer needed and will be deleted"));
+                }
+            }
+        }
+        if changes.is_empty() && desired.is_some() {
+            response.planned_state = prior.clone();
+            return Ok(response);
+        }
+        response.planned_state = prior.clone();
+        if desired.is_none() && model_change.is_none() && !configuration_unchanged(request) {
+            changes.push("the configuration changed".to_owned());
+        }
+    }
+    response.update_reasons = changes;
+    let drifted = drifted_fields(&request.prior_private, request.prior_state.as_ref());
+    if !drifted.is_empty() {
+        if let Some(private) = response.private.as_object_mut() {
+            private.insert("reviewed_drift".into(), json!(drifted));
+        }
+    }
+    match &desired {
+        Some(desired) => {
+            response
+                .planned_state
+                .insert("manifests".into(), Json::Object(desired.iter().map(|object| (key_of(object), object.clone())).collect()));
+        }
+        None => {
+            response.planned_state.remove("manifests");
+            response.unknown.push(vec!["manifests".into()]);
+        }
+    }
+    match planned_version {
+        Some(version) => {
+            response.planned_state.insert("live_version".into(), Json::String(version));
+        }
+        None => {
+            response.planned_state.remove("live_version");
+            response.unknown.push(vec!["live_version".into()]);
+        }
+    }
+    let runtime = text(&request.config, "runtime").unwrap_or("deployment");
+    if runtime == "deployment" {
+        let name = render::object_name(&target.address, 45);
+        response.planned_state.insert("url".into(), Json::String(format!("http://{name}.{}.svc.cluster.local", settings.namespace)));
+    } else if !response.planned_state.contains_key("url") {
+        response.unknown.push(vec!["url".into()]);
+    }
+    response.planned_state.remove("ready_replicas");
+    response.unknown.push(vec!["ready_replicas".into()]);
+    Ok(response)
+}
+
+fn model_of(config: &Attributes) -> ProviderResult<ModelVersion> {
+    let model = config.get("model").and_then(Json::as_object).cloned().unwrap_or_default();
+    let address = model.get("$address").and_then(Json::as_str).unwrap_or("the model").to_owned();
+    let version = text(&model, "version").ok_or_else(|| ProviderError::failed(format!("{address} has no registered version")))?.to_owned();
+    let uri = text(&model, "uri").ok_or_else(|| ProviderError::failed(format!("{address} version {version} has no artifacts")))?.to_owned();
+    if !readable_in_cluster(&uri) {
+        return Err(ProviderError::with_help(
+            format!("{address} version {version} is stored at `{uri}`, on this machine, where the cluster cannot read it"),
+            "train it with the kubernetes provider (its artifacts go to `artifact_root`), or register it in a registry the cluster can reach",
+        ));
+    }
+    Ok(ModelVersion { version, uri })
+}
+
+/// The field paths of each object that were changed outside mlops, as the
+/// plan showed them (refresh's live objects against what was applied):
+/// applying over these is what the user approved. The plan hands them to
+/// apply in its private data.
+fn drifted_fields(prior_private: &Json, prior_state: Option<&Attributes>) -> Vec<String> {
+    let applied = prior_private.get("applied").and_then(Json::as_array).cloned().unwrap_or_default();
+    let live = prior_state.and_then(|state| state.get("manifests")).and_then(Json::as_object).cloned().unwrap_or_default();
+    let mut paths = Vec::new();
+    for object in &applied {
+        let key = key_of(object);
+        if let Some(found) = live.get(&key) {
+            for difference in differences(object, found) {
+                paths.push(format!("{key}:{}", difference.path));
+            }
+        }
+    }
+    paths
+}
+
+/// `.spec.template.spec.containers[name="server"].image` -> `spec.template.spec.containers[server].image`.
+fn normalise_field(field: &str) -> String {
+    let mut normalised = String::new();
+    let mut rest = field.trim_start_matches('.');
+    while let Some(start) = rest.find('[') {
+        normalised.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find(']') else { break };
+        let inside = &rest[start + 1..start + end];
+        let value = inside.split_once('=').map_or(inside, |(_, value)| value).trim_matches('"');
+        normalised.push_str(&format!("[{value}]"));
+        rest = &rest[start + end + 1..];
+    }
+    normalised.push_str(rest);
+    normalised
+}
+
+async fn apply_object(
+    cluster: &Cluster,
+    object: &Json,
+    reviewed: &[String],
+    force_all: bool,
+    context: &dyn ApplyContext,
+) -> ProviderResult<Json> {
+    let key = key_of(object);
+    match cluster.apply(object, force_all).await {
+        Ok(applied) => Ok(applied),
+        Err(ApplyFailure::Other(error)) => Err(error),
+        Err(ApplyFailure::Conflicts(conflicts)) => {
+            let unreviewed: Vec<_> =
+                conflicts.iter().filter(|conflict| !reviewed.contains(&format!("{key}:{}", normalise_field(&conflict.field)))).collect();
+            if !unreviewed.is_empty() {
+                let fields: Vec<String> =
+                    unreviewed.iter().map(|conflict| format!("{} ({})", normalise_field(&conflict.field), conflict.message)).collect();
+                return Err(ProviderError::with_help(
+                    format!("{key} in the cluster {}: another field manager owns {}", cluster.label, fields.join(", ")),
+                    "stop the other manager from setting these fields, or set `force_conflicts = true` on the kubernetes provider to take them over",
+                ));
+            }
+            context.progress(&format!(
+                "{key}: taking back {} (changed outside mlops; the plan showed it)",
+                conflicts.iter().map(|conflict| normalise_field(&conflict.field)).collect::<Vec<_>>().join(", ")
+            ));
+            cluster.apply(object, true).await.map_err(|failure| match failure {
+                ApplyFailure::Other(error) => error,
+                ApplyFailure::Conflicts(_) => ProviderError::failed(format!("{key}: the API server reported conflicts on a forced apply")),
+            })
+        }
+    }
+}
+
+pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let config = &request.config;
+    let settings = settings_for(&target.provider_config, Some(&cluster.namespace));
+    let model = model_of(config)?;
+    let runtime = text(config, "runtime").unwrap_or("deployment").to_owned();
+    let (strategy, _) = strategy(config);
+    let prior_model: Option<ModelVersion> =
+        request.prior_private.get("model").cloned().and_then(|model| serde_json::from_value(model).ok());
+    let new_version = prior_model.as_ref().is_some_and(|prior| prior.version != model.version);
+    let phases: &[RolloutPhase] = if runtime == "kserve" && strategy == "blue_green" && new_version {
+        &[RolloutPhase::GreenWithoutTraffic, RolloutPhase::Final]
+    } else {
+        &[RolloutPhase::Final]
+    };
+    let reviewed: Vec<String> = request
+        .planned_private
+        .get("reviewed_drift")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .map(str::to_owned)
+        .collect();
+    let force_all = target.provider_config.get("force_conflicts").and_then(Json::as_bool).unwrap_or(false);
+    let timeout =
+        target.provider_config.get("rollout_timeout").and_then(Json::as_str).and_then(render::parse_duration_seconds).unwrap_or(600);
+    context.record_handle(json!({ "version": model.version, "namespace": cluster.namespace }))?;
+
+    let mut objects = Vec::new();
+    for phase in phases {
+        objects = render::serving(&target.address, config, &model, *phase, &settings)?;
+        for object in &objects {
+            apply_object(cluster, object, &reviewed, force_all, context).await?;
+        }
+        let what = match phase {
+            RolloutPhase::GreenWithoutTraffic => format!("version {} (green, no traffic yet)", model.version),
+            RolloutPhase::Final => format!("version {} ({})", model.version, describe_rollout(config)),
+        };
+        context.progress(&format!("rolling out {what}: waiting for {} to be ready", key_of(&objects[0])));
+        wait_ready(cluster, &objects[0], timeout, context).await?;
+    }
+
+    // Objects the previous configuration had and this one does not (an
+    // autoscaler no longer wanted, or a runtime switch): gone once the new
+    // ones serve.
+    let previous = request.prior_private.get("applied").and_then(Json::as_array).cloned().unwrap_or_default();
+    let previous_namespace = request.prior_private.get("namespace").and_then(Json::as_str).unwrap_or(&cluster.namespace).to_owned();
+    for object in previous {
+        let still_wanted = objects.iter().any(|wanted| key_of(wanted) == key_of(&object)) && previous_namespace == cluster.namespace;
+        if !still_wanted {
+            let (api_version, kind, name) = identify(&object)?;
+            if previous_namespace == cluster.namespace {
+                cluster.delete(&api_version, &kind, &name).await?;
+            }
+        }
+    }
+
+    let mut manifests = serde_json::Map::new();
+    let mut primary = Json::Null;
+    for object in &objects {
+        let (api_version, kind, name) = identify(object)?;
+        let live = cluster.get(&api_version, &kind, &name).await?.unwrap_or(Json::Null);
+        if primary.is_null() {
+            primary = live.clone();
+        }
+        manifests.insert(key_of(object), project(object, &live));
+    }
+    let name = render::object_name(&target.address, 45);
+    let url = if runtime == "kserve" {
+        primary.pointer("/status/url").and_then(Json::as_str).map(str::to_owned).unwrap_or_default()
+    } else {
+        format!("http://{name}.{}.svc.cluster.local", cluster.namespace)
+    };
+    let ready_replicas = ready_replicas(cluster, &runtime, &name, &primary).await;
+    context.progress(&format!("version {} is live ({ready_replicas} ready)", model.version));
+    let mut state = Attributes::new();
+    state.insert("url".into(), Json::String(url));
+    state.insert("live_version".into(), Json::String(model.version.clone()));
+    state.insert("ready_replicas".into(), json!(ready_replicas));
+    state.insert("manifests".into(), Json::Object(manifests));
+    Ok(ApplyResponse { state, private: json!({ "applied": objects, "model": model, "namespace": cluster.namespace }) })
+}
+
+async fn ready_replicas(cluster: &Cluster, runtime: &str, name: &str, primary: &Json) -> i64 {
+    if runtime == "kserve" {
+        let pods = cluster.pods(&format!("serving.kserve.io/inferenceservice={name}")).await.unwrap_or_default();
+        pods.iter()
+            .filter(|pod| {
+                pod.pointer("/status/conditions").and_then(Json::as_array).is_some_and(|conditions| {
+                    conditions
+                        .iter()
+                        .any(|condition| condition.get("type") == Some(&json!("Ready")) && condition.get("status") == Some(&json!("True")))
+                })
+            })
+            .count() as i64
+    } else {
+        primary.pointer("/status/readyReplicas").and_then(Json::as_i64).unwrap_or(0)
+    }
+}
+
+/// Whether the object's controller has rolled out its current generation.
+fn rollout_state(object: &Json) -> Result<bool, String> {
+    let generation = object.pointer("/metadata/generation").and_then(Json::as_i64).unwrap_or(0);
+    let observed = object.pointer("/status/observedGeneration").and_then(Json::as_i64).unwrap_or(0);
+    if observed < generation {
+        return Ok(false);
+    }
+    match object.get("kind").and_then(Json::as_str) {
+        Some("Deployment") => {
+            let wanted = object.pointer("/spec/replicas").and_then(Json::as_i64).unwrap_or(1);
+            let status = |name: &str| object.pointer(&format!("/status/{name}")).and_then(Json::as_i64).unwrap_or(0);
+            let total = status("replicas");
+            Ok(status("updatedReplicas") >= wanted && status("availableReplicas") >= wanted && total <= status("updatedReplicas"))
+        }
+        _ => {
+            let conditions = object.pointer("/status/conditions").and_then(Json::as_array).cloned().unwrap_or_default();
+            let ready = conditions.iter().find(|condition| condition.get("type") == Some(&json!("Ready")));
+            match ready.and_then(|condition| condition.get("status")).and_then(Json::as_str) {
+                Some("True") => Ok(true),
+                Some("False") => Err(ready
+                    .and_then(|condition| condition.get("message").or_else(|| condition.get("reason")))
+                    .and_then(Json::as_str)
+                    .unwrap_or("not ready")
+                    .to_owned()),
+                _ => Ok(false),
+            }
+        }
+    }
+}
+
+/// A pod that will not get ready without someone changing something.
+async fn stuck_pod(cluster: &Cluster, object: &Json) -> Option<String> {
+    let name = object.pointer("/metadata/name").and_then(Json::as_str)?;
+    let selector = if object.get("kind").and_then(Json::as_str) == Some("Deployment") {
+        format!("{}={name}", render::NAME_LABEL)
+    } else {
+        format!("serving.kserve.io/inferenceservice={name}")
+    };
+    for pod in cluster.pods(&selector).await.ok()? {
+        let statuses = pod.pointer("/status/containerStatuses").and_then(Json::as_array).cloned().unwrap_or_default();
+        for status in statuses {
+            let reason = status.pointer("/state/waiting/reason").and_then(Json::as_str).unwrap_or_default();
+            if matches!(
+                reason,
+                "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" | "CreateContainerConfigError"
+            ) {
+                let pod_name = pod.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default();
+                let container = status.get("name").and_then(Json::as_str).unwrap_or_default();
+                let message = status.pointer("/state/waiting/message").and_then(Json::as_str).unwrap_or_default();
+                let log = cluster.log_tail(pod_name, container, 20).await;
+                let log = if log.trim().is_empty() { String::new() } else { format!("; the last lines of its log:\n{}", log.trim_end()) };
+                return Some(format!("pod {pod_name} container {container}: {reason} {message}{log}"));
+            }
+        }
+    }
+    None
+}
+
+async fn wait_ready(cluster: &Cluster, object: &Json, timeout_seconds: u64, context: &dyn ApplyContext) -> ProviderResult<()> {
+    let (api_version, kind, name) = identify(object)?;
+    let started = Instant::now();
+    let mut attempt = 0;
+    let mut last_report = Instant::now();
+    let mut last_reason = String::from("waiting for the controller");
+    loop {
+        if context.interrupted() {
+            return Err(ProviderError::Interrupted);
+        }
+        match cluster.get(&api_version, &kind, &name).await {
+            Ok(Some(live)) => match rollout_state(&live) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(reason) => last_reason = reason,
+            },
+            Ok(None) => return Err(ProviderError::failed(format!("{kind} {name} was deleted during its rollout"))),
+            Err(ProviderError::Transient { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        if attempt % 10 == 9 {
+            if let Some(stuck) = stuck_pod(cluster, object).await {
+                return Err(ProviderError::with_help(
+                    format!("the rollout of {kind} {name} cannot finish: {stuck}"),
+                    "fix the image or the server, then apply again",
+                ));
+            }
+        }
+        if started.elapsed() > Duration::from_secs(timeout_seconds) {
+            return Err(ProviderError::with_help(
+                format!("{kind} {}/{name} was not ready after {timeout_seconds}s: {last_reason}", cluster.namespace),
+                format!(
+                    "see `kubectl -n {} describe {} {name}`; raise `rollout_timeout` on the provider if it is only slow",
+                    cluster.namespace,
+                    kind.to_lowercase()
+                ),
+            ));
+        }
+        if last_report.elapsed().as_secs() >= 10 {
+            context.progress(&format!("{kind} {name}: {last_reason} ({}s)", started.elapsed().as_secs()));
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(poll_interval(attempt)).await;
+        attempt += 1;
+    }
+}
+
+pub async fn read(cluster: &Cluster, request: &ReadRequest) -> ProviderResult<ReadResponse> {
+    let applied = request.private.get("applied").and_then(Json::as_array).cloned().unwrap_or_default();
+    if applied.is_empty() {
+        return Ok(ReadResponse { state: Some(request.state.clone()), private: request.private.clone() });
+    }
+    let mut manifests = serde_json::Map::new();
+    for (index, object) in applied.iter().enumerate() {
+        let (api_version, kind, name) = identify(object)?;
+        match cluster.get(&api_version, &kind, &name).await? {
+            Some(live) => {
+                manifests.insert(key_of(object), project(object, &live));
+            }
+            // The object that serves is gone: the serving is gone.
+            None if index == 0 => return Ok(ReadResponse { state: None, private: request.private.clone() }),
+            None => {}
+        }
+    }
+    let mut state = request.state.clone();
+    state.insert("manifests".into(), Json::Object(manifests));
+    Ok(ReadResponse { state: Some(state), private: request.private.clone() })
+}
+
+pub async fn delete(cluster: &Cluster, request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
+    let applied = request.prior_private.get("applied").and_then(Json::as_array).cloned().unwrap_or_default();
+    for object in applied.iter().rev() {
+        let (api_version, kind, name) = identify(object)?;
+        cluster.delete(&api_version, &kind, &name).await?;
+    }
+    Ok(ApplyResponse::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_field;
+
+    #[test]
+    fn conflict_fields_read_like_plan_paths() {
+        assert_eq!(normalise_field(".spec.replicas"), "spec.replicas");
+        assert_eq!(normalise_field(".spec.template.spec.containers[name=\"server\"].image"), "spec.template.spec.containers[server].image");
+    }
+}

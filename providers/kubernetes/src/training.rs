@@ -1,0 +1,408 @@
+//! Training runs on a cluster: a Job, or a Kubeflow TrainJob for
+//! `distributed` runs.
+//!
+//! A run is immutable: any change to what it runs makes a new run (a
+//! replace), and the plan says which field forced it. Apply records the
+//! run's object name in state *before* creating it, so an interrupted apply
+//! re-attaches to the same run instead of starting a second one. Metrics come
+//! back through the training container's termination message
+//! (`MLOPS_METRICS_FILE` is `/dev/termination-log`); a failed run reports the
+//! controller's reason and the last lines of the container's log.
+
+use std::time::Instant;
+
+use mlops_provider_api::{
+    configuration_unchanged, ApplyContext, ApplyRequest, ApplyResponse, AttributeProblem, Attributes, PlanRequest, PlanResponse,
+    ProviderError, ProviderResult, ValidateRequest,
+};
+use serde_json::{json, Value as Json};
+
+use crate::cluster::Cluster;
+use crate::render::{self, Settings};
+use crate::{poll_interval, readable_in_cluster, strings, text};
+
+pub fn validate(request: &ValidateRequest) -> Vec<AttributeProblem> {
+    let mut problems = Vec::new();
+    let settings = Settings::from_provider_config(&request.target.provider_config);
+    if settings.artifact_root.is_none() {
+        problems.push(AttributeProblem {
+            path: vec!["provider".into()],
+            message: "a Kubernetes run uploads its outputs to object storage, and the kubernetes provider names none".into(),
+            help: Some("set `artifact_root = \"s3://BUCKET/PREFIX\"` in the kubernetes provider block".into()),
+        });
+    }
+    let inputs = request.config.get("inputs").and_then(Json::as_object).map_or(0, |inputs| inputs.len());
+    if request.config.get("distributed").is_some_and(|value| !value.is_null()) && inputs > 1 {
+        problems.push(AttributeProblem {
+            path: vec!["inputs".into()],
+            message: format!(
+                "a distributed run stages one dataset through Kubeflow Trainer's initializer, and this one has {inputs} inputs"
+            ),
+            help: Some("join the inputs into one feature set, or run on one node (remove `distributed`)".into()),
+        });
+    }
+    problems
+}
+
+/// What identifies what a run computes: image, command, parameters,
+/// environment, inputs (by version) and the shape it runs in.
+fn fingerprint(config: &Attributes) -> Option<String> {
+    let inputs = mlops_provider_api::input_identities(config)?;
+    let canonical = json!({
+        "image": config.get("image"),
+        "command": config.get("command"),
+        "hyperparameters": config.get("hyperparameters"),
+        "env": config.get("env"),
+        "resources": config.get("resources"),
+        "distributed": config.get("distributed"),
+        "inputs": inputs,
+    });
+    Some(format!("b3:{}", blake3::hash(canonical.to_string().as_bytes()).to_hex()))
+}
+
+fn short(version: &str) -> String {
+    let hash = version.split_once(':').map_or(version, |(_, hash)| hash);
+    format!("{}…", &hash[..hash.len().min(12)])
+}
+
+fn first_block(value: Option<&Json>) -> Option<&Attributes> {
+    match value? {
+        Json::Object(object) => Some(object),
+        Json::Array(items) => items.first().and_then(Json::as_object),
+        _ => None,
+    }
+}
+
+/// Why a changed configuration cannot update the running object in place,
+/// in the object's own terms.
+fn immutable_changes(prior: &Attributes, config: &Attributes) -> Vec<String> {
+    let distributed_now = first_block(config.get("distributed"));
+    let distributed_before = first_block(prior.get("distributed"));
+    let mut reasons = Vec::new();
+    match (distributed_before, distributed_now) {
+        (Some(before), Some(now)) => {
+            for (setting, field) in [("nodes", "numNodes"), ("procs_per_node", "numProcPerNode")] {
+                if before.get(setting) != now.get(setting) {
+                    reasons.push(format!(
+                        "`distributed.{setting}` changed ({} -> {}): a TrainJob's spec.trainer.{field} is immutable, so the run is replaced",
+                        before.get(setting).map_or("(unset)".to_owned(), Json::to_string),
+                        now.get(setting).map_or("(unset)".to_owned(), Json::to_string)
+                    ));
+                }
+            }
+        }
+        (None, Some(_)) => reasons.push("`distributed` added: the run moves from a Job to a Kubeflow TrainJob".to_owned()),
+        (Some(_), None) => reasons.push("`distributed` removed: the run moves from a Kubeflow TrainJob to a Job".to_owned()),
+        (None, None) => {}
+    }
+    let object = if distributed_now.is_some() { "TrainJob's spec.trainer" } else { "Job's pod template" };
+    for (setting, field) in
+        [("image", "image"), ("command", "command"), ("resources", "resources"), ("env", "env"), ("hyperparameters", "env")]
+    {
+        if prior.get(setting) != config.get(setting) {
+            reasons.push(format!("`{setting}` changed: a {object}.{field} is immutable, so the run is replaced"));
+        }
+    }
+    reasons
+}
+
+pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
+    let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
+    let fingerprint = fingerprint(&request.config);
+    if let Some(prior) = &request.prior_state {
+        if !request.changed_inputs.is_empty() {
+            response.requires_replace.push("a run is immutable: new inputs need a new run".into());
+        } else if !configuration_unchanged(request) {
+            let reasons = request.prior_config.as_ref().map(|prior| immutable_changes(prior, &request.config)).unwrap_or_default();
+            if reasons.is_empty() {
+                response.requires_replace.push("a run is immutable: a new configuration needs a new run".into());
+            } else {
+                response.requires_replace.extend(reasons);
+            }
+        }
+        let now_true = request.config.get("retrain_on").and_then(Json::as_array).is_some_and(|values| values.contains(&Json::Bool(true)));
+        let before_true = request
+            .prior_config
+            .as_ref()
+            .and_then(|config| config.get("retrain_on"))
+            .and_then(Json::as_array)
+            .is_some_and(|values| values.contains(&Json::Bool(true)));
+        if now_true && !before_true {
+            response.requires_replace.push("retrain_on turned true (drift detected)".into());
+        }
+        if response.requires_replace.is_empty() {
+            response.planned_state = prior.clone();
+            return Ok(response);
+        }
+        if let (Some(before), Some(after)) = (text(prior, "fingerprint"), fingerprint.as_deref()) {
+            if before != after {
+                response.update_reasons.push(format!("run fingerprint {} -> {}", short(before), short(after)));
+            }
+        }
+    }
+    match fingerprint {
+        Some(fingerprint) => {
+            response.planned_state.insert("fingerprint".into(), Json::String(fingerprint));
+        }
+        None => response.unknown.push(vec!["fingerprint".into()]),
+    }
+    response.unknown.extend([vec!["run_id".into()], vec!["artifact_uri".into()], vec!["metrics".into()]]);
+    Ok(response)
+}
+
+/// The run's handle, as recorded in state before waiting.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Handle {
+    run_id: String,
+    api_version: String,
+    kind: String,
+    namespace: String,
+}
+
+fn new_run_id(address: &str) -> String {
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    let nonce = blake3::hash(format!("{address}{:?}{}", Instant::now(), std::process::id()).as_bytes()).to_hex();
+    format!("{}-{stamp}-{}", render::object_name(address, 40), &nonce[..6])
+}
+
+/// The inputs' data locations, each one a pod can read.
+fn resolved_inputs(config: &Attributes) -> ProviderResult<render::Inputs> {
+    let mut inputs = render::Inputs::new();
+    for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
+        let address = input.get("$address").and_then(Json::as_str).unwrap_or(name);
+        let uri = input
+            .get("uri")
+            .and_then(Json::as_str)
+            .ok_or_else(|| ProviderError::failed(format!("input `{name}` ({address}) has no stored data")))?;
+        if !readable_in_cluster(uri) {
+            return Err(ProviderError::with_help(
+                format!("input `{name}` ({address}) is stored at `{uri}`, on this machine, where a pod cannot read it"),
+                format!("store {address} in object storage (`provider = s3`, in a bucket the cluster can reach)"),
+            ));
+        }
+        inputs.insert(name.clone(), uri.to_owned());
+    }
+    Ok(inputs)
+}
+
+pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let config = &request.config;
+    let settings = Settings { namespace: cluster.namespace.clone(), ..Settings::from_provider_config(&target.provider_config) };
+    let inputs = resolved_inputs(config)?;
+    let pending: Option<Handle> = request.pending_handle.clone().and_then(|handle| serde_json::from_value(handle).ok());
+
+    // Re-attach to the run an interrupted apply started, unless it failed.
+    let mut attached = None;
+    if let Some(handle) = pending.filter(|handle| handle.namespace == cluster.namespace) {
+        match cluster.get(&handle.api_version, &handle.kind, &handle.run_id).await? {
+            Some(object) if terminal_condition(&object).is_none_or(|(complete, _, _)| complete) => {
+                context.progress(&format!("re-attaching to {} {}", handle.kind, handle.run_id));
+                attached = Some(handle);
+            }
+            Some(_) => context.progress(&format!("{} {} failed earlier; starting a new run", handle.kind, handle.run_id)),
+            // Recorded, but the interruption came before it was created.
+            None => attached = Some(handle),
+        }
+    }
+    let run_id = attached.as_ref().map_or_else(|| new_run_id(&target.address), |handle| handle.run_id.clone());
+    let rendered = render::training(&target.address, &run_id, config, &inputs, &settings)?;
+    let (api_version, kind, _) = crate::cluster::identify(&rendered.manifest)?;
+    let handle =
+        Handle { run_id: run_id.clone(), api_version: api_version.clone(), kind: kind.clone(), namespace: cluster.namespace.clone() };
+    if attached.is_none() {
+        // Durable before the object exists: an interruption at any point
+        // finds this run again.
+        context.record_handle(serde_json::to_value(&handle).unwrap_or(Json::Null))?;
+    }
+    if cluster.get(&api_version, &kind, &run_id).await?.is_none() {
+        cluster.apply(&rendered.manifest, false).await.map_err(|failure| match failure {
+            crate::cluster::ApplyFailure::Other(error) => error,
+            crate::cluster::ApplyFailure::Conflicts(conflicts) => ProviderError::failed(format!(
+                "{kind} {run_id} is already managed by someone else: {}",
+                conflicts.iter().map(|conflict| format!("{} ({})", conflict.field, conflict.message)).collect::<Vec<_>>().join(", ")
+            )),
+        })?;
+        let shape = if rendered.distributed {
+            let nodes = rendered.manifest.pointer("/spec/trainer/numNodes").cloned().unwrap_or(Json::Null);
+            let procs = rendered.manifest.pointer("/spec/trainer/numProcPerNode").cloned().unwrap_or(Json::Null);
+            format!(" on {nodes} nodes x {procs} processes")
+        } else {
+            String::new()
+        };
+        context.progress(&format!("started {kind} {}/{run_id}{shape}", cluster.namespace));
+    }
+
+    let timeout = text(config, "timeout").and_then(render::parse_duration_seconds).unwrap_or(24 * 3600);
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut attempt = 0;
+    let mut transient_failures = 0;
+    let object = loop {
+        if context.interrupted() {
+            return Err(ProviderError::Interrupted);
+        }
+        match cluster.get(&api_version, &kind, &run_id).await {
+            Ok(Some(object)) => {
+                transient_failures = 0;
+                if terminal_condition(&object).is_some() {
+                    break object;
+                }
+                if last_report.elapsed().as_secs() >= 10 {
+                    context.progress(&format!("{kind} {run_id}: {} ({}s)", running_summary(&object), started.elapsed().as_secs()));
+                    last_report = Instant::now();
+                }
+            }
+            Ok(None) => {
+                return Err(ProviderError::with_help(
+                    format!("{kind} {}/{run_id} was deleted while mlops waited for it", cluster.namespace),
+                    "apply again to start a new run",
+                ))
+            }
+            // The run goes on whatever the API server's hiccups; only a
+            // long outage ends the wait (the handle is recorded).
+            Err(ProviderError::Transient { message }) => {
+                transient_failures += 1;
+                if transient_failures > 60 {
+                    return Err(ProviderError::failed(message));
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        // A Job enforces activeDeadlineSeconds itself; a TrainJob does not.
+        if rendered.distributed && started.elapsed().as_secs() > timeout {
+            let _ = cluster.delete(&api_version, &kind, &run_id).await;
+            return Err(ProviderError::with_help(
+                format!("{kind} {run_id} timed out after {timeout}s and was deleted"),
+                "raise `timeout`, or make the training faster",
+            ));
+        }
+        tokio::time::sleep(poll_interval(attempt)).await;
+        attempt += 1;
+    };
+
+    let pod = training_pod(cluster, &kind, &run_id).await?;
+    let container = pod.as_ref().and_then(|pod| training_container_status(pod, rendered.distributed));
+    let pod_name = pod.as_ref().and_then(|pod| pod.pointer("/metadata/name")).and_then(Json::as_str).unwrap_or_default().to_owned();
+    let container_name = if rendered.distributed { "node" } else { "train" };
+    let (complete, reason, message) = terminal_condition(&object).unwrap_or((false, String::new(), String::new()));
+    if !complete {
+        let log = if pod_name.is_empty() { String::new() } else { cluster.log_tail(&pod_name, container_name, 20).await };
+        let exit = container
+            .as_ref()
+            .and_then(|status| status.pointer("/state/terminated/exitCode"))
+            .map(|code| format!(", exit code {code}"))
+            .unwrap_or_default();
+        let detail = if log.trim().is_empty() { "(no log could be read)".to_owned() } else { log.trim_end().to_owned() };
+        return Err(ProviderError::with_help(
+            format!("{kind} {run_id} failed ({reason}{exit}): {message}; the last lines of its log:\n{detail}"),
+            format!("the full log: kubectl -n {} logs {pod_name} -c {container_name}", cluster.namespace),
+        ));
+    }
+
+    let metrics_text =
+        container.as_ref().and_then(|status| status.pointer("/state/terminated/message")).and_then(Json::as_str).unwrap_or("");
+    let declared = strings(config, "metrics");
+    let metrics: Json = if metrics_text.trim().is_empty() {
+        if !declared.is_empty() {
+            return Err(ProviderError::with_help(
+                format!("{kind} {run_id} did not write its metrics"),
+                "write a JSON object of metric name to number to the path in MLOPS_METRICS_FILE",
+            ));
+        }
+        json!({})
+    } else {
+        serde_json::from_str(metrics_text)
+            .map_err(|error| ProviderError::failed(format!("{kind} {run_id} wrote metrics that are not a JSON object: {error}")))?
+    };
+    let mut reported = serde_json::Map::new();
+    for name in &declared {
+        match metrics.get(name).and_then(Json::as_f64) {
+            Some(value) => {
+                reported.insert(name.clone(), json!(value));
+            }
+            None => {
+                return Err(ProviderError::with_help(
+                    format!("{kind} {run_id} did not report the declared metric `{name}`"),
+                    format!("write \"{name}\": NUMBER into MLOPS_METRICS_FILE, or remove it from `metrics`"),
+                ))
+            }
+        }
+    }
+    // The run this one replaces is history now; its results live on in
+    // the registry and in state history.
+    if let Some(previous) = request.prior_private.get("run").and_then(|handle| serde_json::from_value::<Handle>(handle.clone()).ok()) {
+        if previous.run_id != run_id && previous.namespace == cluster.namespace {
+            let _ = cluster.delete(&previous.api_version, &previous.kind, &previous.run_id).await;
+        }
+    }
+    let image_id = container.as_ref().and_then(|status| status.get("imageID")).cloned().unwrap_or(Json::Null);
+    context.progress(&format!("{kind} {run_id} finished in {:.0}s", started.elapsed().as_secs_f64()));
+    let mut state = Attributes::new();
+    state.insert("run_id".into(), Json::String(run_id.clone()));
+    state.insert("fingerprint".into(), fingerprint(config).map_or(Json::Null, Json::String));
+    state.insert("artifact_uri".into(), rendered.artifact_uri.map_or(Json::Null, Json::String));
+    state.insert("metrics".into(), Json::Object(reported));
+    Ok(ApplyResponse { state, private: json!({ "run": handle, "image_id": image_id }) })
+}
+
+pub async fn delete(cluster: &Cluster, request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
+    for handle in [request.prior_private.get("run").cloned(), request.pending_handle.clone()].into_iter().flatten() {
+        if let Ok(handle) = serde_json::from_value::<Handle>(handle) {
+            if handle.namespace == cluster.namespace {
+                cluster.delete(&handle.api_version, &handle.kind, &handle.run_id).await?;
+            }
+        }
+    }
+    Ok(ApplyResponse::default())
+}
+
+/// `Some((complete, reason, message))` once a Job or TrainJob has finished.
+fn terminal_condition(object: &Json) -> Option<(bool, String, String)> {
+    let conditions = object.pointer("/status/conditions").and_then(Json::as_array)?;
+    for condition in conditions {
+        if condition.get("status").and_then(Json::as_str) != Some("True") {
+            continue;
+        }
+        let field = |name: &str| condition.get(name).and_then(Json::as_str).unwrap_or_default().to_owned();
+        match condition.get("type").and_then(Json::as_str) {
+            Some("Complete") => return Some((true, field("reason"), field("message"))),
+            Some("Failed") => return Some((false, field("reason"), field("message"))),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn running_summary(object: &Json) -> String {
+    match object.pointer("/status/active").and_then(Json::as_i64) {
+        Some(active) => format!("running, {active} active pod(s)"),
+        None => "waiting for pods to start".to_owned(),
+    }
+}
+
+/// The pod that ran the training: the Job's pod, or node 0 of a TrainJob
+/// (the rank that reports metrics).
+async fn training_pod(cluster: &Cluster, kind: &str, run_id: &str) -> ProviderResult<Option<Json>> {
+    let selector = if kind == "TrainJob" {
+        format!("jobset.sigs.k8s.io/jobset-name={run_id},batch.kubernetes.io/job-completion-index=0")
+    } else {
+        format!("batch.kubernetes.io/job-name={run_id}")
+    };
+    let mut pods = cluster.pods(&selector).await?;
+    // The newest pod is the one whose result counts.
+    pods.sort_by(|left, right| {
+        let created = |pod: &Json| pod.pointer("/metadata/creationTimestamp").and_then(Json::as_str).unwrap_or_default().to_owned();
+        created(left).cmp(&created(right))
+    });
+    Ok(pods.pop())
+}
+
+fn training_container_status(pod: &Json, distributed: bool) -> Option<Json> {
+    let wanted = if distributed { "node" } else { "train" };
+    pod.pointer("/status/containerStatuses")
+        .and_then(Json::as_array)?
+        .iter()
+        .find(|status| status.get("name").and_then(Json::as_str) == Some(wanted))
+        .cloned()
+}
