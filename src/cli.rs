@@ -120,6 +120,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compute drift between reference and current data, as a monitor's
+    /// CronJob does in the cluster: the scores go to stdout and, with
+    /// --output, to a file (the container's termination message).
+    Drift {
+        /// A local directory or file, or s3://BUCKET/PREFIX/ (endpoint from AWS_ENDPOINT_URL).
+        #[arg(long)]
+        reference: String,
+        #[arg(long)]
+        current: String,
+        /// Comma-separated column names.
+        #[arg(long)]
+        columns: String,
+        #[arg(long, default_value = "psi")]
+        method: String,
+        #[arg(long, default_value_t = 0.2)]
+        threshold: f64,
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Release a stuck state lock.
     ForceUnlock {
         id: String,
@@ -215,6 +234,9 @@ pub fn run() -> i32 {
         Command::State(command) => crate::commands::state_command(&command),
         Command::Graph { directory, format } => crate::commands::graph_command(&directory, format),
         Command::Lineage { address, directory, json } => crate::commands::lineage_command(&directory, &address, json),
+        Command::Drift { reference, current, columns, method, threshold, output } => {
+            crate::commands::drift_command(&reference, &current, &columns, &method, threshold, output.as_deref())
+        }
         Command::ForceUnlock { id, directory } => crate::commands::force_unlock_command(&directory, &id),
     }
 }

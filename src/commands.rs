@@ -1090,3 +1090,52 @@ pub fn init_command(directory: &Path) -> i32 {
     let _ = summary_line;
     0
 }
+
+/// A local copy of the data at `location`: the path itself, or objects
+/// under an `s3://` prefix downloaded into `staging`.
+fn drift_input(location: &str, staging: &Path) -> Result<PathBuf, String> {
+    if !location.starts_with("s3://") {
+        return Ok(PathBuf::from(location.strip_prefix("file://").unwrap_or(location)));
+    }
+    let mut provider_config = mlops_provider_api::Attributes::new();
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        provider_config.insert("endpoint".into(), serde_json::Value::String(endpoint));
+        provider_config.insert("force_path_style".into(), serde_json::Value::Bool(true));
+    }
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        provider_config.insert("region".into(), serde_json::Value::String(region));
+    }
+    let target = mlops_provider_api::Target { kind: "dataset".into(), provider_config, ..Default::default() };
+    let request = mlops_provider_api::FetchRequest { target, uri: location.to_owned(), destination: staging.to_path_buf() };
+    mlops_provider_api::Provider::fetch(&mlops_provider_s3::S3Provider::new(), request).map_err(|error| error.to_string())?;
+    Ok(staging.to_path_buf())
+}
+
+/// `mlops drift`: what a monitor's CronJob runs in the cluster.
+pub fn drift_command(reference: &str, current: &str, columns: &str, method: &str, threshold: f64, output: Option<&Path>) -> i32 {
+    let staging = std::env::temp_dir().join(format!("mlops-drift-{}", std::process::id()));
+    let columns: Vec<String> = columns.split(',').map(str::trim).filter(|column| !column.is_empty()).map(str::to_owned).collect();
+    let result = (|| {
+        let reference = drift_input(reference, &staging.join("reference"))?;
+        let current = drift_input(current, &staging.join("current"))?;
+        mlops_provider_local::drift::compute_between(&reference, &current, &columns, method, threshold).map_err(|error| error.to_string())
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    match result {
+        Ok((scores, drifted)) => {
+            let report = serde_json::json!({ "scores": scores, "drifted": drifted });
+            println!("{report}");
+            if let Some(path) = output {
+                if let Err(error) = std::fs::write(path, report.to_string()) {
+                    eprintln!("error: cannot write {}: {error}", path.display());
+                    return 1;
+                }
+            }
+            0
+        }
+        Err(message) => {
+            eprintln!("error: cannot compute drift: {message}");
+            1
+        }
+    }
+}

@@ -547,3 +547,107 @@ fn the_kubernetes_example_validates_and_plans() {
         assert!(plan.stdout.contains(expected), "missing {expected:?}:\n{}", plan.all());
     }
 }
+
+#[test]
+fn a_monitor_is_a_cronjob_whose_latest_scores_refresh_drift() {
+    let Some(endpoint) = support::s3_endpoint() else { return };
+    let fake = Arc::new(FakeKube::start(&[]));
+    let mut workspace = Workspace::copy_of("tests/cases/kubernetes");
+    let kubeconfig = fake.write_kubeconfig(workspace.path());
+    std::fs::create_dir_all(workspace.path().join("data")).unwrap();
+    let reference: String = (0..200).map(|row| format!("{},{}\n", 10 + row % 50, 20 + row % 40)).collect();
+    workspace.write("data/reference.csv", &format!("amount,age\n{reference}"));
+    workspace.write(
+        "main.mlops.hcl",
+        &format!(
+            r#"
+variable "kubeconfig" {{
+  type = string
+}}
+variable "s3_endpoint" {{
+  type = string
+}}
+provider "s3" {{
+  endpoint         = var.s3_endpoint
+  force_path_style = true
+}}
+provider "kubernetes" {{
+  kubeconfig       = var.kubeconfig
+  context          = "fake"
+  namespace        = "{NAMESPACE}"
+  storage_endpoint = var.s3_endpoint
+  storage_secret   = "s3-credentials"
+  monitor_image    = "registry.example.com/mlops:0.1.0"
+}}
+bucket "lake" {{
+  provider      = s3
+  name          = "monitored-lake"
+  force_destroy = true
+}}
+dataset "reference" {{
+  provider = s3
+  bucket   = bucket.lake
+  source   = "./data/reference.csv"
+  schema {{
+    column "amount" {{ type = float }}
+    column "age" {{ type = int }}
+  }}
+}}
+monitor "drift" {{
+  provider  = kubernetes
+  reference = dataset.reference
+  current   = "s3://monitored-lake/inference-logs/"
+  columns   = ["amount", "age"]
+  threshold = 0.2
+  schedule  = "*/15 * * * *"
+}}
+output "drifted" {{
+  value = monitor.drift.drifted
+}}
+"#
+        ),
+    );
+    workspace.environment = vec![("AWS_ACCESS_KEY_ID".into(), "testing".into()), ("AWS_SECRET_ACCESS_KEY".into(), "testing".into())];
+    workspace.variables = vec![format!("kubeconfig={}", kubeconfig.display()), format!("s3_endpoint={endpoint}")];
+    workspace.apply(&[]);
+
+    let cronjob = fake.object("cronjobs", NAMESPACE, "drift").expect("a CronJob");
+    assert_eq!(cronjob["spec"]["schedule"], "*/15 * * * *");
+    let container = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "registry.example.com/mlops:0.1.0");
+    let arguments: Vec<String> =
+        container["args"].as_array().unwrap().iter().map(|argument| argument.as_str().unwrap().to_owned()).collect();
+    assert_eq!(workspace.output("drifted"), "false");
+
+    // One scheduled run, played here: the image's command (`mlops drift`
+    // with the CronJob's own arguments) on shifted inference logs, its
+    // report becoming the pod's termination message.
+    let shifted: String = (0..200).map(|row| format!("{},{}\n", 80 + row % 50, 20 + row % 40)).collect();
+    let logs = workspace.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("part-0.csv"), format!("amount,age\n{shifted}")).unwrap();
+    let mut arguments: Vec<String> =
+        arguments.into_iter().filter(|argument| argument != "--output" && argument != "/dev/termination-log").collect();
+    let current = arguments.iter().position(|argument| argument == "--current").unwrap() + 1;
+    arguments[current] = logs.display().to_string();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .args(&arguments)
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report = String::from_utf8_lossy(&run.stdout).trim().to_owned();
+    assert!(report.contains("\"drifted\":true"), "{report}");
+    fake.create_pod(
+        NAMESPACE,
+        json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "drift-29012345-abcde", "labels": { "mlops.dev/monitor": "drift" } },
+                "spec": { "containers": [{ "name": "drift", "image": "registry.example.com/mlops:0.1.0" }] } }),
+        json!({ "phase": "Succeeded", "containerStatuses": [{ "name": "drift", "state": { "terminated": { "exitCode": 0, "message": report } } }] }),
+    );
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("monitor.drift: changed outside mlops: drifted, scores"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_eq!(workspace.output("drifted"), "true");
+}

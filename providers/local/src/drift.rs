@@ -2,6 +2,7 @@
 //! PSI, Kolmogorov-Smirnov, Wasserstein-1 and KL divergence.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use mlops_provider_api::{ProviderError, ProviderResult, Target};
 use serde_json::Value as Json;
@@ -22,8 +23,20 @@ pub fn compute(target: &Target, config: &serde_json::Map<String, Json>) -> Provi
         Ok(())
     })?;
     let current_location = config.get("current").and_then(Json::as_str).ok_or_else(|| ProviderError::failed("`current` is not set"))?;
-    let current_path = crate::path_of_uri(target, current_location);
-    let files = data::data_files(&current_path)?;
+    let current_values = column_values(&crate::path_of_uri(target, current_location), &columns)?;
+    Ok(scores(&columns, method, threshold, &reference_values, &current_values))
+}
+
+/// Drift between the data files under two local directories (CSV or JSON
+/// Lines, by extension): what a monitor's CronJob computes in the cluster.
+pub fn compute_between(reference: &Path, current: &Path, columns: &[String], method: &str, threshold: f64) -> ProviderResult<(Json, bool)> {
+    let reference_values = column_values(reference, columns)?;
+    let current_values = column_values(current, columns)?;
+    Ok(scores(columns, method, threshold, &reference_values, &current_values))
+}
+
+fn column_values(location: &Path, columns: &[String]) -> ProviderResult<BTreeMap<String, Vec<Json>>> {
+    let files = data::data_files(location)?;
     let mut current_values: BTreeMap<String, Vec<Json>> = BTreeMap::new();
     for file in &files {
         let format = match file.extension().and_then(|extension| extension.to_str()) {
@@ -32,15 +45,25 @@ pub fn compute(target: &Target, config: &serde_json::Map<String, Json>) -> Provi
             _ => continue,
         };
         data::for_each_row(std::slice::from_ref(file), format, None, |_, _, row| {
-            for column in &columns {
+            for column in columns {
                 current_values.entry(column.clone()).or_default().push(row.get(column).cloned().unwrap_or(Json::Null));
             }
             Ok(())
         })?;
     }
+    Ok(current_values)
+}
+
+fn scores(
+    columns: &[String],
+    method: &str,
+    threshold: f64,
+    reference_values: &BTreeMap<String, Vec<Json>>,
+    current_values: &BTreeMap<String, Vec<Json>>,
+) -> (Json, bool) {
     let mut scores = serde_json::Map::new();
     let mut drifted = false;
-    for column in &columns {
+    for column in columns {
         let reference = reference_values.get(column).cloned().unwrap_or_default();
         let current = current_values.get(column).cloned().unwrap_or_default();
         let score = score(method, &reference, &current);
@@ -48,7 +71,7 @@ pub fn compute(target: &Target, config: &serde_json::Map<String, Json>) -> Provi
         drifted |= rounded > threshold;
         scores.insert(column.clone(), serde_json::Number::from_f64(rounded).map_or(Json::Null, Json::Number));
     }
-    Ok((Json::Object(scores), drifted))
+    (Json::Object(scores), drifted)
 }
 
 fn numbers(values: &[Json]) -> Vec<f64> {

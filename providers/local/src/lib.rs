@@ -16,7 +16,7 @@
 //! URIs are `local://PATH`, relative to the root, so state does not depend on
 //! where the configuration is checked out.
 
-mod drift;
+pub mod drift;
 
 use mlops_data as data;
 mod process;
