@@ -3,7 +3,7 @@
 # scores and writes them to the termination message.
 #
 #   docker build -t registry.example.com/mlops:0.1.0 . && docker push registry.example.com/mlops:0.1.0
-FROM rust:1.89-bookworm AS build
+FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin mlops

@@ -132,7 +132,7 @@ enum Command {
         /// Comma-separated column names.
         #[arg(long)]
         columns: String,
-        #[arg(long, default_value = "psi")]
+        #[arg(long, default_value = "psi", value_parser = ["psi", "ks", "wasserstein", "kl_div"])]
         method: String,
         #[arg(long, default_value_t = 0.2)]
         threshold: f64,

@@ -134,3 +134,32 @@ fn schema_prints_a_kind_and_suggests_on_typos() {
     assert_eq!(typo.status.code(), Some(1));
     assert!(text(&typo.stderr).contains("did you mean `dataset`?"));
 }
+
+#[test]
+fn drift_compares_two_locations_and_reports_bad_ones_clearly() {
+    let directory = scratch("drift");
+    std::fs::create_dir_all(directory.join("reference")).unwrap();
+    std::fs::create_dir_all(directory.join("current")).unwrap();
+    let rows = |offset: usize| -> String { (0..100).map(|row| format!("{},{}\n", offset + row % 20, 30 + row % 10)).collect() };
+    std::fs::write(directory.join("reference/a.csv"), format!("amount,age\n{}", rows(0))).unwrap();
+    std::fs::write(directory.join("current/b.csv"), format!("amount,age\n{}", rows(50))).unwrap();
+    let output = mlops(
+        &["drift", "--reference", "reference", "--current", "current", "--columns", "amount,age", "--output", "report.json"],
+        &directory,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(directory.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["drifted"], true, "{report}");
+    assert!(report["scores"]["amount"].as_f64().unwrap() > 0.2, "{report}");
+    assert_eq!(report["scores"]["age"], 0.0, "{report}");
+    assert_eq!(text(&output.stdout).trim(), report.to_string());
+
+    let missing = mlops(&["drift", "--reference", "nowhere", "--current", "current", "--columns", "amount"], &directory);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("cannot compute drift: `nowhere` does not exist"), "{}", text(&missing.stderr));
+    let unknown =
+        mlops(&["drift", "--reference", "reference", "--current", "current", "--columns", "amount", "--method", "chi2"], &directory);
+    assert_ne!(unknown.status.code(), Some(0));
+    assert!(text(&unknown.stderr).contains("[possible values: psi, ks, wasserstein, kl_div]"), "{}", text(&unknown.stderr));
+    let _ = std::fs::remove_dir_all(&directory);
+}

@@ -15,6 +15,8 @@ use support::fake_kube::{FakeKube, Kind, INFERENCE_SERVICE, TRAINJOB};
 use support::Workspace;
 
 const NAMESPACE: &str = "ml-test";
+/// Where a test moves things to; the controllers watch both.
+const OTHER_NAMESPACE: &str = "ml-other";
 
 /// How the simulated controllers finish training pods.
 #[derive(Clone)]
@@ -69,10 +71,16 @@ fn finished(object: &Json) -> bool {
 }
 
 fn reconcile(fake: &FakeKube, outcome: &Outcome) {
+    for namespace in [NAMESPACE, OTHER_NAMESPACE] {
+        reconcile_namespace(fake, outcome, namespace);
+    }
+}
+
+fn reconcile_namespace(fake: &FakeKube, outcome: &Outcome, namespace: &str) {
     for (plural, api, container, labels) in
         [("jobs", "/apis/batch/v1", "train", None), ("trainjobs", "/apis/trainer.kubeflow.org/v1alpha1", "node", Some(()))]
     {
-        for job in fake.objects(plural, NAMESPACE) {
+        for job in fake.objects(plural, namespace) {
             if finished(&job) || matches!(outcome, Outcome::Hold) {
                 continue;
             }
@@ -90,7 +98,7 @@ fn reconcile(fake: &FakeKube, outcome: &Outcome) {
                     "Succeeded",
                 ),
                 Outcome::Fail { exit_code, log } => {
-                    fake.set_log(NAMESPACE, &pod_name, container, log);
+                    fake.set_log(namespace, &pod_name, container, log);
                     (
                         json!({ "exitCode": exit_code, "reason": "Error" }),
                         json!({ "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit" }),
@@ -99,18 +107,18 @@ fn reconcile(fake: &FakeKube, outcome: &Outcome) {
                 }
                 Outcome::Hold => unreachable!(),
             };
-            if fake.object("pods", NAMESPACE, &pod_name).is_none() {
+            if fake.object("pods", namespace, &pod_name).is_none() {
                 fake.create_pod(
-                    NAMESPACE,
+                    namespace,
                     json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": pod_name, "labels": pod_labels },
                             "spec": { "containers": [{ "name": container, "image": "trainer" }] } }),
                     json!({ "phase": phase, "containerStatuses": [{ "name": container, "imageID": "ghcr.io/acme/fraud-train@sha256:0123abcd", "state": { "terminated": terminated } }] }),
                 );
             }
-            fake.write_status(&format!("{api}/namespaces/{NAMESPACE}/{plural}/{name}"), json!({ "conditions": [condition] }));
+            fake.write_status(&format!("{api}/namespaces/{namespace}/{plural}/{name}"), json!({ "conditions": [condition] }));
         }
     }
-    for deployment in fake.objects("deployments", NAMESPACE) {
+    for deployment in fake.objects("deployments", namespace) {
         let generation = deployment["metadata"]["generation"].as_i64().unwrap();
         if deployment.pointer("/status/observedGeneration").and_then(Json::as_i64) == Some(generation) {
             continue;
@@ -118,19 +126,19 @@ fn reconcile(fake: &FakeKube, outcome: &Outcome) {
         let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
         let name = deployment["metadata"]["name"].as_str().unwrap();
         fake.write_status(
-            &format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{name}"),
+            &format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}"),
             json!({ "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas }),
         );
     }
-    for service in fake.objects("inferenceservices", NAMESPACE) {
+    for service in fake.objects("inferenceservices", namespace) {
         let generation = service["metadata"]["generation"].as_i64().unwrap();
         if service.pointer("/status/observedGeneration").and_then(Json::as_i64) == Some(generation) {
             continue;
         }
         let name = service["metadata"]["name"].as_str().unwrap();
         fake.write_status(
-            &format!("/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferenceservices/{name}"),
-            json!({ "observedGeneration": generation, "url": format!("http://{name}.{NAMESPACE}.example.com"),
+            &format!("/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}"),
+            json!({ "observedGeneration": generation, "url": format!("http://{name}.{namespace}.example.com"),
                     "conditions": [{ "type": "Ready", "status": "True" }] }),
         );
     }
@@ -650,4 +658,28 @@ output "drifted" {{
     assert!(plan.stdout.contains("monitor.drift: changed outside mlops: drifted, scores"), "{}", plan.all());
     workspace.apply(&[]);
     assert_eq!(workspace.output("drifted"), "true");
+}
+
+#[test]
+fn a_new_namespace_moves_the_serving_and_removes_the_old_objects() {
+    let cluster = cluster_with(&[], DEPLOYMENT, "", auc(0.93));
+    cluster.workspace.apply(&[]);
+    let main = cluster.workspace.read("main.mlops.hcl");
+    cluster.workspace.write(
+        "main.mlops.hcl",
+        &main.replace(&format!("namespace     = \"{NAMESPACE}\""), &format!("namespace     = \"{OTHER_NAMESPACE}\"")),
+    );
+    let plan = cluster.workspace.run(&["plan"]);
+    // The provider block changed, not the cluster behind mlops's back.
+    assert!(
+        plan.stdout.contains(&format!("Deployment/api metadata.namespace: \"{NAMESPACE}\" -> \"{OTHER_NAMESPACE}\"")),
+        "{}",
+        plan.all()
+    );
+    assert!(!plan.stdout.contains("changed outside mlops"), "{}", plan.all());
+    cluster.workspace.apply(&[]);
+    assert!(cluster.fake.object("deployments", OTHER_NAMESPACE, "api").is_some());
+    assert!(cluster.fake.object("services", OTHER_NAMESPACE, "api").is_some());
+    assert!(cluster.fake.object("deployments", NAMESPACE, "api").is_none(), "the old Deployment was left behind");
+    assert!(cluster.fake.object("services", NAMESPACE, "api").is_none(), "the old Service was left behind");
 }

@@ -529,13 +529,9 @@ fn bad_request(message: &str) -> (u16, String, String) {
     json_response(400, status_body(400, "BadRequest", message, json!({})))
 }
 
+/// The fake's clock as an RFC 3339 timestamp (whole seconds).
 fn now() -> String {
-    chrono_like_now()
-}
-
-fn chrono_like_now() -> String {
     let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    // Good enough for ordering: the fake's clock as an RFC 3339 timestamp.
     let days = seconds / 86400;
     let (year, month, day) = civil_from_days(days as i64);
     let rest = seconds % 86400;

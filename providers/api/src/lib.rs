@@ -418,3 +418,37 @@ pub fn input_identities(config: &Attributes) -> Option<Vec<(String, String)>> {
     }
     Some(identities)
 }
+
+/// The declared metrics out of what a run wrote to `MLOPS_METRICS_FILE`
+/// (`None` when it wrote nothing). `run` names the run in messages ("run
+/// run-2026…", "Job fraud-…"). A run must report every declared metric as a
+/// number; undeclared ones are dropped.
+pub fn declared_metrics(run: &str, written: Option<&str>, declared: &[String]) -> ProviderResult<Attributes> {
+    let written = written.filter(|text| !text.trim().is_empty());
+    let metrics: Json = match written {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|error| ProviderError::failed(format!("{run} wrote metrics that are not a JSON object: {error}")))?,
+        None if declared.is_empty() => Json::Object(Attributes::new()),
+        None => {
+            return Err(ProviderError::with_help(
+                format!("{run} did not write its metrics file"),
+                "write a JSON object of metric name to number to the path in MLOPS_METRICS_FILE",
+            ))
+        }
+    };
+    let mut reported = Attributes::new();
+    for name in declared {
+        match metrics.get(name).and_then(Json::as_f64) {
+            Some(value) => {
+                reported.insert(name.clone(), serde_json::json!(value));
+            }
+            None => {
+                return Err(ProviderError::with_help(
+                    format!("{run} did not report the declared metric `{name}`"),
+                    format!("write \"{name}\": NUMBER into MLOPS_METRICS_FILE, or remove it from `metrics`"),
+                ))
+            }
+        }
+    }
+    Ok(reported)
+}

@@ -124,22 +124,23 @@ impl Cluster {
         )
     }
 
-    async fn api_for(&self, api_version: &str, kind: &str) -> ProviderResult<Api<DynamicObject>> {
+    async fn api_for(&self, api_version: &str, kind: &str, namespace: &str) -> ProviderResult<Api<DynamicObject>> {
         let resource = self.resource(api_version, kind).await?;
-        Ok(Api::namespaced_with(self.client.clone(), &self.namespace, &resource))
+        Ok(Api::namespaced_with(self.client.clone(), namespace, &resource))
     }
 
     /// Server-side apply with field manager `mlops`. Without `force`, fields
     /// owned by another manager with a different value come back as
     /// [`ApplyFailure::Conflicts`].
     pub async fn apply(&self, object: &Json, force: bool) -> Result<Json, ApplyFailure> {
-        let (api_version, kind, name) = identify(object).map_err(ApplyFailure::Other)?;
-        let api = self.api_for(&api_version, &kind).await.map_err(ApplyFailure::Other)?;
+        let reference = ObjectRef::of(object).map_err(ApplyFailure::Other)?;
+        let ObjectRef { api_version, kind, namespace, name } = &reference;
+        let api = self.api_for(api_version, kind, namespace).await.map_err(ApplyFailure::Other)?;
         let mut parameters = PatchParams::apply(FIELD_MANAGER);
         if force {
             parameters = parameters.force();
         }
-        match api.patch(&name, &parameters, &Patch::Apply(object)).await {
+        match api.patch(name, &parameters, &Patch::Apply(object)).await {
             Ok(applied) => Ok(serde_json::to_value(applied).unwrap_or(Json::Null)),
             Err(kube::Error::Api(status)) if status.code == 409 && status.reason == "Conflict" => {
                 let conflicts = status
@@ -151,50 +152,42 @@ impl Cluster {
                     .unwrap_or_default();
                 Err(ApplyFailure::Conflicts(conflicts))
             }
-            Err(error) => Err(ApplyFailure::Other(self.failure(&error, &format!("apply {kind} {}/{name}", self.namespace)))),
+            Err(error) => Err(ApplyFailure::Other(self.failure(&error, &format!("apply {reference}")))),
         }
     }
 
     /// The live object, or `None` when it does not exist.
-    pub async fn get(&self, api_version: &str, kind: &str, name: &str) -> ProviderResult<Option<Json>> {
-        let api = self.api_for(api_version, kind).await?;
-        match api.get_opt(name).await {
+    pub async fn get(&self, reference: &ObjectRef) -> ProviderResult<Option<Json>> {
+        let api = self.api_for(&reference.api_version, &reference.kind, &reference.namespace).await?;
+        match api.get_opt(&reference.name).await {
             Ok(object) => Ok(object.map(|object| serde_json::to_value(object).unwrap_or(Json::Null))),
-            Err(error) => Err(self.failure(&error, &format!("read {kind} {}/{name}", self.namespace))),
+            Err(error) => Err(self.failure(&error, &format!("read {reference}"))),
         }
     }
 
     /// Deletes an object (and, in the background, what it owns); an object
     /// already gone is fine.
-    pub async fn delete(&self, api_version: &str, kind: &str, name: &str) -> ProviderResult<()> {
-        let api = self.api_for(api_version, kind).await?;
-        match api.delete(name, &DeleteParams::background()).await {
+    pub async fn delete(&self, reference: &ObjectRef) -> ProviderResult<()> {
+        let api = self.api_for(&reference.api_version, &reference.kind, &reference.namespace).await?;
+        match api.delete(&reference.name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(error) => Err(self.failure(&error, &format!("delete {kind} {}/{name}", self.namespace))),
+            Err(error) => Err(self.failure(&error, &format!("delete {reference}"))),
         }
     }
 
-    pub async fn list(&self, api_version: &str, kind: &str, label_selector: &str) -> ProviderResult<Vec<Json>> {
-        let api = self.api_for(api_version, kind).await?;
-        match api.list(&ListParams::default().labels(label_selector)).await {
-            Ok(list) => Ok(list.items.into_iter().map(|object| serde_json::to_value(object).unwrap_or(Json::Null)).collect()),
-            Err(error) => Err(self.failure(&error, &format!("list {kind} in {}", self.namespace))),
-        }
-    }
-
-    pub async fn pods(&self, label_selector: &str) -> ProviderResult<Vec<Json>> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+    pub async fn pods(&self, namespace: &str, label_selector: &str) -> ProviderResult<Vec<Json>> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         match api.list(&ListParams::default().labels(label_selector)).await {
             Ok(list) => Ok(list.items.into_iter().map(|pod| serde_json::to_value(pod).unwrap_or(Json::Null)).collect()),
-            Err(error) => Err(self.failure(&error, &format!("list pods in {}", self.namespace))),
+            Err(error) => Err(self.failure(&error, &format!("list pods in {namespace}"))),
         }
     }
 
     /// The last lines of a container's log; empty when it cannot be had
     /// (the pod is gone, or the kubelet no longer has it).
-    pub async fn log_tail(&self, pod: &str, container: &str, lines: i64) -> String {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+    pub async fn log_tail(&self, namespace: &str, pod: &str, container: &str, lines: i64) -> String {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let parameters = LogParams { container: Some(container.to_owned()), tail_lines: Some(lines), ..LogParams::default() };
         api.logs(pod, &parameters).await.unwrap_or_default()
     }
@@ -220,6 +213,10 @@ impl Cluster {
                     408 | 429 | 500..=599 => ProviderError::Transient {
                         message: format!("the cluster {} could not {doing} just now ({}): {message}", self.label, status.code),
                     },
+                    404 => ProviderError::with_help(
+                        format!("the cluster {} could not {doing}: {message}", self.label),
+                        format!("check that namespace `{}` exists (`kubectl create namespace {}`)", self.namespace, self.namespace),
+                    ),
                     422 => ProviderError::with_help(
                         format!("the cluster {} rejected the object when trying to {doing}: {message}", self.label),
                         "this is what the API server says is invalid; if it comes from mlops's rendering, please report it",
@@ -263,11 +260,29 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     first_line(&current.to_string())
 }
 
-/// `apiVersion`, `kind` and `metadata.name` of a rendered object.
-pub fn identify(object: &Json) -> ProviderResult<(String, String, String)> {
-    let field = |pointer: &str| object.pointer(pointer).and_then(Json::as_str).map(str::to_owned);
-    match (field("/apiVersion"), field("/kind"), field("/metadata/name")) {
-        (Some(api_version), Some(kind), Some(name)) => Ok((api_version, kind, name)),
-        _ => Err(ProviderError::failed("a rendered manifest lacks apiVersion, kind or metadata.name")),
+/// Which object: what every get, apply and delete names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// The reference of a rendered or stored object (every rendered object
+    /// names its namespace).
+    pub fn of(object: &Json) -> ProviderResult<ObjectRef> {
+        let field = |pointer: &str| object.pointer(pointer).and_then(Json::as_str).map(str::to_owned);
+        match (field("/apiVersion"), field("/kind"), field("/metadata/namespace"), field("/metadata/name")) {
+            (Some(api_version), Some(kind), Some(namespace), Some(name)) => Ok(ObjectRef { api_version, kind, namespace, name }),
+            _ => Err(ProviderError::failed("a manifest lacks apiVersion, kind, metadata.namespace or metadata.name")),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} {}/{}", self.kind, self.namespace, self.name)
     }
 }

@@ -17,6 +17,7 @@
 pub mod cluster;
 pub mod live;
 mod monitor;
+mod objects;
 pub mod render;
 mod serving;
 mod training;
@@ -109,7 +110,7 @@ impl Provider for KubernetesProvider {
             "training" => Ok(ReadResponse { state: Some(request.state), private: request.private }),
             "serving" => self.block_on(async {
                 let cluster = self.cluster(&request.target.provider_config).await?;
-                serving::read(&cluster, &request).await
+                Ok(objects::read(&cluster, &request).await?.0)
             }),
             "monitor" => self.block_on(async {
                 let cluster = self.cluster(&request.target.provider_config).await?;
@@ -135,10 +136,12 @@ impl Provider for KubernetesProvider {
             match (request.target.kind.as_str(), action) {
                 ("training", Action::Delete) => training::delete(&cluster, &request).await,
                 ("training", _) => training::apply(&cluster, &request, context).await,
-                ("serving", Action::Delete) => serving::delete(&cluster, &request).await,
+                ("serving" | "monitor", Action::Delete) => {
+                    objects::delete_all(&cluster, &request.prior_private).await?;
+                    Ok(ApplyResponse::default())
+                }
                 ("serving", _) => serving::apply(&cluster, &request, context).await,
-                ("monitor", Action::Delete) => monitor::delete(&cluster, &request).await,
-                ("monitor", _) => monitor::apply(&cluster, &request).await,
+                ("monitor", _) => monitor::apply(&cluster, &request, context).await,
                 (other, _) => Err(ProviderError::failed(format!("the kubernetes provider does not manage `{other}`"))),
             }
         })

@@ -17,22 +17,14 @@ use std::time::{Duration, Instant};
 
 use mlops_provider_api::{
     as_reference, configuration_unchanged, is_unknown, ApplyContext, ApplyRequest, ApplyResponse, Attributes, PlanRequest, PlanResponse,
-    ProviderError, ProviderResult, ReadRequest, ReadResponse,
+    ProviderError, ProviderResult,
 };
 use serde_json::{json, Value as Json};
 
-use crate::cluster::{identify, ApplyFailure, Cluster};
-use crate::live::{brief, differences, project};
+use crate::cluster::{Cluster, ObjectRef};
+use crate::objects::{self, key_of};
 use crate::render::{self, ModelVersion, RolloutPhase, Settings};
 use crate::{poll_interval, readable_in_cluster, text};
-
-fn key_of(object: &Json) -> String {
-    format!(
-        "{}/{}",
-        object.get("kind").and_then(Json::as_str).unwrap_or_default(),
-        object.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default()
-    )
-}
 
 fn strategy(config: &Attributes) -> (String, Option<f64>) {
     let rollout = match config.get("rollout") {
@@ -65,21 +57,13 @@ fn has_unknown_values(config: &Attributes) -> bool {
     config.iter().any(|(name, value)| name != "model" && walk(value))
 }
 
-fn settings_for(provider_config: &Attributes, namespace: Option<&str>) -> Settings {
-    let mut settings = Settings::from_provider_config(provider_config);
-    if let Some(namespace) = namespace {
-        settings.namespace = namespace.to_owned();
-    }
-    settings
-}
-
 pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     let target = &request.target;
     let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
     let model_change = request.changed_inputs.iter().find(|input| input.path.first().map(String::as_str) == Some("model"));
     let prior_model: Option<ModelVersion> =
         request.prior_private.get("model").cloned().and_then(|model| serde_json::from_value(model).ok());
-    let settings = settings_for(&target.provider_config, None);
+    let settings = Settings::from_provider_config(&target.provider_config);
     let desired = match (&prior_model, model_change) {
         (Some(model), None) if !has_unknown_values(&request.config) => {
             Some(render::serving(&target.address, &request.config, model, RolloutPhase::Final, &settings)?)
@@ -102,41 +86,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
             ));
         }
         if let Some(desired) = &desired {
-            let unchanged = configuration_unchanged(request);
-            let live = prior.get("manifests").and_then(Json::as_object).cloned().unwrap_or_default();
-            for object in desired {
-                let key = key_of(object);
-                match live.get(&key) {
-                    None if unchanged => {
-                        changes.push(format!("{key} is missing from the cluster (deleted outside mlops): apply creates it again"))
-                    }
-                    None => changes.push(format!("{key} will be created")),
-                    Some(found) => {
-                        for difference in differences(object, found) {
-                            changes.push(if unchanged {
-                                format!(
-                                    "{key} {} was changed outside mlops: {} -> {}",
-                                    difference.path,
-                                    brief(difference.live.as_ref()),
-                                    brief(difference.desired.as_ref())
-                                )
-                            } else {
-                                format!(
-                                    "{key} {}: {} -> {}",
-                                    difference.path,
-                                    brief(difference.live.as_ref()),
-                                    brief(difference.desired.as_ref())
-                                )
-                            });
-                        }
-                    }
-                }
-            }
-            for key in live.keys() {
-                if !desired.iter().any(|object| key_of(object) == *key) {
-                    changes.push(format!("{key} is no longer needed and will be deleted"));
-                }
-            }
+            changes.extend(objects::plan_reasons(desired, prior, &objects::applied(&request.prior_private)));
         }
         if changes.is_empty() && desired.is_some() {
             response.planned_state = prior.clone();
@@ -148,17 +98,10 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
         }
     }
     response.update_reasons = changes;
-    let drifted = drifted_fields(&request.prior_private, request.prior_state.as_ref());
-    if !drifted.is_empty() {
-        if let Some(private) = response.private.as_object_mut() {
-            private.insert("reviewed_drift".into(), json!(drifted));
-        }
-    }
+    objects::record_reviewed_drift(&mut response.private, &request.prior_private, request.prior_state.as_ref());
     match &desired {
         Some(desired) => {
-            response
-                .planned_state
-                .insert("manifests".into(), Json::Object(desired.iter().map(|object| (key_of(object), object.clone())).collect()));
+            response.planned_state.insert("manifests".into(), objects::manifests(desired));
         }
         None => {
             response.planned_state.remove("manifests");
@@ -200,79 +143,10 @@ fn model_of(config: &Attributes) -> ProviderResult<ModelVersion> {
     Ok(ModelVersion { version, uri })
 }
 
-/// The field paths of each object that were changed outside mlops, as the
-/// plan showed them (refresh's live objects against what was applied):
-/// applying over these is what the user approved. The plan hands them to
-/// apply in its private data.
-fn drifted_fields(prior_private: &Json, prior_state: Option<&Attributes>) -> Vec<String> {
-    let applied = prior_private.get("applied").and_then(Json::as_array).cloned().unwrap_or_default();
-    let live = prior_state.and_then(|state| state.get("manifests")).and_then(Json::as_object).cloned().unwrap_or_default();
-    let mut paths = Vec::new();
-    for object in &applied {
-        let key = key_of(object);
-        if let Some(found) = live.get(&key) {
-            for difference in differences(object, found) {
-                paths.push(format!("{key}:{}", difference.path));
-            }
-        }
-    }
-    paths
-}
-
-/// `.spec.template.spec.containers[name="server"].image` -> `spec.template.spec.containers[server].image`.
-fn normalise_field(field: &str) -> String {
-    let mut normalised = String::new();
-    let mut rest = field.trim_start_matches('.');
-    while let Some(start) = rest.find('[') {
-        normalised.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find(']') else { break };
-        let inside = &rest[start + 1..start + end];
-        let value = inside.split_once('=').map_or(inside, |(_, value)| value).trim_matches('"');
-        normalised.push_str(&format!("[{value}]"));
-        rest = &rest[start + end + 1..];
-    }
-    normalised.push_str(rest);
-    normalised
-}
-
-async fn apply_object(
-    cluster: &Cluster,
-    object: &Json,
-    reviewed: &[String],
-    force_all: bool,
-    context: &dyn ApplyContext,
-) -> ProviderResult<Json> {
-    let key = key_of(object);
-    match cluster.apply(object, force_all).await {
-        Ok(applied) => Ok(applied),
-        Err(ApplyFailure::Other(error)) => Err(error),
-        Err(ApplyFailure::Conflicts(conflicts)) => {
-            let unreviewed: Vec<_> =
-                conflicts.iter().filter(|conflict| !reviewed.contains(&format!("{key}:{}", normalise_field(&conflict.field)))).collect();
-            if !unreviewed.is_empty() {
-                let fields: Vec<String> =
-                    unreviewed.iter().map(|conflict| format!("{} ({})", normalise_field(&conflict.field), conflict.message)).collect();
-                return Err(ProviderError::with_help(
-                    format!("{key} in the cluster {}: another field manager owns {}", cluster.label, fields.join(", ")),
-                    "stop the other manager from setting these fields, or set `force_conflicts = true` on the kubernetes provider to take them over",
-                ));
-            }
-            context.progress(&format!(
-                "{key}: taking back {} (changed outside mlops; the plan showed it)",
-                conflicts.iter().map(|conflict| normalise_field(&conflict.field)).collect::<Vec<_>>().join(", ")
-            ));
-            cluster.apply(object, true).await.map_err(|failure| match failure {
-                ApplyFailure::Other(error) => error,
-                ApplyFailure::Conflicts(_) => ProviderError::failed(format!("{key}: the API server reported conflicts on a forced apply")),
-            })
-        }
-    }
-}
-
 pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
-    let settings = settings_for(&target.provider_config, Some(&cluster.namespace));
+    let settings = Settings::from_provider_config(&target.provider_config);
     let model = model_of(config)?;
     let runtime = text(config, "runtime").unwrap_or("deployment").to_owned();
     let (strategy, _) = strategy(config);
@@ -284,59 +158,29 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     } else {
         &[RolloutPhase::Final]
     };
-    let reviewed: Vec<String> = request
-        .planned_private
-        .get("reviewed_drift")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Json::as_str)
-        .map(str::to_owned)
-        .collect();
-    let force_all = target.provider_config.get("force_conflicts").and_then(Json::as_bool).unwrap_or(false);
     let timeout =
         target.provider_config.get("rollout_timeout").and_then(Json::as_str).and_then(render::parse_duration_seconds).unwrap_or(600);
+    // Applying is idempotent, so an interrupted rollout is simply applied
+    // again; the handle tells the next plan that one was under way.
     context.record_handle(json!({ "version": model.version, "namespace": cluster.namespace }))?;
 
-    let mut objects = Vec::new();
+    let mut rendered = Vec::new();
     for phase in phases {
-        objects = render::serving(&target.address, config, &model, *phase, &settings)?;
-        for object in &objects {
-            apply_object(cluster, object, &reviewed, force_all, context).await?;
-        }
+        rendered = render::serving(&target.address, config, &model, *phase, &settings)?;
+        objects::apply_all(cluster, &rendered, &request.planned_private, &target.provider_config, context).await?;
         let what = match phase {
             RolloutPhase::GreenWithoutTraffic => format!("version {} (green, no traffic yet)", model.version),
             RolloutPhase::Final => format!("version {} ({})", model.version, describe_rollout(config)),
         };
-        context.progress(&format!("rolling out {what}: waiting for {} to be ready", key_of(&objects[0])));
-        wait_ready(cluster, &objects[0], timeout, context).await?;
+        context.progress(&format!("rolling out {what}: waiting for {} to be ready", key_of(&rendered[0])));
+        wait_ready(cluster, &rendered[0], timeout, context).await?;
     }
 
-    // Objects the previous configuration had and this one does not (an
-    // autoscaler no longer wanted, or a runtime switch): gone once the new
-    // ones serve.
-    let previous = request.prior_private.get("applied").and_then(Json::as_array).cloned().unwrap_or_default();
-    let previous_namespace = request.prior_private.get("namespace").and_then(Json::as_str).unwrap_or(&cluster.namespace).to_owned();
-    for object in previous {
-        let still_wanted = objects.iter().any(|wanted| key_of(wanted) == key_of(&object)) && previous_namespace == cluster.namespace;
-        if !still_wanted {
-            let (api_version, kind, name) = identify(&object)?;
-            if previous_namespace == cluster.namespace {
-                cluster.delete(&api_version, &kind, &name).await?;
-            }
-        }
-    }
-
-    let mut manifests = serde_json::Map::new();
-    let mut primary = Json::Null;
-    for object in &objects {
-        let (api_version, kind, name) = identify(object)?;
-        let live = cluster.get(&api_version, &kind, &name).await?.unwrap_or(Json::Null);
-        if primary.is_null() {
-            primary = live.clone();
-        }
-        manifests.insert(key_of(object), project(object, &live));
-    }
+    // What the previous configuration had and this one does not goes once
+    // the new objects serve.
+    objects::delete_stale(cluster, &objects::applied(&request.prior_private), &rendered).await?;
+    let (manifests, primary) = objects::live_manifests(cluster, &rendered).await?;
+    let primary = primary.unwrap_or(Json::Null);
     let name = render::object_name(&target.address, 45);
     let url = if runtime == "kserve" {
         primary.pointer("/status/url").and_then(Json::as_str).map(str::to_owned).unwrap_or_default()
@@ -350,12 +194,12 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     state.insert("live_version".into(), Json::String(model.version.clone()));
     state.insert("ready_replicas".into(), json!(ready_replicas));
     state.insert("manifests".into(), Json::Object(manifests));
-    Ok(ApplyResponse { state, private: json!({ "applied": objects, "model": model, "namespace": cluster.namespace }) })
+    Ok(ApplyResponse { state, private: json!({ "applied": rendered, "model": model }) })
 }
 
 async fn ready_replicas(cluster: &Cluster, runtime: &str, name: &str, primary: &Json) -> i64 {
     if runtime == "kserve" {
-        let pods = cluster.pods(&format!("serving.kserve.io/inferenceservice={name}")).await.unwrap_or_default();
+        let pods = cluster.pods(&cluster.namespace, &format!("serving.kserve.io/inferenceservice={name}")).await.unwrap_or_default();
         pods.iter()
             .filter(|pod| {
                 pod.pointer("/status/conditions").and_then(Json::as_array).is_some_and(|conditions| {
@@ -408,7 +252,7 @@ async fn stuck_pod(cluster: &Cluster, object: &Json) -> Option<String> {
     } else {
         format!("serving.kserve.io/inferenceservice={name}")
     };
-    for pod in cluster.pods(&selector).await.ok()? {
+    for pod in cluster.pods(&cluster.namespace, &selector).await.ok()? {
         let statuses = pod.pointer("/status/containerStatuses").and_then(Json::as_array).cloned().unwrap_or_default();
         for status in statuses {
             let reason = status.pointer("/state/waiting/reason").and_then(Json::as_str).unwrap_or_default();
@@ -419,7 +263,7 @@ async fn stuck_pod(cluster: &Cluster, object: &Json) -> Option<String> {
                 let pod_name = pod.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default();
                 let container = status.get("name").and_then(Json::as_str).unwrap_or_default();
                 let message = status.pointer("/state/waiting/message").and_then(Json::as_str).unwrap_or_default();
-                let log = cluster.log_tail(pod_name, container, 20).await;
+                let log = cluster.log_tail(&cluster.namespace, pod_name, container, 20).await;
                 let log = if log.trim().is_empty() { String::new() } else { format!("; the last lines of its log:\n{}", log.trim_end()) };
                 return Some(format!("pod {pod_name} container {container}: {reason} {message}{log}"));
             }
@@ -429,7 +273,8 @@ async fn stuck_pod(cluster: &Cluster, object: &Json) -> Option<String> {
 }
 
 async fn wait_ready(cluster: &Cluster, object: &Json, timeout_seconds: u64, context: &dyn ApplyContext) -> ProviderResult<()> {
-    let (api_version, kind, name) = identify(object)?;
+    let reference = ObjectRef::of(object)?;
+    let ObjectRef { kind, name, .. } = &reference;
     let started = Instant::now();
     let mut attempt = 0;
     let mut last_report = Instant::now();
@@ -438,7 +283,7 @@ async fn wait_ready(cluster: &Cluster, object: &Json, timeout_seconds: u64, cont
         if context.interrupted() {
             return Err(ProviderError::Interrupted);
         }
-        match cluster.get(&api_version, &kind, &name).await {
+        match cluster.get(&reference).await {
             Ok(Some(live)) => match rollout_state(&live) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
@@ -472,47 +317,5 @@ async fn wait_ready(cluster: &Cluster, object: &Json, timeout_seconds: u64, cont
         }
         tokio::time::sleep(poll_interval(attempt)).await;
         attempt += 1;
-    }
-}
-
-pub async fn read(cluster: &Cluster, request: &ReadRequest) -> ProviderResult<ReadResponse> {
-    let applied = request.private.get("applied").and_then(Json::as_array).cloned().unwrap_or_default();
-    if applied.is_empty() {
-        return Ok(ReadResponse { state: Some(request.state.clone()), private: request.private.clone() });
-    }
-    let mut manifests = serde_json::Map::new();
-    for (index, object) in applied.iter().enumerate() {
-        let (api_version, kind, name) = identify(object)?;
-        match cluster.get(&api_version, &kind, &name).await? {
-            Some(live) => {
-                manifests.insert(key_of(object), project(object, &live));
-            }
-            // The object that serves is gone: the serving is gone.
-            None if index == 0 => return Ok(ReadResponse { state: None, private: request.private.clone() }),
-            None => {}
-        }
-    }
-    let mut state = request.state.clone();
-    state.insert("manifests".into(), Json::Object(manifests));
-    Ok(ReadResponse { state: Some(state), private: request.private.clone() })
-}
-
-pub async fn delete(cluster: &Cluster, request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
-    let applied = request.prior_private.get("applied").and_then(Json::as_array).cloned().unwrap_or_default();
-    for object in applied.iter().rev() {
-        let (api_version, kind, name) = identify(object)?;
-        cluster.delete(&api_version, &kind, &name).await?;
-    }
-    Ok(ApplyResponse::default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalise_field;
-
-    #[test]
-    fn conflict_fields_read_like_plan_paths() {
-        assert_eq!(normalise_field(".spec.replicas"), "spec.replicas");
-        assert_eq!(normalise_field(".spec.template.spec.containers[name=\"server\"].image"), "spec.template.spec.containers[server].image");
     }
 }

@@ -17,7 +17,7 @@ use mlops_provider_api::{
 };
 use serde_json::{json, Value as Json};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ObjectRef};
 use crate::render::{self, Settings};
 use crate::{poll_interval, readable_in_cluster, strings, text};
 
@@ -150,15 +150,6 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     Ok(response)
 }
 
-/// The run's handle, as recorded in state before waiting.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Handle {
-    run_id: String,
-    api_version: String,
-    kind: String,
-    namespace: String,
-}
-
 fn new_run_id(address: &str) -> String {
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
     let nonce = blake3::hash(format!("{address}{:?}{}", Instant::now(), std::process::id()).as_bytes()).to_hex();
@@ -188,34 +179,34 @@ fn resolved_inputs(config: &Attributes) -> ProviderResult<render::Inputs> {
 pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
-    let settings = Settings { namespace: cluster.namespace.clone(), ..Settings::from_provider_config(&target.provider_config) };
+    let settings = Settings::from_provider_config(&target.provider_config);
     let inputs = resolved_inputs(config)?;
-    let pending: Option<Handle> = request.pending_handle.clone().and_then(|handle| serde_json::from_value(handle).ok());
+    // The handle is the run's object reference.
+    let pending: Option<ObjectRef> = request.pending_handle.clone().and_then(|handle| serde_json::from_value(handle).ok());
 
     // Re-attach to the run an interrupted apply started, unless it failed.
     let mut attached = None;
-    if let Some(handle) = pending.filter(|handle| handle.namespace == cluster.namespace) {
-        match cluster.get(&handle.api_version, &handle.kind, &handle.run_id).await? {
+    if let Some(handle) = pending {
+        match cluster.get(&handle).await? {
             Some(object) if terminal_condition(&object).is_none_or(|(complete, _, _)| complete) => {
-                context.progress(&format!("re-attaching to {} {}", handle.kind, handle.run_id));
+                context.progress(&format!("re-attaching to {} {}", handle.kind, handle.name));
                 attached = Some(handle);
             }
-            Some(_) => context.progress(&format!("{} {} failed earlier; starting a new run", handle.kind, handle.run_id)),
+            Some(_) => context.progress(&format!("{} {} failed earlier; starting a new run", handle.kind, handle.name)),
             // Recorded, but the interruption came before it was created.
             None => attached = Some(handle),
         }
     }
-    let run_id = attached.as_ref().map_or_else(|| new_run_id(&target.address), |handle| handle.run_id.clone());
+    let run_id = attached.as_ref().map_or_else(|| new_run_id(&target.address), |handle| handle.name.clone());
     let rendered = render::training(&target.address, &run_id, config, &inputs, &settings)?;
-    let (api_version, kind, _) = crate::cluster::identify(&rendered.manifest)?;
-    let handle =
-        Handle { run_id: run_id.clone(), api_version: api_version.clone(), kind: kind.clone(), namespace: cluster.namespace.clone() };
+    let handle = attached.clone().map_or_else(|| ObjectRef::of(&rendered.manifest), Ok)?;
+    let kind = handle.kind.clone();
     if attached.is_none() {
         // Durable before the object exists: an interruption at any point
         // finds this run again.
         context.record_handle(serde_json::to_value(&handle).unwrap_or(Json::Null))?;
     }
-    if cluster.get(&api_version, &kind, &run_id).await?.is_none() {
+    if cluster.get(&handle).await?.is_none() {
         cluster.apply(&rendered.manifest, false).await.map_err(|failure| match failure {
             crate::cluster::ApplyFailure::Other(error) => error,
             crate::cluster::ApplyFailure::Conflicts(conflicts) => ProviderError::failed(format!(
@@ -230,7 +221,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         } else {
             String::new()
         };
-        context.progress(&format!("started {kind} {}/{run_id}{shape}", cluster.namespace));
+        context.progress(&format!("started {handle}{shape}"));
     }
 
     let timeout = text(config, "timeout").and_then(render::parse_duration_seconds).unwrap_or(24 * 3600);
@@ -242,7 +233,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         if context.interrupted() {
             return Err(ProviderError::Interrupted);
         }
-        match cluster.get(&api_version, &kind, &run_id).await {
+        match cluster.get(&handle).await {
             Ok(Some(object)) => {
                 transient_failures = 0;
                 if terminal_condition(&object).is_some() {
@@ -255,7 +246,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
             }
             Ok(None) => {
                 return Err(ProviderError::with_help(
-                    format!("{kind} {}/{run_id} was deleted while mlops waited for it", cluster.namespace),
+                    format!("{handle} was deleted while mlops waited for it"),
                     "apply again to start a new run",
                 ))
             }
@@ -271,7 +262,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         }
         // A Job enforces activeDeadlineSeconds itself; a TrainJob does not.
         if rendered.distributed && started.elapsed().as_secs() > timeout {
-            let _ = cluster.delete(&api_version, &kind, &run_id).await;
+            let _ = cluster.delete(&handle).await;
             return Err(ProviderError::with_help(
                 format!("{kind} {run_id} timed out after {timeout}s and was deleted"),
                 "raise `timeout`, or make the training faster",
@@ -281,13 +272,14 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         attempt += 1;
     };
 
-    let pod = training_pod(cluster, &kind, &run_id).await?;
+    let pod = training_pod(cluster, &handle).await?;
     let container = pod.as_ref().and_then(|pod| training_container_status(pod, rendered.distributed));
     let pod_name = pod.as_ref().and_then(|pod| pod.pointer("/metadata/name")).and_then(Json::as_str).unwrap_or_default().to_owned();
     let container_name = if rendered.distributed { "node" } else { "train" };
     let (complete, reason, message) = terminal_condition(&object).unwrap_or((false, String::new(), String::new()));
     if !complete {
-        let log = if pod_name.is_empty() { String::new() } else { cluster.log_tail(&pod_name, container_name, 20).await };
+        let log =
+            if pod_name.is_empty() { String::new() } else { cluster.log_tail(&handle.namespace, &pod_name, container_name, 20).await };
         let exit = container
             .as_ref()
             .and_then(|status| status.pointer("/state/terminated/exitCode"))
@@ -296,44 +288,17 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         let detail = if log.trim().is_empty() { "(no log could be read)".to_owned() } else { log.trim_end().to_owned() };
         return Err(ProviderError::with_help(
             format!("{kind} {run_id} failed ({reason}{exit}): {message}; the last lines of its log:\n{detail}"),
-            format!("the full log: kubectl -n {} logs {pod_name} -c {container_name}", cluster.namespace),
+            format!("the full log: kubectl -n {} logs {pod_name} -c {container_name}", handle.namespace),
         ));
     }
 
-    let metrics_text =
-        container.as_ref().and_then(|status| status.pointer("/state/terminated/message")).and_then(Json::as_str).unwrap_or("");
-    let declared = strings(config, "metrics");
-    let metrics: Json = if metrics_text.trim().is_empty() {
-        if !declared.is_empty() {
-            return Err(ProviderError::with_help(
-                format!("{kind} {run_id} did not write its metrics"),
-                "write a JSON object of metric name to number to the path in MLOPS_METRICS_FILE",
-            ));
-        }
-        json!({})
-    } else {
-        serde_json::from_str(metrics_text)
-            .map_err(|error| ProviderError::failed(format!("{kind} {run_id} wrote metrics that are not a JSON object: {error}")))?
-    };
-    let mut reported = serde_json::Map::new();
-    for name in &declared {
-        match metrics.get(name).and_then(Json::as_f64) {
-            Some(value) => {
-                reported.insert(name.clone(), json!(value));
-            }
-            None => {
-                return Err(ProviderError::with_help(
-                    format!("{kind} {run_id} did not report the declared metric `{name}`"),
-                    format!("write \"{name}\": NUMBER into MLOPS_METRICS_FILE, or remove it from `metrics`"),
-                ))
-            }
-        }
-    }
+    let written = container.as_ref().and_then(|status| status.pointer("/state/terminated/message")).and_then(Json::as_str);
+    let reported = mlops_provider_api::declared_metrics(&format!("{kind} {run_id}"), written, &strings(config, "metrics"))?;
     // The run this one replaces is history now; its results live on in
     // the registry and in state history.
-    if let Some(previous) = request.prior_private.get("run").and_then(|handle| serde_json::from_value::<Handle>(handle.clone()).ok()) {
-        if previous.run_id != run_id && previous.namespace == cluster.namespace {
-            let _ = cluster.delete(&previous.api_version, &previous.kind, &previous.run_id).await;
+    if let Some(previous) = request.prior_private.get("run").and_then(|run| serde_json::from_value::<ObjectRef>(run.clone()).ok()) {
+        if previous != handle {
+            let _ = cluster.delete(&previous).await;
         }
     }
     let image_id = container.as_ref().and_then(|status| status.get("imageID")).cloned().unwrap_or(Json::Null);
@@ -348,10 +313,8 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
 
 pub async fn delete(cluster: &Cluster, request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
     for handle in [request.prior_private.get("run").cloned(), request.pending_handle.clone()].into_iter().flatten() {
-        if let Ok(handle) = serde_json::from_value::<Handle>(handle) {
-            if handle.namespace == cluster.namespace {
-                cluster.delete(&handle.api_version, &handle.kind, &handle.run_id).await?;
-            }
+        if let Ok(handle) = serde_json::from_value::<ObjectRef>(handle) {
+            cluster.delete(&handle).await?;
         }
     }
     Ok(ApplyResponse::default())
@@ -383,13 +346,14 @@ fn running_summary(object: &Json) -> String {
 
 /// The pod that ran the training: the Job's pod, or node 0 of a TrainJob
 /// (the rank that reports metrics).
-async fn training_pod(cluster: &Cluster, kind: &str, run_id: &str) -> ProviderResult<Option<Json>> {
-    let selector = if kind == "TrainJob" {
+async fn training_pod(cluster: &Cluster, run: &ObjectRef) -> ProviderResult<Option<Json>> {
+    let run_id = &run.name;
+    let selector = if run.kind == "TrainJob" {
         format!("jobset.sigs.k8s.io/jobset-name={run_id},batch.kubernetes.io/job-completion-index=0")
     } else {
         format!("batch.kubernetes.io/job-name={run_id}")
     };
-    let mut pods = cluster.pods(&selector).await?;
+    let mut pods = cluster.pods(&run.namespace, &selector).await?;
     // The newest pod is the one whose result counts.
     pods.sort_by(|left, right| {
         let created = |pod: &Json| pod.pointer("/metadata/creationTimestamp").and_then(Json::as_str).unwrap_or_default().to_owned();

@@ -171,30 +171,26 @@ impl Provider for LocalProvider {
             ("dataset" | "feature_set", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
             ("training", _) => exists(text(&request.state, "artifact_uri")).then(|| request.state.clone()),
             ("model", _) => {
-                let registered = root(target)
-                    .join("registry")
-                    .join(slug(&registered_name(target, &request.config)))
-                    .join("versions")
-                    .join(text(&request.state, "version").unwrap_or_default());
-                text(&request.state, "version").is_some() && registered.join("version.json").is_file()
+                let registry = root(target).join("registry").join(slug(&registered_name(target, &request.config)));
+                let registered = text(&request.state, "version")
+                    .is_some_and(|version| registry.join("versions").join(version).join("version.json").is_file());
+                registered.then(|| {
+                    // Aliases read back: only those still pointing at this version.
+                    let mut state = request.state.clone();
+                    let index: serde_json::Map<String, Json> = fs::read(registry.join("aliases.json"))
+                        .ok()
+                        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                        .unwrap_or_default();
+                    let version = request.state.get("version").cloned().unwrap_or(Json::Null);
+                    let held: Vec<Json> = strings(&request.state, "aliases")
+                        .into_iter()
+                        .filter(|alias| index.get(alias) == Some(&version))
+                        .map(Json::String)
+                        .collect();
+                    state.insert("aliases".into(), Json::Array(held));
+                    state
+                })
             }
-            .then(|| {
-                // Aliases read back: only those still pointing at this version.
-                let mut state = request.state.clone();
-                let name = &registered_name(target, &request.config);
-                let index: serde_json::Map<String, Json> = fs::read(root(target).join("registry").join(slug(name)).join("aliases.json"))
-                    .ok()
-                    .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                    .unwrap_or_default();
-                let version = request.state.get("version").cloned().unwrap_or(Json::Null);
-                let held: Vec<Json> = strings(&request.state, "aliases")
-                    .into_iter()
-                    .filter(|alias| index.get(alias) == Some(&version))
-                    .map(Json::String)
-                    .collect();
-                state.insert("aliases".into(), Json::Array(held));
-                state
-            }),
             ("serving", _) => {
                 let pid = request.private.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
                 let port = request.private.get("port").and_then(Json::as_u64).unwrap_or(0) as u16;
@@ -724,32 +720,8 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             format!("the full log is {}", run_directory.join("log.txt").display()),
         ));
     }
-    let metrics_path = run_directory.join("metrics.json");
-    let metrics: Json = match data::read_text(&metrics_path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|error| failed(format!("run {run_id} wrote metrics that are not a JSON object: {error}")))?,
-        Err(_) if declared.is_empty() => json!({}),
-        Err(_) => {
-            return Err(ProviderError::with_help(
-                format!("run {run_id} did not write its metrics file"),
-                "write a JSON object of metric name to number to the path in MLOPS_METRICS_FILE",
-            ))
-        }
-    };
-    let mut reported = serde_json::Map::new();
-    for name in &declared {
-        match metrics.get(name).and_then(Json::as_f64) {
-            Some(value) => {
-                reported.insert(name.clone(), json!(value));
-            }
-            None => {
-                return Err(ProviderError::with_help(
-                    format!("run {run_id} did not report the declared metric `{name}`"),
-                    format!("write \"{name}\": NUMBER into MLOPS_METRICS_FILE, or remove it from `metrics`"),
-                ))
-            }
-        }
-    }
+    let written = data::read_text(&run_directory.join("metrics.json")).ok();
+    let reported = mlops_provider_api::declared_metrics(&format!("run {run_id}"), written.as_deref(), &declared)?;
     let mut state = Attributes::new();
     state.insert("run_id".into(), Json::String(run_id.clone()));
     state.insert("fingerprint".into(), fingerprint(target, config).map_or(Json::Null, Json::String));
