@@ -11,13 +11,22 @@ cache="$root/.cache"
 mkdir -p "$cache"
 
 pids=()
+groups=()
 cleanup() {
+    # Servers that fork workers (mlflow's gunicorn) run in their own process
+    # group, and the whole group is stopped.
+    for group in "${groups[@]:-}"; do
+        if [ -n "$group" ]; then
+            kill -- "-$group" 2>/dev/null || true
+        fi
+    done
     for pid in "${pids[@]:-}"; do
         if [ -n "$pid" ]; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
         fi
     done
+    rm -rf "${scratch:-}"
 }
 trap cleanup EXIT
 
@@ -64,6 +73,59 @@ pids+=("$!")
 wait_for_port "$s3s_port" "s3s-fs"
 export MLOPS_TEST_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
 echo "s3s-fs on $MLOPS_TEST_S3S_ENDPOINT"
+
+scratch="$(mktemp -d)"
+
+# MLflow, pinned: 3.18 resolves badly. In its own venv: its Flask and
+# Werkzeug pins differ from moto's.
+if [ ! -x "$cache/mlflow/bin/mlflow" ]; then
+    python3 -m venv "$cache/mlflow"
+    "$cache/mlflow/bin/pip" install --quiet 'mlflow==3.17.2'
+fi
+mlflow_port="$(free_port)"
+mkdir -p "$scratch/mlflow"
+setsid "$cache/mlflow/bin/mlflow" server --host 127.0.0.1 --port "$mlflow_port" --workers 1 \
+    --backend-store-uri "sqlite:///$scratch/mlflow/mlflow.db" --default-artifact-root "$scratch/mlflow/artifacts" \
+    --artifacts-destination "$scratch/mlflow/proxied" > "$cache/mlflow.log" 2>&1 &
+groups+=("$!")
+export MLOPS_TEST_MLFLOW_URL="http://127.0.0.1:$mlflow_port"
+for _ in $(seq 1 120); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('$MLOPS_TEST_MLFLOW_URL/health', timeout=2)" 2>/dev/null; then
+        break
+    fi
+    sleep 0.5
+done
+python3 -c "import urllib.request; urllib.request.urlopen('$MLOPS_TEST_MLFLOW_URL/health', timeout=2)" \
+    || { echo "error: mlflow server did not start; see $cache/mlflow.log" >&2; exit 1; }
+echo "mlflow server on $MLOPS_TEST_MLFLOW_URL"
+
+# An OCI registry: Debian's docker-registry (distribution 2.8).
+if ! command -v docker-registry > /dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y --no-install-recommends docker-registry > "$cache/apt.log" 2>&1 \
+            || { apt-get update > /dev/null 2>&1 && apt-get install -y --no-install-recommends docker-registry > "$cache/apt.log" 2>&1; }
+    else
+        sudo apt-get install -y --no-install-recommends docker-registry > "$cache/apt.log" 2>&1
+    fi
+fi
+registry_port="$(free_port)"
+cat > "$scratch/registry.yml" <<CONFIG
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $scratch/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$registry_port
+CONFIG
+docker-registry serve "$scratch/registry.yml" > "$cache/registry.log" 2>&1 &
+pids+=("$!")
+wait_for_port "$registry_port" "docker-registry"
+export MLOPS_TEST_OCI_REGISTRY="127.0.0.1:$registry_port"
+echo "OCI registry on $MLOPS_TEST_OCI_REGISTRY"
 
 echo "== format"
 cargo fmt --all -- --check

@@ -167,6 +167,7 @@ pub fn providers() -> Providers {
     providers.register("local", Arc::new(mlops_provider_local::LocalProvider::new()));
     providers.register("s3", Arc::new(mlops_provider_s3::S3Provider::new()));
     providers.register("kubernetes", Arc::new(mlops_provider_kubernetes::KubernetesProvider::new()));
+    providers.register("mlflow", Arc::new(mlops_provider_mlflow::MlflowProvider::new()));
     providers
 }
 

@@ -23,6 +23,7 @@ fn stable(text: &str) -> String {
         (r"b3:[0-9a-f]{64}", "b3:[HASH]"),
         (r"b3:[0-9a-f]{8}…", "b3:[HASH]…"),
         (r"/[0-9a-f]{32}", "/[HASH]"),
+        (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]"),
     ];
     let mut text = text.to_owned();
     for (pattern, replacement) in replacements {

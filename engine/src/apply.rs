@@ -157,7 +157,7 @@ impl ApplyContext for Context<'_> {
                 .depends_on
                 .iter()
                 .filter_map(|address| state.resources.get(address))
-                .find(|record| record.state.get("uri").and_then(Json::as_str) == Some(uri))
+                .find(|record| ["uri", "artifact_uri"].iter().any(|name| record.state.get(*name).and_then(Json::as_str) == Some(uri)))
                 .cloned()
         };
         let Some(owner) = owner else {
@@ -667,7 +667,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     // Resolve references and residuals against what is applied now.
     // Only what this resource refers to: copying the whole state per
     // resource would make apply quadratic.
-    let upstream: BTreeMap<String, Record> = {
+    let (upstream, state_lineage): (BTreeMap<String, Record>, String) = {
         let state = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut upstream = BTreeMap::new();
         for dependency in &change.depends_on {
@@ -679,7 +679,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
                 upstream.insert(address.clone(), record.clone());
             }
         }
-        upstream
+        (upstream, state.lineage.clone())
     };
     let bindings = bindings_with_modules(plan, &upstream, &change.module_path, None);
     let mut stored_config = change.config.clone();
@@ -708,7 +708,10 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         return Err(Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot apply {}: {message}", change.address))
             .with_help("the value depends on something that did not produce it"));
     }
-    if let Some(Json::Object(gate_blocks)) = resolved.get("gate") {
+    // Gates guard registration; a model pinned to an existing version (a
+    // rollback) registers nothing, so a failing candidate cannot block it.
+    let pinned = change.kind == "model" && resolved.get("version").is_some_and(|version| !version.is_null());
+    if let (Some(Json::Object(gate_blocks)), false) = (resolved.get("gate"), pinned) {
         for (name, gate) in gate_blocks {
             gates.push((
                 name.clone(),
@@ -751,6 +754,12 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     }
 
     let lineage = lineage_for(change, &inputs, &upstream);
+    // Registries tag versions with the state's lineage id, so a version
+    // names the state that produced it.
+    let mut request_lineage = lineage.clone();
+    if let Json::Object(object) = &mut request_lineage {
+        object.insert("state_lineage".to_owned(), Json::String(state_lineage));
+    }
     let request = ApplyRequest {
         target,
         action: Some(change.action),
@@ -759,7 +768,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         prior_private: prior.as_ref().map(|prior| prior.private.clone()).unwrap_or_default(),
         planned_private: change.planned_private.clone(),
         pending_handle: prior.as_ref().and_then(|prior| prior.pending_handle.clone()),
-        lineage: lineage.clone(),
+        lineage: request_lineage,
     };
     let response = if change.is_data {
         // Data sources were read while planning.

@@ -213,9 +213,10 @@ kind "model" {
     }
   }
   attribute "version" {
-    type        = string
-    computed    = true
-    description = "The current version."
+    type         = string
+    computed     = true
+    configurable = true
+    description  = "The current version. Set it to pin an existing version (a rollback): no new version is registered and the aliases move to it."
   }
   attribute "versions" {
     type        = map(ref(model_version))
@@ -226,6 +227,11 @@ kind "model" {
     type        = string
     computed    = true
     description = "Where the current version's artifacts are."
+  }
+  attribute "alias_history" {
+    type        = list(map(string))
+    computed    = true
+    description = "Every alias move mlops made (alias, from, to, at), oldest first: where to roll back to."
   }
 }
 

@@ -29,6 +29,11 @@ data "model" {
     computed    = true
     description = "The run that produced the version."
   }
+  attribute "metrics" {
+    type        = map(number)
+    computed    = true
+    description = "The metrics its run reported: a baseline for a candidate's gate."
+  }
 }
 
 data "image" {
@@ -174,7 +179,15 @@ provider "mlflow" {
   attribute "token" {
     type        = string
     sensitive   = true
-    description = "A bearer token; keep it in a sensitive variable."
+    description = "A bearer token; keep it in a sensitive variable. Defaults to MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)."
+  }
+  attribute "experiment" {
+    type        = string
+    description = "The experiment that records each registered training run; defaults to mlops/MODEL_NAME."
+  }
+  attribute "artifact_location" {
+    type        = string
+    description = "Where experiments mlops creates keep artifacts, such as mlflow-artifacts:/mlops to upload through the server's artifact proxy; defaults to the server's own setting."
   }
 }
 

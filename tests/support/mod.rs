@@ -241,3 +241,28 @@ pub fn s3s_server() -> Option<(String, String, String)> {
         }
     }
 }
+
+/// A server's address from `variable`, or `None` with a loud note outside
+/// CI when it is not set. In CI a missing server fails the test.
+fn server_from(variable: &str, what: &str) -> Option<String> {
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{variable} is not set: run the tests with ./scripts/test.sh, which starts {what}")
+        }
+        _ => {
+            eprintln!("NOTE: {variable} is not set, so this test checks nothing; ./scripts/test.sh starts {what}");
+            None
+        }
+    }
+}
+
+/// The MLflow tracking server's URL (`MLOPS_TEST_MLFLOW_URL`).
+pub fn mlflow_url() -> Option<String> {
+    server_from("MLOPS_TEST_MLFLOW_URL", "the MLflow server")
+}
+
+/// The OCI registry's `host:port` (`MLOPS_TEST_OCI_REGISTRY`).
+pub fn oci_registry() -> Option<String> {
+    server_from("MLOPS_TEST_OCI_REGISTRY", "the OCI registry")
+}

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub mod object_store;
+pub mod registry;
 pub use object_store::{ObjectStore, ObjectStoreError, PutCondition, StoredObject};
 
 use serde::{Deserialize, Serialize};

@@ -25,6 +25,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use mlops_provider_api::registry::{alias_history, alias_moves, pinned_version, registered_model_name, wanted_aliases, LIVE_ALIASES};
 use mlops_provider_api::*;
 use serde_json::{json, Value as Json};
 
@@ -61,6 +62,20 @@ fn path_of_uri(target: &Target, uri: &str) -> PathBuf {
     }
 }
 
+/// True for a URI some other provider must fetch: `s3://…`, `oci://…`,
+/// `mlflow-artifacts:/…`; false for paths and `local://`/`file://`.
+fn has_remote_scheme(uri: &str) -> bool {
+    match uri.split_once(':') {
+        Some((scheme, rest)) => {
+            scheme.len() > 1
+                && scheme.chars().all(|character| character.is_ascii_alphanumeric() || "+-.".contains(character))
+                && rest.starts_with('/')
+                && !matches!(scheme, "local" | "file")
+        }
+        None => false,
+    }
+}
+
 /// A file-system-safe name for an address: `module.a.dataset.b["x"]` -> `module.a.dataset.b.x`.
 fn slug(address: &str) -> String {
     mlops_data::storage_name(address)
@@ -85,9 +100,7 @@ fn strings(config: &Attributes, name: &str) -> Vec<String> {
 
 /// A model's registered name: `name`, or else the block's own name.
 fn registered_name(target: &Target, config: &Attributes) -> String {
-    text(config, "name")
-        .map(str::to_owned)
-        .unwrap_or_else(|| target.address.rsplit_once("model.").map_or(target.address.as_str(), |(_, name)| name).to_owned())
+    registered_model_name(target, config)
 }
 
 fn failed(message: impl Into<String>) -> ProviderError {
@@ -174,13 +187,13 @@ impl Provider for LocalProvider {
                 let registry = root(target).join("registry").join(slug(&registered_name(target, &request.config)));
                 let registered = text(&request.state, "version")
                     .is_some_and(|version| registry.join("versions").join(version).join("version.json").is_file());
-                registered.then(|| {
+                let index: serde_json::Map<String, Json> =
+                    fs::read(registry.join("aliases.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
+                let mut private = private.as_object().cloned().unwrap_or_default();
+                private.insert(LIVE_ALIASES.into(), Json::Object(index.clone()));
+                let state = registered.then(|| {
                     // Aliases read back: only those still pointing at this version.
                     let mut state = request.state.clone();
-                    let index: serde_json::Map<String, Json> = fs::read(registry.join("aliases.json"))
-                        .ok()
-                        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                        .unwrap_or_default();
                     let version = request.state.get("version").cloned().unwrap_or(Json::Null);
                     let held: Vec<Json> = strings(&request.state, "aliases")
                         .into_iter()
@@ -189,7 +202,8 @@ impl Provider for LocalProvider {
                         .collect();
                     state.insert("aliases".into(), Json::Array(held));
                     state
-                })
+                });
+                return Ok(ReadResponse { state, private: Json::Object(private) });
             }
             ("serving", _) => {
                 let pid = request.private.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
@@ -229,15 +243,7 @@ impl Provider for LocalProvider {
             "dataset" => plan_dataset(&request, &mut response)?,
             "feature_set" => response = data::plan_feature_set(&request, same_config(&request)),
             "training" => plan_training(&request, &mut response)?,
-            "model" => {
-                let source_changed = request.changed_inputs.iter().any(|input| input.path.first().map(String::as_str) == Some("source"));
-                if request.prior_state.is_some() && source_changed {
-                    response.update_reasons.push("a new model version will be registered if its gates pass".into());
-                }
-                if source_changed || request.prior_state.is_none() {
-                    response.unknown = vec![vec!["version".into()], vec!["versions".into()], vec!["uri".into()]];
-                }
-            }
+            "model" => response = mlops_provider_api::registry::plan_model(&request),
             "serving" => {
                 if let Some(prior) = &request.prior_state {
                     if prior.get("ready_replicas").and_then(Json::as_f64) == Some(0.0) {
@@ -292,6 +298,30 @@ impl Provider for LocalProvider {
             }
             other => Err(failed(format!("the local provider does not manage `{other}`"))),
         }
+    }
+
+    /// Copies local data (a run's artifacts, a registered version) into
+    /// `destination`, for providers that publish it elsewhere (a registry).
+    fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
+        if has_remote_scheme(&request.uri) {
+            return Err(failed(format!("the local provider cannot read `{}`", request.uri)));
+        }
+        let source = path_of_uri(&request.target, &request.uri);
+        if source.is_file() {
+            fs::create_dir_all(&request.destination).map_err(|error| io_failed("create", &request.destination, error))?;
+            let name = source.file_name().unwrap_or_default();
+            fs::copy(&source, request.destination.join(name)).map_err(|error| io_failed("copy", &source, error))?;
+            return Ok(FetchResponse { copied: 1, files: 1 });
+        }
+        if !source.is_dir() {
+            return Err(ProviderError::with_help(
+                format!("`{}` is not on this machine any more ({} is missing)", request.uri, source.display()),
+                "apply again: the resource that produced it is recreated first",
+            ));
+        }
+        copy_directory(&source, &request.destination)?;
+        let files = data::data_files(&request.destination).map(|files| files.len()).unwrap_or(0);
+        Ok(FetchResponse { copied: files, files })
     }
 
     fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
@@ -362,6 +392,7 @@ fn plan_data_source(target: &Target, config: &Attributes) -> ProviderResult<Plan
             planned.insert("version".into(), Json::String(version.clone()));
             planned.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &directory))));
             planned.insert("run_id".into(), description.get("run_id").cloned().unwrap_or(Json::Null));
+            planned.insert("metrics".into(), description.get("metrics").cloned().filter(Json::is_object).unwrap_or(json!({})));
         }
         "dataset" => {
             let uri = text(config, "uri").unwrap_or_default();
@@ -479,7 +510,7 @@ fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
 /// on this machine, else a copy staged (once) through the provider that
 /// stored it, under `staged/`.
 fn local_copy(target: &Target, uri: &str, context: Option<&dyn ApplyContext>) -> ProviderResult<PathBuf> {
-    if uri.starts_with("local://") || uri.starts_with("file://") || !uri.contains("://") {
+    if !has_remote_scheme(uri) {
         return Ok(path_of_uri(target, uri));
     }
     let Some(context) = context else {
@@ -769,9 +800,18 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
             .and_then(|description| description.get("run_id").and_then(Json::as_str).map(|id| id == run_id))
             .unwrap_or(false)
     });
-    let version = match existing {
-        Some(version) => *version,
-        None => {
+    let pinned = pinned_version(config).map(|pinned| {
+        pinned.parse::<u64>().ok().filter(|version| versions.contains(version)).ok_or_else(|| {
+            ProviderError::with_help(
+                format!("cannot pin version {pinned}: model `{name}` has no such version in the local registry"),
+                "pin a version listed in `versions` (mlops state show), or remove `version` to register new runs again",
+            )
+        })
+    });
+    let version = match (pinned.transpose()?, existing) {
+        (Some(version), _) => version,
+        (None, Some(version)) => *version,
+        (None, None) => {
             let version = versions.last().copied().unwrap_or(0) + 1;
             let directory = versions_directory.join(version.to_string());
             let staging = versions_directory.join(format!(".staging-{version}-{}", std::process::id()));
@@ -808,15 +848,15 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
     let mut aliases: serde_json::Map<String, Json> =
         fs::read(&aliases_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
     let wanted: Vec<String> = strings(config, "aliases");
-    if let Some(prior) = &request.prior_state {
-        for alias in prior.get("aliases").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
-            if !wanted.iter().any(|wanted| wanted == alias) {
-                aliases.remove(alias);
-            }
-        }
-    }
-    for alias in &wanted {
-        aliases.insert(alias.clone(), Json::String(version.to_string()));
+    let live: std::collections::BTreeMap<String, String> =
+        aliases.iter().filter_map(|(alias, version)| Some((alias.clone(), version.as_str()?.to_owned()))).collect();
+    let dropped = request.prior_state.as_ref().map(wanted_aliases).unwrap_or_default();
+    let moves = alias_moves(&live, &wanted, &dropped, &version.to_string());
+    for change in &moves {
+        match &change.to {
+            Some(to) => aliases.insert(change.alias.clone(), Json::String(to.clone())),
+            None => aliases.remove(&change.alias),
+        };
     }
     let temporary = registry.join(".aliases.json.tmp");
     fs::write(&temporary, serde_json::to_vec_pretty(&aliases).unwrap_or_default())
@@ -832,7 +872,9 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
     let uri = remote_artifacts.unwrap_or_else(|| uri_for(&relative_to_root(target, &versions_directory.join(version.to_string()))));
     state.insert("uri".into(), Json::String(uri));
     state.insert("aliases".into(), json!(wanted));
-    Ok(ApplyResponse { state, private: Json::Null })
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    state.insert("alias_history".into(), alias_history(request.prior_state.as_ref(), &moves, &at));
+    Ok(ApplyResponse { state, private: json!({ LIVE_ALIASES: aliases }) })
 }
 
 fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
