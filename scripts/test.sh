@@ -127,6 +127,23 @@ wait_for_port "$registry_port" "docker-registry"
 export MLOPS_TEST_OCI_REGISTRY="127.0.0.1:$registry_port"
 echo "OCI registry on $MLOPS_TEST_OCI_REGISTRY"
 
+# A second registry that wants a password (htpasswd, bcrypt of the password below).
+auth_port="$(free_port)"
+export MLOPS_TEST_OCI_AUTH_USER="mlops" MLOPS_TEST_OCI_AUTH_PASSWORD="registry-password"
+echo 'mlops:$2b$12$7GQARDrIyvxvNhh2..TyVO1NB8ilsRMBcCPmBxJenHYVDWEwWNbfm' > "$scratch/htpasswd"
+sed -e "s|$scratch/registry|$scratch/registry-auth|" -e "s|127.0.0.1:$registry_port|127.0.0.1:$auth_port|" "$scratch/registry.yml" > "$scratch/registry-auth.yml"
+cat >> "$scratch/registry-auth.yml" <<CONFIG
+auth:
+  htpasswd:
+    realm: mlops-test
+    path: $scratch/htpasswd
+CONFIG
+docker-registry serve "$scratch/registry-auth.yml" > "$cache/registry-auth.log" 2>&1 &
+pids+=("$!")
+wait_for_port "$auth_port" "docker-registry (with a password)"
+export MLOPS_TEST_OCI_AUTH_REGISTRY="127.0.0.1:$auth_port"
+echo "OCI registry with a password on $MLOPS_TEST_OCI_AUTH_REGISTRY"
+
 echo "== format"
 cargo fmt --all -- --check
 

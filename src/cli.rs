@@ -48,10 +48,19 @@ enum Command {
     },
     /// Explain a diagnostic code, such as E0102 or unknown-attribute.
     Explain { code: String },
-    /// Prepare a configuration directory: check it, create the state backend.
+    /// Prepare a configuration directory: download registry modules and pin
+    /// them in mlops.lock.hcl, check the configuration, create the state backend.
     Init {
         #[arg(default_value = ".")]
         directory: PathBuf,
+        /// Move every pin to the digest its tag points at now.
+        #[arg(long)]
+        upgrade: bool,
+    },
+    /// Share modules through an OCI registry.
+    Module {
+        #[command(subcommand)]
+        action: ModuleAction,
     },
     /// Refresh, compare with the configuration, and print what apply would do.
     Plan {
@@ -147,6 +156,12 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ModuleAction {
+    /// Push the module in DIRECTORY to an OCI registry, as oci://HOST/REPOSITORY:TAG.
+    Publish { directory: PathBuf, destination: String },
+}
+
 #[derive(clap::Args, Clone)]
 struct CommonPlanArguments {
     /// The configuration directory (or, for apply, a saved plan file).
@@ -189,8 +204,20 @@ impl CommonPlanArguments {
 /// Terraform-style single-dash options (`-var`, `-out`, `-target`, ...) are
 /// accepted as well as the double-dash ones.
 fn normalise_arguments(arguments: impl Iterator<Item = String>) -> Vec<String> {
-    const SINGLE_DASH: &[&str] =
-        &["var", "var-file", "out", "target", "exclude", "refresh", "parallelism", "auto-approve", "detailed-exitcode", "json", "destroy"];
+    const SINGLE_DASH: &[&str] = &[
+        "var",
+        "var-file",
+        "out",
+        "target",
+        "exclude",
+        "refresh",
+        "parallelism",
+        "auto-approve",
+        "detailed-exitcode",
+        "json",
+        "destroy",
+        "upgrade",
+    ];
     arguments
         .map(|argument| {
             let name = argument.strip_prefix('-').filter(|rest| !rest.starts_with('-'));
@@ -219,7 +246,10 @@ pub fn run() -> i32 {
         Command::Fmt { paths, check, recursive } => crate::cli::format_command(&paths, check, recursive),
         Command::Schema { kind, json } => schema(kind.as_deref(), json),
         Command::Explain { code } => explain(&code),
-        Command::Init { directory } => crate::commands::init_command(&directory),
+        Command::Init { directory, upgrade } => crate::commands::init_command(&directory, upgrade),
+        Command::Module { action: ModuleAction::Publish { directory, destination } } => {
+            crate::commands::module_publish_command(&directory, &destination)
+        }
         Command::Plan { common, out, format, detailed_exitcode, destroy } => {
             crate::commands::plan_command(&common.into_plan_arguments(), out.as_deref(), format, detailed_exitcode, destroy)
         }

@@ -168,6 +168,7 @@ pub fn providers() -> Providers {
     providers.register("s3", Arc::new(mlops_provider_s3::S3Provider::new()));
     providers.register("kubernetes", Arc::new(mlops_provider_kubernetes::KubernetesProvider::new()));
     providers.register("mlflow", Arc::new(mlops_provider_mlflow::MlflowProvider::new()));
+    providers.register("oci", Arc::new(mlops_provider_oci::OciProvider::new()));
     providers
 }
 
@@ -1045,7 +1046,10 @@ pub fn force_unlock_command(directory: &Path, id: &str) -> i32 {
     }
 }
 
-pub fn init_command(directory: &Path) -> i32 {
+pub fn init_command(directory: &Path, upgrade: bool) -> i32 {
+    if let Err(diagnostic) = install_registry_modules(directory, upgrade) {
+        return fail(diagnostic);
+    }
     let result = check_directory(directory, &display_directory(directory), &CheckOptions::default());
     if result.has_errors() {
         let errors = report(&result.diagnostics, &result.sources);
@@ -1090,6 +1094,91 @@ pub fn init_command(directory: &Path) -> i32 {
     println!("Initialized: state in {}.", workspace.backend.describe());
     let _ = summary_line;
     0
+}
+
+/// Downloads every registry module the configuration calls (and the ones
+/// those call) into the module cache, pinned in mlops.lock.hcl. A pinned
+/// module is fetched by its digest, so the tag moving changes nothing until
+/// `upgrade`; pins no longer used are dropped.
+fn install_registry_modules(directory: &Path, upgrade: bool) -> Result<(), Diagnostic> {
+    use mlops_compiler::lock;
+    let locked = lock::read(directory).map_err(|message| {
+        Diagnostic::error(codes::STATE_ERROR, message).with_help("fix or delete mlops.lock.hcl and run `mlops init` again")
+    })?;
+    let mut pins = lock::Pins::new();
+    let mut pending: Vec<String> = lock::registry_sources(directory);
+    let registry_failure = |source: &str, error: mlops_provider_api::ProviderError| {
+        let help = error.help().unwrap_or("check the source and that the registry is reachable").to_owned();
+        Diagnostic::error(codes::REMOTE_MODULE_NOT_INSTALLED, format!("cannot install \"{source}\": {error}")).with_help(help)
+    };
+    while let Some(source) = pending.pop() {
+        if pins.contains_key(&source) {
+            continue;
+        }
+        let named_digest = source.split_once('@').map(|(_, digest)| digest.to_owned());
+        let digest = match (named_digest, locked.get(&source)) {
+            (Some(digest), _) => digest,
+            (None, Some(digest)) if !upgrade => digest.clone(),
+            _ => mlops_provider_oci::modules::resolve(&source).map_err(|error| registry_failure(&source, error))?,
+        };
+        let cache = lock::cache_directory(directory, &digest);
+        let state = match lock::verify(&cache, &digest) {
+            Ok(()) => "already downloaded",
+            Err(_) => {
+                mlops_provider_oci::modules::pull(&source, &digest, &cache).map_err(|error| registry_failure(&source, error))?;
+                lock::verify(&cache, &digest).map_err(|problem| {
+                    Diagnostic::error(
+                        codes::MODULE_CONTENT_MISMATCH,
+                        format!("\"{source}\" was downloaded but does not match {digest}: {problem}"),
+                    )
+                    .with_help("the registry served content that differs from its digest; do not use it")
+                })?;
+                "downloaded"
+            }
+        };
+        let moved = locked.get(&source).filter(|before| **before != digest);
+        match moved {
+            Some(before) => println!("module {source}: {before} -> {digest} ({state})"),
+            None => println!("module {source}: {digest} ({state})"),
+        }
+        pending.extend(lock::registry_sources(&cache));
+        pins.insert(source, digest);
+    }
+    if pins != locked || (!pins.is_empty() && !directory.join(lock::LOCK_FILE).exists()) {
+        let path = directory.join(lock::LOCK_FILE);
+        let temporary = directory.join(format!(".{}.tmp", lock::LOCK_FILE));
+        std::fs::write(&temporary, lock::render(&pins)).and_then(|_| std::fs::rename(&temporary, &path)).map_err(|error| {
+            Diagnostic::error(codes::STATE_ERROR, format!("cannot write {}: {error}", path.display())).with_help("check the permissions")
+        })?;
+        println!("Wrote {} ({} module{}).", lock::LOCK_FILE, pins.len(), if pins.len() == 1 { "" } else { "s" });
+    }
+    Ok(())
+}
+
+pub fn module_publish_command(directory: &Path, destination: &str) -> i32 {
+    if !destination.starts_with("oci://") {
+        return fail(
+            Diagnostic::error(codes::INVALID_VALUE, format!("`{destination}` is not a registry destination"))
+                .with_help("publish to oci://HOST/REPOSITORY:TAG"),
+        );
+    }
+    let result = check_directory(directory, &display_directory(directory), &CheckOptions::default());
+    if result.has_errors() {
+        let errors = report(&result.diagnostics, &result.sources);
+        let _ = writeln!(std::io::stderr(), "{errors} error{} found; nothing was published.", if errors == 1 { "" } else { "s" });
+        return 1;
+    }
+    match mlops_provider_oci::modules::publish(directory, destination, &|line| eprintln!("{line}")) {
+        Ok((digest, files)) => {
+            println!("Published {destination} ({files} file{}): {digest}", if files == 1 { "" } else { "s" });
+            println!("Use it with: source = \"{destination}\", then `mlops init`.");
+            0
+        }
+        Err(error) => {
+            let help = error.help().unwrap_or("check the destination and that the registry is reachable").to_owned();
+            fail(Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot publish {destination}: {error}")).with_help(help))
+        }
+    }
 }
 
 /// A local copy of the data at `location`: the path itself, or objects

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use serde_json::Value as Json;
-use support::{mlflow_url, Workspace};
+use support::{http_exchange, mlflow_url, Workspace};
 
 /// A copy of examples/mlflow registering `model_name`, pointed at the server.
 fn mlflow_workspace(url: &str, model_name: &str) -> Workspace {
@@ -26,37 +26,8 @@ fn get(url: &str, path: &str) -> Json {
 
 /// Sends a JSON request to the server; returns status and body.
 fn http(url: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let address = url.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(address).expect("the MLflow server answers");
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    let (headers, body) = response.split_once("\r\n\r\n").unwrap_or(("", ""));
-    // gunicorn may answer chunked; the bodies here are small, one chunk.
-    let body = if headers.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        let mut text = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if size == 0 {
-                break;
-            }
-            text.push_str(&after[..size]);
-            rest = &after[size + 2..];
-        }
-        text
-    } else {
-        body.to_owned()
-    };
-    (status, body)
+    let (status, _, body) = http_exchange(url, method, path, &[("Content-Type", "application/json")], body.as_bytes());
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn tag<'a>(version: &'a Json, key: &str) -> Option<&'a str> {
@@ -176,7 +147,7 @@ fn an_alias_moved_or_a_version_deleted_in_mlflow_shows_as_drift() {
 #[test]
 fn a_data_model_reads_the_champion_by_alias_as_a_gate_baseline() {
     let Some(url) = mlflow_url() else { return };
-    let mut workspace = mlflow_workspace(&url, "baseline-model");
+    let workspace = mlflow_workspace(&url, "baseline-model");
     workspace.apply(&[]);
     // The current challenger is the baseline a new candidate must beat.
     workspace.write(

@@ -1036,6 +1036,45 @@ impl Checker<'_> {
         }
     }
 
+    /// The cached directory of a registry module, checked against the
+    /// digest `mlops.lock.hcl` pins for it.
+    fn installed_module(&mut self, name: &str, source: &str) -> Result<PathBuf, Diagnostic> {
+        let pins = crate::lock::read(&self.root_directory).map_err(|message| {
+            Diagnostic::error(codes::REMOTE_MODULE_NOT_INSTALLED, message).with_help("run `mlops init` to write mlops.lock.hcl again")
+        })?;
+        let pinned_digest = source.split_once('@').map(|(_, digest)| digest.to_owned());
+        let Some(digest) = pins.get(source).cloned() else {
+            return Err(Diagnostic::error(
+                codes::REMOTE_MODULE_NOT_INSTALLED,
+                format!("module `{name}`: \"{source}\" comes from a registry and is not installed"),
+            )
+            .with_help("run `mlops init` to download it and pin it in mlops.lock.hcl"));
+        };
+        if pinned_digest.as_ref().is_some_and(|pinned| *pinned != digest) {
+            return Err(Diagnostic::error(
+                codes::MODULE_CONTENT_MISMATCH,
+                format!("module `{name}`: mlops.lock.hcl pins \"{source}\" to {digest}, which is not the digest the source names"),
+            )
+            .with_help("run `mlops init` to pin the digest in the source"));
+        }
+        let directory = crate::lock::cache_directory(&self.root_directory, &digest);
+        match crate::lock::verify(&directory, &digest) {
+            Ok(()) => Ok(directory),
+            Err(crate::lock::CacheProblem::Missing) => Err(Diagnostic::error(
+                codes::REMOTE_MODULE_NOT_INSTALLED,
+                format!("module `{name}`: \"{source}\" is pinned in mlops.lock.hcl but not downloaded"),
+            )
+            .with_help("run `mlops init` to download it")),
+            Err(crate::lock::CacheProblem::Changed(file)) => Err(Diagnostic::error(
+                codes::MODULE_CONTENT_MISMATCH,
+                format!(
+                    "module `{name}`: the content of \"{source}\" no longer matches the digest pinned in mlops.lock.hcl ({digest}): `{file}` differs",
+                ),
+            )
+            .with_help("run `mlops init` to download the pinned content again; if the new content is intended, review it and run `mlops init -upgrade`")),
+        }
+    }
+
     fn check_module_call(&mut self, scope: &Scope, parent_path: &[String], name: &str, block: &Block) -> (Value, Option<CheckedModule>) {
         let context = Context { describe: "a module call", ..Context::default() };
         let Some(source_attribute) = block.body.attribute("source") else {
@@ -1054,18 +1093,18 @@ impl Checker<'_> {
             );
             return (Value::unknown_any(), None);
         };
-        if source.starts_with("oci://") {
-            self.diagnostics.push(
-                Diagnostic::error(
-                    codes::REMOTE_MODULE_NOT_INSTALLED,
-                    format!("module `{name}` comes from a registry and is not installed"),
-                )
-                .at(source_attribute.value.span, "remote module")
-                .with_help("run `mlops init` to download it and pin it in mlops.lock.hcl"),
-            );
-            return (Value::unknown_any(), None);
-        }
-        if !(source.starts_with("./") || source.starts_with("../") || source.starts_with('/')) {
+        let registry_directory = if source.starts_with("oci://") {
+            match self.installed_module(name, &source) {
+                Ok(directory) => Some(directory),
+                Err(diagnostic) => {
+                    self.diagnostics.push(diagnostic.at(source_attribute.value.span, "registry module"));
+                    return (Value::unknown_any(), None);
+                }
+            }
+        } else {
+            None
+        };
+        if registry_directory.is_none() && !(source.starts_with("./") || source.starts_with("../") || source.starts_with('/')) {
             self.diagnostics.push(
                 Diagnostic::error(codes::MODULE_NOT_FOUND, format!("\"{source}\" is not a module source"))
                     .at(source_attribute.value.span, "unknown source form")
@@ -1073,7 +1112,7 @@ impl Checker<'_> {
             );
             return (Value::unknown_any(), None);
         }
-        let directory = scope.module_directory.join(&source);
+        let directory = registry_directory.clone().unwrap_or_else(|| scope.module_directory.join(&source));
         let canonical = directory.canonicalize().unwrap_or_else(|_| directory.clone());
         if self.call_stack.contains(&canonical) {
             self.diagnostics.push(
@@ -1110,7 +1149,11 @@ impl Checker<'_> {
             );
             return (Value::unknown_any(), None);
         }
-        let display = crate::loader::display_join(&scope.module_display, source.trim_start_matches("./"));
+        let display = if registry_directory.is_some() {
+            source.clone()
+        } else {
+            crate::loader::display_join(&scope.module_display, source.trim_start_matches("./"))
+        };
         let Some(loaded) = load_directory(&directory, &display, &mut self.sources, &mut self.diagnostics) else {
             return (Value::unknown_any(), None);
         };

@@ -23,6 +23,7 @@ pub mod format;
 pub mod functions;
 pub mod lexer;
 pub mod loader;
+pub mod lock;
 pub mod residual;
 pub mod schema;
 pub mod semantic;

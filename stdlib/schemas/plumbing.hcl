@@ -195,12 +195,11 @@ provider "oci" {
   description = "An OCI distribution registry."
   attribute "registry" {
     type        = string
-    required    = true
-    description = "The registry host, such as registry.example.com."
+    description = "Where models are kept: a registry host and optional path, such as registry.example.com/models. Image references name their own registry."
   }
   attribute "username" {
     type        = string
-    description = "The user to log in as."
+    description = "The user to log in as; by default credentials come from MLOPS_OCI_USERNAME/MLOPS_OCI_PASSWORD or the docker configuration (docker login)."
   }
   attribute "password" {
     type        = string
@@ -210,7 +209,7 @@ provider "oci" {
   attribute "insecure" {
     type        = bool
     default     = false
-    description = "Use plain HTTP (for a registry on loopback)."
+    description = "Use plain HTTP. Loopback registries (localhost, 127.0.0.1) always use it, as docker does."
   }
 }
 

@@ -33,6 +33,12 @@ impl Workspace {
         Workspace { directory, environment: Vec::new(), variables: Vec::new() }
     }
 
+    /// An empty directory to write a configuration into.
+    pub fn empty() -> Workspace {
+        let directory = tempfile::Builder::new().prefix("mlops-engine-").tempdir().expect("temporary directory");
+        Workspace { directory, environment: Vec::new(), variables: Vec::new() }
+    }
+
     pub fn path(&self) -> &Path {
         self.directory.path()
     }
@@ -265,4 +271,56 @@ pub fn mlflow_url() -> Option<String> {
 /// The OCI registry's `host:port` (`MLOPS_TEST_OCI_REGISTRY`).
 pub fn oci_registry() -> Option<String> {
     server_from("MLOPS_TEST_OCI_REGISTRY", "the OCI registry")
+}
+
+/// One HTTP/1.1 exchange with a server on loopback (`http://HOST:PORT` or
+/// `HOST:PORT`): returns the status, the response headers (lower-cased
+/// names) and the body, de-chunked.
+pub fn http_exchange(
+    server: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let address = server.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(address).expect("the server answers");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let split = response.windows(4).position(|window| window == b"\r\n\r\n").map_or(response.len(), |at| at + 4);
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|line| line.split_whitespace().nth(1)).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let mut body = response[split.min(response.len())..].to_vec();
+    if headers.iter().any(|(name, value)| name == "transfer-encoding" && value.contains("chunked")) {
+        let mut plain = Vec::new();
+        let mut rest = body.as_slice();
+        while let Some(end) = rest.windows(2).position(|window| window == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..end]).trim(), 16).unwrap_or(0);
+            if size == 0 || rest.len() < end + 2 + size {
+                break;
+            }
+            plain.extend_from_slice(&rest[end + 2..end + 2 + size]);
+            rest = &rest[(end + 4 + size).min(rest.len())..];
+        }
+        body = plain;
+    }
+    (status, headers, body)
+}
+
+/// The password-protected OCI registry's `host:port` (`MLOPS_TEST_OCI_AUTH_REGISTRY`).
+pub fn oci_auth_registry() -> Option<String> {
+    server_from("MLOPS_TEST_OCI_AUTH_REGISTRY", "the OCI registry with a password")
 }

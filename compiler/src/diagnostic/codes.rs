@@ -59,6 +59,7 @@ codes! {
     MISSING_MODULE_INPUT = "E0212" "missing-module-input";
     MODULE_RECURSION = "E0213" "module-recursion";
     REMOTE_MODULE_NOT_INSTALLED = "E0214" "remote-module-not-installed";
+    MODULE_CONTENT_MISMATCH = "E0215" "module-content-mismatch";
     TYPE_MISMATCH = "E0301" "type-mismatch";
     INVALID_TYPE_EXPRESSION = "E0302" "invalid-type-expression";
     FEATURE_TYPE_MISMATCH = "E0303" "feature-type-mismatch";

@@ -453,3 +453,35 @@ pub fn declared_metrics(run: &str, written: Option<&str>, declared: &[String]) -
     }
     Ok(reported)
 }
+
+/// The files under `directory` as `(relative path with /, path)`, sorted, so
+/// the same files always come in the same order.
+pub fn files_under(directory: &std::path::Path) -> ProviderResult<Vec<(String, PathBuf)>> {
+    let mut files = Vec::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&current).map_err(|error| ProviderError::failed(format!("cannot read {}: {error}", current.display())))?;
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.is_file() {
+                let relative = path.strip_prefix(directory).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+                files.push((relative, path));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The innermost cause of an error (`connection refused` rather than
+/// `error sending request`), for messages that must say what went wrong.
+pub fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}

@@ -42,7 +42,7 @@ pub fn pinned_version(config: &Attributes) -> Option<String> {
 
 /// The aliases the configuration asks for.
 pub fn wanted_aliases(config: &Attributes) -> Vec<String> {
-    config.get("aliases").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).map(str::to_owned).collect()
+    strings(config, "aliases")
 }
 
 /// `{alias: version}` recorded by `read` in private data.
@@ -222,6 +222,33 @@ pub fn alias_history(prior_state: Option<&Attributes>, moves: &[AliasMove], at: 
     let excess = history.len().saturating_sub(HISTORY_LIMIT);
     history.drain(..excess);
     Json::Array(history)
+}
+
+/// A model's state after an apply: `version` current, appended to the
+/// prior `versions`, its artifacts at `uri`, the `wanted` aliases on it and
+/// `moves` appended to the alias history at time `at`.
+pub fn model_state(
+    prior_state: Option<&Attributes>,
+    version: &str,
+    uri: String,
+    wanted: &[String],
+    moves: &[AliasMove],
+    at: &str,
+) -> Attributes {
+    let mut versions: Vec<String> = prior_state.map(|state| strings(state, "versions")).unwrap_or_default();
+    versions.push(version.to_owned());
+    let mut state = Attributes::new();
+    state.insert("version".into(), Json::String(version.to_owned()));
+    state.insert("versions".into(), json!(sorted_versions(versions)));
+    state.insert("uri".into(), Json::String(uri));
+    state.insert("aliases".into(), json!(wanted));
+    state.insert("alias_history".into(), alias_history(prior_state, moves, at));
+    state
+}
+
+/// The strings of a list attribute.
+pub fn strings(attributes: &Attributes, name: &str) -> Vec<String> {
+    attributes.get(name).and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).map(str::to_owned).collect()
 }
 
 /// Version numbers in registry order ("2" before "10"), without repeats.

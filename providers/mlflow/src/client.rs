@@ -203,20 +203,12 @@ impl Client {
             });
         }
         // The reqwest error names the URL but never headers, so no token.
-        let cause = std::error::Error::source(error).map_or_else(|| error.to_string(), deepest_cause);
+        let cause = std::error::Error::source(error).map_or_else(|| error.to_string(), mlops_provider_api::root_cause);
         CallError::Provider(ProviderError::with_help(
             format!("cannot reach the MLflow server at {}: {cause}", self.base),
             "check `url` in provider \"mlflow\" and that the server is running (`curl URL/health` answers OK)",
         ))
     }
-}
-
-fn deepest_cause(error: &dyn std::error::Error) -> String {
-    let mut current = error;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
 }
 
 fn first_line(text: &str) -> String {

@@ -34,8 +34,7 @@ use std::time::Duration;
 
 use client::{CallError, Client};
 use mlops_provider_api::registry::{
-    alias_history, alias_moves, live_aliases, pinned_version, plan_model, registered_model_name, sorted_versions, wanted_aliases,
-    LIVE_ALIASES,
+    alias_moves, live_aliases, model_state, pinned_version, plan_model, registered_model_name, strings, wanted_aliases, LIVE_ALIASES,
 };
 use mlops_provider_api::{
     Action, ApplyContext, ApplyRequest, ApplyResponse, Attributes, FetchRequest, FetchResponse, ImportRequest, ImportResponse, PlanRequest,
@@ -94,14 +93,18 @@ impl Provider for MlflowProvider {
         }
         let live = registry_aliases(&client, &name)?;
         let mut state = request.state.clone();
-        // Versions deleted outside mlops drop out of the history of versions.
-        let mut kept = Vec::new();
-        for registered in request.state.get("versions").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
-            if registered == version || client.get("model-versions/get", &[("name", &name), ("version", registered)]).is_ok() {
-                kept.push(Json::String(registered.to_owned()));
-            }
-        }
+        // Versions deleted outside mlops drop out of the history of versions
+        // (one listing, not a request per version).
         if request.state.contains_key("versions") {
+            let existing: std::collections::BTreeSet<String> = all_versions(&client, &name)?
+                .iter()
+                .filter_map(|described| described.get("version").and_then(Json::as_str).map(str::to_owned))
+                .collect();
+            let kept: Vec<Json> = strings(&request.state, "versions")
+                .into_iter()
+                .filter(|registered| *registered == version || existing.contains(registered))
+                .map(Json::String)
+                .collect();
             state.insert("versions".into(), Json::Array(kept));
         }
         let held: Vec<Json> =
@@ -331,24 +334,9 @@ fn apply_model(client: &Client, request: &ApplyRequest, context: &dyn ApplyConte
     private.insert(LIVE_ALIASES.into(), json!(live_after));
 
     let described = client.get("model-versions/get", &[("name", &name), ("version", &version)]).map_err(ProviderError::from)?;
-    let mut versions: Vec<String> = request
-        .prior_state
-        .as_ref()
-        .and_then(|state| state.get("versions"))
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Json::as_str)
-        .map(str::to_owned)
-        .collect();
-    versions.push(version.clone());
-    let mut state = Attributes::new();
-    state.insert("version".into(), Json::String(version.clone()));
-    state.insert("versions".into(), json!(sorted_versions(versions)));
-    state.insert("uri".into(), Json::String(source_uri(described.pointer("/model_version/source").and_then(Json::as_str).unwrap_or(""))));
-    state.insert("aliases".into(), json!(wanted));
+    let uri = source_uri(described.pointer("/model_version/source").and_then(Json::as_str).unwrap_or(""));
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    state.insert("alias_history".into(), alias_history(request.prior_state.as_ref(), &moves, &at));
+    let state = model_state(request.prior_state.as_ref(), &version, uri, &wanted, &moves, &at);
     Ok(ApplyResponse { state, private: Json::Object(private) })
 }
 
@@ -567,28 +555,9 @@ fn log_parameters_and_metrics(client: &Client, run_id: &str, source: &Attributes
     Ok(())
 }
 
-fn files_under(directory: &Path) -> ProviderResult<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![directory.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let entries =
-            std::fs::read_dir(&current).map_err(|error| ProviderError::failed(format!("cannot read {}: {error}", current.display())))?;
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// Puts the files of `staging` under the run's artifact `destination`.
 fn upload_artifacts(client: &Client, staging: &Path, destination: &str) -> ProviderResult<()> {
-    let files = files_under(staging)?;
+    let files: Vec<PathBuf> = mlops_provider_api::files_under(staging)?.into_iter().map(|(_, path)| path).collect();
     if let Some(proxied) = destination.strip_prefix("mlflow-artifacts:") {
         let base = proxied.trim_start_matches('/');
         for file in &files {
@@ -646,7 +615,7 @@ fn fetch_artifacts(client: &Client, uri: &str, destination: &Path) -> ProviderRe
             "artifacts in object storage are read by the provider of that storage",
         ));
     };
-    let files = files_under(Path::new(local))?;
+    let files: Vec<PathBuf> = mlops_provider_api::files_under(Path::new(local))?.into_iter().map(|(_, path)| path).collect();
     for file in &files {
         let relative = file.strip_prefix(local).unwrap_or(file);
         let target = destination.join(relative);
