@@ -78,13 +78,16 @@ fn state_of(workspace: &Workspace, address: &str) -> String {
 #[test]
 fn model_versions_are_pushed_with_their_lineage_and_served_by_digest() {
     let Some(registry) = oci_registry() else { return };
-    let mut workspace = oci_workspace(&registry, "pushed");
+    // A repository of its own: blobs pushed by an earlier run would already be there.
+    let prefix = format!("pushed-{}", std::process::id());
+    let repository = format!("{prefix}/sentiment");
+    let mut workspace = oci_workspace(&registry, &prefix);
     let apply = workspace.apply(&[]);
-    assert!(apply.stderr.contains(&format!("pushed {registry}/pushed/sentiment:1 (sha256:")), "{}", apply.all());
+    assert!(apply.stderr.contains(&format!("pushed {registry}/{repository}:1 (sha256:")), "{}", apply.all());
     assert!(apply.stderr.contains("uploading tokenizer/vocab.txt"), "{}", apply.all());
 
-    let (version_one, digest_one) = manifest(&registry, "pushed/sentiment", "1").expect("version 1 is tagged");
-    assert_eq!(workspace.output("uri"), format!("oci://{registry}/pushed/sentiment@{digest_one}"));
+    let (version_one, digest_one) = manifest(&registry, &repository, "1").expect("version 1 is tagged");
+    assert_eq!(workspace.output("uri"), format!("oci://{registry}/{repository}@{digest_one}"));
     assert_eq!(version_one["artifactType"], "application/vnd.mlops.model.v1");
     let annotations = &version_one["annotations"];
     assert!(annotations["mlops.training_run"].as_str().is_some_and(|run| state_of(&workspace, "training.sentiment").contains(run)));
@@ -98,11 +101,10 @@ fn model_versions_are_pushed_with_their_lineage_and_served_by_digest() {
         .map(|layer| layer["annotations"]["org.opencontainers.image.title"].as_str().unwrap())
         .collect();
     assert_eq!(titles, ["classifier.json", "tokenizer/vocab.txt"]);
-    let config: Json =
-        serde_json::from_slice(&blob(&registry, "pushed/sentiment", version_one["config"]["digest"].as_str().unwrap())).unwrap();
+    let config: Json = serde_json::from_slice(&blob(&registry, &repository, version_one["config"]["digest"].as_str().unwrap())).unwrap();
     assert_eq!(config["metrics"]["accuracy"], 0.9);
     assert_eq!(config["lineage"]["state_lineage"].as_str().map(str::len), Some(32));
-    assert_eq!(manifest(&registry, "pushed/sentiment", "prod").map(|(_, digest)| digest), Some(digest_one.clone()));
+    assert_eq!(manifest(&registry, &repository, "prod").map(|(_, digest)| digest), Some(digest_one.clone()));
 
     // The serving pulled the version back by digest.
     let (status, _, body) = http_exchange(&workspace.output("url"), "GET", "/classifier", &[], b"");
@@ -116,15 +118,15 @@ fn model_versions_are_pushed_with_their_lineage_and_served_by_digest() {
     let apply = workspace.apply(&[]);
     // Files already in the registry are not uploaded again.
     assert!(apply.stderr.contains("tokenizer/vocab.txt: already in"), "{}", apply.all());
-    let (_, digest_two) = manifest(&registry, "pushed/sentiment", "2").expect("version 2 is tagged");
-    assert_eq!(manifest(&registry, "pushed/sentiment", "prod").map(|(_, digest)| digest), Some(digest_two));
+    let (_, digest_two) = manifest(&registry, &repository, "2").expect("version 2 is tagged");
+    assert_eq!(manifest(&registry, &repository, "prod").map(|(_, digest)| digest), Some(digest_two));
 
     // Rollback: pinning version 1 moves `prod` back to its manifest.
     workspace.variables.push("pin=1".into());
     let plan = workspace.run(&["plan"]);
     assert!(plan.stdout.contains("alias `prod` moves from version 2 back to version 1"), "{}", plan.all());
     workspace.apply(&[]);
-    assert_eq!(manifest(&registry, "pushed/sentiment", "prod").map(|(_, digest)| digest), Some(digest_one));
+    assert_eq!(manifest(&registry, &repository, "prod").map(|(_, digest)| digest), Some(digest_one));
     let state = state_of(&workspace, "model.sentiment");
     assert!(state.contains(r#"versions = ["1","2"]"#), "{state}");
     assert!(state.contains(r#"{"alias":"prod","from":"2","to":"1","#), "{state}");
@@ -149,8 +151,17 @@ fn tags_moved_or_deleted_in_the_registry_show_as_drift() {
     assert!(plan.stdout.contains("alias `prod` moves from version 1 (it was moved outside mlops) to version 2"), "{}", plan.all());
     workspace.apply(&[]);
 
-    // Someone deletes the current version: the plan pushes the run again.
+    // Someone pushes other content over the version's tag: it is tagged back.
     let (_, digest_two) = manifest(&registry, "drifting/sentiment", "2").unwrap();
+    let (status, _, _) = http_exchange(&registry, "PUT", "/v2/drifting/sentiment/manifests/2", &[("Content-Type", MANIFEST)], &raw);
+    assert_eq!(status, 201);
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.stdout.contains("tag 2 was pushed over outside mlops"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_eq!(manifest(&registry, "drifting/sentiment", "2").map(|(_, digest)| digest), Some(digest_two.clone()));
+
+    // Someone deletes the current version: the plan pushes the run again.
     let (status, _, _) = http_exchange(&registry, "DELETE", &format!("/v2/drifting/sentiment/manifests/{digest_two}"), &[], b"");
     assert_eq!(status, 202);
     let plan = workspace.run(&["plan"]);

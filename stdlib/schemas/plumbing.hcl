@@ -156,6 +156,14 @@ provider "kubernetes" {
     type        = string
     description = "The image that recomputes drift for monitors (default: the mlops image of this version)."
   }
+  attribute "oras_image" {
+    type        = string
+    description = "The image with the ORAS CLI that pulls model versions kept in an OCI registry, by digest (default ghcr.io/oras-project/oras:v1.2.2)."
+  }
+  attribute "registry_secret" {
+    type        = string
+    description = "A kubernetes.io/dockerconfigjson Secret with the credentials of the OCI registry models are pulled from."
+  }
   attribute "rollout_timeout" {
     type        = string
     format      = "duration"

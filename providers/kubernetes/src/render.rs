@@ -98,6 +98,10 @@ pub struct Settings {
     pub gpu_node_label: String,
     pub training_runtime: String,
     pub monitor_image: String,
+    /// The image with the ORAS CLI that pulls model versions kept in an OCI registry.
+    pub oras_image: String,
+    /// A `kubernetes.io/dockerconfigjson` Secret with the OCI registry's credentials.
+    pub registry_secret: Option<String>,
 }
 
 impl Settings {
@@ -112,6 +116,8 @@ impl Settings {
             gpu_node_label: text("gpu_node_label").unwrap_or_else(|| "nvidia.com/gpu.product".to_owned()),
             training_runtime: text("training_runtime").unwrap_or_else(|| "torch-distributed".to_owned()),
             monitor_image: text("monitor_image").unwrap_or_else(|| format!("ghcr.io/mlops-dev/mlops:{}", env!("CARGO_PKG_VERSION"))),
+            oras_image: text("oras_image").unwrap_or_else(|| "ghcr.io/oras-project/oras:v1.2.2".to_owned()),
+            registry_secret: text("registry_secret"),
         }
     }
 }
@@ -257,6 +263,33 @@ fn storage_container(name: &str, script: String, settings: &Settings, mounts: Js
         container["envFrom"] = from;
     }
     container
+}
+
+/// The init container that puts a model version's files into
+/// [`MODEL_DIRECTORY`], and the volumes it needs besides the model's own:
+/// `oras pull` of the exact manifest for versions in an OCI registry (its
+/// layers are the files, titled with their paths), the AWS CLI otherwise.
+fn model_fetch(model: &ModelVersion, settings: &Settings) -> (Json, Vec<Json>) {
+    let model_mount = json!({ "name": "model", "mountPath": MODEL_DIRECTORY });
+    let Some(reference) = model.uri.strip_prefix("oci://") else {
+        let script = format!("set -eu\naws s3 cp --recursive --only-show-errors {} {MODEL_DIRECTORY}\n", shell_quote(&model.uri));
+        return (storage_container("fetch-model", script, settings, json!([model_mount])), Vec::new());
+    };
+    let host = reference.split('/').next().unwrap_or_default();
+    let host_name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let mut arguments = vec!["pull".to_owned()];
+    if host_name == "localhost" || host_name.starts_with("127.") {
+        arguments.push("--plain-http".to_owned());
+    }
+    let mut mounts = vec![model_mount];
+    let mut volumes = Vec::new();
+    if let Some(secret) = &settings.registry_secret {
+        arguments.extend(["--registry-config".to_owned(), "/etc/mlops/registry/.dockerconfigjson".to_owned()]);
+        mounts.push(json!({ "name": "registry-credentials", "mountPath": "/etc/mlops/registry", "readOnly": true }));
+        volumes.push(json!({ "name": "registry-credentials", "secret": { "secretName": secret } }));
+    }
+    arguments.extend([reference.to_owned(), "--output".to_owned(), MODEL_DIRECTORY.to_owned()]);
+    (json!({ "name": "fetch-model", "image": settings.oras_image, "args": arguments, "volumeMounts": mounts }), volumes)
 }
 
 /// Single-quotes a value for `sh`.
@@ -460,8 +493,18 @@ pub fn serving(
     ];
     match runtime {
         "kserve" => {
-            // KServe's storage initializer downloads STORAGE_URI to /mnt/models.
-            env.insert(0, environment_entry("STORAGE_URI", model.uri.clone()));
+            // KServe's storage initializer downloads STORAGE_URI to
+            // /mnt/models; it cannot read OCI artifacts, so those are pulled
+            // by an init container of the predictor's own.
+            let oci = model.uri.starts_with("oci://");
+            let (init_containers, volumes) = if oci {
+                let (fetch, mut volumes) = model_fetch(model, settings);
+                volumes.insert(0, json!({ "name": "model", "emptyDir": {} }));
+                (json!([fetch]), json!(volumes))
+            } else {
+                env.insert(0, environment_entry("STORAGE_URI", model.uri.clone()));
+                (Json::Null, Json::Null)
+            };
             env.extend(user_environment(config));
             let rollout = block(config, "rollout");
             let strategy = rollout.and_then(|rollout| text(rollout, "strategy")).unwrap_or("all_at_once");
@@ -488,18 +531,16 @@ pub fn serving(
                 "image": image,
                 "env": env,
                 "resources": resource_requirements(resources),
+                "init_containers": init_containers,
+                "volumes": volumes,
             });
             Ok(vec![render("inferenceservice", &values)?])
         }
         _ => {
             env.extend(user_environment(config));
             let autoscaled = max_replicas > min_replicas;
-            let fetch = storage_container(
-                "fetch-model",
-                format!("set -eu\naws s3 cp --recursive --only-show-errors {} {MODEL_DIRECTORY}\n", shell_quote(&model.uri)),
-                settings,
-                json!([{ "name": "model", "mountPath": MODEL_DIRECTORY }]),
-            );
+            let (fetch, mut volumes) = model_fetch(model, settings);
+            volumes.insert(0, json!({ "name": "model", "emptyDir": {} }));
             let selector = json!({ NAME_LABEL: name });
             let mut pod_labels = labels.clone();
             pod_labels["mlops.dev/model-version"] = Json::String(object_name(&model.version, 63));
@@ -515,6 +556,7 @@ pub fn serving(
                 "node_selector": non_empty(node_selector),
                 "tolerations": non_empty(tolerations),
                 "init_containers": [fetch],
+                "volumes": volumes,
                 "image": image,
                 "env": env,
                 "resources": resource_requirements(resources),

@@ -134,6 +134,12 @@ fn model_of(config: &Attributes) -> ProviderResult<ModelVersion> {
     let address = model.get("$address").and_then(Json::as_str).unwrap_or("the model").to_owned();
     let version = text(&model, "version").ok_or_else(|| ProviderError::failed(format!("{address} has no registered version")))?.to_owned();
     let uri = text(&model, "uri").ok_or_else(|| ProviderError::failed(format!("{address} version {version} has no artifacts")))?.to_owned();
+    if uri.starts_with("mlflow-artifacts:") {
+        return Err(ProviderError::with_help(
+            format!("{address} version {version} is stored in MLflow's artifact proxy (`{uri}`), which pods cannot read"),
+            "give the MLflow server an object-storage artifact root, train on the cluster (artifacts in `artifact_root`), or keep the model in an OCI registry (`provider = oci`)",
+        ));
+    }
     if !readable_in_cluster(&uri) {
         return Err(ProviderError::with_help(
             format!("{address} version {version} is stored at `{uri}`, on this machine, where the cluster cannot read it"),

@@ -33,6 +33,9 @@ pub const MODEL_ARTIFACT: &str = "application/vnd.mlops.model.v1";
 pub const MODEL_CONFIG: &str = "application/vnd.mlops.model.config.v1+json";
 /// The private key holding `{version: manifest digest}`.
 const DIGESTS: &str = "digests";
+/// The private key holding `{version: digest}` for a version tag that now
+/// points at another manifest than the one mlops pushed.
+const RETAGGED: &str = "retagged";
 
 #[derive(Debug, Default)]
 pub struct OciProvider;
@@ -113,11 +116,16 @@ impl Provider for OciProvider {
         };
         let mut digests = digests(&request.private);
         let mut state = request.state.clone();
-        // The version tag moved: the version is now another manifest.
-        if digests.get(&version) != Some(&manifest.digest) {
-            state.insert("uri".into(), Json::String(uri_of(&registry, &repository, &manifest.digest)));
-        }
-        digests.insert(version.clone(), manifest.digest.clone());
+        // A version tag pushed over outside mlops: the version mlops pushed
+        // is still the one recorded; the plan tags it back.
+        let retagged = match digests.get(&version) {
+            Some(recorded) if *recorded != manifest.digest => Some(manifest.digest.clone()),
+            Some(_) => None,
+            None => {
+                digests.insert(version.clone(), manifest.digest.clone());
+                None
+            }
+        };
         let mut names = wanted_aliases(&request.state);
         names.extend(wanted_aliases(&request.config));
         let live = alias_positions(&registry, &repository, &names, &digests)?;
@@ -127,6 +135,10 @@ impl Provider for OciProvider {
         let mut private = request.private.as_object().cloned().unwrap_or_default();
         private.insert(LIVE_ALIASES.into(), json!(live));
         private.insert(DIGESTS.into(), json!(digests));
+        match retagged {
+            Some(digest) => private.insert(RETAGGED.into(), json!({ version: digest })),
+            None => private.remove(RETAGGED),
+        };
         Ok(ReadResponse { state: Some(state), private: Json::Object(private) })
     }
 
@@ -134,7 +146,19 @@ impl Provider for OciProvider {
         match (request.target.kind.as_str(), request.target.is_data) {
             ("image", true) => plan_image(&request),
             ("model", true) => plan_data_model(&request.target, &request.config),
-            ("model", false) => Ok(plan_model(&request)),
+            ("model", false) => {
+                let mut response = plan_model(&request);
+                let version = request.prior_state.as_ref().and_then(|state| text(state, "version"));
+                if let Some((version, digest)) =
+                    version.and_then(|version| Some((version, request.prior_private.get(RETAGGED)?.get(version)?.as_str()?)))
+                {
+                    response.update_reasons.push(format!(
+                        "tag {version} was pushed over outside mlops (it points at {}, not the version mlops pushed): apply tags it back",
+                        short(digest)
+                    ));
+                }
+                Ok(response)
+            }
             (other, _) => Err(ProviderError::failed(format!("the oci provider does not manage `{other}`"))),
         }
     }
@@ -216,7 +240,17 @@ fn apply_model(registry: &Registry, repository: &str, request: &ApplyRequest, co
     let mut digests = digests(&request.prior_private);
     let (version, manifest) = match pinned_version(config) {
         Some(pinned) => {
-            let manifest = registry.manifest(repository, Some(&pinned), None)?.ok_or_else(|| {
+            // The manifest mlops pushed as that version, when it knows it.
+            let recorded = match digests.get(&pinned) {
+                Some(digest) => registry.manifest(repository, None, Some(digest))?,
+                None => None,
+            };
+            if let Some(manifest) = &recorded {
+                if registry.manifest(repository, Some(&pinned), None)?.map(|tagged| tagged.digest) != Some(manifest.digest.clone()) {
+                    registry.tag(repository, &pinned, &manifest.raw)?;
+                }
+            }
+            let manifest = recorded.or(registry.manifest(repository, Some(&pinned), None)?).ok_or_else(|| {
                 ProviderError::with_help(
                     format!("cannot pin version {pinned}: {}/{repository} has no tag {pinned}", registry.host()),
                     "pin a version listed in `versions` (mlops state show), or remove `version` to register new runs again",
@@ -273,6 +307,20 @@ fn register_version(
     context: &dyn ApplyContext,
 ) -> ProviderResult<(String, Manifest)> {
     let run_id = text(source, "run_id").unwrap_or_default();
+    // A version mlops pushed for this run: its manifest, by digest, tagged
+    // again if its tag was pushed over.
+    for (version, digest) in digests(&request.prior_private).iter().rev() {
+        if let Some(manifest) = registry.manifest(repository, None, Some(digest))? {
+            if manifest.annotation("mlops.training_run") == Some(run_id) {
+                if registry.manifest(repository, Some(version), None)?.map(|tagged| tagged.digest) != Some(manifest.digest.clone()) {
+                    registry.tag(repository, version, &manifest.raw)?;
+                    context
+                        .progress(&format!("tag {version} of {}/{repository} points at the version mlops pushed again", registry.host()));
+                }
+                return Ok((version.clone(), manifest));
+            }
+        }
+    }
     let mut numbered: Vec<u64> = registry.tags(repository)?.iter().filter_map(|tag| tag.parse().ok()).collect();
     numbered.sort_unstable();
     // The newest versions are the likely ones; a run is looked for among the last few.
