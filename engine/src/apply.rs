@@ -830,17 +830,19 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         lifecycle: change.lifecycle.clone(),
         private: response.private,
         pending_handle: None,
-        lineage,
+        lineage: crate::state::Lineage::default(),
         updated_at: now(),
     };
     let mut record = record;
-    if let Json::Object(lineage) = &mut record.lineage {
+    let mut lineage_tree = lineage;
+    if let Json::Object(lineage) = &mut lineage_tree {
         if let Some(identity) = record.state.get(identity_attribute(&change.kind)) {
             lineage.insert("identity".to_owned(), identity.clone());
         }
         let details = lineage_details(&change.kind, &record.config, &record.state);
         lineage.insert("details".to_owned(), details);
     }
+    record.lineage = crate::state::Lineage::from_json(&lineage_tree);
     let sequence = shared.journal.put_deferred(&record, shared.secrets).map_err(state_failure)?;
     shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.insert(record.address.clone(), record);
     Ok(Some(sequence))
@@ -911,7 +913,7 @@ fn resolve_references(
                 if let Json::Object(stored) = stored {
                     stored.insert("identity".to_owned(), identity.clone().unwrap_or(Json::Null));
                 }
-                inputs.push((address, Some(record.lineage.clone())));
+                inputs.push((address, Some(record.lineage.to_json())));
                 *resolved = Json::Object(attributes);
             }
             return;

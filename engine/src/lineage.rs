@@ -19,7 +19,7 @@ pub fn lineage_of(state: &State, record: &Record) -> Json {
     let mut tree = if record.lineage.is_null() {
         json!({ "address": record.address, "kind": record.kind, "inputs": [] })
     } else {
-        record.lineage.clone()
+        record.lineage.to_json()
     };
     if let Json::Object(object) = &mut tree {
         if let Some(versions) = record.state.get("versions") {

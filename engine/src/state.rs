@@ -56,6 +56,53 @@ fn is_false(flag: &bool) -> bool {
     !flag
 }
 
+/// A record's lineage tree, kept as its compact JSON text. Only `mlops
+/// lineage` and the apply of a downstream resource read it, while every
+/// plan loads every record: as text it costs a fraction of the memory of a
+/// parsed tree (each record nests its inputs' trees).
+#[derive(Debug, Clone, Default)]
+pub struct Lineage(Option<Box<serde_json::value::RawValue>>);
+
+impl Lineage {
+    pub fn from_json(tree: &Json) -> Lineage {
+        if tree.is_null() {
+            return Lineage(None);
+        }
+        Lineage(serde_json::value::to_raw_value(tree).ok())
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The tree, parsed (`null` when there is none).
+    pub fn to_json(&self) -> Json {
+        self.0.as_ref().and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or(Json::Null)
+    }
+}
+
+impl PartialEq for Lineage {
+    fn eq(&self, other: &Lineage) -> bool {
+        self.0.as_ref().map(|raw| raw.get()) == other.0.as_ref().map(|raw| raw.get())
+    }
+}
+
+impl Serialize for Lineage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(raw) => raw.serialize(serializer),
+            None => serializer.serialize_unit(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Lineage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Lineage, D::Error> {
+        let raw: Option<Box<serde_json::value::RawValue>> = Deserialize::deserialize(deserializer)?;
+        Ok(Lineage(raw.filter(|raw| raw.get() != "null")))
+    }
+}
+
 /// One managed resource instance (or data source read).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Record {
@@ -85,8 +132,8 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_handle: Option<Json>,
     /// What produced this resource's current version.
-    #[serde(default, skip_serializing_if = "Json::is_null")]
-    pub lineage: Json,
+    #[serde(default, skip_serializing_if = "Lineage::is_null")]
+    pub lineage: Lineage,
     #[serde(default)]
     pub updated_at: String,
 }
