@@ -156,6 +156,30 @@ fn one_changed_row_flows_through_the_chain_and_lineage_follows() {
 }
 
 #[test]
+fn pinning_an_older_version_rolls_the_alias_and_the_serving_back() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    workspace.apply(&[]);
+    let data = workspace.read("data/transactions.csv");
+    workspace.write("data/transactions.csv", &data.replacen(",false\n", ",true\n", 1));
+    workspace.apply(&[]);
+    assert_eq!(workspace.output("model_version"), "2");
+
+    // Roll back: pin version 1. Nothing is registered, and the alias and the
+    // serving follow; the move is kept in the alias history.
+    let main = workspace.read("main.mlops.hcl");
+    workspace.write("main.mlops.hcl", &main.replace("  aliases = [\"champion\"]", "  aliases = [\"champion\"]\n  version = \"1\""));
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("alias `champion` moves from version 2 back to version 1"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_eq!(workspace.output("model_version"), "1");
+    assert!(workspace.read(".mlops/registry/fraud-detector/aliases.json").contains("\"champion\": \"1\""));
+    assert!(post(&workspace.output("url"), "/predict", "{}").contains("\"model_version\": \"1\""));
+    let state = workspace.run(&["state", "show", "model.fraud"]).stdout;
+    assert!(state.contains(r#"{"alias":"champion","from":"2","to":"1","#), "{state}");
+    assert!(!workspace.path().join(".mlops/registry/fraud-detector/versions/3").exists());
+}
+
+#[test]
 fn a_failing_gate_keeps_the_previous_version_and_alias_serving() {
     let workspace = Workspace::copy_of("examples/quickstart");
     workspace.apply(&[]);
