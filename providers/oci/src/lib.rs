@@ -250,7 +250,11 @@ fn apply_model(registry: &Registry, repository: &str, request: &ApplyRequest, co
                     registry.tag(repository, &pinned, &manifest.raw)?;
                 }
             }
-            let manifest = recorded.or(registry.manifest(repository, Some(&pinned), None)?).ok_or_else(|| {
+            let manifest = match recorded {
+                Some(manifest) => Some(manifest),
+                None => registry.manifest(repository, Some(&pinned), None)?,
+            };
+            let manifest = manifest.ok_or_else(|| {
                 ProviderError::with_help(
                     format!("cannot pin version {pinned}: {}/{repository} has no tag {pinned}", registry.host()),
                     "pin a version listed in `versions` (mlops state show), or remove `version` to register new runs again",
