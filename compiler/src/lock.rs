@@ -29,8 +29,10 @@ pub fn read(root: &Path) -> Result<Pins, String> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Pins::new()),
         Err(error) => return Err(format!("cannot read {LOCK_FILE}: {error}")),
     };
-    let body: Body = crate::syntax::parse_file(crate::source::FileId(0), &text)
-        .map_err(|diagnostic| format!("{LOCK_FILE} is not valid: {}", diagnostic.message))?;
+    let body: Body = crate::syntax::parse_file(crate::source::FileId(0), &text).map_err(|diagnostic| {
+        let line = diagnostic.primary.map_or(1, |label| text[..(label.span.start as usize).min(text.len())].matches('\n').count() + 1);
+        format!("{LOCK_FILE} is not valid (line {line}): {}", diagnostic.message)
+    })?;
     let mut pins = Pins::new();
     for block in body.blocks_named("module") {
         let source = block.labels.first().map(|label| label.value.clone()).unwrap_or_default();

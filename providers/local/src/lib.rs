@@ -99,10 +99,6 @@ fn strings(config: &Attributes, name: &str) -> Vec<String> {
 }
 
 /// A model's registered name: `name`, or else the block's own name.
-fn registered_name(target: &Target, config: &Attributes) -> String {
-    registered_model_name(target, config)
-}
-
 fn failed(message: impl Into<String>) -> ProviderError {
     ProviderError::failed(message)
 }
@@ -184,7 +180,7 @@ impl Provider for LocalProvider {
             ("dataset" | "feature_set", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
             ("training", _) => exists(text(&request.state, "artifact_uri")).then(|| request.state.clone()),
             ("model", _) => {
-                let registry = root(target).join("registry").join(slug(&registered_name(target, &request.config)));
+                let registry = root(target).join("registry").join(slug(&registered_model_name(target, &request.config)));
                 let registered = text(&request.state, "version")
                     .is_some_and(|version| registry.join("versions").join(version).join("version.json").is_file());
                 let index: serde_json::Map<String, Json> =
@@ -779,7 +775,7 @@ fn copy_directory(from: &Path, to: &Path) -> ProviderResult<()> {
 fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
-    let name = &registered_name(target, config);
+    let name = &registered_model_name(target, config);
     let registry = root(target).join("registry").join(slug(name));
     let versions_directory = registry.join("versions");
     fs::create_dir_all(&versions_directory).map_err(|error| io_failed("create", &versions_directory, error))?;
@@ -993,7 +989,7 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
             Ok(())
         }
         "model" => {
-            let name = &registered_name(target, &request.config);
+            let name = &registered_model_name(target, &request.config);
             let _ = fs::remove_dir_all(root(target).join("registry").join(slug(name)));
             Ok(())
         }

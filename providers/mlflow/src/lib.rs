@@ -72,8 +72,9 @@ impl Provider for MlflowProvider {
         SchemaResponse { resource_kinds: vec!["model".into()], data_kinds: vec!["model".into()] }
     }
 
-    fn validate(&self, request: ValidateRequest) -> ValidateResponse {
-        let _ = request;
+    /// Nothing to find without the registry: names and references are
+    /// checked by the schema, everything else when planning.
+    fn validate(&self, _request: ValidateRequest) -> ValidateResponse {
         ValidateResponse::default()
     }
 

@@ -54,6 +54,16 @@ pub fn plain_http(host: &str, insecure: bool) -> bool {
             .is_ok_and(|list| list.split(',').any(|listed| listed.trim() == host || listed.trim() == name))
 }
 
+/// What an artifact is, besides its files: its type, its config blob and
+/// the manifest's annotations.
+#[derive(Clone, Copy)]
+pub struct Artifact<'a> {
+    pub artifact_type: &'a str,
+    pub config_media_type: &'a str,
+    pub config: &'a Json,
+    pub annotations: &'a serde_json::Map<String, Json>,
+}
+
 /// A file of an artifact, as pulled or pushed.
 #[derive(Debug, Clone)]
 pub struct ArtifactFile {
@@ -145,12 +155,7 @@ impl Registry {
     /// Like [`Registry::manifest`], but a missing manifest is an error.
     pub fn require_manifest(&self, repository: &str, tag: Option<&str>, digest: Option<&str>) -> ProviderResult<Manifest> {
         let reference = self.reference(repository, tag, digest);
-        self.manifest(repository, tag, digest)?.ok_or_else(|| {
-            ProviderError::with_help(
-                format!("manifest not found: the OCI registry {} has no {}", self.host, reference.whole()),
-                "check the repository and the tag or digest; it must be pushed first",
-            )
-        })
+        self.manifest(repository, tag, digest)?.ok_or_else(|| self.not_found(&reference.whole()))
     }
 
     /// The digest `repository:tag` points at now (a HEAD request).
@@ -197,20 +202,17 @@ impl Registry {
         Ok(serde_json::from_slice(&bytes).unwrap_or(Json::Null))
     }
 
-    /// Pushes `files` (relative path, file) as one artifact and tags it
-    /// with each of `tags`. Returns the manifest.
-    #[allow(clippy::too_many_arguments)]
+    /// Pushes `files` (relative path, file) as one artifact described by
+    /// `artifact` and tags it with each of `tags`. Returns the manifest.
     pub fn push_files(
         &self,
         repository: &str,
         files: &[(String, PathBuf)],
-        artifact_type: &str,
-        config_media_type: &str,
-        config: &Json,
-        annotations: &serde_json::Map<String, Json>,
+        artifact: &Artifact<'_>,
         tags: &[String],
         progress: &dyn Fn(&str),
     ) -> ProviderResult<Manifest> {
+        let Artifact { artifact_type, config_media_type, config, annotations } = *artifact;
         let reference = self.reference(repository, tags.first().map(String::as_str), None);
         self.runtime.block_on(self.client.store_auth_if_needed(&self.host, &self.auth));
         let config_bytes = serde_json::to_vec(config).unwrap_or_default();
@@ -341,8 +343,7 @@ impl Registry {
             .map_err(|error| self.failure(&error, &reference.whole()))?;
         let scheme = if plain_http(&self.host, false) { "http" } else { "https" };
         let url = format!("{scheme}://{}/v2/{repository}/manifests/{digest}", self.host);
-        let http = reqwest_client();
-        let mut request = http.delete(&url);
+        let mut request = reqwest::Client::new().delete(&url);
         request = match (&token, &self.auth) {
             (Some(token), _) => request.bearer_auth(token),
             (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
@@ -370,6 +371,13 @@ impl Registry {
         }
     }
 
+    fn not_found(&self, reference: &str) -> ProviderError {
+        ProviderError::with_help(
+            format!("manifest not found: the OCI registry {} has no {reference}", self.host),
+            "check the repository and the tag or digest; it must be pushed first",
+        )
+    }
+
     fn refused(&self, reference: &str) -> ProviderError {
         ProviderError::with_help(
             format!("the OCI registry {} refused the credentials for {reference}", self.host),
@@ -392,10 +400,7 @@ impl Registry {
                     .iter()
                     .any(|code| matches!(code, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound))
                 {
-                    ProviderError::with_help(
-                        format!("manifest not found: the OCI registry {} has no {reference}", self.host),
-                        "check the repository and the tag or digest; it must be pushed first",
-                    )
+                    self.not_found(reference)
                 } else if codes.iter().any(|code| matches!(code, OciErrorCode::Toomanyrequests)) {
                     ProviderError::Transient {
                         message: format!("the OCI registry {} is rate-limiting requests for {reference}", self.host),
@@ -409,18 +414,9 @@ impl Registry {
                     ))
                 }
             }
-            OciDistributionError::ImageManifestNotFoundError(_) => ProviderError::with_help(
-                format!("manifest not found: the OCI registry {} has no {reference}", self.host),
-                "check the repository and the tag or digest; it must be pushed first",
-            ),
-            OciDistributionError::ServerError { code, message, .. } if *code == 401 || *code == 403 => {
-                let _ = message;
-                self.refused(reference)
-            }
-            OciDistributionError::ServerError { code, .. } if *code == 404 => ProviderError::with_help(
-                format!("manifest not found: the OCI registry {} has no {reference}", self.host),
-                "check the repository and the tag or digest; it must be pushed first",
-            ),
+            OciDistributionError::ImageManifestNotFoundError(_) => self.not_found(reference),
+            OciDistributionError::ServerError { code, .. } if *code == 401 || *code == 403 => self.refused(reference),
+            OciDistributionError::ServerError { code, .. } if *code == 404 => self.not_found(reference),
             OciDistributionError::ServerError { code, message, .. } if *code == 429 || *code >= 500 => ProviderError::Transient {
                 message: format!("the OCI registry {} answered HTTP {code} for {reference}: {}", self.host, first_line(message)),
             },
@@ -428,10 +424,7 @@ impl Registry {
                 self.refused(reference)
             }
             OciDistributionError::RequestError(request) if request.status().is_some_and(|status| status.as_u16() == 404) => {
-                ProviderError::with_help(
-                    format!("manifest not found: the OCI registry {} has no {reference}", self.host),
-                    "check the repository and the tag or digest; it must be pushed first",
-                )
+                self.not_found(reference)
             }
             OciDistributionError::RequestError(request)
                 if request.status().is_some_and(|status| status.as_u16() == 429 || status.is_server_error()) =>
@@ -472,10 +465,6 @@ fn is_not_found(error: &OciDistributionError) -> bool {
             .any(|error| matches!(error.code, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::NotFound)),
         _ => false,
     }
-}
-
-fn reqwest_client() -> reqwest::Client {
-    reqwest::Client::new()
 }
 
 fn first_line(text: &str) -> String {

@@ -98,8 +98,9 @@ impl Provider for OciProvider {
         SchemaResponse { resource_kinds: vec!["model".into()], data_kinds: vec!["model".into(), "image".into()] }
     }
 
-    fn validate(&self, request: ValidateRequest) -> ValidateResponse {
-        let _ = request;
+    /// Nothing to find without the registry: names and references are
+    /// checked by the schema, everything else when planning.
+    fn validate(&self, _request: ValidateRequest) -> ValidateResponse {
         ValidateResponse::default()
     }
 
@@ -311,17 +312,19 @@ fn register_version(
     context: &dyn ApplyContext,
 ) -> ProviderResult<(String, Manifest)> {
     let run_id = text(source, "run_id").unwrap_or_default();
-    // A version mlops pushed for this run: its manifest, by digest, tagged
-    // again if its tag was pushed over.
-    for (version, digest) in digests(&request.prior_private).iter().rev() {
-        if let Some(manifest) = registry.manifest(repository, None, Some(digest))? {
+    // The current version, when it is this run's: its manifest by digest,
+    // tagged again if its tag was pushed over.
+    let current = request.prior_state.as_ref().and_then(|state| text(state, "version")).map(str::to_owned);
+    let recorded = current.and_then(|version| Some((digests(&request.prior_private).get(&version)?.clone(), version)));
+    if let Some((digest, version)) = recorded {
+        if let Some(manifest) = registry.manifest(repository, None, Some(&digest))? {
             if manifest.annotation("mlops.training_run") == Some(run_id) {
-                if registry.manifest(repository, Some(version), None)?.map(|tagged| tagged.digest) != Some(manifest.digest.clone()) {
-                    registry.tag(repository, version, &manifest.raw)?;
+                if registry.manifest(repository, Some(&version), None)?.map(|tagged| tagged.digest) != Some(manifest.digest.clone()) {
+                    registry.tag(repository, &version, &manifest.raw)?;
                     context
                         .progress(&format!("tag {version} of {}/{repository} points at the version mlops pushed again", registry.host()));
                 }
-                return Ok((version.clone(), manifest));
+                return Ok((version, manifest));
             }
         }
     }
@@ -368,16 +371,13 @@ fn register_version(
         "lineage": request.lineage,
     });
     let files = distribution::files_under(&staging)?;
-    let pushed = registry.push_files(
-        repository,
-        &files,
-        MODEL_ARTIFACT,
-        MODEL_CONFIG,
-        &description,
-        &annotations,
-        std::slice::from_ref(&version),
-        &|line| context.progress(line),
-    );
+    let artifact = distribution::Artifact {
+        artifact_type: MODEL_ARTIFACT,
+        config_media_type: MODEL_CONFIG,
+        config: &description,
+        annotations: &annotations,
+    };
+    let pushed = registry.push_files(repository, &files, &artifact, std::slice::from_ref(&version), &|line| context.progress(line));
     let _ = std::fs::remove_dir_all(&staging);
     let manifest = pushed?;
     context.progress(&format!("pushed {}/{repository}:{version} ({})", registry.host(), manifest.digest));

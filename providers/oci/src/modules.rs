@@ -55,16 +55,13 @@ pub fn publish(directory: &Path, destination: &str, progress: &dyn Fn(&str)) -> 
     }
     let registry = Registry::connect(reference.resolve_registry(), false, None, None)?;
     let config = json!({ "files": files.iter().map(|(relative, _)| relative.clone()).collect::<Vec<_>>() });
-    let manifest = registry.push_files(
-        reference.repository(),
-        &files,
-        MODULE_ARTIFACT,
-        MODULE_CONFIG,
-        &config,
-        &serde_json::Map::new(),
-        &[tag],
-        progress,
-    )?;
+    let artifact = crate::distribution::Artifact {
+        artifact_type: MODULE_ARTIFACT,
+        config_media_type: MODULE_CONFIG,
+        config: &config,
+        annotations: &serde_json::Map::new(),
+    };
+    let manifest = registry.push_files(reference.repository(), &files, &artifact, &[tag], progress)?;
     Ok((manifest.digest, files.len()))
 }
 
