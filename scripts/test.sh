@@ -46,6 +46,15 @@ wait_for_port() {
     return 1
 }
 
+# pip's wheel cache would keep a second copy of every download (hundreds of
+# MB for mlflow and the benchmark peers) on machines that can be short of disk.
+export PIP_NO_CACHE_DIR=1
+free_kib="$(df -Pk "$root" | awk 'NR == 2 { print $4 }')"
+echo "== disk: $((free_kib / 1024)) MiB free at $root"
+if [ "$free_kib" -lt $((6 * 1024 * 1024)) ]; then
+    echo "warning: the servers, the test build and the benchmark peers take about 6 GiB here; expect 'No space left on device'" >&2
+fi
+
 echo "== servers"
 # moto: the full S3 surface (versioning, tagging, lifecycle), in memory.
 if [ ! -x "$cache/venv/bin/moto_server" ]; then
