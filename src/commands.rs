@@ -1146,9 +1146,9 @@ fn install_registry_modules(directory: &Path, upgrade: bool) -> Result<(), Diagn
     }
     if pins != locked || (!pins.is_empty() && !directory.join(lock::LOCK_FILE).exists()) {
         let path = directory.join(lock::LOCK_FILE);
-        let temporary = directory.join(format!(".{}.tmp", lock::LOCK_FILE));
-        std::fs::write(&temporary, lock::render(&pins)).and_then(|_| std::fs::rename(&temporary, &path)).map_err(|error| {
-            Diagnostic::error(codes::STATE_ERROR, format!("cannot write {}: {error}", path.display())).with_help("check the permissions")
+        mlops_engine::state::write_atomically(&path, lock::render(&pins).as_bytes()).map_err(|error| {
+            Diagnostic::error(codes::STATE_ERROR, format!("cannot write {}: {error}", path.display()))
+                .with_help("check the permissions and the free space of the directory")
         })?;
         println!("Wrote {} ({} module{}).", lock::LOCK_FILE, pins.len(), if pins.len() == 1 { "" } else { "s" });
     }
