@@ -156,11 +156,15 @@ echo "OCI registry with a password on $MLOPS_TEST_OCI_AUTH_REGISTRY"
 echo "== format"
 cargo fmt --all -- --check
 
+# One RUSTFLAGS for every cargo call below: a change of flags rebuilds every
+# dependency into a second copy (minutes, and a GB of disk).
+export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
+
 echo "== build (warnings are errors)"
-RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --workspace --all-targets --locked
+cargo build --workspace --all-targets --locked
 
 echo "== tests"
-RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --workspace --locked
+cargo test --workspace --locked
 
 # The benchmark harness at tiny sizes, so that it never rots: every workload
 # runs once (the real figures come from `cargo run --release -p mlops-bench`).
@@ -168,9 +172,11 @@ echo "== benchmark harness, smoke run"
 export MLOPS_BENCH_BINARY="$root/target/debug/mlops"
 export MLOPS_BENCH_S3_ENDPOINT="$MLOPS_TEST_S3S_ENDPOINT"
 export MLOPS_BENCH_S3_ACCESS_KEY="$MLOPS_TEST_S3S_ACCESS_KEY" MLOPS_BENCH_S3_SECRET_KEY="$MLOPS_TEST_S3S_SECRET_KEY"
+# The build above made the harness too.
+bench="$root/target/debug/mlops-bench"
 for workload in validate plan apply apply-engine; do
-    cargo run --quiet --locked -p mlops-bench -- "$workload" --runs 1 --sizes 12
+    "$bench" "$workload" --runs 1 --sizes 12
 done
-cargo run --quiet --locked -p mlops-bench -- upload --runs 1 --size-mib 8
-cargo run --quiet --locked -p mlops-bench -- hash --runs 1 --size-mib 2 --small-files 20
-cargo run --quiet --locked -p mlops-bench -- features --runs 1 --feature-sets 5
+"$bench" upload --runs 1 --size-mib 8
+"$bench" hash --runs 1 --size-mib 2 --small-files 20
+"$bench" features --runs 1 --feature-sets 5
