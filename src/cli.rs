@@ -128,6 +128,10 @@ enum Command {
         directory: PathBuf,
         #[arg(long)]
         json: bool,
+        /// For a model: the lineage of this version instead of the current
+        /// one (the state keeps it for the 20 newest versions it registered)
+        #[arg(long = "version", value_name = "VERSION")]
+        model_version: Option<String>,
     },
     /// Compute drift between reference and current data, as a monitor's
     /// CronJob does in the cluster: the scores go to stdout and, with
@@ -217,6 +221,7 @@ fn normalise_arguments(arguments: impl Iterator<Item = String>) -> Vec<String> {
         "json",
         "destroy",
         "upgrade",
+        "version",
     ];
     arguments
         .map(|argument| {
@@ -263,7 +268,9 @@ pub fn run() -> i32 {
         Command::Output { name, directory, json } => crate::commands::output_command(&directory, name.as_deref(), json),
         Command::State(command) => crate::commands::state_command(&command),
         Command::Graph { directory, format } => crate::commands::graph_command(&directory, format),
-        Command::Lineage { address, directory, json } => crate::commands::lineage_command(&directory, &address, json),
+        Command::Lineage { address, directory, json, model_version } => {
+            crate::commands::lineage_command(&directory, &address, json, model_version.as_deref())
+        }
         Command::Drift { reference, current, columns, method, threshold, output } => {
             crate::commands::drift_command(&reference, &current, &columns, &method, threshold, output.as_deref())
         }

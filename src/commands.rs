@@ -1003,7 +1003,7 @@ pub fn graph_command(directory: &Path, format: GraphFormat) -> i32 {
     0
 }
 
-pub fn lineage_command(directory: &Path, address: &str, json_output: bool) -> i32 {
+pub fn lineage_command(directory: &Path, address: &str, json_output: bool, version: Option<&str>) -> i32 {
     let workspace = match workspace(directory) {
         Ok(workspace) => workspace,
         Err(code) => return code,
@@ -1020,7 +1020,14 @@ pub fn lineage_command(directory: &Path, address: &str, json_output: bool) -> i3
             ),
         );
     };
-    let tree = mlops_engine::lineage::lineage_of(&state, record);
+    let tree = match mlops_engine::lineage::lineage_of(&state, record, version) {
+        Ok(tree) => tree,
+        Err(message) => {
+            return fail(Diagnostic::error(codes::STATE_ERROR, message).with_help(
+                "a version's lineage is recorded when mlops registers it; the registry's tags on the version name its run and data",
+            ))
+        }
+    };
     if json_output {
         println!("{}", serde_json::to_string_pretty(&tree).unwrap_or_default());
     } else {

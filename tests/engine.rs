@@ -158,11 +158,27 @@ fn one_changed_row_flows_through_the_chain_and_lineage_follows() {
 #[test]
 fn pinning_an_older_version_rolls_the_alias_and_the_serving_back() {
     let workspace = Workspace::copy_of("examples/quickstart");
+    let training_run = |address: &str, version: Option<&str>| -> String {
+        let mut arguments = vec!["lineage", address, "--json"];
+        arguments.extend(version.map(|version| ["--version", version]).into_iter().flatten());
+        let run = workspace.run(&arguments);
+        assert_eq!(run.code, 0, "{}", run.all());
+        let tree: serde_json::Value = serde_json::from_str(&run.stdout).expect("lineage JSON");
+        let mut node = tree.clone();
+        while node["address"] != "training.fraud" {
+            node = node["inputs"][0].clone();
+            assert!(!node.is_null(), "no training in {tree}");
+        }
+        node["identity"].as_str().unwrap().to_owned()
+    };
     workspace.apply(&[]);
+    let first_run = training_run("model.fraud", None);
     let data = workspace.read("data/transactions.csv");
     workspace.write("data/transactions.csv", &data.replacen(",false\n", ",true\n", 1));
     workspace.apply(&[]);
     assert_eq!(workspace.output("model_version"), "2");
+    let second_run = training_run("model.fraud", None);
+    assert_ne!(first_run, second_run);
 
     // Roll back: pin version 1. Nothing is registered, and the alias and the
     // serving follow; the move is kept in the alias history.
@@ -177,6 +193,29 @@ fn pinning_an_older_version_rolls_the_alias_and_the_serving_back() {
     let state = workspace.run(&["state", "show", "model.fraud"]).stdout;
     assert!(state.contains(r#"{"alias":"champion","from":"2","to":"1","#), "{state}");
     assert!(!workspace.path().join(".mlops/registry/fraud-detector/versions/3").exists());
+
+    // Lineage follows the version served, not the newest run: "which data
+    // trained what serves?" names the first run's data again.
+    assert_eq!(training_run("model.fraud", None), first_run);
+    assert_eq!(training_run("serving.fraud_api", None), first_run);
+    assert_eq!(training_run("model.fraud", Some("2")), second_run);
+    let missing = workspace.run(&["lineage", "model.fraud", "-version", "9"]);
+    assert_eq!(missing.code, 1, "{}", missing.all());
+    assert!(
+        missing.stderr.contains("model.fraud keeps no lineage for version 9; it keeps the lineage of versions 1, 2"),
+        "{}",
+        missing.all()
+    );
+
+    // Unpinned again, the newest run is current once more, and the serving
+    // follows it in the same apply.
+    workspace.write("main.mlops.hcl", &main);
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("`version` no longer pins version 1: the model follows its newest run again"), "{}", plan.all());
+    assert!(plan.stdout.contains("# serving.fraud_api will be updated in place"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_eq!(workspace.output("model_version"), "2");
+    assert_eq!(training_run("serving.fraud_api", None), second_run);
 }
 
 #[test]

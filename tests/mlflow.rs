@@ -92,6 +92,22 @@ fn versions_carry_their_lineage_and_aliases_move_as_planned_changes() {
     }
     let versions = get(&url, "model-versions/search?filter=name%3D%27lineage-model%27")["model_versions"].as_array().map_or(0, Vec::len);
     assert_eq!(versions, 2, "pinning registered nothing new");
+    // Lineage is that of the pinned version: its run had quality 0.91.
+    let lineage = workspace.run(&["lineage", "model.churn"]).stdout;
+    assert!(lineage.contains("hyperparameters: quality=0.91"), "{lineage}");
+    let lineage = workspace.run(&["lineage", "model.churn", "--version", "2"]).stdout;
+    assert!(lineage.contains("hyperparameters: quality=0.95"), "{lineage}");
+
+    // Unpinned, the alias returns to the newest run's version, which is
+    // found by its run, not registered a second time.
+    workspace.variables.retain(|variable| variable != "pin=1");
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("`version` no longer pins version 1"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_eq!(alias_version(&url, "lineage-model", "challenger").as_deref(), Some("2"));
+    assert_eq!(workspace.output("version"), "2");
+    let versions = get(&url, "model-versions/search?filter=name%3D%27lineage-model%27")["model_versions"].as_array().map_or(0, Vec::len);
+    assert_eq!(versions, 2, "unpinning registered nothing new");
 }
 
 #[test]

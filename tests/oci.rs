@@ -119,7 +119,7 @@ fn model_versions_are_pushed_with_their_lineage_and_served_by_digest() {
     // Files already in the registry are not uploaded again.
     assert!(apply.stderr.contains("tokenizer/vocab.txt: already in"), "{}", apply.all());
     let (_, digest_two) = manifest(&registry, &repository, "2").expect("version 2 is tagged");
-    assert_eq!(manifest(&registry, &repository, "prod").map(|(_, digest)| digest), Some(digest_two));
+    assert_eq!(manifest(&registry, &repository, "prod").map(|(_, digest)| digest), Some(digest_two.clone()));
 
     // Rollback: pinning version 1 moves `prod` back to its manifest.
     workspace.variables.push("pin=1".into());
@@ -130,6 +130,12 @@ fn model_versions_are_pushed_with_their_lineage_and_served_by_digest() {
     let state = state_of(&workspace, "model.sentiment");
     assert!(state.contains(r#"versions = ["1","2"]"#), "{state}");
     assert!(state.contains(r#"{"alias":"prod","from":"2","to":"1","#), "{state}");
+
+    // Unpinned, `prod` returns to version 2, found by its run: no version 3.
+    workspace.variables.retain(|variable| variable != "pin=1");
+    workspace.apply(&[]);
+    assert_eq!(manifest(&registry, &repository, "prod").map(|(_, digest)| digest), Some(digest_two));
+    assert!(manifest(&registry, &repository, "3").is_none(), "unpinning registered a new version");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! - [`convert`]: compiler values to provider-API JSON and back.
 //! - [`plan`]: refresh, the planner hooked into evaluation, the [`plan::Plan`].
 //! - [`apply`]: executes a plan's graph with bounded parallelism, durably.
-//! - [`lineage`]: what produced what, from state.
+//! - [`lineage`]: what produced what, from state (for a model, per version).
 //!
 //! **Architecture invariant:** apply executes the plan and never evaluates
 //! the configuration again; the residual expressions the plan carries (see

@@ -12,23 +12,52 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value as Json};
 
+use crate::apply::INPUTS_BY_VERSION;
 use crate::state::{Record, State};
 
 /// The lineage tree of `record`, with the versions its registry still holds.
-pub fn lineage_of(state: &State, record: &Record) -> Json {
+/// For a model, `version` asks for one of its recent versions instead of
+/// the current one; the error says which versions are known.
+pub fn lineage_of(state: &State, record: &Record, version: Option<&str>) -> Result<Json, String> {
     let mut tree = if record.lineage.is_null() {
         json!({ "address": record.address, "kind": record.kind, "inputs": [] })
     } else {
         record.lineage.to_json()
     };
     if let Json::Object(object) = &mut tree {
+        let by_version = object.remove(INPUTS_BY_VERSION);
+        if let Some(version) = version {
+            let current =
+                object.get("identity").map(|identity| identity.as_str().map(str::to_owned).unwrap_or_else(|| identity.to_string()));
+            if current.as_deref() != Some(version) {
+                let inputs = by_version.as_ref().and_then(|versions| versions.get(version)).ok_or_else(|| {
+                    let known = by_version
+                        .as_ref()
+                        .and_then(Json::as_object)
+                        .map(|versions| mlops_provider_api::registry::sorted_versions(versions.keys().cloned()).join(", "))
+                        .unwrap_or_default();
+                    if known.is_empty() {
+                        format!("{} keeps no lineage for version {version}", record.address)
+                    } else {
+                        format!("{} keeps no lineage for version {version}; it keeps the lineage of versions {known}", record.address)
+                    }
+                })?;
+                object.insert("inputs".to_owned(), inputs.clone());
+                object.insert("identity".to_owned(), Json::String(version.to_owned()));
+                object.remove("note");
+                // The details (uri, aliases) describe the current version.
+                object.remove("details");
+            }
+        }
         if let Some(versions) = record.state.get("versions") {
             object.insert("versions".to_owned(), versions.clone());
         }
         object.insert("state_lineage".to_owned(), Json::String(state.lineage.clone()));
         object.insert("updated_at".to_owned(), Json::String(record.updated_at.clone()));
+    } else if version.is_some() {
+        return Err(format!("{} has no lineage recorded", record.address));
     }
-    tree
+    Ok(tree)
 }
 
 /// The tree as indented text.
@@ -77,6 +106,9 @@ fn node(out: &mut String, tree: &Json, prefix: &str, last: bool, root: bool) {
             };
             let _ = writeln!(out, "{details_prefix}{name}: {shown}");
         }
+    }
+    if let Some(note) = tree.get("note").and_then(Json::as_str) {
+        let _ = writeln!(out, "{details_prefix}note: {note}");
     }
     if let Some(versions) = tree.get("versions").and_then(Json::as_array) {
         let listed: Vec<String> = versions.iter().map(short).collect();

@@ -128,6 +128,13 @@ pub fn plan_model(request: &PlanRequest) -> PlanResponse {
     } else if source_changed {
         response.update_reasons.push("a new model version will be registered from the new run if its gates pass".into());
         None
+    } else if let Some(was_pinned) = request.prior_config.as_ref().and_then(pinned_version) {
+        // The pinned version need not be the newest run's: which version
+        // that run has (or gets, if its gates pass) is known after apply.
+        response.update_reasons.push(format!(
+            "`version` no longer pins version {was_pinned}: the model follows its newest run again (registered if its gates pass)"
+        ));
+        None
     } else {
         current.clone()
     };
@@ -289,6 +296,23 @@ mod tests {
             ]
         );
         assert_eq!(response.planned_state.get("version"), Some(&json!("3")));
+    }
+
+    #[test]
+    fn unpinning_follows_the_newest_run_again() {
+        let request = PlanRequest {
+            config: attributes(json!({"aliases": ["champion"]})),
+            prior_config: Some(attributes(json!({"aliases": ["champion"], "version": "1"}))),
+            prior_state: Some(attributes(json!({"version": "1", "aliases": ["champion"]}))),
+            prior_private: json!({"live_aliases": {"champion": "1"}}),
+            ..PlanRequest::default()
+        };
+        let response = plan_model(&request);
+        assert_eq!(
+            response.update_reasons[0],
+            "`version` no longer pins version 1: the model follows its newest run again (registered if its gates pass)"
+        );
+        assert!(response.unknown.contains(&vec!["version".to_owned()]), "{:?}", response.unknown);
     }
 
     #[test]
