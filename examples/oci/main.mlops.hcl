@@ -5,7 +5,13 @@
 # so the plan shows when that tag starts pointing at another image.
 #
 #   docker-registry serve config.yml        # listening on 127.0.0.1:5000
+#   skopeo copy --dest-tls-verify=false docker://python:3.12 \
+#     docker://127.0.0.1:5000/runtimes/python:3.12   # or push any image there
 #   mlops apply
+#
+# The runtime image must be in the registry before planning (a tag that is
+# not there is an error naming it); `-var runtime_image=HOST/REPO:TAG`
+# points at one your registry already has.
 #
 # Credentials for a private registry come from `docker login` (the docker
 # configuration) or MLOPS_OCI_USERNAME / MLOPS_OCI_PASSWORD.
