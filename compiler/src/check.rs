@@ -192,6 +192,7 @@ pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: O
         root_directory: directory,
         call_stack: Vec::new(),
         root_providers: Vec::new(),
+        installed_modules: HashMap::new(),
     };
     let root = match root {
         Some(loaded) => {
@@ -258,6 +259,9 @@ struct Checker<'r> {
     call_stack: Vec<PathBuf>,
     /// Provider configurations of the root module, visible in child modules.
     root_providers: Vec<(String, String)>,
+    /// Registry modules already checked against mlops.lock.hcl, by source:
+    /// a module called many times is hashed once.
+    installed_modules: HashMap<String, PathBuf>,
 }
 
 /// Per-module facts the ML rules need about other declarations.
@@ -1039,6 +1043,9 @@ impl Checker<'_> {
     /// The cached directory of a registry module, checked against the
     /// digest `mlops.lock.hcl` pins for it.
     fn installed_module(&mut self, name: &str, source: &str) -> Result<PathBuf, Diagnostic> {
+        if let Some(directory) = self.installed_modules.get(source) {
+            return Ok(directory.clone());
+        }
         let pins = crate::lock::read(&self.root_directory).map_err(|message| {
             Diagnostic::error(codes::REMOTE_MODULE_NOT_INSTALLED, message).with_help("run `mlops init` to write mlops.lock.hcl again")
         })?;
@@ -1059,7 +1066,10 @@ impl Checker<'_> {
         }
         let directory = crate::lock::cache_directory(&self.root_directory, &digest);
         match crate::lock::verify(&directory, &digest) {
-            Ok(()) => Ok(directory),
+            Ok(()) => {
+                self.installed_modules.insert(source.to_owned(), directory.clone());
+                Ok(directory)
+            }
             Err(crate::lock::CacheProblem::Missing) => Err(Diagnostic::error(
                 codes::REMOTE_MODULE_NOT_INSTALLED,
                 format!("module `{name}`: \"{source}\" is pinned in mlops.lock.hcl but not downloaded"),

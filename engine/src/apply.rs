@@ -843,7 +843,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         lineage.insert("details".to_owned(), details);
     }
     if change.kind == "model" {
-        lineage_of_the_current_version(&mut lineage_tree, &resolved, &record.state, prior.as_ref());
+        crate::lineage::lineage_of_the_current_version(&mut lineage_tree, &resolved, &record.state, prior.as_ref());
     }
     record.lineage = crate::state::Lineage::from_json(&lineage_tree);
     let sequence = shared.journal.put_deferred(&record, shared.secrets).map_err(state_failure)?;
@@ -920,7 +920,7 @@ fn resolve_references(
                 // version only.
                 let mut lineage = record.lineage.to_json();
                 if let Json::Object(lineage) = &mut lineage {
-                    lineage.remove(INPUTS_BY_VERSION);
+                    lineage.remove(crate::lineage::INPUTS_BY_VERSION);
                 }
                 inputs.push((address, Some(lineage)));
                 *resolved = Json::Object(attributes);
@@ -983,66 +983,6 @@ fn visit_expressions(attributes: &mut Attributes, path: &mut Vec<String>, visit:
         path.pop();
     }
 }
-
-/// How many of a model's versions keep the lineage of their inputs in its
-/// record: enough to roll back through any recent release, without letting
-/// a record grow with every retraining.
-const VERSIONS_WITH_LINEAGE: usize = 20;
-
-/// A model's inputs are those of its newest run, but a pinned model serves
-/// an older version, trained on older data. So a model's lineage keeps the
-/// inputs each version was registered from (`inputs_by_version`), and the
-/// lineage of a pinned model is that of its version, not of the newest run.
-fn lineage_of_the_current_version(tree: &mut Json, config: &Attributes, state: &Attributes, prior: Option<&Record>) {
-    let version_text = |value: &Json| match value {
-        Json::String(text) => Some(text.clone()),
-        Json::Number(number) => Some(number.to_string()),
-        _ => None,
-    };
-    let Some(current) = state.get("version").and_then(version_text) else { return };
-    let pinned = config.get("version").is_some_and(|version| !version.is_null());
-    let prior_lineage = prior.map(|prior| prior.lineage.to_json()).unwrap_or(Json::Null);
-    let mut by_version = prior_lineage.get(INPUTS_BY_VERSION).and_then(Json::as_object).cloned().unwrap_or_default();
-    // A record written before versions kept their own lineage still knows
-    // the inputs of the version it was for, unless that version was pinned.
-    let prior_pinned = prior.and_then(|prior| prior.config.get("version")).is_some_and(|version| !version.is_null());
-    if let (false, Some(version), Some(inputs)) =
-        (prior_pinned, prior_lineage.get("identity").and_then(version_text), prior_lineage.get("inputs"))
-    {
-        by_version.entry(version).or_insert_with(|| inputs.clone());
-    }
-    let Json::Object(tree) = tree else { return };
-    if pinned {
-        match by_version.get(&current) {
-            Some(inputs) => {
-                tree.insert("inputs".to_owned(), inputs.clone());
-            }
-            None => {
-                tree.insert("inputs".to_owned(), Json::Array(Vec::new()));
-                tree.insert(
-                    "note".to_owned(),
-                    Json::String(format!(
-                        "version {current} was not registered by this state, so its inputs are not known here; \
-                         the registry's tags on the version name its run and data"
-                    )),
-                );
-            }
-        }
-    } else if let Some(inputs) = tree.get("inputs") {
-        by_version.insert(current.clone(), inputs.clone());
-    }
-    let kept = mlops_provider_api::registry::sorted_versions(by_version.keys().cloned());
-    let dropped = kept.len().saturating_sub(VERSIONS_WITH_LINEAGE);
-    for version in &kept[..dropped] {
-        by_version.remove(version);
-    }
-    if !by_version.is_empty() {
-        tree.insert(INPUTS_BY_VERSION.to_owned(), Json::Object(by_version));
-    }
-}
-
-/// The key of a model's lineage that holds each recent version's inputs.
-pub const INPUTS_BY_VERSION: &str = "inputs_by_version";
 
 /// What produced this resource: its inputs' lineage, nested.
 fn lineage_for(change: &ResourceChange, inputs: &[(String, Option<Json>)], records: &BTreeMap<String, Record>) -> Json {

@@ -6,13 +6,16 @@
 //! (hyperparameters and metrics for a training, row counts for data) and,
 //! nested, the lineage of each input *as it was when this version was
 //! produced*. So the lineage of a serving names the exact dataset version
-//! that trained the model it serves, even after newer data has arrived.
+//! that trained the model it serves, even after newer data has arrived. A
+//! model's node also keeps the inputs of its recent versions, so a model
+//! pinned to an older version answers for that version.
 
 use std::fmt::Write as _;
 
+use mlops_provider_api::registry::{pinned_version, sorted_versions, version_text};
+use mlops_provider_api::Attributes;
 use serde_json::{json, Value as Json};
 
-use crate::apply::INPUTS_BY_VERSION;
 use crate::state::{Record, State};
 
 /// The lineage tree of `record`, with the versions its registry still holds.
@@ -27,14 +30,13 @@ pub fn lineage_of(state: &State, record: &Record, version: Option<&str>) -> Resu
     if let Json::Object(object) = &mut tree {
         let by_version = object.remove(INPUTS_BY_VERSION);
         if let Some(version) = version {
-            let current =
-                object.get("identity").map(|identity| identity.as_str().map(str::to_owned).unwrap_or_else(|| identity.to_string()));
+            let current = object.get("identity").and_then(version_text);
             if current.as_deref() != Some(version) {
                 let inputs = by_version.as_ref().and_then(|versions| versions.get(version)).ok_or_else(|| {
                     let known = by_version
                         .as_ref()
                         .and_then(Json::as_object)
-                        .map(|versions| mlops_provider_api::registry::sorted_versions(versions.keys().cloned()).join(", "))
+                        .map(|versions| sorted_versions(versions.keys().cloned()).join(", "))
                         .unwrap_or_default();
                     if known.is_empty() {
                         format!("{} keeps no lineage for version {version}", record.address)
@@ -119,3 +121,58 @@ fn node(out: &mut String, tree: &Json, prefix: &str, last: bool, root: bool) {
         node(out, input, &child_prefix, index + 1 == inputs.len(), false);
     }
 }
+
+/// How many of a model's versions keep the lineage of their inputs in its
+/// record: enough to roll back through any recent release, without letting
+/// a record grow with every retraining.
+const VERSIONS_WITH_LINEAGE: usize = 20;
+
+/// A model's inputs are those of its newest run, but a pinned model serves
+/// an older version, trained on older data. So a model's lineage keeps the
+/// inputs each version was registered from (`inputs_by_version`), and the
+/// lineage of a pinned model is that of its version, not of the newest run.
+pub(crate) fn lineage_of_the_current_version(tree: &mut Json, config: &Attributes, state: &Attributes, prior: Option<&Record>) {
+    let Some(current) = state.get("version").and_then(version_text) else { return };
+    let pinned = pinned_version(config).is_some();
+    let prior_lineage = prior.map(|prior| prior.lineage.to_json()).unwrap_or(Json::Null);
+    let mut by_version = prior_lineage.get(INPUTS_BY_VERSION).and_then(Json::as_object).cloned().unwrap_or_default();
+    // A record written before versions kept their own lineage still knows
+    // the inputs of the version it was for, unless that version was pinned.
+    let prior_pinned = prior.and_then(|prior| pinned_version(&prior.config)).is_some();
+    if let (false, Some(version), Some(inputs)) =
+        (prior_pinned, prior_lineage.get("identity").and_then(version_text), prior_lineage.get("inputs"))
+    {
+        by_version.entry(version).or_insert_with(|| inputs.clone());
+    }
+    let Json::Object(tree) = tree else { return };
+    if pinned {
+        match by_version.get(&current) {
+            Some(inputs) => {
+                tree.insert("inputs".to_owned(), inputs.clone());
+            }
+            None => {
+                tree.insert("inputs".to_owned(), Json::Array(Vec::new()));
+                tree.insert(
+                    "note".to_owned(),
+                    Json::String(format!(
+                        "version {current} was not registered by this state, so its inputs are not known here; \
+                         the registry's tags on the version name its run and data"
+                    )),
+                );
+            }
+        }
+    } else if let Some(inputs) = tree.get("inputs") {
+        by_version.insert(current.clone(), inputs.clone());
+    }
+    let kept = sorted_versions(by_version.keys().cloned());
+    let dropped = kept.len().saturating_sub(VERSIONS_WITH_LINEAGE);
+    for version in &kept[..dropped] {
+        by_version.remove(version);
+    }
+    if !by_version.is_empty() {
+        tree.insert(INPUTS_BY_VERSION.to_owned(), Json::Object(by_version));
+    }
+}
+
+/// The key of a model's lineage that holds each recent version's inputs.
+pub const INPUTS_BY_VERSION: &str = "inputs_by_version";

@@ -33,9 +33,14 @@ pub fn registered_model_name(target: &Target, config: &Attributes) -> String {
 
 /// The version the configuration pins (`version = "3"`), if any.
 pub fn pinned_version(config: &Attributes) -> Option<String> {
-    match config.get("version") {
-        Some(Json::String(version)) => Some(version.clone()),
-        Some(Json::Number(number)) => Some(number.to_string()),
+    config.get("version").and_then(version_text)
+}
+
+/// A version number as text, whether written as a string or a number.
+pub fn version_text(value: &Json) -> Option<String> {
+    match value {
+        Json::String(version) => Some(version.clone()),
+        Json::Number(number) => Some(number.to_string()),
         _ => None,
     }
 }
@@ -47,13 +52,13 @@ pub fn wanted_aliases(config: &Attributes) -> Vec<String> {
 
 /// `{alias: version}` recorded by `read` in private data.
 pub fn live_aliases(private: &Json) -> BTreeMap<String, String> {
-    private
-        .get(LIVE_ALIASES)
-        .and_then(Json::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(alias, version)| Some((alias.clone(), version.as_str()?.to_owned())))
-        .collect()
+    private.get(LIVE_ALIASES).and_then(Json::as_object).map(string_entries).unwrap_or_default()
+}
+
+/// The entries of a JSON object whose values are strings, such as an alias
+/// index (`{alias: version}`) or recorded digests (`{version: digest}`).
+pub fn string_entries(object: &serde_json::Map<String, Json>) -> BTreeMap<String, String> {
+    object.iter().filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned()))).collect()
 }
 
 /// The lineage of a version as flat `(key, value)` tags: the training run,

@@ -25,7 +25,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mlops_provider_api::registry::{alias_history, alias_moves, pinned_version, registered_model_name, wanted_aliases, LIVE_ALIASES};
+use mlops_provider_api::registry::{
+    alias_history, alias_moves, pinned_version, registered_model_name, string_entries, wanted_aliases, LIVE_ALIASES,
+};
 use mlops_provider_api::*;
 use serde_json::{json, Value as Json};
 
@@ -844,8 +846,7 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
     let mut aliases: serde_json::Map<String, Json> =
         fs::read(&aliases_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
     let wanted: Vec<String> = strings(config, "aliases");
-    let live: std::collections::BTreeMap<String, String> =
-        aliases.iter().filter_map(|(alias, version)| Some((alias.clone(), version.as_str()?.to_owned()))).collect();
+    let live = string_entries(&aliases);
     let dropped = request.prior_state.as_ref().map(wanted_aliases).unwrap_or_default();
     let moves = alias_moves(&live, &wanted, &dropped, &version.to_string());
     for change in &moves {

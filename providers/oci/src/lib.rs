@@ -20,7 +20,7 @@ use std::path::PathBuf;
 
 use distribution::{parse_reference, Manifest, Registry};
 use mlops_provider_api::registry::{
-    alias_moves, lineage_tags, model_state, pinned_version, plan_model, registered_model_name, wanted_aliases, LIVE_ALIASES,
+    alias_moves, lineage_tags, model_state, pinned_version, plan_model, registered_model_name, string_entries, wanted_aliases, LIVE_ALIASES,
 };
 use mlops_provider_api::{
     Action, ApplyContext, ApplyRequest, ApplyResponse, Attributes, FetchRequest, FetchResponse, ImportRequest, ImportResponse, PlanRequest,
@@ -200,13 +200,7 @@ impl Provider for OciProvider {
 }
 
 fn digests(private: &Json) -> BTreeMap<String, String> {
-    private
-        .get(DIGESTS)
-        .and_then(Json::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(version, digest)| Some((version.clone(), digest.as_str()?.to_owned())))
-        .collect()
+    private.get(DIGESTS).and_then(Json::as_object).map(string_entries).unwrap_or_default()
 }
 
 /// Where each alias tag points, as a version number (or the digest, for a
