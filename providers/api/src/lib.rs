@@ -454,26 +454,59 @@ pub fn declared_metrics(run: &str, written: Option<&str>, declared: &[String]) -
     Ok(reported)
 }
 
-/// The files under `directory` as `(relative path with /, path)`, sorted, so
-/// the same files always come in the same order.
-pub fn files_under(directory: &std::path::Path) -> ProviderResult<Vec<(String, PathBuf)>> {
+/// Whether [`files_under`] lists hidden files (names starting with `.`) and
+/// looks into hidden directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HiddenFiles {
+    Listed,
+    Skipped,
+}
+
+/// The files under `path` (`path` itself, if it is a file) as `(path
+/// relative to it with /, path)`, sorted, so the same files always come in
+/// the same order. Symbolic links to files are listed (model snapshots are
+/// often links into a blob store); links to directories are not followed,
+/// so a link cannot make the walk loop.
+pub fn files_under(path: &std::path::Path, hidden: HiddenFiles) -> ProviderResult<Vec<(String, PathBuf)>> {
+    let metadata = std::fs::metadata(path).map_err(|error| unreadable(path, &error))?;
+    if metadata.is_file() {
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        return Ok(vec![(name, path.to_path_buf())]);
+    }
     let mut files = Vec::new();
-    let mut pending = vec![directory.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let entries =
-            std::fs::read_dir(&current).map_err(|error| ProviderError::failed(format!("cannot read {}: {error}", current.display())))?;
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.is_file() {
-                let relative = path.strip_prefix(directory).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-                files.push((relative, path));
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        let entries = std::fs::read_dir(&directory).map_err(|error| unreadable(&directory, &error))?;
+        for entry in entries {
+            let entry = entry.map_err(|error| unreadable(&directory, &error))?;
+            if hidden == HiddenFiles::Skipped && entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let entry_path = entry.path();
+            let file_type = entry.file_type().map_err(|error| unreadable(&entry_path, &error))?;
+            let is_file = file_type.is_file() || (file_type.is_symlink() && entry_path.is_file());
+            if file_type.is_dir() {
+                pending.push(entry_path);
+            } else if is_file {
+                let relative = entry_path.strip_prefix(path).unwrap_or(&entry_path).to_string_lossy().replace('\\', "/");
+                files.push((relative, entry_path));
             }
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// An IO error on a user's file or directory, with help when it is missing.
+pub fn unreadable(path: &std::path::Path, error: &std::io::Error) -> ProviderError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        ProviderError::with_help(
+            format!("`{}` does not exist", path.display()),
+            "check the path; relative paths start at the configuration's directory",
+        )
+    } else {
+        ProviderError::failed(format!("cannot read `{}`: {error}", path.display()))
+    }
 }
 
 /// The innermost cause of an error (`connection refused` rather than
@@ -484,4 +517,33 @@ pub fn root_cause(error: &dyn std::error::Error) -> String {
         current = next;
     }
     current.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_under_lists_linked_files_skips_hidden_ones_on_request_and_never_loops() {
+        let root = std::env::temp_dir().join(format!("mlops-files-under-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("model/weights")).unwrap();
+        std::fs::create_dir_all(root.join("model/.cache")).unwrap();
+        std::fs::write(root.join("model/weights/layer0.bin"), b"w").unwrap();
+        std::fs::write(root.join("model/.cache/blob"), b"b").unwrap();
+        std::fs::write(root.join("blob"), b"linked").unwrap();
+        std::os::unix::fs::symlink(root.join("blob"), root.join("model/config.json")).unwrap();
+        std::os::unix::fs::symlink(root.join("model"), root.join("model/weights/loop")).unwrap();
+
+        let names = |hidden| -> Vec<String> {
+            files_under(&root.join("model"), hidden).unwrap().into_iter().map(|(relative, _)| relative).collect()
+        };
+        assert_eq!(names(HiddenFiles::Listed), [".cache/blob", "config.json", "weights/layer0.bin"]);
+        assert_eq!(names(HiddenFiles::Skipped), ["config.json", "weights/layer0.bin"]);
+        let single = files_under(&root.join("blob"), HiddenFiles::Skipped).unwrap();
+        assert_eq!(single, [("blob".to_owned(), root.join("blob"))]);
+        let missing = files_under(&root.join("nothing"), HiddenFiles::Skipped).unwrap_err();
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -7,8 +7,10 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+pub use mlops_provider_api::unreadable;
 use mlops_provider_api::{
-    as_expression, Attributes, CompiledExpression, PlanRequest, PlanResponse, ProviderError, ProviderResult, RowEvaluator,
+    as_expression, files_under, Attributes, CompiledExpression, HiddenFiles, PlanRequest, PlanResponse, ProviderError, ProviderResult,
+    RowEvaluator,
 };
 use serde_json::Value as Json;
 
@@ -220,41 +222,7 @@ pub fn short_hash(version: &str) -> &str {
 
 /// The data files under `path` (itself, if a file), sorted, hidden files skipped.
 pub fn data_files(path: &Path) -> ProviderResult<Vec<PathBuf>> {
-    let metadata = fs::metadata(path).map_err(|error| unreadable(path, &error))?;
-    if metadata.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(directory) = stack.pop() {
-        let entries = fs::read_dir(&directory).map_err(|error| unreadable(&directory, &error))?;
-        for entry in entries {
-            let entry = entry.map_err(|error| unreadable(&directory, &error))?;
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let file_type = entry.file_type().map_err(|error| unreadable(&entry.path(), &error))?;
-            if file_type.is_dir() {
-                stack.push(entry.path());
-            } else if file_type.is_file() {
-                files.push(entry.path());
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-pub fn unreadable(path: &Path, error: &std::io::Error) -> ProviderError {
-    if error.kind() == std::io::ErrorKind::NotFound {
-        ProviderError::with_help(
-            format!("`{}` does not exist", path.display()),
-            "check the path; relative paths start at the configuration's directory",
-        )
-    } else {
-        ProviderError::failed(format!("cannot read `{}`: {error}", path.display()))
-    }
+    Ok(files_under(path, HiddenFiles::Skipped)?.into_iter().map(|(_, file)| file).collect())
 }
 
 /// Size and modification time of every file: a cheap stamp that lets a

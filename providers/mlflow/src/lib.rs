@@ -558,7 +558,8 @@ fn log_parameters_and_metrics(client: &Client, run_id: &str, source: &Attributes
 
 /// Puts the files of `staging` under the run's artifact `destination`.
 fn upload_artifacts(client: &Client, staging: &Path, destination: &str) -> ProviderResult<()> {
-    let files: Vec<PathBuf> = mlops_provider_api::files_under(staging)?.into_iter().map(|(_, path)| path).collect();
+    let files: Vec<PathBuf> =
+        mlops_provider_api::files_under(staging, mlops_provider_api::HiddenFiles::Listed)?.into_iter().map(|(_, path)| path).collect();
     if let Some(proxied) = destination.strip_prefix("mlflow-artifacts:") {
         let base = proxied.trim_start_matches('/');
         for file in &files {
@@ -616,7 +617,10 @@ fn fetch_artifacts(client: &Client, uri: &str, destination: &Path) -> ProviderRe
             "artifacts in object storage are read by the provider of that storage",
         ));
     };
-    let files: Vec<PathBuf> = mlops_provider_api::files_under(Path::new(local))?.into_iter().map(|(_, path)| path).collect();
+    let files: Vec<PathBuf> = mlops_provider_api::files_under(Path::new(local), mlops_provider_api::HiddenFiles::Listed)?
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect();
     for file in &files {
         let relative = file.strip_prefix(local).unwrap_or(file);
         let target = destination.join(relative);

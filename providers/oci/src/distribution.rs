@@ -481,7 +481,7 @@ pub fn safe_join(directory: &Path, relative: &str) -> Option<PathBuf> {
     Some(directory.join(path))
 }
 
-pub use mlops_provider_api::files_under;
+pub use mlops_provider_api::{files_under, HiddenFiles};
 
 /// `sha256:HEX` and the size of a file, read in blocks.
 pub fn file_digest(path: &Path) -> ProviderResult<(String, u64)> {

@@ -364,7 +364,7 @@ fn register_version(
         "artifact_uri": artifact_uri,
         "lineage": request.lineage,
     });
-    let files = distribution::files_under(&staging)?;
+    let files = distribution::files_under(&staging, distribution::HiddenFiles::Listed)?;
     let artifact = distribution::Artifact {
         artifact_type: MODEL_ARTIFACT,
         config_media_type: MODEL_CONFIG,

@@ -24,9 +24,9 @@ pub const MODULE_CONFIG: &str = "application/vnd.mlops.module.config.v1+json";
 /// The files of a module directory: everything but hidden entries (`.mlops/`,
 /// `.git/`, editor files) and a lock file of its own.
 pub fn module_files(directory: &Path) -> ProviderResult<Vec<(String, PathBuf)>> {
-    Ok(crate::distribution::files_under(directory)?
+    Ok(crate::distribution::files_under(directory, crate::distribution::HiddenFiles::Skipped)?
         .into_iter()
-        .filter(|(relative, _)| !relative.split('/').any(|part| part.starts_with('.')) && relative != "mlops.lock.hcl")
+        .filter(|(relative, _)| relative != "mlops.lock.hcl")
         .collect())
 }
 
