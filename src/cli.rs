@@ -295,7 +295,7 @@ fn validate(directory: &Path, json: bool) -> i32 {
     let warnings = result.diagnostics.len() - errors;
     if json {
         let report = json_report(&result.diagnostics, &result.sources);
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
         let rendered =
             render_human_all(&result.diagnostics, &result.sources, HumanOptions { colour: colour_enabled(), width: terminal_width() });
@@ -303,7 +303,7 @@ fn validate(directory: &Path, json: bool) -> i32 {
         let _ = stderr.write_all(rendered.as_bytes());
         if errors == 0 {
             let resources: usize = result.root.as_ref().map_or(0, |root| root.all_resources().len());
-            println!(
+            outln!(
                 "The configuration is valid: {resources} resource{} checked{}.",
                 if resources == 1 { "" } else { "s" },
                 if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() }
@@ -331,16 +331,16 @@ fn terminal_width() -> usize {
 fn explain(query: &str) -> i32 {
     match codes::lookup(query) {
         Some(code) => {
-            print!("{}", code.explanation);
+            out!("{}", code.explanation);
             0
         }
         None => {
             let names: Vec<&str> = codes::ALL.iter().flat_map(|code| [code.id, code.name]).collect();
             let hint =
                 mlops_compiler::suggest::did_you_mean(query, names.iter().copied()).map(|hint| format!(" {hint}")).unwrap_or_default();
-            eprintln!("error: there is no diagnostic code `{query}`.{hint}\nhelp: codes look like E0102 or unknown-attribute; every code:");
+            errln!("error: there is no diagnostic code `{query}`.{hint}\nhelp: codes look like E0102 or unknown-attribute; every code:");
             for code in codes::ALL {
-                eprintln!("  {} {}", code.id, code.name);
+                errln!("  {} {}", code.id, code.name);
             }
             1
         }
@@ -361,17 +361,17 @@ fn schema(kind: Option<&str>, json: bool) -> i32 {
                 let names: Vec<&str> = schemas.resources.keys().map(String::as_str).collect();
                 let hint =
                     mlops_compiler::suggest::did_you_mean(kind, names.iter().copied()).map(|hint| format!(" {hint}")).unwrap_or_default();
-                eprintln!("error: there is no kind `{kind}`.{hint}\nhelp: the kinds are {}; data sources as data.KIND, providers as provider.TYPE", names.join(", "));
+                errln!("error: there is no kind `{kind}`.{hint}\nhelp: the kinds are {}; data sources as data.KIND, providers as provider.TYPE", names.join(", "));
                 return 1;
             }
         },
         None => schemas.resources.values().chain(schemas.data.values()).chain(schemas.providers.values()).collect(),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&selected).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&selected).unwrap_or_default());
     } else {
         for schema in selected {
-            print!("{}", crate::schema_text::render(schema));
+            out!("{}", crate::schema_text::render(schema));
         }
     }
     0
@@ -401,7 +401,7 @@ pub fn format_command(paths: &[PathBuf], check: bool, recursive: bool) -> i32 {
     let mut targets = Vec::new();
     for path in paths {
         if let Err(error) = collect_format_targets(path, recursive, &mut targets) {
-            eprintln!("error[E0003 unreadable-file]: cannot read `{}`: {error}", path.display());
+            errln!("error[E0003 unreadable-file]: cannot read `{}`: {error}", path.display());
             return 1;
         }
     }
@@ -412,12 +412,12 @@ pub fn format_command(paths: &[PathBuf], check: bool, recursive: bool) -> i32 {
         let text = match std::fs::read(target).map(String::from_utf8) {
             Ok(Ok(text)) => text,
             Ok(Err(_)) => {
-                eprintln!("error[E0004 invalid-utf8]: `{shown}` is not UTF-8 text\n  help: save the file as UTF-8");
+                errln!("error[E0004 invalid-utf8]: `{shown}` is not UTF-8 text\n  help: save the file as UTF-8");
                 failed = true;
                 continue;
             }
             Err(error) => {
-                eprintln!("error[E0003 unreadable-file]: cannot read `{shown}`: {error}");
+                errln!("error[E0003 unreadable-file]: cannot read `{shown}`: {error}");
                 failed = true;
                 continue;
             }
@@ -427,19 +427,19 @@ pub fn format_command(paths: &[PathBuf], check: bool, recursive: bool) -> i32 {
             Ok(formatted) => {
                 unformatted += 1;
                 if check {
-                    println!("{shown}");
+                    outln!("{shown}");
                 } else if let Err(error) = write_atomically(target, &formatted) {
-                    eprintln!("error[E0003 unreadable-file]: cannot write `{shown}`: {error}");
+                    errln!("error[E0003 unreadable-file]: cannot write `{shown}`: {error}");
                     failed = true;
                 } else {
-                    println!("{shown}");
+                    outln!("{shown}");
                 }
             }
             Err(diagnostic) => {
                 let mut sources = mlops_compiler::source::SourceMap::default();
                 sources.add(mlops_compiler::source::SourceFile::new(target.clone(), shown.clone(), text));
                 let options = HumanOptions { colour: colour_enabled(), width: terminal_width() };
-                eprint!("{}", render_human_all(&[*diagnostic], &sources, options));
+                err!("{}", render_human_all(&[*diagnostic], &sources, options));
                 failed = true;
             }
         }
@@ -447,7 +447,7 @@ pub fn format_command(paths: &[PathBuf], check: bool, recursive: bool) -> i32 {
     if failed {
         1
     } else if check && unformatted > 0 {
-        eprintln!("{unformatted} file{} would be reformatted; run `mlops fmt` to fix.", if unformatted == 1 { "" } else { "s" });
+        errln!("{unformatted} file{} would be reformatted; run `mlops fmt` to fix.", if unformatted == 1 { "" } else { "s" });
         3
     } else {
         0

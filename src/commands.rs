@@ -285,15 +285,15 @@ pub fn plan_command(arguments: &PlanArguments, out: Option<&Path>, format: PlanF
     report(&planned.diagnostics, &planned.sources);
     let plan = planned.plan;
     match format {
-        PlanFormat::Text => print!("{}", render_text(&plan, Style { colour: colour() })),
-        PlanFormat::Markdown => print!("{}", render_markdown(&plan)),
+        PlanFormat::Text => out!("{}", render_text(&plan, Style { colour: colour() })),
+        PlanFormat::Markdown => out!("{}", render_markdown(&plan)),
         PlanFormat::Json => {
             let diagnostics: Vec<Json> = json_report(&planned.diagnostics, &planned.sources)
                 .diagnostics
                 .iter()
                 .map(|diagnostic| serde_json::to_value(diagnostic).unwrap_or(Json::Null))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&render_json(&plan, &diagnostics)).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&render_json(&plan, &diagnostics)).unwrap_or_default());
         }
     }
     if let Some(out) = out {
@@ -304,7 +304,7 @@ pub fn plan_command(arguments: &PlanArguments, out: Option<&Path>, format: PlanF
             );
         }
         if format == PlanFormat::Text {
-            println!("\nSaved the plan to {}. Apply exactly this plan with: mlops apply {}", out.display(), out.display());
+            outln!("\nSaved the plan to {}. Apply exactly this plan with: mlops apply {}", out.display(), out.display());
         }
     }
     if detailed_exitcode && plan.has_changes() {
@@ -467,7 +467,7 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 fn confirm(question: &str) -> bool {
-    print!("{question}\n  Only 'yes' will be accepted: ");
+    out!("{question}\n  Only 'yes' will be accepted: ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -528,7 +528,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
                     .with_help("make a new plan with `mlops plan -out FILE`, review it, and apply that"),
             );
         }
-        print!("{}", render_text(&plan, Style { colour: colour() }));
+        out!("{}", render_text(&plan, Style { colour: colour() }));
         (plan, workspace, lock, state)
     } else {
         let workspace = match workspace(&arguments.directory) {
@@ -556,7 +556,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
             Err(code) => return code,
         };
         report(&planned.diagnostics, &planned.sources);
-        print!("{}", render_text(&planned.plan, Style { colour: colour() }));
+        out!("{}", render_text(&planned.plan, Style { colour: colour() }));
         if !planned.plan.has_changes() {
             return 0;
         }
@@ -568,7 +568,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
                 );
             }
             if !confirm("\nDo you want to perform these actions?") {
-                println!("Apply cancelled.");
+                outln!("Apply cancelled.");
                 return 1;
             }
         }
@@ -582,7 +582,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
     let result = apply(&plan, &workspace.backend, state, &providers(), &secrets, &options);
     drop(lock);
     let failures: Vec<Diagnostic> = result.failures().map(|(_, diagnostic)| diagnostic.clone()).collect();
-    println!();
+    outln!();
     if !failures.is_empty() {
         report(&failures, &SourceMap::default());
     }
@@ -595,7 +595,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
         })
         .collect();
     for (address, because) in &skipped {
-        println!("skipped {address}: {because}");
+        outln!("skipped {address}: {because}");
     }
     if let Some(error) = result.state_error {
         // Said already, for the resource whose record could not be saved.
@@ -614,15 +614,15 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
         if result.count(Action::Forget) > 0 { format!(", {} forgotten", result.count(Action::Forget)) } else { String::new() }
     );
     if result.interrupted {
-        println!("{verb} interrupted: {summary}. What finished is saved; run `mlops apply` again to continue.");
+        outln!("{verb} interrupted: {summary}. What finished is saved; run `mlops apply` again to continue.");
         return 1;
     }
     if result.succeeded() {
-        println!("{verb} complete: {summary}.");
+        outln!("{verb} complete: {summary}.");
         print_outputs(&result.state);
         0
     } else {
-        println!(
+        outln!(
             "{verb} failed: {summary}; {} failed, {} skipped. Fix the errors above and run `mlops apply` again; finished work is not repeated.",
             failures.len(),
             skipped.len()
@@ -658,10 +658,10 @@ fn print_outputs(state: &State) {
     if state.outputs.is_empty() {
         return;
     }
-    println!("\nOutputs:");
+    outln!("\nOutputs:");
     for (name, output) in &state.outputs {
         let shown = if output.sensitive { "(sensitive)".to_owned() } else { output.value.to_string() };
-        println!("  {name} = {shown}");
+        outln!("  {name} = {shown}");
     }
 }
 
@@ -680,9 +680,9 @@ pub fn show_command(path: Option<&Path>, json_output: bool) -> i32 {
                     }
                 };
             if json_output {
-                println!("{}", serde_json::to_string_pretty(&render_json(&plan, &[])).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&render_json(&plan, &[])).unwrap_or_default());
             } else {
-                print!("{}", render_text(&plan, Style { colour: colour() }));
+                out!("{}", render_text(&plan, Style { colour: colour() }));
             }
             0
         }
@@ -698,16 +698,16 @@ pub fn show_command(path: Option<&Path>, json_output: bool) -> i32 {
             };
             if json_output {
                 let redacted = redacted_state(&state);
-                println!("{}", serde_json::to_string_pretty(&redacted).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&redacted).unwrap_or_default());
                 return 0;
             }
             if state.resources.is_empty() {
-                println!("The state is empty: nothing is managed yet.");
+                outln!("The state is empty: nothing is managed yet.");
                 return 0;
             }
-            println!("# state serial {}, lineage {}", state.serial, state.lineage);
+            outln!("# state serial {}, lineage {}", state.serial, state.lineage);
             for record in state.resources.values() {
-                println!();
+                outln!();
                 print_record(record);
             }
             print_outputs(&state);
@@ -737,8 +737,8 @@ fn redacted_state(state: &State) -> Json {
 }
 
 fn print_record(record: &mlops_engine::state::Record) {
-    println!("# {}", record.address);
-    println!("{} {{", record.kind);
+    outln!("# {}", record.address);
+    outln!("{} {{", record.kind);
     let merged = record.merged_attributes();
     for (name, value) in &merged {
         let sensitive = record.sensitive_paths.iter().any(|path| path.first() == Some(name));
@@ -749,9 +749,9 @@ fn print_record(record: &mlops_engine::state::Record) {
         } else {
             value.to_string()
         };
-        println!("  {name} = {shown}");
+        outln!("  {name} = {shown}");
     }
-    println!("}}");
+    outln!("}}");
 }
 
 pub fn output_command(directory: &Path, name: Option<&str>, json_output: bool) -> i32 {
@@ -767,11 +767,11 @@ pub fn output_command(directory: &Path, name: Option<&str>, json_output: bool) -
         Some(name) => match state.outputs.get(name) {
             Some(output) => {
                 if json_output {
-                    println!("{}", output.value);
+                    outln!("{}", output.value);
                 } else {
                     match &output.value {
-                        Json::String(text) => println!("{text}"),
-                        other => println!("{other}"),
+                        Json::String(text) => outln!("{text}"),
+                        other => outln!("{other}"),
                     }
                 }
                 0
@@ -788,10 +788,10 @@ pub fn output_command(directory: &Path, name: Option<&str>, json_output: bool) -
             if json_output {
                 let map: serde_json::Map<String, Json> =
                     state.outputs.iter().map(|(name, output)| (name.clone(), json!({ "value": if output.sensitive { Json::String("(sensitive)".into()) } else { output.value.clone() }, "sensitive": output.sensitive }))).collect();
-                println!("{}", serde_json::to_string_pretty(&map).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&map).unwrap_or_default());
             } else {
                 for (name, output) in &state.outputs {
-                    println!("{name} = {}", if output.sensitive { "(sensitive)".to_owned() } else { output.value.to_string() });
+                    outln!("{name} = {}", if output.sensitive { "(sensitive)".to_owned() } else { output.value.to_string() });
                 }
             }
             0
@@ -825,6 +825,20 @@ pub enum StateCommand {
         #[arg(long, default_value = ".")]
         directory: PathBuf,
     },
+    /// Rebuild a damaged or missing local state from its backups.
+    Restore {
+        /// List what can be restored and what each choice would lose; change nothing.
+        #[arg(long)]
+        list: bool,
+        /// What to restore: a backup's serial, or `current` (the files as they are, damaged lines skipped). Default: the newest.
+        #[arg(long)]
+        from: Option<String>,
+        /// Restore although changes the files show were made are lost (with no backup at all: start from an empty state).
+        #[arg(long)]
+        accept_loss: bool,
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+    },
 }
 
 pub fn state_command(command: &StateCommand) -> i32 {
@@ -832,7 +846,8 @@ pub fn state_command(command: &StateCommand) -> i32 {
         StateCommand::List { directory }
         | StateCommand::Show { directory, .. }
         | StateCommand::Rm { directory, .. }
-        | StateCommand::Mv { directory, .. } => directory,
+        | StateCommand::Mv { directory, .. }
+        | StateCommand::Restore { directory, .. } => directory,
     };
     let workspace = match workspace(directory) {
         Ok(workspace) => workspace,
@@ -848,6 +863,7 @@ pub fn state_command(command: &StateCommand) -> i32 {
         )
     };
     match command {
+        StateCommand::Restore { list, from, accept_loss, .. } => restore_state(&workspace, &secrets, *list, from.as_deref(), *accept_loss),
         StateCommand::List { .. } | StateCommand::Show { .. } => {
             let state = match workspace.backend.load(&secrets) {
                 Ok(state) => state,
@@ -858,7 +874,7 @@ pub fn state_command(command: &StateCommand) -> i32 {
                 print_record(record);
             } else {
                 for address in state.resources.keys() {
-                    println!("{address}");
+                    outln!("{address}");
                 }
             }
             0
@@ -929,9 +945,97 @@ pub fn state_command(command: &StateCommand) -> i32 {
                 .backend
                 .append_history(&json!({ "time": mlops_engine::state::now(), "command": redacted_command(), "serial": state.serial }));
             drop(lock);
-            println!("{message}");
+            outln!("{message}");
             0
         }
+    }
+}
+
+/// `mlops state restore`: lists the backups, or makes one of them the state.
+fn restore_state(workspace: &Workspace, secrets: &Secrets, list: bool, from: Option<&str>, accept_loss: bool) -> i32 {
+    let lock = if list {
+        None
+    } else {
+        match workspace.backend.lock("mlops state restore") {
+            Ok((lock, _)) => Some(lock),
+            Err(error) => return fail(state_diagnostic(error)),
+        }
+    };
+    let candidates = match workspace.backend.backups(secrets) {
+        Ok(candidates) => candidates,
+        Err(error) => return fail(state_diagnostic(error)),
+    };
+    let describe = |candidate: &mlops_engine::state::Backup| {
+        let source = if candidate.label == "current" {
+            "the state files as they are".to_owned()
+        } else {
+            format!("backup {}{}", candidate.label, candidate.time.as_deref().map(|time| format!(" ({time})")).unwrap_or_default())
+        };
+        let plural = if candidate.resources == 1 { "" } else { "s" };
+        let mut text = format!("serial {}: {source}, {} resource{plural}", candidate.serial, candidate.resources);
+        if candidate.losses.is_empty() {
+            text.push_str("; loses nothing");
+        }
+        for loss in &candidate.losses {
+            text.push_str(&format!("\n    loses {loss}"));
+        }
+        text
+    };
+    if list {
+        if candidates.is_empty() {
+            outln!("There is nothing to restore: no state files and no backups in {}.", workspace.backend.describe());
+        }
+        for candidate in &candidates {
+            let label = if candidate.label == "current" { "current".to_owned() } else { candidate.label.clone() };
+            outln!("--from {label}\n    {}", describe(candidate));
+        }
+        return 0;
+    }
+    let chosen = match from {
+        Some(label) => match candidates.iter().find(|candidate| candidate.label == label) {
+            Some(candidate) => Some(candidate.clone()),
+            None => {
+                return fail(Diagnostic::error(codes::STATE_ERROR, format!("there is no backup `{label}` to restore")).with_help(format!(
+                    "the choices are: {}",
+                    candidates.iter().map(|candidate| candidate.label.clone()).collect::<Vec<_>>().join(", ")
+                )))
+            }
+        },
+        // The newest; between equals, the one that loses nothing.
+        None => candidates.iter().max_by_key(|candidate| (candidate.serial, candidate.losses.is_empty())).cloned(),
+    };
+    let chosen = match chosen {
+        Some(chosen) => chosen,
+        None if accept_loss => mlops_engine::state::Backup::empty(),
+        None => {
+            return fail(Diagnostic::error(codes::STATE_ERROR, "there are no state files and no backups to restore from").with_help(
+                "if everything this configuration managed is really gone, `mlops state restore --accept-loss` starts from an empty state",
+            ))
+        }
+    };
+    if !chosen.losses.is_empty() && !accept_loss {
+        return fail(Diagnostic::error(codes::STATE_ERROR, format!("restoring {}", describe(&chosen).replace("\n   ", ";"))).with_help(
+            "nothing was changed; `mlops state restore --list` shows every choice; add --accept-loss to restore this one anyway",
+        ));
+    }
+    match workspace.backend.restore(&chosen, secrets, &redacted_command()) {
+        Ok(restored) => {
+            drop(lock);
+            let plural = if restored.resources == 1 { "" } else { "s" };
+            outln!(
+                "Restored serial {} from {} ({} resource{plural}); the state is now at serial {}.",
+                restored.restored_serial,
+                if restored.from == "current" { "the state files".to_owned() } else { format!("backup {}", restored.from) },
+                restored.resources,
+                restored.new_serial
+            );
+            if let Some(aside) = restored.set_aside {
+                outln!("The files it replaced are kept in {}.", aside.display());
+            }
+            outln!("Run `mlops plan` to compare it with what exists: refresh shows anything it is missing.");
+            0
+        }
+        Err(error) => fail(state_diagnostic(error)),
     }
 }
 
@@ -981,22 +1085,22 @@ pub fn graph_command(directory: &Path, format: GraphFormat) -> i32 {
     let identifier = |address: &str| address.replace(|character: char| !character.is_ascii_alphanumeric(), "_");
     match format {
         GraphFormat::Dot => {
-            println!("digraph mlops {{\n  rankdir = LR;\n  node [shape = box, style = rounded];");
+            outln!("digraph mlops {{\n  rankdir = LR;\n  node [shape = box, style = rounded];");
             for (address, kind) in &nodes {
-                println!("  \"{address}\" [label = \"{address}\", tooltip = \"{kind}\"];");
+                outln!("  \"{address}\" [label = \"{address}\", tooltip = \"{kind}\"];");
             }
             for (from, to) in &edges {
-                println!("  \"{from}\" -> \"{to}\";");
+                outln!("  \"{from}\" -> \"{to}\";");
             }
-            println!("}}");
+            outln!("}}");
         }
         GraphFormat::Mermaid => {
-            println!("flowchart LR");
+            outln!("flowchart LR");
             for (address, _) in &nodes {
-                println!("  {}[\"{address}\"]", identifier(address));
+                outln!("  {}[\"{address}\"]", identifier(address));
             }
             for (from, to) in &edges {
-                println!("  {} --> {}", identifier(from), identifier(to));
+                outln!("  {} --> {}", identifier(from), identifier(to));
             }
         }
     }
@@ -1029,9 +1133,9 @@ pub fn lineage_command(directory: &Path, address: &str, json_output: bool, versi
         }
     };
     if json_output {
-        println!("{}", serde_json::to_string_pretty(&tree).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&tree).unwrap_or_default());
     } else {
-        print!("{}", mlops_engine::lineage::render_tree(&tree));
+        out!("{}", mlops_engine::lineage::render_tree(&tree));
     }
     0
 }
@@ -1043,7 +1147,7 @@ pub fn force_unlock_command(directory: &Path, id: &str) -> i32 {
     };
     match workspace.backend.force_unlock(id) {
         Ok(holder) => {
-            println!("Released the lock held by {holder}.");
+            outln!("Released the lock held by {holder}.");
             0
         }
         Err(error) => fail(
@@ -1068,7 +1172,7 @@ pub fn init_command(directory: &Path, upgrade: bool) -> i32 {
         Err(code) => return code,
     };
     match workspace.backend.initialise() {
-        Ok(Some(done)) => println!("{}{}", done[..1].to_uppercase(), &done[1..]),
+        Ok(Some(done)) => outln!("{}{}", done[..1].to_uppercase(), &done[1..]),
         Ok(None) => {}
         Err(error) => return fail(state_diagnostic(error)),
     }
@@ -1094,11 +1198,11 @@ pub fn init_command(directory: &Path, upgrade: bool) -> i32 {
     let available = providers();
     for (provider, count) in &providers_used {
         match available.get(provider) {
-            Ok(_) => println!("provider {provider}: ready ({count} resource{})", if *count == 1 { "" } else { "s" }),
-            Err(message) => println!("provider {provider}: {message}"),
+            Ok(_) => outln!("provider {provider}: ready ({count} resource{})", if *count == 1 { "" } else { "s" }),
+            Err(message) => outln!("provider {provider}: {message}"),
         }
     }
-    println!("Initialized: state in {}.", workspace.backend.describe());
+    outln!("Initialized: state in {}.", workspace.backend.describe());
     let _ = summary_line;
     0
 }
@@ -1145,8 +1249,8 @@ fn install_registry_modules(directory: &Path, upgrade: bool) -> Result<(), Diagn
         };
         let moved = locked.get(&source).filter(|before| **before != digest);
         match moved {
-            Some(before) => println!("module {source}: {before} -> {digest} ({state})"),
-            None => println!("module {source}: {digest} ({state})"),
+            Some(before) => outln!("module {source}: {before} -> {digest} ({state})"),
+            None => outln!("module {source}: {digest} ({state})"),
         }
         pending.extend(lock::registry_sources(&cache));
         pins.insert(source, digest);
@@ -1157,7 +1261,7 @@ fn install_registry_modules(directory: &Path, upgrade: bool) -> Result<(), Diagn
             Diagnostic::error(codes::STATE_ERROR, format!("cannot write {}: {error}", path.display()))
                 .with_help("check the permissions and the free space of the directory")
         })?;
-        println!("Wrote {} ({} module{}).", lock::LOCK_FILE, pins.len(), if pins.len() == 1 { "" } else { "s" });
+        outln!("Wrote {} ({} module{}).", lock::LOCK_FILE, pins.len(), if pins.len() == 1 { "" } else { "s" });
     }
     Ok(())
 }
@@ -1175,10 +1279,10 @@ pub fn module_publish_command(directory: &Path, destination: &str) -> i32 {
         let _ = writeln!(std::io::stderr(), "{errors} error{} found; nothing was published.", if errors == 1 { "" } else { "s" });
         return 1;
     }
-    match mlops_provider_oci::modules::publish(directory, destination, &|line| eprintln!("{line}")) {
+    match mlops_provider_oci::modules::publish(directory, destination, &|line| errln!("{line}")) {
         Ok((digest, files)) => {
-            println!("Published {destination} ({files} file{}): {digest}", if files == 1 { "" } else { "s" });
-            println!("Use it with: source = \"{destination}\", then `mlops init`.");
+            outln!("Published {destination} ({files} file{}): {digest}", if files == 1 { "" } else { "s" });
+            outln!("Use it with: source = \"{destination}\", then `mlops init`.");
             0
         }
         Err(error) => {
@@ -1229,7 +1333,7 @@ pub fn drift_command(reference: &str, current: &str, columns: &str, method: &str
         }
     };
     let report = serde_json::json!({ "scores": scores, "drifted": drifted });
-    println!("{report}");
+    outln!("{report}");
     if let Some(path) = output {
         if let Err(error) = std::fs::write(path, report.to_string()) {
             return fail(

@@ -2,6 +2,59 @@
 //! The compiler, the engine and the providers live in their own crates; only
 //! this crate knows about terminals.
 
+/// Standard output that never panics: once the reader has gone (`mlops
+/// schema | head -1`), the rest is dropped and the command carries on to its
+/// end. A command that stopped half-way because nobody reads its output
+/// (an apply, a publish) would be worse than one that prints into the void.
+pub(crate) mod output {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    static ERRORS_CLOSED: AtomicBool = AtomicBool::new(false);
+
+    pub fn write(arguments: std::fmt::Arguments<'_>) {
+        if CLOSED.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        if stdout.write_fmt(arguments).and_then(|()| stdout.flush()).is_err() {
+            CLOSED.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The same, for standard error.
+    pub fn write_error(arguments: std::fmt::Arguments<'_>) {
+        if ERRORS_CLOSED.load(Ordering::Relaxed) {
+            return;
+        }
+        if std::io::stderr().lock().write_fmt(arguments).is_err() {
+            ERRORS_CLOSED.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `print!` to standard output, through [`output::write`].
+macro_rules! out {
+    ($($argument:tt)*) => { $crate::output::write(format_args!($($argument)*)) };
+}
+
+/// `println!` to standard output, through [`output::write`].
+macro_rules! outln {
+    () => { $crate::output::write(format_args!("\n")) };
+    ($($argument:tt)*) => { $crate::output::write(format_args!("{}\n", format_args!($($argument)*))) };
+}
+
+/// `eprint!` to standard error, through [`output::write_error`].
+macro_rules! err {
+    ($($argument:tt)*) => { $crate::output::write_error(format_args!($($argument)*)) };
+}
+
+/// `eprintln!` to standard error, through [`output::write_error`].
+macro_rules! errln {
+    ($($argument:tt)*) => { $crate::output::write_error(format_args!("{}\n", format_args!($($argument)*))) };
+}
+
 mod cli;
 mod commands;
 mod plan_render;

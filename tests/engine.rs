@@ -358,9 +358,8 @@ fn sensitive_values_never_reach_state_plans_or_output_in_clear() {
             assert!(!output.all().contains(SECRET), "{name} shows the secret:\n{}", output.all());
         }
         let mut files = vec![workspace.path().join("saved.plan")];
-        for entry in fs::read_dir(workspace.path().join(".mlops/state")).unwrap() {
-            files.push(entry.unwrap().path());
-        }
+        files.extend(support::all_files(&workspace.path().join(".mlops/state")));
+        assert!(files.iter().any(|file| file.to_string_lossy().contains("backups/")), "{files:?}");
         for file in files {
             let text = String::from_utf8_lossy(&fs::read(&file).unwrap()).into_owned();
             assert!(!text.contains(SECRET), "{} holds the secret in clear", file.display());

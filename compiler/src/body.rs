@@ -443,6 +443,12 @@ impl BodyChecker<'_> {
                     help: "use a number from 0 to 100".into(),
                 },
             )),
+            (Format::BucketName, Value::String(text)) => {
+                units::check_bucket_name(text).err().map(|rejection| (codes::INVALID_STORAGE_NAME, rejection))
+            }
+            (Format::RegistryName, Value::String(text)) => {
+                units::check_registry_name(text).err().map(|rejection| (codes::INVALID_STORAGE_NAME, rejection))
+            }
             (Format::LocalPath, Value::String(text)) => {
                 let path = self.scope.module_directory.join(text);
                 (!path.exists()).then(|| {

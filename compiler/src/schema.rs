@@ -32,6 +32,10 @@ pub enum Format {
     UriOrPath,
     LocalPath,
     Percent,
+    /// S3's bucket naming rules, on every provider.
+    BucketName,
+    /// A model's registered name: path-like parts that never climb.
+    RegistryName,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -291,6 +295,8 @@ fn attribute_schema(name: &str, body: &Body) -> Result<AttributeSchema, SchemaEr
         Some("uri_or_path") => Some(Format::UriOrPath),
         Some("local_path") => Some(Format::LocalPath),
         Some("percent") => Some(Format::Percent),
+        Some("bucket_name") => Some(Format::BucketName),
+        Some("registry_name") => Some(Format::RegistryName),
         Some(other) => return Err((body.span.start, format!("unknown format `{other}`"))),
     };
     Ok(AttributeSchema {

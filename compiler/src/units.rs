@@ -1,5 +1,6 @@
 //! Reading the small value languages inside strings: Kubernetes quantities,
-//! durations, object-storage URIs, identifiers and version constraints.
+//! durations, object-storage URIs, bucket and registry names, identifiers and
+//! version constraints.
 //! Each reader returns the parsed value or a message and a suggested fix.
 
 /// A rejected value: what is wrong, and what the user probably meant.
@@ -132,12 +133,21 @@ pub fn parse_duration_signed(text: &str) -> Result<i64, String> {
     Ok(if negative { -total } else { total })
 }
 
-/// Checks a non-negative duration; returns milliseconds.
+/// The longest duration an attribute may ask for: a year. Anything longer
+/// is a typo (and past about 292 million years, no clock can count it).
+pub const MAX_DURATION_MILLISECONDS: i64 = 366 * 86_400_000;
+
+/// Checks a non-negative duration of at most [`MAX_DURATION_MILLISECONDS`];
+/// returns milliseconds.
 pub fn check_duration(text: &str) -> Result<i64, Rejection> {
     match parse_duration_signed(text) {
         Ok(milliseconds) if milliseconds < 0 || text.trim().starts_with('-') => {
             Err(reject(format!("a duration cannot be negative: \"{text}\""), "write a positive duration such as \"6h\""))
         }
+        Ok(milliseconds) if milliseconds > MAX_DURATION_MILLISECONDS => Err(reject(
+            format!("\"{text}\" is longer than the longest duration mlops accepts (366d)"),
+            "write a duration of at most a year, such as \"6h\" or \"30d\"",
+        )),
         Ok(milliseconds) => Ok(milliseconds),
         Err(message) => {
             let lower = text.to_ascii_lowercase();
@@ -163,18 +173,7 @@ pub fn check_uri(text: &str, allow_local: bool) -> Result<(), Rejection> {
         if bucket.is_empty() {
             return Err(reject(format!("\"{text}\" names no bucket"), "write \"s3://BUCKET/PREFIX/\""));
         }
-        if bucket.len() < 3
-            || bucket.len() > 63
-            || !bucket
-                .chars()
-                .all(|character| character.is_ascii_lowercase() || character.is_ascii_digit() || character == '-' || character == '.')
-        {
-            return Err(reject(
-                format!("\"{bucket}\" is not a valid bucket name"),
-                "bucket names are 3 to 63 lowercase letters, digits, dots and hyphens",
-            ));
-        }
-        return Ok(());
+        return check_bucket_name(bucket);
     }
     if allow_local && (text.starts_with("file://") || text.starts_with('/') || text.starts_with("./") || text.starts_with("../")) {
         return Ok(());
@@ -187,6 +186,95 @@ pub fn check_uri(text: &str, allow_local: bool) -> Result<(), Rejection> {
         "write \"s3://BUCKET/PREFIX/\"".to_owned()
     };
     Err(reject(format!("\"{text}\" is not an object-storage URI"), help))
+}
+
+/// Checks a bucket name against S3's naming rules. Every provider uses
+/// them, the local one included: a configuration moves between providers
+/// unchanged, and a valid name is always one safe path component (never
+/// `..`, never a `/`).
+pub fn check_bucket_name(name: &str) -> Result<(), Rejection> {
+    const RULES: &str = "bucket names are 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit";
+    let suggestion = || {
+        let mut fixed: String = name
+            .to_ascii_lowercase()
+            .chars()
+            .map(|character| if character.is_ascii_lowercase() || character.is_ascii_digit() || character == '.' { character } else { '-' })
+            .collect();
+        while fixed.contains("..") {
+            fixed = fixed.replace("..", ".");
+        }
+        let fixed = fixed.trim_matches(|character: char| character == '-' || character == '.').to_owned();
+        if (3..=63).contains(&fixed.len()) && fixed != name {
+            format!("did you mean \"{fixed}\"? {RULES}")
+        } else {
+            RULES.to_owned()
+        }
+    };
+    let shown: String = name.chars().take(80).collect();
+    if name.len() < 3 || name.len() > 63 {
+        let length = name.chars().count();
+        let plural = if length == 1 { "" } else { "s" };
+        return Err(reject(format!("\"{shown}\" is not a valid bucket name: it is {length} character{plural} long"), suggestion()));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|character| !(character.is_ascii_lowercase() || character.is_ascii_digit() || *character == '-' || *character == '.'))
+    {
+        let what = match bad {
+            'A'..='Z' => "an upper-case letter".to_owned(),
+            ' ' => "a space".to_owned(),
+            '/' | '\\' => format!("`{bad}`: a bucket name is one name, not a path"),
+            other => format!("`{}`", other.escape_debug()),
+        };
+        return Err(reject(format!("\"{shown}\" is not a valid bucket name: it contains {what}"), suggestion()));
+    }
+    let edges_ok =
+        |character: Option<char>| character.is_some_and(|character| character.is_ascii_lowercase() || character.is_ascii_digit());
+    if !edges_ok(name.chars().next()) || !edges_ok(name.chars().last()) {
+        return Err(reject(format!("\"{shown}\" is not a valid bucket name: it must start and end with a letter or digit"), suggestion()));
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return Err(reject(format!("\"{shown}\" is not a valid bucket name: a dot must sit between letters or digits"), suggestion()));
+    }
+    if name.split('.').count() == 4
+        && name.split('.').all(|part| !part.is_empty() && part.chars().all(|character| character.is_ascii_digit()))
+    {
+        return Err(reject(format!("\"{shown}\" is not a valid bucket name: it reads as an IP address"), RULES));
+    }
+    let reserved_prefix = ["xn--", "sthree-", "amzn-s3-demo-"].into_iter().find(|prefix| name.starts_with(prefix));
+    let reserved_suffix = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"].into_iter().find(|suffix| name.ends_with(suffix));
+    if let Some(reserved) = reserved_prefix.or(reserved_suffix) {
+        return Err(reject(format!("\"{shown}\" is not a valid bucket name: `{reserved}` is reserved by S3"), "choose another name"));
+    }
+    Ok(())
+}
+
+/// Checks a model's registered name: one or more components separated by
+/// `/`, each of letters, digits, `.`, `_` and `-`, starting with a letter or
+/// digit. Registries read it as a repository path, and the local registry
+/// as a folder, so it can never climb out (`..`) or start at the root.
+pub fn check_registry_name(name: &str) -> Result<(), Rejection> {
+    const RULES: &str =
+        "a registered name is letters, digits, `.`, `_` and `-`, in parts separated by `/`, each part starting with a letter or digit";
+    let shown: String = name.chars().take(80).collect();
+    if name.is_empty() || name.len() > 200 {
+        return Err(reject(format!("\"{shown}\" is not a valid registered name: it must have 1 to 200 characters"), RULES));
+    }
+    for part in name.split('/') {
+        let first_ok = part.chars().next().is_some_and(|character| character.is_ascii_alphanumeric());
+        let rest_ok = part.chars().all(|character| character.is_ascii_alphanumeric() || matches!(character, '.' | '_' | '-'));
+        if !first_ok || !rest_ok {
+            let why = if part.is_empty() {
+                "it has an empty part".to_owned()
+            } else if part == "." || part == ".." {
+                format!("`{part}` is not a name")
+            } else {
+                format!("the part `{}` is not allowed", part.chars().take(40).collect::<String>())
+            };
+            return Err(reject(format!("\"{shown}\" is not a valid registered name: {why}"), RULES));
+        }
+    }
+    Ok(())
 }
 
 /// Names of declarations: a letter, then letters, digits, `_` or `-`.
@@ -276,6 +364,37 @@ mod tests {
         assert_eq!(version_satisfies("~> 0.1", "0.9.3"), Ok(true));
         assert_eq!(version_satisfies("~> 0.1.2", "0.2.0"), Ok(false));
         assert!(version_satisfies("at least 1", "0.1.0").is_err());
+    }
+
+    #[test]
+    fn bucket_names_follow_s3() {
+        for good in ["acme-lake", "a.b.c", "lake-2026", "abc"] {
+            assert_eq!(check_bucket_name(good), Ok(()), "{good}");
+        }
+        for bad in
+            ["UPPER-Lake", "Bad_Lake", "has space", "../..", "..", "/some/dir", "ab", "-lake", "lake-", "a..b", "192.168.1.1", "xn--abc"]
+        {
+            assert!(check_bucket_name(bad).is_err(), "{bad} was accepted");
+        }
+        assert!(check_bucket_name("UPPER-Lake").unwrap_err().help.contains("\"upper-lake\""));
+        assert!(check_bucket_name(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn registered_names_cannot_climb() {
+        for good in ["fraud-detector", "team/fraud", "Fraud_v2.1"] {
+            assert_eq!(check_registry_name(good), Ok(()), "{good}");
+        }
+        for bad in ["..", ".", "../x", "/abs", "a//b", "a/", "has space", "", ".hidden"] {
+            assert!(check_registry_name(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn durations_have_a_ceiling() {
+        assert!(check_duration("99999999999999999999999h").unwrap_err().message.contains("longest duration"));
+        assert_eq!(check_duration("366d"), Ok(MAX_DURATION_MILLISECONDS));
+        assert!(check_duration("367d").is_err());
     }
 
     #[test]

@@ -423,6 +423,7 @@ pub fn apply(
             state.outputs = outputs;
         }
     }
+    let durable_serial = journal.durable_serial();
     drop(journal);
     if state_error.is_none() {
         if let Err(error) = backend.compact(&state, secrets) {
@@ -451,7 +452,9 @@ pub fn apply(
             "host": crate::state::hostname(),
             "command": options.command,
             "plan_hash": plan.config_hash,
-            "serial": state.serial,
+            // What was made durable, which a later load finds: the history
+            // is how a load knows that a missing state is missing.
+            "serial": durable_serial,
             "interrupted": interrupted,
             "changes": changes,
         });

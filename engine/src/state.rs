@@ -23,14 +23,16 @@
 //! it they are not stored at all.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
 use mlops_provider_api::{AttributePath, Attributes, ObjectStore};
 
+mod local;
 mod remote;
+pub use local::{Backup, LocalBackend, Restored};
 pub use remote::RemoteBackend;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -206,6 +208,10 @@ pub enum StateError {
     Io { action: &'static str, path: PathBuf, source: Arc<std::io::Error> },
     #[error("the state at {location} is not valid: {message}")]
     Corrupt { location: String, message: String },
+    /// Stored state that is damaged or incomplete, which loading would read
+    /// as less than exists.
+    #[error("the state at {location} is damaged: {message}")]
+    Damaged { location: String, message: String },
     #[error("the state at {location} has format version {found}; this mlops reads version {STATE_FORMAT_VERSION}")]
     NewerFormat { location: String, found: u32 },
     #[error("the state is locked by {holder}")]
@@ -229,6 +235,10 @@ impl StateError {
             StateError::Corrupt { .. } => {
                 Some("restore the state from a backup (a versioned bucket keeps every version) or `mlops state` surgery".to_owned())
             }
+            StateError::Damaged { .. } => Some(
+                "nothing was planned, so nothing is created twice. `mlops state restore --list` shows the backups and what each would lose; `mlops state restore` rebuilds the newest complete one"
+                    .to_owned(),
+            ),
             StateError::NewerFormat { .. } => Some("upgrade mlops to the version that wrote this state".to_owned()),
             StateError::Locked { holder } => Some(format!(
                 "wait for it to finish; if that process is gone for good, run `mlops force-unlock {}`",
@@ -426,203 +436,6 @@ impl JournalEntry {
     }
 }
 
-/// The local state backend: a directory.
-#[derive(Debug, Clone)]
-pub struct LocalBackend {
-    pub directory: PathBuf,
-}
-
-impl LocalBackend {
-    pub fn new(directory: impl Into<PathBuf>) -> LocalBackend {
-        LocalBackend { directory: directory.into() }
-    }
-
-    fn snapshot_path(&self) -> PathBuf {
-        self.directory.join("state.json")
-    }
-
-    fn journal_path(&self) -> PathBuf {
-        self.directory.join("journal.jsonl")
-    }
-
-    fn history_path(&self) -> PathBuf {
-        self.directory.join("history.jsonl")
-    }
-
-    fn lock_path(&self) -> PathBuf {
-        self.directory.join("lock")
-    }
-
-    /// Loads the snapshot and replays the journal. A missing state is empty.
-    pub fn load(&self, secrets: &Secrets) -> Result<State, StateError> {
-        let snapshot_path = self.snapshot_path();
-        let mut state = match fs::read(&snapshot_path) {
-            Ok(bytes) => parse_snapshot(&bytes, &snapshot_path.display().to_string())?,
-            // No state yet: its lineage is set by the first write, so plans
-            // made before it compare equal.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => State { lineage: String::new(), ..State::new() },
-            Err(error) => return Err(io("read", &snapshot_path)(error)),
-        };
-        for entry in self.read_journal()? {
-            if entry.serial() <= state.serial && state.serial != 0 {
-                continue;
-            }
-            replay(&mut state, entry);
-        }
-        if !self.snapshot_path().exists() && state.serial > 0 {
-            // A first apply that never finished: keep the lineage stable across loads.
-            if let Some(lineage) = self.journal_lineage() {
-                state.lineage = lineage;
-            }
-        }
-        open_state(&mut state, secrets);
-        Ok(state)
-    }
-
-    fn journal_lineage(&self) -> Option<String> {
-        fs::read_to_string(self.directory.join("lineage")).ok().map(|text| text.trim().to_owned())
-    }
-
-    /// The valid prefix of the journal.
-    fn read_journal(&self) -> Result<Vec<JournalEntry>, StateError> {
-        let path = self.journal_path();
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(error) => return Err(io("read", &path)(error)),
-        };
-        let mut entries = Vec::new();
-        for line in BufReader::new(file).split(b'\n') {
-            let line = line.map_err(io("read", &path))?;
-            let Some(entry) = parse_journal_line(&line) else { break };
-            entries.push(entry);
-        }
-        Ok(entries)
-    }
-
-    /// Opens the journal for appending, cutting off a torn tail first.
-    pub fn open_journal(&self, state: &State) -> Result<Journal, StateError> {
-        fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
-        if !self.snapshot_path().exists() {
-            let lineage_path = self.directory.join("lineage");
-            if !lineage_path.exists() {
-                fs::write(&lineage_path, &state.lineage).map_err(io("write", &lineage_path))?;
-            }
-        }
-        let path = self.journal_path();
-        let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(io("open", &path))?;
-        let mut contents = Vec::new();
-        file.read_to_end(&mut contents).map_err(io("read", &path))?;
-        let mut valid_length = 0;
-        for line in contents.split_inclusive(|byte| *byte == b'\n') {
-            if !line.ends_with(b"\n") || parse_journal_line(&line[..line.len() - 1]).is_none() {
-                break;
-            }
-            valid_length += line.len();
-        }
-        if valid_length < contents.len() {
-            file.set_len(valid_length as u64).map_err(io("repair", &path))?;
-            file.seek(SeekFrom::End(0)).map_err(io("repair", &path))?;
-        }
-        Ok(Journal::new(JournalSink::File { file, path }, state.serial))
-    }
-
-    /// Writes `state` as the new snapshot and empties the journal.
-    pub fn compact(&self, state: &State, secrets: &Secrets) -> Result<(), StateError> {
-        fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
-        let sealed = sealed_state(state, secrets);
-        let bytes = serde_json::to_vec_pretty(&sealed).map_err(|error| StateError::Other(error.to_string()))?;
-        let snapshot_path = self.snapshot_path();
-        write_atomically(&snapshot_path, &bytes)?;
-        // The journal only holds entries now in the snapshot (replay skips
-        // them by serial), so truncating it after the rename is safe at any instant.
-        let journal_path = self.journal_path();
-        if journal_path.exists() {
-            File::create(&journal_path).and_then(|file| file.sync_all()).map_err(io("truncate", &journal_path))?;
-        }
-        let _ = fs::remove_file(self.directory.join("lineage"));
-        Ok(())
-    }
-
-    pub fn append_history(&self, entry: &Json) -> Result<(), StateError> {
-        fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
-        let path = self.history_path();
-        let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io("open", &path))?;
-        let mut line = serde_json::to_vec(entry).map_err(|error| StateError::Other(error.to_string()))?;
-        line.push(b'\n');
-        file.write_all(&line).and_then(|()| file.sync_data()).map_err(io("write", &path))
-    }
-
-    /// Takes the lock, or fails at once naming the holder. Returns the lock
-    /// and, when a process died holding it, that holder.
-    pub fn lock(&self, command: &str) -> Result<(StateLock, Option<LockHolder>), StateError> {
-        fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
-        let path = self.lock_path();
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io("open", &path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let holder = serde_json::from_str(&text).unwrap_or_else(|_| LockHolder {
-                    id: "unknown".into(),
-                    user: "unknown".into(),
-                    host: hostname(),
-                    pid: 0,
-                    command: "mlops".into(),
-                    time: "unknown".into(),
-                });
-                return Err(StateError::Locked { holder: Box::new(holder) });
-            }
-            Err(fs::TryLockError::Error(error)) => return Err(io("lock", &path)(error)),
-        }
-        let mut text = String::new();
-        let _ = file.read_to_string(&mut text);
-        // The OS released the lock of a process that died, but its holder
-        // record is still there: report it.
-        let dead_holder: Option<LockHolder> = serde_json::from_str(&text).ok();
-        let holder = LockHolder::current(command);
-        let bytes = serde_json::to_vec(&holder).unwrap_or_default();
-        file.set_len(0)
-            .and_then(|()| file.seek(SeekFrom::Start(0)).map(|_| ()))
-            .and_then(|()| file.write_all(&bytes))
-            .and_then(|()| file.sync_data())
-            .map_err(io("write", &path))?;
-        Ok((StateLock { held: HeldLock::File(file), holder }, dead_holder))
-    }
-
-    /// Clears a lock whose holder is gone. A lock held by a live local
-    /// process cannot be broken: stop that process instead.
-    pub fn force_unlock(&self, id: &str) -> Result<LockHolder, StateError> {
-        let path = self.lock_path();
-        let mut file = OpenOptions::new().read(true).write(true).open(&path).map_err(|error| {
-            if error.kind() == std::io::ErrorKind::NotFound {
-                StateError::Other("the state is not locked".to_owned())
-            } else {
-                io("open", &path)(error)
-            }
-        })?;
-        let mut text = String::new();
-        file.read_to_string(&mut text).map_err(io("read", &path))?;
-        let Ok(holder) = serde_json::from_str::<LockHolder>(&text) else {
-            return Err(StateError::Other("the state is not locked".to_owned()));
-        };
-        if holder.id != id {
-            return Err(StateError::Other(format!("the lock ID is {}, not {id}; the lock is held by {holder}", holder.id)));
-        }
-        match file.try_lock() {
-            Ok(()) => {
-                file.set_len(0).map_err(io("write", &path))?;
-                Ok(holder)
-            }
-            Err(_) => Err(StateError::Other(format!(
-                "the lock is held by process {} on this machine, which is still running; stop it (it releases the lock when it exits)",
-                holder.pid
-            ))),
-        }
-    }
-}
-
 fn sealed_state(state: &State, secrets: &Secrets) -> State {
     let mut sealed = state.clone();
     for record in sealed.resources.values_mut() {
@@ -774,6 +587,11 @@ impl Journal {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).serial
     }
 
+    /// The serial of the last change written durably: what a load finds.
+    pub fn durable_serial(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).durable
+    }
+
     /// The failure that stopped this journal, if one did.
     pub fn failure(&self) -> Option<StateError> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).failed.clone()
@@ -866,17 +684,24 @@ pub struct StateLock {
 }
 
 enum HeldLock {
-    File(File),
-    Remote { store: Arc<dyn ObjectStore>, etag: Option<String> },
+    /// The OS lock on the local state directory, and the file naming the holder.
+    Local {
+        directory: File,
+        holder_file: File,
+    },
+    Remote {
+        store: Arc<dyn ObjectStore>,
+        etag: Option<String>,
+    },
 }
 
 impl Drop for StateLock {
     fn drop(&mut self) {
         match &self.held {
-            HeldLock::File(file) => {
-                let _ = file.set_len(0);
-                let _ = file.sync_data();
-                let _ = file.unlock();
+            HeldLock::Local { directory, holder_file } => {
+                let _ = holder_file.set_len(0);
+                let _ = holder_file.sync_data();
+                let _ = directory.unlock();
             }
             HeldLock::Remote { store, etag } => remote::release_lock(store.as_ref(), etag.as_deref(), &self.holder),
         }
@@ -943,6 +768,23 @@ impl Backend {
         }
     }
 
+    /// What a restore could return to (local backend only: a versioned
+    /// bucket keeps every version of a remote state).
+    pub fn backups(&self, secrets: &Secrets) -> Result<Vec<Backup>, StateError> {
+        match self {
+            Backend::Local(local) => local.backups(secrets),
+            Backend::Remote(remote) => Err(restore_is_local(remote)),
+        }
+    }
+
+    /// Makes `chosen` the state (see [`LocalBackend::restore`]).
+    pub fn restore(&self, chosen: &Backup, secrets: &Secrets, command: &str) -> Result<Restored, StateError> {
+        match self {
+            Backend::Local(local) => local.restore(chosen, secrets, command),
+            Backend::Remote(remote) => Err(restore_is_local(remote)),
+        }
+    }
+
     /// Creates the place the state lives in, for `mlops init`; returns what
     /// was done, in words.
     pub fn initialise(&self) -> Result<Option<String>, StateError> {
@@ -956,6 +798,13 @@ impl Backend {
             }
             Backend::Remote(remote) => remote.initialise(),
         }
+    }
+}
+
+fn restore_is_local(remote: &RemoteBackend) -> StateError {
+    StateError::Store {
+        message: format!("`mlops state restore` works on the local backend; the state at {} is remote", remote.describe()),
+        help: Some("a versioned bucket keeps every version of every state object: restore one with the store's own tools".to_owned()),
     }
 }
 
@@ -976,60 +825,6 @@ mod tests {
             sensitive_paths: vec![vec!["token".into()]],
             ..Record::default()
         }
-    }
-
-    #[test]
-    fn journal_survives_a_torn_tail_and_replays_in_order() {
-        let directory = tempfile::tempdir().unwrap();
-        let backend = LocalBackend::new(directory.path());
-        let secrets = Secrets::from_passphrase(Some("key"));
-        let mut state = backend.load(&secrets).unwrap();
-        assert_eq!(state.lineage, "", "a state never written has no lineage yet");
-        state.lineage = new_id();
-        let journal = backend.open_journal(&state).unwrap();
-        journal.put(&record("bucket.a"), &secrets).unwrap();
-        journal.put(&record("bucket.b"), &secrets).unwrap();
-        journal.remove("bucket.a").unwrap();
-        drop(journal);
-        // A write cut short by a crash.
-        let mut file = OpenOptions::new().append(true).open(directory.path().join("journal.jsonl")).unwrap();
-        file.write_all(b"{\"put\":{\"serial\":4,\"rec").unwrap();
-        let loaded = backend.load(&secrets).unwrap();
-        assert_eq!(loaded.serial, 3);
-        assert_eq!(loaded.resources.keys().collect::<Vec<_>>(), vec!["bucket.b"]);
-        assert_eq!(loaded.resources["bucket.b"].config["token"], Json::String("hunter2-secret".into()));
-        assert_eq!(loaded.lineage, state.lineage);
-        // Reopening cuts the torn tail, so new lines are readable.
-        let journal = backend.open_journal(&loaded).unwrap();
-        journal.put(&record("bucket.c"), &secrets).unwrap();
-        drop(journal);
-        let loaded = backend.load(&secrets).unwrap();
-        assert_eq!(loaded.resources.len(), 2);
-        backend.compact(&loaded, &secrets).unwrap();
-        let compacted = backend.load(&secrets).unwrap();
-        assert_eq!(compacted, loaded);
-        for file in ["state.json", "journal.jsonl"] {
-            let text = fs::read_to_string(directory.path().join(file)).unwrap_or_default();
-            assert!(!text.contains("hunter2"), "{file} holds the secret in clear");
-        }
-    }
-
-    #[test]
-    fn a_second_lock_names_the_holder_and_a_dead_holder_is_reported() {
-        let directory = tempfile::tempdir().unwrap();
-        let backend = LocalBackend::new(directory.path());
-        let (lock, dead) = backend.lock("mlops apply").unwrap();
-        assert!(dead.is_none());
-        match backend.lock("mlops plan") {
-            Err(StateError::Locked { holder }) => assert_eq!(holder.id, lock.holder.id),
-            other => panic!("expected a lock error, got {:?}", other.map(|(lock, _)| lock.holder.clone())),
-        }
-        drop(lock);
-        // A holder record left behind without an OS lock: its process died.
-        let stale = LockHolder { pid: 999_999, ..LockHolder::current("mlops apply") };
-        fs::write(directory.path().join("lock"), serde_json::to_vec(&stale).unwrap()).unwrap();
-        let (_lock, dead) = backend.lock("mlops apply").unwrap();
-        assert_eq!(dead.map(|holder| holder.pid), Some(999_999));
     }
 
     #[test]

@@ -177,6 +177,7 @@ kind "model" {
 
   attribute "name" {
     type        = string
+    format      = "registry_name"
     description = "The registered name; defaults to the block's name."
   }
   attribute "source" {

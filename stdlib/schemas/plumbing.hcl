@@ -7,6 +7,7 @@ data "model" {
   attribute "name" {
     type        = string
     required    = true
+    format      = "registry_name"
     description = "The registered model name."
   }
   attribute "alias" {

@@ -9,7 +9,8 @@
 #   allowed       the strings it may take
 #   min, max      numeric bounds; `integer = true` asks for a whole number
 #   format        a string language checked before apply: memory, cpu, duration, uri,
-#                 uri_or_path, local_path, percent
+#                 uri_or_path, local_path, percent, bucket_name (S3's naming rules),
+#                 registry_name (path-like parts that never climb out with `..`)
 #   force_new     changing it replaces the resource instead of updating it
 #   only_on       providers that support it; elsewhere it is an error, never ignored
 #   required_on   providers that need it
@@ -24,6 +25,7 @@ kind "bucket" {
     type        = string
     required    = true
     force_new   = true
+    format      = "bucket_name"
     description = "The bucket's name in the store."
   }
   attribute "versioning" {

@@ -155,6 +155,23 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Every file under `path`, however deep.
+pub fn all_files(path: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        for entry in fs::read_dir(&directory).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|file_type| file_type.is_dir()) {
+                pending.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,

@@ -83,6 +83,7 @@ codes! {
     MISSING_SOURCE_FILE = "E0413" "missing-source-file";
     INVALID_URI = "E0414" "invalid-uri";
     MISSING_VARIABLE_VALUE = "E0415" "missing-variable-value";
+    INVALID_STORAGE_NAME = "E0416" "invalid-storage-name";
     MONITOR_METHOD_COLUMN_TYPE = "E0501" "monitor-method-column-type";
     MISSING_DATASET_SCHEMA = "E0502" "missing-dataset-schema";
     PROVIDER_KIND_MISMATCH = "E0601" "provider-kind-mismatch";

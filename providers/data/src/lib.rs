@@ -196,14 +196,21 @@ impl ListingHasher {
 }
 
 /// A name safe in paths and object keys for a resource address:
-/// `module.a.dataset.b["x"]` becomes `module.a.dataset.b.x`.
+/// `module.a.dataset.b["x"]` becomes `module.a.dataset.b.x`. The result is
+/// always one ordinary path component: never empty, never `.` or `..`, never
+/// hidden.
 pub fn storage_name(address: &str) -> String {
-    address
+    let name = address
         .chars()
         .map(|character| if character.is_ascii_alphanumeric() || matches!(character, '.' | '-' | '_') { character } else { '_' })
         .collect::<String>()
         .trim_matches('_')
-        .to_owned()
+        .to_owned();
+    if name.is_empty() || name.starts_with('.') {
+        format!("_{name}")
+    } else {
+        name
+    }
 }
 
 /// `b3:4f1a2b3c…` for messages.

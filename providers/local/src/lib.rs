@@ -109,10 +109,63 @@ fn io_failed(what: &str, path: &Path, error: std::io::Error) -> ProviderError {
     failed(format!("cannot {what} `{}`: {error}", path.display()))
 }
 
-/// The name of the bucket a resolved `bucket` reference points at.
-fn bucket_directory(target: &Target, config: &Attributes) -> PathBuf {
+/// The directory of the bucket called `name`. The compiler checks bucket
+/// names against S3's rules; this refuses, once more, any name that is not
+/// one plain path component, so no configuration or state can point a
+/// bucket outside `objects/`.
+fn bucket_path(target: &Target, name: &str) -> ProviderResult<PathBuf> {
+    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    if !plain {
+        return Err(ProviderError::with_help(
+            format!("`{}` cannot name a local bucket: a bucket is one folder under objects/", name.escape_debug()),
+            "use a bucket name of lowercase letters, digits, dots and hyphens",
+        ));
+    }
+    Ok(root(target).join("objects").join(name))
+}
+
+/// The directory of the bucket a resolved `bucket` reference points at.
+fn bucket_directory(target: &Target, config: &Attributes) -> ProviderResult<PathBuf> {
     let name = config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str).unwrap_or("_default");
-    root(target).join("objects").join(name)
+    bucket_path(target, name)
+}
+
+/// The folders under the provider's root that mlops creates, and the only
+/// places it ever deletes in.
+const OWNED_AREAS: &[&str] = &["objects", "registry", "runs", "serving", "staged"];
+
+/// Deletes a directory that mlops made, and nothing else. Whatever a name in
+/// the configuration or a path in a (possibly damaged) state says, `path`
+/// must resolve, links followed, to something at least one level inside
+/// one of the [`OWNED_AREAS`] of the provider's root; otherwise nothing is
+/// deleted and the apply fails. A link in the owned place is removed as a
+/// link: what it points at is never touched.
+fn remove_owned(target: &Target, path: &Path) -> ProviderResult<()> {
+    let Ok(metadata) = fs::symlink_metadata(path) else { return Ok(()) };
+    let refuse = || {
+        ProviderError::with_help(
+            format!("refusing to delete `{}`: it is not inside the folders mlops owns under `{}`", path.display(), root(target).display()),
+            "nothing was deleted; if the state names this path, it was edited or damaged: check it with `mlops state show`",
+        )
+    };
+    let root = root(target).canonicalize().map_err(|_| refuse())?;
+    let (Some(parent), Some(leaf)) = (path.parent(), path.file_name()) else { return Err(refuse()) };
+    if leaf == ".." || leaf == "." {
+        return Err(refuse());
+    }
+    let resolved = parent.canonicalize().map_err(|_| refuse())?.join(leaf);
+    let relative = resolved.strip_prefix(&root).map_err(|_| refuse())?;
+    let mut components = relative.components();
+    let area = components.next().and_then(|component| component.as_os_str().to_str()).unwrap_or_default();
+    if !OWNED_AREAS.contains(&area) || components.next().is_none() {
+        return Err(refuse());
+    }
+    let removed = if metadata.is_dir() { fs::remove_dir_all(&resolved) } else { fs::remove_file(&resolved) };
+    match removed {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(io_failed("delete", &resolved, error)),
+    }
 }
 
 fn relative_to_root(target: &Target, path: &Path) -> String {
@@ -129,6 +182,15 @@ impl Provider for LocalProvider {
 
     fn validate(&self, request: ValidateRequest) -> ValidateResponse {
         let mut problems = Vec::new();
+        if request.target.kind == "bucket" {
+            if let Err(error) = bucket_path(&request.target, text(&request.config, "name").unwrap_or_default()) {
+                problems.push(AttributeProblem {
+                    path: vec!["name".into()],
+                    message: error.to_string(),
+                    help: error.help().map(str::to_owned),
+                });
+            }
+        }
         if request.target.kind == "dataset" {
             if let Some(uri) = text(&request.config, "uri")
                 .filter(|uri| uri.contains("://") && !uri.starts_with("file://") && !uri.starts_with("local://"))
@@ -162,7 +224,7 @@ impl Provider for LocalProvider {
         let state = match (target.kind.as_str(), target.is_data) {
             (_, true) => Some(request.state.clone()),
             ("bucket", _) => {
-                let directory = root(target).join("objects").join(text(&request.config, "name").unwrap_or_default());
+                let directory = bucket_path(target, text(&request.config, "name").unwrap_or_default())?;
                 if directory.is_dir() {
                     let settings: Json = fs::read(directory.join(".bucket.json"))
                         .ok()
@@ -325,7 +387,7 @@ impl Provider for LocalProvider {
     fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
         match request.target.kind.as_str() {
             "bucket" => {
-                let directory = root(&request.target).join("objects").join(&request.id);
+                let directory = bucket_path(&request.target, &request.id)?;
                 if !directory.is_dir() {
                     return Err(failed(format!("there is no local bucket `{}`", request.id)));
                 }
@@ -442,10 +504,10 @@ fn apply_bucket(request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
     if let (Some(Action::Replace), Some(prior)) = (request.action, &request.prior_state) {
         let old = text(prior, "uri").map(|uri| path_of_uri(target, uri));
         if let Some(old) = old.filter(|old| old.file_name().map(|file| file.to_string_lossy() != name).unwrap_or(false)) {
-            remove_bucket(&old, request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false), name)?;
+            remove_bucket(target, &old, request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false), name)?;
         }
     }
-    let directory = root(target).join("objects").join(name);
+    let directory = bucket_path(target, name)?;
     fs::create_dir_all(&directory).map_err(|error| io_failed("create", &directory, error))?;
     let settings = json!({
         "versioning": request.config.get("versioning").cloned().unwrap_or(Json::Bool(false)),
@@ -463,18 +525,19 @@ fn apply_bucket(request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
     Ok(ApplyResponse { state, private: Json::Null })
 }
 
-fn remove_bucket(directory: &Path, force_destroy: bool, name: &str) -> ProviderResult<()> {
+fn remove_bucket(target: &Target, directory: &Path, force_destroy: bool, name: &str) -> ProviderResult<()> {
     if !directory.exists() {
         return Ok(());
     }
-    let non_empty = data::data_files(directory)?.iter().any(|file| file.file_name().is_some_and(|name| name != ".bucket.json"));
-    if non_empty && !force_destroy {
+    // Every file counts, hidden ones included: a `.git/` or a `.env` is not nothing.
+    let holds = files_under(directory, HiddenFiles::Listed)?.into_iter().filter(|(relative, _)| relative != ".bucket.json").count();
+    if holds > 0 && !force_destroy {
         return Err(ProviderError::with_help(
-            format!("bucket `{name}` is not empty"),
+            format!("bucket `{name}` is not empty: it holds {holds} file{}", if holds == 1 { "" } else { "s" }),
             "set `force_destroy = true` on the bucket to delete it with its contents",
         ));
     }
-    fs::remove_dir_all(directory).map_err(|error| io_failed("delete", directory, error))
+    remove_owned(target, directory)
 }
 
 fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
@@ -491,7 +554,8 @@ fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     let uri = if external {
         text(&request.config, "uri").unwrap_or_default().to_owned()
     } else {
-        let destination = bucket_directory(target, &request.config).join("datasets").join(slug(&target.address)).join(short_hash(&version));
+        let destination =
+            bucket_directory(target, &request.config)?.join("datasets").join(slug(&target.address)).join(short_hash(&version));
         data::store_files(&location, &files, &destination)?;
         uri_for(&relative_to_root(target, &destination))
     };
@@ -543,11 +607,11 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
         data::compute_features(&request.config, context.row_evaluator(), |visit| dataset_rows(target, &dataset, Some(context), visit))?;
     // Next to the dataset, in its bucket, unless the feature set names one.
     let bucket = match request.config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
-        Some(name) => root(target).join("objects").join(name),
+        Some(name) => bucket_path(target, name)?,
         None => {
             let dataset_uri = dataset.get("uri").and_then(Json::as_str).unwrap_or_default();
             let bucket_name = dataset_uri.strip_prefix("local://objects/").and_then(|rest| rest.split('/').next()).unwrap_or("_default");
-            root(target).join("objects").join(bucket_name)
+            bucket_path(target, bucket_name)?
         }
     };
     let destination = bucket.join("features").join(slug(&target.address)).join(short_hash(&features.version));
@@ -967,13 +1031,12 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
         "bucket" => {
             let name = text(&request.config, "name").unwrap_or_default();
             let force = request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false);
-            remove_bucket(&root(target).join("objects").join(name), force, name)
+            remove_bucket(target, &bucket_path(target, name)?, force, name)
         }
         "dataset" | "feature_set" => {
             if let Some(uri) = text(&state, "uri").filter(|uri| uri.starts_with("local://")) {
-                let path = path_of_uri(target, uri);
-                if let Some(parent) = path.parent() {
-                    let _ = fs::remove_dir_all(parent);
+                if let Some(parent) = path_of_uri(target, uri).parent() {
+                    remove_owned(target, parent)?;
                 }
             }
             Ok(())
@@ -982,17 +1045,16 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
             if let Some(pid) = request.pending_handle.as_ref().and_then(|handle| handle.get("pid")).and_then(Json::as_u64) {
                 process::stop(pid as u32, Duration::from_secs(5));
             }
-            if let Some(uri) = text(&state, "artifact_uri") {
+            if let Some(uri) = text(&state, "artifact_uri").filter(|uri| uri.starts_with("local://")) {
                 if let Some(run) = path_of_uri(target, uri).parent() {
-                    let _ = fs::remove_dir_all(run);
+                    remove_owned(target, run)?;
                 }
             }
             Ok(())
         }
         "model" => {
             let name = &registered_model_name(target, &request.config);
-            let _ = fs::remove_dir_all(root(target).join("registry").join(slug(name)));
-            Ok(())
+            remove_owned(target, &root(target).join("registry").join(slug(name)))
         }
         "serving" => {
             let pid = request.prior_private.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
