@@ -143,6 +143,20 @@ fn workspace(directory: &Path) -> Result<Workspace, i32> {
     Ok(Workspace { backend, data_directory, directory })
 }
 
+/// Says so when the state holds secrets this run cannot decrypt: they are
+/// compared as unchanged, as if no key had ever been set.
+fn note_unreadable_secrets(state: &State) {
+    let count = mlops_engine::state::unreadable_secrets(state);
+    if count > 0 {
+        errln!(
+            "note: {count} sensitive value{} in the state {} encrypted with a key this run does not have (MLOPS_STATE_KEY is unset or different); {} treated as unchanged",
+            if count == 1 { "" } else { "s" },
+            if count == 1 { "is" } else { "are" },
+            if count == 1 { "it is" } else { "they are" }
+        );
+    }
+}
+
 fn state_diagnostic(error: StateError) -> Diagnostic {
     match error {
         StateError::Locked { holder } => {
@@ -278,6 +292,7 @@ pub fn plan_command(arguments: &PlanArguments, out: Option<&Path>, format: PlanF
         Ok(state) => state,
         Err(error) => return fail(state_diagnostic(error)),
     };
+    note_unreadable_secrets(&state);
     let planned = match make_plan(arguments, &workspace, &state, destroy, false) {
         Ok(planned) => planned,
         Err(code) => return code,
@@ -551,6 +566,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
             Ok(state) => state,
             Err(error) => return fail(state_diagnostic(error)),
         };
+        note_unreadable_secrets(&state);
         let planned = match make_plan(arguments, &workspace, &state, destroy, delete_retained) {
             Ok(planned) => planned,
             Err(code) => return code,
@@ -765,6 +781,12 @@ pub fn output_command(directory: &Path, name: Option<&str>, json_output: bool) -
     };
     match name {
         Some(name) => match state.outputs.get(name) {
+            Some(output) if output.sensitive && mlops_engine::state::is_sealed(&output.value) => fail(
+                Diagnostic::error(codes::STATE_ERROR, format!("output `{name}` is sensitive, and its value cannot be read from the state"))
+                    .with_help(
+                        "sensitive values are stored only encrypted, with MLOPS_STATE_KEY: set the key it was applied with (or apply again with one)",
+                    ),
+            ),
             Some(output) => {
                 if json_output {
                     outln!("{}", output.value);

@@ -234,3 +234,164 @@ fn a_deleted_lock_file_does_not_let_a_second_apply_in() {
     assert!(first.wait().unwrap().success());
     workspace.assert_no_changes(&[]);
 }
+
+const SECRET: &str = "hunter2-very-secret-token";
+
+/// Runs mlops in `workspace` with the secret as `-var token=…` (where the
+/// command takes variables) and the state key, if any.
+fn run_with_secret(workspace: &Workspace, key: Option<&str>, arguments: &[&str]) -> support::Run {
+    let mut command = workspace.command(arguments);
+    command.env("MLOPS_VAR_token", SECRET).env("MLOPS_VAR_unused_secret", "another-secret-value");
+    if let Some(key) = key {
+        command.env("MLOPS_STATE_KEY", key);
+    }
+    support::Run::from(command.output().unwrap())
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    assert!(!text.contains(SECRET), "{what} shows the secret:\n{text}");
+    assert!(!text.contains("a passphrase for the state"), "{what} shows the state key:\n{text}");
+}
+
+#[test]
+fn a_secret_is_nowhere_in_outputs_files_lineage_or_messages() {
+    for key in [Some("a passphrase for the state"), None] {
+        let workspace = Workspace::copy_of("tests/cases/secrets");
+        let run = |arguments: &[&str]| run_with_secret(&workspace, key, arguments);
+        let plan = run(&["plan", "-out", "saved.plan"]);
+        assert_eq!(plan.code, 0, "{}", plan.all());
+        let mut shown =
+            vec![("plan", plan), ("json", run(&["plan", "--format", "json"])), ("markdown", run(&["plan", "--format", "markdown"]))];
+        let apply = run(&["apply", "--auto-approve"]);
+        assert_eq!(apply.code, 0, "{}", apply.all());
+        // A sensitive output converges: the next plan is empty.
+        let again = run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(again.code, 0, "{}", again.all());
+        assert!(again.stdout.contains("No changes."), "{}", again.all());
+        shown.push(("apply", apply));
+        for arguments in [
+            &["show"][..],
+            &["show", "--json"],
+            &["show", "saved.plan"],
+            &["state", "show", "training.t"],
+            &["state", "show", "bucket.lake"],
+            &["lineage", "serving.api"],
+            &["lineage", "serving.api", "--json"],
+            &["lineage", "model.m", "--json"],
+            &["output"],
+            &["output", "--json"],
+        ] {
+            let run = run(arguments);
+            assert_eq!(run.code, 0, "{arguments:?}: {}", run.all());
+            assert_no_secret(&format!("{arguments:?}"), &run.all());
+        }
+        for (what, run) in &shown {
+            assert_no_secret(what, &run.all());
+        }
+        // Registry metadata, state, backups and the saved plan.
+        let mut files = support::all_files(&workspace.path().join(".mlops/state"));
+        files.extend(support::all_files(&workspace.path().join(".mlops/registry")));
+        files.push(workspace.path().join("saved.plan"));
+        assert!(files.iter().any(|file| file.ends_with("version.json")), "{files:?}");
+        for file in files {
+            assert_no_secret(&file.display().to_string(), &String::from_utf8_lossy(&fs::read(&file).unwrap()));
+        }
+        // A gate whose message holds the secret fails without printing it.
+        let gate = run(&["apply", "--auto-approve", "-var", "min_auc=0.95"]);
+        assert_eq!(gate.code, 1, "{}", gate.all());
+        assert_no_secret("a failed gate", &gate.all());
+        // A failed run's log tail quotes its command line: scrubbed.
+        let failing = run(&["apply", "--auto-approve", "-var", "fail=true"]);
+        assert_eq!(failing.code, 1, "{}", failing.all());
+        assert_no_secret("a failed run", &failing.all());
+        assert!(failing.stderr.contains("arguments: train.py --token (sensitive)"), "the log tail is not shown:\n{}", failing.all());
+        drop(workspace);
+    }
+}
+
+#[test]
+fn a_gate_message_built_from_a_secret_is_not_shown() {
+    let workspace = Workspace::copy_of("tests/cases/secrets");
+    let key = Some("a passphrase for the state");
+    let apply = run_with_secret(&workspace, key, &["apply", "--auto-approve", "-var", "min_auc=0.95"]);
+    assert_eq!(apply.code, 1, "{}", apply.all());
+    assert_no_secret("apply", &apply.all());
+    assert!(
+        apply.stderr.contains("gate `auc` of model.m failed: (its error_message uses a sensitive value, so it is not shown)"),
+        "{}",
+        apply.all()
+    );
+}
+
+#[test]
+fn children_get_the_run_contract_and_their_configuration_not_mlops_secrets() {
+    let workspace = Workspace::copy_of("tests/cases/secrets");
+    let apply = run_with_secret(&workspace, Some("a passphrase for the state"), &["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    for (file, contract) in [("training-environment.json", "MLOPS_RUN_ID"), ("serving-environment.json", "MLOPS_MODEL_DIR")] {
+        let environment: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&workspace.read(file)).unwrap();
+        let names: Vec<&String> = environment.keys().collect();
+        assert!(environment.contains_key(contract), "{file}: {names:?}");
+        assert_eq!(environment["API_TOKEN"], SECRET, "{file}: the configuration's own env is given");
+        for forbidden in ["MLOPS_STATE_KEY", "MLOPS_VAR_token", "MLOPS_VAR_unused_secret"] {
+            assert!(!environment.contains_key(forbidden), "{file} got {forbidden}: {names:?}");
+        }
+        let text = workspace.read(file);
+        assert!(!text.contains("another-secret-value") && !text.contains("a passphrase for the state"), "{file}: {text}");
+    }
+}
+
+#[test]
+fn rotating_or_tampering_with_a_secret_never_prints_it() {
+    for key in [None, Some("a passphrase for the state")] {
+        let workspace = Workspace::copy_of("tests/cases/secrets");
+        let run = |arguments: &[&str]| {
+            let mut command = workspace.command(arguments);
+            if let Some(key) = key {
+                command.env("MLOPS_STATE_KEY", key);
+            }
+            support::Run::from(command.output().unwrap())
+        };
+        let apply = run(&["apply", "--auto-approve", "-var", "token=first-secret-value"]);
+        assert_eq!(apply.code, 0, "{}", apply.all());
+        for format in ["text", "json", "markdown"] {
+            let rotated = run(&["plan", "--format", format, "-var", "token=rotated-secret-value"]);
+            assert!(!rotated.all().contains("first-secret-value") && !rotated.all().contains("rotated-secret-value"), "{}", rotated.all());
+            assert!(!rotated.all().contains("changed outside mlops"), "a rotation is not drift:\n{}", rotated.all());
+        }
+        // The tag changed in the store itself is drift, shown without its values.
+        let settings = workspace.path().join(".mlops/objects/secret-lake/.bucket.json");
+        let text = fs::read_to_string(&settings).unwrap().replace("first-secret-value", "tampered-secret-value");
+        fs::write(&settings, text).unwrap();
+        for format in ["text", "json", "markdown"] {
+            let tampered = run(&["plan", "--format", format, "-var", "token=first-secret-value"]);
+            let all = tampered.all();
+            assert!(!all.contains("first-secret-value") && !all.contains("tampered-secret-value"), "{all}");
+        }
+        let tampered = run(&["plan", "-var", "token=first-secret-value"]);
+        if key.is_some() {
+            assert!(
+                tampered.stdout.contains("`tags` was changed outside mlops (it holds a sensitive value, not shown)"),
+                "{}",
+                tampered.all()
+            );
+        }
+        let destroy = run(&["destroy", "--auto-approve", "--delete-retained", "-var", "token=first-secret-value"]);
+        assert_eq!(destroy.code, 0, "{}", destroy.all());
+    }
+}
+
+#[test]
+fn a_state_written_with_another_key_is_compared_as_unchanged_and_said_so() {
+    let workspace = Workspace::copy_of("tests/cases/secrets");
+    let apply = run_with_secret(&workspace, Some("a passphrase for the state"), &["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    for key in [None, Some("another key")] {
+        let plan = run_with_secret(&workspace, key, &["plan", "--detailed-exitcode"]);
+        assert_eq!(plan.code, 0, "nothing is replaced for a key it cannot read:\n{}", plan.all());
+        assert!(plan.stderr.contains("encrypted with a key this run does not have"), "{}", plan.all());
+    }
+    let output = run_with_secret(&workspace, None, &["output", "tok"]);
+    assert_eq!(output.code, 1, "{}", output.all());
+    assert!(output.stderr.contains("output `tok` is sensitive, and its value cannot be read from the state"), "{}", output.all());
+}

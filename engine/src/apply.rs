@@ -36,6 +36,7 @@ use serde_json::Value as Json;
 
 use crate::convert::{attribute_context, values_from_json};
 use crate::plan::{Plan, Providers, ResourceChange};
+use crate::redact::{redact_paths, Scrubber};
 use crate::state::{now, Journal, OutputRecord, Record, Secrets, State, StateError};
 
 /// What apply tells whoever shows progress.
@@ -118,6 +119,8 @@ struct Shared<'a> {
     state: Mutex<State>,
     journal: Journal,
     options: &'a ApplyOptions,
+    /// Every secret the plan holds, kept out of progress lines and errors.
+    scrubber: Scrubber,
 }
 
 struct Context<'a> {
@@ -137,7 +140,8 @@ impl ApplyContext for Context<'_> {
     }
 
     fn progress(&self, message: &str) {
-        self.shared.options.reporter.event(ApplyEvent::Progress { address: self.change.address.clone(), message: message.to_owned() });
+        let message = self.shared.scrubber.scrub(message);
+        self.shared.options.reporter.event(ApplyEvent::Progress { address: self.change.address.clone(), message });
     }
 
     fn interrupted(&self) -> bool {
@@ -225,7 +229,8 @@ pub fn apply(
         Ok(journal) => journal,
         Err(error) => return ApplyResult { state, outcomes: BTreeMap::new(), interrupted: false, state_error: Some(error) },
     };
-    let shared = Shared { plan, providers, secrets, state: Mutex::new(state), journal, options };
+    let scrubber = Scrubber::for_plan(plan);
+    let shared = Shared { plan, providers, secrets, state: Mutex::new(state), journal, options, scrubber };
 
     // The graph: indices of changes that do something.
     let nodes: Vec<usize> = plan.changes.iter().enumerate().filter(|(_, change)| change.is_change()).map(|(index, _)| index).collect();
@@ -367,7 +372,7 @@ pub fn apply(
 
     // Outputs, from what is now in state.
     let mut state_error = None;
-    let Shared { state, journal, .. } = shared;
+    let Shared { state, journal, scrubber, .. } = shared;
     let mut state = state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     state.serial = journal.serial();
     // A journal that failed holds less than the state in memory: folding
@@ -397,11 +402,13 @@ pub fn apply(
                                 (
                                     Action::Update,
                                     ChangeOutcome::Failed(
-                                        Diagnostic::error(
-                                            codes::PROVIDER_ERROR,
-                                            format!("output `{}` cannot be computed: {message}", output.name),
-                                        )
-                                        .with_help("check the output's expression"),
+                                        scrubber.scrub_diagnostic(
+                                            Diagnostic::error(
+                                                codes::PROVIDER_ERROR,
+                                                format!("output `{}` cannot be computed: {message}", output.name),
+                                            )
+                                            .with_help("check the output's expression"),
+                                        ),
                                     ),
                                 ),
                             );
@@ -569,6 +576,7 @@ fn execute(shared: &Shared<'_>, index: usize) -> Finished {
             if !shared.options.interrupt.load(Ordering::SeqCst) {
                 forget_handle(shared, &change.address);
             }
+            let diagnostic = shared.scrubber.scrub_diagnostic(diagnostic);
             Finished { index, outcome: ChangeOutcome::Failed(diagnostic), sequence: None, elapsed: started.elapsed() }
         }
     }
@@ -691,7 +699,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     resolve_references(&mut resolved, &mut stored_config, &upstream, &mut inputs);
     let schema = if change.is_data { Schemas::standard().data.get(&change.kind) } else { Schemas::standard().resources.get(&change.kind) };
     let mut post_checks: Vec<(Vec<String>, String)> = Vec::new();
-    let mut gates: Vec<(String, Json, Json)> = Vec::new();
+    let mut gates: Vec<(String, Json, Message)> = Vec::new();
     let mut failure: Option<String> = None;
     visit_expressions(&mut resolved, &mut Vec::new(), &mut |path, slot| {
         let Some(text) = as_expression(slot).map(str::to_owned) else { return };
@@ -716,11 +724,14 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     let pinned = change.kind == "model" && resolved.get("version").is_some_and(|version| !version.is_null());
     if let (Some(Json::Object(gate_blocks)), false) = (resolved.get("gate"), pinned) {
         for (name, gate) in gate_blocks {
-            gates.push((
-                name.clone(),
-                gate.get("condition").cloned().unwrap_or(Json::Bool(true)),
-                gate.get("error_message").cloned().unwrap_or(Json::Null),
-            ));
+            let message_path = ["gate".to_owned(), name.clone(), "error_message".to_owned()];
+            let message = gate.get("error_message").cloned().unwrap_or(Json::Null);
+            let message = if change.sensitive_paths.iter().any(|path| path[..] == message_path[..]) {
+                Message::Sensitive
+            } else {
+                Message::Text(message)
+            };
+            gates.push((name.clone(), gate.get("condition").cloned().unwrap_or(Json::Bool(true)), message));
         }
     }
 
@@ -799,8 +810,12 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
             let holds = CompiledResidual::parse(text, &bindings).and_then(|compiled| compiled.evaluate(Some(self_value.clone()), None));
             let name = path.get(1).cloned().unwrap_or_default();
             let block_path = &path[..path.len().saturating_sub(1)];
-            let message =
-                crate::state::json_at(&resolved, &[block_path, &["error_message".to_owned()]].concat()).cloned().unwrap_or(Json::Null);
+            let message_path = [block_path, &["error_message".to_owned()]].concat();
+            let message = if change.sensitive_paths.contains(&message_path) {
+                Message::Sensitive
+            } else {
+                Message::Text(crate::state::json_at(&resolved, &message_path).cloned().unwrap_or(Json::Null))
+            };
             match holds {
                 Ok(value) if value.unmark().0.as_bool() == Some(true) => {}
                 Ok(_) => {
@@ -842,7 +857,11 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         if let Some(identity) = record.state.get(identity_attribute(&change.kind)) {
             lineage.insert("identity".to_owned(), identity.clone());
         }
-        let details = lineage_details(&change.kind, &record.config, &record.state);
+        let details = lineage_details(
+            &change.kind,
+            &redact_paths(&record.config, &change.sensitive_paths),
+            &redact_paths(&record.state, &change.sensitive_paths),
+        );
         lineage.insert("details".to_owned(), details);
     }
     if change.kind == "model" {
@@ -874,15 +893,29 @@ fn with_retries<T>(context: &Context<'_>, mut operation: impl FnMut() -> Result<
     }
 }
 
-fn evaluate_message(message: &Json, bindings: &ResidualBindings, self_value: Option<Value>) -> String {
+/// A gate's or check's `error_message`: text to show, or one built from a
+/// sensitive value, which is never shown.
+enum Message {
+    Text(Json),
+    Sensitive,
+}
+
+/// What a message built from a sensitive value shows instead.
+const SENSITIVE_MESSAGE: &str = "(its error_message uses a sensitive value, so it is not shown)";
+
+fn evaluate_message(message: &Message, bindings: &ResidualBindings, self_value: Option<Value>) -> String {
+    let message = match message {
+        Message::Sensitive => return SENSITIVE_MESSAGE.to_owned(),
+        Message::Text(message) => message,
+    };
     match message {
         Json::String(text) => text.clone(),
         other => match as_expression(other) {
-            Some(text) => CompiledResidual::parse(text, bindings)
-                .and_then(|compiled| compiled.evaluate(self_value, None))
-                .ok()
-                .and_then(|value| value.unmark().0.as_str().map(str::to_owned))
-                .unwrap_or_else(|| text.to_owned()),
+            Some(text) => match CompiledResidual::parse(text, bindings).and_then(|compiled| compiled.evaluate(self_value, None)) {
+                Ok(value) if value.contains_sensitive() => SENSITIVE_MESSAGE.to_owned(),
+                Ok(value) => value.unmark().0.as_str().map_or_else(|| text.to_owned(), str::to_owned),
+                Err(_) => text.to_owned(),
+            },
             None => "the condition is false".to_owned(),
         },
     }
@@ -912,7 +945,9 @@ fn resolve_references(
         if let Some((address, _)) = as_reference(resolved) {
             let address = address.to_owned();
             if let Some(record) = records.get(&address) {
-                let mut attributes = record.merged_attributes();
+                // What one resource hands another keeps the target's secrets
+                // out: a registry would record them as run parameters.
+                let mut attributes = redact_paths(&record.merged_attributes(), &record.sensitive_paths);
                 attributes.insert("$address".to_owned(), Json::String(address.clone()));
                 attributes.insert("$kind".to_owned(), Json::String(record.kind.clone()));
                 let identity = record.state.get(identity_attribute(&record.kind)).cloned();

@@ -8,6 +8,7 @@
 //! - [`plan`]: refresh, the planner hooked into evaluation, the [`plan::Plan`].
 //! - [`apply`]: executes a plan's graph with bounded parallelism, durably.
 //! - [`lineage`]: what produced what, from state (for a model, per version).
+//! - [`redact`]: sensitive values out of lineage, drift, messages and logs.
 //!
 //! **Architecture invariant:** apply executes the plan and never evaluates
 //! the configuration again; the residual expressions the plan carries (see
@@ -17,4 +18,5 @@ pub mod apply;
 pub mod convert;
 pub mod lineage;
 pub mod plan;
+pub mod redact;
 pub mod state;

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::convert::{config_json, references, values_from_json, without_identities};
+use crate::redact::{redact_paths, touches_sensitive, Scrubber};
 use crate::state::{Record, RecordLifecycle, Secrets, State};
 
 pub const PLAN_FORMAT_VERSION: &str = "1.0";
@@ -337,8 +338,8 @@ pub fn refresh(
                         .collect();
                     drift.push(Drift {
                         address: address.clone(),
-                        before: prior.state.clone(),
-                        after: Some(record.state.clone()),
+                        before: redact_paths(&prior.state, &prior.sensitive_paths),
+                        after: Some(redact_paths(&record.state, &prior.sensitive_paths)),
                         summary: format!("changed outside mlops: {}", changed.join(", ")),
                     });
                 }
@@ -350,7 +351,7 @@ pub fn refresh(
                 refreshed.gone.insert(address.clone());
                 drift.push(Drift {
                     address: address.clone(),
-                    before: prior.state.clone(),
+                    before: redact_paths(&prior.state, &prior.sensitive_paths),
                     after: None,
                     summary: "deleted outside mlops".to_owned(),
                 })
@@ -413,10 +414,19 @@ fn refresh_one(
     let response = provider
         .read(ReadRequest { target, config: record.config.clone(), state: record.state.clone(), private: record.private.clone() })
         .map_err(|error| error.to_string())?;
-    // Only a record that changed is copied: most do not.
+    // Only a record that changed is copied: most do not. A secret that was
+    // not stored (no MLOPS_STATE_KEY) cannot be compared, so it is taken to
+    // be what the object holds now, rather than reported as drift.
     Ok(match response.state {
         None => RefreshOutcome::Gone,
         Some(state) if state == record.state && response.private == record.private => RefreshOutcome::Unchanged,
+        Some(state)
+            if response.private == record.private
+                && !record.sensitive_paths.is_empty()
+                && restore_withheld(&record.state, &state, &record.sensitive_paths) == state =>
+        {
+            RefreshOutcome::Unchanged
+        }
         Some(state) => RefreshOutcome::Changed(Box::new(Record { state, private: response.private, ..record.clone() })),
     })
 }
@@ -640,16 +650,22 @@ impl PlanResolver for Planner<'_> {
             }
         }
         // Settings the provider reads back that differ from the configuration:
-        // changed outside mlops, corrected by an update.
+        // changed outside mlops, corrected by an update. A secret that was
+        // not stored reads as what the configuration holds.
         if let Some(prior) = prior {
-            for (name, live) in &prior.state {
+            let live_state = restore_withheld(&prior.state, &config, &change.sensitive_paths);
+            for (name, live) in &live_state {
                 let configured =
                     schema.body.attributes.get(name).is_some_and(|attribute| !attribute.computed && attribute.reads_as.is_none());
                 if configured && !changed_attributes.contains(name) && !draft.lifecycle.ignore_changes.iter().any(|ignored| ignored == name)
                 {
                     if let Some(wanted) = config.get(name) {
                         if without_identities(wanted) != *live {
-                            reasons.push(format!("`{name}` was changed outside mlops: {live} -> {wanted}"));
+                            if touches_sensitive(name, &change.sensitive_paths) {
+                                reasons.push(format!("`{name}` was changed outside mlops (it holds a sensitive value, not shown)"));
+                            } else {
+                                reasons.push(format!("`{name}` was changed outside mlops: {live} -> {wanted}"));
+                            }
                         }
                     }
                 }
@@ -809,10 +825,14 @@ impl Planner<'_> {
 /// `prior` with every secret that was not stored replaced by the value in
 /// `current`: without a key, a secret cannot be compared, so it counts as
 /// unchanged.
+///
+/// A secret sealed with a key this run does not have counts as withheld too:
+/// it cannot be compared either, and taking it for a change would replace
+/// every run that uses it.
 fn restore_withheld(prior: &Attributes, current: &Attributes, sensitive_paths: &[AttributePath]) -> Attributes {
     let mut restored = prior.clone();
     for path in sensitive_paths {
-        let withheld = crate::state::json_at(prior, path).is_some_and(|value| value == &serde_json::json!({ "$sensitive": null }));
+        let withheld = crate::state::json_at(prior, path).is_some_and(crate::state::is_sealed);
         if withheld {
             if let (Some(slot), Some(value)) = (crate::state::json_at_mut(&mut restored, path), crate::state::json_at(current, path)) {
                 *slot = value.clone();
@@ -1005,8 +1025,7 @@ pub fn plan(
             .unwrap_or_default()
     };
 
-    diagnostics.extend(problems);
-    let failed = diagnostics.iter().any(Diagnostic::is_error);
+    let failed = diagnostics.iter().any(Diagnostic::is_error) || problems.iter().any(Diagnostic::is_error);
     let plan = Plan {
         format_version: PLAN_FORMAT_VERSION.to_owned(),
         config_hash: config_hash(&outcome.sources, &options.variables),
@@ -1024,17 +1043,26 @@ pub fn plan(
         provider_configurations: configurations,
         secrets_withheld: false,
     };
+    // A provider's error may quote what it was given.
+    let scrubber = Scrubber::for_plan(&plan);
+    diagnostics.extend(problems.into_iter().map(|problem| scrubber.scrub_diagnostic(problem)));
     PlanOutcome { sources: outcome.sources, diagnostics, plan: (!failed).then_some(plan) }
 }
 
 fn output_change(output: &mlops_compiler::check::CheckedOutput, before: Option<Json>, module_path: &[String]) -> OutputChange {
     let known = output.value.is_wholly_known();
+    let after = known.then(|| output.value.to_json_unredacted());
+    let sensitive = output.sensitive || output.value.contains_sensitive();
+    // A sensitive output stored without a key cannot be compared: it is
+    // taken to be unchanged, as a withheld secret in a resource is.
+    let withheld = before.as_ref().is_some_and(crate::state::is_sealed);
+    let before = if sensitive && withheld && after.is_some() { after.clone() } else { before };
     OutputChange {
         name: output.name.clone(),
         before,
-        after: known.then(|| output.value.to_json_unredacted()),
+        after,
         residual: if known { None } else { output.residual.clone() },
-        sensitive: output.sensitive || output.value.contains_sensitive(),
+        sensitive,
         module_path: module_path.to_vec(),
     }
 }

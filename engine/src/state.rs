@@ -389,6 +389,26 @@ impl Secrets {
     }
 }
 
+/// How many secrets in a loaded state stayed encrypted: sealed with a key
+/// this run does not have (`MLOPS_STATE_KEY` unset or different).
+pub fn unreadable_secrets(state: &State) -> usize {
+    let encrypted = |value: &Json| value.get("$sensitive").and_then(Json::as_str).is_some_and(|text| text.starts_with("enc:"));
+    let in_records: usize = state
+        .resources
+        .values()
+        .map(|record| {
+            record
+                .sensitive_paths
+                .iter()
+                .flat_map(|path| [json_at(&record.config, path), json_at(&record.state, path)])
+                .flatten()
+                .filter(|value| encrypted(value))
+                .count()
+        })
+        .sum();
+    in_records + state.outputs.values().filter(|output| output.sensitive && encrypted(&output.value)).count()
+}
+
 pub fn is_sealed(value: &Json) -> bool {
     value.as_object().is_some_and(|object| object.len() == 1 && object.contains_key("$sensitive"))
 }
@@ -507,6 +527,11 @@ fn open_state(state: &mut State, secrets: &Secrets) {
         let paths = record.sensitive_paths.clone();
         secrets.open_paths(&mut record.config, &paths);
         secrets.open_paths(&mut record.state, &paths);
+    }
+    for output in state.outputs.values_mut().filter(|output| output.sensitive) {
+        if let Some(opened) = secrets.open(&output.value) {
+            output.value = opened;
+        }
     }
 }
 

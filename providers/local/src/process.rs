@@ -46,6 +46,15 @@ pub fn spawn_detached(
         }
     };
     process.current_dir(working_directory).stdin(Stdio::null()).stdout(log_file).stderr(log_copy);
+    // mlops's own settings and secrets stay with mlops: the state key, every
+    // `MLOPS_VAR_*` (sensitive variables included), provider credentials
+    // given as `MLOPS_*`. The child gets the run contract and what its
+    // configuration gives it.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("MLOPS_") && name != "MLOPS_EXIT_FILE" {
+            process.env_remove(&name);
+        }
+    }
     for (name, value) in environment {
         process.env(name, value);
     }
