@@ -395,3 +395,109 @@ fn a_state_written_with_another_key_is_compared_as_unchanged_and_said_so() {
     assert_eq!(output.code, 1, "{}", output.all());
     assert!(output.stderr.contains("output `tok` is sensitive, and its value cannot be read from the state"), "{}", output.all());
 }
+
+/// The servers of `workspace` whose processes are running, by the pid
+/// files the local provider's wrapper writes.
+fn running_servers(workspace: &Workspace) -> Vec<u32> {
+    support::all_files(&workspace.path().join(".mlops/serving"))
+        .into_iter()
+        .filter(|file| file.extension().is_some_and(|extension| extension == "pid"))
+        .filter_map(|file| fs::read_to_string(file).ok()?.trim().parse::<u32>().ok())
+        .filter(|pid| process_running(*pid))
+        .collect()
+}
+
+fn process_running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"))
+}
+
+/// Starts an apply with the server taking `delay` seconds to start, and
+/// kills it (`kill -9`) once the server process `count` exists.
+fn kill_while_a_server_starts(workspace: &Workspace, arguments: &[&str], delay: &str, count: usize) {
+    let mut all = vec!["apply", "--auto-approve"];
+    all.extend_from_slice(arguments);
+    let mut child = workspace
+        .command(&all)
+        .env("SERVE_DELAY", delay)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running_servers(workspace).len() < count {
+        assert!(Instant::now() < deadline, "the server never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_server_a_killed_apply_was_starting_is_adopted_once_healthy() {
+    let workspace = Workspace::copy_of("tests/cases/slow-serving");
+    kill_while_a_server_starts(&workspace, &[], "2", 1);
+    let starting = running_servers(&workspace);
+    let apply = workspace.apply(&[]);
+    assert!(apply.stderr.contains("re-attached to the server on port"), "{}", apply.all());
+    assert_eq!(running_servers(&workspace), starting, "the server was not adopted");
+}
+
+#[test]
+fn a_killed_blue_green_rollout_resumes_and_stops_the_old_server() {
+    let workspace = Workspace::copy_of("tests/cases/slow-serving");
+    workspace.apply(&[]);
+    let old = running_servers(&workspace);
+    assert_eq!(old.len(), 1);
+    kill_while_a_server_starts(&workspace, &["-var", "generation=2"], "2", 2);
+    let apply = workspace.apply(&["-var", "generation=2"]);
+    assert!(apply.stderr.contains("re-attached to the server on port"), "{}", apply.all());
+    let now = running_servers(&workspace);
+    assert_eq!(now.len(), 1, "old and new both run: {now:?}");
+    assert_ne!(now, old, "the old server still serves");
+    let shown = workspace.run(&["state", "show", "serving.api"]).stdout;
+    let url = shown.lines().find_map(|line| line.trim().strip_prefix("url = ")).unwrap().trim_matches('"').to_owned();
+    assert_eq!(support::get(&url, "/health"), "2", "the new version is not the one serving");
+}
+
+#[test]
+fn destroy_after_a_killed_apply_stops_every_server_it_started() {
+    let workspace = Workspace::copy_of("tests/cases/slow-serving");
+    workspace.apply(&[]);
+    kill_while_a_server_starts(&workspace, &["-var", "generation=2"], "30", 2);
+    let destroy = workspace.run(&["destroy", "--auto-approve", "--delete-retained", "-var", "generation=2"]);
+    assert_eq!(destroy.code, 0, "{}", destroy.all());
+    assert!(running_servers(&workspace).is_empty(), "an orphan survived destroy: {:?}", running_servers(&workspace));
+}
+
+#[test]
+fn a_server_started_with_another_version_is_stopped_not_adopted() {
+    let workspace = Workspace::copy_of("tests/cases/slow-serving");
+    workspace.apply(&[]);
+    kill_while_a_server_starts(&workspace, &["-var", "generation=2"], "30", 2);
+    // Back to the first generation: the half-started server serves a
+    // version nobody wants any more.
+    let apply = workspace.apply(&["-var", "generation=3"]);
+    assert!(apply.stderr.contains("stopping the server an interrupted apply started"), "{}", apply.all());
+    assert_eq!(running_servers(&workspace).len(), 1, "{:?}", running_servers(&workspace));
+}
+
+#[test]
+fn a_run_a_killed_apply_started_with_other_settings_is_stopped_not_adopted() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    let mut child = workspace.start_slow_apply("30", || workspace.read(".mlops/state/journal.jsonl").contains("\"started\""));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = fs::read_dir(workspace.path().join(".mlops/runs")).unwrap().next().unwrap().unwrap().path();
+    let pid: u32 = fs::read_to_string(run.join("pid")).unwrap().trim().parse().unwrap();
+    assert!(process_running(pid));
+
+    // Other settings: the run in flight is not what the state would claim.
+    let apply = workspace.run_fast(&["apply", "--auto-approve", "-var", "token=changed-settings"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert!(apply.stderr.contains("an interrupted apply started it with other settings"), "{}", apply.all());
+    assert!(!apply.stderr.contains("re-attaching"), "{}", apply.all());
+    assert!(!process_running(pid), "the stale run still runs");
+    assert!(!run.exists(), "the stale run's folder is left");
+    workspace.assert_no_changes(&["-var", "token=changed-settings"]);
+}

@@ -673,7 +673,10 @@ impl PlanResolver for Planner<'_> {
         }
         reasons.extend(response.update_reasons.iter().cloned());
         if resuming {
-            reasons.push("an interrupted apply left work under way: apply resumes it instead of starting again".to_owned());
+            reasons.push(
+                "an interrupted apply left work under way: apply resumes it if it was started with these settings, and stops it otherwise"
+                    .to_owned(),
+            );
         }
         change.action = if draft.is_data {
             // A data source is read while planning; it is a change only when

@@ -208,6 +208,17 @@ pub fn post(url: &str, path: &str, body: &str) -> String {
     response
 }
 
+/// GETs `url/path` and returns the body of the response.
+pub fn get(url: &str, path: &str) -> String {
+    let address = url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("the server answers");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_once("\r\n\r\n").map_or(response.clone(), |(_, body)| body.to_owned())
+}
+
 /// A request to an S3 endpoint that does not check signatures (the moto
 /// server), to change things behind mlops's back. Returns the status code.
 pub fn raw_request(endpoint: &str, method: &str, path: &str, body: &str) -> u16 {

@@ -266,9 +266,9 @@ impl Provider for LocalProvider {
                 return Ok(ReadResponse { state, private: Json::Object(private) });
             }
             ("serving", _) => {
-                let pid = request.private.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
-                let port = request.private.get("port").and_then(Json::as_u64).unwrap_or(0) as u16;
-                let healthy = process::alive(pid) && process::http_status(port, "/health", Duration::from_secs(2)) == Some(200);
+                let port = request.private.get("port").and_then(Json::as_u64).and_then(|port| u16::try_from(port).ok()).unwrap_or(0);
+                let running = process::Started::from_json(&request.private).is_some_and(|server| server.is_running());
+                let healthy = running && process::http_status(port, "/health", Duration::from_secs(2)) == Some(200);
                 let mut state = request.state.clone();
                 if !healthy {
                     state.insert("ready_replicas".into(), json!(0));
@@ -699,6 +699,30 @@ fn plan_training(request: &PlanRequest, response: &mut PlanResponse) -> Provider
     Ok(())
 }
 
+/// A run an interrupted apply started: its id, the fingerprint of the
+/// settings it was started with, and its process.
+struct PendingRun {
+    run_id: String,
+    fingerprint: Option<String>,
+    process: Option<process::Started>,
+}
+
+impl PendingRun {
+    fn from_handle(runs: &Path, handle: &Json) -> Option<PendingRun> {
+        let run_id = handle.get("run_id")?.as_str()?.to_owned();
+        // A run id names a folder under runs/: nothing else.
+        if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
+            return None;
+        }
+        let process = process::Started::from_json(handle).or_else(|| process::Started::from_pid_file(&runs.join(&run_id).join("pid")));
+        Some(PendingRun { run_id, fingerprint: handle.get("fingerprint").and_then(Json::as_str).map(str::to_owned), process })
+    }
+
+    fn finished_well(&self, runs: &Path) -> bool {
+        fs::read_to_string(runs.join(&self.run_id).join("exit_code")).is_ok_and(|code| code.trim() == "0")
+    }
+}
+
 fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
@@ -712,23 +736,44 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
     let timeout =
         config.get("timeout").and_then(Json::as_str).and_then(mlops_provider_api::parse_duration).unwrap_or(Duration::from_secs(24 * 3600));
     let declared: Vec<String> = strings(config, "metrics");
-
-    // Re-attach to a run an interrupted apply started.
-    let pending = request
-        .pending_handle
-        .as_ref()
-        .and_then(|handle| Some((handle.get("run_id")?.as_str()?.to_owned(), handle.get("pid")?.as_u64()? as u32)));
     let runs = root(target).join("runs");
-    let (run_id, pid, run_directory) = match pending {
-        // A run that is still going, or that finished well; one that failed is run again.
-        Some((run_id, pid))
-            if process::alive(pid) || fs::read_to_string(runs.join(&run_id).join("exit_code")).is_ok_and(|code| code.trim() == "0") =>
-        {
-            context.progress(&format!("re-attaching to run {run_id} (pid {pid})"));
-            let directory = runs.join(&run_id);
-            (run_id, pid, directory)
+    let wanted_fingerprint = fingerprint(target, config);
+
+    // Re-attach to a run an interrupted apply started, when it was started
+    // with these very settings and is still going or finished well. Any
+    // other is stopped: adopting it would record settings it never ran with.
+    let pending = request.pending_handle.as_ref().and_then(|handle| PendingRun::from_handle(&runs, handle));
+    let adopted = match pending {
+        Some(run) => {
+            let same_settings = run.fingerprint.is_some() && run.fingerprint == wanted_fingerprint;
+            let running = run.process.filter(process::Started::is_running);
+            if same_settings && (running.is_some() || run.finished_well(&runs)) {
+                Some(run)
+            } else {
+                if let Some(process) = running {
+                    context.progress(&format!(
+                        "stopping run {} (pid {}): an interrupted apply started it with other settings",
+                        run.run_id, process.pid
+                    ));
+                    process.stop(Duration::from_secs(5));
+                }
+                // Stopped here, or never started: nothing in it to keep. A
+                // run that failed on its own keeps its log.
+                if running.is_some() || run.process.is_none() {
+                    remove_owned(target, &runs.join(&run.run_id))?;
+                }
+                None
+            }
         }
-        _ => {
+        None => None,
+    };
+    let (run_id, process, run_directory) = match adopted {
+        Some(run) => {
+            context.progress(&format!("re-attaching to run {}", run.run_id));
+            let directory = runs.join(&run.run_id);
+            (run.run_id, run.process, directory)
+        }
+        None => {
             let run_id = format!(
                 "run-{}-{}",
                 chrono::Utc::now().format("%Y%m%dT%H%M%S"),
@@ -755,17 +800,23 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             for (name, value) in config.get("env").and_then(Json::as_object).into_iter().flatten() {
                 environment.push((name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
             }
-            let pid = process::spawn_detached(
+            // Recorded before the process exists: killed from here on, the
+            // next apply finds it through the pid file the wrapper writes.
+            let mut handle = json!({ "run_id": run_id, "fingerprint": wanted_fingerprint });
+            context.record_handle(handle.clone())?;
+            let started = process::spawn_detached(
                 &command,
                 &target.working_directory,
                 &environment,
                 &directory.join("log.txt"),
+                &directory.join("pid"),
                 Some(&directory.join("exit_code")),
             )?;
-            // Durable before waiting: an interrupted apply re-attaches to this run.
-            context.record_handle(json!({ "run_id": run_id, "pid": pid }))?;
-            context.progress(&format!("started run {run_id} (pid {pid}): {}", command.join(" ")));
-            (run_id, pid, directory)
+            handle["pid"] = json!(started.pid);
+            handle["started"] = json!(started.ticks);
+            context.record_handle(handle)?;
+            context.progress(&format!("started run {run_id} (pid {}): {}", started.pid, command.join(" ")));
+            (run_id, Some(started), directory)
         }
     };
     let started = Instant::now();
@@ -775,7 +826,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
         if exit_file.exists() {
             break;
         }
-        if !process::alive(pid) {
+        if !process.is_some_and(|process| process.is_running()) {
             std::thread::sleep(Duration::from_millis(100));
             if exit_file.exists() {
                 break;
@@ -789,7 +840,9 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             return Err(ProviderError::Interrupted);
         }
         if started.elapsed() > timeout {
-            process::stop(pid, Duration::from_secs(5));
+            if let Some(process) = process {
+                process.stop(Duration::from_secs(5));
+            }
             return Err(ProviderError::with_help(
                 format!("run {run_id} timed out after {}s", timeout.as_secs()),
                 "raise `timeout`, or make the training faster",
@@ -801,7 +854,9 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    process::reap(pid);
+    if let Some(process) = process {
+        process::reap(process.pid);
+    }
     let code = fs::read_to_string(&exit_file).unwrap_or_default();
     if code.trim() != "0" {
         return Err(ProviderError::with_help(
@@ -817,7 +872,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
     let reported = mlops_provider_api::declared_metrics(&format!("run {run_id}"), written.as_deref(), &declared)?;
     let mut state = Attributes::new();
     state.insert("run_id".into(), Json::String(run_id.clone()));
-    state.insert("fingerprint".into(), fingerprint(target, config).map_or(Json::Null, Json::String));
+    state.insert("fingerprint".into(), wanted_fingerprint.map_or(Json::Null, Json::String));
     state.insert("artifact_uri".into(), Json::String(uri_for(&relative_to_root(target, &run_directory.join("output")))));
     state.insert("metrics".into(), Json::Object(reported));
     context.progress(&format!("run {run_id} finished in {:.1}s", started.elapsed().as_secs_f64()));
@@ -957,24 +1012,36 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
         local_copy(target, model_uri, Some(context))?
     };
     let strategy = config.get("rollout").and_then(|rollout| rollout.get("strategy")).and_then(Json::as_str).unwrap_or("all_at_once");
-    let old_pid = request.prior_state.as_ref().and(request.prior_private.get("pid")).and_then(Json::as_u64).unwrap_or(0) as u32;
+    let old_server = request.prior_state.as_ref().and_then(|_| process::Started::from_json(&request.prior_private));
     let directory = root(target).join("serving").join(slug(&target.address));
     fs::create_dir_all(&directory).map_err(|error| io_failed("create", &directory, error))?;
 
-    // An interrupted apply's server, if it is up: adopt it.
+    // The server an interrupted apply started: adopted when it serves this
+    // version and becomes healthy (the rollout it was part of then
+    // finishes: the old server goes), stopped otherwise. Never left running.
     if let Some(handle) = &request.pending_handle {
-        let pid = handle.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
-        let port = handle.get("port").and_then(Json::as_u64).unwrap_or(0) as u16;
-        if handle.get("version").and_then(Json::as_str) == Some(version.as_str())
-            && process::alive(pid)
-            && process::http_status(port, "/health", Duration::from_secs(2)) == Some(200)
-        {
-            context.progress(&format!("re-attached to the server on port {port}"));
-            return Ok(serving_response(port, pid, &version));
+        let port = handle.get("port").and_then(Json::as_u64).and_then(|port| u16::try_from(port).ok()).unwrap_or(0);
+        if let Some(server) = pending_server(&directory, handle).filter(process::Started::is_running) {
+            let same_version = handle.get("version").and_then(Json::as_str) == Some(version.as_str());
+            if same_version && port != 0 {
+                context.progress(&format!("waiting for the server an interrupted apply started on port {port} (pid {})", server.pid));
+                let log = directory.join(format!("server-{port}.log"));
+                if wait_for_health(server, port, &log, context, Duration::from_secs(60)).is_ok() {
+                    context.progress(&format!("re-attached to the server on port {port}"));
+                    if let Some(old) = old_server.filter(|old| old.pid != server.pid) {
+                        old.stop(Duration::from_secs(10));
+                    }
+                    return Ok(serving_response(port, server, &version));
+                }
+            }
+            context.progress(&format!("stopping the server an interrupted apply started on port {port} (pid {})", server.pid));
+            server.stop(Duration::from_secs(5));
         }
     }
-    if strategy == "all_at_once" && old_pid != 0 {
-        process::stop(old_pid, Duration::from_secs(10));
+    if strategy == "all_at_once" {
+        if let Some(old) = old_server {
+            old.stop(Duration::from_secs(10));
+        }
     }
     let port = process::free_port()?;
     let mut environment = vec![
@@ -986,42 +1053,73 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
         environment.push((name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
     }
     let log = directory.join(format!("server-{port}.log"));
-    let pid = process::spawn_detached(&command, &target.working_directory, &environment, &log, None)?;
-    context.record_handle(json!({ "pid": pid, "port": port, "version": version }))?;
-    context.progress(&format!("started version {version} on port {port} (pid {pid}); waiting for /health"));
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid_file = format!("server-{port}.pid");
+    // Recorded before the process exists: killed from here on, the next
+    // apply finds it through the pid file the wrapper writes.
+    let mut handle = json!({ "port": port, "version": version, "pid_file": pid_file });
+    context.record_handle(handle.clone())?;
+    let server = process::spawn_detached(&command, &target.working_directory, &environment, &log, &directory.join(&pid_file), None)?;
+    handle["pid"] = json!(server.pid);
+    handle["started"] = json!(server.ticks);
+    context.record_handle(handle)?;
+    context.progress(&format!("started version {version} on port {port} (pid {}); waiting for /health", server.pid));
+    if let Err(error) = wait_for_health(server, port, &log, context, Duration::from_secs(60)) {
+        server.stop(Duration::from_secs(5));
+        return Err(error);
+    }
+    // blue_green: the new one is up; now the old one goes.
+    if let Some(old) = old_server.filter(|old| old.pid != server.pid) {
+        old.stop(Duration::from_secs(10));
+    }
+    Ok(serving_response(port, server, &version))
+}
+
+/// The server a pending handle names: by its pid and start time, or,
+/// when the apply died before recording them, by the pid file.
+fn pending_server(directory: &Path, handle: &Json) -> Option<process::Started> {
+    process::Started::from_json(handle).or_else(|| {
+        let name = handle.get("pid_file")?.as_str()?;
+        // A file name in the serving's own folder, nothing else.
+        (!name.contains(['/', '\\']) && !name.starts_with('.')).then(|| process::Started::from_pid_file(&directory.join(name)))?
+    })
+}
+
+/// Waits until `GET /health` answers 200, the server exits, the apply is
+/// interrupted, or `limit` passes.
+fn wait_for_health(server: process::Started, port: u16, log: &Path, context: &dyn ApplyContext, limit: Duration) -> ProviderResult<()> {
+    let deadline = Instant::now() + limit;
     loop {
         if process::http_status(port, "/health", Duration::from_secs(1)) == Some(200) {
-            break;
+            return Ok(());
         }
-        if !process::alive(pid) {
-            return Err(failed(format!("the server exited before it was ready; its log ends with:\n{}", process::tail(&log, 20))));
+        if !server.is_running() {
+            return Err(failed(format!("the server exited before it was ready; its log ends with:\n{}", process::tail(log, 20))));
         }
-        if Instant::now() > deadline || context.interrupted() {
-            process::stop(pid, Duration::from_secs(5));
-            if context.interrupted() {
-                return Err(ProviderError::Interrupted);
-            }
+        if context.interrupted() {
+            return Err(ProviderError::Interrupted);
+        }
+        if Instant::now() > deadline {
             return Err(ProviderError::with_help(
-                format!("the server did not answer GET /health with 200 within 60s; its log ends with:\n{}", process::tail(&log, 20)),
+                format!(
+                    "the server did not answer GET /health with 200 within {}s; its log ends with:\n{}",
+                    limit.as_secs(),
+                    process::tail(log, 20)
+                ),
                 "the server must listen on 127.0.0.1:$PORT and answer GET /health",
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    // blue_green: the new one is up; now the old one goes.
-    if old_pid != 0 && old_pid != pid {
-        process::stop(old_pid, Duration::from_secs(10));
-    }
-    Ok(serving_response(port, pid, &version))
 }
 
-fn serving_response(port: u16, pid: u32, version: &str) -> ApplyResponse {
+fn serving_response(port: u16, server: process::Started, version: &str) -> ApplyResponse {
     let mut state = Attributes::new();
     state.insert("url".into(), Json::String(format!("http://127.0.0.1:{port}")));
     state.insert("live_version".into(), Json::String(version.to_owned()));
     state.insert("ready_replicas".into(), json!(1));
-    ApplyResponse { state, private: json!({ "pid": pid, "port": port }) }
+    let mut private = server.to_json();
+    private["port"] = json!(port);
+    ApplyResponse { state, private }
 }
 
 fn delete(request: &ApplyRequest) -> ProviderResult<()> {
@@ -1042,8 +1140,9 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
             Ok(())
         }
         "training" => {
-            if let Some(pid) = request.pending_handle.as_ref().and_then(|handle| handle.get("pid")).and_then(Json::as_u64) {
-                process::stop(pid as u32, Duration::from_secs(5));
+            let runs = root(target).join("runs");
+            if let Some(process) = request.pending_handle.as_ref().and_then(|handle| PendingRun::from_handle(&runs, handle)?.process) {
+                process.stop(Duration::from_secs(5));
             }
             if let Some(uri) = text(&state, "artifact_uri").filter(|uri| uri.starts_with("local://")) {
                 if let Some(run) = path_of_uri(target, uri).parent() {
@@ -1057,8 +1156,12 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
             remove_owned(target, &root(target).join("registry").join(slug(name)))
         }
         "serving" => {
-            let pid = request.prior_private.get("pid").and_then(Json::as_u64).unwrap_or(0) as u32;
-            process::stop(pid, Duration::from_secs(10));
+            // The server in service, and one an interrupted apply started.
+            let directory = root(target).join("serving").join(slug(&target.address));
+            let pending = request.pending_handle.as_ref().and_then(|handle| pending_server(&directory, handle));
+            for server in process::Started::from_json(&request.prior_private).into_iter().chain(pending) {
+                server.stop(Duration::from_secs(10));
+            }
             Ok(())
         }
         _ => Ok(()),
