@@ -15,7 +15,7 @@ use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::source::SourceMap;
 use mlops_compiler::value::Value;
 use mlops_engine::apply::{apply, ApplyEvent, ApplyOptions, ChangeOutcome, Reporter};
-use mlops_engine::plan::{plan, Plan, PlanOptions, Providers};
+use mlops_engine::plan::{plan, Plan, PlanOptions, Providers, SigningKey};
 use mlops_engine::state::{Backend, LocalBackend, RemoteBackend, Secrets, State, StateError};
 use mlops_provider_api::Action;
 use serde_json::{json, Value as Json};
@@ -312,7 +312,11 @@ pub fn plan_command(arguments: &PlanArguments, out: Option<&Path>, format: PlanF
         }
     }
     if let Some(out) = out {
-        let bytes = plan.to_saved_json(&secrets);
+        let key = match SigningKey::for_state(&workspace.backend) {
+            Ok(key) => key,
+            Err(error) => return fail(state_diagnostic(error)),
+        };
+        let bytes = plan.to_saved_json(&secrets, &key);
         if let Err(error) = mlops_engine::state::write_atomically(out, &bytes) {
             return fail(
                 Diagnostic::error(codes::STATE_ERROR, format!("cannot save the plan: {error}")).with_help("check the path given to -out"),
@@ -503,14 +507,9 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
                 )
             }
         };
-        let plan = match Plan::from_saved_json(&bytes, &secrets) {
-            Ok(plan) => plan,
-            Err(message) => {
-                return fail(
-                    Diagnostic::error(codes::STALE_PLAN, format!("`{}`: {message}", path.display()))
-                        .with_help("make a new plan with `mlops plan -out FILE`"),
-                )
-            }
+        let (plan, workspace) = match read_saved_plan(&path, &bytes, &secrets) {
+            Ok(read) => read,
+            Err(code) => return code,
         };
         if plan.secrets_withheld {
             return fail(
@@ -518,10 +517,6 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
                     .with_help("set MLOPS_STATE_KEY when saving a plan that uses sensitive values, or apply the directory directly"),
             );
         }
-        let workspace = match workspace(&plan.root_directory) {
-            Ok(workspace) => workspace,
-            Err(code) => return code,
-        };
         let (lock, _) = match workspace.backend.lock("mlops apply") {
             Ok(lock) => lock,
             Err(error) => return fail(state_diagnostic(error)),
@@ -681,20 +676,54 @@ fn print_outputs(state: &State) {
     }
 }
 
+/// A saved plan, checked against the key of the state it was made for, and
+/// the workspace of that state. Problems are reported; the error is the exit code.
+fn read_saved_plan(path: &Path, bytes: &[u8], secrets: &Secrets) -> Result<(Plan, Workspace), i32> {
+    let refused = |message: String| {
+        fail(Diagnostic::error(codes::STALE_PLAN, format!("`{}`: {message}", path.display())).with_help(
+            "nothing was applied; make a new plan with `mlops plan -out FILE` and review it (a saved plan is refused once edited)",
+        ))
+    };
+    let Some(root) = Plan::saved_root_directory(bytes) else { return Err(refused("not a saved plan".to_owned())) };
+    let workspace = workspace(&root)?;
+    let key_for = |signed_with: &str| match signed_with {
+        SigningKey::STATE_KEY => std::env::var("MLOPS_STATE_KEY")
+            .ok()
+            .filter(|key| !key.is_empty())
+            .map(|key| SigningKey::from_passphrase(&key))
+            .ok_or_else(|| "the saved plan was signed with MLOPS_STATE_KEY, which is not set".to_owned()),
+        _ => match workspace.backend.existing_plan_key() {
+            Ok(Some(key)) => Ok(SigningKey { key, source: SigningKey::STATE }),
+            Ok(None) => Err(format!(
+                "the saved plan was changed after it was made, or made for another state: the state at {} never signed a plan",
+                workspace.backend.describe()
+            )),
+            Err(error) => Err(format!("the key that checks saved plans cannot be read: {error}")),
+        },
+    };
+    match Plan::from_saved_json(bytes, secrets, &key_for) {
+        Ok(plan) => Ok((plan, workspace)),
+        Err(message) => Err(refused(message)),
+    }
+}
+
 pub fn show_command(path: Option<&Path>, json_output: bool) -> i32 {
     let secrets = Secrets::from_environment();
     match path {
         Some(path) if path.is_file() => {
-            let plan =
-                match std::fs::read(path).map_err(|error| error.to_string()).and_then(|bytes| Plan::from_saved_json(&bytes, &secrets)) {
-                    Ok(plan) => plan,
-                    Err(message) => {
-                        return fail(
-                            Diagnostic::error(codes::STATE_ERROR, format!("cannot read `{}`: {message}", path.display()))
-                                .with_help("give a file written by `mlops plan -out`"),
-                        )
-                    }
-                };
+            let bytes = match std::fs::read(path) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    return fail(
+                        Diagnostic::error(codes::STATE_ERROR, format!("cannot read `{}`: {error}", path.display()))
+                            .with_help("give a file written by `mlops plan -out`"),
+                    )
+                }
+            };
+            let plan = match read_saved_plan(path, &bytes, &secrets) {
+                Ok((plan, _)) => plan,
+                Err(code) => return code,
+            };
             if json_output {
                 outln!("{}", serde_json::to_string_pretty(&render_json(&plan, &[])).unwrap_or_default());
             } else {

@@ -501,3 +501,75 @@ fn a_run_a_killed_apply_started_with_other_settings_is_stopped_not_adopted() {
     assert!(!run.exists(), "the stale run's folder is left");
     workspace.assert_no_changes(&["-var", "token=changed-settings"]);
 }
+
+/// Rewrites the plan inside a saved plan file, leaving its signature as it was.
+fn edit_saved_plan(workspace: &Workspace, from: &str, to: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut saved: serde_json::Value = serde_json::from_str(&workspace.read(from)).unwrap();
+    edit(&mut saved["mlops_saved_plan"]);
+    workspace.write(to, &serde_json::to_string(&saved).unwrap());
+}
+
+fn change_of<'a>(plan: &'a mut serde_json::Value, address: &str) -> &'a mut serde_json::Value {
+    plan["changes"].as_array_mut().unwrap().iter_mut().find(|change| change["address"] == address).unwrap()
+}
+
+#[test]
+fn an_edited_saved_plan_is_refused_and_nothing_runs() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    let plan = workspace.run(&["plan", "-out", "saved.plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let elsewhere = Workspace::copy_of("examples/quickstart");
+    let other_root = elsewhere.path().to_string_lossy().into_owned();
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "command",
+            Box::new(|plan| change_of(plan, "training.fraud")["config"]["command"] = serde_json::json!(["sh", "-c", "touch pwned"])),
+        ),
+        ("depends_on", Box::new(|plan| change_of(plan, "training.fraud")["depends_on"] = serde_json::json!([]))),
+        ("root_directory", Box::new(move |plan| plan["root_directory"] = other_root.into())),
+    ];
+    for (what, edit) in edits {
+        edit_saved_plan(&workspace, "saved.plan", "edited.plan", edit);
+        for command in [&["apply", "edited.plan"][..], &["show", "edited.plan"]] {
+            let run = workspace.run(command);
+            assert_eq!(run.code, 1, "{what}: {command:?}:\n{}", run.all());
+            assert!(run.stderr.contains("the saved plan was changed after it was made"), "{what}:\n{}", run.all());
+        }
+    }
+    // A plan stripped of its signature is no better.
+    let mut stripped: serde_json::Value = serde_json::from_str(&workspace.read("saved.plan")).unwrap();
+    stripped.as_object_mut().unwrap().remove("integrity");
+    workspace.write("stripped.plan", &stripped.to_string());
+    let run = workspace.run(&["apply", "stripped.plan"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("has no integrity check"), "{}", run.all());
+    assert!(!workspace.path().join("pwned").exists() && !workspace.path().join(".mlops/runs").exists(), "something ran");
+    assert!(!elsewhere.path().join(".mlops/state").exists(), "the other directory was applied");
+
+    let apply = workspace.run(&["apply", "saved.plan"]);
+    assert_eq!(apply.code, 0, "the plan as saved still applies:\n{}", apply.all());
+    workspace.assert_no_changes(&[]);
+}
+
+#[test]
+fn data_changed_after_the_plan_is_refused_not_stored_and_trained_on() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    let plan = workspace.run(&["plan", "-out", "saved.plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let data = workspace.read("data/transactions.csv");
+    let mut lines: Vec<String> = data.lines().map(str::to_owned).collect();
+    let mut fields: Vec<String> = lines[3].split(',').map(str::to_owned).collect();
+    fields[1] = "4321.5".into();
+    lines[3] = fields.join(",");
+    workspace.write("data/transactions.csv", &(lines.join("\n") + "\n"));
+    let apply = workspace.run_fast(&["apply", "saved.plan"]);
+    assert_eq!(apply.code, 1, "{}", apply.all());
+    assert!(apply.stderr.contains("changed since the plan was made: the plan showed version b3:"), "{}", apply.all());
+    assert!(apply.stdout.contains("skipped training.fraud"), "{}", apply.all());
+    assert!(!workspace.path().join(".mlops/runs").exists(), "a run trained on data nobody reviewed");
+    let list = workspace.run(&["state", "list"]).stdout;
+    assert!(!list.contains("dataset.transactions"), "{list}");
+    // Planned again, the new version is what is shown, and applies.
+    workspace.apply(&[]);
+}

@@ -868,8 +868,26 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         crate::lineage::lineage_of_the_current_version(&mut lineage_tree, &resolved, &record.state, prior.as_ref());
     }
     record.lineage = crate::state::Lineage::from_json(&lineage_tree);
+    // The identity the plan showed as known is what everything downstream
+    // was planned from: if the provider produced another, the record is
+    // kept (it is what exists now) but nothing downstream goes on.
+    let identity = identity_attribute(&change.kind);
+    let planned_identity =
+        change.after.as_ref().and_then(|after| after.get(identity)).filter(|value| !mlops_provider_api::is_unknown(value));
+    let inconsistent = match (planned_identity, record.state.get(identity)) {
+        (Some(planned), Some(applied)) if !change.is_data && planned != applied => Some((planned.clone(), applied.clone())),
+        _ => None,
+    };
     let sequence = shared.journal.put_deferred(&record, shared.secrets).map_err(state_failure)?;
     shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.insert(record.address.clone(), record);
+    if let Some((planned, applied)) = inconsistent {
+        let _ = shared.journal.wait_durable(sequence);
+        return Err(Diagnostic::error(
+            codes::STALE_PLAN,
+            format!("{} was applied, but its {identity} is {applied} where the plan showed {planned}", change.address),
+        )
+        .with_help("what depends on it was planned from the plan's value and is not applied; run `mlops plan` again and review it"));
+    }
     Ok(Some(sequence))
 }
 

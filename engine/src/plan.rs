@@ -201,8 +201,10 @@ impl Plan {
         self.changes.iter().filter(|change| change.action == action).count()
     }
 
-    /// The plan as written by `-out`: secrets sealed.
-    pub fn to_saved_json(&self, secrets: &Secrets) -> Vec<u8> {
+    /// The plan as written by `-out`: secrets sealed, and signed with `key`
+    /// (a keyed BLAKE3 hash of the plan's exact bytes), so that apply can
+    /// refuse a plan changed after it was made.
+    pub fn to_saved_json(&self, secrets: &Secrets, key: &SigningKey) -> Vec<u8> {
         let mut saved = self.clone();
         for change in &mut saved.changes {
             let paths = change.sensitive_paths.clone();
@@ -226,15 +228,49 @@ impl Plan {
                 output.before = output.before.as_ref().map(|value| secrets.seal(value));
             }
         }
-        let mut bytes = serde_json::to_vec(&serde_json::json!({ "mlops_saved_plan": saved })).unwrap_or_default();
+        let plan_text = serde_json::to_string(&saved).unwrap_or_default();
+        let integrity = format!("b3-keyed:{}", blake3::keyed_hash(&key.key, plan_text.as_bytes()).to_hex());
+        let mut bytes = format!(
+            "{{\"mlops_saved_plan\":{plan_text},\"signed_with\":{},\"integrity\":\"{integrity}\"}}",
+            Json::String(key.source.to_owned())
+        )
+        .into_bytes();
         bytes.push(b'\n');
         bytes
     }
 
-    pub fn from_saved_json(bytes: &[u8], secrets: &Secrets) -> Result<Plan, String> {
-        let json: Json = serde_json::from_slice(bytes).map_err(|_| "not a saved plan".to_owned())?;
-        let inner = json.get("mlops_saved_plan").ok_or("not a saved plan")?.clone();
-        let mut plan: Plan = serde_json::from_value(inner).map_err(|error| format!("the saved plan cannot be read: {error}"))?;
+    /// Where a saved plan says it was made, read without trusting it: only
+    /// to find the state whose key checks it.
+    pub fn saved_root_directory(bytes: &[u8]) -> Option<PathBuf> {
+        let saved: SavedPlan<'_> = serde_json::from_slice(bytes).ok()?;
+        #[derive(Deserialize)]
+        struct Root {
+            root_directory: PathBuf,
+        }
+        serde_json::from_str::<Root>(saved.plan.get()).ok().map(|root| root.root_directory)
+    }
+
+    /// Reads a saved plan, checking first that it is exactly what was
+    /// signed: `key_for` gives the key for the `signed_with` the file names.
+    pub fn from_saved_json(bytes: &[u8], secrets: &Secrets, key_for: &dyn Fn(&str) -> Result<SigningKey, String>) -> Result<Plan, String> {
+        let saved: SavedPlan<'_> = serde_json::from_slice(bytes).map_err(|_| "not a saved plan".to_owned())?;
+        let (Some(signed_with), Some(integrity)) = (saved.signed_with.as_deref(), saved.integrity.as_deref()) else {
+            return Err("the saved plan has no integrity check (it was made by an older mlops, or edited)".to_owned());
+        };
+        let key = key_for(signed_with)?;
+        let expected = format!("b3-keyed:{}", blake3::keyed_hash(&key.key, saved.plan.get().as_bytes()).to_hex());
+        // Both are hex of a fixed length: comparing as hashes is constant-time.
+        let matches = blake3::Hash::from_hex(integrity.trim_start_matches("b3-keyed:"))
+            .ok()
+            .zip(blake3::Hash::from_hex(expected.trim_start_matches("b3-keyed:")).ok())
+            .is_some_and(|(found, wanted)| found == wanted);
+        if !matches {
+            return Err(format!(
+                "the saved plan was changed after it was made, or made for another state{}: its integrity check fails",
+                if signed_with == SigningKey::STATE_KEY { " or with another MLOPS_STATE_KEY" } else { "" }
+            ));
+        }
+        let mut plan: Plan = serde_json::from_str(saved.plan.get()).map_err(|error| format!("the saved plan cannot be read: {error}"))?;
         if plan.format_version != PLAN_FORMAT_VERSION {
             return Err(format!("the saved plan has format {}; this mlops reads {PLAN_FORMAT_VERSION}", plan.format_version));
         }
@@ -252,6 +288,45 @@ impl Plan {
             }
         }
         Ok(plan)
+    }
+}
+
+/// A saved plan file: the plan's exact text, and its signature.
+#[derive(Deserialize)]
+struct SavedPlan<'a> {
+    #[serde(borrow, rename = "mlops_saved_plan")]
+    plan: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    signed_with: Option<String>,
+    #[serde(default)]
+    integrity: Option<String>,
+}
+
+/// The key a saved plan is signed with, and where it comes from.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub key: [u8; 32],
+    /// [`SigningKey::STATE_KEY`] or [`SigningKey::STATE`].
+    pub source: &'static str,
+}
+
+impl SigningKey {
+    /// Derived from `MLOPS_STATE_KEY`.
+    pub const STATE_KEY: &'static str = "MLOPS_STATE_KEY";
+    /// The random key kept with the state (`Backend::plan_key`).
+    pub const STATE: &'static str = "state";
+
+    /// The key for plans of `backend`'s state: from `MLOPS_STATE_KEY` when
+    /// it is set, else the one kept with the state.
+    pub fn for_state(backend: &crate::state::Backend) -> Result<SigningKey, crate::state::StateError> {
+        match std::env::var("MLOPS_STATE_KEY").ok().filter(|key| !key.is_empty()) {
+            Some(passphrase) => Ok(SigningKey::from_passphrase(&passphrase)),
+            None => Ok(SigningKey { key: backend.plan_key()?, source: SigningKey::STATE }),
+        }
+    }
+
+    pub fn from_passphrase(passphrase: &str) -> SigningKey {
+        SigningKey { key: blake3::derive_key("mlops 2026 saved plan v1", passphrase.as_bytes()), source: SigningKey::STATE_KEY }
     }
 }
 

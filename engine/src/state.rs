@@ -409,6 +409,20 @@ pub fn unreadable_secrets(state: &State) -> usize {
     in_records + state.outputs.values().filter(|output| output.sensitive && encrypted(&output.value)).count()
 }
 
+/// A new random 256-bit key, as hex.
+fn new_key_text() -> String {
+    let mut bytes = [0u8; 32];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = *blake3::hash(format!("{:?}{}{}", std::time::SystemTime::now(), std::process::id(), new_id()).as_bytes()).as_bytes();
+    }
+    hex(&bytes)
+}
+
+/// A key written by [`new_key_text`].
+fn parse_key_text(text: &str) -> Option<[u8; 32]> {
+    unhex(text.trim())?.try_into().ok()
+}
+
 pub fn is_sealed(value: &Json) -> bool {
     value.as_object().is_some_and(|object| object.len() == 1 && object.contains_key("$sensitive"))
 }
@@ -790,6 +804,25 @@ impl Backend {
         match self {
             Backend::Local(local) => local.force_unlock(id),
             Backend::Remote(remote) => remote.force_unlock(id),
+        }
+    }
+
+    /// The key that signs saved plans of this state, made on first use and
+    /// kept with the state: whoever can forge a plan for this state could
+    /// write the state itself.
+    pub fn plan_key(&self) -> Result<[u8; 32], StateError> {
+        match self {
+            Backend::Local(local) => local.plan_key(),
+            Backend::Remote(remote) => remote.plan_key(),
+        }
+    }
+
+    /// The saved-plan key if this state has one: checking a plan never
+    /// makes one (a state without a key signed no plan).
+    pub fn existing_plan_key(&self) -> Result<Option<[u8; 32]>, StateError> {
+        match self {
+            Backend::Local(local) => local.existing_plan_key(),
+            Backend::Remote(remote) => remote.existing_plan_key(),
         }
     }
 

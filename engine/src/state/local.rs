@@ -10,6 +10,7 @@
 //!   `state.json` and the journal that led from it to SERIAL, kept by hard
 //!   links (no copy is written). Replaying one rebuilds the state at SERIAL
 //!   exactly, so a deleted or damaged `state.json` is never the end of it;
+//! - `plan.key`: the key that signs saved plans (owner-readable only);
 //! - `lock`: who holds the lock. The lock itself is the OS's lock on the
 //!   state directory, so deleting this file cannot let a second writer in.
 //!
@@ -507,6 +508,35 @@ impl LocalBackend {
             "serial": new_serial,
         }))?;
         Ok(Restored { from: chosen.label.clone(), restored_serial: chosen.serial, new_serial, resources: state.resources.len(), set_aside })
+    }
+
+    /// The saved-plan signing key in `plan.key` (readable by the owner
+    /// only), made on first use.
+    pub fn plan_key(&self) -> Result<[u8; 32], StateError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.directory.join("plan.key");
+        fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(mut file) => {
+                let text = super::new_key_text();
+                file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io("write", &path))?;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(io("create", &path)(error)),
+        }
+        let text = fs::read_to_string(&path).map_err(io("read", &path))?;
+        super::parse_key_text(&text).ok_or_else(|| self.damaged(format!("{} does not hold a key", path.display())))
+    }
+
+    pub fn existing_plan_key(&self) -> Result<Option<[u8; 32]>, StateError> {
+        let path = self.directory.join("plan.key");
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                super::parse_key_text(&text).map(Some).ok_or_else(|| self.damaged(format!("{} does not hold a key", path.display())))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io("read", &path)(error)),
+        }
     }
 
     pub fn append_history(&self, entry: &Json) -> Result<(), StateError> {

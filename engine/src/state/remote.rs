@@ -16,6 +16,8 @@
 //!   writer; the stale writer fails.
 //! - `lock.json`: the lock, created only if absent, naming its holder.
 //! - `history/TIME-ID.json`: one object per apply.
+//! - `plan.key`: the key that signs saved plans, made by the first
+//!   `plan -out` (created only if absent).
 //!
 //! Each resource's result costs one small object write (shared by those
 //! finishing together), never a rewrite of the whole state. When an apply
@@ -41,6 +43,7 @@ const SNAPSHOTS: &str = "snapshots/";
 const JOURNAL: &str = "journal/";
 const HISTORY: &str = "history/";
 const LOCK: &str = "lock.json";
+const PLAN_KEY: &str = "plan.key";
 
 /// How many times a load starts again when the objects move under it.
 const LOAD_ATTEMPTS: u32 = 5;
@@ -320,6 +323,31 @@ impl RemoteBackend {
                 Err(StateError::Other("the lock changed meanwhile (released, or taken again); look again with `mlops plan`".to_owned()))
             }
             Err(error) => Err(store_error(error)),
+        }
+    }
+
+    /// The saved-plan signing key, the object `plan.key`, made on first use
+    /// (created only if absent, so racing makers agree on one).
+    pub fn plan_key(&self) -> Result<[u8; 32], StateError> {
+        for _ in 0..LOAD_ATTEMPTS {
+            if let Some(object) = self.store.get(PLAN_KEY).map_err(store_error)? {
+                let text = String::from_utf8_lossy(&object.bytes);
+                return super::parse_key_text(&text).ok_or_else(|| self.corrupt(format!("`{PLAN_KEY}` does not hold a key")));
+            }
+            match self.store.put(PLAN_KEY, super::new_key_text().into_bytes(), PutCondition::IfAbsent) {
+                Ok(_) | Err(ObjectStoreError::PreconditionFailed) => continue,
+                Err(error) => return Err(store_error(error)),
+            }
+        }
+        Err(StateError::Other(format!("the plan key at {} keeps changing; try again", self.store.describe())))
+    }
+
+    pub fn existing_plan_key(&self) -> Result<Option<[u8; 32]>, StateError> {
+        match self.store.get(PLAN_KEY).map_err(store_error)? {
+            Some(object) => super::parse_key_text(&String::from_utf8_lossy(&object.bytes))
+                .map(Some)
+                .ok_or_else(|| self.corrupt(format!("`{PLAN_KEY}` does not hold a key"))),
+            None => Ok(None),
         }
     }
 

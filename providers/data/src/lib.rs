@@ -252,17 +252,58 @@ pub fn relative_name(root: &Path, file: &Path) -> String {
     file.strip_prefix(root).unwrap_or(file).to_string_lossy().replace('\\', "/")
 }
 
-/// The version and size of the files for an apply: what its plan computed
-/// when the files' stamps (sizes and modification times) are still those
-/// it hashed, else hashed again.
-pub fn content_hash_for_apply(root: &Path, files: &[PathBuf], planned_private: &Json) -> ProviderResult<(String, u64)> {
-    let planned = (planned_private.get("version").and_then(Json::as_str), planned_private.get("size_bytes").and_then(Json::as_u64));
-    if let ((Some(version), Some(size)), Some(planned_stamp)) = (planned, planned_private.get("stamp")) {
-        if *planned_stamp == stamp(root, files)? {
-            return Ok((version.to_owned(), size));
-        }
+/// A local source's content at apply: its version, its size, and the stamp
+/// (sizes and modification times) the version belongs to.
+#[derive(Debug, Clone)]
+pub struct HashedSource {
+    pub version: String,
+    pub size: u64,
+    stamp: Json,
+}
+
+/// The version and size of the files for an apply, which must be the
+/// version its plan showed: what the plan computed when the files' stamps
+/// are still those it hashed, else hashed again, and refused when the
+/// content differs. A reviewed plan is never applied to other data.
+pub fn content_hash_for_apply(root: &Path, files: &[PathBuf], planned_private: &Json) -> ProviderResult<HashedSource> {
+    let stamp = stamp(root, files)?;
+    let planned_version = planned_private.get("version").and_then(Json::as_str);
+    let planned = (planned_version, planned_private.get("size_bytes").and_then(Json::as_u64), planned_private.get("stamp"));
+    let (version, size) = match planned {
+        (Some(version), Some(size), Some(planned_stamp)) if *planned_stamp == stamp => (version.to_owned(), size),
+        _ => content_hash(root, files)?,
+    };
+    if let Some(planned) = planned_version.filter(|planned| *planned != version) {
+        return Err(ProviderError::with_help(
+            format!(
+                "the data at `{}` changed since the plan was made: the plan showed version {}, the files are now version {}",
+                root.display(),
+                short_version(planned),
+                short_version(&version)
+            ),
+            "nothing was stored; run `mlops plan` again and review the new version",
+        ));
     }
-    content_hash(root, files)
+    Ok(HashedSource { version, size, stamp })
+}
+
+impl HashedSource {
+    /// Once the files are stored: an error when they changed meanwhile, so
+    /// that what was stored may not be what was hashed.
+    pub fn check_unchanged(&self, root: &Path, files: &[PathBuf]) -> ProviderResult<()> {
+        if stamp(root, files)? == self.stamp {
+            return Ok(());
+        }
+        Err(ProviderError::with_help(
+            format!("the data at `{}` changed while it was being stored", root.display()),
+            "what was stored is discarded; wait until the data is written, then run `mlops plan` again",
+        ))
+    }
+
+    /// The stamp, kept so the next plan need not hash unchanged files again.
+    pub fn stamp(&self) -> &Json {
+        &self.stamp
+    }
 }
 
 /// The BLAKE3 content hash of the files (names included, so a rename is a

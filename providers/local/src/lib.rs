@@ -545,7 +545,8 @@ fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     let location = dataset_location(target, &request.config)?;
     let files = data::data_files(&location)?;
     context.progress(&format!("hashing {} file(s)", files.len()));
-    let (version, size) = data::content_hash_for_apply(&location, &files, &request.planned_private)?;
+    let hashed = data::content_hash_for_apply(&location, &files, &request.planned_private)?;
+    let (version, size) = (hashed.version.clone(), hashed.size);
     let format = text(&request.config, "format").unwrap_or("csv");
     let columns = data::columns_of(&request.config);
     context.progress("validating rows against the schema");
@@ -557,6 +558,10 @@ fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
         let destination =
             bucket_directory(target, &request.config)?.join("datasets").join(slug(&target.address)).join(short_hash(&version));
         data::store_files(&location, &files, &destination)?;
+        if let Err(error) = hashed.check_unchanged(&location, &files) {
+            remove_owned(target, &destination)?;
+            return Err(error);
+        }
         uri_for(&relative_to_root(target, &destination))
     };
     let mut state = Attributes::new();
@@ -564,7 +569,7 @@ fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     state.insert("uri".into(), Json::String(uri));
     state.insert("row_count".into(), json!(row_count));
     state.insert("size_bytes".into(), json!(size));
-    Ok(ApplyResponse { state, private: json!({ "stamp": data::stamp(&location, &files)? }) })
+    Ok(ApplyResponse { state, private: json!({ "stamp": hashed.stamp() }) })
 }
 
 /// The rows of a resolved dataset reference, typed by its schema.

@@ -721,7 +721,8 @@ impl S3Provider {
         let location = target.working_directory.join(source);
         let files = mlops_data::data_files(&location)?;
         context.progress(&format!("hashing {} file(s)", files.len()));
-        let (version, size) = mlops_data::content_hash_for_apply(&location, &files, &request.planned_private)?;
+        let hashed = mlops_data::content_hash_for_apply(&location, &files, &request.planned_private)?;
+        let (version, size) = (hashed.version.clone(), hashed.size);
         let format = text(config, "format").unwrap_or("csv");
         let columns = mlops_data::columns_of(config);
         let prefix = format!("datasets/{}/{}/", slug(&target.address), mlops_data::short_hash(&version));
@@ -756,6 +757,8 @@ impl S3Provider {
                 validation.join().unwrap_or_else(|_| Err(ProviderError::failed("the validation of the rows failed unexpectedly")));
             (validation, upload)
         });
+        // Data that changed while it went up is not the version that was hashed.
+        let validation = validation.and_then(|row_count| hashed.check_unchanged(&location, &files).map(|()| row_count));
         let row_count = match (validation, upload) {
             (Ok(row_count), Ok(())) => row_count,
             (Err(ProviderError::Interrupted), Err(error)) | (Ok(_), Err(error)) => return Err(error),
@@ -776,7 +779,7 @@ impl S3Provider {
         state.insert("uri".into(), Json::String(format!("s3://{bucket}/{prefix}")));
         state.insert("row_count".into(), json!(row_count));
         state.insert("size_bytes".into(), json!(size));
-        Ok(ApplyResponse { state, private: json!({ "stamp": mlops_data::stamp(&location, &files)? }) })
+        Ok(ApplyResponse { state, private: json!({ "stamp": hashed.stamp() }) })
     }
 }
 
