@@ -27,6 +27,12 @@ enum Command {
         /// Print the diagnostics as JSON (see docs/json-diagnostics.md).
         #[arg(long)]
         json: bool,
+        /// Check with this value for a variable: NAME=VALUE (others stay unknown).
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        variables: Vec<String>,
+        /// Check with the values in this file of `name = value` lines.
+        #[arg(long = "var-file", value_name = "FILE")]
+        variable_files: Vec<PathBuf>,
     },
     /// Rewrite configuration files in the canonical format, keeping comments.
     Fmt {
@@ -247,7 +253,7 @@ pub fn run() -> i32 {
         }
     };
     match arguments.command {
-        Command::Validate { directory, json } => validate(&directory, json),
+        Command::Validate { directory, json, variables, variable_files } => validate(&directory, json, &variables, &variable_files),
         Command::Fmt { paths, check, recursive } => crate::cli::format_command(&paths, check, recursive),
         Command::Schema { kind, json } => schema(kind.as_deref(), json),
         Command::Explain { code } => explain(&code),
@@ -288,9 +294,31 @@ fn display_directory(directory: &Path) -> String {
     }
 }
 
-fn validate(directory: &Path, json: bool) -> i32 {
+fn validate(directory: &Path, json: bool, assignments: &[String], files: &[PathBuf]) -> i32 {
     let shown = display_directory(directory);
-    let result = check_directory(directory, if shown == "." { "" } else { &shown }, &CheckOptions::default());
+    // With values, those variables are checked as given; the rest stay unknown.
+    let options = if assignments.is_empty() && files.is_empty() {
+        CheckOptions::default()
+    } else {
+        match crate::commands::variable_values(assignments, files, false) {
+            Ok((values, origins)) => CheckOptions {
+                variables: Some(values),
+                variable_origins: origins,
+                missing_variables_unknown: true,
+                ..CheckOptions::default()
+            },
+            Err(diagnostic) => {
+                let rendered = render_human_all(
+                    &[diagnostic],
+                    &Default::default(),
+                    HumanOptions { colour: colour_enabled(), width: terminal_width() },
+                );
+                err!("{rendered}");
+                return 1;
+            }
+        }
+    };
+    let result = check_directory(directory, if shown == "." { "" } else { &shown }, &options);
     let errors = result.diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
     let warnings = result.diagnostics.len() - errors;
     if json {
@@ -409,7 +437,8 @@ pub fn format_command(paths: &[PathBuf], check: bool, recursive: bool) -> i32 {
     let mut unformatted = 0;
     for target in &targets {
         let shown = target.display().to_string();
-        let text = match std::fs::read(target).map(String::from_utf8) {
+        let read = mlops_compiler::limits::read_regular_file(target, mlops_compiler::limits::MAX_CONFIGURATION_FILE_BYTES);
+        let text = match read.map(String::from_utf8) {
             Ok(Ok(text)) => text,
             Ok(Err(_)) => {
                 errln!("error[E0004 invalid-utf8]: `{shown}` is not UTF-8 text\n  help: save the file as UTF-8");
@@ -422,6 +451,8 @@ pub fn format_command(paths: &[PathBuf], check: bool, recursive: bool) -> i32 {
                 continue;
             }
         };
+        // A byte-order mark is not part of the text; formatting drops it.
+        let text = text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text);
         match mlops_compiler::format::format_source(&text) {
             Ok(formatted) if formatted == text => {}
             Ok(formatted) => {

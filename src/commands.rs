@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mlops_compiler::address::{Mode, ResourceAddress};
-use mlops_compiler::check::{check_directory, CheckOptions};
+use mlops_compiler::check::{check_directory, CheckOptions, VariableOrigin};
 use mlops_compiler::diagnostic::render::{json_report, render_human_all, HumanOptions};
 use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::source::SourceMap;
@@ -186,20 +186,33 @@ pub fn providers() -> Providers {
     providers
 }
 
-/// Parses `-var NAME=VALUE`, `-var-file FILE` and `MLOPS_VAR_NAME` values.
-fn variables(arguments: &PlanArguments) -> Result<HashMap<String, Value>, Diagnostic> {
+/// Variable values and where each came from.
+pub(crate) type VariableValues = (HashMap<String, Value>, HashMap<String, VariableOrigin>);
+
+/// Parses `-var NAME=VALUE`, `-var-file FILE` and (with `environment`)
+/// `MLOPS_VAR_NAME` values. `-var` wins, then `-var-file`, then the environment.
+pub(crate) fn variable_values(assignments: &[String], files: &[PathBuf], environment: bool) -> Result<VariableValues, Diagnostic> {
     let mut values = HashMap::new();
-    for (name, value) in std::env::vars() {
-        if let Some(name) = name.strip_prefix("MLOPS_VAR_") {
-            values.insert(name.to_owned(), parse_value(&value));
+    let mut origins = HashMap::new();
+    if environment {
+        for (name, value) in std::env::vars() {
+            if let Some(name) = name.strip_prefix("MLOPS_VAR_") {
+                values.insert(name.to_owned(), parse_value(&value));
+                origins.insert(name.to_owned(), VariableOrigin::Environment);
+            }
         }
     }
-    for file in &arguments.variable_files {
-        let text = std::fs::read_to_string(file).map_err(|error| {
-            Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot read the variable file `{}`: {error}", file.display()))
-                .with_help("check the path given to -var-file")
+    for file in files {
+        let bytes = mlops_compiler::limits::read_regular_file(file, mlops_compiler::limits::MAX_READ_FILE_BYTES).map_err(|reason| {
+            Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot read the variable file `{}`: {reason}", file.display()))
+                .with_help("-var-file names a text file of `name = value` lines")
         })?;
-        let body = mlops_compiler::syntax::parse_file(mlops_compiler::source::FileId(0), &text).map_err(|diagnostic| {
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Diagnostic::error(codes::INVALID_UTF8, format!("the variable file `{}` is not UTF-8 text", file.display()))
+                .with_help("save the file as UTF-8")
+        })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let body = mlops_compiler::syntax::parse_file(mlops_compiler::source::FileId(0), text).map_err(|diagnostic| {
             Diagnostic::error(codes::SYNTAX_ERROR, format!("`{}`: {}", file.display(), diagnostic.message))
                 .with_help("a variable file holds lines like `name = \"value\"`")
         })?;
@@ -212,16 +225,18 @@ fn variables(arguments: &PlanArguments) -> Result<HashMap<String, Value>, Diagno
                 .with_help("variable files hold literal values: strings, numbers, bools, lists and maps")
             })?;
             values.insert(attribute.name.name.clone(), value);
+            origins.insert(attribute.name.name.clone(), VariableOrigin::File(file.display().to_string()));
         }
     }
-    for assignment in &arguments.variables {
+    for assignment in assignments {
         let Some((name, value)) = assignment.split_once('=') else {
             return Err(Diagnostic::error(codes::SYNTAX_ERROR, format!("`-var {assignment}` is not NAME=VALUE"))
                 .with_help("write `-var name=value`"));
         };
         values.insert(name.trim().to_owned(), parse_value(value));
+        origins.insert(name.trim().to_owned(), VariableOrigin::CommandLine);
     }
-    Ok(values)
+    Ok((values, origins))
 }
 
 /// A command-line value: a literal when it reads as one (`[1, 2]`, `true`), else a string.
@@ -250,12 +265,13 @@ fn make_plan(
     destroy: bool,
     delete_retained: bool,
 ) -> Result<Planned, i32> {
-    let variables = match variables(arguments) {
+    let (variables, variable_origins) = match variable_values(&arguments.variables, &arguments.variable_files, true) {
         Ok(variables) => variables,
         Err(diagnostic) => return Err(fail(diagnostic)),
     };
     let options = PlanOptions {
         variables,
+        variable_origins,
         refresh: arguments.refresh,
         targets: arguments.targets.clone(),
         excludes: arguments.excludes.clone(),

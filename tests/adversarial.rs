@@ -573,3 +573,235 @@ fn data_changed_after_the_plan_is_refused_not_stored_and_trained_on() {
     // Planned again, the new version is what is shown, and applies.
     workspace.apply(&[]);
 }
+
+/// How a command ended under a time limit: its exit code (`None` when it
+/// had to be killed), its peak memory in KiB, and what it printed.
+struct Bounded {
+    code: Option<i32>,
+    peak_kib: i64,
+    elapsed: Duration,
+    stderr: String,
+}
+
+/// Runs `mlops ARGUMENTS` in `directory`, killing it after `limit`.
+fn run_bounded(directory: &Path, arguments: &[&str], limit: Duration) -> Bounded {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
+        .args(arguments)
+        .current_dir(directory)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "400")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let pid = child.id() as libc::pid_t;
+    let (code, peak_kib) = loop {
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+            break (code, usage.ru_maxrss);
+        }
+        if started.elapsed() > limit {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+            break (None, usage.ru_maxrss);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::mem::forget(child);
+    Bounded { code, peak_kib, elapsed: started.elapsed(), stderr: reader.join().unwrap() }
+}
+
+/// A configuration directory holding `text` as its one file.
+fn configuration(text: &str) -> tempfile::TempDir {
+    let directory = tempfile::Builder::new().prefix("mlops-hostile-").tempdir().unwrap();
+    fs::write(directory.path().join("main.mlops.hcl"), text).unwrap();
+    directory
+}
+
+/// Hostile input: refused with `code` (exit 1) within the time and memory limits.
+fn assert_refused(name: &str, directory: &Path, arguments: &[&str], code: &str) {
+    let run = run_bounded(directory, arguments, Duration::from_secs(60));
+    assert_eq!(run.code, Some(1), "{name}: did not end with exit 1 after {:?}:\n{}", run.elapsed, run.stderr);
+    assert!(run.stderr.contains(code), "{name}: no {code}:\n{}", &run.stderr[..run.stderr.len().min(4000)]);
+    assert!(!run.stderr.contains("panicked"), "{name} panicked:\n{}", run.stderr);
+    assert!(run.peak_kib < 1024 * 1024, "{name}: peak memory {} KiB", run.peak_kib);
+}
+
+#[test]
+fn huge_counts_are_refused_not_allocated() {
+    for count in ["99999999999999999999999999", "1000000000", "10001"] {
+        let directory = configuration(&format!("bucket \"shard\" {{\n  count = {count}\n  name  = \"shard-${{count.index}}\"\n}}\n"));
+        assert_refused(&format!("count = {count}"), directory.path(), &["validate"], "E0006 limit-exceeded");
+    }
+    let keys: Vec<String> = (0..10_001).map(|index| format!("\"k{index}\" = {index}")).collect();
+    let directory = configuration(&format!(
+        "locals {{\n  keys = {{\n    {}\n  }}\n}}\n\nbucket \"shard\" {{\n  for_each = local.keys\n  name     = \"shard-${{each.value}}\"\n}}\n",
+        keys.join("\n    ")
+    ));
+    assert_refused("for_each over 10001 keys", directory.path(), &["validate"], "E0006 limit-exceeded");
+}
+
+#[test]
+fn a_fan_out_of_modules_is_linear_and_bounded() {
+    let build = |depth: usize| {
+        let directory = tempfile::Builder::new().prefix("mlops-fan-out-").tempdir().unwrap();
+        for level in 0..depth {
+            let path = (0..level).fold(directory.path().to_path_buf(), |path, _| path.join("m"));
+            fs::create_dir_all(&path).unwrap();
+            let text = if level + 1 < depth {
+                "module \"a\" {\n  source = \"./m\"\n}\n\nmodule \"b\" {\n  source = \"./m\"\n}\n"
+            } else {
+                "bucket \"leaf\" {\n  name = \"leaf-lake\"\n}\n"
+            };
+            fs::write(path.join("main.mlops.hcl"), text).unwrap();
+        }
+        directory
+    };
+    // 2^16 instances: checked, within the limits.
+    let directory = build(17);
+    let run = run_bounded(directory.path(), &["validate"], Duration::from_secs(60));
+    assert_eq!(run.code, Some(0), "{:?}: {}", run.elapsed, run.stderr);
+    assert!(run.peak_kib < 1024 * 1024, "peak memory {} KiB", run.peak_kib);
+    // 2^17: past the limit on instances.
+    let directory = build(18);
+    assert_refused("2^17 module instances", directory.path(), &["validate"], "E0006 limit-exceeded");
+}
+
+#[test]
+fn oversized_and_deeply_nested_input_is_refused_quickly() {
+    let keys: Vec<String> = (0..40_000).map(|index| format!("k{index} = {index}")).collect();
+    let object = configuration(&format!("locals {{\n  big = {{\n    {}\n  }}\n}}\n", keys.join("\n    ")));
+    assert_refused("an object of 40k keys", object.path(), &["validate"], "E0006 limit-exceeded");
+
+    let list = configuration(&format!("locals {{\n  big = [{}]\n}}\n", vec!["1"; 3_000_000].join(",")));
+    assert_refused("a 6 MB one-line list", list.path(), &["validate"], "E0003 unreadable-file");
+
+    let nested = configuration(&format!("locals {{\n  x = {}{}\n}}\n", "[".repeat(100_000), "]".repeat(100_000)));
+    assert_refused("100k nested brackets", nested.path(), &["validate"], "E0001 syntax-error");
+
+    let digits = configuration(&format!("locals {{\n  x = {}\n}}\n", "9".repeat(100_000)));
+    assert_refused("a 100k-digit number", digits.path(), &["validate"], "E0006 limit-exceeded");
+
+    let work = configuration(
+        "locals {\n  a = split(\",\", \"a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z\")\n  b = [for i in local.a : [for j in local.a : [for k in local.a : [for l in local.a : \"${i}${j}${k}${l}\"]]]]\n  c = [for i in local.b : local.b]\n}\n",
+    );
+    assert_refused("nested loops over copies", work.path(), &["validate"], "E0006 limit-exceeded");
+
+    let replaced = configuration(&format!("locals {{\n  a = replace(\"{}\", \"x\", \"{}\")\n}}\n", "x".repeat(10_000), "y".repeat(10_000)));
+    assert_refused("a replace that grows a string 10,000 times", replaced.path(), &["validate"], "E0306 invalid-function-argument");
+}
+
+#[test]
+fn ten_thousand_duplicate_blocks_are_reported_in_linear_time() {
+    let blocks = "bucket \"dup\" {\n  name = \"dup-lake\"\n}\n".repeat(10_000);
+    let directory = configuration(&blocks);
+    let run = run_bounded(directory.path(), &["validate"], Duration::from_secs(60));
+    assert_eq!(run.code, Some(1), "{:?}", run.elapsed);
+    assert_eq!(run.stderr.matches("E0104 duplicate-name").count(), 9_999);
+}
+
+#[test]
+fn pipes_and_devices_are_refused_never_read() {
+    let make_fifo = |path: &Path| {
+        let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    };
+    let directory = tempfile::Builder::new().prefix("mlops-fifo-").tempdir().unwrap();
+    make_fifo(&directory.path().join("main.mlops.hcl"));
+    assert_refused("a FIFO configuration file", directory.path(), &["validate"], "not a regular file");
+
+    let reading = configuration("locals {\n  x = file(\"./pipe\")\n}\n\noutput \"x\" {\n  value = local.x\n}\n");
+    make_fifo(&reading.path().join("pipe"));
+    assert_refused("file() of a FIFO", reading.path(), &["validate"], "not a regular file");
+    fs::write(reading.path().join("main.mlops.hcl"), "locals {\n  x = file(\"/dev/zero\")\n}\n").unwrap();
+    assert_refused("file() of a device", reading.path(), &["validate"], "not a regular file");
+
+    let variables = configuration("variable \"x\" {\n  type = string\n}\n");
+    make_fifo(&variables.path().join("values.vars"));
+    assert_refused("a FIFO as -var-file", variables.path(), &["plan", "-var-file", "values.vars"], "not a regular file");
+}
+
+#[test]
+fn odd_but_honest_input_is_read_as_meant() {
+    let with_mark = configuration("\u{feff}bucket \"lake\" {\n  name = \"marked-lake\"\n}\n");
+    let run = run_bounded(with_mark.path(), &["validate"], Duration::from_secs(30));
+    assert_eq!(run.code, Some(0), "a byte-order mark: {}", run.stderr);
+
+    let variables =
+        configuration("variable \"epochs\" {\n  type    = number\n  default = 3\n}\n\noutput \"epochs\" {\n  value = var.epochs\n}\n");
+    let cases: [(&[&str], &str); 4] = [
+        (&["plan", "-var", "epochs=notanumber"], "variable `epochs` is a number, but `-var epochs=...` gives it \"notanumber\""),
+        (&["plan", "-var", "epohcs=3"], "`-var epohcs=...` sets `epohcs`, which the configuration does not declare"),
+        (&["validate", "-var", "epochs=notanumber"], "variable `epochs` is a number"),
+        (&["plan", "-var", "epochs=1", "-var", "undeclared=2"], "help: the variables are `epochs`"),
+    ];
+    for (arguments, expected) in cases {
+        let run = run_bounded(variables.path(), arguments, Duration::from_secs(30));
+        assert_eq!(run.code, Some(1), "{arguments:?}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{arguments:?}: {}", run.stderr);
+    }
+    let run = run_bounded(variables.path(), &["validate", "-var", "epochs=4"], Duration::from_secs(30));
+    assert_eq!(run.code, Some(0), "validate takes -var: {}", run.stderr);
+    let duration = configuration("training \"t\" {\n  command = [\"true\"]\n  timeout = \"99999999999999999999999h\"\n}\n");
+    assert_refused("a timeout of 10^23 hours", duration.path(), &["validate"], "E0404 invalid-duration");
+}
+
+#[test]
+fn standard_output_closed_early_is_not_a_panic() {
+    for arguments in [&["schema"][..], &["explain", "E0416"], &["schema", "--json"]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"))
+            .args(arguments)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Like `| head -1`: read one line, then close the pipe.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 16];
+        let _ = std::io::Read::read(&mut stdout, &mut first);
+        drop(stdout);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{arguments:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{arguments:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_metric_reported_as_a_string_is_named_as_such() {
+    let workspace = Workspace::empty();
+    workspace.write(
+        "main.mlops.hcl",
+        "training \"t\" {\n  command = [\"python3\", \"-c\", \"import os; open(os.environ['MLOPS_METRICS_FILE'], 'w').write('{\\\"auc\\\": \\\"0.9\\\"}')\"]\n  metrics = [\"auc\"]\n}\n",
+    );
+    let apply = workspace.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{}", apply.all());
+    assert!(apply.stderr.contains("reported the declared metric `auc` as the string \"0.9\", not a number"), "{}", apply.all());
+}
+
+#[test]
+fn a_dataset_read_from_a_system_file_prints_neither_it_nor_the_state_key() {
+    let workspace = Workspace::empty();
+    workspace.write(
+        "main.mlops.hcl",
+        "bucket \"lake\" {\n  name = \"env-lake\"\n}\n\ndataset \"environment\" {\n  bucket = bucket.lake\n  source = \"/proc/self/environ\"\n  schema {\n    column \"x\" { type = int }\n  }\n}\n",
+    );
+    let mut command = workspace.command(&["apply", "--auto-approve"]);
+    command.env("MLOPS_STATE_KEY", "a passphrase for the state").env("PADDING_FOR_THE_TEST", "x".repeat(500));
+    let apply = support::Run::from(command.output().unwrap());
+    assert_eq!(apply.code, 1, "{}", apply.all());
+    assert_no_secret("apply", &apply.all());
+    assert!(apply.stderr.contains("more characters)"), "the header is not cut:\n{}", apply.all());
+    assert!(!apply.stderr.contains(&"x".repeat(200)), "{}", apply.all());
+}

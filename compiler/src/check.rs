@@ -34,6 +34,34 @@ pub struct CheckOptions {
     /// outputs are skipped (and unknown). The planner uses it to configure
     /// providers for refresh before the full evaluation.
     pub providers_only: bool,
+    /// Where each value in `variables` came from: the messages name it, and
+    /// a value for an undeclared variable is an error from the command line,
+    /// a warning from a file and nothing from the environment.
+    pub variable_origins: HashMap<String, VariableOrigin>,
+    /// Variables without a value are unknown, not an error (`validate` with
+    /// some `-var` values).
+    pub missing_variables_unknown: bool,
+}
+
+/// Where a root variable's value came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VariableOrigin {
+    /// `-var NAME=VALUE`.
+    CommandLine,
+    /// `-var-file FILE`.
+    File(String),
+    /// `MLOPS_VAR_NAME`.
+    Environment,
+}
+
+impl VariableOrigin {
+    fn describe(&self, name: &str) -> String {
+        match self {
+            VariableOrigin::CommandLine => format!("`-var {name}=...`"),
+            VariableOrigin::File(file) => format!("the variable file `{file}`"),
+            VariableOrigin::Environment => format!("the environment variable MLOPS_VAR_{name}"),
+        }
+    }
 }
 
 pub use crate::address::InstanceKey;
@@ -185,6 +213,8 @@ pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: O
     let Preloaded { sources, diagnostics, root, directory } = preloaded;
     let mut checker = Checker {
         providers_only: options.providers_only,
+        variable_origins: options.variable_origins.clone(),
+        missing_variables_unknown: options.missing_variables_unknown,
         resolver,
         schemas: Schemas::standard(),
         sources,
@@ -193,6 +223,8 @@ pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: O
         call_stack: Vec::new(),
         root_providers: Vec::new(),
         installed_modules: HashMap::new(),
+        loaded_modules: HashMap::new(),
+        instances: 0,
     };
     let root = match root {
         Some(loaded) => {
@@ -251,6 +283,8 @@ type Inputs = HashMap<String, (Value, Option<Span>)>;
 
 struct Checker<'r> {
     providers_only: bool,
+    variable_origins: HashMap<String, VariableOrigin>,
+    missing_variables_unknown: bool,
     resolver: Option<&'r mut dyn PlanResolver>,
     schemas: &'static Schemas,
     sources: SourceMap,
@@ -262,6 +296,11 @@ struct Checker<'r> {
     /// Registry modules already checked against mlops.lock.hcl, by source:
     /// a module called many times is hashed once.
     installed_modules: HashMap<String, PathBuf>,
+    /// Module directories already read and parsed, by canonical path: a
+    /// module called many times (a fan-out of calls) is parsed once.
+    loaded_modules: HashMap<PathBuf, std::rc::Rc<LoadedModule>>,
+    /// Resource instances made so far, against [`crate::limits::MAX_INSTANCES`].
+    instances: usize,
 }
 
 /// Per-module facts the ML rules need about other declarations.
@@ -278,6 +317,11 @@ impl Checker<'_> {
         let module_providers: Vec<(String, String)> = declarations.providers.keys().cloned().collect();
         if path.is_empty() {
             self.root_providers = module_providers.clone();
+        }
+        if path.is_empty() {
+            if let Some(inputs) = &inputs {
+                self.report_undeclared_variables(inputs, &declarations.variables);
+            }
         }
         let mut scope = Scope {
             declared_variables: declarations.variables.keys().cloned().collect(),
@@ -717,6 +761,30 @@ impl Checker<'_> {
         self.diagnostics.push(diagnostic);
     }
 
+    /// Values given for variables the root module does not declare: a typo
+    /// on the command line is an error, one in a shared variable file a
+    /// warning, and the environment may hold anything.
+    fn report_undeclared_variables(&mut self, inputs: &Inputs, declared: &IndexMap<String, Block>) {
+        let mut names: Vec<&String> = inputs.keys().filter(|name| !declared.contains_key(*name)).collect();
+        names.sort();
+        for name in names {
+            let origin = self.variable_origins.get(name).cloned().unwrap_or(VariableOrigin::CommandLine);
+            let help = did_you_mean(name, declared.keys().map(String::as_str)).unwrap_or_else(|| {
+                if declared.is_empty() {
+                    "the configuration declares no variables".to_owned()
+                } else {
+                    format!("the variables are {}", one_of(&declared.keys().collect::<Vec<_>>()))
+                }
+            });
+            let message = format!("{} sets `{name}`, which the configuration does not declare", origin.describe(name));
+            match origin {
+                VariableOrigin::CommandLine => self.diagnostics.push(Diagnostic::error(codes::UNKNOWN_VARIABLE, message).with_help(help)),
+                VariableOrigin::File(_) => self.diagnostics.push(Diagnostic::warning(codes::UNKNOWN_VARIABLE, message).with_help(help)),
+                VariableOrigin::Environment => {}
+            }
+        }
+    }
+
     fn check_variable(&mut self, scope: &Scope, name: &str, block: &Block, inputs: Option<&Inputs>) -> Value {
         let body = &block.body;
         for attribute in &body.attributes {
@@ -761,7 +829,27 @@ impl Checker<'_> {
         // The value the rest of the module sees.
         let given = inputs.and_then(|inputs| inputs.get(name).cloned());
         let value = match (&given, &default, inputs) {
-            (Some((value, _)), _, _) => coerce_given(value.clone(), &ty),
+            (Some((value, span)), _, _) => {
+                let coerced = coerce_given(value.clone(), &ty);
+                // A value from outside the configuration (`-var`, a file, the
+                // environment) has no expression to check: check it here.
+                if span.is_none() && !ty.accepts(&coerced.type_of()) {
+                    let origin = self.variable_origins.get(name).cloned().unwrap_or(VariableOrigin::CommandLine);
+                    let shown = if sensitive { "a sensitive value".to_owned() } else { coerced.describe() };
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            codes::TYPE_MISMATCH,
+                            format!("variable `{name}` is a {ty}, but {} gives it {shown}", origin.describe(name)),
+                        )
+                        .at(block.header_span(), format!("declared as {ty}"))
+                        .with_help(format!("give `{name}` a value of type {ty}")),
+                    );
+                    Value::Unknown(ty.clone())
+                } else {
+                    coerced
+                }
+            }
+            (None, _, Some(_)) if self.missing_variables_unknown => Value::Unknown(ty.clone()),
             (None, Some((value, _)), Some(_)) => value.clone(),
             // validate: not known until values are given.
             (None, _, None) => Value::Unknown(ty.clone()),
@@ -1164,8 +1252,16 @@ impl Checker<'_> {
         } else {
             crate::loader::display_join(&scope.module_display, source.trim_start_matches("./"))
         };
-        let Some(loaded) = load_directory(&directory, &display, &mut self.sources, &mut self.diagnostics) else {
-            return (Value::unknown_any(), None);
+        let loaded = match self.loaded_modules.get(&canonical) {
+            Some(loaded) => loaded.clone(),
+            None => {
+                let Some(loaded) = load_directory(&directory, &display, &mut self.sources, &mut self.diagnostics) else {
+                    return (Value::unknown_any(), None);
+                };
+                let loaded = std::rc::Rc::new(loaded);
+                self.loaded_modules.insert(canonical.clone(), loaded.clone());
+                loaded
+            }
         };
         // The child's declared variables decide which arguments are inputs.
         let mut child_variables: IndexMap<String, bool> = IndexMap::new();
@@ -1261,6 +1357,21 @@ impl Checker<'_> {
             self.check_static_expansion(&count.value, "count");
             let value = self.evaluate(scope, &meta_context, &count.value);
             expansion = match value.unmark().0 {
+                Value::Number(number) if number.fract() == 0.0 && *number > crate::limits::MAX_INSTANCES_PER_BLOCK as f64 => {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            codes::LIMIT_EXCEEDED,
+                            format!(
+                                "`count` is {}, more than the {} instances one block may have",
+                                crate::value::format_number(*number),
+                                crate::limits::MAX_INSTANCES_PER_BLOCK
+                            ),
+                        )
+                        .at(count.value.span, "too many instances")
+                        .with_help("ask for fewer; a larger fleet belongs in several blocks or configurations"),
+                    );
+                    Expansion::Count(None)
+                }
                 Value::Number(number) if number.fract() == 0.0 && *number >= 0.0 => Expansion::Count(Some(*number as usize)),
                 Value::Number(number) => {
                     self.diagnostics.push(
@@ -1286,7 +1397,25 @@ impl Checker<'_> {
         } else if let Some(for_each) = for_each_attribute {
             self.check_static_expansion(&for_each.value, "for_each");
             let value = self.evaluate(scope, &meta_context, &for_each.value);
-            expansion = self.for_each_instances(&for_each.value, &value).map_or_else(
+            let instances = self.for_each_instances(&for_each.value, &value).filter(|instances| {
+                let fits = instances.len() <= crate::limits::MAX_INSTANCES_PER_BLOCK;
+                if !fits {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            codes::LIMIT_EXCEEDED,
+                            format!(
+                                "`for_each` has {} keys, more than the {} instances one block may have",
+                                instances.len(),
+                                crate::limits::MAX_INSTANCES_PER_BLOCK
+                            ),
+                        )
+                        .at(for_each.value.span, "too many instances")
+                        .with_help("ask for fewer; a larger fleet belongs in several blocks or configurations"),
+                    );
+                }
+                fits
+            });
+            expansion = instances.map_or_else(
                 || Expansion::ForEach(None, value.type_of().element().unwrap_or(Type::Any)),
                 |instances| Expansion::ForEach(Some(instances), Type::Any),
             );
@@ -1321,6 +1450,25 @@ impl Checker<'_> {
             )],
         };
         let expansion_known = !matches!(expansion, Expansion::Count(None) | Expansion::ForEach(None, _));
+        // The whole configuration's instances, modules included, are bounded
+        // too: a fan-out of module calls multiplies.
+        let symbolic = if self.instances + symbolic.len() > crate::limits::MAX_INSTANCES {
+            if self.instances <= crate::limits::MAX_INSTANCES {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        codes::LIMIT_EXCEEDED,
+                        format!("the configuration makes more than {} resource instances", crate::limits::MAX_INSTANCES),
+                    )
+                    .at(block.header_span(), format!("{what} goes past the limit"))
+                    .with_help("split the configuration into several, each with its own state"),
+                );
+            }
+            self.instances = crate::limits::MAX_INSTANCES + 1;
+            Vec::new()
+        } else {
+            self.instances += symbolic.len();
+            symbolic
+        };
         let mut instances = Vec::new();
         for (key, mut context) in symbolic {
             context.describe = if is_data { "a data source" } else { "a resource" };

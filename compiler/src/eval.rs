@@ -63,6 +63,12 @@ pub struct Evaluator<'a> {
     pub schemas: &'static Schemas,
     pub diagnostics: &'a mut Diagnostics,
     iterators: Vec<(String, Value)>,
+    /// Steps spent, against [`crate::limits::MAX_EVALUATION_WORK`].
+    work: usize,
+    /// Past the limit: everything left evaluates to unknown at once.
+    exhausted: bool,
+    /// The expression this evaluator was given, which the limit names.
+    outermost: Option<Span>,
 }
 
 /// Names that start a reference, besides resource kinds and `for` variables.
@@ -70,7 +76,25 @@ pub const ROOT_NAMES: &[&str] = &["var", "local", "module", "data", "each", "cou
 
 impl<'a> Evaluator<'a> {
     pub fn new(scope: &'a Scope, context: &'a Context, schemas: &'static Schemas, diagnostics: &'a mut Diagnostics) -> Self {
-        Evaluator { scope, context, schemas, diagnostics, iterators: Vec::new() }
+        Evaluator { scope, context, schemas, diagnostics, iterators: Vec::new(), work: 0, exhausted: false, outermost: None }
+    }
+
+    /// Spends `steps` of the expression's work; past the limit, reports it
+    /// once (at the whole expression) and stops the evaluation.
+    fn spend(&mut self, steps: usize, span: Span) {
+        let span = self.outermost.unwrap_or(span);
+        self.work = self.work.saturating_add(steps);
+        if self.work > crate::limits::MAX_EVALUATION_WORK && !self.exhausted {
+            self.exhausted = true;
+            self.diagnostics.push(
+                Diagnostic::error(
+                    codes::LIMIT_EXCEEDED,
+                    format!("this expression does more than {} steps of work", crate::limits::MAX_EVALUATION_WORK),
+                )
+                .at(span, "too much work")
+                .with_help("a `for` over a large collection, nested loops, or a large value used inside a loop; keep data in datasets, not in expressions"),
+            );
+        }
     }
 
     fn error(&mut self, diagnostic: Diagnostic) -> Value {
@@ -79,12 +103,35 @@ impl<'a> Evaluator<'a> {
     }
 
     pub fn eval(&mut self, expr: &Expr) -> Value {
+        if self.exhausted {
+            return Value::unknown_any();
+        }
+        self.outermost.get_or_insert(expr.span);
         match &expr.kind {
             ExprKind::Null => Value::Null,
             ExprKind::Bool(flag) => Value::Bool(*flag),
             ExprKind::Number(number) => Value::Number(*number),
             ExprKind::String(text) => Value::String(text.clone()),
-            ExprKind::Template(parts) => self.template(parts),
+            ExprKind::Template(parts) => {
+                let value = self.template(parts);
+                let length = value.unmark().0.as_str().map_or(0, str::len);
+                if length > crate::limits::MAX_STRING_BYTES {
+                    self.exhausted = true;
+                    return self.error(
+                        Diagnostic::error(
+                            codes::LIMIT_EXCEEDED,
+                            format!(
+                                "this template makes a string of {length} bytes, more than the {} a string may have",
+                                crate::limits::MAX_STRING_BYTES
+                            ),
+                        )
+                        .at(expr.span, "too long")
+                        .with_help("keep large text in files a resource reads, not in expressions"),
+                    );
+                }
+                self.spend(value.weight(), expr.span);
+                value
+            }
             ExprKind::List(items) => Value::List(items.iter().map(|item| self.eval(item)).collect()),
             ExprKind::Object(items) => {
                 let mut entries = BTreeMap::new();
@@ -124,8 +171,16 @@ impl<'a> Evaluator<'a> {
                     Value::Map(entries)
                 }
             }
-            ExprKind::Variable(_) | ExprKind::Traversal { .. } => self.reference(expr),
-            ExprKind::Call { name, args, expand_final } => self.call(expr, &name.name, name.span, args, *expand_final),
+            ExprKind::Variable(_) | ExprKind::Traversal { .. } => {
+                let value = self.reference(expr);
+                self.spend(value.weight(), expr.span);
+                value
+            }
+            ExprKind::Call { name, args, expand_final } => {
+                let value = self.call(expr, &name.name, name.span, args, *expand_final);
+                self.spend(value.weight(), expr.span);
+                value
+            }
             ExprKind::Unary { operator, operand } => self.unary(*operator, operand),
             ExprKind::Binary { operator, left, right } => self.binary(*operator, left, right),
             ExprKind::Conditional { condition, then, otherwise } => {
@@ -202,6 +257,11 @@ impl<'a> Evaluator<'a> {
                     match pairs {
                         Some(pairs) => {
                             for (key, value) in pairs {
+                                self.spend(1, collection.span);
+                                if self.exhausted {
+                                    known = false;
+                                    break;
+                                }
                                 let pushed = self.bind(key_var.as_ref().map(|ident| ident.name.as_str()), &value_var.name, key, value);
                                 let piece = self.template(body);
                                 self.iterators.truncate(self.iterators.len() - pushed);
@@ -276,6 +336,10 @@ impl<'a> Evaluator<'a> {
                 let mut grouped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
                 let mut unknown = false;
                 for (key, value) in pairs {
+                    self.spend(1, for_expr.collection.span);
+                    if self.exhausted {
+                        return Value::unknown_any();
+                    }
                     let pushed = self.bind(key_var, value_var, key, value);
                     let include = match &for_expr.condition {
                         Some(condition) => match self.eval(condition).unmark().0 {

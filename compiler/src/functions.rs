@@ -55,6 +55,11 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     FUNCTIONS.iter().map(|(name, ..)| *name)
 }
 
+/// Why a result is refused: longer than a string may be.
+fn too_long(size: usize) -> String {
+    format!("the result would be {size} bytes, more than the {} a string may have", crate::limits::MAX_STRING_BYTES)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallError {
     UnknownFunction,
@@ -191,6 +196,12 @@ fn call_unmarked(name: &str, args: &[Value], context: &CallContext<'_>) -> Resul
                     if search.is_empty() {
                         return Err(invalid(1, "the text to search for is empty"));
                     }
+                    // Checked before it is made: a long replacement of a frequent match grows the text many times over.
+                    let matches = text.matches(search.as_str()).count();
+                    let size = text.len() - matches * search.len() + matches.saturating_mul(replacement.len());
+                    if size > crate::limits::MAX_STRING_BYTES {
+                        return Err(invalid(2, too_long(size)));
+                    }
                     Ok(Value::String(text.replace(&search, &replacement)))
                 }
                 _ => Ok(Value::Unknown(Type::String)),
@@ -211,6 +222,10 @@ fn call_unmarked(name: &str, args: &[Value], context: &CallContext<'_>) -> Resul
             match (separator, args[1].as_list()) {
                 (Some(separator), Some(items)) if args[1].is_wholly_known() => {
                     let parts: Vec<String> = items.iter().filter_map(Value::to_template_string).collect();
+                    let size = parts.iter().map(String::len).sum::<usize>() + separator.len().saturating_mul(parts.len());
+                    if size > crate::limits::MAX_STRING_BYTES {
+                        return Err(invalid(1, too_long(size)));
+                    }
                     Ok(Value::String(parts.join(&separator)))
                 }
                 _ => Ok(Value::Unknown(Type::String)),
@@ -339,11 +354,14 @@ fn call_unmarked(name: &str, args: &[Value], context: &CallContext<'_>) -> Resul
         "file" => match string_arg(args, 0)? {
             Some(path) => {
                 let full = context.module_directory.join(&path);
-                match std::fs::read(&full) {
+                if let Err(error) = std::fs::metadata(&full) {
+                    return Err(invalid(0, format!("cannot read \"{path}\": {}", io_reason(&error))));
+                }
+                match crate::limits::read_regular_file(&full, crate::limits::MAX_READ_FILE_BYTES) {
                     Ok(bytes) => {
                         String::from_utf8(bytes).map(Value::String).map_err(|_| invalid(0, format!("\"{path}\" is not a UTF-8 text file")))
                     }
-                    Err(error) => Err(invalid(0, format!("cannot read \"{path}\": {}", io_reason(&error)))),
+                    Err(reason) => Err(invalid(0, format!("cannot read \"{path}\": {reason}"))),
                 }
             }
             None => Ok(Value::Unknown(Type::String)),

@@ -255,6 +255,79 @@ enum Statement {
     Expression,
 }
 
+/// Input past one of the structural [`crate::limits`]: where, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitBreach {
+    pub start: usize,
+    pub end: usize,
+    pub message: String,
+    pub help: String,
+}
+
+/// Finds input the parser would spend unbounded time on, before it runs: a
+/// `{ }` with more entries than [`crate::limits::MAX_ENTRIES_PER_BRACE`]
+/// (the parser compares each new key with every earlier one), or a number
+/// with more digits than any number can hold. (The parser limits nesting
+/// depth itself.)
+pub fn beyond_limits(source: &str) -> Option<LimitBreach> {
+    use crate::limits::{MAX_ENTRIES_PER_BRACE, MAX_NUMBER_DIGITS};
+    struct Brace {
+        start: usize,
+        entries: usize,
+        in_entry: bool,
+    }
+    let mut braces: Vec<Option<Brace>> = Vec::new();
+    for token in tokenize(source) {
+        let text = token.text(source);
+        match token.kind {
+            TokenKind::Number if token.end - token.start > MAX_NUMBER_DIGITS => {
+                return Some(LimitBreach {
+                    start: token.start,
+                    end: token.start + MAX_NUMBER_DIGITS.min(40),
+                    message: format!("a number written with {} digits", token.end - token.start),
+                    help: format!("numbers are 64-bit floats: {MAX_NUMBER_DIGITS} digits are more than any of them needs"),
+                });
+            }
+            TokenKind::Newline => {
+                if let Some(Some(brace)) = braces.last_mut() {
+                    brace.in_entry = false;
+                }
+            }
+            TokenKind::Punct => match text {
+                "{" => braces.push(Some(Brace { start: token.start, entries: 0, in_entry: false })),
+                "[" | "(" => braces.push(None),
+                "}" | "]" | ")" => {
+                    braces.pop();
+                }
+                "," => {
+                    if let Some(Some(brace)) = braces.last_mut() {
+                        brace.in_entry = false;
+                    }
+                }
+                "=" | ":" => {
+                    if let Some(Some(brace)) = braces.last_mut() {
+                        if !brace.in_entry {
+                            brace.in_entry = true;
+                            brace.entries += 1;
+                            if brace.entries > MAX_ENTRIES_PER_BRACE {
+                                return Some(LimitBreach {
+                                    start: brace.start,
+                                    end: brace.start + 1,
+                                    message: format!("more than {MAX_ENTRIES_PER_BRACE} entries in one `{{ }}`"),
+                                    help: "split the data into several values, or keep it in a file the configuration reads".to_owned(),
+                                });
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Rewrites comma-separated attributes inside block bodies into the
 /// newline-separated form hcl-edit accepts. Returns the text unchanged (and an
 /// identity mapping) when there is nothing to rewrite.

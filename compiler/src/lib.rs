@@ -22,6 +22,7 @@ pub mod eval;
 pub mod format;
 pub mod functions;
 pub mod lexer;
+pub mod limits;
 pub mod loader;
 pub mod lock;
 pub mod residual;

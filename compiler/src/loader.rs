@@ -24,7 +24,7 @@ pub fn configuration_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(directory)?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| path.is_file() && path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.ends_with(CONFIG_SUFFIX)))
+        .filter(|path| !path.is_dir() && path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.ends_with(CONFIG_SUFFIX)))
         .collect();
     files.sort();
     Ok(files)
@@ -74,15 +74,20 @@ pub fn load_directory(
     for path in paths {
         let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
         let display_path = display_join(display_directory, &name);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match crate::limits::read_regular_file(&path, crate::limits::MAX_CONFIGURATION_FILE_BYTES) {
             Ok(bytes) => bytes,
-            Err(error) => {
+            Err(reason) => {
                 diagnostics.push(
-                    Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot read `{display_path}`: {error}"))
-                        .with_help("check the file's permissions"),
+                    Diagnostic::error(codes::UNREADABLE_FILE, format!("cannot read `{display_path}`: {reason}"))
+                        .with_help("a configuration file is a regular UTF-8 text file of at most 4 MiB"),
                 );
                 continue;
             }
+        };
+        // A byte-order mark some editors write is not part of the text.
+        let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(rest) => rest.to_vec(),
+            None => bytes,
         };
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,

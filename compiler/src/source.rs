@@ -80,6 +80,15 @@ impl SourceFile {
         self.text.get(start..end).unwrap_or("").trim_end_matches('\r')
     }
 
+    /// The byte range of whole lines `first..=last` (one-based, clamped).
+    pub fn line_range(&self, first: usize, last: usize) -> std::ops::Range<usize> {
+        let first = first.clamp(1, self.line_starts.len());
+        let last = last.clamp(first, self.line_starts.len());
+        let start = self.line_starts[first - 1];
+        let end = self.line_starts.get(last).map_or(self.text.len(), |next| next - 1);
+        start..end.max(start)
+    }
+
     pub fn line_count(&self) -> usize {
         self.line_starts.len()
     }

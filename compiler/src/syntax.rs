@@ -17,6 +17,13 @@ use crate::source::{FileId, Span};
 
 /// Parses one file. Returns the body when the file is syntactically valid.
 pub fn parse_file(file: FileId, text: &str) -> Result<Body, Box<Diagnostic>> {
+    if let Some(breach) = crate::lexer::beyond_limits(text) {
+        return Err(Box::new(
+            Diagnostic::error(codes::LIMIT_EXCEEDED, breach.message)
+                .at(Span::new(file, breach.start, breach.end.min(text.len())), "here")
+                .with_help(breach.help),
+        ));
+    }
     let rewritten = rewrite_block_commas(text);
     match hcl_edit::parser::parse_body(&rewritten.text) {
         Ok(body) => {

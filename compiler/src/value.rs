@@ -67,6 +67,18 @@ impl Value {
         matches!(self, Value::Sensitive(_))
     }
 
+    /// How much there is of the value, in evaluation steps: one per element,
+    /// and one per 64 bytes of string (see [`crate::limits::MAX_EVALUATION_WORK`]).
+    pub fn weight(&self) -> usize {
+        match self {
+            Value::String(text) => 1 + text.len() / 64,
+            Value::List(items) => 1 + items.iter().map(Value::weight).sum::<usize>(),
+            Value::Map(entries) => 1 + entries.iter().map(|(key, value)| key.len() / 64 + value.weight()).sum::<usize>(),
+            Value::Sensitive(inner) => inner.weight(),
+            _ => 1,
+        }
+    }
+
     /// Whether any part of the value is sensitive.
     pub fn contains_sensitive(&self) -> bool {
         match self {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mlops_compiler::address::{AddressPattern, Mode, ResourceAddress};
-use mlops_compiler::check::{check_preloaded, CheckOptions, CheckResult, InstanceDraft, PlanResolver};
+use mlops_compiler::check::{check_preloaded, CheckOptions, CheckResult, InstanceDraft, PlanResolver, VariableOrigin};
 use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::schema::{KindSchema, Schemas};
 use mlops_compiler::source::SourceMap;
@@ -61,6 +61,8 @@ impl Providers {
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
     pub variables: HashMap<String, Value>,
+    /// Where each variable value came from (see [`CheckOptions`]).
+    pub variable_origins: HashMap<String, VariableOrigin>,
     pub refresh: bool,
     pub targets: Vec<String>,
     pub excludes: Vec<String>,
@@ -75,6 +77,7 @@ impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
             variables: HashMap::new(),
+            variable_origins: HashMap::new(),
             refresh: true,
             targets: Vec::new(),
             excludes: Vec::new(),
@@ -941,7 +944,12 @@ pub fn plan(
 ) -> PlanOutcome {
     // Provider configurations come from a plain check first: refresh needs
     // them before the planning evaluation starts.
-    let check_options = CheckOptions { variables: Some(options.variables.clone()), providers_only: false };
+    let check_options = CheckOptions {
+        variables: Some(options.variables.clone()),
+        providers_only: false,
+        variable_origins: options.variable_origins.clone(),
+        missing_variables_unknown: false,
+    };
     // Selecting targets needs the whole graph; otherwise provider blocks are enough.
     let needs_graph = options.destroy || !options.targets.is_empty() || !options.excludes.is_empty();
     let preloaded = mlops_compiler::check::preload(directory, display);

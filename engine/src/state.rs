@@ -492,9 +492,15 @@ fn seal_record(record: &mut Record, secrets: &Secrets) {
 /// Writes a file so that readers see the old or the new content, never a mix.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut file = File::create(&temporary).map_err(io("write", &temporary))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io("write", &temporary))?;
-    fs::rename(&temporary, path).map_err(io("replace", path))?;
+    let written = File::create(&temporary)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .map_err(io("write", &temporary))
+        .and_then(|()| fs::rename(&temporary, path).map_err(io("replace", path)));
+    if let Err(error) = written {
+        // A full disk must not stay full of a half-written copy.
+        let _ = fs::remove_file(&temporary);
+        return Err(error);
+    }
     if let Some(parent) = path.parent() {
         if let Ok(directory) = File::open(parent) {
             let _ = directory.sync_all();

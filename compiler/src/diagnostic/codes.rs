@@ -33,6 +33,7 @@ codes! {
     UNREADABLE_FILE = "E0003" "unreadable-file";
     INVALID_UTF8 = "E0004" "invalid-utf8";
     NO_CONFIGURATION = "E0005" "no-configuration";
+    LIMIT_EXCEEDED = "E0006" "limit-exceeded";
     UNKNOWN_BLOCK_KIND = "E0101" "unknown-block-kind";
     UNKNOWN_ATTRIBUTE = "E0102" "unknown-attribute";
     MISSING_REQUIRED_ATTRIBUTE = "E0103" "missing-required-attribute";
@@ -60,6 +61,7 @@ codes! {
     MODULE_RECURSION = "E0213" "module-recursion";
     REMOTE_MODULE_NOT_INSTALLED = "E0214" "remote-module-not-installed";
     MODULE_CONTENT_MISMATCH = "E0215" "module-content-mismatch";
+    UNKNOWN_VARIABLE = "E0216" "unknown-variable";
     TYPE_MISMATCH = "E0301" "type-mismatch";
     INVALID_TYPE_EXPRESSION = "E0302" "invalid-type-expression";
     FEATURE_TYPE_MISMATCH = "E0303" "feature-type-mismatch";

@@ -55,6 +55,10 @@ impl Diagnostic {
         }
     }
 
+    pub fn warning(code: Code, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+    }
+
     pub fn at(mut self, span: Span, label: impl Into<String>) -> Diagnostic {
         let label = label.into();
         self.primary = Some(Label { span, message: (!label.is_empty()).then_some(label) });

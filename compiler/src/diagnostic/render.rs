@@ -4,11 +4,11 @@
 
 use std::fmt;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 use serde::Serialize;
 
 use super::{Diagnostic, Label, Severity};
-use crate::source::{LineColumn, SourceMap, Span};
+use crate::source::{LineColumn, SourceFile, SourceMap, Span};
 
 /// The version of the JSON diagnostics format. Bumped on incompatible change.
 pub const JSON_FORMAT_VERSION: &str = "1.0";
@@ -51,18 +51,63 @@ pub fn render_human_all(diagnostics: &[Diagnostic], sources: &SourceMap, options
 /// A view of one of our diagnostics through miette's trait. Labels in the
 /// primary file are drawn in one snippet; labels in other files become related
 /// reports, each with its own snippet.
-struct MietteView {
+struct MietteView<'a> {
     severity: Severity,
     code: String,
     message: String,
     help: Option<String>,
-    source: Option<NamedSource<String>>,
+    source: Option<FileSource<'a>>,
     labels: Vec<LabeledSpan>,
-    related: Vec<MietteView>,
+    related: Vec<MietteView<'a>>,
 }
 
-impl MietteView {
-    fn new(diagnostic: &Diagnostic, sources: &SourceMap) -> MietteView {
+/// Lines longer than this are not drawn in a snippet.
+const MAX_SHOWN_LINE_BYTES: usize = 2_000;
+
+/// A file as miette reads it. miette finds lines by scanning from the start
+/// of the text it is given, for every label: a whole file would make each
+/// diagnostic cost the file's size, and many diagnostics its square. Each
+/// read here hands miette only the lines around the span (found with the
+/// file's line index), and shifts what it finds back into the file.
+struct FileSource<'a> {
+    file: &'a SourceFile,
+}
+
+impl SourceCode for FileSource<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let text = &self.file.text;
+        if span.offset() > text.len() {
+            return Err(MietteError::OutOfBounds);
+        }
+        // Whole lines, with a line to spare on either side of the context.
+        let first_line = self.file.line_column(span.offset()).line.saturating_sub(context_lines_before + 1).max(1);
+        let last_line = self.file.line_column(span.offset() + span.len()).line + context_lines_after + 1;
+        let window = self.file.line_range(first_line, last_line);
+        let window = window.start..(window.end + 1).min(text.len());
+        let local = SourceSpan::new((span.offset() - window.start).into(), span.len());
+        let contents = text[window.clone()].read_span(&local, context_lines_before, context_lines_after)?;
+        let shifted = SourceSpan::new((contents.span().offset() + window.start).into(), contents.span().len());
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.file.display_path.clone(),
+            contents.data(),
+            shifted,
+            contents.line() + first_line - 1,
+            contents.column(),
+            // miette counts every line from the start of what it read (and
+            // merges nearby snippets by that count): count as if it had
+            // read the whole file, so snippets render as they always did.
+            contents.line_count() + first_line - 1,
+        )))
+    }
+}
+
+impl<'a> MietteView<'a> {
+    fn new(diagnostic: &Diagnostic, sources: &'a SourceMap) -> MietteView<'a> {
         let mut help = diagnostic.help.clone();
         for note in &diagnostic.notes {
             let joined = match help.take() {
@@ -83,6 +128,30 @@ impl MietteView {
             };
         };
         let file = sources.get(primary.span.file);
+        // A line too long to show (a generated file, a minified blob) would
+        // flood the terminal: the place is named instead.
+        let position = file.line_column(primary.span.range().start);
+        if file.line_text(position.line).len() > MAX_SHOWN_LINE_BYTES {
+            let place = format!(
+                "at {}:{}:{} (the line is {} bytes long, too long to show)",
+                file.display_path,
+                position.line,
+                position.column,
+                file.line_text(position.line).len()
+            );
+            return MietteView {
+                severity: diagnostic.severity,
+                code: format!("{} {}", diagnostic.code.id, diagnostic.code.name),
+                message: diagnostic.message.clone(),
+                help: Some(match help {
+                    Some(help) => format!("{help}\nnote: {place}"),
+                    None => format!("note: {place}"),
+                }),
+                source: None,
+                labels: Vec::new(),
+                related: Vec::new(),
+            };
+        }
         let mut labels = vec![labeled_span(primary, true)];
         let mut related = Vec::new();
         for label in &diagnostic.secondary {
@@ -95,7 +164,7 @@ impl MietteView {
                     code: String::new(),
                     message: format!("in {}", other.display_path),
                     help: None,
-                    source: Some(NamedSource::new(other.display_path.clone(), other.text.clone())),
+                    source: Some(FileSource { file: other }),
                     labels: vec![labeled_span(label, false)],
                     related: Vec::new(),
                 });
@@ -106,7 +175,7 @@ impl MietteView {
             code: format!("{} {}", diagnostic.code.id, diagnostic.code.name),
             message: diagnostic.message.clone(),
             help,
-            source: Some(NamedSource::new(file.display_path.clone(), file.text.clone())),
+            source: Some(FileSource { file }),
             labels,
             related,
         }
@@ -123,21 +192,21 @@ fn labeled_span(label: &Label, primary: bool) -> LabeledSpan {
     }
 }
 
-impl fmt::Debug for MietteView {
+impl fmt::Debug for MietteView<'_> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&self.message)
     }
 }
 
-impl fmt::Display for MietteView {
+impl fmt::Display for MietteView<'_> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&self.message)
     }
 }
 
-impl std::error::Error for MietteView {}
+impl std::error::Error for MietteView<'_> {}
 
-impl miette::Diagnostic for MietteView {
+impl miette::Diagnostic for MietteView<'_> {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         (!self.code.is_empty()).then(|| Box::new(&self.code) as Box<dyn fmt::Display>)
     }

@@ -437,11 +437,39 @@ pub fn declared_metrics(run: &str, written: Option<&str>, declared: &[String]) -
             ))
         }
     };
+    if !metrics.is_object() {
+        return Err(ProviderError::with_help(
+            format!("{run} wrote metrics that are not a JSON object"),
+            "write a JSON object of metric name to number to the path in MLOPS_METRICS_FILE",
+        ));
+    }
     let mut reported = Attributes::new();
     for name in declared {
-        match metrics.get(name).and_then(Json::as_f64) {
-            Some(value) => {
-                reported.insert(name.clone(), serde_json::json!(value));
+        let wrong = |what: String| {
+            ProviderError::with_help(
+                format!("{run} reported the declared metric `{name}` as {what}, not a number"),
+                format!("write \"{name}\": NUMBER (a JSON number, unquoted, finite) into MLOPS_METRICS_FILE"),
+            )
+        };
+        match metrics.get(name) {
+            Some(Json::Number(number)) => match number.as_f64().filter(|value| value.is_finite()) {
+                Some(value) => {
+                    reported.insert(name.clone(), serde_json::json!(value));
+                }
+                None => return Err(wrong(format!("{number}"))),
+            },
+            Some(Json::String(text)) => {
+                let shown: String = text.chars().take(40).collect();
+                return Err(wrong(format!("the string \"{shown}\"")));
+            }
+            Some(other) => {
+                let what = match other {
+                    Json::Null => "null",
+                    Json::Bool(_) => "a bool",
+                    Json::Array(_) => "a list",
+                    _ => "an object",
+                };
+                return Err(wrong(what.to_owned()));
             }
             None => {
                 return Err(ProviderError::with_help(

@@ -480,7 +480,7 @@ fn open_csv(file: &Path, columns: Option<&[Column]>) -> ProviderResult<(csv::Rea
         .collect();
     if let Some(missing) = columns.into_iter().flatten().find(|column| !headers.contains(&column.name)) {
         return Err(ProviderError::with_help(
-            format!("`{}` has no column `{}` (its header is: {})", file.display(), missing.name, headers.join(", ")),
+            format!("`{}` has no column `{}` (its header is: {})", file.display(), missing.name, shown(&headers.join(", "))),
             "fix the file's header, or the dataset's schema",
         ));
     }
@@ -810,6 +810,28 @@ fn parquet_field(field: &parquet::record::Field) -> Json {
 }
 
 /// `position` is `line N` in text formats and `row N` in Parquet.
+/// A value from the data as a message shows it: cut to 80 characters, with
+/// control characters escaped. A bad row of a file that is not what it
+/// seems (`/proc/self/environ`, a binary blob) must not flood the terminal
+/// or print what it holds.
+fn shown(text: &str) -> String {
+    const SHOWN: usize = 80;
+    let escaped: String = text
+        .chars()
+        .take(SHOWN)
+        .flat_map(|character| {
+            let escaped: Vec<char> = if character.is_control() { character.escape_default().collect() } else { vec![character] };
+            escaped
+        })
+        .collect();
+    let total = text.chars().count();
+    if total > SHOWN {
+        format!("{escaped}… ({} more characters)", total - SHOWN)
+    } else {
+        escaped
+    }
+}
+
 fn row_error(file: &Path, position: &str, column: &str, message: &str) -> ProviderError {
     ProviderError::with_help(
         format!("`{}` {position}, column `{column}`: {message}", file.display()),
@@ -837,18 +859,18 @@ fn type_field(field: &str, column: Option<&Column>) -> Result<Json, String> {
     match column.column_type.as_str() {
         "int" => trimmed.parse::<i64>().map(|number| Json::Number(number.into())).or_else(|_| match trimmed.parse::<f64>() {
             Ok(number) if number.fract() == 0.0 => Ok(Json::Number((number as i64).into())),
-            _ => Err(format!("`{field}` is not a whole number")),
+            _ => Err(format!("`{}` is not a whole number", shown(field))),
         }),
         "float" => trimmed
             .parse::<f64>()
             .ok()
             .filter(|number| number.is_finite())
             .map(json_number)
-            .ok_or_else(|| format!("`{field}` is not a number")),
+            .ok_or_else(|| format!("`{}` is not a number", shown(field))),
         "bool" => match trimmed.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Json::Bool(true)),
             "false" | "0" | "no" => Ok(Json::Bool(false)),
-            _ => Err(format!("`{field}` is not a boolean (true/false)")),
+            _ => Err(format!("`{}` is not a boolean (true/false)", shown(field))),
         },
         _ => Ok(Json::String(field.to_owned())),
     }
@@ -874,7 +896,7 @@ fn validate_row(row: &Row, columns: &[Column]) -> Result<(), (String, String)> {
         match column.column_type.as_str() {
             "int" | "float" => {
                 let Some(number) = value.as_f64() else {
-                    return Err((column.name.clone(), format!("{value} is not a number")));
+                    return Err((column.name.clone(), format!("{} is not a number", shown(&value.to_string()))));
                 };
                 if column.column_type == "int" && number.fract() != 0.0 {
                     return Err((column.name.clone(), format!("{value} is not a whole number")));
@@ -886,12 +908,12 @@ fn validate_row(row: &Row, columns: &[Column]) -> Result<(), (String, String)> {
                     return Err((column.name.clone(), format!("{value} is above the maximum {max}")));
                 }
             }
-            "bool" if !value.is_boolean() => return Err((column.name.clone(), format!("{value} is not a boolean"))),
+            "bool" if !value.is_boolean() => return Err((column.name.clone(), format!("{} is not a boolean", shown(&value.to_string())))),
             "string" => {
                 let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
                 if let Some(allowed) = &column.allowed {
                     if !allowed.contains(&text) {
-                        return Err((column.name.clone(), format!("`{text}` is not one of {}", allowed.join(", "))));
+                        return Err((column.name.clone(), format!("`{}` is not one of {}", shown(&text), allowed.join(", "))));
                     }
                 }
             }
@@ -925,10 +947,22 @@ pub fn store_files(root: &Path, files: &[PathBuf], destination: &Path) -> Provid
 }
 
 /// Reads a whole file as text (for small files such as metrics).
-pub fn read_text(path: &Path) -> ProviderResult<String> {
-    let mut text = String::new();
-    fs::File::open(path).and_then(|mut file| file.read_to_string(&mut text)).map_err(|error| unreadable(path, &error))?;
-    Ok(text)
+/// A small text file a run writes (its metrics): at most `limit` bytes, and
+/// a regular file (a FIFO left there would block the apply forever).
+pub fn read_text(path: &Path, limit: u64) -> ProviderResult<String> {
+    let metadata = fs::metadata(path).map_err(|error| unreadable(path, &error))?;
+    if !metadata.is_file() {
+        return Err(ProviderError::failed(format!("`{}` is not a regular file", path.display())));
+    }
+    let mut bytes = Vec::new();
+    fs::File::open(path).and_then(|file| file.take(limit + 1).read_to_end(&mut bytes)).map_err(|error| unreadable(path, &error))?;
+    if bytes.len() as u64 > limit {
+        return Err(ProviderError::with_help(
+            format!("`{}` is larger than the {limit} bytes mlops reads", path.display()),
+            "a metrics file is one small JSON object of metric name to number",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| ProviderError::failed(format!("`{}` is not UTF-8 text", path.display())))
 }
 
 /// Helpers for tests of providers and of the engine that need data files.

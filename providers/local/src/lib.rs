@@ -873,7 +873,8 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             format!("the full log is {}", run_directory.join("log.txt").display()),
         ));
     }
-    let written = data::read_text(&run_directory.join("metrics.json")).ok();
+    let metrics_file = run_directory.join("metrics.json");
+    let written = if metrics_file.exists() { Some(data::read_text(&metrics_file, 1024 * 1024)?) } else { None };
     let reported = mlops_provider_api::declared_metrics(&format!("run {run_id}"), written.as_deref(), &declared)?;
     let mut state = Attributes::new();
     state.insert("run_id".into(), Json::String(run_id.clone()));
