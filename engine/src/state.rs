@@ -892,6 +892,18 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_atomic_write_leaves_no_temporary_file() {
+        let directory = tempfile::tempdir().unwrap();
+        // The rename cannot replace a directory that holds a file.
+        let target = directory.path().join("state.json");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("inside"), b"x").unwrap();
+        assert!(write_atomically(&target, b"{}").is_err());
+        let left: Vec<_> = fs::read_dir(directory.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("state.json")], "a temporary file was left");
+    }
+
+    #[test]
     fn secrets_are_not_stored_without_a_key() {
         let secrets = Secrets::from_passphrase(None);
         let sealed = secrets.seal(&Json::String("hunter2".into()));
