@@ -66,6 +66,8 @@ moto_port="$(free_port)"
 pids+=("$!")
 wait_for_port "$moto_port" "moto server"
 export MLOPS_TEST_S3_ENDPOINT="http://127.0.0.1:$moto_port"
+# Tests that freeze a server (SIGSTOP) start their own, from these programs.
+export MLOPS_TEST_MOTO_SERVER="$cache/venv/bin/moto_server"
 echo "moto server on $MLOPS_TEST_S3_ENDPOINT"
 
 # s3s-fs: checks SigV4 signatures (a wrong secret is refused); core S3 only.
@@ -98,6 +100,7 @@ setsid "$cache/mlflow/bin/mlflow" server --host 127.0.0.1 --port "$mlflow_port" 
     --artifacts-destination "$scratch/mlflow/proxied" > "$cache/mlflow.log" 2>&1 &
 groups+=("$!")
 export MLOPS_TEST_MLFLOW_URL="http://127.0.0.1:$mlflow_port"
+export MLOPS_TEST_MLFLOW_SERVER="$cache/mlflow/bin/mlflow"
 for _ in $(seq 1 120); do
     if python3 -c "import urllib.request; urllib.request.urlopen('$MLOPS_TEST_MLFLOW_URL/health', timeout=2)" 2>/dev/null; then
         break
@@ -134,6 +137,7 @@ docker-registry serve "$scratch/registry.yml" > "$cache/registry.log" 2>&1 &
 pids+=("$!")
 wait_for_port "$registry_port" "docker-registry"
 export MLOPS_TEST_OCI_REGISTRY="127.0.0.1:$registry_port"
+export MLOPS_TEST_REGISTRY_SERVER="$(command -v docker-registry)"
 echo "OCI registry on $MLOPS_TEST_OCI_REGISTRY"
 
 # A second registry that wants a password (htpasswd, bcrypt of the password below).

@@ -485,6 +485,8 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     INTERRUPT
         .get_or_init(|| {
             let flag = Arc::new(AtomicBool::new(false));
+            // Calls to remote servers in flight watch it too, and stop at once.
+            mlops_provider_api::remote::install_interrupt(flag.clone());
             let handler_flag = flag.clone();
             let _ = ctrlc::set_handler(move || {
                 if handler_flag.swap(true, Ordering::SeqCst) {
@@ -650,9 +652,10 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
         0
     } else {
         outln!(
-            "{verb} failed: {summary}; {} failed, {} skipped. Fix the errors above and run `mlops apply` again; finished work is not repeated.",
+            "{verb} failed: {summary}; {} failed, {} skipped. Fix the errors above and run `mlops {}` again; finished work is not repeated.",
             failures.len(),
-            skipped.len()
+            skipped.len(),
+            if destroy { "destroy" } else { "apply" }
         );
         1
     }

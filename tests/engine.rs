@@ -491,10 +491,14 @@ fn drift_outside_mlops_is_shown_and_corrected() {
     assert_eq!(plan.code, 2, "{}", plan.all());
     assert!(plan.stdout.contains("Changes made outside mlops since the last apply:"), "{}", plan.all());
     assert!(plan.stdout.contains("~ bucket.lake: changed outside mlops: lifecycle_rule, versioning"), "{}", plan.all());
-    assert!(plan.stdout.contains("`versioning` was changed outside mlops: false -> true"), "{}", plan.all());
+    assert!(plan.stdout.contains("`versioning` was true and is false now (changed outside mlops): apply sets it back"), "{}", plan.all());
     assert!(plan.stdout.contains("serving process is not running"), "{}", plan.all());
     assert!(plan.stdout.contains("~ model.fraud: changed outside mlops: aliases"), "{}", plan.all());
-    assert!(plan.stdout.contains("`aliases` was changed outside mlops: [] -> [\"champion\"]"), "{}", plan.all());
+    assert!(
+        plan.stdout.contains("`aliases` was [\"champion\"] and is [] now (changed outside mlops): apply sets it back"),
+        "{}",
+        plan.all()
+    );
     workspace.apply(&[]);
     assert!(workspace.read(".mlops/registry/fraud-detector/aliases.json").contains("\"champion\": \"1\""));
 }

@@ -312,7 +312,11 @@ fn a_change_outside_mlops_is_drift_and_apply_takes_it_back() {
     let plan = cluster.workspace.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}", plan.all());
     assert!(plan.stdout.contains("serving.api: changed outside mlops: manifests"), "{}", plan.all());
-    assert!(plan.stdout.contains("Deployment/api spec.replicas was changed outside mlops: 5 -> 2"), "{}", plan.all());
+    assert!(
+        plan.stdout.contains("Deployment/api spec.replicas was 2 and is 5 now (changed outside mlops): apply sets it back"),
+        "{}",
+        plan.all()
+    );
 
     // kubectl-edit now owns those fields; the apply the user approved takes them back.
     let apply = cluster.workspace.apply(&[]);

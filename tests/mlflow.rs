@@ -275,3 +275,45 @@ fn an_unreachable_server_and_refused_credentials_are_clear_errors() {
     assert!(plan.stderr.contains(&format!("the MLflow server at {refusing_url} refused the credentials (HTTP 401)")), "{}", plan.all());
     assert!(!plan.all().contains("secret-token-value"), "{}", plan.all());
 }
+
+#[test]
+fn a_frozen_server_ends_in_a_clear_timeout() {
+    let Some(mlflow) = support::server_program("MLOPS_TEST_MLFLOW_SERVER", "the MLflow server") else { return };
+    let server = support::OwnServer::start(
+        &mlflow,
+        &[
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            "sqlite:///{dir}/mlflow.db",
+            "--default-artifact-root",
+            "{dir}/artifacts",
+        ],
+        "/health",
+        std::time::Duration::from_secs(120),
+    );
+    server.freeze();
+    let workspace = Workspace::empty();
+    workspace.write(
+        "main.mlops.hcl",
+        &format!(
+            "provider \"mlflow\" {{\n  url             = \"http://{}\"\n  request_timeout = \"2s\"\n}}\n\n\
+             data \"model\" \"champion\" {{\n  provider = mlflow\n  name     = \"fraud\"\n  alias    = \"champion\"\n}}\n",
+            server.address
+        ),
+    );
+    let started = std::time::Instant::now();
+    let plan = workspace.run(&["plan"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the plan waited {:?}", started.elapsed());
+    assert_eq!(plan.code, 1, "{}", plan.all());
+    assert!(
+        plan.stderr.contains(&format!("the MLflow server at http://{} did not answer within 2s (request_timeout)", server.address)),
+        "{}",
+        plan.all()
+    );
+}

@@ -377,3 +377,39 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     text
 }
+
+#[test]
+fn a_frozen_registry_ends_in_a_clear_timeout() {
+    let Some(registry) = support::server_program("MLOPS_TEST_REGISTRY_SERVER", "docker-registry") else { return };
+    let configuration = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config_path = configuration.path().join("registry.yml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            configuration.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let config_text = config_path.to_string_lossy().into_owned();
+    let server = support::OwnServer::start_on(port, &registry, &["serve", &config_text], "/v2/", std::time::Duration::from_secs(30));
+    server.freeze();
+    let workspace = support::Workspace::empty();
+    workspace.write(
+        "main.mlops.hcl",
+        &format!(
+            "provider \"oci\" {{\n  request_timeout = \"2s\"\n}}\n\ndata \"image\" \"runtime\" {{\n  provider = oci\n  ref      = \"{}/runtime:1.0\"\n}}\n",
+            server.address
+        ),
+    );
+    let started = std::time::Instant::now();
+    let plan = workspace.run(&["plan"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the plan waited {:?}", started.elapsed());
+    assert_eq!(plan.code, 1, "{}", plan.all());
+    assert!(
+        plan.stderr.contains(&format!("the OCI registry {} did not answer within 2s (request_timeout)", server.address)),
+        "{}",
+        plan.all()
+    );
+}

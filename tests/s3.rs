@@ -45,7 +45,7 @@ fn changes_made_outside_mlops_show_as_drift_and_apply_corrects_them() {
     let plan = workspace.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}", plan.all());
     assert!(plan.stdout.contains("~ bucket.lake: changed outside mlops: lifecycle_rule, tags, versioning"), "{}", plan.all());
-    assert!(plan.stdout.contains("`versioning` was changed outside mlops: false -> true"), "{}", plan.all());
+    assert!(plan.stdout.contains("`versioning` was true and is false now (changed outside mlops): apply sets it back"), "{}", plan.all());
     assert!(plan.stdout.contains("`tags` was changed outside mlops"), "{}", plan.all());
     workspace.apply(&[]);
 }
@@ -87,7 +87,8 @@ fn an_unreachable_endpoint_is_one_clear_error() {
     let workspace = s3_workspace("http://127.0.0.1:9", "unreachable");
     let run: Run = workspace.run(&["apply", "--auto-approve"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("cannot reach S3 at http://127.0.0.1:9 to create bucket `unreachable-lake`"), "{}", run.all());
+    assert!(run.stderr.contains("cannot create bucket.lake: cannot reach S3 at http://127.0.0.1:9: Connection refused"), "{}", run.all());
+    assert!(!run.stderr.contains("} }))"), "a debug dump leaked:\n{}", run.all());
     assert!(run.stderr.contains("check `endpoint` in the provider"), "{}", run.all());
     assert!(!run.stderr.contains("DispatchFailure"), "a raw SDK error leaked:\n{}", run.all());
     assert!(!run.stderr.contains("testing"), "credentials were printed:\n{}", run.all());
@@ -235,4 +236,56 @@ fn local_features_and_training_read_data_stored_in_s3() {
     assert_eq!(raw_request(&endpoint, "HEAD", &key, ""), 200);
     let state = workspace.run(&["state", "show", "feature_set.in_s3"]).stdout;
     assert!(state.contains("row_count = 3"), "{state}");
+}
+
+#[test]
+fn a_frozen_store_ends_in_a_clear_timeout_and_ctrl_c_stops_at_once() {
+    let Some(moto) = support::server_program("MLOPS_TEST_MOTO_SERVER", "the moto server") else { return };
+    let server = support::OwnServer::start(&moto, &["-H", "127.0.0.1", "-p", "{port}"], "/", std::time::Duration::from_secs(60));
+    let mut workspace = Workspace::empty();
+    workspace.environment = vec![("AWS_ACCESS_KEY_ID".into(), "testing".into()), ("AWS_SECRET_ACCESS_KEY".into(), "testing".into())];
+    workspace.write(
+        "main.mlops.hcl",
+        &format!(
+            "variable \"wait\" {{\n  type    = string\n  default = \"2s\"\n}}\n\nvariable \"owner\" {{\n  type    = string\n  default = \"a\"\n}}\n\n\
+             provider \"s3\" {{\n  endpoint        = \"http://{}\"\n  connect_timeout = \"2s\"\n  request_timeout = var.wait\n  max_attempts    = 2\n}}\n\n\
+             bucket \"lake\" {{\n  provider = s3\n  name     = \"frozen-lake\"\n  tags     = {{ owner = var.owner }}\n}}\n",
+            server.address
+        ),
+    );
+    workspace.apply(&[]);
+    server.freeze();
+
+    // A plan against a store that stopped answering ends, and says why.
+    let started = std::time::Instant::now();
+    let plan = workspace.run(&["plan"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the plan waited {:?}", started.elapsed());
+    assert_eq!(plan.code, 1, "{}", plan.all());
+    assert!(plan.stderr.contains(&format!("S3 at http://{} did not answer within 2s (request_timeout)", server.address)), "{}", plan.all());
+    assert!(plan.stderr.contains("raise `request_timeout`"), "{}", plan.all());
+
+    // An apply waiting on it stops at the first Ctrl-C, its state saved.
+    let mut apply = workspace
+        .command(&["apply", "--auto-approve", "--refresh=false", "-var", "owner=b", "-var", "wait=120s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let interrupted = std::time::Instant::now();
+    unsafe { libc::kill(apply.id() as libc::pid_t, libc::SIGINT) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while apply.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the apply kept waiting after Ctrl-C");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = Run::from(apply.wait_with_output().unwrap());
+    assert!(interrupted.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(output.code, 1, "{}", output.all());
+    assert!(output.stdout.contains("Apply interrupted"), "{}", output.all());
+    let state = workspace.run(&["state", "list"]);
+    assert_eq!(state.code, 0, "the state does not load after the interrupt:\n{}", state.all());
+
+    server.thaw();
+    workspace.apply(&["-var", "owner=b"]);
 }

@@ -274,7 +274,7 @@ fn a_wrong_secret_or_an_unreachable_endpoint_is_one_clear_error() {
     let gone = RemoteBackend::new(Arc::new(S3StateStore::new(&settings(unreachable, "any", "team/race", "moto")).unwrap()));
     match gone.load(&Secrets::from_passphrase(None)) {
         Err(StateError::Store { message, help }) => {
-            assert!(message.starts_with(&format!("cannot reach S3 at {unreachable} to list")), "{message}");
+            assert!(message.starts_with(&format!("cannot reach S3 at {unreachable}: Connection refused")), "{message}");
             assert!(help.is_some_and(|help| help.contains("check `endpoint` in the backend block")));
         }
         other => panic!("expected a store error, got {other:?}"),

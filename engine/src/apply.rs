@@ -597,7 +597,7 @@ fn forget_handle(shared: &Shared<'_>, address: &str) {
     }
 }
 
-fn provider_failure(change: &ResourceChange, error: &ProviderError) -> Diagnostic {
+fn provider_failure(plan: &Plan, change: &ResourceChange, error: &ProviderError) -> Diagnostic {
     let verb = match change.action {
         Action::Create => "create",
         Action::Update => "update",
@@ -609,8 +609,13 @@ fn provider_failure(change: &ResourceChange, error: &ProviderError) -> Diagnosti
         ProviderError::Interrupted => format!("{} was interrupted; its progress is recorded and the next apply resumes it", change.address),
         other => format!("cannot {verb} {}: {other}", change.address),
     };
-    Diagnostic::error(codes::PROVIDER_ERROR, message)
-        .with_help(error.help().unwrap_or("fix the cause and run `mlops apply` again; finished work is not repeated").to_owned())
+    Diagnostic::error(codes::PROVIDER_ERROR, message).with_help(error.help().map_or_else(
+        || {
+            let command = if plan.destroy { "destroy" } else { "apply" };
+            format!("fix the cause and run `mlops {command}` again; finished work is not repeated")
+        },
+        str::to_owned,
+    ))
 }
 
 // One error per resource at most, never on a hot path: boxing would only add noise.
@@ -665,7 +670,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
                         &context,
                     )
                 })
-                .map_err(|error| provider_failure(change, &error))?;
+                .map_err(|error| provider_failure(plan, change, &error))?;
             }
             let sequence = shared.journal.remove_deferred(&change.address).map_err(state_failure)?;
             shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.remove(&change.address);
@@ -796,7 +801,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         }
         mlops_provider_api::ApplyResponse { state, private: Json::Null }
     } else {
-        with_retries(&context, || provider.apply(request.clone(), &context)).map_err(|error| provider_failure(change, &error))?
+        with_retries(&context, || provider.apply(request.clone(), &context)).map_err(|error| provider_failure(plan, change, &error))?
     };
 
     // Checks: on what was actually stored.

@@ -382,7 +382,7 @@ pub fn refresh(
 ) -> (Refreshed, Vec<Drift>, Vec<Diagnostic>) {
     let records: Vec<&Record> = state.resources.values().collect();
     let next = AtomicUsize::new(0);
-    type RefreshResult = (String, Result<RefreshOutcome, String>);
+    type RefreshResult = (String, Result<RefreshOutcome, (String, Option<String>)>);
     let results: Mutex<Vec<RefreshResult>> = Mutex::new(Vec::with_capacity(records.len()));
     std::thread::scope(|scope| {
         for _ in 0..parallelism.clamp(1, 64).min(records.len().max(1)) {
@@ -397,6 +397,7 @@ pub fn refresh(
     let mut refreshed = Refreshed::default();
     let mut drift = Vec::new();
     let mut problems = Vec::new();
+    let mut failures: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
     let mut results = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     results.sort_by(|left, right| left.0.cmp(&right.0));
     for (address, result) in results {
@@ -434,13 +435,23 @@ pub fn refresh(
                     summary: "deleted outside mlops".to_owned(),
                 })
             }
-            Err(message) => {
-                problems.push(
-                    Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot refresh {address}: {message}"))
-                        .with_help("fix the cause, or plan with --refresh=false to use the recorded state as it is"),
-                );
-            }
+            Err(message) => failures.entry(message).or_default().push(address),
         }
+    }
+    // One store that cannot be reached is one problem, however many
+    // resources live in it.
+    for ((message, help), addresses) in failures {
+        let named = match addresses.as_slice() {
+            [one] => one.clone(),
+            [first, second] => format!("{first} and {second}"),
+            [first, rest @ ..] => format!("{first} and {} more", rest.len()),
+            [] => continue,
+        };
+        let help = match help {
+            Some(help) => format!("{help}; or plan with --refresh=false to use the recorded state as it is"),
+            None => "fix the cause, or plan with --refresh=false to use the recorded state as it is".to_owned(),
+        };
+        problems.push(Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot refresh {named}: {message}")).with_help(help));
     }
     (refreshed, drift, problems)
 }
@@ -472,14 +483,15 @@ impl Refreshed {
     }
 }
 
+/// Refreshes one record; an error is the provider's message and help.
 fn refresh_one(
     record: &Record,
     providers: &Providers,
     configurations: &BTreeMap<String, ProviderConfiguration>,
     root_directory: &Path,
     data_directory: &Path,
-) -> Result<RefreshOutcome, String> {
-    let provider = providers.get(&record.provider)?;
+) -> Result<RefreshOutcome, (String, Option<String>)> {
+    let provider = providers.get(&record.provider).map_err(|message| (message, None))?;
     let key = provider_key(&record.provider, record.provider_alias.as_deref());
     let target = Target {
         address: record.address.clone(),
@@ -491,7 +503,7 @@ fn refresh_one(
     };
     let response = provider
         .read(ReadRequest { target, config: record.config.clone(), state: record.state.clone(), private: record.private.clone() })
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| (error.to_string(), error.help().map(str::to_owned)))?;
     // Only a record that changed is copied: most do not. A secret that was
     // not stored (no MLOPS_STATE_KEY) cannot be compared, so it is taken to
     // be what the object holds now, rather than reported as drift.
@@ -733,8 +745,11 @@ impl PlanResolver for Planner<'_> {
         if let Some(prior) = prior {
             let live_state = restore_withheld(&prior.state, &config, &change.sensitive_paths);
             for (name, live) in &live_state {
+                // Nested blocks the provider reads back (a bucket's
+                // lifecycle rules) count as much as attributes.
                 let configured =
-                    schema.body.attributes.get(name).is_some_and(|attribute| !attribute.computed && attribute.reads_as.is_none());
+                    schema.body.attributes.get(name).is_some_and(|attribute| !attribute.computed && attribute.reads_as.is_none())
+                        || schema.body.blocks.contains_key(name);
                 if configured && !changed_attributes.contains(name) && !draft.lifecycle.ignore_changes.iter().any(|ignored| ignored == name)
                 {
                     if let Some(wanted) = config.get(name) {
@@ -742,7 +757,9 @@ impl PlanResolver for Planner<'_> {
                             if touches_sensitive(name, &change.sensitive_paths) {
                                 reasons.push(format!("`{name}` was changed outside mlops (it holds a sensitive value, not shown)"));
                             } else {
-                                reasons.push(format!("`{name}` was changed outside mlops: {live} -> {wanted}"));
+                                // What it was, what it is now, and what apply does.
+                                reasons
+                                    .push(format!("`{name}` was {wanted} and is {live} now (changed outside mlops): apply sets it back"));
                             }
                         }
                     }

@@ -109,6 +109,26 @@ provider "s3" {
     type        = string
     description = "The AWS profile to take credentials from."
   }
+  attribute "connect_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "10s"
+    description = "How long to wait for a connection to the server."
+  }
+  attribute "request_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "60s"
+    description = "How long to wait for the answer to one request; a server that stops answering fails the call after it."
+  }
+  attribute "max_attempts" {
+    type        = number
+    default     = 3
+    min         = 1
+    max         = 10
+    integer     = true
+    description = "How often a request that failed for a passing reason (a timeout, throttling, a 5xx answer) is tried, with backoff."
+  }
 }
 
 provider "kubernetes" {
@@ -198,6 +218,26 @@ provider "mlflow" {
     type        = string
     description = "Where experiments mlops creates keep artifacts, such as mlflow-artifacts:/mlops to upload through the server's artifact proxy; defaults to the server's own setting."
   }
+  attribute "connect_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "10s"
+    description = "How long to wait for a connection to the server."
+  }
+  attribute "request_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "60s"
+    description = "How long to wait for the answer to one request; a server that stops answering fails the call after it."
+  }
+  attribute "max_attempts" {
+    type        = number
+    default     = 3
+    min         = 1
+    max         = 10
+    integer     = true
+    description = "How often a request that failed for a passing reason (a timeout, throttling, a 5xx answer) is tried, with backoff."
+  }
 }
 
 provider "oci" {
@@ -219,6 +259,26 @@ provider "oci" {
     type        = bool
     default     = false
     description = "Use plain HTTP. Loopback registries (localhost, 127.0.0.1) always use it, as docker does."
+  }
+  attribute "connect_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "10s"
+    description = "How long to wait for a connection to the server."
+  }
+  attribute "request_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "60s"
+    description = "How long to wait for the answer to one request; a server that stops answering fails the call after it."
+  }
+  attribute "max_attempts" {
+    type        = number
+    default     = 3
+    min         = 1
+    max         = 10
+    integer     = true
+    description = "How often a request that failed for a passing reason (a timeout, throttling, a 5xx answer) is tried, with backoff."
   }
 }
 
@@ -260,5 +320,25 @@ backend "s3" {
   attribute "profile" {
     type        = string
     description = "The AWS profile to take credentials from (credentials never go in the configuration)."
+  }
+  attribute "connect_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "10s"
+    description = "How long to wait for a connection to the store."
+  }
+  attribute "request_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "60s"
+    description = "How long to wait for the answer to one request."
+  }
+  attribute "max_attempts" {
+    type        = number
+    default     = 3
+    min         = 1
+    max         = 10
+    integer     = true
+    description = "How often a request that failed for a passing reason is tried, with backoff."
   }
 }

@@ -291,6 +291,85 @@ fn server_from(variable: &str, what: &str) -> Option<String> {
     }
 }
 
+/// A server a test starts for itself, in its own process group, so that it
+/// can be frozen (`SIGSTOP` on the group, as a hung server or a network
+/// gone quiet looks to a client) without touching the servers other tests
+/// share. Stopped, with its group, when dropped.
+pub struct OwnServer {
+    child: std::process::Child,
+    pub port: u16,
+    pub address: String,
+    _directory: tempfile::TempDir,
+}
+
+impl OwnServer {
+    /// Starts `program ARGUMENTS` (with `{port}` and `{dir}` in the
+    /// arguments replaced by a free port and a scratch folder) and waits
+    /// until `ready` (a GET path) answers 200, for up to `limit`.
+    pub fn start(program: &str, arguments: &[&str], ready: &str, limit: Duration) -> OwnServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        OwnServer::start_on(port, program, arguments, ready, limit)
+    }
+
+    /// [`OwnServer::start`] on a port chosen before (for a server that reads
+    /// its port from a configuration file).
+    pub fn start_on(port: u16, program: &str, arguments: &[&str], ready: &str, limit: Duration) -> OwnServer {
+        use std::os::unix::process::CommandExt;
+        let directory = tempfile::Builder::new().prefix("mlops-own-server-").tempdir().unwrap();
+        let arguments: Vec<String> = arguments
+            .iter()
+            .map(|argument| argument.replace("{port}", &port.to_string()).replace("{dir}", &directory.path().to_string_lossy()))
+            .collect();
+        let child = Command::new(program)
+            .args(&arguments)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {program}: {error}"));
+        let server = OwnServer { child, port, address: format!("127.0.0.1:{port}"), _directory: directory };
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let ready_now = TcpStream::connect(&server.address).is_ok() && {
+                let (status, _, _) = http_exchange(&server.address, "GET", ready, &[], b"");
+                (200..500).contains(&status)
+            };
+            if ready_now {
+                return server;
+            }
+            assert!(std::time::Instant::now() < deadline, "{program} did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Freezes the server (and its workers): connections are accepted by
+    /// the kernel, and nothing answers.
+    pub fn freeze(&self) {
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGSTOP) };
+    }
+
+    pub fn thaw(&self) {
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGCONT) };
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let group = -(self.child.id() as libc::pid_t);
+        unsafe {
+            libc::kill(group, libc::SIGCONT);
+            libc::kill(group, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The program a test starts its own server with: the path in `variable`
+/// (the test command exports it), or `None` as in [`server_from`].
+pub fn server_program(variable: &str, what: &str) -> Option<String> {
+    server_from(variable, what)
+}
+
 /// The MLflow tracking server's URL (`MLOPS_TEST_MLFLOW_URL`).
 pub fn mlflow_url() -> Option<String> {
     server_from("MLOPS_TEST_MLFLOW_URL", "the MLflow server")

@@ -18,6 +18,8 @@
 //!   feature expressions of a feature set).
 //!
 //! A provider that can host remote state also implements [`ObjectStore`].
+//! One that talks to a server reads its time limits and the user's Ctrl-C
+//! through [`remote`].
 //!
 //! Invariants providers keep:
 //! - `read` and `plan` never change anything outside the provider's caches.
@@ -32,6 +34,7 @@ use std::path::PathBuf;
 
 pub mod object_store;
 pub mod registry;
+pub mod remote;
 pub use object_store::{ObjectStore, ObjectStoreError, PutCondition, StoredObject};
 
 use serde::{Deserialize, Serialize};
@@ -380,21 +383,32 @@ pub fn configuration_unchanged(request: &PlanRequest) -> bool {
         .is_some_and(|prior| without_identities(&Json::Object(prior.clone())) == without_identities(&Json::Object(request.config.clone())))
 }
 
-/// A duration as the language writes it: `90s`, `10m`, `6h`, `1d`, `500ms`.
+/// A duration as the language writes it: `90s`, `10m`, `6h`, `1d`, `500ms`,
+/// or several of them together, `1h30m`. `None` for anything else (the
+/// compiler has refused it before a provider sees it).
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    let split = text.find(|character: char| !character.is_ascii_digit() && character != '.')?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_secs_f64(seconds))
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut seconds = 0f64;
+    while !rest.is_empty() {
+        let number_length = rest.find(|character: char| !character.is_ascii_digit() && character != '.').unwrap_or(rest.len());
+        let number: f64 = rest[..number_length].parse().ok()?;
+        rest = &rest[number_length..];
+        let unit_length = rest.find(|character: char| !character.is_ascii_alphabetic()).unwrap_or(rest.len());
+        seconds += number
+            * match &rest[..unit_length] {
+                "ms" => 0.001,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                "d" => 86400.0,
+                _ => return None,
+            };
+        rest = &rest[unit_length..];
+    }
+    std::time::Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// The identities of a training's `inputs`, by input name: `address@version`
@@ -544,7 +558,15 @@ pub fn root_cause(error: &dyn std::error::Error) -> String {
     while let Some(next) = current.source() {
         current = next;
     }
-    current.to_string()
+    // Its first line, unless that is a debug dump (some SDKs' innermost
+    // errors display as their structs).
+    let text = current.to_string();
+    let first_line = text.lines().next().unwrap_or_default().trim();
+    if first_line.is_empty() || first_line.contains("{ ") || first_line.ends_with(')') && first_line.contains("})") {
+        "the connection failed".to_owned()
+    } else {
+        first_line.to_owned()
+    }
 }
 
 #[cfg(test)]

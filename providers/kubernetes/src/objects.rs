@@ -55,13 +55,14 @@ pub fn plan_reasons(desired: &[Json], prior_state: &Attributes, previous: &[Json
         let configured: Vec<String> =
             applied.map(|applied| differences(object, applied).into_iter().map(|difference| difference.path).collect()).unwrap_or_default();
         for difference in differences(object, found) {
-            let outside = if applied.is_some() && !configured.contains(&difference.path) { " was changed outside mlops" } else { "" };
-            reasons.push(format!(
-                "{key} {}{outside}: {} -> {}",
-                difference.path,
-                brief(difference.live.as_ref()),
-                brief(difference.desired.as_ref())
-            ));
+            let (live, desired) = (brief(difference.live.as_ref()), brief(difference.desired.as_ref()));
+            if applied.is_some() && !configured.contains(&difference.path) {
+                // What it was, what it is now, and what apply does.
+                reasons
+                    .push(format!("{key} {} was {desired} and is {live} now (changed outside mlops): apply sets it back", difference.path));
+            } else {
+                reasons.push(format!("{key} {}: {live} -> {desired}", difference.path));
+            }
         }
     }
     for key in live.keys() {

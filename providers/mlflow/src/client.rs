@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use mlops_provider_api::remote::{self, RemoteLimits};
 use mlops_provider_api::{ProviderError, ProviderResult};
 use serde_json::{json, Value as Json};
 
@@ -47,6 +48,7 @@ pub struct Client {
     base: String,
     credentials: Credentials,
     http: reqwest::blocking::Client,
+    limits: RemoteLimits,
 }
 
 impl Client {
@@ -54,7 +56,7 @@ impl Client {
     /// configuration, else from `MLFLOW_TRACKING_TOKEN`, else basic auth from
     /// `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`, as MLflow's own
     /// clients read them.
-    pub fn new(url: &str, token: Option<&str>) -> ProviderResult<Client> {
+    pub fn new(url: &str, token: Option<&str>, limits: RemoteLimits) -> ProviderResult<Client> {
         let base = url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ProviderError::with_help(
@@ -70,12 +72,14 @@ impl Client {
                 _ => Credentials::None,
             },
         };
+        // A server that stops answering fails the call after
+        // `request_timeout`; uploads get longer, by their size.
         let http = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(600))
+            .connect_timeout(limits.connect)
+            .timeout(limits.request)
             .build()
             .map_err(|error| ProviderError::failed(format!("cannot start an HTTP client: {error}")))?;
-        Ok(Client { base, credentials, http })
+        Ok(Client { base, credentials, http, limits })
     }
 
     pub fn base(&self) -> &str {
@@ -114,7 +118,11 @@ impl Client {
         let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}", self.base, encode_path(artifact_path));
         let body = std::fs::File::open(file)
             .map_err(|error| CallError::Provider(ProviderError::failed(format!("cannot read {}: {error}", file.display()))))?;
-        self.send(self.http.put(&url).body(reqwest::blocking::Body::new(body)), "mlflow-artifacts").map(|_| ())
+        // The request timeout, plus a second per MiB at the least: a large
+        // model is not cut off while it goes up.
+        let size = body.metadata().map_or(0, |metadata| metadata.len());
+        let timeout = self.limits.request + Duration::from_secs(size / (1024 * 1024));
+        self.send(self.http.put(&url).timeout(timeout).body(reqwest::blocking::Body::new(body)), "mlflow-artifacts").map(|_| ())
     }
 
     /// Lists one directory of the artifact proxy: `(path, is_dir)`.
@@ -133,26 +141,40 @@ impl Client {
     /// Downloads one file through the artifact proxy into `destination`.
     pub fn download_artifact(&self, artifact_path: &str, destination: &Path) -> CallResult<()> {
         let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}", self.base, encode_path(artifact_path));
-        let mut response = self.authorised(self.http.get(&url)).send().map_err(|error| self.transport_error(&error))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let text = response.text().unwrap_or_default();
-            return Err(self.status_error(status, &text, "mlflow-artifacts"));
-        }
         let failed =
             |error: std::io::Error| CallError::Provider(ProviderError::failed(format!("cannot write {}: {error}", destination.display())));
         if let Some(parent) = destination.parent() {
             std::fs::create_dir_all(parent).map_err(failed)?;
         }
         let mut file = std::fs::File::create(destination).map_err(failed)?;
-        response.copy_to(&mut file).map_err(|error| self.transport_error(&error))?;
-        Ok(())
+        let request = self.authorised(self.http.get(&url));
+        // The body is read where it arrives: a server that stalls mid-file
+        // is abandoned on Ctrl-C like any other call.
+        let outcome = remote::interruptible(move || -> Result<Result<(), (reqwest::StatusCode, String)>, reqwest::Error> {
+            let mut response = request.send()?;
+            if !response.status().is_success() {
+                let status = response.status();
+                return Ok(Err((status, response.text().unwrap_or_default())));
+            }
+            response.copy_to(&mut file)?;
+            Ok(Ok(()))
+        })
+        .map_err(CallError::Provider)?;
+        match outcome.map_err(|error| self.transport_error(&error))? {
+            Ok(()) => Ok(()),
+            Err((status, text)) => Err(self.status_error(status, &text, "mlflow-artifacts")),
+        }
     }
 
     fn send(&self, request: reqwest::blocking::RequestBuilder, what: &str) -> CallResult<Json> {
-        let response = self.authorised(request).send().map_err(|error| self.transport_error(&error))?;
-        let status = response.status();
-        let text = response.text().map_err(|error| self.transport_error(&error))?;
+        let request = self.authorised(request);
+        let exchanged = remote::interruptible(move || -> Result<(reqwest::StatusCode, String), reqwest::Error> {
+            let response = request.send()?;
+            let status = response.status();
+            Ok((status, response.text()?))
+        })
+        .map_err(CallError::Provider)?;
+        let (status, text) = exchanged.map_err(|error| self.transport_error(&error))?;
         if status.is_success() {
             if text.trim().is_empty() {
                 return Ok(json!({}));
@@ -198,9 +220,11 @@ impl Client {
 
     fn transport_error(&self, error: &reqwest::Error) -> CallError {
         if error.is_timeout() {
-            return CallError::Provider(ProviderError::Transient {
-                message: format!("the MLflow server at {} did not answer in time", self.base),
-            });
+            // Waiting again for a server that stopped answering only doubles the wait.
+            return CallError::Provider(ProviderError::with_help(
+                format!("the MLflow server at {} did not answer within {}", self.base, self.limits.describe_request()),
+                "check that the server is up (`curl URL/health`); for a slow server, raise `request_timeout` in provider \"mlflow\"",
+            ));
         }
         // The reqwest error names the URL but never headers, so no token.
         let cause = std::error::Error::source(error).map_or_else(|| error.to_string(), mlops_provider_api::root_cause);

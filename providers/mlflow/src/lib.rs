@@ -56,7 +56,8 @@ fn client(target: &Target) -> ProviderResult<Client> {
     let url = target.provider_config.get("url").and_then(Json::as_str).ok_or_else(|| {
         ProviderError::with_help("provider \"mlflow\" has no `url`", "add `url = \"http://HOST:5000\"` to the provider \"mlflow\" block")
     })?;
-    Client::new(url, target.provider_config.get("token").and_then(Json::as_str))
+    let limits = mlops_provider_api::remote::RemoteLimits::from_config(&target.provider_config);
+    Client::new(url, target.provider_config.get("token").and_then(Json::as_str), limits)
 }
 
 fn text<'a>(attributes: &'a Attributes, name: &str) -> Option<&'a str> {

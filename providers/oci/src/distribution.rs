@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
+use mlops_provider_api::remote::RemoteLimits;
 use mlops_provider_api::{ProviderError, ProviderResult};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -107,24 +108,53 @@ pub struct Registry {
     client: Client,
     auth: RegistryAuth,
     host: String,
+    limits: RemoteLimits,
 }
 
 impl Registry {
     /// A client for the registry `host` (`registry.example.com`,
     /// `127.0.0.1:5000`); credentials per [`crate::credentials`].
-    pub fn connect(host: &str, insecure: bool, username: Option<&str>, password: Option<&str>) -> ProviderResult<Registry> {
+    pub fn connect(
+        host: &str,
+        insecure: bool,
+        username: Option<&str>,
+        password: Option<&str>,
+        limits: RemoteLimits,
+    ) -> ProviderResult<Registry> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|error| ProviderError::failed(format!("cannot start the OCI client: {error}")))?;
         let protocol = if plain_http(host, insecure) { ClientProtocol::Http } else { ClientProtocol::Https };
-        let client = Client::new(ClientConfig { protocol, ..ClientConfig::default() });
+        // A registry that stops answering fails the call after
+        // `request_timeout` without a byte, instead of holding it forever.
+        let client = Client::new(ClientConfig {
+            protocol,
+            connect_timeout: Some(limits.connect),
+            read_timeout: Some(limits.request),
+            ..ClientConfig::default()
+        });
         let auth = crate::credentials::for_registry(host, username, password);
-        Ok(Registry { runtime, client, auth, host: host.to_owned() })
+        Ok(Registry { runtime, client, auth, host: host.to_owned(), limits })
     }
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Runs a call to the registry, which the user's Ctrl-C abandons at
+    /// once: a registry that stopped answering is not waited out.
+    fn wait<T>(&self, work: impl std::future::Future<Output = T>) -> ProviderResult<T> {
+        self.runtime.block_on(async {
+            tokio::select! {
+                output = work => Ok(output),
+                () = async {
+                    while !mlops_provider_api::remote::interrupt_requested() {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                } => Err(ProviderError::Interrupted),
+            }
+        })
     }
 
     fn reference(&self, repository: &str, tag: Option<&str>, digest: Option<&str>) -> Reference {
@@ -139,7 +169,7 @@ impl Registry {
     /// when the registry has no such manifest.
     pub fn manifest(&self, repository: &str, tag: Option<&str>, digest: Option<&str>) -> ProviderResult<Option<Manifest>> {
         let reference = self.reference(repository, tag, digest);
-        let pulled = self.runtime.block_on(self.client.pull_manifest_raw(&reference, &self.auth, MANIFEST_TYPES));
+        let pulled = self.wait(self.client.pull_manifest_raw(&reference, &self.auth, MANIFEST_TYPES))?;
         match pulled {
             Ok((raw, digest)) => {
                 let body = serde_json::from_slice(&raw).map_err(|error| {
@@ -160,9 +190,7 @@ impl Registry {
 
     /// The digest `repository:tag` points at now (a HEAD request).
     pub fn resolve(&self, reference: &Reference) -> ProviderResult<String> {
-        self.runtime
-            .block_on(self.client.fetch_manifest_digest(reference, &self.auth))
-            .map_err(|error| self.failure(&error, &reference.whole()))
+        self.wait(self.client.fetch_manifest_digest(reference, &self.auth))?.map_err(|error| self.failure(&error, &reference.whole()))
     }
 
     /// Every tag of `repository` (empty when it does not exist yet).
@@ -171,7 +199,7 @@ impl Registry {
         let mut tags = Vec::new();
         let mut last: Option<String> = None;
         loop {
-            let page = self.runtime.block_on(self.client.list_tags(&reference, &self.auth, Some(1000), last.as_deref()));
+            let page = self.wait(self.client.list_tags(&reference, &self.auth, Some(1000), last.as_deref()))?;
             match page {
                 Ok(page) => {
                     let done = page.tags.len() < 1000;
@@ -196,9 +224,7 @@ impl Registry {
         };
         let reference = self.reference(repository, None, Some(&manifest.digest));
         let mut bytes = Vec::new();
-        self.runtime
-            .block_on(self.client.pull_blob(&reference, &descriptor, &mut bytes))
-            .map_err(|error| self.failure(&error, &reference.whole()))?;
+        self.wait(self.client.pull_blob(&reference, &descriptor, &mut bytes))?.map_err(|error| self.failure(&error, &reference.whole()))?;
         Ok(serde_json::from_slice(&bytes).unwrap_or(Json::Null))
     }
 
@@ -214,38 +240,34 @@ impl Registry {
     ) -> ProviderResult<Manifest> {
         let Artifact { artifact_type, config_media_type, config, annotations } = *artifact;
         let reference = self.reference(repository, tags.first().map(String::as_str), None);
-        self.runtime.block_on(self.client.store_auth_if_needed(&self.host, &self.auth));
+        self.wait(self.client.store_auth_if_needed(&self.host, &self.auth))?;
         let config_bytes = serde_json::to_vec(config).unwrap_or_default();
         let config_digest = format!("sha256:{:x}", sha2::Sha256::digest(&config_bytes));
-        self.runtime
-            .block_on(async {
-                if !self.client.blob_exists(&reference, &config_digest).await? {
-                    self.client.push_blob(&reference, config_bytes.clone(), &config_digest).await?;
-                }
-                Ok::<_, OciDistributionError>(())
-            })
-            .map_err(|error| self.failure(&error, &reference.whole()))?;
+        self.wait(async {
+            if !self.client.blob_exists(&reference, &config_digest).await? {
+                self.client.push_blob(&reference, config_bytes.clone(), &config_digest).await?;
+            }
+            Ok::<_, OciDistributionError>(())
+        })?
+        .map_err(|error| self.failure(&error, &reference.whole()))?;
 
         let mut layers = Vec::new();
         for (relative, path) in files {
             let (digest, size) = file_digest(path)?;
-            let exists = self
-                .runtime
-                .block_on(self.client.blob_exists(&reference, &digest))
-                .map_err(|error| self.failure(&error, &reference.whole()))?;
+            let exists =
+                self.wait(self.client.blob_exists(&reference, &digest))?.map_err(|error| self.failure(&error, &reference.whole()))?;
             if exists {
                 progress(&format!("{relative}: already in {}", self.host));
             } else {
                 progress(&format!("uploading {relative} ({size} bytes)"));
-                self.runtime
-                    .block_on(async {
-                        let file = tokio::fs::File::open(path).await?;
-                        // Chunks of 8 MiB: a PATCH each, so no file is held whole.
-                        let stream = tokio_util::io::ReaderStream::with_capacity(file, 8 << 20)
-                            .map(|chunk| chunk.map_err(OciDistributionError::from));
-                        self.client.push_blob_stream(&reference, stream, &digest, Some(size)).await.map(|_| ())
-                    })
-                    .map_err(|error| self.failure(&error, &reference.whole()))?;
+                self.wait(async {
+                    let file = tokio::fs::File::open(path).await?;
+                    // Chunks of 8 MiB: a PATCH each, so no file is held whole.
+                    let stream =
+                        tokio_util::io::ReaderStream::with_capacity(file, 8 << 20).map(|chunk| chunk.map_err(OciDistributionError::from));
+                    self.client.push_blob_stream(&reference, stream, &digest, Some(size)).await.map(|_| ())
+                })?
+                .map_err(|error| self.failure(&error, &reference.whole()))?;
             }
             layers.push(json!({
                 "mediaType": "application/vnd.oci.image.layer.v1.tar",
@@ -284,9 +306,8 @@ impl Registry {
             .and_then(|manifest| manifest.get("mediaType").and_then(Json::as_str).map(str::to_owned))
             .unwrap_or_else(|| IMAGE_MANIFEST.to_owned());
         let content_type = media_type.parse().unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(IMAGE_MANIFEST));
-        self.runtime.block_on(self.client.store_auth_if_needed(&self.host, &self.auth));
-        self.runtime
-            .block_on(self.client.push_manifest_raw(reference, raw.to_vec(), content_type))
+        self.wait(self.client.store_auth_if_needed(&self.host, &self.auth))?;
+        self.wait(self.client.push_manifest_raw(reference, raw.to_vec(), content_type))?
             .map(|_| ())
             .map_err(|error| self.failure(&error, &reference.whole()))
     }
@@ -316,17 +337,16 @@ impl Registry {
                 ..OciDescriptor::default()
             };
             let partial = target.with_extension("mlops-partial");
-            self.runtime
-                .block_on(async {
-                    let mut output = tokio::fs::File::create(&partial).await?;
-                    self.client.pull_blob(&reference, &descriptor, &mut output).await?;
-                    tokio::io::AsyncWriteExt::flush(&mut output).await?;
-                    Ok::<_, OciDistributionError>(())
-                })
-                .map_err(|error| {
-                    let _ = std::fs::remove_file(&partial);
-                    self.failure(&error, &reference.whole())
-                })?;
+            self.wait(async {
+                let mut output = tokio::fs::File::create(&partial).await?;
+                self.client.pull_blob(&reference, &descriptor, &mut output).await?;
+                tokio::io::AsyncWriteExt::flush(&mut output).await?;
+                Ok::<_, OciDistributionError>(())
+            })?
+            .map_err(|error| {
+                let _ = std::fs::remove_file(&partial);
+                self.failure(&error, &reference.whole())
+            })?;
             std::fs::rename(&partial, &target)
                 .map_err(|error| ProviderError::failed(format!("cannot write {}: {error}", target.display())))?;
             copied += 1;
@@ -338,19 +358,23 @@ impl Registry {
     pub fn delete_manifest(&self, repository: &str, digest: &str) -> ProviderResult<()> {
         let reference = self.reference(repository, None, Some(digest));
         let token = self
-            .runtime
-            .block_on(self.client.auth(&reference, &self.auth, RegistryOperation::Push))
+            .wait(self.client.auth(&reference, &self.auth, RegistryOperation::Push))?
             .map_err(|error| self.failure(&error, &reference.whole()))?;
         let scheme = if plain_http(&self.host, false) { "http" } else { "https" };
         let url = format!("{scheme}://{}/v2/{repository}/manifests/{digest}", self.host);
-        let mut request = reqwest::Client::new().delete(&url);
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.limits.connect)
+            .read_timeout(self.limits.request)
+            .build()
+            .map_err(|error| ProviderError::failed(format!("cannot start an HTTP client: {error}")))?;
+        let mut request = http.delete(&url);
         request = match (&token, &self.auth) {
             (Some(token), _) => request.bearer_auth(token),
             (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
             (None, RegistryAuth::Bearer(token)) => request.bearer_auth(token),
             (None, RegistryAuth::Anonymous) => request,
         };
-        let response = self.runtime.block_on(request.send()).map_err(|error| {
+        let response = self.wait(request.send())?.map_err(|error| {
             ProviderError::with_help(
                 format!("cannot reach the OCI registry {} to delete {}: {error}", self.host, reference.whole()),
                 "check that the registry is running",
@@ -445,7 +469,11 @@ impl Registry {
                     "check the registry address and that it is running"
                 };
                 if request.is_timeout() {
-                    ProviderError::Transient { message: format!("the OCI registry {} did not answer in time for {reference}", self.host) }
+                    // Waiting again for a registry that stopped answering only doubles the wait.
+                    ProviderError::with_help(
+                        format!("the OCI registry {} did not answer within {} for {reference}", self.host, self.limits.describe_request()),
+                        "check that the registry is up; for a slow registry, raise `request_timeout` on provider \"oci\"",
+                    )
                 } else {
                     ProviderError::with_help(format!("cannot reach the OCI registry {} for {reference}: {cause}", self.host), help)
                 }

@@ -72,6 +72,7 @@ fn connect(target: &Target, host: &str) -> ProviderResult<Registry> {
         config.get("insecure").and_then(Json::as_bool).unwrap_or(false),
         text(config, "username"),
         text(config, "password"),
+        mlops_provider_api::remote::RemoteLimits::from_config(config),
     )
 }
 

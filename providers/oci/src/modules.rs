@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use mlops_provider_api::remote::RemoteLimits;
 use mlops_provider_api::{ProviderError, ProviderResult};
 use serde_json::{json, Value as Json};
 use sha2::Digest;
@@ -53,7 +54,7 @@ pub fn publish(directory: &Path, destination: &str, progress: &dyn Fn(&str)) -> 
             "publish the directory that holds the module's *.mlops.hcl files",
         ));
     }
-    let registry = Registry::connect(reference.resolve_registry(), false, None, None)?;
+    let registry = Registry::connect(reference.resolve_registry(), false, None, None, RemoteLimits::default())?;
     let config = json!({ "files": files.iter().map(|(relative, _)| relative.clone()).collect::<Vec<_>>() });
     let artifact = crate::distribution::Artifact {
         artifact_type: MODULE_ARTIFACT,
@@ -71,7 +72,7 @@ pub fn resolve(source: &str) -> ProviderResult<String> {
     if let Some(digest) = reference.digest() {
         return Ok(digest.to_owned());
     }
-    let registry = Registry::connect(reference.resolve_registry(), false, None, None)?;
+    let registry = Registry::connect(reference.resolve_registry(), false, None, None, RemoteLimits::default())?;
     registry.resolve(&reference)
 }
 
@@ -79,7 +80,7 @@ pub fn resolve(source: &str) -> ProviderResult<String> {
 /// whole), refusing content that does not match the digest.
 pub fn pull(source: &str, digest: &str, destination: &Path) -> ProviderResult<usize> {
     let reference = parse_reference(source)?;
-    let registry = Registry::connect(reference.resolve_registry(), false, None, None)?;
+    let registry = Registry::connect(reference.resolve_registry(), false, None, None, RemoteLimits::default())?;
     let manifest = registry.require_manifest(reference.repository(), None, Some(digest))?;
     let actual = format!("sha256:{:x}", sha2::Sha256::digest(&manifest.raw));
     if actual != digest {

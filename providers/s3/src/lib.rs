@@ -36,6 +36,7 @@ use aws_sdk_s3::types::{
     LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, ObjectIdentifier, Tag, Tagging, VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
+use mlops_provider_api::remote::{self, RemoteLimits};
 use mlops_provider_api::*;
 use serde_json::{json, Value as Json};
 
@@ -46,6 +47,7 @@ struct Endpoint {
     endpoint: Option<String>,
     force_path_style: bool,
     profile: Option<String>,
+    limits: RemoteLimits,
 }
 
 impl Endpoint {
@@ -56,6 +58,7 @@ impl Endpoint {
             endpoint: text("endpoint"),
             force_path_style: config.get("force_path_style").and_then(Json::as_bool).unwrap_or(false),
             profile: text("profile"),
+            limits: RemoteLimits::from_config(config),
         }
     }
 
@@ -97,6 +100,21 @@ impl S3Provider {
         runtime.block_on(work)
     }
 
+    /// Runs a call to the store, which the user's Ctrl-C abandons at once:
+    /// a store that stopped answering is not waited out.
+    fn run<T>(&self, work: impl std::future::Future<Output = ProviderResult<T>>) -> ProviderResult<T> {
+        self.block_on(async {
+            tokio::select! {
+                result = work => result,
+                () = async {
+                    while !remote::interrupt_requested() {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                } => Err(ProviderError::Interrupted),
+            }
+        })
+    }
+
     fn client(&self, endpoint: &Endpoint) -> Client {
         if let Some(client) = self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(endpoint) {
             return client.clone();
@@ -108,8 +126,22 @@ impl S3Provider {
                 loader = loader.profile_name(profile);
             }
             let shared = loader.load().await;
-            let mut builder =
-                aws_sdk_s3::config::Builder::from(&shared).force_path_style(endpoint.force_path_style || endpoint.endpoint.is_some());
+            // Every request is bounded: a store that stops answering fails
+            // the call after the attempts, instead of holding it forever.
+            let limits = endpoint.limits;
+            let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(limits.connect)
+                .read_timeout(limits.request)
+                .operation_attempt_timeout(limits.connect + limits.request)
+                .operation_timeout(limits.budget())
+                .build();
+            let retries = aws_sdk_s3::config::retry::RetryConfig::standard()
+                .with_max_attempts(limits.attempts)
+                .with_initial_backoff(std::time::Duration::from_millis(250));
+            let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+                .force_path_style(endpoint.force_path_style || endpoint.endpoint.is_some())
+                .timeout_config(timeouts)
+                .retry_config(retries);
             if let Some(url) = &endpoint.endpoint {
                 builder = builder.endpoint_url(url);
             }
@@ -145,26 +177,45 @@ where
             let context = DisplayErrorContext(error).to_string();
             // The request never left: no credentials anywhere in the chain.
             if context.contains("no credentials found") || context.contains("credential provider") {
-                return ProviderError::with_help(
-                    format!("found no AWS credentials to {doing} at {store}"),
-                    format!(
-                        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE or `profile` in {configured_in} naming a profile that has them"
+                // A profile that was named is the likely culprit: say which.
+                let named_profile = match (&endpoint.profile, std::env::var("AWS_PROFILE").ok().filter(|profile| !profile.is_empty())) {
+                    (Some(profile), _) => Some(format!("the profile `{profile}` (named by `profile` in {configured_in})")),
+                    (None, Some(profile)) => Some(format!("the profile `{profile}` (named by AWS_PROFILE)")),
+                    (None, None) => None,
+                };
+                return match named_profile {
+                    Some(profile) => ProviderError::with_help(
+                        format!("found no AWS credentials in {profile} to {doing} at {store}"),
+                        "check that ~/.aws/credentials or ~/.aws/config (or the files AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE name) has that profile, with credentials",
                     ),
+                    None => ProviderError::with_help(
+                        format!("found no AWS credentials to {doing} at {store}"),
+                        format!(
+                            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE or `profile` in {configured_in} naming a profile that has them"
+                        ),
+                    ),
+                };
+            }
+            let cause = mlops_provider_api::root_cause(error);
+            // The SDK has tried `max_attempts` times already: another round
+            // of retries would only multiply the wait.
+            if matches!(error, SdkError::TimeoutError(_)) || cause.to_ascii_lowercase().contains("timed out") {
+                return ProviderError::with_help(
+                    format!(
+                        "{store} did not answer within {} to {doing} ({} attempt{})",
+                        endpoint.limits.describe_request(),
+                        endpoint.limits.attempts,
+                        if endpoint.limits.attempts == 1 { "" } else { "s" }
+                    ),
+                    format!("check that the store is up and reachable; for a slow store, raise `request_timeout` in {configured_in}"),
                 );
             }
-            // The innermost cause, from its first line: the rest is debug output.
-            let first_line = context.lines().next().unwrap_or_default();
-            let cause = first_line.rsplit(": ").next().unwrap_or(first_line).trim().to_owned();
-            let transient = matches!(error, SdkError::TimeoutError(_));
-            let message = format!("cannot reach {store} to {doing}: {cause}");
-            if transient {
-                ProviderError::Transient { message }
-            } else {
-                ProviderError::with_help(
-                    message,
-                    format!("check `endpoint` in {configured_in} and that the store is running and reachable"),
-                )
-            }
+            // The store, not the operation: every resource kept there fails
+            // alike, and the same message lets the engine report it once.
+            ProviderError::with_help(
+                format!("cannot reach {store}: {cause}"),
+                format!("check `endpoint` in {configured_in} and that the store is running and reachable"),
+            )
         }
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown");
@@ -233,7 +284,7 @@ impl S3Provider {
     /// The bucket's settings as they are in the store, or `None` when it does not exist.
     fn read_bucket(&self, endpoint: &Endpoint, name: &str) -> ProviderResult<Option<Attributes>> {
         let client = self.client(endpoint);
-        self.block_on(async {
+        self.run(async {
             match client.head_bucket().bucket(name).send().await {
                 Ok(_) => {}
                 Err(error)
@@ -304,7 +355,7 @@ impl S3Provider {
                     .collect()
             })
             .unwrap_or_default();
-        self.block_on(async {
+        self.run(async {
             // A bucket never versioned stays unversioned rather than "suspended".
             if wanted_versioning || prior_versioning {
                 let status = if wanted_versioning { BucketVersioningStatus::Enabled } else { BucketVersioningStatus::Suspended };
@@ -376,7 +427,7 @@ impl S3Provider {
 
     fn create_bucket(&self, endpoint: &Endpoint, name: &str) -> ProviderResult<()> {
         let client = self.client(endpoint);
-        self.block_on(async {
+        self.run(async {
             let mut request = client.create_bucket().bucket(name);
             // us-east-1 is the one region that takes no location constraint.
             if endpoint.region != "us-east-1" {
@@ -401,7 +452,7 @@ impl S3Provider {
     /// Deletes a bucket; with `force`, every object version in it first.
     fn delete_bucket(&self, endpoint: &Endpoint, name: &str, force: bool) -> ProviderResult<()> {
         let client = self.client(endpoint);
-        self.block_on(async {
+        self.run(async {
             let mut key_marker: Option<String> = None;
             let mut version_marker: Option<String> = None;
             loop {
@@ -508,7 +559,7 @@ impl S3Provider {
         let length =
             std::fs::metadata(file).map_err(|error| ProviderError::failed(format!("cannot read `{}`: {error}", file.display())))?.len();
         let part_size = part_size(length);
-        self.block_on(async {
+        self.run(async {
             match client.head_object().bucket(bucket).key(key).send().await {
                 Ok(head) if head.content_length() == Some(length as i64) => return Ok(false),
                 Ok(_) => {}
@@ -545,7 +596,7 @@ impl S3Provider {
                 let mut in_flight = tokio::task::JoinSet::new();
                 let mut next_part = 0u64;
                 while next_part < parts_total || !in_flight.is_empty() {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || remote::interrupt_requested() {
                         return Err(ProviderError::Interrupted);
                     }
                     while next_part < parts_total && in_flight.len() < PARALLEL_PARTS {
@@ -619,7 +670,7 @@ impl S3Provider {
     /// Whether any object exists under `prefix`.
     fn prefix_exists(&self, endpoint: &Endpoint, bucket: &str, prefix: &str) -> ProviderResult<bool> {
         let client = self.client(endpoint);
-        self.block_on(async {
+        self.run(async {
             match client.list_objects_v2().bucket(bucket).prefix(prefix).max_keys(1).send().await {
                 Ok(listing) => Ok(listing.key_count().unwrap_or(0) > 0 || !listing.contents().is_empty()),
                 Err(error) if service_code(&error) == Some("NoSuchBucket") => Ok(false),
@@ -631,7 +682,7 @@ impl S3Provider {
     /// Deletes every object under `prefix`.
     fn delete_prefix(&self, endpoint: &Endpoint, bucket: &str, prefix: &str) -> ProviderResult<()> {
         let client = self.client(endpoint);
-        self.block_on(async {
+        self.run(async {
             let Some(objects) = list_all(&client, endpoint, bucket, prefix, PROVIDER).await? else { return Ok(()) };
             let identifiers = objects
                 .iter()
@@ -684,7 +735,7 @@ impl S3Provider {
         let prefix = format!("features/{}/{}/", slug(&target.address), mlops_data::short_hash(&features.version));
         let key = format!("{prefix}features.jsonl");
         let client = self.client(endpoint);
-        self.block_on(async {
+        self.run(async {
             client
                 .put_object()
                 .bucket(&bucket)
@@ -791,7 +842,7 @@ impl S3Provider {
         let (bucket, prefix) = split_uri(uri)
             .ok_or_else(|| ProviderError::with_help(format!("`{uri}` is not an S3 location"), "write it as s3://BUCKET/PREFIX/"))?;
         let client = self.client(endpoint);
-        self.block_on(async {
+        self.run(async {
             let mut hasher = mlops_data::ListingHasher::default();
             for object in list_all(&client, endpoint, bucket, prefix, PROVIDER).await?.unwrap_or_default() {
                 let key = object.key().unwrap_or_default();
@@ -843,7 +894,7 @@ impl S3Provider {
     fn download_prefix(&self, endpoint: &Endpoint, uri: &str, destination: &std::path::Path) -> ProviderResult<FetchResponse> {
         let (bucket, prefix) = split_uri(uri).ok_or_else(|| ProviderError::failed(format!("`{uri}` is not an S3 location")))?;
         let client = self.client(endpoint);
-        self.block_on(async {
+        self.run(async {
             let mut response = FetchResponse::default();
             let objects = list_all(&client, endpoint, bucket, prefix, PROVIDER)
                 .await?
