@@ -289,3 +289,65 @@ fn a_frozen_store_ends_in_a_clear_timeout_and_ctrl_c_stops_at_once() {
     server.thaw();
     workspace.apply(&["-var", "owner=b"]);
 }
+
+#[test]
+fn lifecycle_rules_changed_or_removed_outside_mlops_are_put_back() {
+    let Some(endpoint) = endpoint() else { return };
+    let workspace = s3_workspace(&endpoint, "rules");
+    workspace.apply(&[]);
+    let (_, rules) = raw_exchange(&endpoint, "GET", "/rules-lake?lifecycle", "");
+    assert!(rules.contains("<Days>7</Days>"), "{rules}");
+
+    // Only the lifecycle drifts: removed, then changed to 30 days.
+    assert!(matches!(raw_request(&endpoint, "DELETE", "/rules-lake?lifecycle", ""), 200 | 204));
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "lifecycle drift planned nothing:\n{}", plan.all());
+    assert!(plan.stdout.contains("`lifecycle_rule` was ["), "{}", plan.all());
+    assert!(plan.stdout.contains("is [] now (changed outside mlops): apply sets it back"), "{}", plan.all());
+    workspace.apply(&[]);
+    let (_, rules) = raw_exchange(&endpoint, "GET", "/rules-lake?lifecycle", "");
+    assert!(rules.contains("<Days>7</Days>") && rules.contains("scratch/"), "the rules were not put back: {rules}");
+
+    let thirty = "<LifecycleConfiguration><Rule><ID>x</ID><Filter><Prefix>tmp/</Prefix></Filter><Status>Enabled</Status><Expiration><Days>30</Days></Expiration></Rule></LifecycleConfiguration>";
+    assert_eq!(raw_request(&endpoint, "PUT", "/rules-lake?lifecycle", thirty), 200);
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    workspace.apply(&[]);
+    let (_, rules) = raw_exchange(&endpoint, "GET", "/rules-lake?lifecycle", "");
+    assert!(rules.contains("<Days>7</Days>") && !rules.contains("<Days>30</Days>"), "{rules}");
+}
+
+#[test]
+fn a_destroy_refused_for_a_full_bucket_says_to_destroy_again() {
+    let Some(endpoint) = endpoint() else { return };
+    let mut workspace = s3_workspace(&endpoint, "still-full");
+    workspace.variables.retain(|variable| !variable.starts_with("force_destroy"));
+    workspace.apply(&[]);
+    assert_eq!(raw_request(&endpoint, "PUT", "/still-full-lake/extra.csv", "a\n1\n"), 200);
+    let refused = workspace.run(&["destroy", "--auto-approve"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(refused.stdout.contains("run `mlops destroy` again"), "{}", refused.all());
+    assert!(!refused.all().contains("run `mlops apply` again"), "{}", refused.all());
+    workspace.variables.push("force_destroy=true".into());
+    workspace.apply(&[]);
+}
+
+#[test]
+fn a_named_profile_without_credentials_is_named() {
+    let Some(endpoint) = endpoint() else { return };
+    let workspace = s3_workspace(&endpoint, "profiled");
+    let home = tempfile::tempdir().unwrap();
+    let mut command = workspace.command(&["apply", "--auto-approve"]);
+    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        command.env_remove(name);
+    }
+    command
+        .env("AWS_PROFILE", "nosuch")
+        .env("HOME", home.path())
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+        .env("AWS_CONFIG_FILE", home.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let run = Run::from(command.output().unwrap());
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("found no AWS credentials in the profile `nosuch` (named by AWS_PROFILE)"), "{}", run.all());
+}
