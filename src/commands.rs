@@ -1377,7 +1377,7 @@ fn drift_input(location: &str, staging: &Path) -> mlops_provider_api::ProviderRe
         provider_config.insert("region".into(), serde_json::Value::String(region));
     }
     let target = mlops_provider_api::Target { kind: "dataset".into(), provider_config, ..Default::default() };
-    let request = mlops_provider_api::FetchRequest { target, uri: location.to_owned(), destination: staging.to_path_buf() };
+    let request = mlops_provider_api::FetchRequest { target, uri: location.to_owned(), destination: staging.to_path_buf(), version: None };
     mlops_provider_api::Provider::fetch(&mlops_provider_s3::S3Provider::new(), request)?;
     Ok(staging.to_path_buf())
 }

@@ -46,7 +46,11 @@ fn changes_made_outside_mlops_show_as_drift_and_apply_corrects_them() {
     assert_eq!(plan.code, 2, "{}", plan.all());
     assert!(plan.stdout.contains("~ bucket.lake: changed outside mlops: lifecycle_rule, tags, versioning"), "{}", plan.all());
     assert!(plan.stdout.contains("`versioning` was true and is false now (changed outside mlops): apply sets it back"), "{}", plan.all());
-    assert!(plan.stdout.contains("`tags` was changed outside mlops"), "{}", plan.all());
+    assert!(
+        plan.stdout.contains("`tags` was {\"purpose\":\"training data\",\"team\":\"drifted\"} and is {\"owner\":\"someone\"} now"),
+        "{}",
+        plan.all()
+    );
     workspace.apply(&[]);
 }
 
@@ -350,4 +354,79 @@ fn a_named_profile_without_credentials_is_named() {
     let run = Run::from(command.output().unwrap());
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("found no AWS credentials in the profile `nosuch` (named by AWS_PROFILE)"), "{}", run.all());
+}
+
+/// The three-file dataset of tests/cases/s3-parts in its own bucket.
+fn parts_workspace(endpoint: &str, bucket: &str) -> Workspace {
+    let mut workspace = Workspace::copy_of("tests/cases/s3-parts");
+    workspace.environment = vec![("AWS_ACCESS_KEY_ID".into(), "testing".into()), ("AWS_SECRET_ACCESS_KEY".into(), "testing".into())];
+    workspace.variables = vec![format!("s3_endpoint={endpoint}"), format!("bucket={bucket}")];
+    workspace
+}
+
+/// The path (`/BUCKET/KEY`) of a file of the stored dataset.
+fn stored(workspace: &Workspace, bucket: &str, file: &str) -> String {
+    let uri = workspace.output("parts");
+    format!("/{bucket}/{}{file}", uri.trim_start_matches(&format!("s3://{bucket}/")))
+}
+
+#[test]
+fn objects_replaced_deleted_or_added_in_s3_are_drift_and_put_back() {
+    let Some(endpoint) = endpoint() else { return };
+    let workspace = parts_workspace(&endpoint, "tampered-lake");
+    workspace.apply(&[]);
+    let original = raw_exchange(&endpoint, "GET", &stored(&workspace, "tampered-lake", "part-1.csv"), "").1;
+
+    // Replaced with same-size content, another one deleted, a stranger added.
+    let forged = original.replace('1', "7");
+    assert_eq!(forged.len(), original.len());
+    assert_eq!(raw_request(&endpoint, "PUT", &stored(&workspace, "tampered-lake", "part-1.csv"), &forged), 200);
+    assert!(matches!(raw_request(&endpoint, "DELETE", &stored(&workspace, "tampered-lake", "part-2.csv"), ""), 200 | 204));
+    assert_eq!(raw_request(&endpoint, "PUT", &stored(&workspace, "tampered-lake", "part-9.csv"), "x\n999\n"), 200);
+
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "tampering planned nothing:\n{}", plan.all());
+    assert!(
+        plan.stdout.contains(
+            "~ dataset.parts: changed outside mlops: `part-1.csv` was replaced, `part-2.csv` was deleted, `part-9.csv` was added"
+        ),
+        "{}",
+        plan.all()
+    );
+    assert!(plan.stdout.contains("apply stores the recorded data again"), "{}", plan.all());
+    assert!(!plan.stdout.contains("feature_set.scaled will"), "the features were made from the recorded data:\n{}", plan.all());
+
+    // Downstream work never reads the tampered objects: forcing the features
+    // to be computed again without a refresh (and without the copy staged
+    // before) fails on the check.
+    std::fs::remove_dir_all(workspace.path().join(".mlops/staged")).unwrap();
+    let forced = workspace.run(&["apply", "--auto-approve", "--refresh=false", "-var", "factor=3"]);
+    assert_eq!(forced.code, 1, "{}", forced.all());
+    assert!(forced.stderr.contains("does not hold the version that was recorded"), "{}", forced.all());
+
+    let apply = workspace.apply(&["-var", "factor=3"]);
+    assert!(apply.stderr.contains("dataset.parts: 2 file(s) uploaded, 1 already present"), "{}", apply.all());
+    assert_eq!(raw_exchange(&endpoint, "GET", &stored(&workspace, "tampered-lake", "part-1.csv"), "").1, original);
+    assert_eq!(raw_request(&endpoint, "HEAD", &stored(&workspace, "tampered-lake", "part-2.csv"), ""), 200);
+    assert_eq!(raw_request(&endpoint, "HEAD", &stored(&workspace, "tampered-lake", "part-9.csv"), ""), 404);
+    assert_eq!(workspace.output("rows"), "6");
+}
+
+#[test]
+fn a_new_version_sends_only_the_files_that_changed() {
+    let Some(endpoint) = endpoint() else { return };
+    let workspace = parts_workspace(&endpoint, "copied-lake");
+    let first = workspace.apply(&[]);
+    assert!(first.stderr.contains("dataset.parts: 3 file(s) uploaded, 0 already present"), "{}", first.all());
+    let before = workspace.output("parts");
+
+    // One row of one file changes: one upload, the other two copied in the store.
+    workspace.write("parts/part-1.csv", "x\n1.5\n11.75\n");
+    let second = workspace.apply(&[]);
+    assert!(second.stderr.contains("dataset.parts: 1 file(s) uploaded, 2 copied inside the store, 0 already present"), "{}", second.all());
+    assert_ne!(workspace.output("parts"), before);
+    for file in ["part-0.csv", "part-1.csv", "part-2.csv"] {
+        assert_eq!(raw_request(&endpoint, "HEAD", &stored(&workspace, "copied-lake", file), ""), 200, "{file}");
+    }
+    assert_eq!(workspace.output("rows"), "6");
 }

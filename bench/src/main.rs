@@ -168,7 +168,7 @@ impl mlops_provider_api::Provider for NothingProvider {
         mlops_provider_api::ValidateResponse::default()
     }
     fn read(&self, request: mlops_provider_api::ReadRequest) -> mlops_provider_api::ProviderResult<mlops_provider_api::ReadResponse> {
-        Ok(mlops_provider_api::ReadResponse { state: Some(request.state), private: request.private })
+        Ok(mlops_provider_api::ReadResponse { state: Some(request.state), private: request.private, ..Default::default() })
     }
     fn plan(&self, request: mlops_provider_api::PlanRequest) -> mlops_provider_api::ProviderResult<mlops_provider_api::PlanResponse> {
         let mut planned = mlops_provider_api::Attributes::new();

@@ -183,8 +183,10 @@ impl ApplyContext for Context<'_> {
             working_directory: self.change.working_directory.clone(),
             data_directory: self.shared.plan.data_directory.clone(),
         };
-        let response =
-            provider.fetch(mlops_provider_api::FetchRequest { target, uri: uri.to_owned(), destination: destination.to_path_buf() })?;
+        // The version the owner recorded: what is fetched must be it.
+        let version = owner.state.get("version").and_then(Json::as_str).filter(|version| version.contains(':')).map(str::to_owned);
+        let request = mlops_provider_api::FetchRequest { target, uri: uri.to_owned(), destination: destination.to_path_buf(), version };
+        let response = provider.fetch(request)?;
         self.progress(&format!(
             "staged {} from {uri} ({} copied, {} already here)",
             owner.address,

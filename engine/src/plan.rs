@@ -404,8 +404,15 @@ pub fn refresh(
         let prior = &state.resources[&address];
         match result {
             Ok(RefreshOutcome::Unchanged) => {}
-            Ok(RefreshOutcome::Changed(record)) => {
-                if record.state != prior.state {
+            Ok(RefreshOutcome::Changed(record, outside)) => {
+                if !outside.is_empty() {
+                    drift.push(Drift {
+                        address: address.clone(),
+                        before: redact_paths(&prior.state, &prior.sensitive_paths),
+                        after: Some(redact_paths(&record.state, &prior.sensitive_paths)),
+                        summary: format!("changed outside mlops: {}", outside.join(", ")),
+                    });
+                } else if record.state != prior.state {
                     let changed: Vec<String> = prior
                         .state
                         .keys()
@@ -459,7 +466,9 @@ pub fn refresh(
 /// What refreshing one record found.
 enum RefreshOutcome {
     Unchanged,
-    Changed(Box<Record>),
+    /// The record as read, and changes the provider found that its
+    /// attributes do not show.
+    Changed(Box<Record>, Vec<String>),
     Gone,
 }
 
@@ -509,6 +518,9 @@ fn refresh_one(
     // be what the object holds now, rather than reported as drift.
     Ok(match response.state {
         None => RefreshOutcome::Gone,
+        Some(state) if !response.changed_outside.is_empty() => {
+            RefreshOutcome::Changed(Box::new(Record { state, private: response.private, ..record.clone() }), response.changed_outside)
+        }
         Some(state) if state == record.state && response.private == record.private => RefreshOutcome::Unchanged,
         Some(state)
             if response.private == record.private
@@ -517,7 +529,7 @@ fn refresh_one(
         {
             RefreshOutcome::Unchanged
         }
-        Some(state) => RefreshOutcome::Changed(Box::new(Record { state, private: response.private, ..record.clone() })),
+        Some(state) => RefreshOutcome::Changed(Box::new(Record { state, private: response.private, ..record.clone() }), Vec::new()),
     })
 }
 

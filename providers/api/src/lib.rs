@@ -152,6 +152,10 @@ pub struct ReadResponse {
     /// The live attributes, or `None` when the object no longer exists.
     pub state: Option<Attributes>,
     pub private: Json,
+    /// Changes made outside mlops that the attributes do not show (an
+    /// object of a dataset replaced or deleted in the store), in words. The
+    /// engine reports them as drift; `private` tells the provider's `plan`.
+    pub changed_outside: Vec<String>,
 }
 
 /// A reference whose target's identity differs from what the prior apply saw.
@@ -225,6 +229,10 @@ pub struct FetchRequest {
     pub target: Target,
     pub uri: String,
     pub destination: PathBuf,
+    /// The version the data must have (`b3:` content hash, `s3l:` listing),
+    /// when the engine knows it: what is fetched is checked against it, so
+    /// downstream work never runs on data changed since it was recorded.
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -29,12 +29,18 @@ pub fn plan_local_source(location: &Path, request: &PlanRequest, unchanged_confi
     }
     let stamp = stamp(location, &files)?;
     let prior_version = request.prior_state.as_ref().and_then(|state| state.get("version")).and_then(Json::as_str).map(str::to_owned);
-    let version = match (&prior_version, request.prior_private.get("stamp")) {
-        (Some(version), Some(prior_stamp)) if *prior_stamp == stamp => version.clone(),
-        _ => content_hash(location, &files)?.0,
+    // The prior hashes stand while the stamps (sizes and times) do.
+    let (version, file_hashes) = match (&prior_version, request.prior_private.get("stamp")) {
+        (Some(version), Some(prior_stamp)) if *prior_stamp == stamp => {
+            (version.clone(), request.prior_private.get("files").cloned().unwrap_or(Json::Null))
+        }
+        _ => {
+            let hashed = content_hash_by_file(location, &files)?;
+            (hashed.version, serde_json::to_value(hashed.files).unwrap_or(Json::Null))
+        }
     };
     let size: u64 = files.iter().filter_map(|file| fs::metadata(file).ok()).map(|metadata| metadata.len()).sum();
-    let private = serde_json::json!({ "stamp": stamp, "version": version, "size_bytes": size });
+    let private = serde_json::json!({ "stamp": stamp, "version": version, "size_bytes": size, "files": file_hashes });
     let mut response = PlanResponse { private, ..PlanResponse::default() };
     if let (Some(prior), Some(prior_version)) = (&request.prior_state, &prior_version) {
         if *prior_version == version && unchanged_config {
@@ -138,9 +144,17 @@ pub fn compute_features(
 /// made once by `fill` (into a fresh directory, renamed into place when
 /// complete) and reused after. Safe when several threads or processes stage
 /// the same data at once: one copy wins, the others are dropped.
-pub fn stage_once(directory: &Path, uri: &str, fill: impl FnOnce(&Path) -> ProviderResult<()>) -> ProviderResult<PathBuf> {
+pub fn stage_once(
+    directory: &Path,
+    uri: &str,
+    version: Option<&str>,
+    fill: impl FnOnce(&Path) -> ProviderResult<()>,
+) -> ProviderResult<PathBuf> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let staged = directory.join(&blake3::hash(uri.as_bytes()).to_hex()[..32]);
+    // By location and version: data that lives at one location and changes
+    // there (a listing version) is staged again when it changes.
+    let key = format!("{uri}\0{}", version.unwrap_or_default());
+    let staged = directory.join(&blake3::hash(key.as_bytes()).to_hex()[..32]);
     if staged.is_dir() {
         return Ok(staged);
     }
@@ -258,6 +272,8 @@ pub fn relative_name(root: &Path, file: &Path) -> String {
 pub struct HashedSource {
     pub version: String,
     pub size: u64,
+    /// Each file's hash, by its relative name.
+    pub files: FileHashes,
     stamp: Json,
 }
 
@@ -268,10 +284,16 @@ pub struct HashedSource {
 pub fn content_hash_for_apply(root: &Path, files: &[PathBuf], planned_private: &Json) -> ProviderResult<HashedSource> {
     let stamp = stamp(root, files)?;
     let planned_version = planned_private.get("version").and_then(Json::as_str);
-    let planned = (planned_version, planned_private.get("size_bytes").and_then(Json::as_u64), planned_private.get("stamp"));
-    let (version, size) = match planned {
-        (Some(version), Some(size), Some(planned_stamp)) if *planned_stamp == stamp => (version.to_owned(), size),
-        _ => content_hash(root, files)?,
+    let planned_files: Option<FileHashes> = planned_private.get("files").and_then(|files| serde_json::from_value(files.clone()).ok());
+    let planned = (planned_version, planned_private.get("size_bytes").and_then(Json::as_u64), planned_private.get("stamp"), planned_files);
+    let (version, size, file_hashes) = match planned {
+        (Some(version), Some(size), Some(planned_stamp), Some(file_hashes)) if *planned_stamp == stamp => {
+            (version.to_owned(), size, file_hashes)
+        }
+        _ => {
+            let hashed = content_hash_by_file(root, files)?;
+            (hashed.version, hashed.size, hashed.files)
+        }
     };
     if let Some(planned) = planned_version.filter(|planned| *planned != version) {
         return Err(ProviderError::with_help(
@@ -284,7 +306,7 @@ pub fn content_hash_for_apply(root: &Path, files: &[PathBuf], planned_private: &
             "nothing was stored; run `mlops plan` again and review the new version",
         ));
     }
-    Ok(HashedSource { version, size, stamp })
+    Ok(HashedSource { version, size, files: file_hashes, stamp })
 }
 
 impl HashedSource {
@@ -300,15 +322,37 @@ impl HashedSource {
         ))
     }
 
-    /// The stamp, kept so the next plan need not hash unchanged files again.
-    pub fn stamp(&self) -> &Json {
-        &self.stamp
+    /// What the provider keeps in its private state so that the next plan
+    /// need not hash unchanged files again: the stamp and each file's hash.
+    pub fn private(&self) -> serde_json::Map<String, Json> {
+        let mut private = serde_json::Map::new();
+        private.insert("stamp".to_owned(), self.stamp.clone());
+        private.insert("files".to_owned(), serde_json::to_value(&self.files).unwrap_or(Json::Null));
+        private
     }
 }
 
 /// The BLAKE3 content hash of the files (names included, so a rename is a
 /// new version), and their total size.
 pub fn content_hash(root: &Path, files: &[PathBuf]) -> ProviderResult<(String, u64)> {
+    content_hash_by_file(root, files).map(|hashed| (hashed.version, hashed.size))
+}
+
+/// Each file's BLAKE3 hash, by its name relative to the source (hex).
+pub type FileHashes = std::collections::BTreeMap<String, String>;
+
+/// The content version of a source, with the hash of each of its files.
+#[derive(Debug, Clone)]
+pub struct ContentHash {
+    pub version: String,
+    pub size: u64,
+    pub files: FileHashes,
+}
+
+/// [`content_hash`], keeping the hash of each file: a store that already
+/// holds a file (under an older version) is asked to copy it rather than
+/// sent it again.
+pub fn content_hash_by_file(root: &Path, files: &[PathBuf]) -> ProviderResult<ContentHash> {
     // Many small files cost system calls more than hashing: several at once.
     let workers = std::thread::available_parallelism().map_or(1, |count| count.get()).min(files.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -335,6 +379,7 @@ pub fn content_hash(root: &Path, files: &[PathBuf]) -> ProviderResult<(String, u
     });
     let mut whole = blake3::Hasher::new();
     let mut total = 0u64;
+    let mut by_file = FileHashes::new();
     for (file, hash) in files.iter().zip(hashes) {
         let (hash, length) = hash.unwrap_or_else(|| Err(ProviderError::failed(format!("cannot hash `{}`", file.display()))))?;
         total += length;
@@ -342,10 +387,37 @@ pub fn content_hash(root: &Path, files: &[PathBuf]) -> ProviderResult<(String, u
         whole.update(&(name.len() as u64).to_le_bytes());
         whole.update(name.as_bytes());
         whole.update(hash.as_bytes());
+        by_file.insert(name, hash.to_hex().to_string());
     }
-    Ok((format!("b3:{}", whole.finalize().to_hex()), total))
+    Ok(ContentHash { version: format!("b3:{}", whole.finalize().to_hex()), size: total, files: by_file })
 }
 
+/// Checks that the data staged in `directory` is `expected`: the content
+/// version of a source (`b3:` over the files and their names), or the
+/// BLAKE3 of a single file (a feature set's version). Listing versions
+/// (`s3l:`) are checked by the store that lists them.
+pub fn verify_version(directory: &Path, expected: &str, what: &str) -> ProviderResult<()> {
+    if !expected.starts_with("b3:") {
+        return Ok(());
+    }
+    let files = data_files(directory)?;
+    let hashed = content_hash_by_file(directory, &files)?;
+    let single = match hashed.files.values().collect::<Vec<_>>().as_slice() {
+        [only] => Some(format!("b3:{only}")),
+        _ => None,
+    };
+    if hashed.version == expected || single.as_deref() == Some(expected) {
+        return Ok(());
+    }
+    Err(ProviderError::with_help(
+        format!(
+            "{what} does not hold the version that was recorded: it should be {}, it is {}; it was changed outside mlops",
+            short_version(expected),
+            short_version(&hashed.version)
+        ),
+        "nothing was computed from it; run `mlops plan`: refresh shows what changed, and apply stores the recorded data again",
+    ))
+}
 /// One file's BLAKE3 hash and length.
 fn hash_file(file: &Path) -> ProviderResult<(blake3::Hash, u64)> {
     let mut hasher = blake3::Hasher::new();

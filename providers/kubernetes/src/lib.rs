@@ -107,7 +107,7 @@ impl Provider for KubernetesProvider {
         match request.target.kind.as_str() {
             // A finished run is a record: its results stay valid when the
             // Job object is cleaned up.
-            "training" => Ok(ReadResponse { state: Some(request.state), private: request.private }),
+            "training" => Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() }),
             "serving" => self.block_on(async {
                 let cluster = self.cluster(&request.target.provider_config).await?;
                 Ok(objects::read(&cluster, &request).await?.0)

@@ -180,15 +180,18 @@ pub async fn live_manifests(cluster: &Cluster, objects: &[Json]) -> ProviderResu
 pub async fn read(cluster: &Cluster, request: &ReadRequest) -> ProviderResult<(ReadResponse, Option<Json>)> {
     let objects = applied(&request.private);
     if objects.is_empty() {
-        return Ok((ReadResponse { state: Some(request.state.clone()), private: request.private.clone() }, None));
+        return Ok((
+            ReadResponse { state: Some(request.state.clone()), private: request.private.clone(), ..ReadResponse::default() },
+            None,
+        ));
     }
     let (manifests, primary) = live_manifests(cluster, &objects).await?;
     if primary.is_none() {
-        return Ok((ReadResponse { state: None, private: request.private.clone() }, None));
+        return Ok((ReadResponse { state: None, private: request.private.clone(), ..ReadResponse::default() }, None));
     }
     let mut state = request.state.clone();
     state.insert("manifests".into(), Json::Object(manifests));
-    Ok((ReadResponse { state: Some(state), private: request.private.clone() }, primary))
+    Ok((ReadResponse { state: Some(state), private: request.private.clone(), ..ReadResponse::default() }, primary))
 }
 
 /// Deletes every object applied, the first (the one that serves) last.

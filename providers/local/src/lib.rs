@@ -218,7 +218,7 @@ impl Provider for LocalProvider {
         let target = &request.target;
         let private = request.private.clone();
         if request.private.get("placeholder").is_some() {
-            return Ok(ReadResponse { state: Some(request.state), private });
+            return Ok(ReadResponse { state: Some(request.state), private, ..ReadResponse::default() });
         }
         let exists = |uri: Option<&str>| uri.is_some_and(|uri| path_of_uri(target, uri).exists());
         let state = match (target.kind.as_str(), target.is_data) {
@@ -263,7 +263,7 @@ impl Provider for LocalProvider {
                     state.insert("aliases".into(), Json::Array(held));
                     state
                 });
-                return Ok(ReadResponse { state, private: Json::Object(private) });
+                return Ok(ReadResponse { state, private: Json::Object(private), ..ReadResponse::default() });
             }
             ("serving", _) => {
                 let port = request.private.get("port").and_then(Json::as_u64).and_then(|port| u16::try_from(port).ok()).unwrap_or(0);
@@ -285,7 +285,7 @@ impl Provider for LocalProvider {
             }
             _ => Some(request.state.clone()),
         };
-        Ok(ReadResponse { state, private })
+        Ok(ReadResponse { state, private, ..ReadResponse::default() })
     }
 
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
@@ -380,6 +380,10 @@ impl Provider for LocalProvider {
             ));
         }
         copy_directory(&source, &request.destination)?;
+        // What is handed on must be the version recorded for it.
+        if let Some(version) = &request.version {
+            data::verify_version(&request.destination, version, &format!("`{}`", request.uri))?;
+        }
         let files = data::data_files(&request.destination).map(|files| files.len()).unwrap_or(0);
         Ok(FetchResponse { copied: files, files })
     }
@@ -569,14 +573,14 @@ fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     state.insert("uri".into(), Json::String(uri));
     state.insert("row_count".into(), json!(row_count));
     state.insert("size_bytes".into(), json!(size));
-    Ok(ApplyResponse { state, private: json!({ "stamp": hashed.stamp() }) })
+    Ok(ApplyResponse { state, private: Json::Object(hashed.private()) })
 }
 
 /// The rows of a resolved dataset reference, typed by its schema.
 /// A local directory holding the data at `uri`: the data itself when it is
 /// on this machine, else a copy staged (once) through the provider that
 /// stored it, under `staged/`.
-fn local_copy(target: &Target, uri: &str, context: Option<&dyn ApplyContext>) -> ProviderResult<PathBuf> {
+fn local_copy(target: &Target, uri: &str, version: Option<&str>, context: Option<&dyn ApplyContext>) -> ProviderResult<PathBuf> {
     if !has_remote_scheme(uri) {
         return Ok(path_of_uri(target, uri));
     }
@@ -586,7 +590,7 @@ fn local_copy(target: &Target, uri: &str, context: Option<&dyn ApplyContext>) ->
             "monitors on the local provider read local data; use a local dataset as the reference",
         ));
     };
-    data::stage_once(&root(target).join("staged"), uri, |incoming| context.fetch(uri, incoming))
+    data::stage_once(&root(target).join("staged"), uri, version, |incoming| context.fetch(uri, incoming))
 }
 
 fn dataset_rows(
@@ -597,7 +601,7 @@ fn dataset_rows(
 ) -> ProviderResult<usize> {
     let attributes = dataset.as_object().cloned().unwrap_or_default();
     let uri = text(&attributes, "uri").ok_or_else(|| failed("the dataset has no stored data yet"))?;
-    let location = local_copy(target, uri, context)?;
+    let location = local_copy(target, uri, text(&attributes, "version"), context)?;
     let files = data::data_files(&location)?;
     let format = text(&attributes, "format").unwrap_or("csv");
     let columns = data::columns_of(&attributes);
@@ -799,7 +803,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             }
             for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
                 let uri = input.get("uri").and_then(Json::as_str).ok_or_else(|| failed(format!("input `{name}` has no stored data")))?;
-                let staged = local_copy(target, uri, Some(context))?;
+                let staged = local_copy(target, uri, input.get("version").and_then(Json::as_str), Some(context))?;
                 environment.push((format!("MLOPS_INPUT_{}", name.to_uppercase()), staged.to_string_lossy().into_owned()));
             }
             for (name, value) in config.get("env").and_then(Json::as_object).into_iter().flatten() {
@@ -1015,7 +1019,7 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     let model_directory = if model_uri.starts_with("local://") {
         path_of_uri(target, model_uri).join("artifacts")
     } else {
-        local_copy(target, model_uri, Some(context))?
+        local_copy(target, model_uri, text(&model, "version"), Some(context))?
     };
     let strategy = config.get("rollout").and_then(|rollout| rollout.get("strategy")).and_then(Json::as_str).unwrap_or("all_at_once");
     let old_server = request.prior_state.as_ref().and_then(|_| process::Started::from_json(&request.prior_private));

@@ -81,16 +81,16 @@ impl Provider for MlflowProvider {
 
     fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
         if request.target.is_data {
-            return Ok(ReadResponse { state: Some(request.state), private: request.private });
+            return Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() });
         }
         let client = client(&request.target)?;
         let name = registered_model_name(&request.target, &request.config);
         let Some(version) = text(&request.state, "version").map(str::to_owned) else {
-            return Ok(ReadResponse { state: None, private: request.private });
+            return Ok(ReadResponse { state: None, private: request.private, ..ReadResponse::default() });
         };
         match client.get("model-versions/get", &[("name", &name), ("version", &version)]) {
             Ok(_) => {}
-            Err(CallError::NotFound(_)) => return Ok(ReadResponse { state: None, private: request.private }),
+            Err(CallError::NotFound(_)) => return Ok(ReadResponse { state: None, private: request.private, ..ReadResponse::default() }),
             Err(error) => return Err(error.into()),
         }
         let live = registry_aliases(&client, &name)?;
@@ -114,7 +114,7 @@ impl Provider for MlflowProvider {
         state.insert("aliases".into(), Json::Array(held));
         let mut private = request.private.as_object().cloned().unwrap_or_default();
         private.insert(LIVE_ALIASES.into(), json!(live));
-        Ok(ReadResponse { state: Some(state), private: Json::Object(private) })
+        Ok(ReadResponse { state: Some(state), private: Json::Object(private), ..ReadResponse::default() })
     }
 
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {

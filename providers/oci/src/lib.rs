@@ -107,14 +107,14 @@ impl Provider for OciProvider {
 
     fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
         if request.target.is_data {
-            return Ok(ReadResponse { state: Some(request.state), private: request.private });
+            return Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() });
         }
         let (registry, repository) = model_repository(&request.target, &request.config)?;
         let Some(version) = text(&request.state, "version").map(str::to_owned) else {
-            return Ok(ReadResponse { state: None, private: request.private });
+            return Ok(ReadResponse { state: None, private: request.private, ..ReadResponse::default() });
         };
         let Some(manifest) = registry.manifest(&repository, Some(&version), None)? else {
-            return Ok(ReadResponse { state: None, private: request.private });
+            return Ok(ReadResponse { state: None, private: request.private, ..ReadResponse::default() });
         };
         let mut digests = digests(&request.private);
         let mut state = request.state.clone();
@@ -141,7 +141,7 @@ impl Provider for OciProvider {
             Some(digest) => private.insert(RETAGGED.into(), json!({ version: digest })),
             None => private.remove(RETAGGED),
         };
-        Ok(ReadResponse { state: Some(state), private: Json::Object(private) })
+        Ok(ReadResponse { state: Some(state), private: Json::Object(private), ..ReadResponse::default() })
     }
 
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {

@@ -24,9 +24,10 @@
 //! The provider API is synchronous; the provider keeps its own tokio runtime
 //! and one client per provider configuration.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+mod manifest;
 mod state_store;
 pub use state_store::S3StateStore;
 
@@ -535,57 +536,113 @@ fn part_size(length: u64) -> u64 {
 /// How many parts of one file are in flight at once.
 const PARALLEL_PARTS: usize = 10;
 
+/// How a file came to be in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// It was there already.
+    Present,
+    /// Copied inside the store from an older version.
+    Copied,
+    Uploaded,
+}
+
+/// A key as a copy source names it: each segment percent-encoded.
+fn encode_key(key: &str) -> String {
+    key.split('/')
+        .map(|segment| percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn slug(address: &str) -> String {
     mlops_data::storage_name(address)
 }
 
 impl S3Provider {
-    /// Uploads one file unless an object of the same size is there already
-    /// (the key holds the content hash, so same key and size is same content).
-    /// Returns whether it uploaded. Setting `stop` abandons the upload (and
-    /// aborts a multipart one).
-    fn upload_file(
+    /// Puts one file at `key`, sending as little as it can: nothing when the
+    /// store holds it already (same size, the same content hash in its
+    /// `mlops-b3` metadata, and the ETag the manifest recorded for it, if it
+    /// recorded one); a copy inside the store from `copy_from` (an object of
+    /// an older version with the same content, still as it was recorded);
+    /// else an upload (in parallel parts for a large file). Setting `stop`
+    /// abandons an upload (and aborts a multipart one).
+    #[allow(clippy::too_many_arguments)]
+    fn store_file(
         &self,
         endpoint: &Endpoint,
         bucket: &str,
         key: &str,
         file: &std::path::Path,
+        b3: &str,
+        recorded: Option<&manifest::StoredObject>,
+        copy_from: Option<(&str, &manifest::StoredObject)>,
         context: &dyn ApplyContext,
         stop: &std::sync::atomic::AtomicBool,
-    ) -> ProviderResult<bool> {
+    ) -> ProviderResult<(Placement, manifest::StoredObject)> {
         use aws_sdk_s3::primitives::ByteStream;
-        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
         let client = self.client(endpoint);
         let length =
             std::fs::metadata(file).map_err(|error| ProviderError::failed(format!("cannot read `{}`: {error}", file.display())))?.len();
         let part_size = part_size(length);
+        let stored = |etag: Option<&str>| manifest::StoredObject {
+            size: length,
+            etag: manifest::trim_etag(etag.unwrap_or_default()).to_owned(),
+            b3: b3.to_owned(),
+        };
         self.run(async {
             match client.head_object().bucket(bucket).key(key).send().await {
-                Ok(head) if head.content_length() == Some(length as i64) => return Ok(false),
-                Ok(_) => {}
+                Ok(head) => {
+                    let same_content = head.content_length() == Some(length as i64)
+                        && head.metadata().and_then(|metadata| metadata.get(manifest::B3_METADATA)).map(String::as_str) == Some(b3);
+                    let etag = manifest::trim_etag(head.e_tag().unwrap_or_default());
+                    if same_content && recorded.is_none_or(|recorded| manifest::trim_etag(&recorded.etag) == etag) {
+                        return Ok((Placement::Present, stored(head.e_tag())));
+                    }
+                }
                 Err(error)
                     if service_code(&error) == Some("NotFound") || error.raw_response().is_some_and(|raw| raw.status().as_u16() == 404) => {
                 }
                 Err(error) => return Err(failure(endpoint, &format!("look for `{key}` in `{bucket}`"), &error)),
             }
+            // The same content under an older version: copied inside the
+            // store, only if that object is still what was recorded (a single
+            // copy reaches 5 GiB; larger files go up again).
+            if let Some((source, source_object)) = copy_from.filter(|(_, object)| object.size < 5 * 1024 * 1024 * 1024) {
+                let copied = client
+                    .copy_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .copy_source(format!("{bucket}/{}", encode_key(source)))
+                    .copy_source_if_match(format!("\"{}\"", manifest::trim_etag(&source_object.etag)))
+                    .metadata_directive(MetadataDirective::Copy)
+                    .send()
+                    .await;
+                if let Ok(copied) = copied {
+                    let etag = copied.copy_object_result().and_then(|result| result.e_tag()).map(str::to_owned);
+                    return Ok((Placement::Copied, stored(etag.as_deref())));
+                }
+            }
             if length < part_size {
                 let body = ByteStream::from_path(file)
                     .await
                     .map_err(|error| ProviderError::failed(format!("cannot read `{}`: {error}", file.display())))?;
-                client
+                let put = client
                     .put_object()
                     .bucket(bucket)
                     .key(key)
+                    .metadata(manifest::B3_METADATA, b3)
                     .body(body)
                     .send()
                     .await
                     .map_err(|error| failure(endpoint, &format!("upload `{key}` to `{bucket}`"), &error))?;
-                return Ok(true);
+                return Ok((Placement::Uploaded, stored(put.e_tag())));
             }
             let upload = client
                 .create_multipart_upload()
                 .bucket(bucket)
                 .key(key)
+                .metadata(manifest::B3_METADATA, b3)
                 .send()
                 .await
                 .map_err(|error| failure(endpoint, &format!("start uploading `{key}` to `{bucket}`"), &error))?;
@@ -647,7 +704,7 @@ impl S3Provider {
             .await;
             match result {
                 Ok(parts) => {
-                    client
+                    let finished = client
                         .complete_multipart_upload()
                         .bucket(bucket)
                         .key(key)
@@ -656,7 +713,7 @@ impl S3Provider {
                         .send()
                         .await
                         .map_err(|error| failure(endpoint, &format!("finish uploading `{key}`"), &error))?;
-                    Ok(true)
+                    Ok((Placement::Uploaded, stored(finished.e_tag())))
                 }
                 Err(error) => {
                     // Leave no half upload behind to be billed for.
@@ -664,6 +721,54 @@ impl S3Provider {
                     Err(error)
                 }
             }
+        })
+    }
+
+    /// What is stored under `prefix` now: each object's size and ETag, by
+    /// its name relative to the prefix; `None` when the bucket is gone.
+    fn listing(&self, endpoint: &Endpoint, bucket: &str, prefix: &str) -> ProviderResult<Option<BTreeMap<String, (u64, String)>>> {
+        let client = self.client(endpoint);
+        self.run(async {
+            let Some(objects) = list_all(&client, endpoint, bucket, prefix, PROVIDER).await? else { return Ok(None) };
+            Ok(Some(
+                objects
+                    .iter()
+                    .filter_map(|object| {
+                        let relative = object.key()?.strip_prefix(prefix)?;
+                        (!relative.is_empty()).then(|| {
+                            (
+                                relative.to_owned(),
+                                (
+                                    object.size().unwrap_or(0).max(0) as u64,
+                                    manifest::trim_etag(object.e_tag().unwrap_or_default()).to_owned(),
+                                ),
+                            )
+                        })
+                    })
+                    .collect(),
+            ))
+        })
+    }
+
+    /// Deletes the given keys (a thousand at a time).
+    fn delete_keys(&self, endpoint: &Endpoint, bucket: &str, keys: &[String]) -> ProviderResult<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let client = self.client(endpoint);
+        let identifiers =
+            keys.iter().map(|key| ObjectIdentifier::builder().key(key).build()).collect::<Result<Vec<_>, _>>().map_err(build_failed)?;
+        self.run(async {
+            for chunk in identifiers.chunks(1000) {
+                client
+                    .delete_objects()
+                    .bucket(bucket)
+                    .delete(Delete::builder().set_objects(Some(chunk.to_vec())).quiet(true).build().map_err(build_failed)?)
+                    .send()
+                    .await
+                    .map_err(|error| failure(endpoint, &format!("delete objects in `{bucket}`"), &error))?;
+            }
+            Ok(())
         })
     }
 
@@ -717,9 +822,10 @@ impl S3Provider {
             )
         })?;
         // The dataset version is immutable: downloaded once, reused after.
-        let staged = mlops_data::stage_once(&target.data_directory.join("staged"), dataset_uri, |incoming| {
+        let dataset_version = text(&dataset, "version");
+        let staged = mlops_data::stage_once(&target.data_directory.join("staged"), dataset_uri, dataset_version, |incoming| {
             context.progress(&format!("downloading {dataset_uri}"));
-            self.download_prefix(endpoint, dataset_uri, incoming).map(|_| ())
+            self.download_prefix(endpoint, dataset_uri, incoming, dataset_version).map(|_| ())
         })?;
         let files = mlops_data::data_files(&staged)?;
         let format = text(&dataset, "format").unwrap_or("csv");
@@ -735,21 +841,32 @@ impl S3Provider {
         let prefix = format!("features/{}/{}/", slug(&target.address), mlops_data::short_hash(&features.version));
         let key = format!("{prefix}features.jsonl");
         let client = self.client(endpoint);
-        self.run(async {
+        let b3 = features.version.trim_start_matches("b3:").to_owned();
+        let put = self.run(async {
             client
                 .put_object()
                 .bucket(&bucket)
                 .key(&key)
+                .metadata(manifest::B3_METADATA, &b3)
                 .body(ByteStream::from(features.bytes.clone()))
                 .send()
                 .await
                 .map_err(|error| failure(endpoint, &format!("upload `{key}` to `{bucket}`"), &error))
         })?;
+        let stored: manifest::Manifest = [(
+            "features.jsonl".to_owned(),
+            manifest::StoredObject {
+                size: features.bytes.len() as u64,
+                etag: manifest::trim_etag(put.e_tag().unwrap_or_default()).to_owned(),
+                b3,
+            },
+        )]
+        .into();
         let mut state = Attributes::new();
         state.insert("version".into(), Json::String(features.version));
         state.insert("uri".into(), Json::String(format!("s3://{bucket}/{prefix}")));
         state.insert("row_count".into(), json!(features.row_count));
-        Ok(ApplyResponse { state, private: Json::Null })
+        Ok(ApplyResponse { state, private: json!({ "objects": stored }) })
     }
 
     fn apply_dataset(&self, endpoint: &Endpoint, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
@@ -777,12 +894,24 @@ impl S3Provider {
         let format = text(config, "format").unwrap_or("csv");
         let columns = mlops_data::columns_of(config);
         let prefix = format!("datasets/{}/{}/", slug(&target.address), mlops_data::short_hash(&version));
+        // What the prior version stored: its objects may be reused (this
+        // version's, when only repairing) or copied (an older version's).
+        let prior_prefix = request
+            .prior_state
+            .as_ref()
+            .and_then(|state| text(state, "uri"))
+            .and_then(split_uri)
+            .filter(|(prior_bucket, _)| *prior_bucket == bucket)
+            .map(|(_, prior_prefix)| prior_prefix.to_owned());
+        let prior_manifest = manifest::from_private(&request.prior_private).unwrap_or_default();
         // Rows are validated while the files go up: the upload does not wait
         // for a full read of the data. Whichever fails first stops the other,
         // and what was uploaded of data that turns out invalid is deleted.
         context.progress("validating rows against the schema while uploading");
         let stop = std::sync::atomic::AtomicBool::new(false);
         let mut uploaded_keys = Vec::new();
+        let mut stored = manifest::Manifest::new();
+        let mut placements = [0usize; 3];
         let (validation, upload) = std::thread::scope(|scope| {
             let validation = scope.spawn(|| {
                 let result = mlops_data::validate_rows(&files, format, columns.as_deref(), &stop);
@@ -793,10 +922,26 @@ impl S3Provider {
             });
             let mut upload = Ok(());
             for file in &files {
-                let key = format!("{prefix}{}", mlops_data::relative_name(&location, file));
-                match self.upload_file(endpoint, bucket, &key, file, context, &stop) {
-                    Ok(true) => uploaded_keys.push(key),
-                    Ok(false) => {}
+                let relative = mlops_data::relative_name(&location, file);
+                let key = format!("{prefix}{relative}");
+                let b3 = hashed.files.get(&relative).cloned().unwrap_or_default();
+                let same_prefix = prior_prefix.as_deref() == Some(prefix.as_str());
+                let recorded = prior_manifest.get(&relative).filter(|_| same_prefix);
+                let copy_from = prior_prefix.as_ref().filter(|_| !same_prefix).and_then(|prior_prefix| {
+                    prior_manifest
+                        .iter()
+                        .find(|(_, object)| !b3.is_empty() && object.b3 == b3)
+                        .map(|(name, object)| (format!("{prior_prefix}{name}"), object))
+                });
+                let copy_from = copy_from.as_ref().map(|(source, object)| (source.as_str(), *object));
+                match self.store_file(endpoint, bucket, &key, file, &b3, recorded, copy_from, context, &stop) {
+                    Ok((placement, object)) => {
+                        if placement != Placement::Present {
+                            uploaded_keys.push(key);
+                        }
+                        placements[placement as usize] += 1;
+                        stored.insert(relative, object);
+                    }
                     Err(error) => {
                         upload = Err(error);
                         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -823,14 +968,24 @@ impl S3Provider {
                 return Err(error);
             }
         };
-        let uploaded = uploaded_keys.len();
-        context.progress(&format!("{uploaded} file(s) uploaded, {} already present", files.len() - uploaded));
+        // Objects added under this version's prefix outside mlops are not
+        // part of it: what reads the prefix would read them too.
+        if let Some(found) = self.listing(endpoint, bucket, &prefix)? {
+            let strangers: Vec<String> =
+                found.keys().filter(|name| !stored.contains_key(*name)).map(|name| format!("{prefix}{name}")).collect();
+            self.delete_keys(endpoint, bucket, &strangers)?;
+        }
+        let [present, copied, uploaded] = placements;
+        let copied_note = if copied > 0 { format!(", {copied} copied inside the store") } else { String::new() };
+        context.progress(&format!("{uploaded} file(s) uploaded{copied_note}, {present} already present"));
         let mut state = Attributes::new();
         state.insert("version".into(), Json::String(version));
         state.insert("uri".into(), Json::String(format!("s3://{bucket}/{prefix}")));
         state.insert("row_count".into(), json!(row_count));
         state.insert("size_bytes".into(), json!(size));
-        Ok(ApplyResponse { state, private: json!({ "stamp": hashed.stamp() }) })
+        let mut private = hashed.private();
+        private.insert("objects".to_owned(), serde_json::to_value(&stored).unwrap_or(Json::Null));
+        Ok(ApplyResponse { state, private: Json::Object(private) })
     }
 }
 
@@ -843,15 +998,8 @@ impl S3Provider {
             .ok_or_else(|| ProviderError::with_help(format!("`{uri}` is not an S3 location"), "write it as s3://BUCKET/PREFIX/"))?;
         let client = self.client(endpoint);
         self.run(async {
-            let mut hasher = mlops_data::ListingHasher::default();
-            for object in list_all(&client, endpoint, bucket, prefix, PROVIDER).await?.unwrap_or_default() {
-                let key = object.key().unwrap_or_default();
-                hasher.add(
-                    key.strip_prefix(prefix).unwrap_or(key),
-                    object.size().unwrap_or(0).max(0) as u64,
-                    object.e_tag().unwrap_or_default(),
-                );
-            }
+            let objects = list_all(&client, endpoint, bucket, prefix, PROVIDER).await?.unwrap_or_default();
+            let hasher = listing_hasher(&objects, prefix);
             if hasher.is_empty() {
                 return Err(ProviderError::with_help(
                     format!("{}: there are no objects under `{uri}`", endpoint.describe()),
@@ -890,15 +1038,31 @@ impl S3Provider {
 impl S3Provider {
     /// Downloads every object under an `s3://bucket/prefix/` location into
     /// `destination`, keeping the key below the prefix as the relative path.
-    /// Files already there with the same size are skipped.
-    fn download_prefix(&self, endpoint: &Endpoint, uri: &str, destination: &std::path::Path) -> ProviderResult<FetchResponse> {
+    /// Files already there with the same size are skipped. With `expected`,
+    /// what is downloaded must be that version (a listing version is checked
+    /// against the listing, a content version against the files), and each
+    /// object must still be the one listed: data changed outside mlops is
+    /// refused, never handed to downstream work.
+    fn download_prefix(
+        &self,
+        endpoint: &Endpoint,
+        uri: &str,
+        destination: &std::path::Path,
+        expected: Option<&str>,
+    ) -> ProviderResult<FetchResponse> {
         let (bucket, prefix) = split_uri(uri).ok_or_else(|| ProviderError::failed(format!("`{uri}` is not an S3 location")))?;
         let client = self.client(endpoint);
-        self.run(async {
+        let response = self.run(async {
             let mut response = FetchResponse::default();
             let objects = list_all(&client, endpoint, bucket, prefix, PROVIDER)
                 .await?
                 .ok_or_else(|| ProviderError::failed(format!("{}: there is no bucket `{bucket}`", endpoint.describe())))?;
+            if let Some(expected) = expected.filter(|expected| expected.starts_with("s3l:")) {
+                let (found, _) = listing_hasher(&objects, prefix).finish();
+                if found != expected {
+                    return Err(changed_since_recorded(uri, expected, &found));
+                }
+            }
             for object in &objects {
                 let Some(key) = object.key() else { continue };
                 let relative = key.strip_prefix(prefix).unwrap_or(key);
@@ -915,13 +1079,15 @@ impl S3Provider {
                     std::fs::create_dir_all(parent)
                         .map_err(|error| ProviderError::failed(format!("cannot create `{}`: {error}", parent.display())))?;
                 }
-                let object = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|error| failure(endpoint, &format!("download `{key}`"), &error))?;
+                let object =
+                    client.get_object().bucket(bucket).key(key).set_if_match(object.e_tag().map(str::to_owned)).send().await.map_err(
+                        |error| match service_code(&error) {
+                            Some("PreconditionFailed") => {
+                                ProviderError::failed(format!("`s3://{bucket}/{key}` changed while it was being downloaded"))
+                            }
+                            _ => failure(endpoint, &format!("download `{key}`"), &error),
+                        },
+                    )?;
                 let mut body = object.body;
                 let mut file = std::fs::File::create(&path)
                     .map_err(|error| ProviderError::failed(format!("cannot write `{}`: {error}", path.display())))?;
@@ -934,8 +1100,22 @@ impl S3Provider {
                 response.copied += 1;
             }
             Ok(response)
-        })
+        })?;
+        if let Some(expected) = expected.filter(|expected| expected.starts_with("b3:")) {
+            mlops_data::verify_version(destination, expected, &format!("`{uri}`"))?;
+        }
+        Ok(response)
     }
+}
+
+/// The listing version of `objects` (all under `prefix`).
+fn listing_hasher(objects: &[aws_sdk_s3::types::Object], prefix: &str) -> mlops_data::ListingHasher {
+    let mut hasher = mlops_data::ListingHasher::default();
+    for object in objects {
+        let key = object.key().unwrap_or_default();
+        hasher.add(key.strip_prefix(prefix).unwrap_or(key), object.size().unwrap_or(0).max(0) as u64, object.e_tag().unwrap_or_default());
+    }
+    hasher
 }
 
 /// Every object under `prefix`, all pages; `None` when the bucket does not
@@ -969,6 +1149,35 @@ fn split_uri(uri: &str) -> Option<(&str, &str)> {
     uri.strip_prefix("s3://")?.split_once('/')
 }
 
+/// Where refresh keeps the changes it found in a dataset's objects, for
+/// `plan` to repair.
+const CHANGED_OUTSIDE: &str = "changed_outside";
+
+/// `response`, with the repair of objects changed outside mlops (as refresh
+/// found them) added: the recorded data is stored again.
+fn repairing(request: &PlanRequest, mut response: PlanResponse) -> PlanResponse {
+    let changes: Vec<&str> =
+        request.prior_private.get(CHANGED_OUTSIDE).and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).collect();
+    if let (false, Some(uri)) = (changes.is_empty(), request.prior_state.as_ref().and_then(|state| text(state, "uri"))) {
+        response
+            .update_reasons
+            .push(format!("objects under {uri} were changed outside mlops ({}): apply stores the recorded data again", changes.join(", ")));
+    }
+    response
+}
+
+/// Data at `uri` that is not the version recorded for it.
+fn changed_since_recorded(uri: &str, expected: &str, found: &str) -> ProviderError {
+    ProviderError::with_help(
+        format!(
+            "`{uri}` does not hold the version that was recorded: it should be {}, it is {}; it was changed outside mlops",
+            mlops_data::short_version(expected),
+            mlops_data::short_version(found)
+        ),
+        "nothing was computed from it; run `mlops plan` to see the change, and apply it before what reads this data",
+    )
+}
+
 fn unsupported(kind: &str) -> ProviderError {
     ProviderError::with_help(
         format!("the s3 provider does not manage `{kind}` resources yet"),
@@ -990,14 +1199,35 @@ impl Provider for S3Provider {
         match request.target.kind.as_str() {
             "bucket" => {
                 let name = text(&request.config, "name").unwrap_or_default();
-                Ok(ReadResponse { state: self.read_bucket(&endpoint, name)?, private: request.private })
+                Ok(ReadResponse { state: self.read_bucket(&endpoint, name)?, private: request.private, ..ReadResponse::default() })
             }
             "dataset" | "feature_set" => {
                 let Some((bucket, prefix)) = text(&request.state, "uri").and_then(split_uri) else {
-                    return Ok(ReadResponse { state: Some(request.state), private: request.private });
+                    return Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() });
                 };
-                let exists = self.prefix_exists(&endpoint, bucket, prefix)?;
-                Ok(ReadResponse { state: exists.then_some(request.state), private: request.private })
+                // What mlops stored is compared object by object with what
+                // is there now; data that lived in S3 before mlops is
+                // versioned by its listing when planning instead.
+                let Some(recorded) = manifest::from_private(&request.private) else {
+                    let exists = self.prefix_exists(&endpoint, bucket, prefix)?;
+                    return Ok(ReadResponse {
+                        state: exists.then_some(request.state),
+                        private: request.private,
+                        ..ReadResponse::default()
+                    });
+                };
+                let found = self.listing(&endpoint, bucket, prefix)?.unwrap_or_default();
+                if found.is_empty() {
+                    return Ok(ReadResponse { state: None, private: request.private, ..ReadResponse::default() });
+                }
+                let changes = manifest::differences(&recorded, &found);
+                let mut private = request.private.as_object().cloned().unwrap_or_default();
+                if changes.is_empty() {
+                    private.remove(CHANGED_OUTSIDE);
+                } else {
+                    private.insert(CHANGED_OUTSIDE.to_owned(), json!(changes));
+                }
+                Ok(ReadResponse { state: Some(request.state), private: Json::Object(private), changed_outside: changes })
             }
             other => Err(unsupported(other)),
         }
@@ -1016,13 +1246,14 @@ impl Provider for S3Provider {
                 }
                 Ok(PlanResponse { planned_state: planned, ..PlanResponse::default() })
             }
-            "feature_set" => Ok(mlops_data::plan_feature_set(&request, configuration_unchanged(&request))),
+            "feature_set" => Ok(repairing(&request, mlops_data::plan_feature_set(&request, configuration_unchanged(&request)))),
             "dataset" => match text(&request.config, "source") {
                 Some(source) => mlops_data::plan_local_source(
                     &request.target.working_directory.join(source),
                     &request,
                     configuration_unchanged(&request),
-                ),
+                )
+                .map(|response| repairing(&request, response)),
                 None => match text(&request.config, "uri") {
                     Some(uri) => self.plan_external_dataset(&Endpoint::from_config(&request.target.provider_config), &request, uri),
                     None => Err(ProviderError::with_help("a dataset needs `source` or `uri`", "add one")),
@@ -1096,7 +1327,7 @@ impl Provider for S3Provider {
 
     fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
         let endpoint = Endpoint::from_config(&request.target.provider_config);
-        self.download_prefix(&endpoint, &request.uri, &request.destination)
+        self.download_prefix(&endpoint, &request.uri, &request.destination, request.version.as_deref())
     }
 
     fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
