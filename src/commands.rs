@@ -586,10 +586,11 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
         };
         report(&planned.diagnostics, &planned.sources);
         out!("{}", render_text(&planned.plan, Style { colour: colour() }));
-        if !planned.plan.has_changes() {
+        if !planned.plan.has_changes() && planned.plan.refreshed_records() == 0 {
             return 0;
         }
-        if !auto_approve {
+        // Only recording drift in the state changes nothing to approve.
+        if !auto_approve && planned.plan.has_changes() {
             if !std::io::stdin().is_terminal() {
                 return fail(
                     Diagnostic::error(codes::STALE_PLAN, "apply needs approval, and there is no terminal to ask")
@@ -634,13 +635,15 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
         return fail(state_diagnostic(error));
     }
     let verb = if destroy { "Destroy" } else { "Apply" };
+    let recorded = plan.refreshed_records();
     let summary = format!(
-        "{} added, {} changed, {} replaced, {} destroyed{}",
+        "{} added, {} changed, {} replaced, {} destroyed{}{}",
         result.count(Action::Create),
         result.count(Action::Update),
         result.count(Action::Replace),
         result.count(Action::Delete),
-        if result.count(Action::Forget) > 0 { format!(", {} forgotten", result.count(Action::Forget)) } else { String::new() }
+        if result.count(Action::Forget) > 0 { format!(", {} forgotten", result.count(Action::Forget)) } else { String::new() },
+        if recorded > 0 { format!(", {recorded} recorded as changed outside mlops") } else { String::new() }
     );
     if result.interrupted {
         outln!("{verb} interrupted: {summary}. What finished is saved; run `mlops apply` again to continue.");

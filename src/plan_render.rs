@@ -304,6 +304,15 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
         for drift in &plan.drift {
             let _ = writeln!(out, "  ~ {}: {}", drift.address, drift.summary);
         }
+        let recorded = plan.refreshed_records();
+        if recorded > 0 {
+            let _ = writeln!(
+                out,
+                "  apply records {} in the state, and changes nothing else for {}",
+                if recorded == 1 { "this" } else { "these" },
+                if recorded == 1 { "it" } else { "them" }
+            );
+        }
         out.push('\n');
     }
     if !plan.has_changes() {

@@ -158,6 +158,24 @@ fn an_alias_moved_or_a_version_deleted_in_mlflow_shows_as_drift() {
     assert!(plan.stdout.contains("# model.churn will be created"), "{}", plan.all());
     workspace.apply(&[]);
     assert_eq!(alias_version(&url, "drifting-model", "challenger").as_deref(), Some("3"));
+
+    // An older version deleted by hand: shown once, recorded by the next
+    // apply, and then neither planned again nor answered for by lineage.
+    let (status, body) = http(&url, "DELETE", "/api/2.0/mlflow/model-versions/delete", r#"{"name": "drifting-model", "version": "1"}"#);
+    assert_eq!(status, 200, "{body}");
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(plan.stdout.contains("~ model.churn: changed outside mlops: versions"), "{}", plan.all());
+    assert!(plan.stdout.contains("apply records this in the state"), "{}", plan.all());
+    let apply = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert!(apply.stdout.contains("1 recorded as changed outside mlops"), "{}", apply.all());
+    let plan = workspace.run(&["plan"]);
+    assert!(!plan.stdout.contains("changed outside mlops"), "the drift is reported forever:\n{}", plan.all());
+    let lineage = workspace.run(&["lineage", "model.churn", "--version", "1"]);
+    assert_eq!(lineage.code, 1, "{}", lineage.all());
+    let state = workspace.run(&["state", "show", "model.churn"]).stdout;
+    assert!(state.contains(r#"versions = ["3"]"#), "{state}");
 }
 
 #[test]

@@ -413,3 +413,28 @@ fn a_frozen_registry_ends_in_a_clear_timeout() {
         plan.all()
     );
 }
+
+#[test]
+fn a_version_deleted_while_the_model_is_pinned_to_another_is_reported_and_recorded() {
+    let Some(registry) = oci_registry() else { return };
+    let prefix = format!("pinned-{}", std::process::id());
+    let repository = format!("{prefix}/sentiment");
+    let mut workspace = oci_workspace(&registry, &prefix);
+    workspace.apply(&[]);
+    workspace.variables.push("quality=0.95".into());
+    workspace.apply(&[]);
+    workspace.variables.push("pin=1".into());
+    workspace.apply(&[]);
+
+    let (_, digest_two) = manifest(&registry, &repository, "2").expect("version 2 is tagged");
+    let (status, _, _) = http_exchange(&registry, "DELETE", &format!("/v2/{repository}/manifests/{digest_two}"), &[], b"");
+    assert_eq!(status, 202);
+    let plan = workspace.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(plan.stdout.contains("~ model.sentiment: changed outside mlops: versions"), "{}", plan.all());
+    let apply = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    assert!(state_of(&workspace, "model.sentiment").contains(r#"versions = ["1"]"#));
+    let plan = workspace.run(&["plan"]);
+    assert!(!plan.stdout.contains("changed outside mlops"), "{}", plan.all());
+}

@@ -233,6 +233,7 @@ pub fn apply(
     };
     let scrubber = Scrubber::for_plan(plan);
     let shared = Shared { plan, providers, secrets, state: Mutex::new(state), journal, options, scrubber };
+    record_refreshed(&shared);
 
     // The graph: indices of changes that do something.
     let nodes: Vec<usize> = plan.changes.iter().enumerate().filter(|(_, change)| change.is_change()).map(|(index, _)| index).collect();
@@ -280,7 +281,25 @@ pub fn apply(
             scope.spawn(move || loop {
                 let job = job_receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
                 let Ok(index) = job else { break };
-                let finished = execute(shared, index);
+                // A panic (a bug) fails its change; it must not leave the
+                // coordinator waiting for an answer that never comes.
+                let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(shared, index))).unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|text| (*text).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    let address = &shared.plan.changes[index].address;
+                    Finished {
+                        index,
+                        outcome: ChangeOutcome::Failed(
+                            Diagnostic::error(codes::PROVIDER_ERROR, format!("{address} failed on an internal error: {what}"))
+                                .with_help("this is a bug in mlops: please report it with the plan; finished work is saved"),
+                        ),
+                        sequence: None,
+                        elapsed: Duration::ZERO,
+                    }
+                });
                 if done_sender.send(finished).is_err() {
                     break;
                 }
@@ -472,6 +491,28 @@ pub fn apply(
         }
     }
     ApplyResult { state, outcomes, interrupted, state_error }
+}
+
+/// Records what refresh found for resources that stay as they are (a
+/// version deleted in a registry), so the same drift is not reported by every
+/// plan after. Nothing is asked of a provider.
+fn record_refreshed(shared: &Shared<'_>) {
+    let mut last = None;
+    for change in shared.plan.changes.iter().filter(|change| !change.is_change()) {
+        let Some(found) = &change.refreshed else { continue };
+        let mut state = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(recorded) = state.resources.get(&change.address).cloned() else { continue };
+        let mut record = Record { state: found.state.clone(), private: found.private.clone(), updated_at: now(), ..recorded };
+        crate::lineage::keep_registered_versions(&mut record);
+        match shared.journal.put_deferred(&record, shared.secrets) {
+            Ok(serial) => last = Some(serial),
+            Err(_) => break,
+        }
+        state.resources.insert(record.address.clone(), record);
+    }
+    if let Some(serial) = last {
+        let _ = shared.journal.wait_durable(serial);
+    }
 }
 
 /// Values the residuals of a change may refer to: the applied resources of

@@ -176,3 +176,17 @@ pub(crate) fn lineage_of_the_current_version(tree: &mut Json, config: &Attribute
 
 /// The key of a model's lineage that holds each recent version's inputs.
 pub const INPUTS_BY_VERSION: &str = "inputs_by_version";
+
+/// Drops from a model's lineage the versions its registry no longer holds
+/// (deleted outside mlops), so `mlops lineage --version` does not answer for them.
+pub fn keep_registered_versions(record: &mut Record) {
+    let Some(versions) = record.state.get("versions").and_then(Json::as_array) else { return };
+    let registered: std::collections::BTreeSet<String> = versions.iter().filter_map(version_text).collect();
+    let mut tree = record.lineage.to_json();
+    let Some(by_version) = tree.get_mut(INPUTS_BY_VERSION).and_then(Json::as_object_mut) else { return };
+    let before = by_version.len();
+    by_version.retain(|version, _| registered.contains(version));
+    if by_version.len() != before {
+        record.lineage = crate::state::Lineage::from_json(&tree);
+    }
+}

@@ -122,6 +122,19 @@ pub struct ResourceChange {
     /// compute it again.
     #[serde(default, skip_serializing_if = "Json::is_null")]
     pub planned_private: Json,
+    /// For a resource left as it is, what refresh found when that differs
+    /// from the state (a version deleted in a registry): apply records it,
+    /// so the same drift is not reported by every plan after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed: Option<RefreshedRecord>,
+}
+
+/// A record's attributes and private data as refresh read them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefreshedRecord {
+    pub state: Attributes,
+    #[serde(default, skip_serializing_if = "Json::is_null")]
+    pub private: Json,
 }
 
 impl ResourceChange {
@@ -204,6 +217,12 @@ impl Plan {
         self.changes.iter().filter(|change| change.action == action).count()
     }
 
+    /// How many records apply brings up to date with what refresh found,
+    /// for resources that otherwise stay as they are.
+    pub fn refreshed_records(&self) -> usize {
+        self.changes.iter().filter(|change| !change.is_change() && change.refreshed.is_some()).count()
+    }
+
     /// The plan as written by `-out`: secrets sealed, and signed with `key`
     /// (a keyed BLAKE3 hash of the plan's exact bytes), so that apply can
     /// refuse a plan changed after it was made.
@@ -217,6 +236,9 @@ impl Plan {
             }
             if let Some(before) = change.before.as_mut() {
                 secrets.seal_paths(before, &paths);
+            }
+            if let Some(refreshed) = change.refreshed.as_mut() {
+                secrets.seal_paths(&mut refreshed.state, &paths);
             }
             saved.secrets_withheld |= !paths.is_empty() && !secrets.has_key();
         }
@@ -280,6 +302,9 @@ impl Plan {
         for change in &mut plan.changes {
             let paths = change.sensitive_paths.clone();
             secrets.open_paths(&mut change.config, &paths);
+            if let Some(refreshed) = change.refreshed.as_mut() {
+                secrets.open_paths(&mut refreshed.state, &paths);
+            }
         }
         for configuration in plan.provider_configurations.values_mut() {
             let paths = configuration.sensitive_paths.clone();
@@ -625,6 +650,7 @@ impl PlanResolver for Planner<'_> {
             working_directory: draft.module_directory.to_path_buf(),
             provider_key: provider_key.clone(),
             planned_private: Json::Null,
+            refreshed: None,
         };
 
         // Not selected by -target/-exclude: left as it is.
@@ -881,6 +907,14 @@ impl PlanResolver for Planner<'_> {
             // Nothing to show or apply: keep the plan small for large states.
             change.before = None;
             change.config = Attributes::new();
+            // Only what a user sees as drift: private data (a registry's
+            // live aliases) is read afresh by every refresh anyway.
+            let recorded = self.state.resources.get(&address);
+            if let Some(found) =
+                self.refreshed.changed.get(&address).filter(|found| recorded.is_some_and(|recorded| recorded.state != found.state))
+            {
+                change.refreshed = Some(RefreshedRecord { state: found.state.clone(), private: found.private.clone() });
+            }
         } else {
             change.after = Some(after);
         }
@@ -1100,6 +1134,7 @@ pub fn plan(
             working_directory: directory.to_path_buf(),
             provider_key: provider_key(&record.provider, record.provider_alias.as_deref()),
             planned_private: Json::Null,
+            refreshed: None,
         });
     }
 

@@ -374,7 +374,7 @@ impl Registry {
             (None, RegistryAuth::Bearer(token)) => request.bearer_auth(token),
             (None, RegistryAuth::Anonymous) => request,
         };
-        let response = self.wait(request.send())?.map_err(|error| {
+        let response = self.wait(async move { request.send().await })?.map_err(|error| {
             ProviderError::with_help(
                 format!("cannot reach the OCI registry {} to delete {}: {error}", self.host, reference.whole()),
                 "check that the registry is running",

@@ -128,6 +128,17 @@ impl Provider for OciProvider {
                 None
             }
         };
+        // Versions deleted outside mlops (whichever version is current, a
+        // pinned one included) drop out of the history of versions.
+        if request.state.contains_key("versions") {
+            let tags: std::collections::BTreeSet<String> = registry.tags(&repository)?.into_iter().collect();
+            let kept: Vec<Json> = mlops_provider_api::registry::strings(&request.state, "versions")
+                .into_iter()
+                .filter(|registered| *registered == version || tags.contains(registered))
+                .map(Json::String)
+                .collect();
+            state.insert("versions".into(), Json::Array(kept));
+        }
         let mut names = wanted_aliases(&request.state);
         names.extend(wanted_aliases(&request.config));
         let live = alias_positions(&registry, &repository, &names, &digests)?;
