@@ -83,6 +83,16 @@ pub(super) fn write_batch(store: &dyn ObjectStore, lineage: &str, batch: &[Journ
     .map_err(|error| StateError::Other(error.to_string()))?;
     let key = serial_key(JOURNAL, first);
     let conflict = || StateError::Conflict { location: store.describe(), serial: first };
+    let folded_past = || -> Result<bool, StateError> {
+        Ok(store.list(SNAPSHOTS).map_err(store_error)?.iter().filter_map(|key| key_serial(SNAPSHOTS, key)).any(|serial| serial >= first))
+    };
+    // A serial folded since this process read the state: its key may be
+    // free again (the fold deleted the batch), and writing it would give
+    // that key a second version. Every state object is written once, so
+    // this is refused before anything is written.
+    if folded_past()? {
+        return Err(conflict());
+    }
     let etag = match store.put(&key, bytes, PutCondition::IfAbsent) {
         Ok(etag) => etag,
         Err(ObjectStoreError::PreconditionFailed) => return Err(conflict()),
@@ -93,9 +103,10 @@ pub(super) fn write_batch(store: &dyn ObjectStore, lineage: &str, batch: &[Journ
     // process read the state. Folds store their snapshot before deleting
     // anything, so a snapshot at or past this serial is there to see. The
     // batch just written is then below that snapshot, which loads skip.
-    let folded =
-        store.list(SNAPSHOTS).map_err(store_error)?.iter().filter_map(|key| key_serial(SNAPSHOTS, key)).any(|serial| serial >= first);
-    if folded {
+    // A fold that finished between that look and the write (a window of
+    // one request): the batch just written is below its snapshot, which
+    // loads skip; it is removed, and this writer fails.
+    if folded_past()? {
         let _ = store.delete(&key, etag.as_deref());
         return Err(conflict());
     }
@@ -371,6 +382,8 @@ mod tests {
     #[derive(Default)]
     struct MemoryStore {
         objects: Mutex<BTreeMap<String, (Vec<u8>, String)>>,
+        /// Every key ever written, in order (a versioned bucket keeps them all).
+        written: Mutex<Vec<String>>,
     }
 
     impl ObjectStore for MemoryStore {
@@ -390,6 +403,7 @@ mod tests {
             }
             let etag = blake3::hash(&bytes).to_hex()[..16].to_owned();
             objects.insert(key.to_owned(), (bytes, etag.clone()));
+            self.written.lock().unwrap().push(key.to_owned());
             Ok(Some(etag))
         }
 
@@ -478,6 +492,11 @@ mod tests {
         let stale = backend.open_journal(&stale_view);
         assert!(matches!(stale.put(&record("bucket.stale"), &secrets), Err(StateError::Conflict { serial: 2, .. })));
         assert_eq!(store.keys(), vec!["snapshots/00000000000000000002.json"], "the stale batch is cleaned up");
+        let written = store.written.lock().unwrap().clone();
+        let mut unique = written.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), written.len(), "a state object was written twice: {written:?}");
         assert_eq!(backend.load(&secrets).unwrap().resources.keys().collect::<Vec<_>>(), vec!["bucket.base", "bucket.winner"]);
     }
 
