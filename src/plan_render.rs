@@ -299,6 +299,13 @@ const SUMMARY_ACTIONS: [Action; 6] = [Action::Create, Action::Update, Action::Re
 
 pub fn render_text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
+    if !plan.notes.is_empty() {
+        let _ = writeln!(out, "{}", style.bold("Notes:"));
+        for note in &plan.notes {
+            let _ = writeln!(out, "  - {note}");
+        }
+        out.push('\n');
+    }
     if !plan.drift.is_empty() {
         let _ = writeln!(out, "{}", style.bold("Changes made outside mlops since the last apply:"));
         for drift in &plan.drift {
@@ -385,6 +392,13 @@ pub fn render_markdown(plan: &Plan) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "### mlops plan\n");
     let _ = writeln!(head, "**{}**\n", summary_line(plan));
+    if !plan.notes.is_empty() {
+        let _ = writeln!(head, "**Notes:**\n");
+        for note in &plan.notes {
+            let _ = writeln!(head, "- {note}");
+        }
+        head.push('\n');
+    }
     if !plan.drift.is_empty() {
         let _ = writeln!(head, "**Changed outside mlops:**\n");
         for drift in &plan.drift {
@@ -561,6 +575,7 @@ pub fn render_json(plan: &Plan, diagnostics: &[Json]) -> Json {
         },
         "resource_changes": changes,
         "drift": drift,
+        "notes": plan.notes,
         "outputs": outputs,
         "diagnostics": diagnostics,
     })

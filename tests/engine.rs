@@ -703,3 +703,28 @@ fn variables_come_from_files_flags_and_the_environment() {
     assert_eq!(missing.code, 1, "{}", missing.all());
     assert!(missing.stderr.contains("cannot read the variable file `nowhere.vars`"), "{}", missing.all());
 }
+
+#[test]
+fn a_second_checkout_sharing_the_state_leaves_what_the_first_made_alone() {
+    let shared = tempfile::tempdir().unwrap();
+    let backend = format!("mlops {{\n  backend \"local\" {{\n    path = \"{}\"\n  }}\n}}\n", shared.path().join("state").display());
+    let first = Workspace::copy_of("tests/cases/slow-training");
+    first.write("backend.mlops.hcl", &backend);
+    first.apply(&[]);
+
+    let second = Workspace::copy_of("tests/cases/slow-training");
+    second.write("backend.mlops.hcl", &backend);
+    let plan = second.run_fast(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "the second checkout plans to make everything again:\n{}", plan.all());
+    assert!(plan.stdout.contains("Notes:"), "{}", plan.all());
+    assert!(plan.stdout.contains("training.slow: recorded by mlops at "), "{}", plan.all());
+    assert!(plan.stdout.contains(&first.path().canonicalize().unwrap().join(".mlops").display().to_string()), "{}", plan.all());
+    assert!(!plan.stdout.contains("deleted outside mlops"), "{}", plan.all());
+    assert!(!second.path().join(".mlops/runs").exists(), "a run started here");
+
+    // Destroying from here would orphan what lives there: refused.
+    let destroy = second.run(&["destroy", "--auto-approve"]);
+    assert_eq!(destroy.code, 1, "{}", destroy.all());
+    assert!(destroy.stderr.contains("lives at ") && destroy.stderr.contains("destroy it there"), "{}", destroy.all());
+    std::fs::remove_file(second.path().join("backend.mlops.hcl")).unwrap();
+}

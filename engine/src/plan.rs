@@ -196,6 +196,9 @@ pub struct Plan {
     pub partial: bool,
     pub changes: Vec<ResourceChange>,
     pub drift: Vec<Drift>,
+    /// What refresh found worth saying that is neither drift nor a change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub outputs: Vec<OutputChange>,
     /// The outputs of every child module, for residuals that use them.
     #[serde(default)]
@@ -404,10 +407,10 @@ pub fn refresh(
     root_directory: &Path,
     data_directory: &Path,
     parallelism: usize,
-) -> (Refreshed, Vec<Drift>, Vec<Diagnostic>) {
+) -> (Refreshed, Vec<Drift>, Vec<String>, Vec<Diagnostic>) {
     let records: Vec<&Record> = state.resources.values().collect();
     let next = AtomicUsize::new(0);
-    type RefreshResult = (String, Result<RefreshOutcome, (String, Option<String>)>);
+    type RefreshResult = (String, Result<(RefreshOutcome, Vec<String>), (String, Option<String>)>);
     let results: Mutex<Vec<RefreshResult>> = Mutex::new(Vec::with_capacity(records.len()));
     std::thread::scope(|scope| {
         for _ in 0..parallelism.clamp(1, 64).min(records.len().max(1)) {
@@ -423,10 +426,15 @@ pub fn refresh(
     let mut drift = Vec::new();
     let mut problems = Vec::new();
     let mut failures: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
+    let mut notes = Vec::new();
     let mut results = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     results.sort_by(|left, right| left.0.cmp(&right.0));
     for (address, result) in results {
         let prior = &state.resources[&address];
+        let result = result.map(|(outcome, found)| {
+            notes.extend(found.into_iter().map(|note| format!("{address}: {note}")));
+            outcome
+        });
         match result {
             Ok(RefreshOutcome::Unchanged) => {}
             Ok(RefreshOutcome::Changed(record, outside)) => {
@@ -485,7 +493,7 @@ pub fn refresh(
         };
         problems.push(Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot refresh {named}: {message}")).with_help(help));
     }
-    (refreshed, drift, problems)
+    (refreshed, drift, notes, problems)
 }
 
 /// What refreshing one record found.
@@ -517,14 +525,15 @@ impl Refreshed {
     }
 }
 
-/// Refreshes one record; an error is the provider's message and help.
+/// Refreshes one record, with the provider's notes; an error is the
+/// provider's message and help.
 fn refresh_one(
     record: &Record,
     providers: &Providers,
     configurations: &BTreeMap<String, ProviderConfiguration>,
     root_directory: &Path,
     data_directory: &Path,
-) -> Result<RefreshOutcome, (String, Option<String>)> {
+) -> Result<(RefreshOutcome, Vec<String>), (String, Option<String>)> {
     let provider = providers.get(&record.provider).map_err(|message| (message, None))?;
     let key = provider_key(&record.provider, record.provider_alias.as_deref());
     let target = Target {
@@ -541,7 +550,8 @@ fn refresh_one(
     // Only a record that changed is copied: most do not. A secret that was
     // not stored (no MLOPS_STATE_KEY) cannot be compared, so it is taken to
     // be what the object holds now, rather than reported as drift.
-    Ok(match response.state {
+    let notes = response.notes;
+    let outcome = match response.state {
         None => RefreshOutcome::Gone,
         Some(state) if !response.changed_outside.is_empty() => {
             RefreshOutcome::Changed(Box::new(Record { state, private: response.private, ..record.clone() }), response.changed_outside)
@@ -555,7 +565,8 @@ fn refresh_one(
             RefreshOutcome::Unchanged
         }
         Some(state) => RefreshOutcome::Changed(Box::new(Record { state, private: response.private, ..record.clone() }), Vec::new()),
-    })
+    };
+    Ok((outcome, notes))
 }
 
 pub fn provider_key(provider_type: &str, alias: Option<&str>) -> String {
@@ -1040,10 +1051,10 @@ pub fn plan(
         configurations.insert(provider_key(provider_type, alias.as_deref()), ProviderConfiguration { config, sensitive_paths });
     }
 
-    let (refreshed, drift, mut problems) = if options.refresh {
+    let (refreshed, drift, notes, mut problems) = if options.refresh {
         refresh(state, providers, &configurations, directory, data_directory, options.parallelism)
     } else {
-        (Refreshed::default(), Vec::new(), Vec::new())
+        (Refreshed::default(), Vec::new(), Vec::new(), Vec::new())
     };
 
     // -target selects its dependencies too; -exclude removes its dependents too.
@@ -1188,6 +1199,7 @@ pub fn plan(
         partial: !options.targets.is_empty() || !options.excludes.is_empty(),
         changes,
         drift,
+        notes,
         outputs,
         module_outputs,
         provider_configurations: configurations,

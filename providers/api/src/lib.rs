@@ -156,6 +156,9 @@ pub struct ReadResponse {
     /// object of a dataset replaced or deleted in the store), in words. The
     /// engine reports them as drift; `private` tells the provider's `plan`.
     pub changed_outside: Vec<String>,
+    /// What the user should know about the object that is neither drift nor
+    /// a change (it was recorded on another machine, say), in words.
+    pub notes: Vec<String>,
 }
 
 /// A reference whose target's identity differs from what the prior apply saw.

@@ -50,6 +50,34 @@ fn root(target: &Target) -> PathBuf {
     }
 }
 
+/// Where a record was made, kept in its private state.
+const PLACE: &str = "place";
+
+/// This machine and provider root, as `HOST:/path/.mlops`: another
+/// checkout of the same configuration is another place.
+fn place(target: &Target) -> String {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".to_owned());
+    let root = root(target);
+    format!("{host}:{}", root.canonicalize().unwrap_or(root).display())
+}
+
+/// Whether a record made at `recorded` lives somewhere other than here: on
+/// another host, or in another checkout on this one that still exists (a
+/// checkout that was moved is still this one).
+fn elsewhere(recorded: &str, target: &Target) -> bool {
+    let here = place(target);
+    if recorded == here {
+        return false;
+    }
+    let host_of = |place: &str| place.split_once(':').map(|(host, _)| host.to_owned());
+    let same_host = host_of(recorded) == host_of(&here);
+    let recorded_root = recorded.split_once(':').map(|(_, path)| path.to_owned()).unwrap_or_default();
+    !same_host || Path::new(&recorded_root).exists()
+}
+
 fn uri_for(relative: &str) -> String {
     format!("local://{relative}")
 }
@@ -172,49 +200,8 @@ fn relative_to_root(target: &Target, path: &Path) -> String {
     path.strip_prefix(root(target)).unwrap_or(path).to_string_lossy().replace('\\', "/")
 }
 
-impl Provider for LocalProvider {
-    fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
-        SchemaResponse {
-            resource_kinds: ["bucket", "dataset", "feature_set", "training", "model", "serving", "monitor"].map(str::to_owned).to_vec(),
-            data_kinds: ["model", "dataset"].map(str::to_owned).to_vec(),
-        }
-    }
-
-    fn validate(&self, request: ValidateRequest) -> ValidateResponse {
-        let mut problems = Vec::new();
-        if request.target.kind == "bucket" {
-            if let Err(error) = bucket_path(&request.target, text(&request.config, "name").unwrap_or_default()) {
-                problems.push(AttributeProblem {
-                    path: vec!["name".into()],
-                    message: error.to_string(),
-                    help: error.help().map(str::to_owned),
-                });
-            }
-        }
-        if request.target.kind == "dataset" {
-            if let Some(uri) = text(&request.config, "uri")
-                .filter(|uri| uri.contains("://") && !uri.starts_with("file://") && !uri.starts_with("local://"))
-            {
-                problems.push(AttributeProblem {
-                    path: vec!["uri".into()],
-                    message: format!("the local provider cannot read `{uri}`"),
-                    help: Some("use a local `source` or a file:// uri, or `provider = s3` for data in object storage".into()),
-                });
-            }
-            if let Some(source) = text(&request.config, "source") {
-                if !request.target.working_directory.join(source).exists() {
-                    problems.push(AttributeProblem {
-                        path: vec!["source".into()],
-                        message: format!("`{source}` does not exist"),
-                        help: Some("relative paths start at the configuration's directory".into()),
-                    });
-                }
-            }
-        }
-        ValidateResponse { problems }
-    }
-
-    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+impl LocalProvider {
+    fn read_here(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
         let target = &request.target;
         let private = request.private.clone();
         if request.private.get("placeholder").is_some() {
@@ -288,6 +275,97 @@ impl Provider for LocalProvider {
         Ok(ReadResponse { state, private, ..ReadResponse::default() })
     }
 
+    fn apply_here(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        let target = &request.target;
+        let action = request.action.unwrap_or(Action::Create);
+        if action == Action::Delete {
+            delete(&request)?;
+            return Ok(ApplyResponse::default());
+        }
+        match target.kind.as_str() {
+            "bucket" => apply_bucket(&request),
+            "dataset" => apply_dataset(&request, context),
+            "feature_set" => apply_feature_set(&request, context),
+            "training" => apply_training(&request, context),
+            "model" => apply_model(&request, context),
+            "serving" => apply_serving(&request, context),
+            "monitor" => {
+                let (scores, drifted) = drift::compute(target, &request.config)?;
+                let mut state = Attributes::new();
+                state.insert("scores".into(), scores);
+                state.insert("drifted".into(), Json::Bool(drifted));
+                Ok(ApplyResponse { state, private: Json::Null })
+            }
+            other => Err(failed(format!("the local provider does not manage `{other}`"))),
+        }
+    }
+}
+
+impl Provider for LocalProvider {
+    fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
+        SchemaResponse {
+            resource_kinds: ["bucket", "dataset", "feature_set", "training", "model", "serving", "monitor"].map(str::to_owned).to_vec(),
+            data_kinds: ["model", "dataset"].map(str::to_owned).to_vec(),
+        }
+    }
+
+    fn validate(&self, request: ValidateRequest) -> ValidateResponse {
+        let mut problems = Vec::new();
+        if request.target.kind == "bucket" {
+            if let Err(error) = bucket_path(&request.target, text(&request.config, "name").unwrap_or_default()) {
+                problems.push(AttributeProblem {
+                    path: vec!["name".into()],
+                    message: error.to_string(),
+                    help: error.help().map(str::to_owned),
+                });
+            }
+        }
+        if request.target.kind == "dataset" {
+            if let Some(uri) = text(&request.config, "uri")
+                .filter(|uri| uri.contains("://") && !uri.starts_with("file://") && !uri.starts_with("local://"))
+            {
+                problems.push(AttributeProblem {
+                    path: vec!["uri".into()],
+                    message: format!("the local provider cannot read `{uri}`"),
+                    help: Some("use a local `source` or a file:// uri, or `provider = s3` for data in object storage".into()),
+                });
+            }
+            if let Some(source) = text(&request.config, "source") {
+                if !request.target.working_directory.join(source).exists() {
+                    problems.push(AttributeProblem {
+                        path: vec!["source".into()],
+                        message: format!("`{source}` does not exist"),
+                        help: Some("relative paths start at the configuration's directory".into()),
+                    });
+                }
+            }
+        }
+        ValidateResponse { problems }
+    }
+
+    /// Reads what is here. A resource recorded by mlops somewhere else (a
+    /// second checkout sharing an s3 state, another machine) whose files or
+    /// processes are not here is left as recorded, with a note saying where
+    /// it lives: it was not deleted, and nothing is run again for it.
+    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+        let recorded = (request.state.clone(), request.private.clone());
+        let recorded_at = request.private.get(PLACE).and_then(Json::as_str).map(str::to_owned);
+        let here = place(&request.target);
+        let away = recorded_at.as_deref().is_some_and(|recorded| elsewhere(recorded, &request.target));
+        let response = self.read_here(request)?;
+        match recorded_at {
+            Some(elsewhere) if away && response.state.as_ref() != Some(&recorded.0) => Ok(ReadResponse {
+                state: Some(recorded.0),
+                private: recorded.1,
+                notes: vec![format!(
+                    "recorded by mlops at {elsewhere}, where its files and processes are; this is {here}, so it is left as recorded (plan and apply it there)"
+                )],
+                ..ReadResponse::default()
+            }),
+            _ => Ok(response),
+        }
+    }
+
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
         let target = &request.target;
         if target.is_data {
@@ -336,28 +414,49 @@ impl Provider for LocalProvider {
     }
 
     fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
-        let target = &request.target;
-        let action = request.action.unwrap_or(Action::Create);
-        if action == Action::Delete {
-            delete(&request)?;
-            return Ok(ApplyResponse::default());
-        }
-        match target.kind.as_str() {
-            "bucket" => apply_bucket(&request),
-            "dataset" => apply_dataset(&request, context),
-            "feature_set" => apply_feature_set(&request, context),
-            "training" => apply_training(&request, context),
-            "model" => apply_model(&request, context),
-            "serving" => apply_serving(&request, context),
-            "monitor" => {
-                let (scores, drifted) = drift::compute(target, &request.config)?;
-                let mut state = Attributes::new();
-                state.insert("scores".into(), scores);
-                state.insert("drifted".into(), Json::Bool(drifted));
-                Ok(ApplyResponse { state, private: Json::Null })
+        // What lives somewhere else is not deleted from here: its files and
+        // processes would outlive the record.
+        if request.action == Some(Action::Delete) {
+            if let Some(recorded) = request.prior_private.get(PLACE).and_then(Json::as_str) {
+                let here = place(&request.target);
+                if elsewhere(recorded, &request.target) {
+                    let elsewhere = recorded;
+                    return Err(ProviderError::with_help(
+                        format!("{} lives at {elsewhere}, where mlops made it; this is {here}", request.target.address),
+                        "destroy it there; or, if that place is gone, `mlops state rm` it to stop managing it",
+                    ));
+                }
             }
-            other => Err(failed(format!("the local provider does not manage `{other}`"))),
         }
+        // A handle recorded somewhere else names a process that is not here.
+        if let Some(recorded) = request.pending_handle.as_ref().and_then(|handle| handle.get(PLACE)).and_then(Json::as_str) {
+            let here = place(&request.target);
+            if elsewhere(recorded, &request.target) {
+                let elsewhere = recorded;
+                return Err(ProviderError::with_help(
+                    format!(
+                        "{} has work under way that an unfinished apply started at {elsewhere}; this is {here}, so it cannot be watched or stopped from here",
+                        request.target.address
+                    ),
+                    "run `mlops apply` there to finish it, or, if that place is gone, `mlops state rm` the resource to start afresh here",
+                ));
+            }
+        }
+        let target = request.target.clone();
+        let mut response = self.apply_here(request, context)?;
+        let here = place(&target);
+        // Where this was made: another checkout that shares the state can
+        // tell "it is not here" from "it was deleted".
+        if !response.state.is_empty() {
+            match &mut response.private {
+                Json::Object(private) => {
+                    private.insert(PLACE.to_owned(), Json::String(here));
+                }
+                private @ Json::Null => *private = json!({ PLACE: here }),
+                _ => {}
+            }
+        }
+        Ok(response)
     }
 
     /// Copies local data (a run's artifacts, a registered version) into
@@ -811,7 +910,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             }
             // Recorded before the process exists: killed from here on, the
             // next apply finds it through the pid file the wrapper writes.
-            let mut handle = json!({ "run_id": run_id, "fingerprint": wanted_fingerprint });
+            let mut handle = json!({ "run_id": run_id, "fingerprint": wanted_fingerprint, PLACE: place(target) });
             context.record_handle(handle.clone())?;
             let started = process::spawn_detached(
                 &command,
@@ -1066,7 +1165,7 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     let pid_file = format!("server-{port}.pid");
     // Recorded before the process exists: killed from here on, the next
     // apply finds it through the pid file the wrapper writes.
-    let mut handle = json!({ "port": port, "version": version, "pid_file": pid_file });
+    let mut handle = json!({ "port": port, "version": version, "pid_file": pid_file, PLACE: place(target) });
     context.record_handle(handle.clone())?;
     let server = process::spawn_detached(&command, &target.working_directory, &environment, &log, &directory.join(&pid_file), None)?;
     handle["pid"] = json!(server.pid);

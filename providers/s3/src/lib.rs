@@ -1227,7 +1227,12 @@ impl Provider for S3Provider {
                 } else {
                     private.insert(CHANGED_OUTSIDE.to_owned(), json!(changes));
                 }
-                Ok(ReadResponse { state: Some(request.state), private: Json::Object(private), changed_outside: changes })
+                Ok(ReadResponse {
+                    state: Some(request.state),
+                    private: Json::Object(private),
+                    changed_outside: changes,
+                    ..ReadResponse::default()
+                })
             }
             other => Err(unsupported(other)),
         }
