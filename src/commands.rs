@@ -1302,7 +1302,20 @@ fn install_registry_modules(directory: &Path, upgrade: bool) -> Result<(), Diagn
         let named_digest = source.split_once('@').map(|(_, digest)| digest.to_owned());
         let digest = match (named_digest, locked.get(&source)) {
             (Some(digest), _) => digest,
-            (None, Some(digest)) if !upgrade => digest.clone(),
+            (None, Some(digest)) if !upgrade => {
+                // The pin holds; whether the tag still points at it is worth
+                // knowing (a new release, or a tag overwritten by someone).
+                match mlops_provider_oci::modules::resolve(&source) {
+                    Ok(now) if now != *digest => outln!(
+                        "module {source}: the tag now points at {now}; keeping the pinned {digest} (`mlops init -upgrade` moves the pin)"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => {
+                        outln!("module {source}: could not check whether the tag moved ({error}); keeping the pinned {digest}")
+                    }
+                }
+                digest.clone()
+            }
             _ => mlops_provider_oci::modules::resolve(&source).map_err(|error| registry_failure(&source, error))?,
         };
         let cache = lock::cache_directory(directory, &digest);

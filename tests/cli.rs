@@ -47,7 +47,7 @@ fn validate_json_is_the_documented_shape() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
     assert_eq!(report["format_version"], "1.0");
     assert_eq!(report["valid"], false);
-    assert_eq!(report["error_count"], 1);
+    assert_eq!(report["error_count"], 3);
     let diagnostic = &report["diagnostics"][0];
     assert_eq!(diagnostic["code"], "E0202");
     assert_eq!(diagnostic["name"], "unknown-attribute-reference");

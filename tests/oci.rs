@@ -280,14 +280,24 @@ fn modules_are_published_pinned_by_init_and_refused_when_their_content_changes()
         "{}",
         plan.all()
     );
-    assert!(root.run(&["init"]).stdout.contains("(downloaded)"));
+    let init = root.run(&["init"]);
+    assert!(init.stdout.contains("(downloaded)") && !init.stdout.contains("the tag now points"), "{}", init.all());
     root.assert_no_changes(&[]);
 
     // The tag is published again with new content: the pin holds until -upgrade.
     std::fs::write(module.path().join("extra.mlops.hcl"), "output \"team\" {\n  value = var.team\n}\n").unwrap();
     let republish = root.run(&["module", "publish", module.path().to_str().unwrap(), &source]);
     assert_eq!(republish.code, 0, "{}", republish.all());
-    assert!(root.run(&["init"]).stdout.contains(&format!("{digest} (already downloaded)")));
+    let init = root.run(&["init"]);
+    assert!(init.stdout.contains(&format!("{digest} (already downloaded)")), "{}", init.all());
+    let (_, moved_to) = manifest(&registry, "platform/storage", "1.0.0").unwrap();
+    assert!(
+        init.stdout.contains(&format!(
+            "module {source}: the tag now points at {moved_to}; keeping the pinned {digest} (`mlops init -upgrade` moves the pin)"
+        )),
+        "{}",
+        init.all()
+    );
     root.assert_no_changes(&[]);
     let upgrade = root.run(&["init", "-upgrade"]);
     assert!(upgrade.stdout.contains(&format!("{source}: {digest} -> sha256:")), "{}", upgrade.all());
@@ -376,6 +386,39 @@ fn base64_encode(bytes: &[u8]) -> String {
         }
     }
     text
+}
+
+/// What a new user does: start a registry from the example's own
+/// `registry.yml` and apply the example as shipped, with nothing pushed
+/// beforehand and nothing from the internet.
+#[test]
+fn the_oci_example_runs_offline_with_its_own_registry_configuration() {
+    let Some(registry) = support::server_program("MLOPS_TEST_REGISTRY_SERVER", "docker-registry") else { return };
+    let shipped = std::fs::read_to_string(support::repository().join("examples/oci/registry.yml")).unwrap();
+    assert!(shipped.contains("addr: 127.0.0.1:5000") && shipped.contains("rootdirectory: /tmp/mlops-example-registry"), "{shipped}");
+    let configuration = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config_path = configuration.path().join("registry.yml");
+    let data = configuration.path().join("data");
+    std::fs::write(
+        &config_path,
+        shipped.replace("127.0.0.1:5000", &format!("127.0.0.1:{port}")).replace("/tmp/mlops-example-registry", &data.to_string_lossy()),
+    )
+    .unwrap();
+    let config_text = config_path.to_string_lossy().into_owned();
+    let server = support::OwnServer::start_on(port, &registry, &["serve", &config_text], "/v2/", std::time::Duration::from_secs(30));
+
+    let mut workspace = Workspace::copy_of("examples/oci");
+    let validate = workspace.run(&["validate"]);
+    assert_eq!(validate.code, 0, "{}", validate.all());
+    workspace.variables = vec![format!("registry={}/ml", server.address)];
+    let apply = workspace.apply(&[]);
+    assert!(apply.stderr.contains(&format!("pushed {}/ml/sentiment:1 (sha256:", server.address)), "{}", apply.all());
+    let (status, _, body) = http_exchange(&workspace.output("url"), "GET", "/classifier", &[], b"");
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8_lossy(&body), r#"{"prior": 0.5}"#);
+    // No runtime image was asked for, so none was resolved.
+    assert_eq!(workspace.output("runtime"), "null");
 }
 
 #[test]

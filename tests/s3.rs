@@ -189,12 +189,15 @@ fn data_already_in_s3_is_versioned_by_its_listing() {
 fn signatures_are_checked_and_a_wrong_secret_is_one_clear_error() {
     let Some((endpoint, key, secret)) = signing_server() else { return };
     let mut workspace = Workspace::copy_of("tests/cases/s3-plain");
-    workspace.variables = vec![format!("s3_endpoint={endpoint}")];
+    // s3s-fs keeps a deleted object's folders, so its buckets cannot be
+    // deleted afterwards: a name of its own lets the test run again.
+    let bucket = format!("plain-{}", std::process::id());
+    workspace.variables = vec![format!("s3_endpoint={endpoint}"), format!("bucket_name={bucket}")];
     workspace.environment = vec![("AWS_ACCESS_KEY_ID".into(), key.clone()), ("AWS_SECRET_ACCESS_KEY".into(), "not-the-secret".into())];
     let refused = workspace.run(&["apply", "--auto-approve"]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(
-        refused.stderr.contains(&format!("S3 at {endpoint} refused to create bucket `plain-bucket`: SignatureDoesNotMatch")),
+        refused.stderr.contains(&format!("S3 at {endpoint} refused to create bucket `{bucket}`: SignatureDoesNotMatch")),
         "{}",
         refused.all()
     );
@@ -209,7 +212,7 @@ fn signatures_are_checked_and_a_wrong_secret_is_one_clear_error() {
     let versioned = workspace.run(&["apply", "--auto-approve", "-var", "versioning=true"]);
     assert_eq!(versioned.code, 1, "{}", versioned.all());
     assert!(
-        versioned.stderr.contains(&format!("S3 at {endpoint} does not support bucket versioning, which bucket `plain-bucket` asks for")),
+        versioned.stderr.contains(&format!("S3 at {endpoint} does not support bucket versioning, which bucket `{bucket}` asks for")),
         "{}",
         versioned.all()
     );

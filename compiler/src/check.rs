@@ -1480,7 +1480,7 @@ impl Checker<'_> {
                 provider: Some(provider_type.as_str()),
                 context: context.clone(),
                 row: None,
-                self_value: Some(Value::Unknown(Type::resource(kind))),
+                self_value: Some(Value::Unknown(Type::reference(kind, is_data))),
                 deferred: self.resolver.is_some().then(Vec::new),
                 path: Vec::new(),
             };
@@ -1534,7 +1534,7 @@ impl Checker<'_> {
             }
             instances.push(CheckedInstance {
                 key,
-                value: Arc::new(ResourceValue { address, kind: kind.to_owned(), attributes }),
+                value: Arc::new(ResourceValue { address, kind: kind.to_owned(), is_data, attributes }),
                 deferred,
             });
         }
@@ -1550,8 +1550,8 @@ impl Checker<'_> {
                     })
                     .collect(),
             ),
-            Expansion::Count(None) => Value::Unknown(Type::list(Type::resource(kind))),
-            Expansion::ForEach(None, _) => Value::Unknown(Type::map(Type::resource(kind))),
+            Expansion::Count(None) => Value::Unknown(Type::list(Type::reference(kind, is_data))),
+            Expansion::ForEach(None, _) => Value::Unknown(Type::map(Type::reference(kind, is_data))),
         };
         let checked = CheckedResource {
             kind: kind.to_owned(),

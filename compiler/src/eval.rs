@@ -852,19 +852,22 @@ impl<'a> Evaluator<'a> {
     fn get_attribute(&mut self, value: Value, name: &str, span: Span, flavor: &Flavor) -> (Value, Flavor) {
         match value {
             Value::Resource(resource) => {
-                let next_flavor = if resource.kind == "training" && name == "metrics" {
+                let next_flavor = if resource.kind == "training" && !resource.is_data && name == "metrics" {
                     Flavor::Metrics { training: resource.address.clone() }
                 } else {
                     Flavor::Plain
                 };
                 match resource.attributes.get(name) {
                     Some(found) => (found.clone(), next_flavor),
-                    None => (self.unknown_resource_attribute(&resource.kind, &resource.address, name, span), Flavor::Plain),
+                    None => {
+                        let type_name = if resource.is_data { crate::types::data_type_name(&resource.kind) } else { resource.kind.clone() };
+                        (self.unknown_resource_attribute(&type_name, &resource.address, name, span), Flavor::Plain)
+                    }
                 }
             }
             Value::Unknown(Type::Resource(kinds)) => {
                 let attribute =
-                    kinds.iter().find_map(|kind| self.schemas.resources.get(kind).and_then(|schema| schema.body.attributes.get(name)));
+                    kinds.iter().find_map(|kind| self.schemas.of_reference_type(kind).and_then(|schema| schema.body.attributes.get(name)));
                 match attribute {
                     Some(attribute) if attribute.reads_as.as_deref() == Some("metrics") => {
                         (Value::Unknown(Type::map(Type::Number)), Flavor::Plain)
@@ -924,11 +927,11 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// `kind` is a reference type name: a resource kind or `data.KIND`.
     fn unknown_resource_attribute(&mut self, kind: &str, address: &str, name: &str, span: Span) -> Value {
         let attributes: Vec<&str> = self
             .schemas
-            .resources
-            .get(kind)
+            .of_reference_type(kind)
             .map(|schema| schema.body.attributes.keys().map(String::as_str).chain(schema.body.blocks.keys().map(String::as_str)).collect())
             .unwrap_or_default();
         let help = did_you_mean(name, attributes.iter().copied())

@@ -36,6 +36,7 @@ pub const FUNCTIONS: &[(&str, &str, usize, Option<usize>)] = &[
     ("max", "max(number, ...) -> number", 1, None),
     ("merge", "merge(map, ...) -> map", 1, None),
     ("min", "min(number, ...) -> number", 1, None),
+    ("one", "one(list) -> value or null", 1, Some(1)),
     ("replace", "replace(string, search, replacement) -> string", 3, Some(3)),
     ("sha256", "sha256(string) -> string", 1, Some(1)),
     ("split", "split(separator, string) -> list(string)", 2, Some(2)),
@@ -309,6 +310,17 @@ fn call_unmarked(name: &str, args: &[Value], context: &CallContext<'_>) -> Resul
                 _ => Ok(Value::Unknown(args[0].type_of().element().unwrap_or(Type::Any))),
             }
         }
+        // A list of zero or one elements as that element or null: what a
+        // `count = COND ? 1 : 0` block reads as when it is optional.
+        "one" => {
+            expect_sequence(args, 0)?;
+            match args[0].as_list() {
+                Some([]) => Ok(Value::Null),
+                Some([only]) => Ok(only.clone()),
+                Some(items) => Err(invalid(0, format!("the list has {} elements; one() takes a list of at most one", items.len()))),
+                None => Ok(Value::Unknown(args[0].type_of().element().unwrap_or(Type::Any))),
+            }
+        }
         "coalesce" => {
             for arg in args {
                 if !arg.is_known() {
@@ -505,6 +517,18 @@ mod tests {
             run("sha256", vec![Value::String("".into())]),
             Ok(Value::String("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into()))
         );
+    }
+
+    #[test]
+    fn one_reads_an_optional_list_as_its_element_or_null() {
+        assert_eq!(run("one", vec![Value::List(vec![])]), Ok(Value::Null));
+        assert_eq!(run("one", vec![Value::List(vec![Value::Number(7.0)])]), Ok(Value::Number(7.0)));
+        assert!(matches!(
+            run("one", vec![Value::List(vec![Value::Number(1.0), Value::Number(2.0)])]),
+            Err(CallError::ArgumentValue { .. })
+        ));
+        assert_eq!(run("one", vec![Value::Unknown(Type::list(Type::String))]), Ok(Value::Unknown(Type::String)));
+        assert!(matches!(run("one", vec![Value::String("x".into())]), Err(CallError::ArgumentType { .. })));
     }
 
     #[test]

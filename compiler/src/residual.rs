@@ -360,8 +360,8 @@ pub fn evaluate_residual(text: &str, bindings: &ResidualBindings) -> Result<Valu
 }
 
 /// A resource value for bindings, from applied attributes.
-pub fn resource_value(address: &str, kind: &str, attributes: BTreeMap<String, Value>) -> Value {
-    Value::Resource(Arc::new(ResourceValue { address: address.to_owned(), kind: kind.to_owned(), attributes }))
+pub fn resource_value(address: &str, kind: &str, is_data: bool, attributes: BTreeMap<String, Value>) -> Value {
+    Value::Resource(Arc::new(ResourceValue { address: address.to_owned(), kind: kind.to_owned(), is_data, attributes }))
 }
 
 #[cfg(test)]
@@ -382,7 +382,7 @@ mod tests {
         metrics.insert("auc".to_owned(), Value::Unknown(crate::types::Type::Number));
         let mut attributes = BTreeMap::new();
         attributes.insert("metrics".to_owned(), Value::Map(metrics));
-        scope.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", attributes));
+        scope.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", false, attributes));
         let text = residual(
             &parse("training.fraud.metrics.auc >= var.min && \"${var.min}\" != \"\""),
             &scope,
@@ -396,7 +396,7 @@ mod tests {
         metrics.insert("auc".to_owned(), Value::Number(0.8));
         let mut attributes = BTreeMap::new();
         attributes.insert("metrics".to_owned(), Value::Map(metrics));
-        bindings.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", attributes));
+        bindings.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", false, attributes));
         assert_eq!(evaluate_residual(&text, &bindings), Ok(Value::Bool(true)));
     }
 
@@ -409,7 +409,7 @@ mod tests {
         metrics.insert("auc".to_owned(), Value::Number(0.9));
         let mut attributes = BTreeMap::new();
         attributes.insert("metrics".to_owned(), Value::Map(metrics));
-        scope.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", attributes));
+        scope.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", false, attributes));
         let expr = parse("training.fraud.metrics.auc >= var.min");
         assert_eq!(residual(&expr, &scope, &Context::default(), Schemas::standard()), "true");
         assert_eq!(

@@ -169,6 +169,15 @@ impl Schemas {
         self.resources.get(kind)
     }
 
+    /// The schema behind a reference type name: a resource kind, or a data
+    /// source kind written `data.KIND`.
+    pub fn of_reference_type(&self, type_name: &str) -> Option<&KindSchema> {
+        match crate::types::data_source_kind(type_name) {
+            Some(kind) => self.data.get(kind),
+            None => self.resources.get(type_name),
+        }
+    }
+
     /// Resource kinds users may declare, in stdlib order.
     pub fn declarable_kinds(&self) -> impl Iterator<Item = &str> {
         self.resources.values().filter(|kind| kind.declarable).map(|kind| kind.name.as_str())

@@ -28,6 +28,19 @@ pub enum Type {
     Resource(Vec<String>),
 }
 
+/// How a data source's kind is named in a reference type.
+const DATA_TYPE_PREFIX: &str = "data.";
+
+/// The reference type name of a data source of `kind`.
+pub fn data_type_name(kind: &str) -> String {
+    format!("{DATA_TYPE_PREFIX}{kind}")
+}
+
+/// The data source kind a reference type name stands for, if it is one.
+pub fn data_source_kind(type_name: &str) -> Option<&str> {
+    type_name.strip_prefix(DATA_TYPE_PREFIX)
+}
+
 impl Type {
     pub fn list(element: Type) -> Type {
         Type::List(Box::new(element))
@@ -39,6 +52,22 @@ impl Type {
 
     pub fn resource(kind: &str) -> Type {
         Type::Resource(vec![kind.to_owned()])
+    }
+
+    /// The type of a data source of `kind`: `ref(data.KIND)`. It is accepted
+    /// where a resource of the same kind is (a `data "dataset"` where a
+    /// dataset is expected), but its attributes are the data source's.
+    pub fn data_source(kind: &str) -> Type {
+        Type::Resource(vec![data_type_name(kind)])
+    }
+
+    /// The type of a resource or a data source of `kind`.
+    pub fn reference(kind: &str, is_data: bool) -> Type {
+        if is_data {
+            Type::data_source(kind)
+        } else {
+            Type::resource(kind)
+        }
     }
 
     pub fn is_any(&self) -> bool {
@@ -65,7 +94,9 @@ impl Type {
                 expected.len() == items.len() && expected.iter().zip(items).all(|(expected, item)| expected.accepts(item))
             }
             (Type::Tuple(expected), Type::List(element)) => expected.iter().all(|expected| expected.accepts(element)),
-            (Type::Resource(kinds), Type::Resource(actual)) => actual.iter().all(|kind| kinds.contains(kind)),
+            (Type::Resource(kinds), Type::Resource(actual)) => actual.iter().all(|kind| {
+                kinds.contains(kind) || data_source_kind(kind).is_some_and(|read| kinds.iter().any(|expected| expected == read))
+            }),
             _ => false,
         }
     }

@@ -18,6 +18,8 @@ pub struct ResourceValue {
     /// The canonical address, e.g. `dataset.transactions` or `module.fp.dataset.x["eu"]`.
     pub address: String,
     pub kind: String,
+    /// A data source (`data.KIND.NAME`) rather than a resource.
+    pub is_data: bool,
     pub attributes: BTreeMap<String, Value>,
 }
 
@@ -124,7 +126,7 @@ impl Value {
                 }
             }
             Value::Map(entries) => Type::Object(entries.iter().map(|(key, value)| (key.clone(), value.type_of())).collect()),
-            Value::Resource(resource) => Type::resource(&resource.kind),
+            Value::Resource(resource) => Type::reference(&resource.kind, resource.is_data),
             Value::Unknown(ty) => ty.clone(),
             Value::Sensitive(inner) => inner.type_of(),
         }

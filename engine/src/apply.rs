@@ -526,7 +526,7 @@ fn bindings_for(records: &BTreeMap<String, Record>, module_path: &[String], self
         }
         let Ok(address) = record.address.parse::<ResourceAddress>() else { continue };
         let attributes = values_from_json(&record.merged_attributes(), &record.sensitive_paths);
-        let value = resource_value(&record.address, &record.kind, attributes);
+        let value = resource_value(&record.address, &record.kind, record.is_data, attributes);
         grouped.entry(address.without_key().local()).or_default().push((address.key, value));
     }
     let mut bindings = ResidualBindings { self_value, ..ResidualBindings::default() };
@@ -853,7 +853,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         for (name, value) in &response.state {
             merged.insert(name.clone(), value.clone());
         }
-        let self_value = resource_value(&change.address, &change.kind, values_from_json(&merged, &[]));
+        let self_value = resource_value(&change.address, &change.kind, change.is_data, values_from_json(&merged, &[]));
         for (path, text) in &post_checks {
             let holds = CompiledResidual::parse(text, &bindings).and_then(|compiled| compiled.evaluate(Some(self_value.clone()), None));
             let name = path.get(1).cloned().unwrap_or_default();

@@ -1,17 +1,21 @@
 # A sentiment model kept as OCI artifacts in a registry: each run that
 # passes its gate is pushed as the next version (tag N), the `prod` tag
 # moves to it, and the local serving pulls the version back by digest.
-# The serving runtime's image tag is resolved to a digest at plan time,
-# so the plan shows when that tag starts pointing at another image.
 #
-#   docker-registry serve config.yml        # listening on 127.0.0.1:5000
-#   skopeo copy --dest-tls-verify=false docker://python:3.12 \
-#     docker://127.0.0.1:5000/runtimes/python:3.12   # or push any image there
+# Everything it needs runs offline on this machine: a registry (the
+# `docker-registry` package, which the test command installs) started with
+# the configuration next to this file, python3, and mlops.
+#
+#   docker-registry serve registry.yml &    # 127.0.0.1:5000, data in /tmp
 #   mlops apply
 #
-# The runtime image must be in the registry before planning (a tag that is
-# not there is an error naming it); `-var runtime_image=HOST/REPO:TAG`
-# points at one your registry already has.
+# Optionally, a serving runtime image is resolved to a digest at plan time,
+# so the plan shows when its tag starts pointing at another image:
+#
+#   mlops apply -var runtime_image=127.0.0.1:5000/runtimes/python:3.12
+#
+# The image must be in the registry before planning (a tag that is not
+# there is an error naming it); push any image there with your usual tools.
 #
 # Credentials for a private registry come from `docker login` (the docker
 # configuration) or MLOPS_OCI_USERNAME / MLOPS_OCI_PASSWORD.
@@ -24,8 +28,8 @@ variable "registry" {
 
 variable "runtime_image" {
   type        = string
-  default     = "127.0.0.1:5000/runtimes/python:3.12"
-  description = "the serving runtime image, resolved to a digest at plan time"
+  default     = null
+  description = "a serving runtime image to resolve to a digest at plan time; null for none"
 }
 
 variable "quality" {
@@ -92,6 +96,7 @@ model "sentiment" {
 }
 
 data "image" "runtime" {
+  count    = var.runtime_image == null ? 0 : 1
   provider = oci
   ref      = var.runtime_image
 }
@@ -99,7 +104,7 @@ data "image" "runtime" {
 serving "api" {
   model   = model.sentiment
   command = ["python3", "serve.py"]
-  env     = { RUNTIME_IMAGE = data.image.runtime.resolved }
+  env     = var.runtime_image == null ? {} : { RUNTIME_IMAGE = one(data.image.runtime[*].resolved) }
 }
 
 output "version" {
@@ -111,7 +116,7 @@ output "uri" {
 }
 
 output "runtime" {
-  value = data.image.runtime.resolved
+  value = one(data.image.runtime[*].resolved)
 }
 
 output "url" {

@@ -5,6 +5,11 @@ variable "s3_endpoint" {
   type = string
 }
 
+variable "bucket_name" {
+  type    = string
+  default = "plain-bucket"
+}
+
 variable "versioning" {
   type    = bool
   default = false
@@ -16,7 +21,7 @@ provider "s3" {
 
 bucket "plain" {
   provider      = s3
-  name          = "plain-bucket"
+  name          = var.bucket_name
   versioning    = var.versioning
   force_destroy = true
 }
