@@ -273,8 +273,11 @@ fn failing_checks_and_schema_violations_stop_only_their_branch() {
 }
 
 /// Starts an apply of the slow case and waits until its training runs.
+/// Starts the slow case's apply and returns once its run's process exists
+/// (its handle names the process's start), so that killing the apply
+/// leaves a run to re-attach to.
 fn start_slow_apply(workspace: &Workspace, seconds: &str) -> Child {
-    workspace.start_slow_apply(seconds, || workspace.read(".mlops/state/journal.jsonl").contains("pending_handle"))
+    workspace.start_slow_apply(seconds, || workspace.read(".mlops/state/journal.jsonl").contains("\"started\""))
 }
 
 #[test]
@@ -727,4 +730,32 @@ fn a_second_checkout_sharing_the_state_leaves_what_the_first_made_alone() {
     assert_eq!(destroy.code, 1, "{}", destroy.all());
     assert!(destroy.stderr.contains("lives at ") && destroy.stderr.contains("destroy it there"), "{}", destroy.all());
     std::fs::remove_file(second.path().join("backend.mlops.hcl")).unwrap();
+}
+
+#[test]
+fn a_run_under_way_in_another_checkout_is_named_as_such_not_called_stopped() {
+    let shared = tempfile::tempdir().unwrap();
+    let journal = shared.path().join("state/journal.jsonl");
+    let backend = format!("mlops {{\n  backend \"local\" {{\n    path = \"{}\"\n  }}\n}}\n", shared.path().join("state").display());
+    let first = Workspace::copy_of("tests/cases/slow-training");
+    first.write("backend.mlops.hcl", &backend);
+    // The apply is killed once its run has started; the run goes on.
+    let mut child = first.start_slow_apply("4", || std::fs::read_to_string(&journal).unwrap_or_default().contains("\"started\""));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let second = Workspace::copy_of("tests/cases/slow-training");
+    second.write("backend.mlops.hcl", &backend);
+    let apply = second.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{}", apply.all());
+    assert!(apply.stderr.contains("training.slow has work under way that an unfinished apply started at "), "{}", apply.all());
+    assert!(apply.stderr.contains("run `mlops apply` there to finish it"), "{}", apply.all());
+    assert!(!apply.all().contains("stopped without reporting"), "{}", apply.all());
+    assert!(!second.path().join(".mlops/runs").exists(), "a run started here");
+    std::fs::remove_file(second.path().join("backend.mlops.hcl")).unwrap();
+
+    // Where it was started, the next apply adopts the run and finishes.
+    let finish = first.run_fast(&["apply", "--auto-approve"]);
+    assert_eq!(finish.code, 0, "{}", finish.all());
+    assert!(finish.stderr.contains("training.slow: re-attaching to run "), "{}", finish.all());
 }

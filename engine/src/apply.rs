@@ -613,10 +613,11 @@ fn execute(shared: &Shared<'_>, index: usize) -> Finished {
     shared.options.reporter.event(ApplyEvent::Started { address: change.address.clone(), action: change.action });
     match execute_inner(shared, change) {
         Ok(sequence) => Finished { index, outcome: ChangeOutcome::Done, sequence, elapsed: started.elapsed() },
-        Err(diagnostic) => {
+        Err(Failure { diagnostic, keeps_handle }) => {
             // A handle is for resuming interrupted work. Work that failed on
-            // its own is started afresh next time, so its handle goes.
-            if !shared.options.interrupt.load(Ordering::SeqCst) {
+            // its own is started afresh next time, so its handle goes; work
+            // that belongs to another place keeps it for that place.
+            if !keeps_handle && !shared.options.interrupt.load(Ordering::SeqCst) {
                 forget_handle(shared, &change.address);
             }
             let diagnostic = shared.scrubber.scrub_diagnostic(diagnostic);
@@ -640,7 +641,23 @@ fn forget_handle(shared: &Shared<'_>, address: &str) {
     }
 }
 
-fn provider_failure(plan: &Plan, change: &ResourceChange, error: &ProviderError) -> Diagnostic {
+/// Why a change did not complete, and whether its pending handle stays.
+struct Failure {
+    diagnostic: Diagnostic,
+    keeps_handle: bool,
+}
+
+impl From<Diagnostic> for Failure {
+    fn from(diagnostic: Diagnostic) -> Failure {
+        Failure { diagnostic, keeps_handle: false }
+    }
+}
+
+fn provider_failure(plan: &Plan, change: &ResourceChange, error: &ProviderError) -> Failure {
+    Failure { diagnostic: provider_diagnostic(plan, change, error), keeps_handle: matches!(error, ProviderError::Elsewhere { .. }) }
+}
+
+fn provider_diagnostic(plan: &Plan, change: &ResourceChange, error: &ProviderError) -> Diagnostic {
     let verb = match change.action {
         Action::Create => "create",
         Action::Update => "update",
@@ -664,7 +681,7 @@ fn provider_failure(plan: &Plan, change: &ResourceChange, error: &ProviderError)
 // One error per resource at most, never on a hot path: boxing would only add noise.
 #[allow(clippy::result_large_err)]
 /// Applies one change; returns the journal sequence number of its record.
-fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<u64>, Diagnostic> {
+fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<u64>, Failure> {
     let plan = shared.plan;
     let prior = shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.get(&change.address).cloned();
     let state_failure = |error: StateError| {
@@ -764,8 +781,10 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         }
     });
     if let Some(message) = failure {
-        return Err(Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot apply {}: {message}", change.address))
-            .with_help("the value depends on something that did not produce it"));
+        return Err(Failure::from(
+            Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot apply {}: {message}", change.address))
+                .with_help("the value depends on something that did not produce it"),
+        ));
     }
     // Gates guard registration; a model pinned to an existing version (a
     // rollback) registers nothing, so a failing candidate cannot block it.
@@ -800,17 +819,19 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
             Ok(false) => {
                 let message = evaluate_message(message, &bindings, None);
                 let evidence = gate_evidence(&resolved);
-                return Err(Diagnostic::error(codes::GATE_FAILED, format!("gate `{name}` of {} failed: {message}", change.address))
-                    .with_help(format!(
+                return Err(Failure::from(
+                    Diagnostic::error(codes::GATE_FAILED, format!("gate `{name}` of {} failed: {message}", change.address)).with_help(
+                        format!(
                         "`{text}` is false{evidence}; no version was registered, and the previous version and its aliases are unchanged"
-                    )));
+                    ),
+                    ),
+                ));
             }
             Err(error) => {
-                return Err(Diagnostic::error(
-                    codes::GATE_FAILED,
-                    format!("gate `{name}` of {} could not be evaluated: {error}", change.address),
-                )
-                .with_help("a gate may only use values its training reports (the declared metrics)"));
+                return Err(Failure::from(
+                    Diagnostic::error(codes::GATE_FAILED, format!("gate `{name}` of {} could not be evaluated: {error}", change.address))
+                        .with_help("a gate may only use values its training reports (the declared metrics)"),
+                ));
             }
         }
     }
@@ -868,15 +889,19 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
                 Ok(value) if value.unmark().0.as_bool() == Some(true) => {}
                 Ok(_) => {
                     let message = evaluate_message(&message, &bindings, Some(self_value.clone()));
-                    return Err(Diagnostic::error(codes::CHECK_FAILED, format!("check `{name}` of {} failed: {message}", change.address))
-                        .with_help(format!("`{text}` is false for this data; the previous version stays current")));
+                    return Err(Failure::from(
+                        Diagnostic::error(codes::CHECK_FAILED, format!("check `{name}` of {} failed: {message}", change.address))
+                            .with_help(format!("`{text}` is false for this data; the previous version stays current")),
+                    ));
                 }
                 Err(error) => {
-                    return Err(Diagnostic::error(
-                        codes::CHECK_FAILED,
-                        format!("check `{name}` of {} could not be evaluated: {error}", change.address),
-                    )
-                    .with_help("a check may use the dataset's computed attributes: row_count, size_bytes, version"));
+                    return Err(Failure::from(
+                        Diagnostic::error(
+                            codes::CHECK_FAILED,
+                            format!("check `{name}` of {} could not be evaluated: {error}", change.address),
+                        )
+                        .with_help("a check may use the dataset's computed attributes: row_count, size_bytes, version"),
+                    ));
                 }
             }
         }
@@ -930,11 +955,13 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     shared.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).resources.insert(record.address.clone(), record);
     if let Some((planned, applied)) = inconsistent {
         let _ = shared.journal.wait_durable(sequence);
-        return Err(Diagnostic::error(
-            codes::STALE_PLAN,
-            format!("{} was applied, but its {identity} is {applied} where the plan showed {planned}", change.address),
-        )
-        .with_help("what depends on it was planned from the plan's value and is not applied; run `mlops plan` again and review it"));
+        return Err(Failure::from(
+            Diagnostic::error(
+                codes::STALE_PLAN,
+                format!("{} was applied, but its {identity} is {applied} where the plan showed {planned}", change.address),
+            )
+            .with_help("what depends on it was planned from the plan's value and is not applied; run `mlops plan` again and review it"),
+        ));
     }
     Ok(Some(sequence))
 }

@@ -302,6 +302,11 @@ pub enum ProviderError {
     /// Stopped because the user interrupted; the handle is recorded.
     #[error("interrupted")]
     Interrupted,
+    /// The work belongs to another place (another machine or checkout,
+    /// sharing the state): nothing was done, and its handle is kept for the
+    /// place that can resume it.
+    #[error("{message}")]
+    Elsewhere { message: String, help: String },
 }
 
 impl ProviderError {
@@ -316,6 +321,7 @@ impl ProviderError {
     pub fn help(&self) -> Option<&str> {
         match self {
             ProviderError::Failed { help, .. } => help.as_deref(),
+            ProviderError::Elsewhere { help, .. } => Some(help),
             _ => None,
         }
     }

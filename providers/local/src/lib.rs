@@ -421,10 +421,10 @@ impl Provider for LocalProvider {
                 let here = place(&request.target);
                 if elsewhere(recorded, &request.target) {
                     let elsewhere = recorded;
-                    return Err(ProviderError::with_help(
-                        format!("{} lives at {elsewhere}, where mlops made it; this is {here}", request.target.address),
-                        "destroy it there; or, if that place is gone, `mlops state rm` it to stop managing it",
-                    ));
+                    return Err(ProviderError::Elsewhere {
+                        message: format!("{} lives at {elsewhere}, where mlops made it; this is {here}", request.target.address),
+                        help: "destroy it there; or, if that place is gone, `mlops state rm` it to stop managing it".to_owned(),
+                    });
                 }
             }
         }
@@ -433,13 +433,14 @@ impl Provider for LocalProvider {
             let here = place(&request.target);
             if elsewhere(recorded, &request.target) {
                 let elsewhere = recorded;
-                return Err(ProviderError::with_help(
-                    format!(
+                return Err(ProviderError::Elsewhere {
+                    message: format!(
                         "{} has work under way that an unfinished apply started at {elsewhere}; this is {here}, so it cannot be watched or stopped from here",
                         request.target.address
                     ),
-                    "run `mlops apply` there to finish it, or, if that place is gone, `mlops state rm` the resource to start afresh here",
-                ));
+                    help: "run `mlops apply` there to finish it, or, if that place is gone, `mlops state rm` the resource to start afresh here"
+                        .to_owned(),
+                });
             }
         }
         let target = request.target.clone();
