@@ -707,16 +707,24 @@ fn variables_come_from_files_flags_and_the_environment() {
     assert!(missing.stderr.contains("cannot read the variable file `nowhere.vars`"), "{}", missing.all());
 }
 
+/// A copy of the slow case whose state is in `shared/state`, as a second
+/// checkout of a repository with a shared backend has it.
+fn checkout_sharing_state(shared: &std::path::Path) -> Workspace {
+    let checkout = Workspace::copy_of("tests/cases/slow-training");
+    checkout.write(
+        "backend.mlops.hcl",
+        &format!("mlops {{\n  backend \"local\" {{\n    path = \"{}\"\n  }}\n}}\n", shared.join("state").display()),
+    );
+    checkout
+}
+
 #[test]
 fn a_second_checkout_sharing_the_state_leaves_what_the_first_made_alone() {
     let shared = tempfile::tempdir().unwrap();
-    let backend = format!("mlops {{\n  backend \"local\" {{\n    path = \"{}\"\n  }}\n}}\n", shared.path().join("state").display());
-    let first = Workspace::copy_of("tests/cases/slow-training");
-    first.write("backend.mlops.hcl", &backend);
+    let first = checkout_sharing_state(shared.path());
     first.apply(&[]);
 
-    let second = Workspace::copy_of("tests/cases/slow-training");
-    second.write("backend.mlops.hcl", &backend);
+    let second = checkout_sharing_state(shared.path());
     let plan = second.run_fast(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "the second checkout plans to make everything again:\n{}", plan.all());
     assert!(plan.stdout.contains("Notes:"), "{}", plan.all());
@@ -736,16 +744,13 @@ fn a_second_checkout_sharing_the_state_leaves_what_the_first_made_alone() {
 fn a_run_under_way_in_another_checkout_is_named_as_such_not_called_stopped() {
     let shared = tempfile::tempdir().unwrap();
     let journal = shared.path().join("state/journal.jsonl");
-    let backend = format!("mlops {{\n  backend \"local\" {{\n    path = \"{}\"\n  }}\n}}\n", shared.path().join("state").display());
-    let first = Workspace::copy_of("tests/cases/slow-training");
-    first.write("backend.mlops.hcl", &backend);
+    let first = checkout_sharing_state(shared.path());
     // The apply is killed once its run has started; the run goes on.
     let mut child = first.start_slow_apply("4", || std::fs::read_to_string(&journal).unwrap_or_default().contains("\"started\""));
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let second = Workspace::copy_of("tests/cases/slow-training");
-    second.write("backend.mlops.hcl", &backend);
+    let second = checkout_sharing_state(shared.path());
     let apply = second.run_fast(&["apply", "--auto-approve"]);
     assert_eq!(apply.code, 1, "{}", apply.all());
     assert!(apply.stderr.contains("training.slow has work under way that an unfinished apply started at "), "{}", apply.all());
