@@ -85,6 +85,16 @@ wait_for_port "$s3s_port" "s3s-fs"
 export MLOPS_TEST_S3S_ENDPOINT="http://127.0.0.1:$s3s_port"
 echo "s3s-fs on $MLOPS_TEST_S3S_ENDPOINT"
 
+# The official strict schemas of the built-in Kubernetes kinds, per minor:
+# the fake API server and the manifest tests check every object against them.
+if ! "$cache/venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null; then
+    "$cache/venv/bin/pip" install --quiet 'kubernetes-validate==1.37.0'
+fi
+export MLOPS_TEST_KUBERNETES_SCHEMAS="$("$cache/venv/bin/python" -c 'import os, kubernetes_validate; print(os.path.join(os.path.dirname(kubernetes_validate.__file__), "kubernetes-json-schema"))')"
+[ -d "$MLOPS_TEST_KUBERNETES_SCHEMAS/v1.37.0-local-strict" ] \
+    || { echo "error: no Kubernetes schemas at $MLOPS_TEST_KUBERNETES_SCHEMAS" >&2; exit 1; }
+echo "Kubernetes schemas in $MLOPS_TEST_KUBERNETES_SCHEMAS"
+
 scratch="$(mktemp -d)"
 
 # MLflow, pinned: 3.18 resolves badly. In its own venv: its Flask and

@@ -384,6 +384,27 @@ impl BodyChecker<'_> {
                 );
             }
         }
+        // A list of strings takes the allowed values element by element.
+        if let (Value::List(items), false) = (unmarked, schema.allowed.is_empty()) {
+            for (index, item) in items.iter().enumerate() {
+                let Some(text) = item.as_str() else { continue };
+                if schema.allowed.iter().any(|allowed| allowed == text) {
+                    continue;
+                }
+                let span = match &expr.kind {
+                    crate::ast::ExprKind::List(elements) => elements.get(index).map_or(expr.span, |element| element.span),
+                    _ => expr.span,
+                };
+                self.diagnostics.push(
+                    Diagnostic::error(codes::INVALID_VALUE, format!("\"{text}\" is not a valid element of `{}`", schema.name))
+                        .at(span, "not allowed")
+                        .with_help(match did_you_mean(text, schema.allowed.iter().map(String::as_str)) {
+                            Some(suggestion) => format!("{suggestion} `{}` takes {}", schema.name, one_of(&schema.allowed)),
+                            None => format!("`{}` takes {}", schema.name, one_of(&schema.allowed)),
+                        }),
+                );
+            }
+        }
         if let Value::Number(number) = unmarked {
             let below = schema.min.is_some_and(|min| *number < min);
             let above = schema.max.is_some_and(|max| *number > max);

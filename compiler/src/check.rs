@@ -222,6 +222,7 @@ pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: O
         root_directory: directory,
         call_stack: Vec::new(),
         root_providers: Vec::new(),
+        provider_settings: HashMap::new(),
         installed_modules: HashMap::new(),
         loaded_modules: HashMap::new(),
         instances: 0,
@@ -293,6 +294,11 @@ struct Checker<'r> {
     call_stack: Vec<PathBuf>,
     /// Provider configurations of the root module, visible in child modules.
     root_providers: Vec<(String, String)>,
+    /// The literal settings of the provider configurations in scope, by
+    /// (type, alias; "" for the default): what the rules that depend on a
+    /// cluster's setup read (KServe's mode, Knative's features). A setting
+    /// written as an expression is unknown here.
+    provider_settings: HashMap<(String, String), BTreeMap<String, Value>>,
     /// Registry modules already checked against mlops.lock.hcl, by source:
     /// a module called many times is hashed once.
     installed_modules: HashMap<String, PathBuf>,
@@ -308,6 +314,8 @@ struct Checker<'r> {
 pub struct ModuleFacts {
     /// Dataset name -> its columns (name, type, span), or None without a schema.
     pub dataset_columns: HashMap<String, Option<Vec<(String, String)>>>,
+    /// Model name -> the provider type its registry is on.
+    pub model_providers: HashMap<String, String>,
 }
 
 impl Checker<'_> {
@@ -315,6 +323,19 @@ impl Checker<'_> {
         self.call_stack.push(loaded.directory.canonicalize().unwrap_or_else(|_| loaded.directory.clone()));
         let declarations = self.lower(loaded);
         let module_providers: Vec<(String, String)> = declarations.providers.keys().cloned().collect();
+        let outer_provider_settings = self.provider_settings.clone();
+        for (key, block) in &declarations.providers {
+            let settings = block
+                .body
+                .attributes
+                .iter()
+                .map(|attribute| {
+                    let value = crate::schema::literal_value(&attribute.value).unwrap_or_else(Value::unknown_any);
+                    (attribute.name.name.clone(), value)
+                })
+                .collect();
+            self.provider_settings.insert(key.clone(), settings);
+        }
         if path.is_empty() {
             self.root_providers = module_providers.clone();
         }
@@ -473,6 +494,7 @@ impl Checker<'_> {
             }
         });
         self.call_stack.pop();
+        self.provider_settings = outer_provider_settings;
         CheckedModule { path, directory: loaded.directory.clone(), resources, outputs, children, backend, providers }
     }
 
@@ -1335,6 +1357,8 @@ impl Checker<'_> {
 
         // provider
         let (provider_type, provider_alias) = self.resolve_provider(body, schema, module_providers, &what);
+        let provider_settings =
+            self.provider_settings.get(&(provider_type.clone(), provider_alias.clone().unwrap_or_default())).cloned().unwrap_or_default();
         // count / for_each
         let count_attribute = body.attribute("count");
         let for_each_attribute = body.attribute("for_each");
@@ -1491,7 +1515,8 @@ impl Checker<'_> {
             reserved.extend(meta_block_names);
             let mut attributes = checker.check(body, &schema.body, block.header_span(), &what, &reserved);
             if !is_data {
-                crate::semantic::check_kind(&mut checker, kind, name, body, &mut attributes, &provider_type, facts);
+                let target = crate::semantic::ProviderTarget { provider_type: &provider_type, settings: &provider_settings };
+                crate::semantic::check_kind(&mut checker, kind, name, body, &mut attributes, &target, facts);
             }
             let deferred = checker.deferred.take().unwrap_or_default();
             // Computed attributes are known after apply.

@@ -50,22 +50,172 @@ pub fn feature_row(checker: &mut BodyChecker<'_>, body: &Body, facts: &ModuleFac
     }
 }
 
+/// The provider a resource lives on, and the literal settings of its
+/// configuration block (an unknown value where one is an expression).
+pub struct ProviderTarget<'a> {
+    pub provider_type: &'a str,
+    pub settings: &'a BTreeMap<String, Value>,
+}
+
+impl ProviderTarget<'_> {
+    /// A string setting: `Some(None)` when it is written as an expression
+    /// (unknown here), `None` when absent.
+    fn text(&self, name: &str) -> Option<Option<&str>> {
+        self.settings.get(name).map(Value::as_str)
+    }
+
+    /// Whether a list setting names `element`; `None` when it is unknown.
+    fn lists(&self, name: &str, element: &str) -> Option<bool> {
+        match self.settings.get(name) {
+            None => Some(false),
+            Some(value) => value.as_list().map(|items| items.iter().any(|item| item.as_str() == Some(element))),
+        }
+    }
+}
+
 pub fn check_kind(
     checker: &mut BodyChecker<'_>,
     kind: &str,
     name: &str,
     body: &Body,
     attributes: &mut BTreeMap<String, Value>,
-    provider: &str,
+    target: &ProviderTarget<'_>,
     facts: &mut ModuleFacts,
 ) {
     match kind {
         "dataset" => check_dataset(checker, name, body, facts),
         "feature_set" => check_feature_set(checker, body, attributes, facts),
         "training" => check_training(checker, body),
-        "serving" => check_serving(checker, body, attributes, provider),
+        "model" => {
+            facts.model_providers.insert(name.to_owned(), target.provider_type.to_owned());
+        }
+        "serving" => {
+            check_serving(checker, body, attributes, target.provider_type);
+            if target.provider_type == "kubernetes" && attributes.get("runtime").and_then(Value::as_str) == Some("kserve") {
+                check_kserve_mode(checker, body, attributes, target, facts);
+            }
+        }
         "monitor" => check_monitor(checker, body, attributes, facts),
         _ => {}
+    }
+}
+
+/// What KServe's deployment mode on the cluster (`kserve_mode`) and
+/// Knative's features (`knative_features`) let a serving do: each of these
+/// would otherwise be accepted by `apply` and then refused or silently
+/// ignored by the cluster.
+fn check_kserve_mode(
+    checker: &mut BodyChecker<'_>,
+    body: &Body,
+    attributes: &BTreeMap<String, Value>,
+    target: &ProviderTarget<'_>,
+    facts: &ModuleFacts,
+) {
+    let mode = match target.text("kserve_mode") {
+        None => "serverless",
+        Some(Some(mode)) => mode,
+        Some(None) => return,
+    };
+    let block_value = |name: &str, field: &str| attributes.get(name).and_then(Value::as_map).and_then(|values| values.get(field)).cloned();
+    let block_span = |name: &str, field: &str| {
+        body.blocks_named(name).next().map(|block| block.body.attribute(field).map_or(block.kind.span, |attribute| attribute.value.span))
+    };
+    let metric = block_value("autoscale", "metric").and_then(|value| value.as_str().map(str::to_owned));
+    if mode == "raw" {
+        let strategy = block_value("rollout", "strategy").and_then(|value| value.as_str().map(str::to_owned));
+        if let (Some(strategy @ ("canary" | "blue_green")), Some(span)) = (strategy.as_deref(), block_span("rollout", "strategy")) {
+            checker.diagnostics.push(
+                Diagnostic::error(
+                    codes::ROLLOUT_UNSUPPORTED,
+                    format!("KServe in raw mode cannot do a {strategy} rollout: its predictor is a plain Deployment, and only Knative splits traffic"),
+                )
+                .at(span, "KServe would ignore this")
+                .with_help("set `kserve_mode = \"serverless\"` on the kubernetes provider (the cluster needs Knative Serving), or use `strategy = \"all_at_once\"`"),
+            );
+        }
+        if let (Some(metric @ ("concurrency" | "rps")), Some(span)) = (metric.as_deref(), block_span("autoscale", "metric")) {
+            checker.diagnostics.push(
+                Diagnostic::error(
+                    codes::UNSUPPORTED_ON_PROVIDER,
+                    format!("KServe in raw mode cannot autoscale on {metric}: it scales with a HorizontalPodAutoscaler, on cpu or memory"),
+                )
+                .at(span, "KServe's webhook refuses this")
+                .with_help("use `metric = \"cpu\"` or `\"memory\"`, or `kserve_mode = \"serverless\"`, whose Knative autoscaler scales on concurrency and rps"),
+            );
+        }
+        return;
+    }
+    let feature = |name: &str| target.lists("knative_features", name);
+    if let (Some(metric @ ("cpu" | "memory")), Some(false), Some(span)) =
+        (metric.as_deref(), feature("hpa-autoscaler"), block_span("autoscale", "metric"))
+    {
+        checker.diagnostics.push(
+            Diagnostic::error(
+                codes::UNSUPPORTED_ON_PROVIDER,
+                format!("KServe in serverless mode cannot autoscale on {metric} without Knative's HPA autoscaler: Knative's own scales on concurrency and rps"),
+            )
+            .at(span, "KServe's webhook refuses this")
+            .with_help("use `metric = \"concurrency\"` or `\"rps\"`; or, if the cluster runs Knative's HPA autoscaler extension, add \"hpa-autoscaler\" to `knative_features`; or set `kserve_mode = \"raw\"`"),
+        );
+    }
+    // Knative sets these itself and refuses a Service that sets them.
+    if let Some(env) = body.attribute("env") {
+        for (variable, _) in attributes.get("env").and_then(Value::as_map).into_iter().flatten() {
+            if ["PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"].contains(&variable.as_str()) {
+                let span = match &env.value.kind {
+                    ExprKind::Object(items) => items
+                        .iter()
+                        .find(|item| item.key.literal() == Some(variable.as_str()))
+                        .map_or(env.value.span, |item| item.key.span()),
+                    _ => env.value.span,
+                };
+                checker.diagnostics.push(
+                    Diagnostic::error(codes::INVALID_VALUE, format!("Knative sets `{variable}` itself and refuses a Service that sets it"))
+                        .at(span, "a reserved environment variable")
+                        .with_help("remove it: the server reads PORT (8080), which Knative sets in serverless mode"),
+                );
+            }
+        }
+    }
+    let gpus = block_value("resources", "gpus").and_then(|value| value.as_number()).unwrap_or(0.0);
+    let gpu_type = block_value("resources", "gpu_type").is_some_and(|value| !value.is_null());
+    let placement = [
+        (gpus > 0.0, "gpus", "tolerations", "tolerations", "a GPU serving needs the GPU nodes' toleration"),
+        (gpu_type, "gpu_type", "node-selector", "nodeSelector", "a GPU model is chosen by a node selector"),
+    ];
+    for (wanted, field, flag, pod_field, why) in placement {
+        if !wanted || feature(flag) != Some(false) {
+            continue;
+        }
+        let Some(span) = block_span("resources", field) else { continue };
+        let knative_flag = if flag == "node-selector" { "kubernetes.podspec-nodeselector" } else { "kubernetes.podspec-tolerations" };
+        checker.diagnostics.push(
+            Diagnostic::error(
+                codes::UNSUPPORTED_ON_PROVIDER,
+                format!("{why}, and Knative refuses `{pod_field}` in a Service unless the cluster turns on {knative_flag}"),
+            )
+            .at(span, "serverless KServe cannot place this")
+            .with_help(format!(
+                "turn on {knative_flag} in Knative's config-features and add \"{flag}\" to `knative_features` on the kubernetes provider, or set `kserve_mode = \"raw\"`"
+            )),
+        );
+    }
+    let model_provider = body
+        .attribute("model")
+        .and_then(|attribute| attribute.value.reference_path().map(|path| (path, attribute.value.span)))
+        .filter(|(path, _)| path.len() >= 2 && path[0].0 == "model")
+        .and_then(|(path, span)| facts.model_providers.get(&path[1].0).map(|provider| (provider.clone(), span)));
+    if let (Some((provider, span)), Some(false)) = (model_provider, feature("init-containers")) {
+        if provider == "oci" {
+            checker.diagnostics.push(
+                Diagnostic::error(
+                    codes::UNSUPPORTED_ON_PROVIDER,
+                    "a model kept in an OCI registry is pulled by an init container, and Knative refuses init containers in a Service unless the cluster turns on kubernetes.podspec-init-containers",
+                )
+                .at(span, "serverless KServe cannot pull this model")
+                .with_help("turn on kubernetes.podspec-init-containers in Knative's config-features and add \"init-containers\" to `knative_features` on the kubernetes provider, or set `kserve_mode = \"raw\"`"),
+            );
+        }
     }
 }
 

@@ -322,8 +322,9 @@ kind "serving" {
     attribute "target" {
       type        = number
       required    = true
-      min         = 0
-      description = "The target value per replica."
+      min         = 1
+      integer     = true
+      description = "The target value per replica (a cpu or memory percentage, requests or concurrent requests); autoscalers take a whole number of at least 1."
     }
   }
   block "resources" {

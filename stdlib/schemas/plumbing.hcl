@@ -139,8 +139,7 @@ provider "kubernetes" {
   }
   attribute "namespace" {
     type        = string
-    default     = "default"
-    description = "The namespace resources are created in."
+    description = "The namespace resources are created in; by default the kubeconfig context's namespace, the service account's in a pod, else `default`."
   }
   attribute "kubeconfig" {
     type        = string
@@ -171,7 +170,25 @@ provider "kubernetes" {
   attribute "training_runtime" {
     type        = string
     default     = "torch-distributed"
-    description = "The Kubeflow Trainer TrainingRuntime that distributed runs use."
+    description = "The Kubeflow Trainer runtime (a ClusterTrainingRuntime, or a TrainingRuntime in the namespace) that each distributed run's own TrainingRuntime is derived from."
+  }
+  attribute "upload_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "10m"
+    description = "How long a finished run's outputs may take to upload to artifact_root (the pod's termination grace period)."
+  }
+  attribute "kserve_mode" {
+    type        = string
+    allowed     = ["serverless", "raw"]
+    default     = "serverless"
+    description = "How KServe deploys predictors: serverless (Knative: revisions, traffic splitting) or raw (a Deployment with an autoscaler; KServe's RawDeployment, Standard from 0.16)."
+  }
+  attribute "knative_features" {
+    type        = list(string)
+    allowed     = ["init-containers", "node-selector", "tolerations", "hpa-autoscaler"]
+    default     = []
+    description = "The Knative Serving features the cluster has turned on (config-features: kubernetes.podspec-init-containers, -nodeselector, -tolerations; the HPA autoscaler extension), which serverless KServe needs for an OCI model, GPU placement and cpu/memory autoscaling."
   }
   attribute "monitor_image" {
     type        = string

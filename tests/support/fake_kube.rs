@@ -3,61 +3,99 @@
 //! provider runs unchanged.
 //!
 //! It covers API discovery (`/api`, `/apis`, `/api/v1`, `/apis/G/V`),
-//! namespaced GET/LIST (with label selectors)/POST/PUT/PATCH/DELETE,
-//! server-side apply (`application/apply-patch+yaml`, field managers,
-//! managedFields, conflicts with another manager's fields unless forced),
-//! `resourceVersion` and `metadata.generation` (bumped only when the spec
-//! changes), the `status` subresource (the only way to change status), pod
-//! logs, and custom resources (TrainJob, InferenceService) when the test
-//! installs their CRDs. Like the real API server it fills in defaults
-//! (`dnsPolicy`, `imagePullPolicy`, `revisionHistoryLimit`, a Service's
-//! `clusterIP`, ...) and writes quantities in canonical form, so the
-//! provider's normalisation is exercised for real.
+//! namespaced and cluster-scoped GET/LIST (with label selectors)/POST/PUT/
+//! PATCH/DELETE, server-side apply (`application/apply-patch+yaml`, field
+//! managers, managedFields, conflicts with another manager's fields unless
+//! forced, lists merged by the schema's list-map keys, items an applier
+//! drops removed), `resourceVersion` and `metadata.generation` (bumped only
+//! when the spec changes), the `status` subresource (the only way to change
+//! status), a Deployment's `scale` subresource, pod logs, and custom
+//! resources (TrainJob, TrainingRuntime, InferenceService) when the test
+//! installs their add-on.
+//!
+//! It refuses what a real cluster refuses: every write is checked against
+//! the real schema of its kind for the cluster's versions (the official
+//! strict schemas of the built-in kinds, the vendored KServe and Trainer
+//! CRDs, from `mlops-kubernetes-conformance`), and answered as the API
+//! server answers (500 "field not declared in schema" for server-side
+//! apply, 422 for an invalid value); then the webhooks' admission rules run
+//! (403 "admission webhook ... denied the request"). Like the real API
+//! server it fills in defaults (`dnsPolicy`, `imagePullPolicy`,
+//! `revisionHistoryLimit`, a Service's `clusterIP`, ...) and writes
+//! quantities in canonical form, so the provider's normalisation is
+//! exercised for real.
 //!
 //! Tests play the controllers: they write status through the status
 //! subresource (over HTTP) to complete a Job or make a rollout ready.
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use mlops_kubernetes_conformance::admission::{self, ClusterSettings};
+use mlops_kubernetes_conformance::{ListType, Schemas, Versions};
 use serde_json::{json, Value as Json};
 
 /// A kind the fake serves.
 #[derive(Debug, Clone)]
 pub struct Kind {
-    pub group: &'static str,
-    pub version: &'static str,
-    pub kind: &'static str,
-    pub plural: &'static str,
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub plural: String,
+    pub namespaced: bool,
 }
 
 impl Kind {
     fn api_version(&self) -> String {
         if self.group.is_empty() {
-            self.version.to_owned()
+            self.version.clone()
         } else {
             format!("{}/{}", self.group, self.version)
         }
     }
 }
 
-pub const BUILT_IN: &[Kind] = &[
-    Kind { group: "", version: "v1", kind: "Pod", plural: "pods" },
-    Kind { group: "", version: "v1", kind: "Service", plural: "services" },
-    Kind { group: "", version: "v1", kind: "Namespace", plural: "namespaces" },
-    Kind { group: "apps", version: "v1", kind: "Deployment", plural: "deployments" },
-    Kind { group: "batch", version: "v1", kind: "Job", plural: "jobs" },
-    Kind { group: "batch", version: "v1", kind: "CronJob", plural: "cronjobs" },
-    Kind { group: "autoscaling", version: "v2", kind: "HorizontalPodAutoscaler", plural: "horizontalpodautoscalers" },
-];
-pub const TRAINJOB: Kind = Kind { group: "trainer.kubeflow.org", version: "v1alpha1", kind: "TrainJob", plural: "trainjobs" };
-pub const INFERENCE_SERVICE: Kind =
-    Kind { group: "serving.kserve.io", version: "v1beta1", kind: "InferenceService", plural: "inferenceservices" };
+/// What a test installs on the cluster besides Kubernetes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addon {
+    /// KServe, with Knative Serving for its Serverless mode.
+    KServe,
+    /// Kubeflow Trainer v2 (TrainJob, TrainingRuntime, ClusterTrainingRuntime).
+    Trainer,
+}
+
+/// How a fake cluster is set up.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    pub versions: Versions,
+    pub addons: Vec<Addon>,
+    pub settings: ClusterSettings,
+}
+
+/// Schemas load once per set of versions in a test binary: compiling them
+/// is the slow part.
+fn schemas_for(versions: &Versions) -> Arc<Schemas> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Schemas>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = versions.to_string();
+    if let Some(found) = cache.lock().unwrap().get(&key) {
+        return found.clone();
+    }
+    let builtin = mlops_kubernetes_conformance::builtin_directory();
+    assert!(
+        builtin.is_some() || std::env::var_os("CI").is_none(),
+        "{} is not set: the test command installs the Kubernetes schemas",
+        mlops_kubernetes_conformance::SCHEMAS_VARIABLE
+    );
+    let loaded = Arc::new(Schemas::load(versions, builtin.as_deref()).expect("the Kubernetes schemas load"));
+    cache.lock().unwrap().insert(key, loaded.clone());
+    loaded
+}
 
 #[derive(Debug, Clone)]
 struct Stored {
@@ -66,10 +104,11 @@ struct Stored {
     managers: BTreeMap<String, (String, BTreeSet<String>)>,
 }
 
-#[derive(Default)]
 struct Store {
     kinds: Vec<Kind>,
-    /// (plural, namespace, name) -> object
+    schemas: Arc<Schemas>,
+    settings: ClusterSettings,
+    /// (resource, namespace, name) -> object; see [`resource_name`]
     objects: BTreeMap<(String, String, String), Stored>,
     resource_version: u64,
     /// (namespace, pod, container) -> log text
@@ -78,6 +117,18 @@ struct Store {
     denied: BTreeSet<(String, String)>,
     /// "METHOD path" of every request, for tests that count calls
     requests: Vec<String>,
+    /// (kind, webhook, message): a policy webhook (Kyverno, Gatekeeper)
+    /// that refuses every write of the kind.
+    policies: Vec<(String, String, String)>,
+}
+
+impl Store {
+    fn resolve(&self, resource: &str) -> String {
+        if resource.contains('.') {
+            return resource.to_owned();
+        }
+        self.kinds.iter().find(|kind| kind.plural == resource).map(resource_name).unwrap_or_else(|| resource.to_owned())
+    }
 }
 
 pub struct FakeKube {
@@ -86,14 +137,54 @@ pub struct FakeKube {
 }
 
 impl FakeKube {
-    /// Starts a server that serves the built-in kinds plus `custom` (the
-    /// CRDs "installed" in this cluster).
-    pub fn start(custom: &[Kind]) -> FakeKube {
+    /// Starts a cluster of the newest versions with `addons` installed.
+    pub fn start(addons: &[Addon]) -> FakeKube {
+        FakeKube::start_with(Setup { addons: addons.to_vec(), ..Setup::default() })
+    }
+
+    pub fn start_with(setup: Setup) -> FakeKube {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().unwrap().port();
-        let mut kinds = BUILT_IN.to_vec();
-        kinds.extend_from_slice(custom);
-        let store = Arc::new(Mutex::new(Store { kinds, ..Store::default() }));
+        let schemas = schemas_for(&setup.versions);
+        let installed = |kind: &str| match kind {
+            "InferenceService" => setup.addons.contains(&Addon::KServe),
+            "TrainJob" | "TrainingRuntime" | "ClusterTrainingRuntime" => setup.addons.contains(&Addon::Trainer),
+            _ => true,
+        };
+        let mut kinds: Vec<Kind> = schemas
+            .kinds()
+            .into_iter()
+            .filter(|info| installed(&info.kind))
+            .map(|info| Kind {
+                group: info.group,
+                version: info.version,
+                kind: info.kind,
+                plural: info.plural,
+                namespaced: info.namespaced,
+            })
+            .collect();
+        if setup.addons.contains(&Addon::KServe) {
+            // Knative's Service, which KServe makes for a Serverless predictor
+            // (its schema is not checked: only KServe's controller writes it).
+            kinds.push(Kind {
+                group: "serving.knative.dev".into(),
+                version: "v1".into(),
+                kind: "Service".into(),
+                plural: "services".into(),
+                namespaced: true,
+            });
+        }
+        let store = Arc::new(Mutex::new(Store {
+            kinds,
+            schemas,
+            settings: setup.settings,
+            objects: BTreeMap::new(),
+            resource_version: 0,
+            logs: BTreeMap::new(),
+            denied: BTreeSet::new(),
+            requests: Vec::new(),
+            policies: Vec::new(),
+        }));
         let shared = store.clone();
         std::thread::spawn(move || {
             for connection in listener.incoming() {
@@ -125,23 +216,31 @@ impl FakeKube {
         self.store.lock().unwrap().denied.insert((verb.to_owned(), plural.to_owned()));
     }
 
+    /// Installs a policy webhook that refuses every write of `kind`.
+    pub fn add_policy(&self, kind: &str, webhook: &str, message: &str) {
+        self.store.lock().unwrap().policies.push((kind.to_owned(), webhook.to_owned(), message.to_owned()));
+    }
+
     pub fn set_log(&self, namespace: &str, pod: &str, container: &str, text: &str) {
         self.store.lock().unwrap().logs.insert((namespace.into(), pod.into(), container.into()), text.into());
     }
 
-    /// The stored object, as a GET would return it.
-    pub fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Json> {
-        self.store.lock().unwrap().objects.get(&(plural.into(), namespace.into(), name.into())).map(|stored| stored.object.clone())
+    /// The stored object, as a GET would return it. `resource` is a plural
+    /// (`jobs`, the core group's kind first) or `PLURAL.GROUP`.
+    pub fn object(&self, resource: &str, namespace: &str, name: &str) -> Option<Json> {
+        let store = self.store.lock().unwrap();
+        let resource = store.resolve(resource);
+        store.objects.get(&(resource, namespace.into(), name.into())).map(|stored| stored.object.clone())
     }
 
     /// Every object of a kind in a namespace.
-    pub fn objects(&self, plural: &str, namespace: &str) -> Vec<Json> {
-        self.store
-            .lock()
-            .unwrap()
+    pub fn objects(&self, resource: &str, namespace: &str) -> Vec<Json> {
+        let store = self.store.lock().unwrap();
+        let resource = store.resolve(resource);
+        store
             .objects
             .iter()
-            .filter(|((stored_plural, stored_namespace, _), _)| stored_plural == plural && stored_namespace == namespace)
+            .filter(|((stored_resource, stored_namespace, _), _)| *stored_resource == resource && stored_namespace == namespace)
             .map(|(_, stored)| stored.object.clone())
             .collect()
     }
@@ -313,12 +412,15 @@ fn json_response(code: u16, body: Json) -> (u16, String, String) {
 fn handle(store: &mut Store, request: &Request) -> (u16, String, String) {
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["version"] => json_response(200, json!({ "major": "1", "minor": "33", "gitVersion": "v1.33.0-fake" })),
+        ["version"] => {
+            let minor = store.schemas.versions.kubernetes.split('.').nth(1).unwrap_or("33").to_owned();
+            json_response(200, json!({ "major": "1", "minor": minor, "gitVersion": format!("v1.{minor}.0-fake") }))
+        }
         ["api"] => json_response(200, json!({ "kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [] })),
         ["apis"] => {
             let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
             for kind in store.kinds.iter().filter(|kind| !kind.group.is_empty()) {
-                groups.entry(kind.group).or_default().insert(kind.version);
+                groups.entry(&kind.group).or_default().insert(&kind.version);
             }
             let groups: Vec<Json> = groups
                 .into_iter()
@@ -334,8 +436,14 @@ fn handle(store: &mut Store, request: &Request) -> (u16, String, String) {
         }
         ["api", version] => discovery(store, "", version),
         ["apis", group, version] => discovery(store, group, version),
-        ["api", version, "namespaces", namespace, rest @ ..] => resource_request(store, request, "", version, namespace, rest),
-        ["apis", group, version, "namespaces", namespace, rest @ ..] => resource_request(store, request, group, version, namespace, rest),
+        ["api", version, "namespaces", namespace, rest @ ..] if !rest.is_empty() => {
+            resource_request(store, request, "", version, namespace, rest)
+        }
+        ["apis", group, version, "namespaces", namespace, rest @ ..] if !rest.is_empty() => {
+            resource_request(store, request, group, version, namespace, rest)
+        }
+        // Cluster-scoped kinds (a ClusterTrainingRuntime).
+        ["apis", group, version, rest @ ..] => resource_request(store, request, group, version, "", rest),
         _ => json_response(404, status_body(404, "NotFound", "the server could not find the requested resource", json!({}))),
     }
 }
@@ -348,10 +456,13 @@ fn discovery(store: &Store, group: &str, version: &str) -> (u16, String, String)
     let verbs = json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]);
     let mut resources = Vec::new();
     for kind in kinds {
-        resources.push(json!({ "name": kind.plural, "singularName": kind.kind.to_lowercase(), "namespaced": kind.kind != "Namespace", "kind": kind.kind, "verbs": verbs }));
-        resources.push(json!({ "name": format!("{}/status", kind.plural), "singularName": "", "namespaced": true, "kind": kind.kind, "verbs": ["get", "patch", "update"] }));
+        resources.push(json!({ "name": kind.plural, "singularName": kind.kind.to_lowercase(), "namespaced": kind.namespaced, "kind": kind.kind, "verbs": verbs }));
+        resources.push(json!({ "name": format!("{}/status", kind.plural), "singularName": "", "namespaced": kind.namespaced, "kind": kind.kind, "verbs": ["get", "patch", "update"] }));
         if kind.kind == "Pod" {
             resources.push(json!({ "name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"] }));
+        }
+        if kind.kind == "Deployment" {
+            resources.push(json!({ "name": "deployments/scale", "singularName": "", "namespaced": true, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"] }));
         }
     }
     let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
@@ -370,6 +481,15 @@ fn verb_of(method: &str, named: bool) -> &'static str {
     }
 }
 
+/// How the store names a kind's objects: `jobs`, `trainjobs.trainer.kubeflow.org`.
+fn resource_name(kind: &Kind) -> String {
+    if kind.group.is_empty() {
+        kind.plural.clone()
+    } else {
+        format!("{}.{}", kind.plural, kind.group)
+    }
+}
+
 fn resource_request(
     store: &mut Store,
     request: &Request,
@@ -385,6 +505,9 @@ fn resource_request(
     else {
         return json_response(404, status_body(404, "NotFound", "the server could not find the requested resource", json!({})));
     };
+    if kind.namespaced == namespace.is_empty() {
+        return json_response(404, status_body(404, "NotFound", "the server could not find the requested resource", json!({})));
+    }
     let name = rest.get(1).copied();
     let subresource = rest.get(2).copied();
     let verb = verb_of(&request.method, name.is_some());
@@ -402,7 +525,8 @@ fn resource_request(
         );
     }
     let manager = request.query.get("fieldManager").cloned().unwrap_or_else(|| "unknown".to_owned());
-    let key = |name: &str| (kind.plural.to_owned(), namespace.to_owned(), name.to_owned());
+    let resource = resource_name(&kind);
+    let key = |name: &str| (resource.clone(), namespace.to_owned(), name.to_owned());
     match (request.method.as_str(), name, subresource) {
         ("GET", None, None) => {
             let selector: Vec<(String, String)> = request
@@ -415,7 +539,7 @@ fn resource_request(
             let items: Vec<Json> = store
                 .objects
                 .iter()
-                .filter(|((stored_plural, stored_namespace, _), _)| stored_plural == kind.plural && stored_namespace == namespace)
+                .filter(|((stored_resource, stored_namespace, _), _)| *stored_resource == resource && stored_namespace == namespace)
                 .map(|(_, stored)| stored.object.clone())
                 .filter(|object| {
                     selector.iter().all(|(label, value)| {
@@ -432,6 +556,22 @@ fn resource_request(
             Some(stored) => json_response(200, stored.object.clone()),
             None => not_found(&kind, name),
         },
+        ("GET", Some(name), Some("scale")) if kind.kind == "Deployment" => match store.objects.get(&key(name)) {
+            Some(stored) => json_response(200, scale_of(&stored.object)),
+            None => not_found(&kind, name),
+        },
+        ("PATCH" | "PUT", Some(name), Some("scale")) if kind.kind == "Deployment" => {
+            let Ok(body) = serde_json::from_slice::<Json>(&request.body) else { return bad_request("the body is not JSON") };
+            let Some(replicas) = body.pointer("/spec/replicas").cloned() else { return bad_request("spec.replicas is required") };
+            let Some(stored) = store.objects.get(&key(name)).cloned() else { return not_found(&kind, name) };
+            let mut updated = stored.object.clone();
+            updated["spec"]["replicas"] = replicas;
+            let (code, content_type, body) = update(store, &kind, namespace, name, stored, updated, &manager, false);
+            match serde_json::from_str::<Json>(&body) {
+                Ok(object) if code == 200 => json_response(200, scale_of(&object)),
+                _ => (code, content_type, body),
+            }
+        }
         ("GET", Some(name), Some("log")) => {
             let container = request.query.get("container").cloned().unwrap_or_default();
             if !store.objects.contains_key(&key(name)) {
@@ -444,7 +584,7 @@ fn resource_request(
             (200, "text/plain".to_owned(), if kept.is_empty() { kept } else { kept + "\n" })
         }
         ("POST", None, None) => {
-            let Ok(object) = serde_json::from_slice::<Json>(&request.body) else { return bad_request("the body is not JSON") };
+            let Ok(mut object) = serde_json::from_slice::<Json>(&request.body) else { return bad_request("the body is not JSON") };
             let Some(name) = object.pointer("/metadata/name").and_then(Json::as_str).map(str::to_owned) else {
                 return bad_request("metadata.name is required");
             };
@@ -458,6 +598,12 @@ fn resource_request(
                         json!({ "name": name, "kind": kind.plural }),
                     ),
                 );
+            }
+            if !namespace.is_empty() {
+                object["metadata"]["namespace"] = json!(namespace);
+            }
+            if let Err(refused) = admit(store, &kind, &object, WriteKind::Decode) {
+                return refused;
             }
             let stored = create(store, &kind, namespace, object, &manager, "Update");
             json_response(201, stored)
@@ -512,6 +658,111 @@ fn resource_request(
     }
 }
 
+/// A Deployment's `scale` subresource (autoscaling/v1 Scale).
+fn scale_of(deployment: &Json) -> Json {
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": { "name": deployment["metadata"]["name"], "namespace": deployment["metadata"]["namespace"], "resourceVersion": deployment["metadata"]["resourceVersion"] },
+        "spec": { "replicas": deployment["spec"]["replicas"] },
+        "status": { "replicas": deployment.pointer("/status/replicas").cloned().unwrap_or(json!(0)) }
+    })
+}
+
+/// How a write reached the server, which decides how a field the schema
+/// does not declare is answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WriteKind {
+    /// Server-side apply: the patch is typed against the schema first.
+    Apply,
+    /// A create or update with a body (fieldValidation=Strict, as kubectl sends).
+    Decode,
+}
+
+/// The schema, then the webhooks, as the API server runs them on a write.
+fn admit(store: &Store, kind: &Kind, object: &Json, write: WriteKind) -> Result<(), (u16, String, String)> {
+    let group_kind = if kind.group.is_empty() { kind.kind.clone() } else { format!("{}.{}", kind.kind, kind.group) };
+    let name = object.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default();
+    let mut checked = without_server_fields(object);
+    checked["apiVersion"] = json!(kind.api_version());
+    checked["kind"] = json!(kind.kind);
+    if store.schemas.kind_info(&kind.api_version(), &kind.kind).is_some() {
+        let problems = store.schemas.validate(&checked);
+        if let Some(unknown) = problems.iter().find(|problem| problem.unknown_field) {
+            return Err(match write {
+                WriteKind::Apply => json_response(
+                    500,
+                    status_body(
+                        500,
+                        "InternalError",
+                        &format!(
+                            "failed to create typed patch object ({}, Kind={}): {}: field not declared in schema",
+                            kind.api_version(),
+                            kind.kind,
+                            unknown.path
+                        ),
+                        json!({}),
+                    ),
+                ),
+                WriteKind::Decode => json_response(
+                    400,
+                    status_body(
+                        400,
+                        "BadRequest",
+                        &format!("strict decoding error: unknown field \"{}\"", unknown.path.trim_start_matches('.')),
+                        json!({}),
+                    ),
+                ),
+            });
+        }
+        if !problems.is_empty() {
+            let causes: Vec<Json> =
+                problems.iter().map(|problem| json!({ "reason": "FieldValueInvalid", "message": problem.message, "field": problem.path.trim_start_matches('.') })).collect();
+            let list: Vec<String> = problems
+                .iter()
+                .map(|problem| format!("{}: Invalid value: {}", problem.path.trim_start_matches('.'), problem.message))
+                .collect();
+            return Err(json_response(
+                422,
+                status_body(
+                    422,
+                    "Invalid",
+                    &format!("{group_kind} \"{name}\" is invalid: [{}]", list.join(", ")),
+                    json!({ "name": name, "group": kind.group, "kind": kind.kind, "causes": causes }),
+                ),
+            ));
+        }
+    }
+    if let Some((_, webhook, message)) = store.policies.iter().find(|(policy_kind, _, _)| *policy_kind == kind.kind) {
+        let message = format!("admission webhook \"{webhook}\" denied the request: {message}");
+        return Err(json_response(403, status_body(403, "Forbidden", &message, json!({ "name": name, "kind": kind.plural }))));
+    }
+    let exists = |api_version: &str, kind_name: &str, namespace: &str, object_name: &str| {
+        store
+            .kinds
+            .iter()
+            .filter(|candidate| candidate.api_version() == api_version && candidate.kind == kind_name)
+            .any(|candidate| store.objects.contains_key(&(resource_name(candidate), namespace.to_owned(), object_name.to_owned())))
+    };
+    admission::review(&checked, &exists).map_err(|denial| {
+        json_response(denial.code, status_body(denial.code, &denial.reason, &denial.message, json!({ "name": name, "kind": kind.plural })))
+    })
+}
+
+/// The object as a client wrote it: without what the server keeps itself.
+fn without_server_fields(object: &Json) -> Json {
+    let mut copy = object.clone();
+    if let Some(entries) = copy.as_object_mut() {
+        entries.remove("status");
+        if let Some(metadata) = entries.get_mut("metadata").and_then(Json::as_object_mut) {
+            for field in ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"] {
+                metadata.remove(field);
+            }
+        }
+    }
+    copy
+}
+
 fn not_found(kind: &Kind, name: &str) -> (u16, String, String) {
     let resource = if kind.group.is_empty() { kind.plural.to_owned() } else { format!("{}.{}", kind.plural, kind.group) };
     json_response(
@@ -560,13 +811,60 @@ fn generation_relevant(object: &Json) -> Json {
     copy
 }
 
+/// How the lists of a kind merge, from its schema.
+struct Lists<'a> {
+    schemas: &'a Schemas,
+    api_version: String,
+    kind: String,
+}
+
+impl Lists<'_> {
+    fn of<'a>(store: &'a Store, kind: &Kind) -> Lists<'a> {
+        Lists { schemas: &store.schemas, api_version: kind.api_version(), kind: kind.kind.clone() }
+    }
+
+    /// The list type at a field path; a kind without a schema (Knative's
+    /// Service here) keys lists of named items by name, as its schema does.
+    fn at(&self, fields: &[String], items: &[Json]) -> ListType {
+        if self.schemas.kind_info(&self.api_version, &self.kind).is_some() {
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            return self.schemas.list_type(&self.api_version, &self.kind, &fields);
+        }
+        if !items.is_empty() && items.iter().all(|item| item.get("name").and_then(Json::as_str).is_some()) {
+            ListType::Map(vec!["name".into()])
+        } else {
+            ListType::Atomic
+        }
+    }
+}
+
+/// A list item's key in the API server's notation: `name="server"`,
+/// `containerPort=8080,protocol="TCP"`.
+fn item_key(item: &Json, keys: &[String]) -> Option<String> {
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|key| {
+            // The server defaults a port's protocol before it keys the item.
+            let value = item.get(key).cloned().or_else(|| (key == "protocol").then(|| json!("TCP")))?;
+            Some(format!("{key}={value}"))
+        })
+        .collect::<Option<_>>()?;
+    Some(parts.join(","))
+}
+
+fn item_matches(item: &Json, key: &str, keys: &[String]) -> bool {
+    item_key(item, keys).as_deref() == Some(key)
+}
+
 fn create(store: &mut Store, kind: &Kind, namespace: &str, mut object: Json, manager: &str, operation: &str) -> Json {
     store.resource_version += 1;
     let name = object.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default().to_owned();
     let mut paths = BTreeSet::new();
-    leaf_paths(&without_identity(&object), "", &mut paths);
+    leaf_paths(&Lists::of(store, kind), &without_identity(&object), &mut Vec::new(), "", &mut paths);
     let metadata = object["metadata"].as_object_mut().unwrap();
-    metadata.insert("namespace".into(), json!(namespace));
+    if !namespace.is_empty() {
+        metadata.insert("namespace".into(), json!(namespace));
+    }
     metadata.insert("uid".into(), json!(format!("{:08x}-fake-{}", store.resource_version, name)));
     metadata.insert("resourceVersion".into(), json!(store.resource_version.to_string()));
     metadata.insert("generation".into(), json!(1));
@@ -577,7 +875,7 @@ fn create(store: &mut Store, kind: &Kind, namespace: &str, mut object: Json, man
     let mut managers = BTreeMap::new();
     managers.insert(manager.to_owned(), (operation.to_owned(), paths));
     render_managed_fields(&mut object, &managers, kind);
-    store.objects.insert((kind.plural.to_owned(), namespace.to_owned(), name), Stored { object: object.clone(), managers });
+    store.objects.insert((resource_name(kind), namespace.to_owned(), name), Stored { object: object.clone(), managers });
     object
 }
 
@@ -616,14 +914,16 @@ fn update(
             }
         }
         apply_defaults(kind, &mut updated);
+        if let Err(refused) = admit(store, kind, &updated, WriteKind::Decode) {
+            return refused;
+        }
     }
     let mut managers = stored.managers.clone();
     if !status_only {
         // An Update takes over every field it changed.
-        let mut before = BTreeSet::new();
+        let lists = Lists::of(store, kind);
         let mut after = BTreeSet::new();
-        leaf_paths(&without_identity(&stored.object), "", &mut before);
-        leaf_paths(&without_identity(&updated), "", &mut after);
+        leaf_paths(&lists, &without_identity(&updated), &mut Vec::new(), "", &mut after);
         let changed: BTreeSet<String> =
             after.iter().filter(|path| value_at(&stored.object, path) != value_at(&updated, path)).cloned().collect();
         for (owner, (_, owned)) in managers.iter_mut() {
@@ -658,7 +958,7 @@ fn finish_write(
     updated["metadata"]["generation"] = json!(bumped);
     updated["metadata"]["resourceVersion"] = json!(store.resource_version.to_string());
     render_managed_fields(&mut updated, &managers, kind);
-    store.objects.insert((kind.plural.to_owned(), namespace.to_owned(), name.to_owned()), Stored { object: updated.clone(), managers });
+    store.objects.insert((resource_name(kind), namespace.to_owned(), name.to_owned()), Stored { object: updated.clone(), managers });
     json_response(200, updated)
 }
 
@@ -667,20 +967,36 @@ fn server_side_apply(
     kind: &Kind,
     namespace: &str,
     name: &str,
-    patch: Json,
+    mut patch: Json,
     manager: &str,
     force: bool,
 ) -> (u16, String, String) {
     if patch.pointer("/metadata/name").and_then(Json::as_str) != Some(name) {
         return bad_request("metadata.name in the apply patch must match the URL");
     }
-    let key = (kind.plural.to_owned(), namespace.to_owned(), name.to_owned());
+    if !namespace.is_empty() {
+        patch["metadata"]["namespace"] = json!(namespace);
+    }
+    // The patch is typed against the schema before anything else.
+    if let Err(refused) = admit(store, kind, &patch, WriteKind::Apply) {
+        let code = refused.0;
+        // Only an undeclared field is refused this early; the rest is
+        // checked on the merged object, as the server does.
+        if code == 500 {
+            return refused;
+        }
+    }
+    let key = (resource_name(kind), namespace.to_owned(), name.to_owned());
     let Some(stored) = store.objects.get(&key).cloned() else {
+        if let Err(refused) = admit(store, kind, &patch, WriteKind::Apply) {
+            return refused;
+        }
         let object = create(store, kind, namespace, patch, manager, "Apply");
         return json_response(201, object);
     };
+    let lists = Lists::of(store, kind);
     let mut applied_paths = BTreeSet::new();
-    leaf_paths(&without_identity(&patch), "", &mut applied_paths);
+    leaf_paths(&lists, &without_identity(&patch), &mut Vec::new(), "", &mut applied_paths);
     let mut conflicts = Vec::new();
     for path in &applied_paths {
         for (owner, (_, owned)) in &stored.managers {
@@ -713,20 +1029,55 @@ fn server_side_apply(
         }
     }
     // Fields this manager applied before and no longer does are removed,
-    // unless someone else also owns them.
+    // unless someone else also owns them; so are list items whose every
+    // field was its alone.
     let previously: BTreeSet<String> = managers.get(manager).map(|(_, owned)| owned.clone()).unwrap_or_default();
     let mut updated = stored.object.clone();
+    let others: BTreeSet<String> =
+        managers.iter().filter(|(owner, _)| *owner != manager).flat_map(|(_, (_, owned))| owned.iter().cloned()).collect();
     for path in previously.difference(&applied_paths) {
-        let shared = managers.iter().any(|(owner, (_, owned))| owner != manager && owned.contains(path));
-        if !shared && !path.contains('[') {
+        if !others.contains(path) {
             remove_at(&mut updated, path);
         }
     }
-    merge_apply(&mut updated, &patch);
+    remove_emptied_items(&mut updated, &previously, &applied_paths, &others);
+    merge_apply(&lists, &mut updated, &patch, &mut Vec::new());
     apply_defaults(kind, &mut updated);
+    if let Err(refused) = admit(store, kind, &updated, WriteKind::Apply) {
+        return refused;
+    }
     managers.insert(manager.to_owned(), ("Apply".to_owned(), applied_paths));
     managers.retain(|_, (_, owned)| !owned.is_empty());
     finish_write(store, kind, namespace, name, &stored, updated, managers)
+}
+
+/// Removes the keyed list items the applier dropped: those under a key
+/// prefix it owned before, owns no longer, and nobody else owns a field of.
+fn remove_emptied_items(object: &mut Json, previously: &BTreeSet<String>, now: &BTreeSet<String>, others: &BTreeSet<String>) {
+    let item_prefix = |path: &str| -> Vec<String> {
+        let segments = path_segments(path);
+        (1..=segments.len())
+            .filter(|end| segments[end - 1].starts_with('['))
+            .map(|end| {
+                segments[..end]
+                    .iter()
+                    .map(|segment| if segment.starts_with('[') { segment.clone() } else { format!(".{segment}") })
+                    .collect()
+            })
+            .collect()
+    };
+    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    for path in previously {
+        for prefix in item_prefix(path) {
+            let still = now.iter().chain(others.iter()).any(|other| other.starts_with(&prefix));
+            if !still {
+                dropped.insert(prefix);
+            }
+        }
+    }
+    for prefix in dropped.iter().rev() {
+        remove_at(object, prefix);
+    }
 }
 
 /// The object without what is not a field: apiVersion, kind, and the
@@ -746,38 +1097,51 @@ fn without_identity(object: &Json) -> Json {
     copy
 }
 
-fn is_named_list(items: &[Json]) -> bool {
-    !items.is_empty() && items.iter().all(|item| item.get("name").and_then(Json::as_str).is_some())
-}
-
 /// Leaf paths in the API server's notation: `.spec.replicas`,
-/// `.spec.template.spec.containers[name="server"].image`. Lists of named
-/// items are keyed by name; other lists are atomic.
-fn leaf_paths(value: &Json, prefix: &str, paths: &mut BTreeSet<String>) {
+/// `.spec.template.spec.containers[name="server"].ports[containerPort=8080,protocol="TCP"].containerPort`.
+/// Lists are keyed as the schema says; atomic lists are one leaf.
+fn leaf_paths(lists: &Lists<'_>, value: &Json, fields: &mut Vec<String>, prefix: &str, paths: &mut BTreeSet<String>) {
     match value {
         Json::Object(entries) if !entries.is_empty() => {
             for (key, value) in entries {
-                leaf_paths(value, &format!("{prefix}.{key}"), paths);
+                fields.push(key.clone());
+                leaf_paths(lists, value, fields, &format!("{prefix}.{key}"), paths);
+                fields.pop();
             }
         }
-        Json::Array(items) if is_named_list(items) => {
-            for item in items {
-                let name = item["name"].as_str().unwrap();
-                leaf_paths(item, &format!("{prefix}[name=\"{name}\"]"), paths);
+        Json::Array(items) if !items.is_empty() => match lists.at(fields, items) {
+            ListType::Map(keys) => {
+                for item in items {
+                    match item_key(item, &keys) {
+                        Some(key) => leaf_paths(lists, item, fields, &format!("{prefix}[{key}]"), paths),
+                        None => {
+                            paths.insert(prefix.to_owned());
+                        }
+                    }
+                }
             }
-        }
+            _ => {
+                paths.insert(prefix.to_owned());
+            }
+        },
         _ => {
             paths.insert(prefix.to_owned());
         }
     }
 }
 
+/// `.a.b[name="x"].c` -> `a`, `b`, `[name="x"]`, `c`.
 fn path_segments(path: &str) -> Vec<String> {
     let mut segments = Vec::new();
     let mut current = String::new();
     let mut in_brackets = false;
+    let mut in_quotes = false;
     for character in path.chars() {
         match character {
+            '"' if in_brackets => {
+                in_quotes = !in_quotes;
+                current.push(character);
+            }
             '.' if !in_brackets => {
                 if !current.is_empty() {
                     segments.push(std::mem::take(&mut current));
@@ -790,7 +1154,7 @@ fn path_segments(path: &str) -> Vec<String> {
                 in_brackets = true;
                 current.push('[');
             }
-            ']' if in_brackets => {
+            ']' if in_brackets && !in_quotes => {
                 current.push(']');
                 segments.push(std::mem::take(&mut current));
                 in_brackets = false;
@@ -804,11 +1168,46 @@ fn path_segments(path: &str) -> Vec<String> {
     segments
 }
 
+/// `[containerPort=8080,protocol="TCP"]` -> the item that has those values.
+fn find_item(items: &[Json], segment: &str) -> Option<usize> {
+    let inside = segment.strip_prefix('[')?.strip_suffix(']')?;
+    let pairs = split_key(inside);
+    items.iter().position(|item| {
+        pairs.iter().all(|(key, value)| {
+            let found = item.get(key).cloned().or_else(|| (key == "protocol").then(|| json!("TCP")));
+            found.as_ref() == Some(value)
+        })
+    })
+}
+
+fn split_key(inside: &str) -> Vec<(String, Json)> {
+    let mut pairs = Vec::new();
+    let mut current = String::new();
+    let mut in_quotes = false;
+    for character in inside.chars().chain(std::iter::once(',')) {
+        match character {
+            '"' => {
+                in_quotes = !in_quotes;
+                current.push(character);
+            }
+            ',' if !in_quotes => {
+                if let Some((key, value)) = current.split_once('=') {
+                    pairs.push((key.to_owned(), serde_json::from_str(value).unwrap_or(Json::String(value.to_owned()))));
+                }
+                current.clear();
+            }
+            other => current.push(other),
+        }
+    }
+    pairs
+}
+
 fn value_at<'a>(object: &'a Json, path: &str) -> Option<&'a Json> {
     let mut current = object;
     for segment in path_segments(path) {
-        if let Some(name) = segment.strip_prefix("[name=\"").and_then(|rest| rest.strip_suffix("\"]")) {
-            current = current.as_array()?.iter().find(|item| item.get("name").and_then(Json::as_str) == Some(name))?;
+        if segment.starts_with('[') {
+            let items = current.as_array()?;
+            current = &items[find_item(items, &segment)?];
         } else {
             current = current.get(&segment)?;
         }
@@ -821,37 +1220,55 @@ fn remove_at(object: &mut Json, path: &str) {
     let Some((last, parents)) = segments.split_last() else { return };
     let mut current = object;
     for segment in parents {
-        let Some(next) = current.get_mut(segment) else { return };
+        let next = if segment.starts_with('[') {
+            let Some(items) = current.as_array_mut() else { return };
+            let Some(index) = find_item(items, segment) else { return };
+            &mut items[index]
+        } else {
+            let Some(next) = current.get_mut(segment) else { return };
+            next
+        };
         current = next;
     }
-    if let Some(entries) = current.as_object_mut() {
+    if last.starts_with('[') {
+        if let Some(items) = current.as_array_mut() {
+            if let Some(index) = find_item(items, last) {
+                items.remove(index);
+            }
+        }
+    } else if let Some(entries) = current.as_object_mut() {
         entries.remove(last);
     }
 }
 
-/// Server-side apply's merge: objects merge key by key, named lists merge
-/// by name, other lists are replaced.
-fn merge_apply(live: &mut Json, patch: &Json) {
+/// Server-side apply's merge: objects merge key by key, keyed lists merge
+/// item by item, other lists are replaced.
+fn merge_apply(lists: &Lists<'_>, live: &mut Json, patch: &Json, fields: &mut Vec<String>) {
     match (live, patch) {
         (Json::Object(live), Json::Object(patch)) => {
             for (key, value) in patch {
+                fields.push(key.clone());
                 match live.get_mut(key) {
-                    Some(existing) => merge_apply(existing, value),
+                    Some(existing) => merge_apply(lists, existing, value, fields),
                     None => {
                         live.insert(key.clone(), value.clone());
                     }
                 }
+                fields.pop();
             }
         }
-        (Json::Array(live), Json::Array(patch)) if is_named_list(patch) && is_named_list(live) => {
-            for item in patch {
-                let name = item["name"].as_str().unwrap();
-                match live.iter_mut().find(|existing| existing.get("name").and_then(Json::as_str) == Some(name)) {
-                    Some(existing) => merge_apply(existing, item),
-                    None => live.push(item.clone()),
+        (Json::Array(live), Json::Array(patch)) => match lists.at(fields, patch) {
+            ListType::Map(keys) if patch.iter().all(|item| item_key(item, &keys).is_some()) => {
+                for item in patch {
+                    let key = item_key(item, &keys).unwrap_or_default();
+                    match live.iter_mut().find(|existing| item_matches(existing, &key, &keys)) {
+                        Some(existing) => merge_apply(lists, existing, item, fields),
+                        None => live.push(item.clone()),
+                    }
                 }
             }
-        }
+            _ => *live = patch.clone(),
+        },
         (live, patch) => *live = patch.clone(),
     }
 }
@@ -884,8 +1301,11 @@ fn render_managed_fields(object: &mut Json, managers: &BTreeMap<String, (String,
             for path in paths {
                 let mut current = &mut fields;
                 for segment in path_segments(path) {
-                    let key = match segment.strip_prefix("[name=\"").and_then(|rest| rest.strip_suffix("\"]")) {
-                        Some(name) => format!("k:{{\"name\":\"{name}\"}}"),
+                    let key = match segment.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+                        Some(inside) => {
+                            let pairs: serde_json::Map<String, Json> = split_key(inside).into_iter().collect();
+                            format!("k:{}", Json::Object(pairs))
+                        }
                         None => format!("f:{segment}"),
                     };
                     current = current.as_object_mut().unwrap().entry(key).or_insert_with(|| json!({}));
@@ -957,7 +1377,7 @@ fn pod_spec_defaults(spec: &mut Json) {
 /// The defaults the real API server fills in, so that a provider that
 /// compared whole objects would see drift after every apply.
 fn apply_defaults(kind: &Kind, object: &mut Json) {
-    match kind.kind {
+    match kind.kind.as_str() {
         "Deployment" => {
             let spec = &mut object["spec"];
             if spec.get("replicas").is_none() {

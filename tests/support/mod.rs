@@ -190,6 +190,20 @@ impl Run {
     pub fn all(&self) -> String {
         format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
     }
+
+    /// Asserts that the standard error names every one of `expected`.
+    pub fn assert_stderr_mentions(&self, expected: &[&str]) {
+        for text in expected {
+            assert!(self.stderr.contains(text), "missing {text:?}:\n{}", self.all());
+        }
+    }
+
+    /// Asserts that the standard output names every one of `expected`.
+    pub fn assert_stdout_mentions(&self, expected: &[&str]) {
+        for text in expected {
+            assert!(self.stdout.contains(text), "missing {text:?}:\n{}", self.all());
+        }
+    }
 }
 
 /// POSTs JSON to `url/path` and returns the whole response.

@@ -53,15 +53,8 @@ impl Cluster {
     pub async fn connect(config: &Attributes) -> ProviderResult<Cluster> {
         let text = |name: &str| config.get(name).and_then(Json::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
         let context = text("context");
-        let kubeconfig_path = text("kubeconfig").or_else(|| std::env::var("KUBECONFIG").ok().filter(|path| !path.is_empty()));
         let options = KubeConfigOptions { context: context.clone(), ..KubeConfigOptions::default() };
-        let configuration = if let Some(path) = &kubeconfig_path {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|error| {
-                ProviderError::with_help(
-                    format!("cannot read the kubeconfig `{path}`: {}", first_line(&error.to_string())),
-                    "set `kubeconfig` on the kubernetes provider to a readable file, or unset KUBECONFIG",
-                )
-            })?;
+        let configuration = if let Some(kubeconfig) = read_kubeconfig(config)? {
             Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
                 .map_err(|error| kubeconfig_failure(context.as_deref(), &error.to_string()))?
@@ -76,7 +69,9 @@ impl Cluster {
             Config::from_kubeconfig(&options).await.map_err(|error| kubeconfig_failure(context.as_deref(), &error.to_string()))?
         };
         let server = configuration.cluster_url.to_string();
-        let namespace = text("namespace").unwrap_or_else(|| "default".to_owned());
+        // The provider block's namespace, else the context's (or the service
+        // account's, in a pod), as kubectl does.
+        let namespace = text("namespace").unwrap_or_else(|| configuration.default_namespace.clone());
         let client = Client::try_from(configuration).map_err(|error| {
             ProviderError::with_help(
                 format!("cannot set up a client for the cluster at {server}: {error}"),
@@ -114,7 +109,7 @@ impl Cluster {
         let component = match api_version.split('/').next().unwrap_or_default() {
             "serving.kserve.io" => "KServe (https://kserve.github.io/website/), or use `runtime = \"deployment\"`",
             "trainer.kubeflow.org" => {
-                "Kubeflow Trainer v2 (its TrainJob CRD and a TrainingRuntime), or drop `distributed` to run a single-node Job"
+                "Kubeflow Trainer v2 (its CRDs and its ClusterTrainingRuntimes), or drop `distributed` to run a single-node Job"
             }
             _ => "the component that provides it",
         };
@@ -124,19 +119,30 @@ impl Cluster {
         )
     }
 
+    /// The API of a kind in `namespace`; an empty namespace is a
+    /// cluster-scoped kind (a ClusterTrainingRuntime).
     async fn api_for(&self, api_version: &str, kind: &str, namespace: &str) -> ProviderResult<Api<DynamicObject>> {
         let resource = self.resource(api_version, kind).await?;
-        Ok(Api::namespaced_with(self.client.clone(), namespace, &resource))
+        Ok(if namespace.is_empty() {
+            Api::all_with(self.client.clone(), &resource)
+        } else {
+            Api::namespaced_with(self.client.clone(), namespace, &resource)
+        })
     }
 
     /// Server-side apply with field manager `mlops`. Without `force`, fields
     /// owned by another manager with a different value come back as
     /// [`ApplyFailure::Conflicts`].
     pub async fn apply(&self, object: &Json, force: bool) -> Result<Json, ApplyFailure> {
+        self.apply_as(FIELD_MANAGER, object, force).await
+    }
+
+    /// Server-side apply as another field manager (a handover of a field).
+    pub async fn apply_as(&self, manager: &str, object: &Json, force: bool) -> Result<Json, ApplyFailure> {
         let reference = ObjectRef::of(object).map_err(ApplyFailure::Other)?;
         let ObjectRef { api_version, kind, namespace, name } = &reference;
         let api = self.api_for(api_version, kind, namespace).await.map_err(ApplyFailure::Other)?;
-        let mut parameters = PatchParams::apply(FIELD_MANAGER);
+        let mut parameters = PatchParams::apply(manager);
         if force {
             parameters = parameters.force();
         }
@@ -203,12 +209,24 @@ impl Cluster {
                         format!("the cluster {} refused the credentials when trying to {doing}: {message}", self.label),
                         "refresh the kubeconfig user's token or certificate (log in to the cluster again)",
                     ),
+                    // A validating webhook's denial comes back as 403 too.
+                    403 if message.contains("admission webhook") => ProviderError::with_help(
+                        format!("an admission webhook of the cluster {} refused to {doing}: {message}", self.label),
+                        "this is the webhook's rule, not a missing permission: change what it names (see `kserve_mode`, `knative_features` and `training_runtime` on the kubernetes provider)",
+                    ),
                     403 => ProviderError::with_help(
                         format!("the cluster {} denied permission to {doing}: {message}", self.label),
                         format!(
                             "grant the user RBAC permission for it in namespace `{}` (check with `kubectl auth can-i`), or use another context",
                             self.namespace
                         ),
+                    ),
+                    // The object has a field the cluster's schema for its kind
+                    // does not have (a CRD of another release): sending it
+                    // again cannot help.
+                    500 if message.contains("field not declared in schema") => ProviderError::with_help(
+                        format!("the cluster {} refused to {doing}: {message}", self.label),
+                        "the cluster runs a version of this kind (its CRD) without that field; the README lists the KServe and Kubeflow Trainer versions mlops supports",
                     ),
                     408 | 429 | 500..=599 => ProviderError::Transient {
                         message: format!("the cluster {} could not {doing} just now ({}): {message}", self.label, status.code),
@@ -231,6 +249,69 @@ impl Cluster {
             other => ProviderError::failed(format!("the cluster {} could not {doing}: {}", self.label, first_line(&other.to_string()))),
         }
     }
+}
+
+/// The kubeconfig the provider block names (`kubeconfig`), else the files
+/// `KUBECONFIG` lists (merged as kubectl merges them: the first file to set
+/// a value wins); `None` when neither is set.
+fn read_kubeconfig(config: &Attributes) -> ProviderResult<Option<Kubeconfig>> {
+    let listed = config
+        .get("kubeconfig")
+        .and_then(Json::as_str)
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+        .or_else(|| std::env::var("KUBECONFIG").ok().filter(|value| !value.is_empty()));
+    let Some(listed) = listed else { return Ok(None) };
+    let mut merged: Option<Kubeconfig> = None;
+    for path in std::env::split_paths(&listed).filter(|path| !path.as_os_str().is_empty()) {
+        let file = Kubeconfig::read_from(&path).map_err(|error| {
+            ProviderError::with_help(
+                format!("cannot read the kubeconfig `{}`: {}", path.display(), first_line(&error.to_string())),
+                "set `kubeconfig` on the kubernetes provider to readable files (several separated by ':'), or fix KUBECONFIG",
+            )
+        })?;
+        merged = Some(match merged {
+            None => file,
+            Some(earlier) => earlier.merge(file).map_err(|error| {
+                ProviderError::with_help(
+                    format!("cannot merge the kubeconfig files `{listed}`: {}", first_line(&error.to_string())),
+                    "the files must be kubeconfigs of the same apiVersion and kind",
+                )
+            })?,
+        });
+    }
+    Ok(merged)
+}
+
+/// The namespace objects go to, without connecting: the provider block's,
+/// else the kubeconfig context's, else the service account's (in a pod),
+/// else `default`.
+pub fn resolve_namespace(config: &Attributes) -> String {
+    if let Some(namespace) = config.get("namespace").and_then(Json::as_str).filter(|value| !value.is_empty()) {
+        return namespace.to_owned();
+    }
+    let context_name = config.get("context").and_then(Json::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
+    let kubeconfig = read_kubeconfig(config).ok().flatten().or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        Kubeconfig::read_from(std::path::Path::new(&home).join(".kube/config")).ok()
+    });
+    if let Some(kubeconfig) = kubeconfig {
+        let wanted = context_name.or_else(|| kubeconfig.current_context.clone());
+        let namespace = kubeconfig
+            .contexts
+            .iter()
+            .find(|named| Some(&named.name) == wanted.as_ref())
+            .and_then(|named| named.context.as_ref())
+            .and_then(|context| context.namespace.clone());
+        if let Some(namespace) = namespace {
+            return namespace;
+        }
+    } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        if let Ok(namespace) = std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace") {
+            return namespace.trim().to_owned();
+        }
+    }
+    "default".to_owned()
 }
 
 fn kubeconfig_failure(context: Option<&str>, error: &str) -> ProviderError {
@@ -283,6 +364,10 @@ impl ObjectRef {
 
 impl std::fmt::Display for ObjectRef {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "{} {}/{}", self.kind, self.namespace, self.name)
+        if self.namespace.is_empty() {
+            write!(formatter, "{} {}", self.kind, self.name)
+        } else {
+            write!(formatter, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
     }
 }

@@ -11,33 +11,85 @@
 //! lists of named items are matched by name, and equal quantities compare
 //! equal. What remains different was changed outside mlops.
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
 use serde_json::Value as Json;
+
+/// The key fields of the list at `fields` (field names from the object's
+/// root, list items stepped through), as the API server keys it when it
+/// merges: `containers` by `name`, a container's `ports` by `containerPort`
+/// and `protocol`. `None` for a list merged as a whole. The facts live in
+/// `stdlib/kubernetes/list-keys.json`.
+pub fn list_keys(fields: &[String]) -> Option<&'static [String]> {
+    static TABLE: OnceLock<BTreeMap<String, Option<Vec<String>>>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let text = include_str!("../../../stdlib/kubernetes/list-keys.json");
+        let parsed: Json =
+            serde_json::from_str(text).unwrap_or_else(|error| panic!("the embedded stdlib/kubernetes/list-keys.json is invalid: {error}"));
+        parsed["keys"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(path, keys)| {
+                let keys = keys.as_array().map(|keys| keys.iter().filter_map(Json::as_str).map(str::to_owned).collect());
+                (path.clone(), keys)
+            })
+            .collect()
+    });
+    let field = fields.last()?;
+    let parent = fields.len().checked_sub(2).map(|index| fields[index].as_str()).unwrap_or("");
+    table.get(&format!("{parent}.{field}")).or_else(|| table.get(&format!("*.{field}")))?.as_deref()
+}
+
+/// An item's key values (`["8080", "TCP"]`), with the defaults the server
+/// fills in before it keys an item (a port's protocol is TCP).
+fn key_values(item: &Json, keys: &[String]) -> Option<Vec<String>> {
+    keys.iter()
+        .map(|key| match item.get(key) {
+            Some(Json::String(text)) => Some(text.clone()),
+            Some(other) if !other.is_null() => Some(other.to_string()),
+            _ if key == "protocol" => Some("TCP".to_owned()),
+            _ => None,
+        })
+        .collect()
+}
 
 /// `live` reduced to the fields present in `applied`.
 pub fn project(applied: &Json, live: &Json) -> Json {
+    project_at(applied, live, &mut Vec::new())
+}
+
+fn project_at(applied: &Json, live: &Json, fields: &mut Vec<String>) -> Json {
     match (applied, live) {
         (Json::Object(applied), Json::Object(live)) => Json::Object(
-            applied.iter().filter_map(|(key, wanted)| live.get(key).map(|found| (key.clone(), project(wanted, found)))).collect(),
+            applied
+                .iter()
+                .filter_map(|(key, wanted)| {
+                    let found = live.get(key)?;
+                    fields.push(key.clone());
+                    let projected = project_at(wanted, found, fields);
+                    fields.pop();
+                    Some((key.clone(), projected))
+                })
+                .collect(),
         ),
-        (Json::Array(applied), Json::Array(live)) => {
-            let named = |item: &Json| item.get("name").and_then(Json::as_str).map(str::to_owned);
-            if !applied.is_empty() && applied.iter().all(|item| named(item).is_some()) && live.iter().all(|item| named(item).is_some()) {
-                // Lists of named items (containers, env, ports, volumes) merge
-                // by name on the server: entries others add are theirs.
-                applied
-                    .iter()
-                    .filter_map(|wanted| {
-                        let name = named(wanted)?;
-                        live.iter().find(|found| named(found).as_deref() == Some(name.as_str())).map(|found| project(wanted, found))
-                    })
-                    .collect()
-            } else {
-                live.iter()
-                    .enumerate()
-                    .map(|(index, found)| applied.get(index).map_or_else(|| found.clone(), |wanted| project(wanted, found)))
-                    .collect()
-            }
-        }
+        (Json::Array(applied), Json::Array(live)) => match list_keys(fields) {
+            // Keyed lists (containers, env, ports, volumes) merge item by
+            // item on the server: entries others add are theirs.
+            Some(keys) if applied.iter().all(|item| key_values(item, keys).is_some()) => applied
+                .iter()
+                .filter_map(|wanted| {
+                    let key = key_values(wanted, keys);
+                    live.iter().find(|found| key_values(found, keys) == key).map(|found| project_at(wanted, found, fields))
+                })
+                .collect(),
+            _ => live
+                .iter()
+                .enumerate()
+                .map(|(index, found)| applied.get(index).map_or_else(|| found.clone(), |wanted| project_at(wanted, found, fields)))
+                .collect(),
+        },
         (wanted, found) if equivalent_scalars(wanted, found) => wanted.clone(),
         (_, found) => found.clone(),
     }
@@ -101,21 +153,26 @@ pub struct Difference {
     pub desired: Option<Json>,
 }
 
-/// Where `desired` and `live` differ, as readable paths. Named list items
-/// are addressed by name.
+/// Where `desired` and `live` differ, as readable paths. Items of keyed
+/// lists are addressed by their key values (`containers[server]`,
+/// `ports[8080,TCP]`), others by index.
 pub fn differences(desired: &Json, live: &Json) -> Vec<Difference> {
     let mut found = Vec::new();
-    walk(desired, live, String::new(), &mut found);
+    walk(desired, live, String::new(), &mut Vec::new(), &mut found);
     found
 }
 
-fn walk(desired: &Json, live: &Json, path: String, found: &mut Vec<Difference>) {
+fn walk(desired: &Json, live: &Json, path: String, fields: &mut Vec<String>, found: &mut Vec<Difference>) {
     let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
     match (desired, live) {
         (Json::Object(desired), Json::Object(live)) => {
             for (key, wanted) in desired {
                 match live.get(key) {
-                    Some(value) => walk(wanted, value, join(key), found),
+                    Some(value) => {
+                        fields.push(key.clone());
+                        walk(wanted, value, join(key), fields, found);
+                        fields.pop();
+                    }
                     None => found.push(Difference { path: join(key), live: None, desired: Some(wanted.clone()) }),
                 }
             }
@@ -125,12 +182,30 @@ fn walk(desired: &Json, live: &Json, path: String, found: &mut Vec<Difference>) 
                 }
             }
         }
-        (Json::Array(desired_items), Json::Array(live_items)) if desired_items.len() == live_items.len() => {
-            for (index, (wanted, value)) in desired_items.iter().zip(live_items).enumerate() {
-                let label = wanted.get("name").and_then(Json::as_str).map_or_else(|| index.to_string(), str::to_owned);
-                walk(wanted, value, format!("{path}[{label}]"), found);
+        (Json::Array(desired_items), Json::Array(live_items)) => match list_keys(fields) {
+            Some(keys) if desired_items.iter().chain(live_items).all(|item| key_values(item, keys).is_some()) => {
+                let label = |item: &Json| format!("{path}[{}]", key_values(item, keys).unwrap_or_default().join(","));
+                for wanted in desired_items {
+                    let key = key_values(wanted, keys);
+                    match live_items.iter().find(|item| key_values(item, keys) == key) {
+                        Some(value) => walk(wanted, value, label(wanted), fields, found),
+                        None => found.push(Difference { path: label(wanted), live: None, desired: Some(wanted.clone()) }),
+                    }
+                }
+                for value in live_items {
+                    let key = key_values(value, keys);
+                    if !desired_items.iter().any(|item| key_values(item, keys) == key) {
+                        found.push(Difference { path: label(value), live: Some(value.clone()), desired: None });
+                    }
+                }
             }
-        }
+            _ if desired_items.len() == live_items.len() => {
+                for (index, (wanted, value)) in desired_items.iter().zip(live_items).enumerate() {
+                    walk(wanted, value, format!("{path}[{index}]"), fields, found);
+                }
+            }
+            _ => found.push(Difference { path, live: Some(live.clone()), desired: Some(desired.clone()) }),
+        },
         (wanted, value) => {
             if !equivalent_scalars(wanted, value) {
                 found.push(Difference { path, live: Some(value.clone()), desired: Some(wanted.clone()) });

@@ -89,7 +89,10 @@ pub fn record_reviewed_drift(private: &mut Json, prior_private: &Json, prior_sta
     }
 }
 
-/// `.spec.template.spec.containers[name="server"].image` -> `spec.template.spec.containers[server].image`.
+/// A conflict's field in the API server's notation, as plan paths write it:
+/// `.spec.template.spec.containers[name="server"].image` ->
+/// `spec.template.spec.containers[server].image`, and
+/// `...ports[containerPort=8080,protocol="TCP"]` -> `...ports[8080,TCP]`.
 fn normalise_field(field: &str) -> String {
     let mut normalised = String::new();
     let mut rest = field.trim_start_matches('.');
@@ -97,8 +100,9 @@ fn normalise_field(field: &str) -> String {
         normalised.push_str(&rest[..start]);
         let Some(end) = rest[start..].find(']') else { break };
         let inside = &rest[start + 1..start + end];
-        let value = inside.split_once('=').map_or(inside, |(_, value)| value).trim_matches('"');
-        normalised.push_str(&format!("[{value}]"));
+        let values: Vec<&str> =
+            inside.split(',').map(|pair| pair.split_once('=').map_or(pair, |(_, value)| value).trim_matches('"')).collect();
+        normalised.push_str(&format!("[{}]", values.join(",")));
         rest = &rest[start + end + 1..];
     }
     normalised.push_str(rest);
@@ -108,15 +112,24 @@ fn normalise_field(field: &str) -> String {
 /// Server-side applies each object. A conflict on a field the plan showed
 /// as changed outside mlops is resolved by taking the field back (forced);
 /// any other conflict is an error, unless `force_conflicts` is set.
+/// `take_back` adds fields (`Kind/name:path`) apply takes back because the
+/// configuration itself hands them to mlops (replicas an autoscaler owned).
 pub async fn apply_all(
     cluster: &Cluster,
     objects: &[Json],
     planned_private: &Json,
     provider_config: &Attributes,
+    take_back: &[String],
     context: &dyn ApplyContext,
 ) -> ProviderResult<()> {
-    let reviewed: Vec<&str> =
-        planned_private.get("reviewed_drift").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).collect();
+    let reviewed: Vec<&str> = planned_private
+        .get("reviewed_drift")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .chain(take_back.iter().map(String::as_str))
+        .collect();
     let force_all = provider_config.get("force_conflicts").and_then(Json::as_bool).unwrap_or(false);
     for object in objects {
         let key = key_of(object);
@@ -210,5 +223,9 @@ mod tests {
     fn conflict_fields_read_like_plan_paths() {
         assert_eq!(normalise_field(".spec.replicas"), "spec.replicas");
         assert_eq!(normalise_field(".spec.template.spec.containers[name=\"server\"].image"), "spec.template.spec.containers[server].image");
+        assert_eq!(
+            normalise_field(".spec.template.spec.containers[name=\"server\"].ports[containerPort=8080,protocol=\"TCP\"].name"),
+            "spec.template.spec.containers[server].ports[8080,TCP].name"
+        );
     }
 }

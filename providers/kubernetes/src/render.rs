@@ -34,14 +34,17 @@ pub const OUTPUT_DIRECTORY: &str = "/mlops/output";
 /// The kubelet copies this file into the container's status when it
 /// terminates, which is how metrics come back without a side channel.
 pub const METRICS_FILE: &str = "/dev/termination-log";
-/// Where a distributed run's dataset initializer puts the data.
-pub const TRAINJOB_DATASET_DIRECTORY: &str = "/workspace/dataset";
 pub const MODEL_DIRECTORY: &str = "/mnt/models";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const ADDRESS_ANNOTATION: &str = "mlops.dev/address";
 pub const RUN_LABEL: &str = "mlops.dev/run-id";
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const MONITOR_LABEL: &str = "mlops.dev/monitor";
+pub const KSERVE_MODE_ANNOTATION: &str = "serving.kserve.io/deploymentMode";
+/// What KServe names a predictor's Knative Service or Deployment.
+pub fn kserve_predictor_name(name: &str) -> String {
+    format!("{name}-predictor")
+}
 
 fn registry() -> &'static Handlebars<'static> {
     static REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
@@ -102,9 +105,47 @@ pub struct Settings {
     pub oras_image: String,
     /// A `kubernetes.io/dockerconfigjson` Secret with the OCI registry's credentials.
     pub registry_secret: Option<String>,
+    /// How long a run's outputs may take to upload once it has finished.
+    pub upload_timeout_seconds: u64,
+    /// How KServe deploys predictors on this cluster.
+    pub kserve_mode: KserveMode,
+    /// The Knative features the cluster has turned on (`init-containers`,
+    /// `node-selector`, `tolerations`, `hpa-autoscaler`).
+    pub knative_features: Vec<String>,
+}
+
+/// KServe's deployment modes. mlops always names the mode on the
+/// InferenceService, so that what runs does not depend on the cluster's
+/// default (Serverless up to KServe 0.15, Standard from 0.16).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KserveMode {
+    /// Knative Serving: revisions, traffic splitting, scale to zero.
+    #[default]
+    Serverless,
+    /// A plain Deployment with an autoscaler: no traffic splitting.
+    Raw,
+}
+
+impl KserveMode {
+    /// The value of KServe's `serving.kserve.io/deploymentMode` annotation
+    /// (KServe 0.16 and later also read these older names).
+    pub fn annotation(self) -> &'static str {
+        match self {
+            KserveMode::Serverless => "Serverless",
+            KserveMode::Raw => "RawDeployment",
+        }
+    }
 }
 
 impl Settings {
+    /// The settings, with the namespace the cluster's kubeconfig context
+    /// names when the provider block does not (read without connecting).
+    pub fn resolved(config: &Attributes) -> Settings {
+        Settings { namespace: crate::cluster::resolve_namespace(config), ..Settings::from_provider_config(config) }
+    }
+
+    /// The settings as written (a namespace that is not set is `default`):
+    /// what rendering alone, with no kubeconfig, sees.
     pub fn from_provider_config(config: &Attributes) -> Settings {
         let text = |name: &str| config.get(name).and_then(Json::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
         Settings {
@@ -118,6 +159,16 @@ impl Settings {
             monitor_image: text("monitor_image").unwrap_or_else(|| format!("ghcr.io/mlops-dev/mlops:{}", env!("CARGO_PKG_VERSION"))),
             oras_image: text("oras_image").unwrap_or_else(|| "ghcr.io/oras-project/oras:v1.2.2".to_owned()),
             registry_secret: text("registry_secret"),
+            upload_timeout_seconds: text("upload_timeout").and_then(|timeout| parse_duration_seconds(&timeout)).unwrap_or(600),
+            kserve_mode: if text("kserve_mode").as_deref() == Some("raw") { KserveMode::Raw } else { KserveMode::Serverless },
+            knative_features: config
+                .get("knative_features")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -300,12 +351,105 @@ fn shell_quote(value: &str) -> String {
 /// The resolved inputs of a training: name -> the data's uri.
 pub type Inputs = BTreeMap<String, String>;
 
+/// The longest name a TrainJob may have: JobSet names each pod
+/// `NAME-node-INDEX-INDEX-XXXXX` and its hostname after it, which must stay a
+/// DNS label; a longer TrainJob is accepted and then never starts, without
+/// an error anywhere.
+pub const TRAINJOB_NAME_LIMIT: usize = 48;
+/// The init containers a run's pod gets around the training container.
+pub const STAGE_INPUTS_CONTAINER: &str = "stage-inputs";
+pub const UPLOAD_OUTPUTS_CONTAINER: &str = "upload-outputs";
+/// The training container of a Job, and of a Kubeflow Trainer run (Trainer's name).
+pub const JOB_TRAINING_CONTAINER: &str = "train";
+pub const TRAINER_TRAINING_CONTAINER: &str = "node";
+/// The label Kubeflow Trainer marks its training step's replicated job with.
+const TRAINER_STEP_LABEL: &str = "trainer.kubeflow.org/trainjob-ancestor-step";
+
+/// What a run's pod gets besides the training container's own settings:
+/// staging of the inputs, the upload of the outputs, their volumes and
+/// mounts, and GPU placement.
+#[derive(Debug, Clone, Default)]
+pub struct PodAdditions {
+    pub init_containers: Vec<Json>,
+    pub volumes: Vec<Json>,
+    /// Mounts of the training container.
+    pub mounts: Vec<Json>,
+    pub node_selector: serde_json::Map<String, Json>,
+    pub tolerations: Vec<Json>,
+    /// The pod's termination grace period: the time the upload has once
+    /// the training container has exited.
+    pub grace_seconds: Option<u64>,
+}
+
 /// What a training renders to: the object, and facts the provider needs.
 #[derive(Debug, Clone)]
 pub struct RenderedTraining {
     pub manifest: Json,
     pub distributed: bool,
     pub artifact_uri: Option<String>,
+    /// For a distributed run, what the TrainingRuntime it runs in adds to
+    /// the runtime it is derived from ([`training_runtime`]).
+    pub pod: PodAdditions,
+}
+
+/// The staging init container, the upload sidecar and their volumes.
+///
+/// The upload is a native sidecar (an init container with `restartPolicy:
+/// Always`): the kubelet stops it with SIGTERM once the training container
+/// has exited, and it uploads then, within the pod's termination grace
+/// period. Its exit code does not change the pod's phase, so the provider
+/// reads it from the pod's status after the run. On a distributed run only
+/// the pod of node 0 uploads.
+fn run_pod_additions(
+    inputs: &Inputs,
+    artifact_uri: Option<&str>,
+    settings: &Settings,
+    rank_zero_only: bool,
+    env: &mut Vec<Json>,
+) -> PodAdditions {
+    let mut additions = PodAdditions::default();
+    if !inputs.is_empty() {
+        let mut script = String::from("set -eu\n");
+        for (name, uri) in inputs {
+            let directory = format!("{INPUTS_DIRECTORY}/{name}");
+            env.push(environment_entry(&format!("MLOPS_INPUT_{}", name.to_uppercase()), directory.clone()));
+            script.push_str(&format!("aws s3 cp --recursive --only-show-errors {} {}\n", shell_quote(uri), shell_quote(&directory)));
+        }
+        additions.volumes.push(json!({ "name": "inputs", "emptyDir": {} }));
+        additions.mounts.push(json!({ "name": "inputs", "mountPath": INPUTS_DIRECTORY, "readOnly": true }));
+        additions.init_containers.push(storage_container(
+            STAGE_INPUTS_CONTAINER,
+            script,
+            settings,
+            json!([{ "name": "inputs", "mountPath": INPUTS_DIRECTORY }]),
+        ));
+    }
+    env.push(environment_entry("MLOPS_OUTPUT_DIR", OUTPUT_DIRECTORY));
+    additions.volumes.push(json!({ "name": "output", "emptyDir": {} }));
+    additions.mounts.push(json!({ "name": "output", "mountPath": OUTPUT_DIRECTORY }));
+    if let Some(uri) = artifact_uri {
+        let upload = format!("aws s3 cp --recursive --only-show-errors {OUTPUT_DIRECTORY} {}", shell_quote(uri));
+        let script = if rank_zero_only {
+            format!("upload() {{ if [ \"$MLOPS_NODE_INDEX\" != 0 ]; then exit 0; fi; {upload}; exit $?; }}\ntrap upload TERM\nwhile :; do sleep 1; done\n")
+        } else {
+            format!("upload() {{ {upload}; exit $?; }}\ntrap upload TERM\nwhile :; do sleep 1; done\n")
+        };
+        let mut uploader =
+            storage_container(UPLOAD_OUTPUTS_CONTAINER, script, settings, json!([{ "name": "output", "mountPath": OUTPUT_DIRECTORY }]));
+        uploader["restartPolicy"] = json!("Always");
+        if rank_zero_only {
+            // The pod's index among the run's nodes, from the label the Job
+            // controller puts on every pod of an indexed Job.
+            if let Some(environment) = uploader["env"].as_array_mut() {
+                environment.push(json!({ "name": "MLOPS_NODE_INDEX", "valueFrom": { "fieldRef": {
+                    "fieldPath": "metadata.labels['batch.kubernetes.io/job-completion-index']" } } }));
+            }
+        }
+        additions.init_containers.push(uploader);
+        additions.grace_seconds = Some(settings.upload_timeout_seconds);
+        env.push(environment_entry("MLOPS_ARTIFACT_URI", uri.to_owned()));
+    }
+    additions
 }
 
 /// A training as a Job (one node) or a Kubeflow TrainJob (`distributed`).
@@ -337,95 +481,147 @@ pub fn training(
     let timeout_seconds = text(config, "timeout").and_then(parse_duration_seconds).unwrap_or(24 * 3600);
     let (node_selector, tolerations) = gpu_placement(resources, settings);
     let command = config.get("command").filter(|command| command.as_array().is_some_and(|items| !items.is_empty())).cloned();
+    let mut pod = run_pod_additions(inputs, artifact_uri.as_deref(), settings, distributed.is_some(), &mut env);
+    pod.node_selector = node_selector.as_object().cloned().unwrap_or_default();
+    pod.tolerations = tolerations.as_array().cloned().unwrap_or_default();
+    env.extend(user_environment(config));
 
     if let Some(distributed) = distributed {
-        // Kubeflow Trainer stages one dataset through its initializer; the
-        // program reads it from the shared workspace on every node.
-        let dataset_uri = inputs.values().next().cloned();
-        for name in inputs.keys() {
-            env.push(environment_entry(&format!("MLOPS_INPUT_{}", name.to_uppercase()), TRAINJOB_DATASET_DIRECTORY));
+        if run_id.len() > TRAINJOB_NAME_LIMIT {
+            return Err(ProviderError::failed(format!(
+                "the run name `{run_id}` is longer than the {TRAINJOB_NAME_LIMIT} characters a TrainJob's JobSet can name its pods after"
+            )));
         }
-        if let Some(uri) = &artifact_uri {
-            env.push(environment_entry("MLOPS_ARTIFACT_URI", uri.clone()));
-        }
-        env.push(environment_entry("MLOPS_OUTPUT_DIR", "/workspace/output"));
-        env.extend(user_environment(config));
-        let has_overrides = node_selector.as_object().is_some_and(|selector| !selector.is_empty())
-            || tolerations.as_array().is_some_and(|tolerations| !tolerations.is_empty());
+        // The run's own TrainingRuntime (named like the run) carries the
+        // staging, the upload and the placement: a TrainJob cannot add
+        // containers in any Trainer release, and its overrides differ
+        // between releases.
         let values = json!({
             "name": run_id,
             "namespace": settings.namespace,
             "labels": labels,
             "annotations": annotations,
-            "runtime": settings.training_runtime,
-            "dataset_uri": dataset_uri,
+            "runtime": run_id,
             "image": image,
             "command": command,
             "env": env,
             "nodes": distributed.get("nodes").and_then(Json::as_f64).unwrap_or(1.0) as i64,
             "procs_per_node": distributed.get("procs_per_node").and_then(Json::as_f64).unwrap_or(1.0) as i64,
             "resources": resource_requirements(resources),
-            "pod_overrides": has_overrides,
-            "node_selector": non_empty(node_selector),
-            "tolerations": non_empty(tolerations),
         });
-        return Ok(RenderedTraining { manifest: render("trainjob", &values)?, distributed: true, artifact_uri });
+        return Ok(RenderedTraining { manifest: render("trainjob", &values)?, distributed: true, artifact_uri, pod });
     }
 
-    let mut init_containers = Vec::new();
-    let mut volumes = Vec::new();
-    let mut mounts = Vec::new();
-    if !inputs.is_empty() {
-        let mut script = String::from("set -eu\n");
-        for (name, uri) in inputs {
-            let directory = format!("{INPUTS_DIRECTORY}/{name}");
-            env.push(environment_entry(&format!("MLOPS_INPUT_{}", name.to_uppercase()), directory.clone()));
-            script.push_str(&format!("aws s3 cp --recursive --only-show-errors {} {}\n", shell_quote(uri), shell_quote(&directory)));
-        }
-        volumes.push(json!({ "name": "inputs", "emptyDir": {} }));
-        mounts.push(json!({ "name": "inputs", "mountPath": INPUTS_DIRECTORY, "readOnly": true }));
-        init_containers.push(storage_container(
-            "stage-inputs",
-            script,
-            settings,
-            json!([{ "name": "inputs", "mountPath": INPUTS_DIRECTORY }]),
-        ));
-    }
-    env.push(environment_entry("MLOPS_OUTPUT_DIR", OUTPUT_DIRECTORY));
-    volumes.push(json!({ "name": "output", "emptyDir": {} }));
-    mounts.push(json!({ "name": "output", "mountPath": OUTPUT_DIRECTORY }));
-    if let Some(uri) = &artifact_uri {
-        // A native sidecar (restartPolicy: Always): the kubelet stops it
-        // with SIGTERM once the training container has exited, and it
-        // uploads the outputs then.
-        let script = format!(
-            "upload() {{ aws s3 cp --recursive --only-show-errors {OUTPUT_DIRECTORY} {}; exit $?; }}\ntrap upload TERM\nwhile :; do sleep 1; done\n",
-            shell_quote(uri)
-        );
-        let mut uploader =
-            storage_container("upload-outputs", script, settings, json!([{ "name": "output", "mountPath": OUTPUT_DIRECTORY }]));
-        uploader["restartPolicy"] = json!("Always");
-        init_containers.push(uploader);
-        env.push(environment_entry("MLOPS_ARTIFACT_URI", uri.clone()));
-    }
-    env.extend(user_environment(config));
     let values = json!({
         "name": run_id,
         "namespace": settings.namespace,
         "labels": labels,
         "annotations": annotations,
         "timeout_seconds": timeout_seconds,
-        "node_selector": non_empty(node_selector),
-        "tolerations": non_empty(tolerations),
-        "init_containers": non_empty(Json::Array(init_containers)),
+        "grace_seconds": pod.grace_seconds,
+        "node_selector": non_empty(Json::Object(pod.node_selector.clone())),
+        "tolerations": non_empty(Json::Array(pod.tolerations.clone())),
+        "init_containers": non_empty(Json::Array(pod.init_containers.clone())),
         "image": image,
         "command": command,
         "env": env,
         "resources": resource_requirements(resources),
-        "volume_mounts": mounts,
-        "volumes": volumes,
+        "volume_mounts": pod.mounts,
+        "volumes": pod.volumes,
     });
-    Ok(RenderedTraining { manifest: render("job", &values)?, distributed: false, artifact_uri })
+    Ok(RenderedTraining { manifest: render("job", &values)?, distributed: false, artifact_uri, pod })
+}
+
+/// The runtime a distributed run's TrainingRuntime is derived from: a
+/// ClusterTrainingRuntime or TrainingRuntime as the cluster has it.
+#[derive(Debug, Clone)]
+pub struct BaseRuntime {
+    /// `ClusterTrainingRuntime` or `TrainingRuntime`.
+    pub kind: String,
+    pub name: String,
+    /// Its `spec`.
+    pub spec: Json,
+    /// Its labels (Trainer reads `trainer.kubeflow.org/framework`).
+    pub labels: Json,
+}
+
+/// The TrainingRuntime a distributed run runs in: `base` with the run's
+/// staging, upload, volumes and GPU placement added to the pods of its
+/// training step. It is named like the run, lives and goes with it.
+pub fn training_runtime(address: &str, rendered: &RenderedTraining, base: &BaseRuntime, settings: &Settings) -> ProviderResult<Json> {
+    let run_id = rendered.manifest.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default().to_owned();
+    let mut spec = base.spec.clone();
+    let described = format!("{} `{}`", base.kind, base.name);
+    let jobs = spec
+        .pointer_mut("/template/spec/replicatedJobs")
+        .and_then(Json::as_array_mut)
+        .ok_or_else(|| ProviderError::failed(format!("{described} has no replicated jobs (spec.template.spec.replicatedJobs)")))?;
+    let is_training_step = |job: &Json| {
+        job.pointer(&format!("/template/metadata/labels/{}", TRAINER_STEP_LABEL.replace('/', "~1"))).and_then(Json::as_str)
+            == Some("trainer")
+    };
+    let index = jobs
+        .iter()
+        .position(is_training_step)
+        .or_else(|| jobs.iter().position(|job| job.get("name").and_then(Json::as_str) == Some(TRAINER_TRAINING_CONTAINER)))
+        .ok_or_else(|| {
+            ProviderError::with_help(
+                format!("{described} has no training step (a replicated job labelled {TRAINER_STEP_LABEL}: trainer)"),
+                "set `training_runtime` on the kubernetes provider to a Kubeflow Trainer runtime such as torch-distributed",
+            )
+        })?;
+    let pod_spec = jobs[index]
+        .pointer_mut("/template/spec/template/spec")
+        .and_then(Json::as_object_mut)
+        .ok_or_else(|| ProviderError::failed(format!("{described}'s training step has no pod template")))?;
+    let pod = &rendered.pod;
+    let init_containers = pod_spec.entry("initContainers").or_insert(json!([]));
+    for container in &pod.init_containers {
+        let name = container["name"].as_str().unwrap_or_default();
+        let list =
+            init_containers.as_array_mut().ok_or_else(|| ProviderError::failed(format!("{described}: initContainers is not a list")))?;
+        if list.iter().any(|existing| existing["name"] == container["name"]) {
+            return Err(ProviderError::failed(format!("{described} already has an init container named `{name}`, which mlops adds")));
+        }
+        list.push(container.clone());
+    }
+    let volumes = pod_spec.entry("volumes").or_insert(json!([]));
+    volumes.as_array_mut().into_iter().for_each(|list| list.extend(pod.volumes.iter().cloned()));
+    let containers = pod_spec.get_mut("containers").and_then(Json::as_array_mut);
+    let trainer = containers
+        .and_then(|containers| containers.iter_mut().find(|container| container["name"] == TRAINER_TRAINING_CONTAINER))
+        .ok_or_else(|| {
+            ProviderError::failed(format!("{described}'s training step has no container named `{TRAINER_TRAINING_CONTAINER}`"))
+        })?;
+    if let Some(entries) = trainer.as_object_mut() {
+        let mounts = entries.entry("volumeMounts").or_insert(json!([]));
+        mounts.as_array_mut().into_iter().for_each(|list| list.extend(pod.mounts.iter().cloned()));
+    }
+    if !pod.node_selector.is_empty() {
+        let selector = pod_spec.entry("nodeSelector").or_insert(json!({}));
+        selector.as_object_mut().into_iter().for_each(|selector| selector.extend(pod.node_selector.clone()));
+    }
+    if !pod.tolerations.is_empty() {
+        let tolerations = pod_spec.entry("tolerations").or_insert(json!([]));
+        tolerations.as_array_mut().into_iter().for_each(|list| list.extend(pod.tolerations.iter().cloned()));
+    }
+    if let Some(seconds) = pod.grace_seconds {
+        pod_spec.insert("terminationGracePeriodSeconds".into(), json!(seconds));
+    }
+    let mut labels = base.labels.as_object().cloned().unwrap_or_default();
+    labels.insert(MANAGED_BY_LABEL.into(), json!("mlops"));
+    labels.insert(RUN_LABEL.into(), json!(run_id));
+    Ok(json!({
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainingRuntime",
+        "metadata": {
+            "name": run_id,
+            "namespace": settings.namespace,
+            "labels": labels,
+            "annotations": { ADDRESS_ANNOTATION: address, "mlops.dev/base-runtime": format!("{}/{}", base.kind, base.name) },
+        },
+        "spec": spec,
+    }))
 }
 
 /// `null` for an empty object or list, so `{{#if}}` leaves the field out.
@@ -486,11 +682,13 @@ pub fn serving(
     let annotations = json!({ ADDRESS_ANNOTATION: address });
     let (min_replicas, max_replicas) = replica_bounds(config);
     let autoscale = block(config, "autoscale");
-    let mut env = vec![
-        environment_entry("MLOPS_MODEL_DIR", MODEL_DIRECTORY),
-        environment_entry("MLOPS_MODEL_VERSION", model.version.clone()),
-        environment_entry("PORT", "8080"),
-    ];
+    let mut env =
+        vec![environment_entry("MLOPS_MODEL_DIR", MODEL_DIRECTORY), environment_entry("MLOPS_MODEL_VERSION", model.version.clone())];
+    // Knative sets PORT itself (to the container port) and refuses it in a
+    // Service; everywhere else the server is told.
+    if !(runtime == "kserve" && settings.kserve_mode == KserveMode::Serverless) {
+        env.push(environment_entry("PORT", "8080"));
+    }
     match runtime {
         "kserve" => {
             // KServe's storage initializer downloads STORAGE_URI to
@@ -508,13 +706,28 @@ pub fn serving(
             env.extend(user_environment(config));
             let rollout = block(config, "rollout");
             let strategy = rollout.and_then(|rollout| text(rollout, "strategy")).unwrap_or("all_at_once");
-            let canary_traffic_percent = match (strategy, phase) {
-                (_, RolloutPhase::GreenWithoutTraffic) => Some(0),
-                ("canary", _) => {
+            // Only Knative splits traffic; validation refuses a canary or a
+            // blue/green rollout in raw mode.
+            let canary_traffic_percent = match (strategy, phase, settings.kserve_mode) {
+                (_, _, KserveMode::Raw) => None,
+                (_, RolloutPhase::GreenWithoutTraffic, _) => Some(0),
+                ("canary", _, _) => {
                     rollout.and_then(|rollout| rollout.get("traffic_percent")).and_then(Json::as_f64).map(|percent| percent as i64)
                 }
                 _ => None,
             };
+            let metric = autoscale.and_then(|autoscale| text(autoscale, "metric"));
+            let mut annotations = annotations.clone();
+            annotations[KSERVE_MODE_ANNOTATION] = json!(settings.kserve_mode.annotation());
+            match settings.kserve_mode {
+                // Raw mode scales with a HorizontalPodAutoscaler.
+                KserveMode::Raw => annotations["serving.kserve.io/autoscalerClass"] = json!("hpa"),
+                // Knative scales on cpu or memory only through its HPA class.
+                KserveMode::Serverless if matches!(metric, Some("cpu" | "memory")) => {
+                    annotations["autoscaling.knative.dev/class"] = json!("hpa.autoscaling.knative.dev")
+                }
+                KserveMode::Serverless => {}
+            }
             let values = json!({
                 "name": name,
                 "namespace": settings.namespace,

@@ -63,7 +63,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     let model_change = request.changed_inputs.iter().find(|input| input.path.first().map(String::as_str) == Some("model"));
     let prior_model: Option<ModelVersion> =
         request.prior_private.get("model").cloned().and_then(|model| serde_json::from_value(model).ok());
-    let settings = Settings::from_provider_config(&target.provider_config);
+    let settings = Settings::resolved(&target.provider_config);
     let desired = match (&prior_model, model_change) {
         (Some(model), None) if !has_unknown_values(&request.config) => {
             Some(render::serving(&target.address, &request.config, model, RolloutPhase::Final, &settings)?)
@@ -152,7 +152,7 @@ fn model_of(config: &Attributes) -> ProviderResult<ModelVersion> {
 pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
-    let settings = Settings::from_provider_config(&target.provider_config);
+    let settings = Settings::resolved(&target.provider_config);
     let model = model_of(config)?;
     let runtime = text(config, "runtime").unwrap_or("deployment").to_owned();
     let (strategy, _) = strategy(config);
@@ -170,10 +170,12 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     // again; the handle tells the next plan that one was under way.
     context.record_handle(json!({ "version": model.version, "namespace": cluster.namespace }))?;
 
+    let previous = objects::applied(&request.prior_private);
     let mut rendered = Vec::new();
     for phase in phases {
         rendered = render::serving(&target.address, config, &model, *phase, &settings)?;
-        objects::apply_all(cluster, &rendered, &request.planned_private, &target.provider_config, context).await?;
+        let take_back = hand_over_replicas(cluster, &previous, &rendered, context).await?;
+        objects::apply_all(cluster, &rendered, &request.planned_private, &target.provider_config, &take_back, context).await?;
         let what = match phase {
             RolloutPhase::GreenWithoutTraffic => format!("version {} (green, no traffic yet)", model.version),
             RolloutPhase::Final => format!("version {} ({})", model.version, describe_rollout(config)),
@@ -201,6 +203,60 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     state.insert("ready_replicas".into(), json!(ready_replicas));
     state.insert("manifests".into(), Json::Object(manifests));
     Ok(ApplyResponse { state, private: json!({ "applied": rendered, "model": model }) })
+}
+
+/// The field manager that holds a Deployment's replica count while an
+/// autoscaler takes it over.
+const REPLICAS_HANDOVER_MANAGER: &str = "mlops-replicas-handover";
+
+/// Moves `spec.replicas` of a Deployment between mlops and an autoscaler
+/// without a drop in replicas or a conflict, as Kubernetes documents for
+/// server-side apply:
+///
+/// - fixed -> autoscaled: mlops stops applying `replicas`, which would reset
+///   it to 1 until the autoscaler acts; so another manager first applies
+///   the current count and keeps it, until the autoscaler's scale updates
+///   take the field over;
+/// - autoscaled -> fixed: the autoscaler goes first (it would scale on),
+///   and apply takes `replicas` back from it.
+///
+/// Returns the fields apply takes back.
+async fn hand_over_replicas(
+    cluster: &Cluster,
+    previous: &[Json],
+    rendered: &[Json],
+    context: &dyn ApplyContext,
+) -> ProviderResult<Vec<String>> {
+    let Some(deployment) = rendered.iter().find(|object| object["kind"] == "Deployment") else { return Ok(Vec::new()) };
+    let key = key_of(deployment);
+    let had_replicas =
+        previous.iter().any(|object| key_of(object) == key && object.pointer("/spec/replicas").is_some_and(|replicas| !replicas.is_null()));
+    let has_replicas = deployment.pointer("/spec/replicas").is_some_and(|replicas| !replicas.is_null());
+    let had_autoscaler = previous.iter().any(|object| object["kind"] == "HorizontalPodAutoscaler");
+    let reference = ObjectRef::of(deployment)?;
+    if had_replicas && !has_replicas {
+        if let Some(live) = cluster.get(&reference).await? {
+            let replicas = live.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
+            let handover = json!({
+                "apiVersion": reference.api_version, "kind": reference.kind,
+                "metadata": { "name": reference.name, "namespace": reference.namespace },
+                "spec": { "replicas": replicas }
+            });
+            context.progress(&format!("{key}: handing spec.replicas ({replicas}) over to the autoscaler"));
+            cluster.apply_as(REPLICAS_HANDOVER_MANAGER, &handover, true).await.map_err(|failure| match failure {
+                crate::cluster::ApplyFailure::Other(error) => error,
+                crate::cluster::ApplyFailure::Conflicts(_) => ProviderError::failed(format!("{key}: a forced apply reported conflicts")),
+            })?;
+        }
+        return Ok(Vec::new());
+    }
+    if has_replicas && had_autoscaler {
+        for autoscaler in previous.iter().filter(|object| object["kind"] == "HorizontalPodAutoscaler") {
+            cluster.delete(&ObjectRef::of(autoscaler)?).await?;
+        }
+        return Ok(vec![format!("{key}:spec.replicas")]);
+    }
+    Ok(Vec::new())
 }
 
 async fn ready_replicas(cluster: &Cluster, runtime: &str, name: &str, primary: &Json) -> i64 {
@@ -250,6 +306,63 @@ fn rollout_state(object: &Json) -> Result<bool, String> {
     }
 }
 
+/// Whether an InferenceService serves what was applied. KServe copies
+/// `observedGeneration` from the predictor's own object, not from the
+/// InferenceService, so a Ready condition left from the previous version
+/// cannot be told apart by it. Instead the predictor's Knative Service
+/// (Serverless) or Deployment (raw) is read: it must run the applied model
+/// version, and be rolled out itself.
+async fn kserve_state(cluster: &Cluster, live: &Json, applied: &Json) -> Result<bool, String> {
+    let conditions = live.pointer("/status/conditions").and_then(Json::as_array).cloned().unwrap_or_default();
+    let ready = conditions.iter().find(|condition| condition.get("type") == Some(&json!("Ready")));
+    let message = |condition: Option<&Json>| {
+        condition
+            .and_then(|condition| condition.get("message").or_else(|| condition.get("reason")))
+            .and_then(Json::as_str)
+            .unwrap_or("not ready")
+            .to_owned()
+    };
+    match ready.and_then(|condition| condition.get("status")).and_then(Json::as_str) {
+        Some("True") => {}
+        Some("False") => return Err(message(ready)),
+        _ => return Ok(false),
+    }
+    let name = applied.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default();
+    let raw =
+        applied.pointer(&format!("/metadata/annotations/{}", render::KSERVE_MODE_ANNOTATION.replace('/', "~1"))).and_then(Json::as_str)
+            == Some(render::KserveMode::Raw.annotation());
+    let child = ObjectRef {
+        api_version: if raw { "apps/v1" } else { "serving.knative.dev/v1" }.into(),
+        kind: if raw { "Deployment" } else { "Service" }.into(),
+        namespace: cluster.namespace.clone(),
+        name: render::kserve_predictor_name(name),
+    };
+    let Ok(Some(child_object)) = cluster.get(&child).await else { return Ok(false) };
+    let version_of = |object: &Json| -> Option<Json> {
+        object
+            .pointer("/spec/template/spec/containers")
+            .or_else(|| object.pointer("/spec/predictor/containers"))
+            .and_then(Json::as_array)?
+            .iter()
+            .flat_map(|container| container["env"].as_array().cloned().unwrap_or_default())
+            .find(|variable| variable["name"] == "MLOPS_MODEL_VERSION")
+            .map(|variable| variable["value"].clone())
+    };
+    if version_of(&child_object) != version_of(applied) {
+        return Ok(false);
+    }
+    if raw {
+        return rollout_state(&child_object);
+    }
+    let generation = child_object.pointer("/metadata/generation").and_then(Json::as_i64).unwrap_or(0);
+    let observed = child_object.pointer("/status/observedGeneration").and_then(Json::as_i64).unwrap_or(0);
+    let child_ready = child_object
+        .pointer("/status/conditions")
+        .and_then(Json::as_array)
+        .is_some_and(|conditions| conditions.iter().any(|condition| condition["type"] == "Ready" && condition["status"] == "True"));
+    Ok(observed >= generation && child_ready)
+}
+
 /// A pod that will not get ready without someone changing something.
 async fn stuck_pod(cluster: &Cluster, object: &Json) -> Option<String> {
     let name = object.pointer("/metadata/name").and_then(Json::as_str)?;
@@ -290,11 +403,19 @@ async fn wait_ready(cluster: &Cluster, object: &Json, timeout_seconds: u64, cont
             return Err(ProviderError::Interrupted);
         }
         match cluster.get(&reference).await {
-            Ok(Some(live)) => match rollout_state(&live) {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(reason) => last_reason = reason,
-            },
+            Ok(Some(live)) => {
+                let state = if kind == "InferenceService" { kserve_state(cluster, &live, object).await } else { rollout_state(&live) };
+                match state {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {}
+                    // A webhook's denial stays until the configuration changes.
+                    Err(reason) if reason.contains("denied the request") => return Err(ProviderError::with_help(
+                        format!("the rollout of {kind} {name} cannot finish: KServe's controller was refused: {reason}"),
+                        "see `knative_features` and `kserve_mode` on the kubernetes provider: the cluster refuses what the serving needs",
+                    )),
+                    Err(reason) => last_reason = reason,
+                }
+            }
             Ok(None) => return Err(ProviderError::failed(format!("{kind} {name} was deleted during its rollout"))),
             Err(ProviderError::Transient { .. }) => {}
             Err(error) => return Err(error),

@@ -23,22 +23,12 @@ use crate::{poll_interval, readable_in_cluster, strings, text};
 
 pub fn validate(request: &ValidateRequest) -> Vec<AttributeProblem> {
     let mut problems = Vec::new();
-    let settings = Settings::from_provider_config(&request.target.provider_config);
+    let settings = Settings::resolved(&request.target.provider_config);
     if settings.artifact_root.is_none() {
         problems.push(AttributeProblem {
             path: vec!["provider".into()],
             message: "a Kubernetes run uploads its outputs to object storage, and the kubernetes provider names none".into(),
             help: Some("set `artifact_root = \"s3://BUCKET/PREFIX\"` in the kubernetes provider block".into()),
-        });
-    }
-    let inputs = request.config.get("inputs").and_then(Json::as_object).map_or(0, |inputs| inputs.len());
-    if request.config.get("distributed").is_some_and(|value| !value.is_null()) && inputs > 1 {
-        problems.push(AttributeProblem {
-            path: vec!["inputs".into()],
-            message: format!(
-                "a distributed run stages one dataset through Kubeflow Trainer's initializer, and this one has {inputs} inputs"
-            ),
-            help: Some("join the inputs into one feature set, or run on one node (remove `distributed`)".into()),
         });
     }
     problems
@@ -150,10 +140,56 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     Ok(response)
 }
 
-fn new_run_id(address: &str) -> String {
+/// `NAME-YYYYmmddHHMMSS-XXXXXX`: at most 62 characters for a Job, and
+/// [`render::TRAINJOB_NAME_LIMIT`] for a TrainJob.
+fn new_run_id(address: &str, distributed: bool) -> String {
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
     let nonce = blake3::hash(format!("{address}{:?}{}", Instant::now(), std::process::id()).as_bytes()).to_hex();
-    format!("{}-{stamp}-{}", render::object_name(address, 40), &nonce[..6])
+    // The stamp and the nonce take 22 characters.
+    let limit = if distributed { render::TRAINJOB_NAME_LIMIT - 22 } else { 40 };
+    format!("{}-{stamp}-{}", render::object_name(address, limit), &nonce[..6])
+}
+
+/// The Trainer runtime a distributed run's own TrainingRuntime is derived
+/// from: the ClusterTrainingRuntime named by `training_runtime` (what a
+/// TrainJob's runtimeRef means by default), else a TrainingRuntime of that
+/// name in the namespace.
+async fn base_runtime(cluster: &Cluster, name: &str, namespace: &str) -> ProviderResult<render::BaseRuntime> {
+    for (kind, scope) in [("ClusterTrainingRuntime", ""), ("TrainingRuntime", namespace)] {
+        let reference = ObjectRef {
+            api_version: "trainer.kubeflow.org/v1alpha1".into(),
+            kind: kind.into(),
+            namespace: scope.into(),
+            name: name.into(),
+        };
+        if let Some(object) = cluster.get(&reference).await? {
+            return Ok(render::BaseRuntime {
+                kind: kind.into(),
+                name: name.into(),
+                spec: object.get("spec").cloned().unwrap_or(Json::Null),
+                labels: object.pointer("/metadata/labels").cloned().unwrap_or(Json::Null),
+            });
+        }
+    }
+    Err(ProviderError::with_help(
+        format!(
+            "the cluster {} has no ClusterTrainingRuntime `{name}` (nor a TrainingRuntime `{name}` in namespace `{namespace}`), which distributed runs are derived from",
+            cluster.label
+        ),
+        "install Kubeflow Trainer's runtimes (`kubectl apply --server-side -k \"https://github.com/kubeflow/trainer.git/manifests/overlays/runtimes?ref=v2.3.0\"`), or set `training_runtime` on the kubernetes provider to one the cluster has",
+    ))
+}
+
+/// Server-side applies an object of a run, with a conflict as an error.
+async fn apply_object(cluster: &Cluster, object: &Json) -> ProviderResult<Json> {
+    cluster.apply(object, false).await.map_err(|failure| match failure {
+        crate::cluster::ApplyFailure::Other(error) => error,
+        crate::cluster::ApplyFailure::Conflicts(conflicts) => ProviderError::failed(format!(
+            "{} is already managed by someone else: {}",
+            crate::objects::key_of(object),
+            conflicts.iter().map(|conflict| format!("{} ({})", conflict.field, conflict.message)).collect::<Vec<_>>().join(", ")
+        )),
+    })
 }
 
 /// The inputs' data locations, each one a pod can read.
@@ -179,7 +215,7 @@ fn resolved_inputs(config: &Attributes) -> ProviderResult<render::Inputs> {
 pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
-    let settings = Settings::from_provider_config(&target.provider_config);
+    let settings = Settings::resolved(&target.provider_config);
     let inputs = resolved_inputs(config)?;
     // The handle is the run's object reference.
     let pending: Option<ObjectRef> = request.pending_handle.clone().and_then(|handle| serde_json::from_value(handle).ok());
@@ -197,7 +233,8 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
             None => attached = Some(handle),
         }
     }
-    let run_id = attached.as_ref().map_or_else(|| new_run_id(&target.address), |handle| handle.name.clone());
+    let distributed = first_block(config.get("distributed")).is_some();
+    let run_id = attached.as_ref().map_or_else(|| new_run_id(&target.address, distributed), |handle| handle.name.clone());
     let rendered = render::training(&target.address, &run_id, config, &inputs, &settings)?;
     let handle = attached.clone().map_or_else(|| ObjectRef::of(&rendered.manifest), Ok)?;
     let kind = handle.kind.clone();
@@ -207,13 +244,23 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         context.record_handle(serde_json::to_value(&handle).unwrap_or(Json::Null))?;
     }
     if cluster.get(&handle).await?.is_none() {
-        cluster.apply(&rendered.manifest, false).await.map_err(|failure| match failure {
-            crate::cluster::ApplyFailure::Other(error) => error,
-            crate::cluster::ApplyFailure::Conflicts(conflicts) => ProviderError::failed(format!(
-                "{kind} {run_id} is already managed by someone else: {}",
-                conflicts.iter().map(|conflict| format!("{} ({})", conflict.field, conflict.message)).collect::<Vec<_>>().join(", ")
-            )),
-        })?;
+        // A TrainJob's runtime must exist before it (Trainer's webhook
+        // refuses it otherwise), and goes with it (owned by it).
+        let runtime = if rendered.distributed {
+            let base = base_runtime(cluster, &settings.training_runtime, &cluster.namespace).await?;
+            let runtime = render::training_runtime(&target.address, &rendered, &base, &settings)?;
+            apply_object(cluster, &runtime).await?;
+            Some(runtime)
+        } else {
+            None
+        };
+        let created = apply_object(cluster, &rendered.manifest).await?;
+        if let (Some(mut runtime), Some(uid)) = (runtime, created.pointer("/metadata/uid").and_then(Json::as_str)) {
+            runtime["metadata"]["ownerReferences"] = json!([{
+                "apiVersion": handle.api_version, "kind": handle.kind, "name": handle.name, "uid": uid
+            }]);
+            apply_object(cluster, &runtime).await?;
+        }
         let shape = if rendered.distributed {
             let nodes = rendered.manifest.pointer("/spec/trainer/numNodes").cloned().unwrap_or(Json::Null);
             let procs = rendered.manifest.pointer("/spec/trainer/numProcPerNode").cloned().unwrap_or(Json::Null);
@@ -262,7 +309,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         }
         // A Job enforces activeDeadlineSeconds itself; a TrainJob does not.
         if rendered.distributed && started.elapsed().as_secs() > timeout {
-            let _ = cluster.delete(&handle).await;
+            let _ = delete_run(cluster, &handle).await;
             return Err(ProviderError::with_help(
                 format!("{kind} {run_id} timed out after {timeout}s and was deleted"),
                 "raise `timeout`, or make the training faster",
@@ -273,32 +320,72 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     };
 
     let pod = training_pod(cluster, &handle).await?;
-    let container = pod.as_ref().and_then(|pod| training_container_status(pod, rendered.distributed));
+    let training_container = if rendered.distributed { render::TRAINER_TRAINING_CONTAINER } else { render::JOB_TRAINING_CONTAINER };
+    let container = pod.as_ref().and_then(|pod| container_status(pod, "containerStatuses", training_container));
     let pod_name = pod.as_ref().and_then(|pod| pod.pointer("/metadata/name")).and_then(Json::as_str).unwrap_or_default().to_owned();
-    let container_name = if rendered.distributed { "node" } else { "train" };
     let (complete, reason, message) = terminal_condition(&object).unwrap_or((false, String::new(), String::new()));
     if !complete {
+        // Staging that failed stopped the pod before training began: its
+        // log is the one that says why.
+        let staging = pod.as_ref().and_then(|pod| container_status(pod, "initContainerStatuses", render::STAGE_INPUTS_CONTAINER));
+        let (container_name, status, what) = match staging.filter(|status| exit_code(status).is_some_and(|code| code != 0)) {
+            Some(status) => (render::STAGE_INPUTS_CONTAINER, Some(status), "staging its inputs failed"),
+            None => (training_container, container.clone(), "failed"),
+        };
         let log =
             if pod_name.is_empty() { String::new() } else { cluster.log_tail(&handle.namespace, &pod_name, container_name, 20).await };
-        let exit = container
-            .as_ref()
-            .and_then(|status| status.pointer("/state/terminated/exitCode"))
-            .map(|code| format!(", exit code {code}"))
-            .unwrap_or_default();
+        let exit = status.as_ref().and_then(exit_code).map(|code| format!(", exit code {code}")).unwrap_or_default();
         let detail = if log.trim().is_empty() { "(no log could be read)".to_owned() } else { log.trim_end().to_owned() };
         return Err(ProviderError::with_help(
-            format!("{kind} {run_id} failed ({reason}{exit}): {message}; the last lines of its log:\n{detail}"),
+            format!(
+                "{kind} {run_id} {what} ({reason}{exit}): {message}; the last lines of the {container_name} container's log:\n{detail}"
+            ),
             format!("the full log: kubectl -n {} logs {pod_name} -c {container_name}", handle.namespace),
         ));
     }
+    // The upload runs after the training container has exited, and its exit
+    // code does not change the pod's phase: a run whose outputs did not
+    // arrive has failed all the same.
+    if let Some(uri) = &rendered.artifact_uri {
+        let upload = pod.as_ref().and_then(|pod| container_status(pod, "initContainerStatuses", render::UPLOAD_OUTPUTS_CONTAINER));
+        let code = upload.as_ref().and_then(exit_code);
+        if code != Some(0) {
+            let log = if pod_name.is_empty() {
+                String::new()
+            } else {
+                cluster.log_tail(&handle.namespace, &pod_name, render::UPLOAD_OUTPUTS_CONTAINER, 20).await
+            };
+            let outcome = match code {
+                Some(code) => format!("failed (exit code {code})"),
+                None => "did not finish".to_owned(),
+            };
+            let detail = if log.trim().is_empty() { "(no log could be read)".to_owned() } else { log.trim_end().to_owned() };
+            return Err(ProviderError::with_help(
+                format!("{kind} {run_id} finished, but uploading its outputs to {uri} {outcome}; the last lines of its log:\n{detail}"),
+                format!(
+                    "check that the pods can write there (`storage_secret`, `storage_endpoint`), and that the upload fits in `upload_timeout`; the full log: kubectl -n {} logs {pod_name} -c {}",
+                    handle.namespace,
+                    render::UPLOAD_OUTPUTS_CONTAINER
+                ),
+            ));
+        }
+    }
 
     let written = container.as_ref().and_then(|status| status.pointer("/state/terminated/message")).and_then(Json::as_str);
+    if written.is_some_and(|text| text.len() >= TERMINATION_MESSAGE_LIMIT && serde_json::from_str::<Json>(text).is_err()) {
+        return Err(ProviderError::with_help(
+            format!(
+                "{kind} {run_id} wrote more metrics than the {TERMINATION_MESSAGE_LIMIT} bytes the kubelet keeps of MLOPS_METRICS_FILE (its termination message), so they were cut off"
+            ),
+            "report fewer metrics (the ones gates and outputs read), and write the rest into MLOPS_OUTPUT_DIR",
+        ));
+    }
     let reported = mlops_provider_api::declared_metrics(&format!("{kind} {run_id}"), written, &strings(config, "metrics"))?;
     // The run this one replaces is history now; its results live on in
     // the registry and in state history.
     if let Some(previous) = request.prior_private.get("run").and_then(|run| serde_json::from_value::<ObjectRef>(run.clone()).ok()) {
         if previous != handle {
-            let _ = cluster.delete(&previous).await;
+            let _ = delete_run(cluster, &previous).await;
         }
     }
     let image_id = container.as_ref().and_then(|status| status.get("imageID")).cloned().unwrap_or(Json::Null);
@@ -314,10 +401,21 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
 pub async fn delete(cluster: &Cluster, request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
     for handle in [request.prior_private.get("run").cloned(), request.pending_handle.clone()].into_iter().flatten() {
         if let Ok(handle) = serde_json::from_value::<ObjectRef>(handle) {
-            cluster.delete(&handle).await?;
+            delete_run(cluster, &handle).await?;
         }
     }
     Ok(ApplyResponse::default())
+}
+
+/// Deletes a run's object, and a TrainJob's own TrainingRuntime (which its
+/// owner reference removes too, unless the apply that made it was
+/// interrupted before the TrainJob existed).
+async fn delete_run(cluster: &Cluster, run: &ObjectRef) -> ProviderResult<()> {
+    cluster.delete(run).await?;
+    if run.kind == "TrainJob" {
+        cluster.delete(&ObjectRef { kind: "TrainingRuntime".into(), ..run.clone() }).await?;
+    }
+    Ok(())
 }
 
 /// `Some((complete, reason, message))` once a Job or TrainJob has finished.
@@ -344,12 +442,22 @@ fn running_summary(object: &Json) -> String {
     }
 }
 
+/// The most the kubelet keeps of a container's termination message.
+const TERMINATION_MESSAGE_LIMIT: usize = 4096;
+
+fn exit_code(status: &Json) -> Option<i64> {
+    status.pointer("/state/terminated/exitCode").and_then(Json::as_i64)
+}
+
 /// The pod that ran the training: the Job's pod, or node 0 of a TrainJob
-/// (the rank that reports metrics).
+/// (the rank that reports metrics and uploads the outputs).
 async fn training_pod(cluster: &Cluster, run: &ObjectRef) -> ProviderResult<Option<Json>> {
     let run_id = &run.name;
     let selector = if run.kind == "TrainJob" {
-        format!("jobset.sigs.k8s.io/jobset-name={run_id},batch.kubernetes.io/job-completion-index=0")
+        format!(
+            "jobset.sigs.k8s.io/jobset-name={run_id},jobset.sigs.k8s.io/replicatedjob-name={},batch.kubernetes.io/job-completion-index=0",
+            render::TRAINER_TRAINING_CONTAINER
+        )
     } else {
         format!("batch.kubernetes.io/job-name={run_id}")
     };
@@ -362,11 +470,10 @@ async fn training_pod(cluster: &Cluster, run: &ObjectRef) -> ProviderResult<Opti
     Ok(pods.pop())
 }
 
-fn training_container_status(pod: &Json, distributed: bool) -> Option<Json> {
-    let wanted = if distributed { "node" } else { "train" };
-    pod.pointer("/status/containerStatuses")
+fn container_status(pod: &Json, list: &str, name: &str) -> Option<Json> {
+    pod.pointer(&format!("/status/{list}"))
         .and_then(Json::as_array)?
         .iter()
-        .find(|status| status.get("name").and_then(Json::as_str) == Some(wanted))
+        .find(|status| status.get("name").and_then(Json::as_str) == Some(name))
         .cloned()
 }

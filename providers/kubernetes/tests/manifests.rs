@@ -35,7 +35,22 @@ fn render_case(case: &Json) -> Vec<Json> {
     match text("kind").as_str() {
         "training" => {
             let inputs = serde_json::from_value(case["inputs"].clone()).unwrap();
-            vec![render::training(&text("address"), &text("run_id"), &config, &inputs, &settings).unwrap().manifest]
+            let rendered = render::training(&text("address"), &text("run_id"), &config, &inputs, &settings).unwrap();
+            if !rendered.distributed {
+                return vec![rendered.manifest];
+            }
+            // A distributed run's own TrainingRuntime, derived from the
+            // runtime the cluster has, comes first.
+            let directory = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/manifests");
+            let base: Json = serde_json::from_slice(&std::fs::read(directory.join(text("base_runtime"))).unwrap()).unwrap();
+            let base = render::BaseRuntime {
+                kind: base["kind"].as_str().unwrap().to_owned(),
+                name: base["metadata"]["name"].as_str().unwrap().to_owned(),
+                spec: base["spec"].clone(),
+                labels: base["metadata"]["labels"].clone(),
+            };
+            let runtime = render::training_runtime(&text("address"), &rendered, &base, &settings).unwrap();
+            vec![runtime, rendered.manifest]
         }
         "serving" => {
             let model: ModelVersion = serde_json::from_value(case["model"].clone()).unwrap();
@@ -94,6 +109,119 @@ fn built_in_kinds_carry_only_fields_the_api_knows() {
     }
 }
 
+/// Every rendered object passes the schemas a real cluster checks it
+/// against: the strict schemas of the oldest and the newest Kubernetes
+/// minor, and every KServe and Trainer release the README claims.
+#[test]
+fn every_object_passes_the_real_schemas_of_every_supported_version() {
+    use mlops_kubernetes_conformance::{builtin_directory, every_version, Schemas, SCHEMAS_VARIABLE};
+    let builtin = builtin_directory();
+    assert!(
+        builtin.is_some() || std::env::var_os("CI").is_none(),
+        "{SCHEMAS_VARIABLE} is not set: the test command installs the Kubernetes schemas"
+    );
+    let cases = cases();
+    let mut failures = Vec::new();
+    for versions in every_version() {
+        let schemas = Schemas::load(&versions, builtin.as_deref()).unwrap();
+        for (name, case) in &cases {
+            // A case rendered against one release's runtime is checked
+            // against that release.
+            let releases = case["trainer"].as_array();
+            if releases.is_some_and(|releases| !releases.iter().any(|release| release == versions.trainer.as_str())) {
+                continue;
+            }
+            for object in render_case(case) {
+                for problem in schemas.validate(&object) {
+                    failures.push(format!("{name}: {} {} on {versions}: {problem}", object["kind"], object["metadata"]["name"]));
+                }
+            }
+        }
+    }
+    failures.dedup();
+    assert!(failures.is_empty(), "{} problem(s):\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The provider merges the lists it reads back (drift, taking fields back)
+/// the way the API server keys them; `stdlib/kubernetes/list-keys.json`
+/// must say what the real schemas say for every list it renders.
+#[test]
+fn list_keys_agree_with_the_real_schemas() {
+    use mlops_kubernetes_conformance::{builtin_directory, every_version, list_paths, ListType, Schemas};
+    let builtin = builtin_directory();
+    let mut disagreements = Vec::new();
+    for versions in every_version() {
+        let schemas = Schemas::load(&versions, builtin.as_deref()).unwrap();
+        for (name, case) in cases() {
+            for object in render_case(&case) {
+                let (api_version, kind) = (object["apiVersion"].as_str().unwrap(), object["kind"].as_str().unwrap());
+                let built_in = api_version.split('/').count() == 1 || ["apps/v1", "batch/v1", "autoscaling/v2"].contains(&api_version);
+                if built_in && !schemas.checks_built_in_kinds() {
+                    continue;
+                }
+                for path in list_paths(&object).keys() {
+                    let fields: Vec<&str> = path.iter().map(String::as_str).collect();
+                    let real = match schemas.list_type(api_version, kind, &fields) {
+                        ListType::Map(keys) => Some(keys),
+                        ListType::Set | ListType::Atomic => None,
+                    };
+                    let ours = mlops_provider_kubernetes::live::list_keys(path).map(<[String]>::to_vec);
+                    if real != ours {
+                        disagreements
+                            .push(format!("{name}: {kind} .{}: the schema keys it by {real:?}, mlops by {ours:?}", path.join(".")));
+                    }
+                }
+            }
+        }
+    }
+    disagreements.sort();
+    disagreements.dedup();
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
+
+/// Every object passes the admission webhooks a cluster runs on it
+/// (KServe's, Trainer's), and a Serverless predictor passes the Knative
+/// validation KServe's controller meets when it creates the Knative
+/// Service, with the features the case's provider block declares.
+#[test]
+fn every_object_passes_the_webhooks_and_knative() {
+    use mlops_kubernetes_conformance::admission::{self, ClusterSettings};
+    for (name, case) in cases() {
+        let objects = render_case(&case);
+        let exists = |_: &str, kind: &str, _: &str, object_name: &str| {
+            objects.iter().any(|object| object["kind"] == kind && object["metadata"]["name"] == object_name)
+        };
+        let flags: Vec<String> = case["provider"]["knative_features"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .map(|feature| match feature {
+                "init-containers" => "kubernetes.podspec-init-containers".to_owned(),
+                "node-selector" => "kubernetes.podspec-nodeselector".to_owned(),
+                other => format!("kubernetes.podspec-{other}"),
+            })
+            .collect();
+        let settings = ClusterSettings { knative_features: flags.into_iter().collect() };
+        for object in &objects {
+            if let Err(denial) = admission::review(object, &exists) {
+                panic!("{name}: {} {} is refused: {}", object["kind"], object["metadata"]["name"], denial.message);
+            }
+            match object["kind"].as_str() {
+                Some("InferenceService") if !admission::kserve_is_raw(object) => {
+                    if let Err(message) = admission::knative_pod_spec(&object["spec"]["predictor"], &settings) {
+                        panic!("{name}: Knative refuses the predictor: {message}");
+                    }
+                }
+                Some("TrainJob") => {
+                    assert!(admission::jobset_starts(object["metadata"]["name"].as_str().unwrap()), "{name}: JobSet never starts it");
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 #[test]
 fn custom_resources_have_their_required_fields() {
     for (name, case) in cases() {
@@ -102,6 +230,8 @@ fn custom_resources_have_their_required_fields() {
                 Some("TrainJob") => {
                     assert_eq!(object["apiVersion"], "trainer.kubeflow.org/v1alpha1", "{name}");
                     assert!(object.pointer("/spec/runtimeRef/name").is_some_and(Json::is_string), "{name}: runtimeRef.name");
+                    let length = object["metadata"]["name"].as_str().unwrap().len();
+                    assert!(length <= render::TRAINJOB_NAME_LIMIT, "{name}: a TrainJob name of {length} characters");
                     assert!(object.pointer("/spec/trainer/numNodes").is_some_and(Json::is_i64), "{name}: numNodes");
                     assert!(object.pointer("/spec/trainer/resourcesPerNode/limits").is_some(), "{name}: resourcesPerNode");
                 }
