@@ -177,6 +177,9 @@ export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
 echo "== build (warnings are errors)"
 cargo build --workspace --all-targets --locked
 
+echo "== lints (clippy warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 echo "== tests"
 cargo test --workspace --locked
 

@@ -486,7 +486,7 @@ fn interrupt_flag() -> Arc<AtomicBool> {
         .get_or_init(|| {
             let flag = Arc::new(AtomicBool::new(false));
             // Calls to remote servers in flight watch it too, and stop at once.
-            mlops_provider_api::remote::install_interrupt(flag.clone());
+            mlops_provider_support::remote::install_interrupt(flag.clone());
             let handler_flag = flag.clone();
             let _ = ctrlc::set_handler(move || {
                 if handler_flag.swap(true, Ordering::SeqCst) {

@@ -312,7 +312,7 @@ struct Checker<'r> {
 /// Per-module facts the ML rules need about other declarations.
 #[derive(Default)]
 pub struct ModuleFacts {
-    /// Dataset name -> its columns (name, type, span), or None without a schema.
+    /// Dataset name -> its columns (name, type), or None without a schema.
     pub dataset_columns: HashMap<String, Option<Vec<(String, String)>>>,
     /// Model name -> the provider type its registry is on.
     pub model_providers: HashMap<String, String>,

@@ -3,7 +3,8 @@
 //!
 //! Schemas are written in the language itself, in `stdlib/schemas/*.hcl`, and
 //! embedded in the binary. They are parsed once, on first use. The checker,
-//! `mlops schema` and (later) the planner all read them from here.
+//! `mlops schema` and the planner (replace-forcing and computed attributes)
+//! all read them from here.
 
 use std::sync::OnceLock;
 

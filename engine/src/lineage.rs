@@ -12,8 +12,8 @@
 
 use std::fmt::Write as _;
 
-use mlops_provider_api::registry::{pinned_version, sorted_versions, version_text};
 use mlops_provider_api::Attributes;
+use mlops_provider_support::registry::{pinned_version, sorted_versions, version_text};
 use serde_json::{json, Value as Json};
 
 use crate::state::{Record, State};
@@ -71,12 +71,7 @@ pub fn render_tree(tree: &Json) -> String {
 
 fn short(value: &Json) -> String {
     match value {
-        Json::String(text) => match text.split_once(':') {
-            Some((scheme, hash)) if hash.len() > 16 && hash.chars().all(|character| character.is_ascii_hexdigit()) => {
-                format!("{scheme}:{}…", &hash[..12])
-            }
-            _ => text.clone(),
-        },
+        Json::String(text) => mlops_provider_support::short_version(text),
         other => other.to_string(),
     }
 }

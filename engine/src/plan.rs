@@ -998,14 +998,7 @@ fn restore_withheld(prior: &Attributes, current: &Attributes, sensitive_paths: &
 }
 
 /// Identities are long hashes: shown shortened in reasons.
-pub fn short_identity(identity: &str) -> String {
-    match identity.split_once(':') {
-        Some((scheme, hash)) if hash.len() > 12 && hash.chars().all(|character| character.is_ascii_hexdigit()) => {
-            format!("{scheme}:{}…", &hash[..8])
-        }
-        _ => identity.to_owned(),
-    }
-}
+pub use mlops_provider_support::short_version as short_identity;
 
 /// Plans the configuration in `directory` against `state`.
 pub fn plan(

@@ -87,11 +87,6 @@ fn schemas_for(versions: &Versions) -> Arc<Schemas> {
         return found.clone();
     }
     let builtin = mlops_kubernetes_conformance::builtin_directory();
-    assert!(
-        builtin.is_some() || std::env::var_os("CI").is_none(),
-        "{} is not set: the test command installs the Kubernetes schemas",
-        mlops_kubernetes_conformance::SCHEMAS_VARIABLE
-    );
     let loaded = Arc::new(Schemas::load(versions, builtin.as_deref()).expect("the Kubernetes schemas load"));
     cache.lock().unwrap().insert(key, loaded.clone());
     loaded

@@ -262,46 +262,36 @@ pub fn raw_exchange(endpoint: &str, method: &str, path: &str, body: &str) -> (u1
 /// The moto server's endpoint (`MLOPS_TEST_S3_ENDPOINT`), or `None` with a
 /// loud note outside CI when no server runs. In CI a missing server fails.
 pub fn s3_endpoint() -> Option<String> {
-    match std::env::var("MLOPS_TEST_S3_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("MLOPS_TEST_S3_ENDPOINT is not set: run the tests with ./scripts/test.sh, which starts the S3 server")
-        }
-        _ => {
-            eprintln!("NOTE: MLOPS_TEST_S3_ENDPOINT is not set, so this S3 test checks nothing; ./scripts/test.sh starts the server");
-            None
-        }
-    }
+    server_from("MLOPS_TEST_S3_ENDPOINT", "the S3 server (moto)")
 }
 
 /// The s3s-fs endpoint and its access key and secret, with the same rules
 /// as [`s3_endpoint`].
 pub fn s3s_server() -> Option<(String, String, String)> {
-    let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-    match (variable("MLOPS_TEST_S3S_ENDPOINT"), variable("MLOPS_TEST_S3S_ACCESS_KEY"), variable("MLOPS_TEST_S3S_SECRET_KEY")) {
-        (Some(endpoint), Some(key), Some(secret)) => Some((endpoint, key, secret)),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("MLOPS_TEST_S3S_ENDPOINT is not set: run the tests with ./scripts/test.sh, which starts s3s-fs")
-        }
-        _ => {
-            eprintln!("NOTE: MLOPS_TEST_S3S_ENDPOINT is not set, so this S3 test checks nothing; ./scripts/test.sh starts s3s-fs");
-            None
-        }
-    }
+    let endpoint = server_from("MLOPS_TEST_S3S_ENDPOINT", "s3s-fs")?;
+    let key = server_from("MLOPS_TEST_S3S_ACCESS_KEY", "s3s-fs")?;
+    let secret = server_from("MLOPS_TEST_S3S_SECRET_KEY", "s3s-fs")?;
+    Some((endpoint, key, secret))
 }
 
-/// A server's address from `variable`, or `None` with a loud note outside
-/// CI when it is not set. In CI a missing server fails the test.
+/// The switch that lets the tests needing a server pass without one (each
+/// prints a note saying it checked nothing): `MLOPS_TEST_WITHOUT_SERVERS=1`.
+/// Without it, in CI or out, a missing server fails the test with the reason.
+pub const WITHOUT_SERVERS: &str = "MLOPS_TEST_WITHOUT_SERVERS";
+
+/// A server's address (or program, or credential) from `variable`. When it
+/// is not set the test fails, saying how to get it, unless
+/// [`WITHOUT_SERVERS`] selects such tests out explicitly.
 fn server_from(variable: &str, what: &str) -> Option<String> {
     match std::env::var(variable) {
         Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("{variable} is not set: run the tests with ./scripts/test.sh, which starts {what}")
-        }
-        _ => {
-            eprintln!("NOTE: {variable} is not set, so this test checks nothing; ./scripts/test.sh starts {what}");
+        _ if std::env::var_os(WITHOUT_SERVERS).is_some_and(|switch| switch == "1") => {
+            eprintln!("NOTE: {variable} is not set and {WITHOUT_SERVERS}=1, so this test checks nothing");
             None
         }
+        _ => panic!(
+            "{variable} is not set: run the tests with ./scripts/test.sh, which starts {what}, or set {WITHOUT_SERVERS}=1 to pass such tests without checking"
+        ),
     }
 }
 

@@ -7,11 +7,11 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-pub use mlops_provider_api::unreadable;
 use mlops_provider_api::{
-    as_expression, files_under, Attributes, CompiledExpression, HiddenFiles, PlanRequest, PlanResponse, ProviderError, ProviderResult,
-    RowEvaluator,
+    as_expression, Attributes, CompiledExpression, PlanRequest, PlanResponse, ProviderError, ProviderResult, RowEvaluator,
 };
+pub use mlops_provider_support::unreadable;
+use mlops_provider_support::{files_under, HiddenFiles};
 use serde_json::Value as Json;
 
 /// Plans a dataset whose data is the local files at `location`. Its version
@@ -210,7 +210,8 @@ impl ListingHasher {
 }
 
 /// A name safe in paths and object keys for a resource address:
-/// `module.a.dataset.b["x"]` becomes `module.a.dataset.b.x`. The result is
+/// `module.a.dataset.b["x"]` becomes `module.a.dataset.b__x` (each character
+/// other than a letter, digit, `.`, `-` or `_` is `_`; ends are trimmed). The result is
 /// always one ordinary path component: never empty, never `.` or `..`, never
 /// hidden.
 pub fn storage_name(address: &str) -> String {
@@ -227,13 +228,7 @@ pub fn storage_name(address: &str) -> String {
     }
 }
 
-/// `b3:4f1a2b3c…` for messages.
-pub fn short_version(version: &str) -> String {
-    match version.split_once(':') {
-        Some((scheme, hash)) if hash.len() > 12 => format!("{scheme}:{}…", &hash[..8]),
-        _ => version.to_owned(),
-    }
-}
+pub use mlops_provider_support::short_version;
 
 /// The first 32 hex digits of a content version: the name of its storage folder.
 pub fn short_hash(version: &str) -> &str {

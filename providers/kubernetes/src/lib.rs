@@ -71,13 +71,7 @@ impl KubernetesProvider {
     }
 }
 
-pub(crate) fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
-    config.get(name).and_then(Json::as_str)
-}
-
-pub(crate) fn strings(config: &Attributes, name: &str) -> Vec<String> {
-    config.get(name).and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).map(str::to_owned).collect()
-}
+pub(crate) use mlops_provider_support::{strings, text};
 
 /// How long to wait between polls: quick at first (short jobs and tests
 /// finish fast), then every two seconds.

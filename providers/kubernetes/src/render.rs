@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 
 use handlebars::Handlebars;
 use mlops_provider_api::{Attributes, ProviderError, ProviderResult};
+use mlops_provider_support::text;
 use serde_json::{json, Value as Json};
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -33,6 +34,9 @@ pub const INPUTS_DIRECTORY: &str = "/mlops/inputs";
 pub const OUTPUT_DIRECTORY: &str = "/mlops/output";
 /// The kubelet copies this file into the container's status when it
 /// terminates, which is how metrics come back without a side channel.
+/// `upload_timeout`'s default in the stdlib schema, for settings built
+/// without the compiler (the manifest tests).
+const DEFAULT_UPLOAD_TIMEOUT_SECONDS: u64 = 600;
 pub const METRICS_FILE: &str = "/dev/termination-log";
 pub const MODEL_DIRECTORY: &str = "/mnt/models";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -159,7 +163,9 @@ impl Settings {
             monitor_image: text("monitor_image").unwrap_or_else(|| format!("ghcr.io/mlops-dev/mlops:{}", env!("CARGO_PKG_VERSION"))),
             oras_image: text("oras_image").unwrap_or_else(|| "ghcr.io/oras-project/oras:v1.2.2".to_owned()),
             registry_secret: text("registry_secret"),
-            upload_timeout_seconds: text("upload_timeout").and_then(|timeout| parse_duration_seconds(&timeout)).unwrap_or(600),
+            upload_timeout_seconds: text("upload_timeout")
+                .and_then(|timeout| mlops_provider_support::parse_duration(&timeout))
+                .map_or(DEFAULT_UPLOAD_TIMEOUT_SECONDS, whole_seconds),
             kserve_mode: if text("kserve_mode").as_deref() == Some("raw") { KserveMode::Raw } else { KserveMode::Serverless },
             knative_features: config
                 .get("knative_features")
@@ -197,10 +203,6 @@ pub fn object_name(address: &str, limit: usize) -> String {
     }
     let hash = &blake3::hash(address.as_bytes()).to_hex()[..8];
     format!("{}-{hash}", name[..limit - 9].trim_end_matches('-'))
-}
-
-fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
-    config.get(name).and_then(Json::as_str)
 }
 
 fn block<'a>(config: &'a Attributes, name: &str) -> Option<&'a Attributes> {
@@ -478,7 +480,7 @@ pub fn training(
         RUN_LABEL: run_id,
     });
     let annotations = json!({ ADDRESS_ANNOTATION: address });
-    let timeout_seconds = text(config, "timeout").and_then(parse_duration_seconds).unwrap_or(24 * 3600);
+    let timeout_seconds = whole_seconds(mlops_provider_support::duration(config, "timeout")?);
     let (node_selector, tolerations) = gpu_placement(resources, settings);
     let command = config.get("command").filter(|command| command.as_array().is_some_and(|items| !items.is_empty())).cloned();
     let mut pod = run_pod_additions(inputs, artifact_uri.as_deref(), settings, distributed.is_some(), &mut env);
@@ -633,9 +635,10 @@ fn non_empty(value: Json) -> Json {
     }
 }
 
-/// `90s`, `10m`, `6h`, `1d` -> whole seconds (at least one).
-pub fn parse_duration_seconds(text: &str) -> Option<u64> {
-    mlops_provider_api::parse_duration(text).map(|duration| duration.as_secs_f64().ceil().max(1.0) as u64)
+/// A duration in whole seconds, rounded up, at least one (what
+/// `activeDeadlineSeconds` and grace periods take).
+pub fn whole_seconds(duration: std::time::Duration) -> u64 {
+    duration.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// The model version a serving runs.

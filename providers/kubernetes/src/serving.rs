@@ -164,8 +164,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     } else {
         &[RolloutPhase::Final]
     };
-    let timeout =
-        target.provider_config.get("rollout_timeout").and_then(Json::as_str).and_then(render::parse_duration_seconds).unwrap_or(600);
+    let timeout = render::whole_seconds(mlops_provider_support::duration(&target.provider_config, "rollout_timeout")?);
     // Applying is idempotent, so an interrupted rollout is simply applied
     // again; the handle tells the next plan that one was under way.
     context.record_handle(json!({ "version": model.version, "namespace": cluster.namespace }))?;

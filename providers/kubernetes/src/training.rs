@@ -37,7 +37,7 @@ pub fn validate(request: &ValidateRequest) -> Vec<AttributeProblem> {
 /// What identifies what a run computes: image, command, parameters,
 /// environment, inputs (by version) and the shape it runs in.
 fn fingerprint(config: &Attributes) -> Option<String> {
-    let inputs = mlops_provider_api::input_identities(config)?;
+    let inputs = mlops_provider_support::input_identities(config)?;
     let canonical = json!({
         "image": config.get("image"),
         "command": config.get("command"),
@@ -48,11 +48,6 @@ fn fingerprint(config: &Attributes) -> Option<String> {
         "inputs": inputs,
     });
     Some(format!("b3:{}", blake3::hash(canonical.to_string().as_bytes()).to_hex()))
-}
-
-fn short(version: &str) -> String {
-    let hash = version.split_once(':').map_or(version, |(_, hash)| hash);
-    format!("{}…", &hash[..hash.len().min(12)])
 }
 
 fn first_block(value: Option<&Json>) -> Option<&Attributes> {
@@ -126,7 +121,11 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
         }
         if let (Some(before), Some(after)) = (text(prior, "fingerprint"), fingerprint.as_deref()) {
             if before != after {
-                response.update_reasons.push(format!("run fingerprint {} -> {}", short(before), short(after)));
+                response.update_reasons.push(format!(
+                    "run fingerprint {} -> {}",
+                    mlops_provider_support::short_version(before),
+                    mlops_provider_support::short_version(after)
+                ));
             }
         }
     }
@@ -271,7 +270,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         context.progress(&format!("started {handle}{shape}"));
     }
 
-    let timeout = text(config, "timeout").and_then(render::parse_duration_seconds).unwrap_or(24 * 3600);
+    let timeout = render::whole_seconds(mlops_provider_support::duration(config, "timeout")?);
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut attempt = 0;
@@ -380,7 +379,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
             "report fewer metrics (the ones gates and outputs read), and write the rest into MLOPS_OUTPUT_DIR",
         ));
     }
-    let reported = mlops_provider_api::declared_metrics(&format!("{kind} {run_id}"), written, &strings(config, "metrics"))?;
+    let reported = mlops_provider_support::declared_metrics(&format!("{kind} {run_id}"), written, &strings(config, "metrics"))?;
     // The run this one replaces is history now; its results live on in
     // the registry and in state history.
     if let Some(previous) = request.prior_private.get("run").and_then(|run| serde_json::from_value::<ObjectRef>(run.clone()).ok()) {

@@ -8,7 +8,7 @@
 //! | bucket      | `objects/NAME/`, settings in `objects/NAME/.bucket.json`                   |
 //! | dataset     | files validated against the schema, stored at `objects/BUCKET/datasets/ADDRESS/HASH/` (content-addressed, BLAKE3) |
 //! | feature_set | `features.jsonl` from evaluating each feature over the rows, content-addressed like datasets |
-//! | training    | the user's command as a child process in `runs/RUN_ID/` (run contract in behaviour.md) |
+//! | training    | the user's command as a child process in `runs/RUN_ID/` (the run contract: `MLOPS_*` variables in, metrics file out) |
 //! | model       | `registry/NAME/versions/N/`, immutable, with `aliases.json`                |
 //! | serving     | the user's server as a background process; pid and url recorded           |
 //! | monitor     | drift scores per column between the reference dataset and current files  |
@@ -25,10 +25,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mlops_provider_api::registry::{
+use mlops_provider_api::*;
+use mlops_provider_support::registry::{
     alias_history, alias_moves, pinned_version, registered_model_name, string_entries, wanted_aliases, LIVE_ALIASES,
 };
-use mlops_provider_api::*;
+use mlops_provider_support::{files_under, short_version as short, strings, text, HiddenFiles};
 use serde_json::{json, Value as Json};
 
 pub use mlops_data::content_hash;
@@ -113,19 +114,6 @@ fn slug(address: &str) -> String {
 
 fn short_hash(version: &str) -> &str {
     data::short_hash(version)
-}
-
-fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
-    config.get(name).and_then(Json::as_str)
-}
-
-/// A list of strings from the configuration (empty when absent).
-fn strings(config: &Attributes, name: &str) -> Vec<String> {
-    config
-        .get(name)
-        .and_then(Json::as_array)
-        .map(|items| items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
 }
 
 /// A model's registered name: `name`, or else the block's own name.
@@ -381,7 +369,7 @@ impl Provider for LocalProvider {
             "dataset" => plan_dataset(&request, &mut response)?,
             "feature_set" => response = data::plan_feature_set(&request, same_config(&request)),
             "training" => plan_training(&request, &mut response)?,
-            "model" => response = mlops_provider_api::registry::plan_model(&request),
+            "model" => response = mlops_provider_support::registry::plan_model(&request),
             "serving" => {
                 if let Some(prior) = &request.prior_state {
                     if prior.get("ready_replicas").and_then(Json::as_f64) == Some(0.0) {
@@ -598,10 +586,6 @@ fn plan_dataset(request: &PlanRequest, response: &mut PlanResponse) -> ProviderR
     Ok(())
 }
 
-fn short(version: &str) -> String {
-    data::short_version(version)
-}
-
 fn apply_bucket(request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let name = text(&request.config, "name").unwrap_or_default();
@@ -742,7 +726,7 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
 /// names. `None` while an input's identity is known only after apply.
 fn fingerprint(target: &Target, config: &Attributes) -> Option<String> {
     let mut hasher = blake3::Hasher::new();
-    let inputs = mlops_provider_api::input_identities(config)?;
+    let inputs = mlops_provider_support::input_identities(config)?;
     let canonical = json!({
         "command": config.get("command"),
         "image": config.get("image"),
@@ -842,8 +826,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             "add `command = [\"python3\", \"train.py\"]`",
         ));
     }
-    let timeout =
-        config.get("timeout").and_then(Json::as_str).and_then(mlops_provider_api::parse_duration).unwrap_or(Duration::from_secs(24 * 3600));
+    let timeout = mlops_provider_support::duration(config, "timeout")?;
     let declared: Vec<String> = strings(config, "metrics");
     let runs = root(target).join("runs");
     let wanted_fingerprint = fingerprint(target, config);
@@ -979,7 +962,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
     }
     let metrics_file = run_directory.join("metrics.json");
     let written = if metrics_file.exists() { Some(data::read_text(&metrics_file, 1024 * 1024)?) } else { None };
-    let reported = mlops_provider_api::declared_metrics(&format!("run {run_id}"), written.as_deref(), &declared)?;
+    let reported = mlops_provider_support::declared_metrics(&format!("run {run_id}"), written.as_deref(), &declared)?;
     let mut state = Attributes::new();
     state.insert("run_id".into(), Json::String(run_id.clone()));
     state.insert("fingerprint".into(), wanted_fingerprint.map_or(Json::Null, Json::String));

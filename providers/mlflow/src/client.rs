@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use mlops_provider_api::remote::{self, RemoteLimits};
 use mlops_provider_api::{ProviderError, ProviderResult};
+use mlops_provider_support::remote::{self, RemoteLimits};
 use serde_json::{json, Value as Json};
 
 /// What a call can end in besides success.
@@ -227,7 +227,7 @@ impl Client {
             ));
         }
         // The reqwest error names the URL but never headers, so no token.
-        let cause = std::error::Error::source(error).map_or_else(|| error.to_string(), mlops_provider_api::root_cause);
+        let cause = std::error::Error::source(error).map_or_else(|| error.to_string(), mlops_provider_support::root_cause);
         CallError::Provider(ProviderError::with_help(
             format!("cannot reach the MLflow server at {}: {cause}", self.base),
             "check `url` in provider \"mlflow\" and that the server is running (`curl URL/health` answers OK)",

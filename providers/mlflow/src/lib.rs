@@ -33,14 +33,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use client::{CallError, Client};
-use mlops_provider_api::registry::{
-    alias_moves, live_aliases, model_state, pinned_version, plan_model, registered_model_name, strings, wanted_aliases, LIVE_ALIASES,
-};
 use mlops_provider_api::{
     Action, ApplyContext, ApplyRequest, ApplyResponse, Attributes, FetchRequest, FetchResponse, ImportRequest, ImportResponse, PlanRequest,
     PlanResponse, Provider, ProviderError, ProviderResult, ReadRequest, ReadResponse, SchemaRequest, SchemaResponse, Target,
     ValidateRequest, ValidateResponse,
 };
+use mlops_provider_support::registry::{
+    alias_moves, live_aliases, model_state, pinned_version, plan_model, registered_model_name, strings, wanted_aliases, LIVE_ALIASES,
+};
+use mlops_provider_support::text;
 use serde_json::{json, Value as Json};
 
 #[derive(Debug, Default)]
@@ -56,12 +57,8 @@ fn client(target: &Target) -> ProviderResult<Client> {
     let url = target.provider_config.get("url").and_then(Json::as_str).ok_or_else(|| {
         ProviderError::with_help("provider \"mlflow\" has no `url`", "add `url = \"http://HOST:5000\"` to the provider \"mlflow\" block")
     })?;
-    let limits = mlops_provider_api::remote::RemoteLimits::from_config(&target.provider_config);
+    let limits = mlops_provider_support::remote::RemoteLimits::from_config(&target.provider_config);
     Client::new(url, target.provider_config.get("token").and_then(Json::as_str), limits)
-}
-
-fn text<'a>(attributes: &'a Attributes, name: &str) -> Option<&'a str> {
-    attributes.get(name).and_then(Json::as_str)
 }
 
 fn now_millis() -> i64 {
@@ -364,7 +361,7 @@ fn register_version(
 
     let mlflow_run = training_run_in_mlflow(client, request, name, source, context)?;
     private.insert("mlflow_run_id".into(), Json::String(mlflow_run.id.clone()));
-    let tags: Vec<Json> = mlops_provider_api::registry::lineage_tags(source, &request.lineage)
+    let tags: Vec<Json> = mlops_provider_support::registry::lineage_tags(source, &request.lineage)
         .into_iter()
         .chain(
             request
@@ -449,7 +446,7 @@ fn training_run_in_mlflow(
             info.get("status").and_then(Json::as_str) == Some("FINISHED"),
         ),
         None => {
-            let tags: Vec<Json> = mlops_provider_api::registry::lineage_tags(source, &request.lineage)
+            let tags: Vec<Json> = mlops_provider_support::registry::lineage_tags(source, &request.lineage)
                 .into_iter()
                 .map(|(key, value)| json!({ "key": key, "value": value }))
                 .chain([json!({ "key": "mlops.artifact_uri", "value": artifact_uri })])
@@ -559,8 +556,10 @@ fn log_parameters_and_metrics(client: &Client, run_id: &str, source: &Attributes
 
 /// Puts the files of `staging` under the run's artifact `destination`.
 fn upload_artifacts(client: &Client, staging: &Path, destination: &str) -> ProviderResult<()> {
-    let files: Vec<PathBuf> =
-        mlops_provider_api::files_under(staging, mlops_provider_api::HiddenFiles::Listed)?.into_iter().map(|(_, path)| path).collect();
+    let files: Vec<PathBuf> = mlops_provider_support::files_under(staging, mlops_provider_support::HiddenFiles::Listed)?
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect();
     if let Some(proxied) = destination.strip_prefix("mlflow-artifacts:") {
         let base = proxied.trim_start_matches('/');
         for file in &files {
@@ -618,7 +617,7 @@ fn fetch_artifacts(client: &Client, uri: &str, destination: &Path) -> ProviderRe
             "artifacts in object storage are read by the provider of that storage",
         ));
     };
-    let files: Vec<PathBuf> = mlops_provider_api::files_under(Path::new(local), mlops_provider_api::HiddenFiles::Listed)?
+    let files: Vec<PathBuf> = mlops_provider_support::files_under(Path::new(local), mlops_provider_support::HiddenFiles::Listed)?
         .into_iter()
         .map(|(_, path)| path)
         .collect();

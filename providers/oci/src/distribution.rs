@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
-use mlops_provider_api::remote::RemoteLimits;
 use mlops_provider_api::{ProviderError, ProviderResult};
+use mlops_provider_support::remote::RemoteLimits;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
@@ -149,7 +149,7 @@ impl Registry {
             tokio::select! {
                 output = work => Ok(output),
                 () = async {
-                    while !mlops_provider_api::remote::interrupt_requested() {
+                    while !mlops_provider_support::remote::interrupt_requested() {
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     }
                 } => Err(ProviderError::Interrupted),
@@ -462,7 +462,7 @@ impl Registry {
                 }
             }
             OciDistributionError::RequestError(request) => {
-                let cause = mlops_provider_api::root_cause(request);
+                let cause = mlops_provider_support::root_cause(request);
                 let help = if cause.contains("InvalidContentType") || cause.contains("invalid HTTP") || cause.contains("record") {
                     "the registry may not speak TLS: set `insecure = true` on provider \"oci\" (or list it in MLOPS_OCI_INSECURE_REGISTRIES)"
                 } else {
@@ -509,7 +509,7 @@ pub fn safe_join(directory: &Path, relative: &str) -> Option<PathBuf> {
     Some(directory.join(path))
 }
 
-pub use mlops_provider_api::{files_under, HiddenFiles};
+pub use mlops_provider_support::{files_under, HiddenFiles};
 
 /// `sha256:HEX` and the size of a file, read in blocks.
 pub fn file_digest(path: &Path) -> ProviderResult<(String, u64)> {

@@ -19,14 +19,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use distribution::{parse_reference, Manifest, Registry};
-use mlops_provider_api::registry::{
-    alias_moves, lineage_tags, model_state, pinned_version, plan_model, registered_model_name, string_entries, wanted_aliases, LIVE_ALIASES,
-};
 use mlops_provider_api::{
     Action, ApplyContext, ApplyRequest, ApplyResponse, Attributes, FetchRequest, FetchResponse, ImportRequest, ImportResponse, PlanRequest,
     PlanResponse, Provider, ProviderError, ProviderResult, ReadRequest, ReadResponse, SchemaRequest, SchemaResponse, Target,
     ValidateRequest, ValidateResponse,
 };
+use mlops_provider_support::registry::{
+    alias_moves, lineage_tags, model_state, pinned_version, plan_model, registered_model_name, string_entries, wanted_aliases, LIVE_ALIASES,
+};
+use mlops_provider_support::{short_version, text};
 use serde_json::{json, Value as Json};
 
 pub const MODEL_ARTIFACT: &str = "application/vnd.mlops.model.v1";
@@ -44,10 +45,6 @@ impl OciProvider {
     pub fn new() -> OciProvider {
         OciProvider
     }
-}
-
-fn text<'a>(attributes: &'a Attributes, name: &str) -> Option<&'a str> {
-    attributes.get(name).and_then(Json::as_str)
 }
 
 /// The provider's registry host and repository prefix.
@@ -72,7 +69,7 @@ fn connect(target: &Target, host: &str) -> ProviderResult<Registry> {
         config.get("insecure").and_then(Json::as_bool).unwrap_or(false),
         text(config, "username"),
         text(config, "password"),
-        mlops_provider_api::remote::RemoteLimits::from_config(config),
+        mlops_provider_support::remote::RemoteLimits::from_config(config),
     )
 }
 
@@ -132,7 +129,7 @@ impl Provider for OciProvider {
         // pinned one included) drop out of the history of versions.
         if request.state.contains_key("versions") {
             let tags: std::collections::BTreeSet<String> = registry.tags(&repository)?.into_iter().collect();
-            let kept: Vec<Json> = mlops_provider_api::registry::strings(&request.state, "versions")
+            let kept: Vec<Json> = mlops_provider_support::registry::strings(&request.state, "versions")
                 .into_iter()
                 .filter(|registered| *registered == version || tags.contains(registered))
                 .map(Json::String)
@@ -167,7 +164,7 @@ impl Provider for OciProvider {
                 {
                     response.update_reasons.push(format!(
                         "tag {version} was pushed over outside mlops (it points at {}, not the version mlops pushed): apply tags it back",
-                        short(digest)
+                        short_version(digest)
                     ));
                 }
                 Ok(response)
@@ -456,13 +453,12 @@ fn plan_image(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     response.planned_state.insert("resolved".into(), Json::String(format!("{name}@{digest}")));
     if let Some(before) = request.prior_state.as_ref().and_then(|state| text(state, "digest")) {
         if before != digest {
-            response.update_reasons.push(format!("`{name}` now points at {} (it pointed at {})", short(&digest), short(before)));
+            response.update_reasons.push(format!(
+                "`{name}` now points at {} (it pointed at {})",
+                short_version(&digest),
+                short_version(before)
+            ));
         }
     }
     Ok(response)
-}
-
-fn short(digest: &str) -> String {
-    let (algorithm, hex) = digest.split_once(':').unwrap_or(("", digest));
-    format!("{algorithm}:{}…", &hex[..hex.len().min(12)])
 }

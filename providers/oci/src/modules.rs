@@ -12,8 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mlops_provider_api::remote::RemoteLimits;
 use mlops_provider_api::{ProviderError, ProviderResult};
+use mlops_provider_support::remote::RemoteLimits;
 use serde_json::{json, Value as Json};
 use sha2::Digest;
 

@@ -37,8 +37,9 @@ use aws_sdk_s3::types::{
     LifecycleExpiration, LifecycleRule, LifecycleRuleFilter, ObjectIdentifier, Tag, Tagging, VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
-use mlops_provider_api::remote::{self, RemoteLimits};
 use mlops_provider_api::*;
+use mlops_provider_support::remote::{self, RemoteLimits};
+use mlops_provider_support::text;
 use serde_json::{json, Value as Json};
 
 /// Where requests go, as configured in a `provider "s3"` block.
@@ -197,7 +198,7 @@ where
                     ),
                 };
             }
-            let cause = mlops_provider_api::root_cause(error);
+            let cause = mlops_provider_support::root_cause(error);
             // The SDK has tried `max_attempts` times already: another round
             // of retries would only multiply the wait.
             if matches!(error, SdkError::TimeoutError(_)) || cause.to_ascii_lowercase().contains("timed out") {
@@ -271,10 +272,6 @@ fn setting_failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
     } else {
         failure(endpoint, doing, error)
     }
-}
-
-fn text<'a>(config: &'a Attributes, name: &str) -> Option<&'a str> {
-    config.get(name).and_then(Json::as_str)
 }
 
 fn build_failed(error: impl std::fmt::Display) -> ProviderError {

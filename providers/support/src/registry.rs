@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
 
-use crate::{is_unknown, Attributes, PlanRequest, PlanResponse, Target};
+use mlops_provider_api::{is_unknown, Attributes, PlanRequest, PlanResponse, Target};
 
 /// The private key holding `{alias: version}` as the registry has it.
 pub const LIVE_ALIASES: &str = "live_aliases";
@@ -258,10 +258,7 @@ pub fn model_state(
     state
 }
 
-/// The strings of a list attribute.
-pub fn strings(attributes: &Attributes, name: &str) -> Vec<String> {
-    attributes.get(name).and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).map(str::to_owned).collect()
-}
+pub use crate::config::strings;
 
 /// Version numbers in registry order ("2" before "10"), without repeats.
 pub fn sorted_versions(versions: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -277,7 +274,7 @@ pub fn sorted_versions(versions: impl IntoIterator<Item = String>) -> Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ChangedInput;
+    use mlops_provider_api::ChangedInput;
 
     fn attributes(value: Json) -> Attributes {
         value.as_object().cloned().unwrap_or_default()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::{Attributes, ProviderError};
+use mlops_provider_api::{Attributes, ProviderError};
 
 /// The time limits of remote calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
