@@ -1000,6 +1000,20 @@ fn restore_withheld(prior: &Attributes, current: &Attributes, sensitive_paths: &
 /// Identities are long hashes: shown shortened in reasons.
 pub use mlops_provider_support::short_version as short_identity;
 
+/// Why a saved plan can no longer be applied as it is: its configuration
+/// files changed since it was made, or the state moved on (another apply,
+/// or state surgery). `None` while it is current.
+pub fn saved_plan_staleness(plan: &Plan, state: &State) -> Option<String> {
+    let current = mlops_compiler::check::check_directory(&plan.root_directory, "", &CheckOptions::default());
+    if config_hash(&current.sources, &HashMap::new()) != plan.files_hash {
+        return Some("the configuration files changed since it was made".to_owned());
+    }
+    if state.serial != plan.state_serial || state.lineage != plan.state_lineage {
+        return Some(format!("the state changed since it was made (serial {} then, {} now)", plan.state_serial, state.serial));
+    }
+    None
+}
+
 /// Plans the configuration in `directory` against `state`.
 pub fn plan(
     directory: &Path,

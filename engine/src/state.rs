@@ -32,6 +32,7 @@ use mlops_provider_api::{AttributePath, Attributes, ObjectStore};
 
 mod local;
 mod remote;
+pub mod surgery;
 pub use local::{Backup, LocalBackend, Restored};
 pub use remote::RemoteBackend;
 use serde::{Deserialize, Serialize};
@@ -223,6 +224,12 @@ pub enum StateError {
     /// The remote store failed, in its own words.
     #[error("{message}")]
     Store { message: String, help: Option<String> },
+    /// `mlops state rm` or `mv` named an address the state does not hold.
+    #[error("there is no `{address}` in the state")]
+    NotInState { address: String, suggestion: Option<String> },
+    /// `mlops state mv` to an address the state already holds.
+    #[error("`{address}` is already in the state")]
+    AlreadyInState { address: String },
     #[error("{0}")]
     Other(String),
 }
@@ -240,6 +247,10 @@ impl StateError {
                     .to_owned(),
             ),
             StateError::NewerFormat { .. } => Some("upgrade mlops to the version that wrote this state".to_owned()),
+            StateError::NotInState { suggestion, .. } => {
+                Some(suggestion.clone().unwrap_or_else(|| "`mlops state list` shows the addresses".to_owned()))
+            }
+            StateError::AlreadyInState { .. } => Some("remove it first with `mlops state rm`".to_owned()),
             StateError::Locked { holder } => Some(format!(
                 "wait for it to finish; if that process is gone for good, run `mlops force-unlock {}`",
                 holder.id
