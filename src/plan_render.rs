@@ -245,8 +245,12 @@ fn symbol(change: &ResourceChange) -> &'static str {
     }
 }
 
+/// `dataset "events[\"eu\"]"`: the block's name with the instance's key.
 fn block_label(change: &ResourceChange) -> String {
-    let base = change.address.rsplit_once(&format!("{}.", change.kind)).map_or(change.address.as_str(), |(_, name)| name);
+    let base = match change.address.parse::<mlops_compiler::address::ResourceAddress>() {
+        Ok(address) => format!("{}{}", address.name, address.key),
+        Err(_) => change.address.clone(),
+    };
     if change.is_data {
         format!("data \"{}\" \"{base}\"", change.kind)
     } else {

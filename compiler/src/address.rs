@@ -114,16 +114,10 @@ fn quote(text: &str, out: &mut fmt::Formatter<'_>) -> fmt::Result {
     out.write_str("\"")
 }
 
-impl fmt::Display for ResourceAddress {
+impl fmt::Display for InstanceKey {
+    /// `[0]`, `["eu"]`, or nothing.
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for module in &self.module_path {
-            write!(out, "module.{module}.")?;
-        }
-        if self.mode == Mode::Data {
-            out.write_str("data.")?;
-        }
-        write!(out, "{}.{}", self.kind, self.name)?;
-        match &self.key {
+        match self {
             InstanceKey::None => Ok(()),
             InstanceKey::Index(index) => write!(out, "[{index}]"),
             InstanceKey::Key(key) => {
@@ -132,6 +126,18 @@ impl fmt::Display for ResourceAddress {
                 out.write_str("]")
             }
         }
+    }
+}
+
+impl fmt::Display for ResourceAddress {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for module in &self.module_path {
+            write!(out, "module.{module}.")?;
+        }
+        if self.mode == Mode::Data {
+            out.write_str("data.")?;
+        }
+        write!(out, "{}.{}{}", self.kind, self.name, self.key)
     }
 }
 

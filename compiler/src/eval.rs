@@ -852,11 +852,14 @@ impl<'a> Evaluator<'a> {
     fn get_attribute(&mut self, value: Value, name: &str, span: Span, flavor: &Flavor) -> (Value, Flavor) {
         match value {
             Value::Resource(resource) => {
-                let next_flavor = if resource.kind == "training" && !resource.is_data && name == "metrics" {
-                    Flavor::Metrics { training: resource.address.clone() }
-                } else {
-                    Flavor::Plain
-                };
+                // An attribute read back as metrics (a training's `metrics`)
+                // is known only once the run has reported them.
+                let reads_metrics = self
+                    .schemas
+                    .kind(&resource.kind, resource.is_data)
+                    .and_then(|schema| schema.body.attributes.get(name))
+                    .is_some_and(|attribute| attribute.reads_as.as_deref() == Some("metrics"));
+                let next_flavor = if reads_metrics { Flavor::Metrics { training: resource.address.clone() } } else { Flavor::Plain };
                 match resource.attributes.get(name) {
                     Some(found) => (found.clone(), next_flavor),
                     None => {

@@ -75,6 +75,13 @@ pub struct AttributeSchema {
     /// `metrics`: the configured list of names is read back as an object of numbers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reads_as: Option<String>,
+    /// Where the resource's data is stored (a URI): an input found by it can
+    /// be fetched through the provider that stored it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stores_data: bool,
+    /// Kept in lineage: what `mlops lineage` shows of the resource.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lineage: bool,
     pub description: String,
 }
 
@@ -143,7 +150,22 @@ pub struct KindSchema {
     pub retained: bool,
     /// Whether users may declare blocks of this kind.
     pub declarable: bool,
+    /// The attribute whose change means "a new version of this thing
+    /// exists" to whatever refers to it (`version` unless the kind says).
+    pub identity: String,
     pub body: BlockSchema,
+}
+
+impl KindSchema {
+    /// The attributes kept in lineage, in schema order.
+    pub fn lineage_attributes(&self) -> impl Iterator<Item = &str> {
+        self.body.attributes.values().filter(|attribute| attribute.lineage).map(|attribute| attribute.name.as_str())
+    }
+
+    /// The attributes that hold where the resource's data is stored.
+    pub fn data_location_attributes(&self) -> impl Iterator<Item = &str> {
+        self.body.attributes.values().filter(|attribute| attribute.stores_data).map(|attribute| attribute.name.as_str())
+    }
 }
 
 #[derive(Debug)]
@@ -177,6 +199,21 @@ impl Schemas {
             Some(kind) => self.data.get(kind),
             None => self.resources.get(type_name),
         }
+    }
+
+    /// A resource kind's schema, or a data source's.
+    pub fn kind(&self, kind: &str, is_data: bool) -> Option<&KindSchema> {
+        if is_data {
+            self.data.get(kind)
+        } else {
+            self.resources.get(kind)
+        }
+    }
+
+    /// The attribute that identifies a version of a resource or data
+    /// source (its kind's `identity`): `version` for an unknown kind.
+    pub fn identity_attribute(&self, kind: &str, is_data: bool) -> &str {
+        self.kind(kind, is_data).map_or("version", |schema| schema.identity.as_str())
     }
 
     /// Resource kinds users may declare, in stdlib order.
@@ -238,6 +275,7 @@ fn kind_schema(name: &str, category: SchemaCategory, block: &Block) -> Result<Ki
         providers: string_list_setting(&block.body, "providers")?,
         retained: bool_setting(&block.body, "retained")?.unwrap_or(false),
         declarable: bool_setting(&block.body, "declarable")?.unwrap_or(true),
+        identity: string_setting(&block.body, "identity")?.unwrap_or_else(|| "version".to_owned()),
         body: block_schema(&block.body)?,
     })
 }
@@ -287,6 +325,8 @@ const ATTRIBUTE_SETTINGS: &[&str] = &[
     "requires",
     "context",
     "reads_as",
+    "stores_data",
+    "lineage",
     "description",
 ];
 
@@ -331,6 +371,8 @@ fn attribute_schema(name: &str, body: &Body) -> Result<AttributeSchema, SchemaEr
         requires: string_list_setting(body, "requires")?,
         context: string_setting(body, "context")?,
         reads_as: string_setting(body, "reads_as")?,
+        stores_data: bool_setting(body, "stores_data")?.unwrap_or(false),
+        lineage: bool_setting(body, "lineage")?.unwrap_or(false),
         description: string_setting(body, "description")?.unwrap_or_default(),
     })
 }
@@ -416,6 +458,23 @@ mod tests {
             for provider in &kind.providers {
                 assert!(schemas.providers.contains_key(provider), "{} names unknown provider {provider}", kind.name);
             }
+        }
+    }
+
+    /// The facts the engine and providers once kept in tables of their own
+    /// come from the stdlib, and every one names an attribute that exists.
+    #[test]
+    fn identities_lineage_and_data_locations_are_schema_facts() {
+        let schemas = load_standard().unwrap_or_else(|message| panic!("{message}"));
+        assert_eq!(schemas.identity_attribute("training", false), "run_id");
+        assert_eq!(schemas.identity_attribute("image", true), "digest");
+        assert_eq!(schemas.identity_attribute("dataset", false), "version");
+        assert_eq!(schemas.identity_attribute("no-such-kind", false), "version");
+        let training = schemas.resource("training").unwrap();
+        assert_eq!(training.data_location_attributes().collect::<Vec<_>>(), ["artifact_uri"]);
+        assert!(training.lineage_attributes().any(|name| name == "hyperparameters"));
+        for kind in schemas.resources.values().chain(schemas.data.values()) {
+            assert!(kind.body.attributes.contains_key(&kind.identity), "{}: identity `{}` is not an attribute", kind.name, kind.identity);
         }
     }
 }

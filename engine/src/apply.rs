@@ -29,8 +29,7 @@ use mlops_compiler::residual::{resource_value, CompiledResidual, ResidualBinding
 use mlops_compiler::schema::Schemas;
 use mlops_compiler::value::Value;
 use mlops_provider_api::{
-    as_expression, as_reference, identity_attribute, Action, ApplyContext, ApplyRequest, Attributes, CompiledExpression, ProviderError,
-    RowEvaluator, Target,
+    as_expression, as_reference, Action, ApplyContext, ApplyRequest, Attributes, CompiledExpression, ProviderError, RowEvaluator,
 };
 use serde_json::Value as Json;
 
@@ -161,7 +160,11 @@ impl ApplyContext for Context<'_> {
                 .depends_on
                 .iter()
                 .filter_map(|address| state.resources.get(address))
-                .find(|record| ["uri", "artifact_uri"].iter().any(|name| record.state.get(*name).and_then(Json::as_str) == Some(uri)))
+                .find(|record| {
+                    Schemas::standard().kind(&record.kind, record.is_data).is_some_and(|schema| {
+                        schema.data_location_attributes().any(|name| record.state.get(name).and_then(Json::as_str) == Some(uri))
+                    })
+                })
                 .cloned()
         };
         let Some(owner) = owner else {
@@ -169,20 +172,14 @@ impl ApplyContext for Context<'_> {
         };
         let provider = self.shared.providers.get(&owner.provider).map_err(ProviderError::failed)?;
         let key = crate::plan::provider_key(&owner.provider, owner.provider_alias.as_deref());
-        let target = Target {
-            address: owner.address.clone(),
-            kind: owner.kind.clone(),
-            is_data: owner.is_data,
-            provider_config: self
-                .shared
-                .plan
-                .provider_configurations
-                .get(&key)
-                .map(|configuration| configuration.config.clone())
-                .unwrap_or_default(),
-            working_directory: self.change.working_directory.clone(),
-            data_directory: self.shared.plan.data_directory.clone(),
-        };
+        let target = crate::plan::target_of(
+            &owner.address,
+            &owner.kind,
+            owner.is_data,
+            self.shared.plan.provider_configurations.get(&key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+            &self.change.working_directory,
+            &self.shared.plan.data_directory,
+        );
         // The version the owner recorded: what is fetched must be it.
         let version = owner.state.get("version").and_then(Json::as_str).filter(|version| version.contains(':')).map(str::to_owned);
         let request = mlops_provider_api::FetchRequest { target, uri: uri.to_owned(), destination: destination.to_path_buf(), version };
@@ -693,18 +690,14 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot apply {}: {message}", change.address))
             .with_help("use a provider this build supports")
     })?;
-    let target = Target {
-        address: change.address.clone(),
-        kind: change.kind.clone(),
-        is_data: change.is_data,
-        provider_config: plan
-            .provider_configurations
-            .get(&change.provider_key)
-            .map(|configuration| configuration.config.clone())
-            .unwrap_or_default(),
-        working_directory: change.working_directory.clone(),
-        data_directory: plan.data_directory.clone(),
-    };
+    let target = crate::plan::target_of(
+        &change.address,
+        &change.kind,
+        change.is_data,
+        plan.provider_configurations.get(&change.provider_key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+        &change.working_directory,
+        &plan.data_directory,
+    );
     let context = Context { shared, change, prior: prior.clone() };
 
     match change.action {
@@ -927,11 +920,12 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     let mut record = record;
     let mut lineage_tree = lineage;
     if let Json::Object(lineage) = &mut lineage_tree {
-        if let Some(identity) = record.state.get(identity_attribute(&change.kind)) {
+        if let Some(identity) = record.state.get(identity_attribute(&record)) {
             lineage.insert("identity".to_owned(), identity.clone());
         }
         let details = lineage_details(
             &change.kind,
+            change.is_data,
             &redact_paths(&record.config, &change.sensitive_paths),
             &redact_paths(&record.state, &change.sensitive_paths),
         );
@@ -944,7 +938,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     // The identity the plan showed as known is what everything downstream
     // was planned from: if the provider produced another, the record is
     // kept (it is what exists now) but nothing downstream goes on.
-    let identity = identity_attribute(&change.kind);
+    let identity = identity_attribute(&record);
     let planned_identity =
         change.after.as_ref().and_then(|after| after.get(identity)).filter(|value| !mlops_provider_api::is_unknown(value));
     let inconsistent = match (planned_identity, record.state.get(identity)) {
@@ -1041,9 +1035,10 @@ fn resolve_references(
                 // What one resource hands another keeps the target's secrets
                 // out: a registry would record them as run parameters.
                 let mut attributes = redact_paths(&record.merged_attributes(), &record.sensitive_paths);
+                let identity = record.state.get(identity_attribute(record)).cloned();
                 attributes.insert("$address".to_owned(), Json::String(address.clone()));
                 attributes.insert("$kind".to_owned(), Json::String(record.kind.clone()));
-                let identity = record.state.get(identity_attribute(&record.kind)).cloned();
+                attributes.insert("$identity".to_owned(), identity.clone().unwrap_or(Json::Null));
                 if let Json::Object(stored) = stored {
                     stored.insert("identity".to_owned(), identity.clone().unwrap_or(Json::Null));
                 }
@@ -1128,7 +1123,7 @@ fn lineage_for(change: &ResourceChange, inputs: &[(String, Option<Json>)], recor
                 serde_json::json!({
                     "address": address,
                     "kind": record.map(|record| record.kind.clone()),
-                    "identity": record.and_then(|record| record.state.get(identity_attribute(&record.kind)).cloned()),
+                    "identity": record.and_then(|record| record.state.get(identity_attribute(record)).cloned()),
                 })
             }
         })
@@ -1141,36 +1136,22 @@ fn lineage_for(change: &ResourceChange, inputs: &[(String, Option<Json>)], recor
     })
 }
 
-/// The attributes worth keeping in lineage for each kind.
-fn lineage_details(kind: &str, config: &Attributes, state: &Attributes) -> Json {
-    let from_config: &[&str] = match kind {
-        "dataset" => &["source", "uri", "format"],
-        "training" => &["command", "image", "hyperparameters"],
-        "model" => &["name", "aliases"],
-        "serving" => &["runtime"],
-        "bucket" => &["name"],
-        _ => &[],
-    };
-    let from_state: &[&str] = match kind {
-        "dataset" => &["uri", "row_count", "size_bytes"],
-        "feature_set" => &["uri", "row_count"],
-        "training" => &["run_id", "fingerprint", "metrics", "artifact_uri"],
-        "model" => &["version", "uri"],
-        "serving" => &["url", "live_version"],
-        "bucket" => &["uri"],
-        "monitor" => &["scores", "drifted"],
-        _ => &[],
-    };
+/// What lineage keeps of a resource: the attributes its schema marks
+/// `lineage`, as configured and then as applied (applied values win).
+fn lineage_details(kind: &str, is_data: bool, config: &Attributes, state: &Attributes) -> Json {
     let mut details = serde_json::Map::new();
-    for name in from_config {
-        if let Some(value) = config.get(*name).filter(|value| !value.is_null()) {
-            details.insert((*name).to_owned(), value.clone());
-        }
-    }
-    for name in from_state {
-        if let Some(value) = state.get(*name).filter(|value| !value.is_null()) {
-            details.insert((*name).to_owned(), value.clone());
+    let Some(schema) = Schemas::standard().kind(kind, is_data) else { return Json::Object(details) };
+    for attributes in [config, state] {
+        for name in schema.lineage_attributes() {
+            if let Some(value) = attributes.get(name).filter(|value| !value.is_null()) {
+                details.insert(name.to_owned(), value.clone());
+            }
         }
     }
     Json::Object(details)
+}
+
+/// The attribute that identifies a version of what a record holds.
+fn identity_attribute(record: &Record) -> &'static str {
+    Schemas::standard().identity_attribute(&record.kind, record.is_data)
 }

@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use mlops_compiler::schema::Schemas;
 use mlops_compiler::schema::{BlockSchema, KindSchema};
 use mlops_compiler::value::{json_number, Value};
-use mlops_provider_api::{identity_attribute, unknown_marker, AttributePath, Attributes};
+use mlops_provider_api::{unknown_marker, AttributePath, Attributes};
 use serde_json::Value as Json;
 
 /// The configuration part of an instance's attributes (computed-only
@@ -82,7 +83,8 @@ fn to_json(value: &Value, path: &mut Vec<String>, sensitive: &mut Vec<AttributeP
                 .collect(),
         ),
         Value::Resource(resource) => {
-            let identity = resource.attributes.get(identity_attribute(&resource.kind)).and_then(identity_text);
+            let identity =
+                resource.attributes.get(Schemas::standard().identity_attribute(&resource.kind, resource.is_data)).and_then(identity_text);
             serde_json::json!({ "$ref": resource.address, "identity": identity })
         }
         Value::Unknown(_) => unknown_marker(),

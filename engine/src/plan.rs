@@ -26,8 +26,7 @@ use mlops_compiler::schema::{KindSchema, Schemas};
 use mlops_compiler::source::SourceMap;
 use mlops_compiler::value::Value;
 use mlops_provider_api::{
-    identity_attribute, Action, AttributePath, Attributes, ChangedInput, PlanRequest, PlanResponse, Provider, ReadRequest, Target,
-    ValidateRequest,
+    Action, AttributePath, Attributes, ChangedInput, PlanRequest, PlanResponse, Provider, ReadRequest, Target, ValidateRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -527,6 +526,39 @@ impl Refreshed {
 
 /// Refreshes one record, with the provider's notes; an error is the
 /// provider's message and help.
+/// The provider's view of one resource instance. The address's parts come
+/// from the compiler's address parser, so no provider splits the string.
+pub(crate) fn target_of(
+    address: &str,
+    kind: &str,
+    is_data: bool,
+    provider_config: Attributes,
+    working_directory: &Path,
+    data_directory: &Path,
+) -> Target {
+    let (name, instance_key) = match address.parse::<ResourceAddress>() {
+        Ok(parsed) => {
+            let key = match parsed.key {
+                mlops_compiler::address::InstanceKey::None => None,
+                mlops_compiler::address::InstanceKey::Index(index) => Some(index.to_string()),
+                mlops_compiler::address::InstanceKey::Key(key) => Some(key),
+            };
+            (parsed.name, key)
+        }
+        Err(_) => (address.to_owned(), None),
+    };
+    Target {
+        address: address.to_owned(),
+        kind: kind.to_owned(),
+        name,
+        instance_key,
+        is_data,
+        provider_config,
+        working_directory: working_directory.to_path_buf(),
+        data_directory: data_directory.to_path_buf(),
+    }
+}
+
 fn refresh_one(
     record: &Record,
     providers: &Providers,
@@ -536,14 +568,14 @@ fn refresh_one(
 ) -> Result<(RefreshOutcome, Vec<String>), (String, Option<String>)> {
     let provider = providers.get(&record.provider).map_err(|message| (message, None))?;
     let key = provider_key(&record.provider, record.provider_alias.as_deref());
-    let target = Target {
-        address: record.address.clone(),
-        kind: record.kind.clone(),
-        is_data: record.is_data,
-        provider_config: configurations.get(&key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
-        working_directory: root_directory.to_path_buf(),
-        data_directory: data_directory.to_path_buf(),
-    };
+    let target = target_of(
+        &record.address,
+        &record.kind,
+        record.is_data,
+        configurations.get(&key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+        root_directory,
+        data_directory,
+    );
     let response = provider
         .read(ReadRequest { target, config: record.config.clone(), state: record.state.clone(), private: record.private.clone() })
         .map_err(|error| (error.to_string(), error.help().map(str::to_owned)))?;
@@ -725,14 +757,14 @@ impl PlanResolver for Planner<'_> {
                 return BTreeMap::new();
             }
         };
-        let target = Target {
-            address: address.clone(),
-            kind: draft.kind.to_owned(),
-            is_data: draft.is_data,
-            provider_config: self.configurations.get(&provider_key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
-            working_directory: draft.module_directory.to_path_buf(),
-            data_directory: self.data_directory.clone(),
-        };
+        let target = target_of(
+            &address,
+            draft.kind,
+            draft.is_data,
+            self.configurations.get(&provider_key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+            draft.module_directory,
+            &self.data_directory,
+        );
         // What only the provider can tell is wrong, before it plans anything.
         let problems = provider.validate(ValidateRequest { target: target.clone(), config: change.config.clone() }).problems;
         if !problems.is_empty() {
@@ -770,7 +802,9 @@ impl PlanResolver for Planner<'_> {
         let mut reasons: Vec<String> = changed_inputs
             .iter()
             .map(|input| {
-                let attribute = self.kind_of_address(&input.address).map_or("version", |kind| identity_attribute(&kind));
+                let attribute = self
+                    .kind_of_address(&input.address)
+                    .map_or("version", |(kind, is_data)| Schemas::standard().identity_attribute(&kind, is_data));
                 format!(
                     "input {} changed: {attribute} {} -> {}",
                     input.address,
@@ -972,8 +1006,9 @@ impl Planner<'_> {
         depends_on.into_iter().collect()
     }
 
-    fn kind_of_address(&self, address: &str) -> Option<String> {
-        address.parse::<ResourceAddress>().ok().map(|address| address.kind)
+    /// The kind an address names, and whether it is a data source.
+    fn kind_of_address(&self, address: &str) -> Option<(String, bool)> {
+        address.parse::<ResourceAddress>().ok().map(|address| (address.kind, address.mode == Mode::Data))
     }
 }
 

@@ -54,28 +54,34 @@ kind "feature_set" {
     type        = string
     computed    = true
     description = "Where the materialised features live."
+    stores_data = true
+    lineage     = true
   }
   attribute "row_count" {
     type        = number
     computed    = true
     description = "Number of entities materialised."
+    lineage     = true
   }
 }
 
 kind "training" {
   description = "One training run: the user's code run on inputs with hyperparameters, reporting metrics."
   providers   = ["local", "kubernetes"]
+  identity    = "run_id"
 
   attribute "command" {
     type        = list(string)
     required_on = ["local"]
     description = "The program to run; its working directory is the configuration's directory."
+    lineage     = true
   }
   attribute "image" {
     type        = string
     only_on     = ["kubernetes"]
     required_on = ["kubernetes"]
     description = "The container image; resolved to a digest at plan time."
+    lineage     = true
   }
   attribute "inputs" {
     type        = map(ref(dataset, feature_set))
@@ -86,6 +92,7 @@ kind "training" {
     type        = map(any)
     default     = {}
     description = "Given to the run as MLOPS_HYPERPARAMETERS (JSON) and MLOPS_HP_<NAME>."
+    lineage     = true
   }
   attribute "env" {
     type        = map(string)
@@ -103,6 +110,7 @@ kind "training" {
     default     = []
     reads_as    = "metrics"
     description = "Metrics the run must report. Read back as `training.NAME.metrics.METRIC` (a number known after apply)."
+    lineage     = true
   }
   attribute "retrain_on" {
     type        = list(bool)
@@ -157,16 +165,20 @@ kind "training" {
     type        = string
     computed    = true
     description = "The run's identifier."
+    lineage     = true
   }
   attribute "fingerprint" {
     type        = string
     computed    = true
     description = "Hash of the code, inputs, hyperparameters and image that produced the run."
+    lineage     = true
   }
   attribute "artifact_uri" {
     type        = string
     computed    = true
     description = "Where the run's output artifacts are stored."
+    stores_data = true
+    lineage     = true
   }
 }
 
@@ -179,6 +191,7 @@ kind "model" {
     type        = string
     format      = "registry_name"
     description = "The registered name; defaults to the block's name."
+    lineage     = true
   }
   attribute "source" {
     type        = ref(training)
@@ -189,6 +202,7 @@ kind "model" {
     type        = list(string)
     default     = []
     description = "Aliases moved to each new version (a planned, reviewable change)."
+    lineage     = true
   }
   attribute "description" {
     type        = string
@@ -218,6 +232,7 @@ kind "model" {
     computed     = true
     configurable = true
     description  = "The current version. Set it to pin an existing version (a rollback): no new version is registered and the aliases move to it."
+    lineage      = true
   }
   attribute "versions" {
     type        = map(ref(model_version))
@@ -228,6 +243,8 @@ kind "model" {
     type        = string
     computed    = true
     description = "Where the current version's artifacts are."
+    stores_data = true
+    lineage     = true
   }
   attribute "alias_history" {
     type        = list(map(string))
@@ -246,8 +263,9 @@ kind "model_version" {
     computed = true
   }
   attribute "uri" {
-    type     = string
-    computed = true
+    type        = string
+    computed    = true
+    stores_data = true
   }
   attribute "run_id" {
     type     = string
@@ -262,6 +280,7 @@ kind "model_version" {
 kind "serving" {
   description = "An endpoint serving a model version: a local process, a Kubernetes Deployment or a KServe InferenceService."
   providers   = ["local", "kubernetes"]
+  identity    = "live_version"
 
   attribute "model" {
     type        = ref(model, model_version)
@@ -273,6 +292,7 @@ kind "serving" {
     allowed     = ["kserve", "deployment", "local"]
     required_on = ["kubernetes"]
     description = "How the model is served. Defaults to `local` on the local provider."
+    lineage     = true
   }
   attribute "image" {
     type        = string
@@ -371,11 +391,13 @@ kind "serving" {
     type        = string
     computed    = true
     description = "The endpoint's base URL."
+    lineage     = true
   }
   attribute "live_version" {
     type        = string
     computed    = true
     description = "The model version receiving traffic."
+    lineage     = true
   }
   attribute "ready_replicas" {
     type        = number
@@ -387,6 +409,7 @@ kind "serving" {
 kind "monitor" {
   description = "Drift between a reference dataset and current data, per column."
   providers   = ["local", "kubernetes"]
+  identity    = "drifted"
 
   attribute "reference" {
     type        = ref(dataset)
@@ -425,10 +448,12 @@ kind "monitor" {
     type        = map(number)
     computed    = true
     description = "The drift score per column, computed at refresh."
+    lineage     = true
   }
   attribute "drifted" {
     type        = bool
     computed    = true
     description = "Whether any column's score exceeds the threshold."
+    lineage     = true
   }
 }

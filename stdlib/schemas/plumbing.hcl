@@ -24,6 +24,7 @@ data "model" {
     type        = string
     computed    = true
     description = "Where the version's artifacts are."
+    stores_data = true
   }
   attribute "run_id" {
     type        = string
@@ -40,6 +41,7 @@ data "model" {
 data "image" {
   description = "A container image tag resolved to its digest."
   providers   = ["oci"]
+  identity    = "digest"
 
   attribute "ref" {
     type        = string
@@ -67,6 +69,7 @@ data "dataset" {
     required    = true
     format      = "uri_or_path"
     description = "Where the data lives."
+    stores_data = true
   }
   attribute "version" {
     type        = string

@@ -16,10 +16,19 @@
 #   required_on   providers that need it
 #   requires      other attributes it needs
 #   context       the extra name available inside the expression: `row` or `self`
+#   reads_as      `metrics`: the configured names are read back as an object of numbers
+#   stores_data   the attribute holds where the resource's data is stored (a URI);
+#                 a resource that refers to it can fetch the data through its provider
+#   lineage       the attribute is kept in lineage (`mlops lineage` shows it)
+# Settings of a kind itself: description, providers (the first is the default),
+# retained (removing the block forgets the resource), declarable, and identity:
+# the attribute whose change means "a new version exists" to what refers to it
+# (`version` unless given).
 
 kind "bucket" {
   description = "An object-storage bucket: a directory under .mlops/objects/ on the local provider, a bucket on S3."
   providers   = ["local", "s3"]
+  identity    = "uri"
 
   attribute "name" {
     type        = string
@@ -27,6 +36,7 @@ kind "bucket" {
     force_new   = true
     format      = "bucket_name"
     description = "The bucket's name in the store."
+    lineage     = true
   }
   attribute "versioning" {
     type        = bool
@@ -62,6 +72,8 @@ kind "bucket" {
     type        = string
     computed    = true
     description = "The bucket's URI (s3://NAME or file://PATH)."
+    stores_data = true
+    lineage     = true
   }
 }
 
@@ -81,6 +93,7 @@ kind "dataset" {
     format      = "local_path"
     requires    = ["bucket"]
     description = "A local file or directory, uploaded content-addressed."
+    lineage     = true
   }
   attribute "uri" {
     type         = string
@@ -88,12 +101,15 @@ kind "dataset" {
     computed     = true
     configurable = true
     description  = "Data that already lives in object storage; computed for uploaded sources."
+    stores_data  = true
+    lineage      = true
   }
   attribute "format" {
     type        = string
     default     = "csv"
     allowed     = ["csv", "parquet", "jsonl"]
     description = "How the files are encoded."
+    lineage     = true
   }
   attribute "description" {
     type        = string
@@ -165,10 +181,12 @@ kind "dataset" {
     type        = number
     computed    = true
     description = "Number of rows."
+    lineage     = true
   }
   attribute "size_bytes" {
     type        = number
     computed    = true
     description = "Total size of the data files."
+    lineage     = true
   }
 }

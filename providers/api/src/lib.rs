@@ -12,7 +12,9 @@
 //! - `{"$ref": "dataset.transactions", "identity": "b3:…"}`: a reference to
 //!   another resource, with the identity (its version) it had when planned.
 //!   By the time `apply` runs, the engine has replaced every marker with the
-//!   referenced resource's applied attributes plus an `"$address"` key.
+//!   referenced resource's applied attributes plus `"$address"`, `"$kind"`
+//!   and `"$identity"` (the value of the attribute its kind's schema names
+//!   as its identity) keys.
 //! - `{"$expr": "log1p(row.amount)"}`: an expression the provider evaluates
 //!   itself, per row, through the [`RowEvaluator`] the engine passes in (the
 //!   feature expressions of a feature set).
@@ -92,9 +94,14 @@ impl Action {
 /// Everything common to the calls: which instance, on which configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Target {
-    /// The canonical address, e.g. `module.fp.dataset.events["eu"]`.
+    /// The canonical address, e.g. `module.fp.dataset.events["eu"]`, for
+    /// messages. Its parts are below: never split it.
     pub address: String,
     pub kind: String,
+    /// The block's name: `events`.
+    pub name: String,
+    /// The instance's key for `count` (`"0"`) or `for_each` (`"eu"`), if any.
+    pub instance_key: Option<String>,
     /// True for `data` blocks.
     pub is_data: bool,
     /// The provider block's settings (sensitive values included: never log them).
@@ -344,19 +351,6 @@ pub trait Provider: Send + Sync {
     /// Providers that store data implement it; the default says they do not.
     fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
         Err(ProviderError::failed(format!("the data at `{}` cannot be read from this provider", request.uri)))
-    }
-}
-
-/// The `identity` of a resource: the attribute whose change means "a new
-/// version of this thing exists" to whatever refers to it.
-pub fn identity_attribute(kind: &str) -> &'static str {
-    match kind {
-        "bucket" | "feature_store" => "uri",
-        "training" => "run_id",
-        "serving" => "live_version",
-        "monitor" => "drifted",
-        "image" => "digest",
-        _ => "version",
     }
 }
 

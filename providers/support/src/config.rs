@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use mlops_provider_api::{as_reference, identity_attribute, Attributes, ProviderError, ProviderResult};
+use mlops_provider_api::{as_reference, Attributes, ProviderError, ProviderResult};
 use serde_json::Value as Json;
 
 /// A string attribute (`None` when absent or not a string).
@@ -59,11 +59,11 @@ pub fn input_identities(config: &Attributes) -> Option<Vec<(String, String)>> {
             format!("{address}@{}", identity?)
         } else {
             let attributes = input.as_object()?;
-            let kind = attributes.get("$kind").and_then(Json::as_str).unwrap_or("");
+            let identity = attributes.get("$identity").filter(|identity| !identity.is_null())?;
             format!(
                 "{}@{}",
                 attributes.get("$address").and_then(Json::as_str).unwrap_or(""),
-                attributes.get(identity_attribute(kind)).map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned))?
+                identity.as_str().map_or_else(|| identity.to_string(), str::to_owned)
             )
         };
         identities.push((name.clone(), identity));

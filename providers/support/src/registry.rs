@@ -21,13 +21,12 @@ pub const LIVE_ALIASES: &str = "live_aliases";
 /// bounded so the record stays small.
 const HISTORY_LIMIT: usize = 100;
 
-/// The name a model is registered under: `name`, or the block's name.
+/// The name a model is registered under: `name`, or the block's name, with
+/// the instance's key (`model.fraud["eu"]` registers as `fraud-eu`).
 pub fn registered_model_name(target: &Target, config: &Attributes) -> String {
-    config.get("name").and_then(Json::as_str).map(str::to_owned).unwrap_or_else(|| {
-        let address = target.address.as_str();
-        let name = address.rsplit_once("model.").map_or(address, |(_, name)| name);
-        // `model.fraud["eu"]` registers as `fraud-eu`.
-        name.replace("[\"", "-").replace("\"]", "").replace(['[', ']'], "")
+    config.get("name").and_then(Json::as_str).map(str::to_owned).unwrap_or_else(|| match &target.instance_key {
+        Some(key) => format!("{}-{key}", target.name),
+        None => target.name.clone(),
     })
 }
 
