@@ -1,0 +1,132 @@
+//! The rules that need to understand ML, beyond what a schema can say, one
+//! file per kind: feature expressions typed against the dataset schema
+//! (`feature_set.rs`), column constraints (`dataset.rs`), metric names
+//! (`training.rs`), serving runtimes against providers, rollout strategies
+//! against runtimes and KServe's modes (`serving.rs`), drift methods
+//! against column types (`monitor.rs`). Each kind's rule is registered in
+//! [`RULES`]; the checker calls [`check_kind`] for every resource after its
+//! schema checks, in declaration order, so a rule may read what an earlier
+//! declaration recorded in [`ModuleFacts`].
+
+mod dataset;
+mod feature_set;
+mod model;
+mod monitor;
+mod serving;
+mod training;
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::ast::Body;
+use crate::body::BodyChecker;
+use crate::diagnostic::{codes, Diagnostic};
+use crate::types::Type;
+use crate::value::Value;
+
+/// Per-module facts the ML rules need about other declarations.
+#[derive(Default)]
+pub struct ModuleFacts {
+    /// Dataset name -> its columns (name, type), or None without a schema.
+    pub dataset_columns: HashMap<String, Option<Vec<(String, String)>>>,
+    /// Model name -> the provider type its registry is on.
+    pub model_providers: HashMap<String, String>,
+}
+
+/// One resource under a kind's rule: where its diagnostics go, its block,
+/// its evaluated attributes, the provider it lives on, and the module's facts.
+pub struct KindCheck<'c, 'b> {
+    pub checker: &'c mut BodyChecker<'b>,
+    pub name: &'c str,
+    pub body: &'c Body,
+    pub attributes: &'c mut BTreeMap<String, Value>,
+    pub target: &'c ProviderTarget<'c>,
+    pub facts: &'c mut ModuleFacts,
+}
+
+/// A kind's rule.
+type Rule = fn(&mut KindCheck<'_, '_>);
+
+/// The rule of each kind that has one.
+const RULES: &[(&str, Rule)] = &[
+    ("dataset", dataset::check),
+    ("feature_set", feature_set::check),
+    ("training", training::check),
+    ("model", model::check),
+    ("serving", serving::check),
+    ("monitor", monitor::check),
+];
+
+/// Runs `kind`'s rule, if it has one.
+pub fn check_kind(kind: &str, check: &mut KindCheck<'_, '_>) {
+    if let Some((_, rule)) = RULES.iter().find(|(name, _)| *name == kind) {
+        rule(check);
+    }
+}
+
+/// The type a column's values have in expressions.
+pub fn column_value_type(column_type: &str) -> Type {
+    match column_type {
+        "int" | "float" => Type::Number,
+        "bool" => Type::Bool,
+        _ => Type::String,
+    }
+}
+
+/// The dataset a reference attribute (`dataset = dataset.NAME`) names,
+/// with the reference's span.
+pub(crate) fn dataset_name(body: &Body, attribute: &str) -> Option<(String, crate::source::Span)> {
+    let expr = &body.attribute(attribute)?.value;
+    let path = expr.reference_path()?;
+    (path.len() == 2 && path[0].0 == "dataset").then(|| (path[1].0.clone(), expr.span))
+}
+
+/// The `row` a kind's row expressions see, for the kinds that have them
+/// (a feature set's features: one value per column of its dataset).
+pub fn expression_row(kind: &str, checker: &mut BodyChecker<'_>, body: &Body, facts: &ModuleFacts) -> Option<Value> {
+    (kind == "feature_set").then(|| feature_row(checker, body, facts))
+}
+
+/// The `row` a feature set's expressions see: one value per dataset column.
+fn feature_row(checker: &mut BodyChecker<'_>, body: &Body, facts: &ModuleFacts) -> Value {
+    let Some((dataset, span)) = dataset_name(body, "dataset") else { return Value::unknown_any() };
+    match facts.dataset_columns.get(&dataset) {
+        Some(Some(columns)) => {
+            Value::Unknown(Type::Object(columns.iter().map(|(name, column_type)| (name.clone(), column_value_type(column_type))).collect()))
+        }
+        Some(None) => {
+            checker.diagnostics.push(
+                Diagnostic::error(
+                    codes::MISSING_DATASET_SCHEMA,
+                    format!("dataset `{dataset}` declares no schema, so feature expressions cannot be checked"),
+                )
+                .at(span, "no schema on this dataset")
+                .with_help(format!("add a `schema {{ column \"NAME\" {{ type = ... }} }}` block to dataset `{dataset}`")),
+            );
+            Value::unknown_any()
+        }
+        None => Value::unknown_any(),
+    }
+}
+
+/// The provider a resource lives on, and the literal settings of its
+/// configuration block (an unknown value where one is an expression).
+pub struct ProviderTarget<'a> {
+    pub provider_type: &'a str,
+    pub settings: &'a BTreeMap<String, Value>,
+}
+
+impl ProviderTarget<'_> {
+    /// A string setting: `Some(None)` when it is written as an expression
+    /// (unknown here), `None` when absent.
+    pub(crate) fn text(&self, name: &str) -> Option<Option<&str>> {
+        self.settings.get(name).map(Value::as_str)
+    }
+
+    /// Whether a list setting names `element`; `None` when it is unknown.
+    pub(crate) fn lists(&self, name: &str, element: &str) -> Option<bool> {
+        match self.settings.get(name) {
+            None => Some(false),
+            Some(value) => value.as_list().map(|items| items.iter().any(|item| item.as_str() == Some(element))),
+        }
+    }
+}
