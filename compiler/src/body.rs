@@ -472,7 +472,7 @@ impl BodyChecker<'_> {
             }
             (Format::LocalPath, Value::String(text)) => {
                 let path = self.scope.module_directory.join(text);
-                (!path.exists()).then(|| {
+                self.scope.files.kind(&path).is_none().then(|| {
                     (
                         codes::MISSING_SOURCE_FILE,
                         units::Rejection {

@@ -36,6 +36,8 @@ pub struct Scope {
     /// The module directory as the user sees it in messages.
     pub module_display: String,
     pub root_directory: PathBuf,
+    /// Where `file()` and the existence checks of local paths read.
+    pub files: crate::files::Files,
 }
 
 /// Names that only exist in some places.
@@ -443,7 +445,7 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
-        let context = CallContext { module_directory: &self.scope.module_directory };
+        let context = CallContext { module_directory: &self.scope.module_directory, files: &*self.scope.files };
         match functions::call(name, &values, &context) {
             Ok(value) => value,
             Err(CallError::UnknownFunction) => Value::unknown_any(),

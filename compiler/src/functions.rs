@@ -72,6 +72,8 @@ pub enum CallError {
 pub struct CallContext<'a> {
     /// Where `file()` paths are resolved from: the module's directory.
     pub module_directory: &'a Path,
+    /// Where `file()` reads.
+    pub files: &'a dyn crate::files::FileSystem,
 }
 
 pub fn call(name: &str, args: &[Value], context: &CallContext<'_>) -> Result<Value, CallError> {
@@ -366,10 +368,10 @@ fn call_unmarked(name: &str, args: &[Value], context: &CallContext<'_>) -> Resul
         "file" => match string_arg(args, 0)? {
             Some(path) => {
                 let full = context.module_directory.join(&path);
-                if let Err(error) = std::fs::metadata(&full) {
-                    return Err(invalid(0, format!("cannot read \"{path}\": {}", io_reason(&error))));
+                if context.files.kind(&full).is_none() {
+                    return Err(invalid(0, format!("cannot read \"{path}\": no such file")));
                 }
-                match crate::limits::read_regular_file(&full, crate::limits::MAX_READ_FILE_BYTES) {
+                match context.files.read(&full, crate::limits::MAX_READ_FILE_BYTES) {
                     Ok(bytes) => {
                         String::from_utf8(bytes).map(Value::String).map_err(|_| invalid(0, format!("\"{path}\" is not a UTF-8 text file")))
                     }
@@ -416,14 +418,6 @@ pub fn values_equal(left: &Value, right: &Value) -> bool {
         }
         (Value::Resource(left), Value::Resource(right)) => left.address == right.address,
         (left, right) => left == right,
-    }
-}
-
-fn io_reason(error: &std::io::Error) -> String {
-    match error.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_owned(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => error.to_string(),
     }
 }
 
@@ -498,7 +492,7 @@ mod tests {
     use super::*;
 
     fn run(name: &str, args: Vec<Value>) -> Result<Value, CallError> {
-        call(name, &args, &CallContext { module_directory: Path::new(".") })
+        call(name, &args, &CallContext { module_directory: Path::new("."), files: &crate::files::DiskFiles })
     }
 
     #[test]

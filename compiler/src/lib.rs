@@ -19,6 +19,7 @@ pub mod body;
 pub mod check;
 pub mod diagnostic;
 pub mod eval;
+pub mod files;
 pub mod format;
 pub mod functions;
 pub mod lexer;

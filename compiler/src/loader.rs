@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ast::Body;
 use crate::diagnostic::{codes, Diagnostic, Diagnostics};
+use crate::files::{EntryKind, FileSystem};
 use crate::source::{FileId, SourceFile, SourceMap};
 
 pub const CONFIG_SUFFIX: &str = ".mlops.hcl";
@@ -20,14 +21,13 @@ pub struct LoadedModule {
 }
 
 /// Lists the configuration files of a directory, sorted by name.
-pub fn configuration_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(directory)?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| !path.is_dir() && path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.ends_with(CONFIG_SUFFIX)))
-        .collect();
-    files.sort();
-    Ok(files)
+pub fn configuration_files(files: &dyn FileSystem, directory: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(files
+        .entries(directory)?
+        .into_iter()
+        .filter(|path| path.file_name().and_then(|name| name.to_str()).is_some_and(|name| name.ends_with(CONFIG_SUFFIX)))
+        .filter(|path| files.kind(path) != Some(EntryKind::Directory))
+        .collect())
 }
 
 pub fn display_join(directory: &str, name: &str) -> String {
@@ -41,19 +41,20 @@ pub fn display_join(directory: &str, name: &str) -> String {
 /// Loads and parses a module directory. Returns `None` when nothing could be
 /// read at all (missing directory, no configuration files).
 pub fn load_directory(
+    files: &dyn FileSystem,
     directory: &Path,
     display_directory: &str,
     sources: &mut SourceMap,
     diagnostics: &mut Diagnostics,
 ) -> Option<LoadedModule> {
     let shown = if display_directory.is_empty() { "." } else { display_directory };
-    let paths = match configuration_files(directory) {
+    let paths = match configuration_files(files, directory) {
         Ok(paths) => paths,
         Err(error) => {
             let reason = match error.kind() {
                 std::io::ErrorKind::NotFound => "it does not exist".to_owned(),
                 std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-                _ if directory.is_file() => "it is a file, not a directory".to_owned(),
+                _ if files.kind(directory) == Some(EntryKind::File) => "it is a file, not a directory".to_owned(),
                 _ => error.to_string(),
             };
             diagnostics.push(
@@ -70,11 +71,11 @@ pub fn load_directory(
         );
         return None;
     }
-    let mut files = Vec::new();
+    let mut parsed = Vec::new();
     for path in paths {
         let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
         let display_path = display_join(display_directory, &name);
-        let bytes = match crate::limits::read_regular_file(&path, crate::limits::MAX_CONFIGURATION_FILE_BYTES) {
+        let bytes = match files.read(&path, crate::limits::MAX_CONFIGURATION_FILE_BYTES) {
             Ok(bytes) => bytes,
             Err(reason) => {
                 diagnostics.push(
@@ -108,9 +109,9 @@ pub fn load_directory(
         };
         let file = sources.add(SourceFile::new(path.clone(), display_path, text));
         match crate::syntax::parse_file(file, &sources.get(file).text) {
-            Ok(body) => files.push((file, body)),
+            Ok(body) => parsed.push((file, body)),
             Err(diagnostic) => diagnostics.push(*diagnostic),
         }
     }
-    Some(LoadedModule { directory: directory.to_path_buf(), display_directory: display_directory.to_owned(), files })
+    Some(LoadedModule { directory: directory.to_path_buf(), display_directory: display_directory.to_owned(), files: parsed })
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use sha2::Digest;
 
 use crate::ast::{Body, ExprKind};
+use crate::files::FileSystem;
 
 pub const LOCK_FILE: &str = "mlops.lock.hcl";
 
@@ -22,13 +23,15 @@ pub const LOCK_FILE: &str = "mlops.lock.hcl";
 pub type Pins = BTreeMap<String, String>;
 
 /// The pins in `root/mlops.lock.hcl`; empty when there is no lock file.
-pub fn read(root: &Path) -> Result<Pins, String> {
+pub fn read(files: &dyn FileSystem, root: &Path) -> Result<Pins, String> {
     let path = root.join(LOCK_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Pins::new()),
-        Err(error) => return Err(format!("cannot read {LOCK_FILE}: {error}")),
-    };
+    if files.kind(&path).is_none() {
+        return Ok(Pins::new());
+    }
+    let text = files
+        .read(&path, crate::limits::MAX_CONFIGURATION_FILE_BYTES)
+        .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned()))
+        .map_err(|reason| format!("cannot read {LOCK_FILE}: {reason}"))?;
     let body: Body = crate::syntax::parse_file(crate::source::FileId(0), &text).map_err(|diagnostic| {
         let line = diagnostic.primary.map_or(1, |label| text[..(label.span.start as usize).min(text.len())].matches('\n').count() + 1);
         format!("{LOCK_FILE} is not valid (line {line}): {}", diagnostic.message)
@@ -86,8 +89,9 @@ fn sha256_of(bytes: &[u8]) -> String {
 }
 
 /// Checks the cached module in `directory` against `digest`.
-pub fn verify(directory: &Path, digest: &str) -> Result<(), CacheProblem> {
-    let manifest_bytes = std::fs::read(directory.join("manifest.json")).map_err(|_| CacheProblem::Missing)?;
+pub fn verify(files: &dyn FileSystem, directory: &Path, digest: &str) -> Result<(), CacheProblem> {
+    let limit = crate::limits::MAX_CONFIGURATION_FILE_BYTES;
+    let manifest_bytes = files.read(&directory.join("manifest.json"), limit).map_err(|_| CacheProblem::Missing)?;
     if sha256_of(&manifest_bytes) != digest {
         return Err(CacheProblem::Changed("manifest.json".to_owned()));
     }
@@ -97,14 +101,14 @@ pub fn verify(directory: &Path, digest: &str) -> Result<(), CacheProblem> {
     for layer in manifest.get("layers").and_then(serde_json::Value::as_array).into_iter().flatten() {
         let title = layer.pointer("/annotations/org.opencontainers.image.title").and_then(serde_json::Value::as_str).unwrap_or("");
         let expected = layer.get("digest").and_then(serde_json::Value::as_str).unwrap_or("");
-        let bytes = std::fs::read(directory.join(title)).map_err(|_| CacheProblem::Changed(title.to_owned()))?;
+        let bytes = files.read(&directory.join(title), limit).map_err(|_| CacheProblem::Changed(title.to_owned()))?;
         if sha256_of(&bytes) != expected {
             return Err(CacheProblem::Changed(title.to_owned()));
         }
         listed.push(title.to_owned());
     }
     // A configuration file the publisher did not ship would be loaded too.
-    for file in crate::loader::configuration_files(directory).map_err(|_| CacheProblem::Missing)? {
+    for file in crate::loader::configuration_files(files, directory).map_err(|_| CacheProblem::Missing)? {
         let name = file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
         if !listed.contains(&name) {
             return Err(CacheProblem::Changed(name));
@@ -115,7 +119,7 @@ pub fn verify(directory: &Path, digest: &str) -> Result<(), CacheProblem> {
 
 /// The registry module sources a module directory calls, directly or
 /// through its local child modules: `(source, calling directory)`.
-pub fn registry_sources(directory: &Path) -> Vec<String> {
+pub fn registry_sources(files: &dyn FileSystem, directory: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut pending = vec![directory.to_path_buf()];
     let mut seen: Vec<PathBuf> = Vec::new();
@@ -125,8 +129,9 @@ pub fn registry_sources(directory: &Path) -> Vec<String> {
             continue;
         }
         seen.push(canonical);
-        for file in crate::loader::configuration_files(&current).unwrap_or_default() {
-            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        for file in crate::loader::configuration_files(files, &current).unwrap_or_default() {
+            let Ok(text) = files.read(&file, crate::limits::MAX_CONFIGURATION_FILE_BYTES).map(String::from_utf8) else { continue };
+            let Ok(text) = text else { continue };
             let Ok(body) = crate::syntax::parse_file(crate::source::FileId(0), &text) else { continue };
             for block in body.blocks_named("module") {
                 let Some(ExprKind::String(source)) = block.body.attribute("source").map(|attribute| &attribute.value.kind) else {
@@ -158,7 +163,7 @@ mod tests {
             ("oci://127.0.0.1:5000/features:2".to_owned(), format!("sha256:{}", "b".repeat(64))),
         ]);
         std::fs::write(directory.join(LOCK_FILE), render(&pins)).unwrap();
-        assert_eq!(read(&directory).unwrap(), pins);
+        assert_eq!(read(&crate::files::DiskFiles, &directory).unwrap(), pins);
         std::fs::remove_dir_all(&directory).unwrap();
     }
 
@@ -174,13 +179,13 @@ mod tests {
         let bytes = serde_json::to_vec(&manifest).unwrap();
         std::fs::write(directory.join("manifest.json"), &bytes).unwrap();
         let digest = sha256_of(&bytes);
-        assert_eq!(verify(&directory, &digest), Ok(()));
+        assert_eq!(verify(&crate::files::DiskFiles, &directory, &digest), Ok(()));
         std::fs::write(directory.join("main.mlops.hcl"), "variable \"y\" {}\n").unwrap();
-        assert_eq!(verify(&directory, &digest), Err(CacheProblem::Changed("main.mlops.hcl".into())));
+        assert_eq!(verify(&crate::files::DiskFiles, &directory, &digest), Err(CacheProblem::Changed("main.mlops.hcl".into())));
         std::fs::write(directory.join("main.mlops.hcl"), "variable \"x\" {}\n").unwrap();
         std::fs::write(directory.join("extra.mlops.hcl"), "\n").unwrap();
-        assert_eq!(verify(&directory, &digest), Err(CacheProblem::Changed("extra.mlops.hcl".into())));
-        assert_eq!(verify(&directory.join("absent"), &digest), Err(CacheProblem::Missing));
+        assert_eq!(verify(&crate::files::DiskFiles, &directory, &digest), Err(CacheProblem::Changed("extra.mlops.hcl".into())));
+        assert_eq!(verify(&crate::files::DiskFiles, &directory.join("absent"), &digest), Err(CacheProblem::Missing));
         std::fs::remove_dir_all(&directory).unwrap();
     }
 }

@@ -1065,6 +1065,7 @@ pub fn plan(
         providers_only: false,
         variable_origins: options.variable_origins.clone(),
         missing_variables_unknown: false,
+        files: Default::default(),
     };
     // Selecting targets needs the whole graph; otherwise provider blocks are enough.
     let needs_graph = options.destroy || !options.targets.is_empty() || !options.excludes.is_empty();

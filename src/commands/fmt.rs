@@ -12,7 +12,7 @@ fn collect_format_targets(path: &Path, recursive: bool, out: &mut Vec<PathBuf>) 
         out.push(path.to_path_buf());
         return Ok(());
     }
-    out.extend(mlops_compiler::loader::configuration_files(path)?);
+    out.extend(mlops_compiler::loader::configuration_files(&mlops_compiler::files::DiskFiles, path)?);
     if recursive {
         let mut directories: Vec<PathBuf> = std::fs::read_dir(path)?
             .filter_map(Result::ok)

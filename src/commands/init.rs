@@ -58,12 +58,13 @@ pub fn init_command(directory: &Path, upgrade: bool) -> CommandResult {
 /// module is fetched by its digest, so the tag moving changes nothing until
 /// `upgrade`; pins no longer used are dropped.
 fn install_registry_modules(directory: &Path, upgrade: bool) -> Result<(), Diagnostic> {
+    use mlops_compiler::files::DiskFiles;
     use mlops_compiler::lock;
-    let locked = lock::read(directory).map_err(|message| {
+    let locked = lock::read(&DiskFiles, directory).map_err(|message| {
         Diagnostic::error(codes::STATE_ERROR, message).with_help("fix or delete mlops.lock.hcl and run `mlops init` again")
     })?;
     let mut pins = lock::Pins::new();
-    let mut pending: Vec<String> = lock::registry_sources(directory);
+    let mut pending: Vec<String> = lock::registry_sources(&DiskFiles, directory);
     let registry_failure = |source: &str, error: mlops_provider_api::ProviderError| {
         let help = error.help().unwrap_or("check the source and that the registry is reachable").to_owned();
         Diagnostic::error(codes::REMOTE_MODULE_NOT_INSTALLED, format!("cannot install \"{source}\": {error}")).with_help(help)
@@ -92,11 +93,11 @@ fn install_registry_modules(directory: &Path, upgrade: bool) -> Result<(), Diagn
             _ => mlops_provider_oci::modules::resolve(&source).map_err(|error| registry_failure(&source, error))?,
         };
         let cache = lock::cache_directory(directory, &digest);
-        let state = match lock::verify(&cache, &digest) {
+        let state = match lock::verify(&DiskFiles, &cache, &digest) {
             Ok(()) => "already downloaded",
             Err(_) => {
                 mlops_provider_oci::modules::pull(&source, &digest, &cache).map_err(|error| registry_failure(&source, error))?;
-                lock::verify(&cache, &digest).map_err(|problem| {
+                lock::verify(&DiskFiles, &cache, &digest).map_err(|problem| {
                     Diagnostic::error(
                         codes::MODULE_CONTENT_MISMATCH,
                         format!("\"{source}\" was downloaded but does not match {digest}: {problem}"),
@@ -111,7 +112,7 @@ fn install_registry_modules(directory: &Path, upgrade: bool) -> Result<(), Diagn
             Some(before) => outln!("module {source}: {before} -> {digest} ({state})"),
             None => outln!("module {source}: {digest} ({state})"),
         }
-        pending.extend(lock::registry_sources(&cache));
+        pending.extend(lock::registry_sources(&DiskFiles, &cache));
         pins.insert(source, digest);
     }
     if pins != locked || (!pins.is_empty() && !directory.join(lock::LOCK_FILE).exists()) {

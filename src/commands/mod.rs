@@ -154,7 +154,7 @@ fn workspace(directory: &Path) -> CommandResult<Workspace> {
     // and the configuration is checked in full by the command itself.
     let mut sources = SourceMap::default();
     let mut ignored = mlops_compiler::diagnostic::Diagnostics::default();
-    let loaded = mlops_compiler::loader::load_directory(&directory, "", &mut sources, &mut ignored);
+    let loaded = mlops_compiler::loader::load_directory(&mlops_compiler::files::DiskFiles, &directory, "", &mut sources, &mut ignored);
     let block = loaded
         .iter()
         .flat_map(|loaded| &loaded.files)

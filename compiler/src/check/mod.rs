@@ -39,6 +39,7 @@ use crate::ast::{Attribute, Block, Body, Expr, ExprKind};
 use crate::body::{check_type, BodyChecker};
 use crate::diagnostic::{codes, Diagnostic, Diagnostics};
 use crate::eval::{Context, Evaluator, Scope};
+use crate::files::Files;
 use crate::loader::{load_directory, LoadedModule};
 use crate::schema::{literal_value, KindSchema, Schemas};
 use crate::source::{SourceMap, Span};
@@ -63,6 +64,8 @@ pub struct CheckOptions {
     /// Variables without a value are unknown, not an error (`validate` with
     /// some `-var` values).
     pub missing_variables_unknown: bool,
+    /// Where the configuration's files are read from: the disk by default.
+    pub files: Files,
 }
 
 /// Where a root variable's value came from.
@@ -205,6 +208,7 @@ pub fn check_directory(directory: &Path, display: &str, options: &CheckOptions) 
 /// planner checks provider blocks first, then everything).
 #[derive(Debug, Clone)]
 pub struct Preloaded {
+    files: Files,
     sources: SourceMap,
     diagnostics: Diagnostics,
     root: Option<LoadedModule>,
@@ -213,10 +217,15 @@ pub struct Preloaded {
 
 /// Reads and parses the root module in `directory`.
 pub fn preload(directory: &Path, display: &str) -> Preloaded {
+    preload_from(Files::default(), directory, display)
+}
+
+/// Reads and parses the root module in `directory` of `files`.
+pub fn preload_from(files: Files, directory: &Path, display: &str) -> Preloaded {
     let mut sources = SourceMap::default();
     let mut diagnostics = Diagnostics::default();
-    let root = load_directory(directory, display, &mut sources, &mut diagnostics);
-    Preloaded { sources, diagnostics, root, directory: directory.to_path_buf() }
+    let root = load_directory(&*files, directory, display, &mut sources, &mut diagnostics);
+    Preloaded { files, sources, diagnostics, root, directory: directory.to_path_buf() }
 }
 
 /// [`check_directory`] with the planner's hook: every resource instance is
@@ -227,13 +236,14 @@ pub fn check_directory_with(
     options: &CheckOptions,
     resolver: Option<&mut dyn PlanResolver>,
 ) -> CheckResult {
-    check_preloaded(preload(directory, display), options, resolver)
+    check_preloaded(preload_from(options.files.clone(), directory, display), options, resolver)
 }
 
 /// Checks a preloaded root module.
 pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: Option<&mut dyn PlanResolver>) -> CheckResult {
-    let Preloaded { sources, diagnostics, root, directory } = preloaded;
+    let Preloaded { files, sources, diagnostics, root, directory } = preloaded;
     let mut checker = Checker {
+        files,
         providers_only: options.providers_only,
         variable_origins: options.variable_origins.clone(),
         missing_variables_unknown: options.missing_variables_unknown,
@@ -305,6 +315,7 @@ struct Declarations {
 type Inputs = HashMap<String, (Value, Option<Span>)>;
 
 struct Checker<'r> {
+    files: Files,
     providers_only: bool,
     variable_origins: HashMap<String, VariableOrigin>,
     missing_variables_unknown: bool,
@@ -366,6 +377,7 @@ impl Checker<'_> {
             module_directory: loaded.directory.clone(),
             module_display: loaded.display_directory.clone(),
             root_directory: self.root_directory.clone(),
+            files: self.files.clone(),
             ..Scope::default()
         };
         for (kind, name) in declarations.resources.keys() {

@@ -11,7 +11,7 @@ impl Checker<'_> {
         if let Some(directory) = self.installed_modules.get(source) {
             return Ok(directory.clone());
         }
-        let pins = crate::lock::read(&self.root_directory).map_err(|message| {
+        let pins = crate::lock::read(&*self.files, &self.root_directory).map_err(|message| {
             Diagnostic::error(codes::REMOTE_MODULE_NOT_INSTALLED, message).with_help("run `mlops init` to write mlops.lock.hcl again")
         })?;
         let pinned_digest = source.split_once('@').map(|(_, digest)| digest.to_owned());
@@ -30,7 +30,7 @@ impl Checker<'_> {
             .with_help("run `mlops init` to pin the digest in the source"));
         }
         let directory = crate::lock::cache_directory(&self.root_directory, &digest);
-        match crate::lock::verify(&directory, &digest) {
+        match crate::lock::verify(&*self.files, &directory, &digest) {
             Ok(()) => {
                 self.installed_modules.insert(source.to_owned(), directory.clone());
                 Ok(directory)
@@ -94,7 +94,7 @@ impl Checker<'_> {
             return (Value::unknown_any(), None);
         }
         let directory = registry_directory.clone().unwrap_or_else(|| scope.module_directory.join(&source));
-        let canonical = directory.canonicalize().unwrap_or_else(|_| directory.clone());
+        let canonical = directory.canonicalize().unwrap_or_else(|_| crate::files::normal(&directory));
         if self.call_stack.contains(&canonical) {
             self.diagnostics.push(
                 Diagnostic::error(
@@ -106,17 +106,17 @@ impl Checker<'_> {
             );
             return (Value::unknown_any(), None);
         }
-        if !directory.is_dir() || crate::loader::configuration_files(&directory).map_or(true, |files| files.is_empty()) {
+        let is_directory = self.files.kind(&directory) == Some(crate::files::EntryKind::Directory);
+        if !is_directory || crate::loader::configuration_files(&*self.files, &directory).map_or(true, |files| files.is_empty()) {
             let parent = directory.parent().map(Path::to_path_buf).unwrap_or_default();
-            let siblings: Vec<String> = std::fs::read_dir(&parent)
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .filter(|entry| entry.path().is_dir())
-                        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let siblings: Vec<String> = self
+                .files
+                .entries(&parent)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|entry| self.files.kind(entry) == Some(crate::files::EntryKind::Directory))
+                .filter_map(|entry| entry.file_name().map(|name| name.to_string_lossy().into_owned()))
+                .collect();
             let wanted = directory.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
             let help = did_you_mean(&wanted, siblings.iter().map(String::as_str))
                 .unwrap_or_else(|| "the path is relative to the directory of the calling module".to_owned());
@@ -138,7 +138,7 @@ impl Checker<'_> {
         let loaded = match self.loaded_modules.get(&canonical) {
             Some(loaded) => loaded.clone(),
             None => {
-                let Some(loaded) = load_directory(&directory, &display, &mut self.sources, &mut self.diagnostics) else {
+                let Some(loaded) = load_directory(&*self.files, &directory, &display, &mut self.sources, &mut self.diagnostics) else {
                     return (Value::unknown_any(), None);
                 };
                 let loaded = std::rc::Rc::new(loaded);

@@ -152,6 +152,7 @@ impl Checker<'_> {
                     declared_variables: vec![name.to_owned()],
                     module_directory: scope.module_directory.clone(),
                     root_directory: scope.root_directory.clone(),
+                    files: scope.files.clone(),
                     ..Scope::default()
                 };
                 validation_scope.variables.insert(name.to_owned(), candidate.clone());
