@@ -685,7 +685,10 @@ fn oversized_and_deeply_nested_input_is_refused_quickly() {
     assert_refused("an object of 40k keys", object.path(), &["validate"], "E0006 limit-exceeded");
 
     let list = configuration(&format!("locals {{\n  big = [{}]\n}}\n", vec!["1"; 3_000_000].join(",")));
-    assert_refused("a 6 MB one-line list", list.path(), &["validate"], "E0003 unreadable-file");
+    assert_refused("a 6 MB one-line list", list.path(), &["validate"], "E0006 limit-exceeded");
+
+    let oversized = configuration(&format!("# {}\n", "x".repeat(33 * 1024 * 1024)));
+    assert_refused("a 33 MB file", oversized.path(), &["validate"], "E0003 unreadable-file");
 
     let nested = configuration(&format!("locals {{\n  x = {}{}\n}}\n", "[".repeat(100_000), "]".repeat(100_000)));
     assert_refused("100k nested brackets", nested.path(), &["validate"], "E0001 syntax-error");

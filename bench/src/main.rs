@@ -1,6 +1,6 @@
 //! The mlops benchmark harness.
 //!
-//! `cargo run --release -p mlops-bench -- WORKLOAD [--runs N] [--json FILE] [--sizes 100,1000,10000] [--keep]`
+//! `cargo run --release -p mlops-bench -- WORKLOAD [--runs N] [--json FILE] [--sizes 100,1000,10000] [--one-file] [--keep]`
 //!
 //! - `validate`: configurations of chains bucket -> dataset -> feature_set ->
 //!   training -> model -> serving with references between them; the whole
@@ -24,12 +24,19 @@
 //! - `features`: `mlops plan` of `--feature-sets` feature sets (default
 //!   500) side by side with `feast plan` of as many feature views.
 //!
+//! `validate` and `plan` spread the blocks over files of 250 chains, as real
+//! configurations are spread; `--one-file` writes them all into one file.
+//!
 //! Each prints median, min and max wall time and peak memory per size.
 //! Absolute times on shared 2-core machines are noisy; the scaling between
 //! sizes is the figure to watch.
 
 mod comparisons;
 mod peers;
+
+/// The allocator the `mlops` binary uses, so in-process figures match it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -57,11 +64,12 @@ dataset "d{chain}" {{
     )
 }
 
-/// Writes a configuration with `resources` resources (rounded to whole chains of six).
+/// Writes a configuration with `resources` resources (whole chains of six,
+/// at most `resources`: the compiler's limit is 100,000 instances).
 fn generate(directory: &Path, resources: usize) {
     std::fs::create_dir_all(directory).unwrap();
     std::fs::write(directory.join("data.csv"), "id,amount,age\na,1.5,30\n").unwrap();
-    write_spread(directory, resources.div_ceil(6), 250, |chain| {
+    write_spread(directory, (resources / 6).max(1), 250, |chain| {
         bucket_and_dataset(chain)
             + &format!(
                 r#"feature_set "f{chain}" {{
@@ -109,6 +117,7 @@ serving "s{chain}" {{
 /// Writes `count` generated blocks spread over files of `per_file`, as real
 /// configurations are spread.
 fn write_spread(directory: &Path, count: usize, per_file: usize, block: impl Fn(usize) -> String) {
+    let per_file = if ONE_FILE.load(std::sync::atomic::Ordering::Relaxed) { count.max(1) } else { per_file };
     let files = count.div_ceil(per_file).max(1);
     for file in 0..files {
         let text: String = ((file * count / files)..((file + 1) * count / files)).map(&block).collect();
@@ -121,7 +130,7 @@ fn write_spread(directory: &Path, count: usize, per_file: usize, block: impl Fn(
 fn generate_applicable(directory: &Path, resources: usize) {
     std::fs::create_dir_all(directory).unwrap();
     std::fs::write(directory.join("data.csv"), "id,amount,age\na,1.5,30\nb,2.5,41\n").unwrap();
-    write_spread(directory, resources.div_ceil(4), 250, |chain| {
+    write_spread(directory, (resources / 4).max(1), 250, |chain| {
         bucket_and_dataset(chain)
             + &format!(
                 r#"feature_set "f{chain}" {{
@@ -190,6 +199,8 @@ impl mlops_provider_api::Provider for NothingProvider {
 }
 
 static ENGINE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// `--one-file`: every generated block in one configuration file.
+static ONE_FILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn providers() -> mlops_engine::plan::Providers {
     let mut providers = mlops_engine::plan::Providers::new();
@@ -308,6 +319,7 @@ fn main() {
         }
     }
     ENGINE_ONLY.store(workload == "apply-engine", std::sync::atomic::Ordering::Relaxed);
+    ONE_FILE.store(arguments.iter().any(|argument| argument == "--one-file"), std::sync::atomic::Ordering::Relaxed);
     let root = std::env::temp_dir().join(format!("mlops-bench-{}", std::process::id()));
     let mut rows = Vec::new();
     let what = match workload.as_str() {
@@ -316,7 +328,8 @@ fn main() {
         "apply-engine" => "apply of buckets with a provider that does nothing: the engine and the durable journal alone",
         _ => "apply of buckets (after planning them), local provider, durable state per record",
     };
-    println!("workload: {what}, {runs} runs each");
+    let layout = if ONE_FILE.load(std::sync::atomic::Ordering::Relaxed) { "all in one file" } else { "in files of 250 chains" };
+    println!("workload: {what}, {layout}, {runs} runs each");
     println!(
         "{:>10} {:>12} {:>12} {:>12} {:>14} {:>14} {:>12}",
         "resources", "median ms", "min ms", "max ms", "us/resource", "resources/s", "peak MB"

@@ -264,18 +264,22 @@ pub struct LimitBreach {
     pub help: String,
 }
 
-/// Finds input the parser would spend unbounded time on, before it runs: a
-/// `{ }` with more entries than [`crate::limits::MAX_ENTRIES_PER_BRACE`]
-/// (the parser compares each new key with every earlier one), or a number
-/// with more digits than any number can hold. (The parser limits nesting
-/// depth itself.)
+/// Finds input the parser would spend unbounded time or memory on, before
+/// it runs: a `{ }` with more entries than
+/// [`crate::limits::MAX_ENTRIES_PER_BRACE`] (the parser compares each new
+/// key with every earlier one), a `[ ]` with more elements than
+/// [`crate::limits::MAX_LIST_ELEMENTS`], or a number with more digits than
+/// any number can hold. (The parser limits nesting depth itself.)
 pub fn beyond_limits(source: &str) -> Option<LimitBreach> {
-    use crate::limits::{MAX_ENTRIES_PER_BRACE, MAX_NUMBER_DIGITS};
+    use crate::limits::{MAX_ENTRIES_PER_BRACE, MAX_LIST_ELEMENTS, MAX_NUMBER_DIGITS};
     struct Brace {
         start: usize,
         entries: usize,
         in_entry: bool,
     }
+    // Each open `[`: where it starts, its depth in `braces`, and the
+    // commas directly inside it.
+    let mut brackets: Vec<(usize, usize, usize)> = Vec::new();
     let mut braces: Vec<Option<Brace>> = Vec::new();
     for token in tokenize(source) {
         let text = token.text(source);
@@ -295,13 +299,32 @@ pub fn beyond_limits(source: &str) -> Option<LimitBreach> {
             }
             TokenKind::Punct => match text {
                 "{" => braces.push(Some(Brace { start: token.start, entries: 0, in_entry: false })),
-                "[" | "(" => braces.push(None),
+                "(" => braces.push(None),
+                "[" => {
+                    braces.push(None);
+                    brackets.push((token.start, braces.len(), 0));
+                }
                 "}" | "]" | ")" => {
+                    if brackets.last().is_some_and(|(_, depth, _)| *depth == braces.len()) {
+                        brackets.pop();
+                    }
                     braces.pop();
                 }
                 "," => {
                     if let Some(Some(brace)) = braces.last_mut() {
                         brace.in_entry = false;
+                    }
+                    if let Some((start, _, commas)) = brackets.last_mut().filter(|(_, depth, _)| *depth == braces.len()) {
+                        *commas += 1;
+                        if *commas >= MAX_LIST_ELEMENTS {
+                            let start = *start;
+                            return Some(LimitBreach {
+                                start,
+                                end: start + 1,
+                                message: format!("more than {MAX_LIST_ELEMENTS} elements in one `[ ]`"),
+                                help: "keep long data in a file the configuration reads (`file()`, `csvdecode`) or in a dataset".to_owned(),
+                            });
+                        }
                     }
                 }
                 "=" | ":" => {

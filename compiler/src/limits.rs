@@ -4,13 +4,18 @@
 //! an allocation the machine cannot make.
 
 /// A configuration file larger than this is refused before it is parsed
-/// (a configuration of 10,000 resources is about 2 MiB; parsing costs
-/// about 150 bytes of memory per byte of a file of small literals).
-pub const MAX_CONFIGURATION_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// (a configuration of 100,000 resources in one file is about 25 MiB, and
+/// its tree takes about 25 bytes of memory per byte).
+pub const MAX_CONFIGURATION_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Entries in one `{ }` (object literal or block body): the parser checks
 /// each new key against all the others.
 pub const MAX_ENTRIES_PER_BRACE: usize = 10_000;
+
+/// Elements in one `[ ]`: parsing costs about 150 bytes of memory per byte
+/// of a list of small literals, so a long literal list belongs in a file
+/// the configuration reads (`file()`, a dataset), not in the configuration.
+pub const MAX_LIST_ELEMENTS: usize = 100_000;
 
 /// Instances of one resource block (`count`, `for_each`).
 pub const MAX_INSTANCES_PER_BLOCK: usize = 10_000;

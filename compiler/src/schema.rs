@@ -103,10 +103,15 @@ fn serialize_default<S: serde::Serializer>(value: &Option<Value>, serializer: S)
     }
 }
 
+/// Schema entries by name, in stdlib order. Looked up for every attribute
+/// of every block checked, so with a fast hash rather than SipHash (the
+/// names are the stdlib's own, not an attacker's).
+pub type SchemaMap<V> = IndexMap<String, V, foldhash::fast::FixedState>;
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct BlockSchema {
-    pub attributes: IndexMap<String, AttributeSchema>,
-    pub blocks: IndexMap<String, NestedBlockSchema>,
+    pub attributes: SchemaMap<AttributeSchema>,
+    pub blocks: SchemaMap<NestedBlockSchema>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exactly_one_of: Vec<String>,
 }
@@ -170,10 +175,10 @@ impl KindSchema {
 
 #[derive(Debug)]
 pub struct Schemas {
-    pub resources: IndexMap<String, KindSchema>,
-    pub data: IndexMap<String, KindSchema>,
-    pub providers: IndexMap<String, KindSchema>,
-    pub backends: IndexMap<String, KindSchema>,
+    pub resources: SchemaMap<KindSchema>,
+    pub data: SchemaMap<KindSchema>,
+    pub providers: SchemaMap<KindSchema>,
+    pub backends: SchemaMap<KindSchema>,
 }
 
 impl Schemas {
@@ -230,7 +235,12 @@ impl Schemas {
 /// Loads the stdlib, returning the first problem as "file:line: message".
 pub fn load_standard() -> Result<Schemas, String> {
     let mut sources = SourceMap::default();
-    let mut schemas = Schemas { resources: IndexMap::new(), data: IndexMap::new(), providers: IndexMap::new(), backends: IndexMap::new() };
+    let mut schemas = Schemas {
+        resources: SchemaMap::default(),
+        data: SchemaMap::default(),
+        providers: SchemaMap::default(),
+        backends: SchemaMap::default(),
+    };
     for (path, text) in STDLIB_FILES {
         let file = sources.add(SourceFile::new(path.into(), (*path).to_owned(), (*text).to_owned()));
         let body = crate::syntax::parse_file(file, text)

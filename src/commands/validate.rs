@@ -67,5 +67,9 @@ pub fn validate_command(directory: &Path, json: bool, assignments: &[String], fi
             );
         }
     }
+    // The process ends next: freeing a large configuration's checked tree
+    // piece by piece would only delay the exit (a tenth of `validate` at
+    // 100,000 resources).
+    std::mem::forget(result);
     Ok(if errors > 0 { 1 } else { 0 })
 }

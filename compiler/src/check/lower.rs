@@ -6,7 +6,7 @@ use super::*;
 
 impl Checker<'_> {
     /// Sorts the top-level blocks of a module into declarations.
-    pub(super) fn lower(&mut self, loaded: &LoadedModule) -> Declarations {
+    pub(super) fn lower<'l>(&mut self, loaded: &'l LoadedModule) -> Declarations<'l> {
         let mut declarations = Declarations::default();
         let mut first_spans: HashMap<(String, String), Span> = HashMap::new();
         for (_, body) in &loaded.files {
@@ -161,7 +161,7 @@ impl Checker<'_> {
                             );
                             continue;
                         }
-                        declarations.settings.push(block.clone());
+                        declarations.settings.push(block);
                     }
                     "locals" => {
                         for attribute in &block.body.attributes {
@@ -175,7 +175,7 @@ impl Checker<'_> {
                                 );
                                 continue;
                             }
-                            declarations.locals.insert(name, attribute.clone());
+                            declarations.locals.insert(name, attribute);
                         }
                         for nested in &block.body.blocks {
                             self.diagnostics.push(
@@ -186,22 +186,22 @@ impl Checker<'_> {
                         }
                     }
                     "variable" => {
-                        declarations.variables.insert(block.labels[0].value.clone(), block.clone());
+                        declarations.variables.insert(block.labels[0].value.clone(), block);
                     }
                     "output" => {
-                        declarations.outputs.insert(block.labels[0].value.clone(), block.clone());
+                        declarations.outputs.insert(block.labels[0].value.clone(), block);
                     }
                     "module" => {
-                        declarations.modules.insert(block.labels[0].value.clone(), block.clone());
+                        declarations.modules.insert(block.labels[0].value.clone(), block);
                     }
                     "provider" => {
-                        declarations.providers.insert((block.labels[0].value.clone(), provider_alias), block.clone());
+                        declarations.providers.insert((block.labels[0].value.clone(), provider_alias), block);
                     }
                     "data" => {
-                        declarations.data.insert((block.labels[0].value.clone(), block.labels[1].value.clone()), block.clone());
+                        declarations.data.insert((block.labels[0].value.clone(), block.labels[1].value.clone()), block);
                     }
                     _ => {
-                        declarations.resources.insert((kind.to_owned(), block.labels[0].value.clone()), block.clone());
+                        declarations.resources.insert((kind.to_owned(), block.labels[0].value.clone()), block);
                     }
                 }
             }
@@ -225,15 +225,13 @@ impl Checker<'_> {
 }
 
 pub fn collect_references(expr: &Expr, out: &mut Vec<(Vec<(String, Span)>, Span)>) {
-    // A traversal's root is visited again on its own; count it once.
-    let mut traversal_roots = HashSet::new();
+    // A traversal's root is visited again on its own, right after the
+    // traversal (the walk is depth-first): count it once.
+    let mut root_of_last_traversal: Option<Span> = None;
     expr.walk(&mut |inner| {
         if let ExprKind::Traversal { root, .. } = &inner.kind {
-            traversal_roots.insert(root.span);
-        }
-    });
-    expr.walk(&mut |inner| {
-        if matches!(inner.kind, ExprKind::Variable(_)) && traversal_roots.contains(&inner.span) {
+            root_of_last_traversal = Some(root.span);
+        } else if matches!(inner.kind, ExprKind::Variable(_)) && root_of_last_traversal == Some(inner.span) {
             return;
         }
         if let Some(path) = inner.reference_path() {

@@ -299,16 +299,18 @@ impl Node {
     }
 }
 
+/// A module's declarations, borrowed from its parsed files (copying the
+/// blocks doubled the memory a large configuration takes).
 #[derive(Default)]
-struct Declarations {
-    settings: Vec<Block>,
-    variables: IndexMap<String, Block>,
-    locals: IndexMap<String, Attribute>,
-    outputs: IndexMap<String, Block>,
-    providers: IndexMap<(String, String), Block>,
-    modules: IndexMap<String, Block>,
-    resources: IndexMap<(String, String), Block>,
-    data: IndexMap<(String, String), Block>,
+struct Declarations<'a> {
+    settings: Vec<&'a Block>,
+    variables: IndexMap<String, &'a Block>,
+    locals: IndexMap<String, &'a Attribute>,
+    outputs: IndexMap<String, &'a Block>,
+    providers: IndexMap<(String, String), &'a Block>,
+    modules: IndexMap<String, &'a Block>,
+    resources: IndexMap<(String, String), &'a Block>,
+    data: IndexMap<(String, String), &'a Block>,
 }
 
 /// Module inputs: value and, for child modules, the span of the argument.
@@ -459,7 +461,7 @@ impl Checker<'_> {
                 .collect();
             match node {
                 Node::Variable(name) => {
-                    let value = self.check_variable(&scope, &name, &declarations.variables[&name], inputs.as_ref());
+                    let value = self.check_variable(&scope, &name, declarations.variables[&name], inputs.as_ref());
                     scope.variables.insert(name, value);
                 }
                 Node::Local(name) => {
@@ -480,7 +482,7 @@ impl Checker<'_> {
                     }
                 }
                 Node::Module(name) => {
-                    let (value, child) = self.check_module_call(&scope, &path, &name, &declarations.modules[&name]);
+                    let (value, child) = self.check_module_call(&scope, &path, &name, declarations.modules[&name]);
                     scope.modules.insert(name, value);
                     if let Some(child) = child {
                         children.push(child);
@@ -507,7 +509,7 @@ impl Checker<'_> {
                     scope.data.insert((kind, name), value);
                     resources.push(checked);
                 }
-                Node::Output(name) => outputs.push(self.check_output(&scope, &name, &declarations.outputs[&name])),
+                Node::Output(name) => outputs.push(self.check_output(&scope, &name, declarations.outputs[&name])),
             }
         }
         let backend = self.check_settings(&scope, &declarations.settings, path.is_empty());

@@ -8,7 +8,7 @@ impl Checker<'_> {
     /// Values given for variables the root module does not declare: a typo
     /// on the command line is an error, one in a shared variable file a
     /// warning, and the environment may hold anything.
-    pub(super) fn report_undeclared_variables(&mut self, inputs: &Inputs, declared: &IndexMap<String, Block>) {
+    pub(super) fn report_undeclared_variables(&mut self, inputs: &Inputs, declared: &IndexMap<String, &Block>) {
         let mut names: Vec<&String> = inputs.keys().filter(|name| !declared.contains_key(*name)).collect();
         names.sort();
         for name in names {
