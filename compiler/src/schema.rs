@@ -6,6 +6,7 @@
 //! `mlops schema` and the planner (replace-forcing and computed attributes)
 //! all read them from here.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use indexmap::IndexMap;
@@ -234,6 +235,11 @@ impl Schemas {
 
 /// Loads the stdlib, returning the first problem as "file:line: message".
 pub fn load_standard() -> Result<Schemas, String> {
+    load_schemas(STDLIB_FILES)
+}
+
+/// Loads schema files given as (path, text).
+fn load_schemas(schema_files: &[(&str, &str)]) -> Result<Schemas, String> {
     let mut sources = SourceMap::default();
     let mut schemas = Schemas {
         resources: SchemaMap::default(),
@@ -241,11 +247,29 @@ pub fn load_standard() -> Result<Schemas, String> {
         providers: SchemaMap::default(),
         backends: SchemaMap::default(),
     };
-    for (path, text) in STDLIB_FILES {
+    let mut files = Vec::new();
+    for (path, text) in schema_files {
         let file = sources.add(SourceFile::new(path.into(), (*path).to_owned(), (*text).to_owned()));
         let body = crate::syntax::parse_file(file, text)
             .map_err(|diagnostic| locate(&sources, file, diagnostic.primary.map(|label| label.span.start), &diagnostic.message))?;
-        for block in &body.blocks {
+        files.push((file, body));
+    }
+    // `shared` blocks first, from every file: a kind may include one
+    // declared in another file.
+    let mut shared: HashMap<String, BlockSchema> = HashMap::new();
+    for (file, body) in &files {
+        for block in body.blocks_named("shared") {
+            let at = |(offset, message): SchemaError| locate(&sources, *file, Some(offset), &message);
+            let [label] = block.labels.as_slice() else { return Err(at((block.span.start, "schema blocks take one label".into()))) };
+            let schema = block_schema(&block.body).map_err(at)?;
+            if shared.insert(label.value.clone(), schema).is_some() {
+                return Err(at((block.span.start, format!("shared `{}` is declared twice", label.value))));
+            }
+        }
+    }
+    for (file, body) in &files {
+        let file = *file;
+        for block in body.blocks.iter().filter(|block| block.kind.name != "shared") {
             let at = |message: String| locate(&sources, file, Some(block.span.start), &message);
             let [label] = block.labels.as_slice() else { return Err(at("schema blocks take one label".into())) };
             let category = match block.kind.name.as_str() {
@@ -255,8 +279,8 @@ pub fn load_standard() -> Result<Schemas, String> {
                 "backend" => SchemaCategory::Backend,
                 other => return Err(at(format!("unknown schema block `{other}`"))),
             };
-            let schema =
-                kind_schema(&label.value, category, block).map_err(|(offset, message)| locate(&sources, file, Some(offset), &message))?;
+            let schema = kind_schema(&label.value, category, block, &shared)
+                .map_err(|(offset, message)| locate(&sources, file, Some(offset), &message))?;
             let table = match category {
                 SchemaCategory::Resource => &mut schemas.resources,
                 SchemaCategory::Data => &mut schemas.data,
@@ -277,7 +301,30 @@ fn locate(sources: &SourceMap, file: FileId, offset: Option<u32>, message: &str)
 
 type SchemaError = (u32, String);
 
-fn kind_schema(name: &str, category: SchemaCategory, block: &Block) -> Result<KindSchema, SchemaError> {
+fn kind_schema(
+    name: &str,
+    category: SchemaCategory,
+    block: &Block,
+    shared: &HashMap<String, BlockSchema>,
+) -> Result<KindSchema, SchemaError> {
+    let mut body = block_schema(&block.body)?;
+    // `include = ["NAME", ...]`: the attributes and blocks of `shared "NAME"`,
+    // after the kind's own, so that what several kinds share is written once.
+    for included in string_list_setting(&block.body, "include")? {
+        let Some(common) = shared.get(&included) else {
+            return Err((block.span.start, format!("`include` names `{included}`, and there is no `shared \"{included}\"`")));
+        };
+        for (attribute_name, attribute) in &common.attributes {
+            if body.attributes.insert(attribute_name.clone(), attribute.clone()).is_some() {
+                return Err((block.span.start, format!("`{attribute_name}` is declared here and in shared `{included}`")));
+            }
+        }
+        for (block_name, nested) in &common.blocks {
+            if body.blocks.insert(block_name.clone(), nested.clone()).is_some() {
+                return Err((block.span.start, format!("block `{block_name}` is declared here and in shared `{included}`")));
+            }
+        }
+    }
     Ok(KindSchema {
         name: name.to_owned(),
         category,
@@ -286,7 +333,7 @@ fn kind_schema(name: &str, category: SchemaCategory, block: &Block) -> Result<Ki
         retained: bool_setting(&block.body, "retained")?.unwrap_or(false),
         declarable: bool_setting(&block.body, "declarable")?.unwrap_or(true),
         identity: string_setting(&block.body, "identity")?.unwrap_or_else(|| "version".to_owned()),
-        body: block_schema(&block.body)?,
+        body,
     })
 }
 
@@ -469,6 +516,29 @@ mod tests {
                 assert!(schemas.providers.contains_key(provider), "{} names unknown provider {provider}", kind.name);
             }
         }
+    }
+
+    #[test]
+    fn shared_attributes_are_included_once_and_never_twice() {
+        let schemas = load_standard().unwrap_or_else(|message| panic!("{message}"));
+        let backend: Vec<&str> = schemas.backends["s3"].body.attributes.keys().map(String::as_str).collect();
+        assert_eq!(
+            backend,
+            ["bucket", "key", "region", "endpoint", "force_path_style", "profile", "connect_timeout", "request_timeout", "max_attempts"]
+        );
+        assert_eq!(
+            schemas.providers["mlflow"].body.attributes["max_attempts"].description,
+            schemas.backends["s3"].body.attributes["max_attempts"].description
+        );
+        assert!(schemas.resource("model_version").unwrap().body.attributes["uri"].stores_data);
+
+        let shared = "shared \"limits\" {\n  attribute \"timeout\" {\n    type = string\n  }\n}\n";
+        let twice =
+            format!("{shared}provider \"p\" {{\n  include = [\"limits\"]\n  attribute \"timeout\" {{\n    type = string\n  }}\n}}\n");
+        let error = load_schemas(&[("twice.hcl", &twice)]).unwrap_err();
+        assert!(error.contains("`timeout` is declared here and in shared `limits`"), "{error}");
+        let unknown = load_schemas(&[("unknown.hcl", "provider \"p\" {\n  include = [\"nothing\"]\n}\n")]).unwrap_err();
+        assert!(error.starts_with("twice.hcl:") && unknown.contains("there is no `shared \"nothing\"`"), "{unknown}");
     }
 
     /// The facts the engine and providers once kept in tables of their own

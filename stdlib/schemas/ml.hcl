@@ -182,10 +182,22 @@ kind "training" {
   }
 }
 
+# What a model and each of its versions share (see plumbing.hcl for `shared`).
+shared "registered_version" {
+  attribute "uri" {
+    type        = string
+    computed    = true
+    description = "Where the version's artifacts are (for a model, its current version's)."
+    stores_data = true
+    lineage     = true
+  }
+}
+
 kind "model" {
   description = "A registered model: a new version is registered from its source training only when every gate holds."
   providers   = ["local", "mlflow", "oci"]
   retained    = true
+  include     = ["registered_version"]
 
   attribute "name" {
     type        = string
@@ -239,13 +251,6 @@ kind "model" {
     computed    = true
     description = "Every registered version, by version number."
   }
-  attribute "uri" {
-    type        = string
-    computed    = true
-    description = "Where the current version's artifacts are."
-    stores_data = true
-    lineage     = true
-  }
   attribute "alias_history" {
     type        = list(map(string))
     computed    = true
@@ -257,15 +262,11 @@ kind "model_version" {
   description = "One registered version of a model (read through model.NAME.versions[\"N\"])."
   providers   = ["local", "mlflow", "oci"]
   declarable  = false
+  include     = ["registered_version"]
 
   attribute "version" {
     type     = string
     computed = true
-  }
-  attribute "uri" {
-    type        = string
-    computed    = true
-    stores_data = true
   }
   attribute "run_id" {
     type     = string

@@ -1,5 +1,53 @@
 # Schemas of data sources, provider configurations and state backends.
 
+# What several schemas share, written once: a kind, data source, provider
+# or backend takes every attribute of `shared "NAME"` with
+# `include = ["NAME"]`, after its own.
+
+shared "s3_connection" {
+  attribute "region" {
+    type        = string
+    default     = "us-east-1"
+    description = "The region."
+  }
+  attribute "endpoint" {
+    type        = string
+    description = "For S3-compatible stores, such as http://127.0.0.1:9000."
+  }
+  attribute "force_path_style" {
+    type        = bool
+    default     = false
+    description = "Address buckets by path rather than by host name."
+  }
+  attribute "profile" {
+    type        = string
+    description = "The AWS profile to take credentials from."
+  }
+}
+
+shared "remote_limits" {
+  attribute "connect_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "10s"
+    description = "How long to wait for a connection to the server or store."
+  }
+  attribute "request_timeout" {
+    type        = string
+    format      = "duration"
+    default     = "60s"
+    description = "How long to wait for the answer to one request; a server that stops answering fails the call after it."
+  }
+  attribute "max_attempts" {
+    type        = number
+    default     = 3
+    min         = 1
+    max         = 10
+    integer     = true
+    description = "How often a request that failed for a passing reason (a timeout, throttling, a 5xx answer) is tried, with backoff."
+  }
+}
+
 data "model" {
   description = "An existing registered model version, by alias or version."
   providers   = ["local", "mlflow", "oci"]
@@ -94,44 +142,7 @@ provider "local" {
 
 provider "s3" {
   description = "Any S3 API. Credentials come from the standard AWS chain, never from the file."
-  attribute "region" {
-    type        = string
-    default     = "us-east-1"
-    description = "The region."
-  }
-  attribute "endpoint" {
-    type        = string
-    description = "For S3-compatible stores, such as http://127.0.0.1:9000."
-  }
-  attribute "force_path_style" {
-    type        = bool
-    default     = false
-    description = "Address buckets by path rather than by host name."
-  }
-  attribute "profile" {
-    type        = string
-    description = "The AWS profile to take credentials from."
-  }
-  attribute "connect_timeout" {
-    type        = string
-    format      = "duration"
-    default     = "10s"
-    description = "How long to wait for a connection to the server."
-  }
-  attribute "request_timeout" {
-    type        = string
-    format      = "duration"
-    default     = "60s"
-    description = "How long to wait for the answer to one request; a server that stops answering fails the call after it."
-  }
-  attribute "max_attempts" {
-    type        = number
-    default     = 3
-    min         = 1
-    max         = 10
-    integer     = true
-    description = "How often a request that failed for a passing reason (a timeout, throttling, a 5xx answer) is tried, with backoff."
-  }
+  include     = ["s3_connection", "remote_limits"]
 }
 
 provider "kubernetes" {
@@ -220,6 +231,7 @@ provider "kubernetes" {
 
 provider "mlflow" {
   description = "An MLflow tracking and registry server."
+  include     = ["remote_limits"]
   attribute "url" {
     type        = string
     required    = true
@@ -238,30 +250,11 @@ provider "mlflow" {
     type        = string
     description = "Where experiments mlops creates keep artifacts, such as mlflow-artifacts:/mlops to upload through the server's artifact proxy; defaults to the server's own setting."
   }
-  attribute "connect_timeout" {
-    type        = string
-    format      = "duration"
-    default     = "10s"
-    description = "How long to wait for a connection to the server."
-  }
-  attribute "request_timeout" {
-    type        = string
-    format      = "duration"
-    default     = "60s"
-    description = "How long to wait for the answer to one request; a server that stops answering fails the call after it."
-  }
-  attribute "max_attempts" {
-    type        = number
-    default     = 3
-    min         = 1
-    max         = 10
-    integer     = true
-    description = "How often a request that failed for a passing reason (a timeout, throttling, a 5xx answer) is tried, with backoff."
-  }
 }
 
 provider "oci" {
   description = "An OCI distribution registry."
+  include     = ["remote_limits"]
   attribute "registry" {
     type        = string
     description = "Where models are kept: a registry host and optional path, such as registry.example.com/models. Image references name their own registry."
@@ -280,26 +273,6 @@ provider "oci" {
     default     = false
     description = "Use plain HTTP. Loopback registries (localhost, 127.0.0.1) always use it, as docker does."
   }
-  attribute "connect_timeout" {
-    type        = string
-    format      = "duration"
-    default     = "10s"
-    description = "How long to wait for a connection to the server."
-  }
-  attribute "request_timeout" {
-    type        = string
-    format      = "duration"
-    default     = "60s"
-    description = "How long to wait for the answer to one request; a server that stops answering fails the call after it."
-  }
-  attribute "max_attempts" {
-    type        = number
-    default     = 3
-    min         = 1
-    max         = 10
-    integer     = true
-    description = "How often a request that failed for a passing reason (a timeout, throttling, a 5xx answer) is tried, with backoff."
-  }
 }
 
 backend "local" {
@@ -313,6 +286,7 @@ backend "local" {
 
 backend "s3" {
   description = "State in an S3 bucket, locked with a conditional write."
+  include     = ["s3_connection", "remote_limits"]
   attribute "bucket" {
     type        = string
     required    = true
@@ -322,43 +296,5 @@ backend "s3" {
     type        = string
     required    = true
     description = "The key prefix of this configuration's state."
-  }
-  attribute "region" {
-    type        = string
-    default     = "us-east-1"
-    description = "The region."
-  }
-  attribute "endpoint" {
-    type        = string
-    description = "For S3-compatible stores."
-  }
-  attribute "force_path_style" {
-    type        = bool
-    default     = false
-    description = "Address buckets by path."
-  }
-  attribute "profile" {
-    type        = string
-    description = "The AWS profile to take credentials from (credentials never go in the configuration)."
-  }
-  attribute "connect_timeout" {
-    type        = string
-    format      = "duration"
-    default     = "10s"
-    description = "How long to wait for a connection to the store."
-  }
-  attribute "request_timeout" {
-    type        = string
-    format      = "duration"
-    default     = "60s"
-    description = "How long to wait for the answer to one request."
-  }
-  attribute "max_attempts" {
-    type        = number
-    default     = 3
-    min         = 1
-    max         = 10
-    integer     = true
-    description = "How often a request that failed for a passing reason is tried, with backoff."
   }
 }

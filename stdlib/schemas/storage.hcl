@@ -23,7 +23,8 @@
 # Settings of a kind itself: description, providers (the first is the default),
 # retained (removing the block forgets the resource), declarable, and identity:
 # the attribute whose change means "a new version exists" to what refers to it
-# (`version` unless given).
+# (`version` unless given); and include: the `shared "NAME"` blocks whose
+# attributes and blocks it takes (see plumbing.hcl).
 
 kind "bucket" {
   description = "An object-storage bucket: a directory under .mlops/objects/ on the local provider, a bucket on S3."
