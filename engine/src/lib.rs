@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod convert;
+pub mod decide;
 pub mod lineage;
 pub mod plan;
 pub mod redact;

@@ -25,14 +25,12 @@ use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::schema::{KindSchema, Schemas};
 use mlops_compiler::source::SourceMap;
 use mlops_compiler::value::Value;
-use mlops_provider_api::{
-    Action, AttributePath, Attributes, ChangedInput, PlanRequest, PlanResponse, Provider, ReadRequest, Target, ValidateRequest,
-};
+use mlops_provider_api::{Action, AttributePath, Attributes, PlanRequest, PlanResponse, Provider, ReadRequest, Target, ValidateRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::convert::{config_json, references, values_from_json, without_identities};
-use crate::redact::{redact_paths, touches_sensitive, Scrubber};
+use crate::convert::{config_json, references, values_from_json};
+use crate::redact::{redact_paths, Scrubber};
 use crate::state::{Record, RecordLifecycle, Secrets, State};
 
 pub const PLAN_FORMAT_VERSION: &str = "1.0";
@@ -710,41 +708,16 @@ impl PlanResolver for Planner<'_> {
         // prior configuration is taken to hold the current value.
         let prior_config: Option<Attributes> = prior.map(|prior| restore_withheld(&prior.config, &config, &prior.sensitive_paths));
 
-        // References whose targets have a new identity since the prior apply.
-        let mut changed_inputs = Vec::new();
-        if let Some(prior) = prior {
-            let prior_references: HashMap<AttributePath, (String, Option<String>)> =
-                references(prior_config.as_ref().unwrap_or(&prior.config))
-                    .into_iter()
-                    .map(|(path, address, identity)| (path, (address, identity)))
-                    .collect();
-            for (path, target, identity) in references(&config) {
-                if let Some((prior_target, prior_identity)) = prior_references.get(&path) {
-                    if prior_target == &target && prior_identity != &identity {
-                        changed_inputs.push(ChangedInput { path, address: target, before: prior_identity.clone(), after: identity });
-                    }
-                }
-            }
-        }
-
-        // Attributes the user changed (ignore_changes honoured).
-        let mut changed_attributes = Vec::new();
-        if let Some(prior_config) = &prior_config {
-            let names: BTreeSet<&String> = config.keys().chain(prior_config.keys()).collect();
-            for name in names {
-                if draft.lifecycle.ignore_changes.iter().any(|ignored| ignored == name || ignored == "all") {
-                    if let Some(prior_value) = prior_config.get(name) {
-                        change.config.insert(name.clone(), prior_value.clone());
-                    }
-                    continue;
-                }
-                let before = prior_config.get(name).map(without_identities).unwrap_or(Json::Null);
-                let after = config.get(name).map(without_identities).unwrap_or(Json::Null);
-                if before != after {
-                    changed_attributes.push(name.clone());
-                }
-            }
-        }
+        // References whose targets have a new identity since the prior
+        // apply, and the attributes the user changed (ignore_changes honoured).
+        let changed_inputs = match (prior, &prior_config) {
+            (Some(_), Some(prior_config)) => crate::decide::changed_inputs(prior_config, &config),
+            _ => Vec::new(),
+        };
+        let changed_attributes = match &prior_config {
+            Some(prior_config) => crate::decide::changed_attributes(prior_config, &mut change.config, &draft.lifecycle.ignore_changes),
+            None => Vec::new(),
+        };
 
         let provider = match self.providers.get(draft.provider_type) {
             Ok(provider) => provider.clone(),
@@ -799,154 +772,42 @@ impl PlanResolver for Planner<'_> {
         };
 
         // One action, and why.
-        let mut reasons: Vec<String> = changed_inputs
-            .iter()
-            .map(|input| {
-                let attribute = self
-                    .kind_of_address(&input.address)
-                    .map_or("version", |(kind, is_data)| Schemas::standard().identity_attribute(&kind, is_data));
-                format!(
-                    "input {} changed: {attribute} {} -> {}",
-                    input.address,
-                    input.before.as_deref().map_or("(none)".to_owned(), short_identity),
-                    input.after.as_deref().map_or("(known after apply)".to_owned(), short_identity)
-                )
-            })
-            .collect();
-        let mut replace_reasons: Vec<String> = response.requires_replace.clone();
-        for name in &changed_attributes {
-            let forces = schema.body.attributes.get(name).is_some_and(|attribute| attribute.force_new);
-            if forces {
-                replace_reasons.push(format!("`{name}` changed, which forces replacement"));
-            } else {
-                reasons.push(format!("`{name}` changed"));
-            }
-        }
-        // Settings the provider reads back that differ from the configuration:
-        // changed outside mlops, corrected by an update. A secret that was
-        // not stored reads as what the configuration holds.
-        if let Some(prior) = prior {
-            let live_state = restore_withheld(&prior.state, &config, &change.sensitive_paths);
-            for (name, live) in &live_state {
-                // Nested blocks the provider reads back (a bucket's
-                // lifecycle rules) count as much as attributes.
-                let configured =
-                    schema.body.attributes.get(name).is_some_and(|attribute| !attribute.computed && attribute.reads_as.is_none())
-                        || schema.body.blocks.contains_key(name);
-                if configured && !changed_attributes.contains(name) && !draft.lifecycle.ignore_changes.iter().any(|ignored| ignored == name)
-                {
-                    if let Some(wanted) = config.get(name) {
-                        if without_identities(wanted) != *live {
-                            if touches_sensitive(name, &change.sensitive_paths) {
-                                reasons.push(format!("`{name}` was changed outside mlops (it holds a sensitive value, not shown)"));
-                            } else {
-                                // What it was, what it is now, and what apply does.
-                                reasons
-                                    .push(format!("`{name}` was {wanted} and is {live} now (changed outside mlops): apply sets it back"));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        reasons.extend(response.update_reasons.iter().cloned());
-        if resuming {
-            reasons.push(
-                "an interrupted apply left work under way: apply resumes it if it was started with these settings, and stops it otherwise"
-                    .to_owned(),
-            );
-        }
-        change.action = if draft.is_data {
-            // A data source is read while planning; it is a change only when
-            // what it reads differs from the last apply.
-            match prior {
-                Some(prior) if prior.state == response.planned_state && changed_attributes.is_empty() => Action::NoOp,
-                Some(prior) => {
-                    let changed: Vec<&String> =
-                        response.planned_state.keys().filter(|name| prior.state.get(*name) != response.planned_state.get(*name)).collect();
-                    if changed.is_empty() {
-                        reasons.push("its configuration changed".to_owned());
-                    } else {
-                        reasons.push(format!(
-                            "it reads something new: {}",
-                            changed.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
-                        ));
-                    }
-                    Action::Read
-                }
-                None => Action::Read,
-            }
-        } else if prior.is_none() {
-            Action::Create
-        } else if !replace_reasons.is_empty() {
-            Action::Replace
-        } else if !reasons.is_empty() {
-            Action::Update
-        } else {
-            Action::NoOp
+        let live_state = prior.map(|prior| restore_withheld(&prior.state, &config, &change.sensitive_paths));
+        let identity_of = |input: &str| {
+            self.kind_of_address(input).map_or("version", |(kind, is_data)| Schemas::standard().identity_attribute(&kind, is_data))
         };
-        if change.action == Action::Replace {
-            reasons.extend(replace_reasons);
-            if draft.lifecycle.prevent_destroy {
-                self.problems.push(
-                    Diagnostic::error(codes::PREVENT_DESTROY, format!("{address} would be replaced, but lifecycle.prevent_destroy is set"))
-                        .at(draft.span, "protected by prevent_destroy")
-                        .with_help(format!("why it would be replaced: {}", reasons.join("; "))),
-                );
-            }
+        let decision = crate::decide::decide(&crate::decide::DecisionInput {
+            schema,
+            is_data: draft.is_data,
+            prior,
+            config: &config,
+            sensitive_paths: &change.sensitive_paths,
+            ignore_changes: &draft.lifecycle.ignore_changes,
+            changed_inputs: &changed_inputs,
+            changed_attributes: &changed_attributes,
+            response: &response,
+            resuming,
+            live_state: live_state.as_ref(),
+            identity_of: &identity_of,
+        });
+        change.action = decision.action;
+        let reasons = decision.reasons;
+        if change.action == Action::Replace && draft.lifecycle.prevent_destroy {
+            self.problems.push(
+                Diagnostic::error(codes::PREVENT_DESTROY, format!("{address} would be replaced, but lifecycle.prevent_destroy is set"))
+                    .at(draft.span, "protected by prevent_destroy")
+                    .with_help(format!("why it would be replaced: {}", reasons.join("; "))),
+            );
         }
         change.reasons = reasons;
         if change.action != Action::NoOp {
             change.planned_private = response.private.clone();
         }
 
-        // The computed attributes known now.
-        let mut known = Attributes::new();
-        let unknown: HashSet<&str> = response.unknown.iter().filter_map(|path| path.first().map(String::as_str)).collect();
-        match change.action {
-            Action::NoOp => {
-                if let Some(prior) = prior {
-                    known = prior.state.clone();
-                }
-            }
-            Action::Update => {
-                if let Some(prior) = prior {
-                    known = prior.state.clone();
-                }
-                for (name, value) in &response.planned_state {
-                    known.insert(name.clone(), value.clone());
-                }
-                for name in &unknown {
-                    known.remove(*name);
-                }
-            }
-            _ => known = response.planned_state.clone(),
-        }
-        let mut after = change.config.clone();
-        for (name, value) in &known {
-            after.insert(name.clone(), value.clone());
-        }
-        for (name, attribute) in &schema.body.attributes {
-            let reported = attribute.reads_as.as_deref() == Some("metrics");
-            if reported && !known.contains_key(name) {
-                after.insert(name.clone(), mlops_provider_api::unknown_marker());
-                change.after_unknown.push(vec![name.clone()]);
-                continue;
-            }
-            if !attribute.computed {
-                continue;
-            }
-            match known.get(name) {
-                Some(value) => {
-                    after.insert(name.clone(), value.clone());
-                }
-                None if !config.contains_key(name) => {
-                    after.insert(name.clone(), mlops_provider_api::unknown_marker());
-                    change.after_unknown.push(vec![name.clone()]);
-                }
-                None => {}
-            }
-        }
+        // The computed attributes known now, and the attributes after apply.
+        let known = crate::decide::known_values(change.action, prior, &response);
+        let (after, after_unknown) = crate::decide::after_values(schema, &config, &change.config, &known);
+        change.after_unknown = after_unknown;
         let values = values_from_json(&known, &change.sensitive_paths);
         if change.action == Action::NoOp {
             // Nothing to show or apply: keep the plan small for large states.
