@@ -99,6 +99,22 @@ enum Command {
         #[arg(long)]
         delete_retained: bool,
     },
+    /// Bring an object that already exists under management: read it by its
+    /// provider's identifier (a bucket's name) into the declared ADDRESS.
+    Import {
+        /// The declared resource to import into, as the plan writes it.
+        address: String,
+        /// The provider's identifier of the existing object.
+        id: String,
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+        /// Set a variable: NAME=VALUE.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        variables: Vec<String>,
+        /// Read variables from a file of `name = value` lines.
+        #[arg(long = "var-file", value_name = "FILE")]
+        variable_files: Vec<PathBuf>,
+    },
     /// Print a saved plan, or the state of a directory.
     Show {
         /// A saved plan file, or a configuration directory (default: the current one).
@@ -270,6 +286,9 @@ pub fn run() -> i32 {
             crate::commands::exit_code(crate::commands::apply_command(&common.into_plan_arguments(), auto_approve, true, delete_retained))
         }
         Command::Show { path, json } => crate::commands::exit_code(crate::commands::show_command(path.as_deref(), json)),
+        Command::Import { address, id, directory, variables, variable_files } => {
+            crate::commands::exit_code(crate::commands::import_command(&directory, &address, &id, &variables, &variable_files))
+        }
         Command::Output { name, directory, json } => {
             crate::commands::exit_code(crate::commands::output_command(&directory, name.as_deref(), json))
         }

@@ -527,6 +527,29 @@ fn state_surgery_graph_and_outputs() {
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("did you mean"), "{}", missing.all());
 
+    // The bucket still exists: importing it brings it back under
+    // management, and the plan finds it as configured.
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("# bucket.renamed will be created"), "{}", plan.all());
+    let imported = workspace.run(&["import", "bucket.renamed", "independent"]);
+    assert_eq!(imported.code, 0, "{}", imported.all());
+    assert!(imported.stdout.contains("Imported `independent` as bucket.renamed"), "{}", imported.all());
+    workspace.assert_no_changes(&[]);
+    for (arguments, expected) in [
+        (["import", "bucket.renamed", "independent"], "`bucket.renamed` is already in the state"),
+        (["import", "bucket.nowhere", "independent"], "`bucket.nowhere` is not declared in the configuration"),
+        (["import", "data.dataset.x", "independent"], "is a data source, which is read, not imported"),
+    ] {
+        let refused = workspace.run(&arguments);
+        assert_eq!(refused.code, 1, "{}", refused.all());
+        assert!(refused.stderr.contains(expected), "missing {expected:?}:\n{}", refused.all());
+    }
+    workspace.run(&["state", "rm", "bucket.renamed"]);
+    let absent = workspace.run(&["import", "bucket.renamed", "no-such-bucket"]);
+    assert_eq!(absent.code, 1, "{}", absent.all());
+    assert!(absent.stderr.contains("there is no local bucket `no-such-bucket`"), "{}", absent.all());
+    workspace.run(&["import", "bucket.renamed", "independent"]);
+
     let dot = workspace.run(&["graph"]);
     assert!(dot.stdout.contains("\"dataset.numbers\" -> \"training.slow\";"), "{}", dot.all());
     let mermaid = workspace.run(&["graph", "--format", "mermaid"]);

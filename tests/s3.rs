@@ -28,6 +28,16 @@ fn buckets_are_created_read_back_and_replanned_empty() {
     // A rename replaces the bucket.
     let renamed = workspace.run(&["plan", "-var", "team=renamed"]);
     assert!(renamed.stdout.contains("`name` changed, which forces replacement"), "{}", renamed.all());
+
+    // Forgotten, the bucket still exists in the store: importing it by its
+    // name reads its versioning, tags and lifecycle rules, and the plan
+    // finds it as configured.
+    assert_eq!(workspace.run(&["state", "rm", "bucket.lake"]).code, 0);
+    let imported = workspace.run(&["import", "bucket.lake", "created-lake"]);
+    assert_eq!(imported.code, 0, "{}", imported.all());
+    workspace.assert_no_changes(&[]);
+    let state = workspace.run(&["state", "show", "bucket.lake"]).stdout;
+    assert!(state.contains("versioning = true"), "{state}");
 }
 
 #[test]

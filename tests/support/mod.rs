@@ -50,7 +50,7 @@ impl Workspace {
         // The workspace's variables come first, so that a test's own `-var` wins.
         let (subcommand, rest) = arguments.split_first().map_or((None, arguments), |(first, rest)| (Some(*first), rest));
         command.args(subcommand);
-        let takes_variables = matches!(subcommand, Some("plan") | Some("apply") | Some("destroy"));
+        let takes_variables = matches!(subcommand, Some("plan") | Some("apply") | Some("destroy") | Some("import"));
         if takes_variables && !rest.first().is_some_and(|argument| argument.ends_with(".plan")) {
             for variable in &self.variables {
                 command.arg("-var").arg(variable);

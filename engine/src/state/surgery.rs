@@ -1,5 +1,6 @@
 //! State surgery: `mlops state rm` (stop managing a resource, leaving it
-//! alone) and `mlops state mv` (follow a renamed block). Both lock the
+//! alone), `mlops state mv` (follow a renamed block) and the record
+//! `mlops import` adds. Each locks the
 //! state and go through the journal as an apply does, so a writer that
 //! raced them fails instead of losing their change. A move also rewrites
 //! every other record that refers to the old address (its `depends_on`
@@ -31,25 +32,57 @@ fn change(backend: &Backend, secrets: &Secrets, address: &str, to: Option<&str>,
         Some(to) => moved_records(&state, record, to),
         None => Vec::new(),
     };
+    write(backend, secrets, &mut state, Some(address), changed, command)?;
+    drop(lock);
+    Ok(())
+}
+
+/// Adds `record` (an imported object) to the state, refusing an address
+/// the state already holds.
+pub fn add_record(backend: &Backend, secrets: &Secrets, record: Record, command: &str) -> Result<(), StateError> {
+    let (lock, _) = backend.lock("mlops import")?;
+    let mut state = backend.load(secrets)?;
+    if state.resources.contains_key(&record.address) {
+        return Err(StateError::AlreadyInState { address: record.address });
+    }
+    write(backend, secrets, &mut state, None, vec![record], command)?;
+    drop(lock);
+    Ok(())
+}
+
+/// Removes `removed` and puts `changed` through the journal (each entry
+/// takes the next serial), then folds the journal and notes the command.
+fn write(
+    backend: &Backend,
+    secrets: &Secrets,
+    state: &mut State,
+    removed: Option<&str>,
+    changed: Vec<Record>,
+    command: &str,
+) -> Result<(), StateError> {
     if state.lineage.is_empty() {
         state.lineage = new_id();
     }
-    let journal = backend.open_journal(&state)?;
-    let mut written = journal.remove_deferred(address);
+    let journal = backend.open_journal(state)?;
+    let mut written = match removed {
+        Some(address) => journal.remove_deferred(address),
+        None => Ok(0),
+    };
     for record in &changed {
         written = written.and_then(|_| journal.put_deferred(record, secrets));
     }
     written.and_then(|serial| journal.wait_durable(serial))?;
-    state.resources.remove(address);
+    if let Some(address) = removed {
+        state.resources.remove(address);
+    }
     for record in changed {
         state.resources.insert(record.address.clone(), record);
     }
     state.serial = journal.serial();
     drop(journal);
-    backend.compact(&state, secrets)?;
+    backend.compact(state, secrets)?;
     // The history is a convenience; the change itself is saved.
     let _ = backend.append_history(&json!({ "time": now(), "command": command, "serial": state.serial }));
-    drop(lock);
     Ok(())
 }
 

@@ -107,7 +107,7 @@ fn has_remote_scheme(uri: &str) -> bool {
     }
 }
 
-/// A file-system-safe name for an address: `module.a.dataset.b["x"]` -> `module.a.dataset.b.x`.
+/// A file-system-safe name for an address: `module.a.dataset.b["x"]` -> `module.a.dataset.b__x`.
 fn slug(address: &str) -> String {
     mlops_data::storage_name(address)
 }
@@ -116,7 +116,6 @@ fn short_hash(version: &str) -> &str {
     data::short_hash(version)
 }
 
-/// A model's registered name: `name`, or else the block's own name.
 fn failed(message: impl Into<String>) -> ProviderError {
     ProviderError::failed(message)
 }
