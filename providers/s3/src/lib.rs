@@ -1184,7 +1184,12 @@ fn unsupported(kind: &str) -> ProviderError {
 
 impl Provider for S3Provider {
     fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
-        SchemaResponse { resource_kinds: vec!["bucket".to_owned(), "dataset".to_owned(), "feature_set".to_owned()], data_kinds: Vec::new() }
+        // A `data "dataset"` in S3 is planned as a dataset whose `uri` is
+        // already in the store: versioned by its listing.
+        SchemaResponse {
+            resource_kinds: vec!["bucket".to_owned(), "dataset".to_owned(), "feature_set".to_owned()],
+            data_kinds: vec!["dataset".to_owned()],
+        }
     }
 
     fn validate(&self, _request: ValidateRequest) -> ValidateResponse {
