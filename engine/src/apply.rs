@@ -28,14 +28,13 @@ use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::residual::{resource_value, CompiledResidual, ResidualBindings};
 use mlops_compiler::schema::Schemas;
 use mlops_compiler::value::Value;
-use mlops_provider_api::{
-    as_expression, as_reference, Action, ApplyContext, ApplyRequest, Attributes, CompiledExpression, ProviderError, RowEvaluator,
-};
+use mlops_provider_api::{as_expression, Action, ApplyContext, ApplyRequest, Attributes, CompiledExpression, ProviderError, RowEvaluator};
 use serde_json::Value as Json;
 
 use crate::convert::{attribute_context, values_from_json};
 use crate::plan::{Plan, Providers, ResourceChange};
 use crate::redact::{redact_paths, Scrubber};
+use crate::resolve::{identity_attribute, lineage_details, lineage_for, resolve_references, visit_expressions};
 use crate::state::{now, Journal, OutputRecord, Record, Secrets, State, StateError};
 
 /// What apply tells whoever shows progress.
@@ -1018,140 +1017,4 @@ fn gate_evidence(resolved: &Attributes) -> String {
         }
         _ => String::new(),
     }
-}
-
-/// Replaces reference markers in `resolved` by the applied attributes of
-/// their targets, and brings the identities in `stored` up to date.
-fn resolve_references(
-    resolved: &mut Attributes,
-    stored: &mut Attributes,
-    records: &BTreeMap<String, Record>,
-    inputs: &mut Vec<(String, Option<Json>)>,
-) {
-    fn walk(resolved: &mut Json, stored: &mut Json, records: &BTreeMap<String, Record>, inputs: &mut Vec<(String, Option<Json>)>) {
-        if let Some((address, _)) = as_reference(resolved) {
-            let address = address.to_owned();
-            if let Some(record) = records.get(&address) {
-                // What one resource hands another keeps the target's secrets
-                // out: a registry would record them as run parameters.
-                let mut attributes = redact_paths(&record.merged_attributes(), &record.sensitive_paths);
-                let identity = record.state.get(identity_attribute(record)).cloned();
-                attributes.insert("$address".to_owned(), Json::String(address.clone()));
-                attributes.insert("$kind".to_owned(), Json::String(record.kind.clone()));
-                attributes.insert("$identity".to_owned(), identity.clone().unwrap_or(Json::Null));
-                if let Json::Object(stored) = stored {
-                    stored.insert("identity".to_owned(), identity.clone().unwrap_or(Json::Null));
-                }
-                // What is downstream of a model was made from its current
-                // version only.
-                let mut lineage = record.lineage.to_json();
-                if let Json::Object(lineage) = &mut lineage {
-                    lineage.remove(crate::lineage::INPUTS_BY_VERSION);
-                }
-                inputs.push((address, Some(lineage)));
-                *resolved = Json::Object(attributes);
-            }
-            return;
-        }
-        match (resolved, stored) {
-            (Json::Object(resolved), Json::Object(stored)) => {
-                for (key, value) in resolved.iter_mut() {
-                    if let Some(stored_value) = stored.get_mut(key) {
-                        walk(value, stored_value, records, inputs);
-                    }
-                }
-            }
-            (Json::Array(resolved), Json::Array(stored)) => {
-                for (value, stored_value) in resolved.iter_mut().zip(stored.iter_mut()) {
-                    walk(value, stored_value, records, inputs);
-                }
-            }
-            _ => {}
-        }
-    }
-    for (name, value) in resolved.iter_mut() {
-        if let Some(stored_value) = stored.get_mut(name) {
-            walk(value, stored_value, records, inputs);
-        }
-    }
-}
-
-fn visit_expressions(attributes: &mut Attributes, path: &mut Vec<String>, visit: &mut dyn FnMut(&[String], &mut Json)) {
-    fn walk(value: &mut Json, path: &mut Vec<String>, visit: &mut dyn FnMut(&[String], &mut Json)) {
-        if as_expression(value).is_some() {
-            visit(path, value);
-            return;
-        }
-        if as_reference(value).is_some() || value.get("$address").is_some() {
-            return;
-        }
-        match value {
-            Json::Object(entries) => {
-                for (key, item) in entries.iter_mut() {
-                    path.push(key.clone());
-                    walk(item, path, visit);
-                    path.pop();
-                }
-            }
-            Json::Array(items) => {
-                for (index, item) in items.iter_mut().enumerate() {
-                    path.push(index.to_string());
-                    walk(item, path, visit);
-                    path.pop();
-                }
-            }
-            _ => {}
-        }
-    }
-    for (name, value) in attributes.iter_mut() {
-        path.push(name.clone());
-        walk(value, path, visit);
-        path.pop();
-    }
-}
-
-/// What produced this resource: its inputs' lineage, nested.
-fn lineage_for(change: &ResourceChange, inputs: &[(String, Option<Json>)], records: &BTreeMap<String, Record>) -> Json {
-    let mut seen = HashSet::new();
-    let inputs: Vec<Json> = inputs
-        .iter()
-        .filter(|(address, _)| seen.insert(address.clone()))
-        .map(|(address, lineage)| match lineage {
-            Some(lineage) if !lineage.is_null() => lineage.clone(),
-            _ => {
-                let record = records.get(address);
-                serde_json::json!({
-                    "address": address,
-                    "kind": record.map(|record| record.kind.clone()),
-                    "identity": record.and_then(|record| record.state.get(identity_attribute(record)).cloned()),
-                })
-            }
-        })
-        .collect();
-    serde_json::json!({
-        "address": change.address,
-        "kind": change.kind,
-        "identity": Json::Null,
-        "inputs": inputs,
-    })
-}
-
-/// What lineage keeps of a resource: the attributes its schema marks
-/// `lineage`, as configured and then as applied (applied values win).
-fn lineage_details(kind: &str, is_data: bool, config: &Attributes, state: &Attributes) -> Json {
-    let mut details = serde_json::Map::new();
-    let Some(schema) = Schemas::standard().kind(kind, is_data) else { return Json::Object(details) };
-    for attributes in [config, state] {
-        for name in schema.lineage_attributes() {
-            if let Some(value) = attributes.get(name).filter(|value| !value.is_null()) {
-                details.insert(name.to_owned(), value.clone());
-            }
-        }
-    }
-    Json::Object(details)
-}
-
-/// The attribute that identifies a version of what a record holds.
-fn identity_attribute(record: &Record) -> &'static str {
-    Schemas::standard().identity_attribute(&record.kind, record.is_data)
 }

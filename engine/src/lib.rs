@@ -21,4 +21,5 @@ pub mod import;
 pub mod lineage;
 pub mod plan;
 pub mod redact;
+pub mod resolve;
 pub mod state;
