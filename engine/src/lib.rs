@@ -21,5 +21,7 @@ pub mod import;
 pub mod lineage;
 pub mod plan;
 pub mod redact;
+pub mod refresh;
 pub mod resolve;
+pub mod select;
 pub mod state;

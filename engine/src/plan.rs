@@ -16,8 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use mlops_compiler::address::{AddressPattern, Mode, ResourceAddress};
 use mlops_compiler::check::{check_preloaded, CheckOptions, CheckResult, InstanceDraft, PlanResolver, VariableOrigin};
@@ -25,12 +24,13 @@ use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::schema::{KindSchema, Schemas};
 use mlops_compiler::source::SourceMap;
 use mlops_compiler::value::Value;
-use mlops_provider_api::{Action, AttributePath, Attributes, PlanRequest, PlanResponse, Provider, ReadRequest, Target, ValidateRequest};
+use mlops_provider_api::{Action, AttributePath, Attributes, PlanRequest, PlanResponse, Provider, Target, ValidateRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::convert::{config_json, references, values_from_json};
-use crate::redact::{redact_paths, Scrubber};
+use crate::redact::Scrubber;
+use crate::refresh::{refresh, Refreshed};
 use crate::state::{Record, RecordLifecycle, Secrets, State};
 
 pub const PLAN_FORMAT_VERSION: &str = "1.0";
@@ -395,135 +395,6 @@ pub fn config_hash(sources: &SourceMap, variables: &HashMap<String, Value>) -> S
     format!("b3:{}", hasher.finalize().to_hex())
 }
 
-/// Refreshes every record through its provider, `parallelism` at a time.
-/// Returns what changed, drift, and problems.
-pub fn refresh(
-    state: &State,
-    providers: &Providers,
-    configurations: &BTreeMap<String, ProviderConfiguration>,
-    root_directory: &Path,
-    data_directory: &Path,
-    parallelism: usize,
-) -> (Refreshed, Vec<Drift>, Vec<String>, Vec<Diagnostic>) {
-    let records: Vec<&Record> = state.resources.values().collect();
-    let next = AtomicUsize::new(0);
-    type RefreshResult = (String, Result<(RefreshOutcome, Vec<String>), (String, Option<String>)>);
-    let results: Mutex<Vec<RefreshResult>> = Mutex::new(Vec::with_capacity(records.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..parallelism.clamp(1, 64).min(records.len().max(1)) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(record) = records.get(index) else { break };
-                let result = refresh_one(record, providers, configurations, root_directory, data_directory);
-                results.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push((record.address.clone(), result));
-            });
-        }
-    });
-    let mut refreshed = Refreshed::default();
-    let mut drift = Vec::new();
-    let mut problems = Vec::new();
-    let mut failures: BTreeMap<(String, Option<String>), Vec<String>> = BTreeMap::new();
-    let mut notes = Vec::new();
-    let mut results = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
-    results.sort_by(|left, right| left.0.cmp(&right.0));
-    for (address, result) in results {
-        let prior = &state.resources[&address];
-        let result = result.map(|(outcome, found)| {
-            notes.extend(found.into_iter().map(|note| format!("{address}: {note}")));
-            outcome
-        });
-        match result {
-            Ok(RefreshOutcome::Unchanged) => {}
-            Ok(RefreshOutcome::Changed(record, outside)) => {
-                if !outside.is_empty() {
-                    drift.push(Drift {
-                        address: address.clone(),
-                        before: redact_paths(&prior.state, &prior.sensitive_paths),
-                        after: Some(redact_paths(&record.state, &prior.sensitive_paths)),
-                        summary: format!("changed outside mlops: {}", outside.join(", ")),
-                    });
-                } else if record.state != prior.state {
-                    let changed: Vec<String> = prior
-                        .state
-                        .keys()
-                        .chain(record.state.keys())
-                        .filter(|name| prior.state.get(*name) != record.state.get(*name))
-                        .cloned()
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect();
-                    drift.push(Drift {
-                        address: address.clone(),
-                        before: redact_paths(&prior.state, &prior.sensitive_paths),
-                        after: Some(redact_paths(&record.state, &prior.sensitive_paths)),
-                        summary: format!("changed outside mlops: {}", changed.join(", ")),
-                    });
-                }
-                if record.state != prior.state || record.private != prior.private {
-                    refreshed.changed.insert(address, *record);
-                }
-            }
-            Ok(RefreshOutcome::Gone) => {
-                refreshed.gone.insert(address.clone());
-                drift.push(Drift {
-                    address: address.clone(),
-                    before: redact_paths(&prior.state, &prior.sensitive_paths),
-                    after: None,
-                    summary: "deleted outside mlops".to_owned(),
-                })
-            }
-            Err(message) => failures.entry(message).or_default().push(address),
-        }
-    }
-    // One store that cannot be reached is one problem, however many
-    // resources live in it.
-    for ((message, help), addresses) in failures {
-        let named = match addresses.as_slice() {
-            [one] => one.clone(),
-            [first, second] => format!("{first} and {second}"),
-            [first, rest @ ..] => format!("{first} and {} more", rest.len()),
-            [] => continue,
-        };
-        let help = match help {
-            Some(help) => format!("{help}; or plan with --refresh=false to use the recorded state as it is"),
-            None => "fix the cause, or plan with --refresh=false to use the recorded state as it is".to_owned(),
-        };
-        problems.push(Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot refresh {named}: {message}")).with_help(help));
-    }
-    (refreshed, drift, notes, problems)
-}
-
-/// What refreshing one record found.
-enum RefreshOutcome {
-    Unchanged,
-    /// The record as read, and changes the provider found that its
-    /// attributes do not show.
-    Changed(Box<Record>, Vec<String>),
-    Gone,
-}
-
-/// What refresh found, as differences from the state (so that a large state
-/// is not copied when nothing changed).
-#[derive(Debug, Default)]
-pub struct Refreshed {
-    /// Records whose live state differs from the recorded one.
-    pub changed: BTreeMap<String, Record>,
-    /// Records whose object no longer exists.
-    pub gone: HashSet<String>,
-}
-
-impl Refreshed {
-    /// The refreshed record at `address`, if the object still exists.
-    pub fn get<'a>(&'a self, state: &'a State, address: &str) -> Option<&'a Record> {
-        if self.gone.contains(address) {
-            return None;
-        }
-        self.changed.get(address).or_else(|| state.resources.get(address))
-    }
-}
-
-/// Refreshes one record, with the provider's notes; an error is the
-/// provider's message and help.
 /// The provider's view of one resource instance. The address's parts come
 /// from the compiler's address parser, so no provider splits the string.
 pub(crate) fn target_of(
@@ -555,48 +426,6 @@ pub(crate) fn target_of(
         working_directory: working_directory.to_path_buf(),
         data_directory: data_directory.to_path_buf(),
     }
-}
-
-fn refresh_one(
-    record: &Record,
-    providers: &Providers,
-    configurations: &BTreeMap<String, ProviderConfiguration>,
-    root_directory: &Path,
-    data_directory: &Path,
-) -> Result<(RefreshOutcome, Vec<String>), (String, Option<String>)> {
-    let provider = providers.get(&record.provider).map_err(|message| (message, None))?;
-    let key = provider_key(&record.provider, record.provider_alias.as_deref());
-    let target = target_of(
-        &record.address,
-        &record.kind,
-        record.is_data,
-        configurations.get(&key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
-        root_directory,
-        data_directory,
-    );
-    let response = provider
-        .read(ReadRequest { target, config: record.config.clone(), state: record.state.clone(), private: record.private.clone() })
-        .map_err(|error| (error.to_string(), error.help().map(str::to_owned)))?;
-    // Only a record that changed is copied: most do not. A secret that was
-    // not stored (no MLOPS_STATE_KEY) cannot be compared, so it is taken to
-    // be what the object holds now, rather than reported as drift.
-    let notes = response.notes;
-    let outcome = match response.state {
-        None => RefreshOutcome::Gone,
-        Some(state) if !response.changed_outside.is_empty() => {
-            RefreshOutcome::Changed(Box::new(Record { state, private: response.private, ..record.clone() }), response.changed_outside)
-        }
-        Some(state) if state == record.state && response.private == record.private => RefreshOutcome::Unchanged,
-        Some(state)
-            if response.private == record.private
-                && !record.sensitive_paths.is_empty()
-                && restore_withheld(&record.state, &state, &record.sensitive_paths) == state =>
-        {
-            RefreshOutcome::Unchanged
-        }
-        Some(state) => RefreshOutcome::Changed(Box::new(Record { state, private: response.private, ..record.clone() }), Vec::new()),
-    };
-    Ok((outcome, notes))
 }
 
 pub fn provider_key(provider_type: &str, alias: Option<&str>) -> String {
@@ -880,7 +709,7 @@ impl Planner<'_> {
 /// A secret sealed with a key this run does not have counts as withheld too:
 /// it cannot be compared either, and taking it for a change would replace
 /// every run that uses it.
-fn restore_withheld(prior: &Attributes, current: &Attributes, sensitive_paths: &[AttributePath]) -> Attributes {
+pub(crate) fn restore_withheld(prior: &Attributes, current: &Attributes, sensitive_paths: &[AttributePath]) -> Attributes {
     let mut restored = prior.clone();
     for path in sensitive_paths {
         let withheld = crate::state::json_at(prior, path).is_some_and(crate::state::is_sealed);
@@ -1134,10 +963,11 @@ fn output_change(output: &mlops_compiler::check::CheckedOutput, before: Option<J
 }
 
 /// The addresses a -target/-exclude selection keeps.
+/// The instances -target/-exclude select: the configuration's resource
+/// blocks (with their dependencies and instances) and what the state
+/// records, handed to [`crate::select::select`].
 fn select(check: &CheckResult, state: &State, targets: &[AddressPattern], excludes: &[AddressPattern]) -> HashSet<String> {
-    // Dependencies are between resource blocks; selection is of instances.
-    let mut dependencies: HashMap<ResourceAddress, Vec<ResourceAddress>> = HashMap::new();
-    let mut instances_of: HashMap<ResourceAddress, Vec<ResourceAddress>> = HashMap::new();
+    let mut blocks = Vec::new();
     if let Some(root) = &check.root {
         for (module_path, resource) in root.all_resources() {
             let mode = if resource.is_data { Mode::Data } else { Mode::Managed };
@@ -1148,63 +978,11 @@ fn select(check: &CheckResult, state: &State, targets: &[AddressPattern], exclud
                 .filter_map(|dependency| dependency.parse::<ResourceAddress>().ok())
                 .map(|dependency| ResourceAddress { module_path: module_path.to_vec(), ..dependency })
                 .collect();
-            dependencies.insert(base.clone(), depends);
-            let instances = instances_of.entry(base).or_default();
-            for instance in &resource.instances {
-                if let Ok(address) = instance.value.address.parse::<ResourceAddress>() {
-                    instances.push(address);
-                }
-            }
+            let instances =
+                resource.instances.iter().filter_map(|instance| instance.value.address.parse::<ResourceAddress>().ok()).collect();
+            blocks.push(crate::select::Block { address: base, depends_on: depends, instances });
         }
     }
-    for address in state.resources.keys().filter_map(|address| address.parse::<ResourceAddress>().ok()) {
-        let instances = instances_of.entry(address.without_key()).or_default();
-        if !instances.contains(&address) {
-            instances.push(address);
-        }
-    }
-    let all: Vec<&ResourceAddress> = instances_of.values().flatten().collect();
-    let mut selected: HashSet<ResourceAddress> = HashSet::new();
-    if targets.is_empty() {
-        selected.extend(all.iter().map(|address| (*address).clone()));
-    } else {
-        let mut queue: Vec<ResourceAddress> = all
-            .iter()
-            .filter(|address| targets.iter().any(|target| address.is_selected_by(target)))
-            .map(|address| (*address).clone())
-            .collect();
-        while let Some(address) = queue.pop() {
-            if !selected.insert(address.clone()) {
-                continue;
-            }
-            for dependency in dependencies.get(&address.without_key()).into_iter().flatten() {
-                for instance in instances_of.get(dependency).into_iter().flatten() {
-                    if !selected.contains(instance) {
-                        queue.push(instance.clone());
-                    }
-                }
-            }
-        }
-    }
-    if !excludes.is_empty() {
-        // Excluding something excludes what depends on it: the instances the
-        // patterns name, and every resource downstream of their blocks.
-        let directly: HashSet<&ResourceAddress> =
-            all.iter().copied().filter(|address| excludes.iter().any(|pattern| address.is_selected_by(pattern))).collect();
-        let seeds: HashSet<ResourceAddress> = directly.iter().map(|address| address.without_key()).collect();
-        let mut downstream: HashSet<ResourceAddress> = HashSet::new();
-        loop {
-            let before = downstream.len();
-            for (resource, depends) in &dependencies {
-                if depends.iter().any(|dependency| seeds.contains(dependency) || downstream.contains(dependency)) {
-                    downstream.insert(resource.clone());
-                }
-            }
-            if downstream.len() == before {
-                break;
-            }
-        }
-        selected.retain(|address| !directly.contains(address) && !downstream.contains(&address.without_key()));
-    }
-    selected.iter().map(ResourceAddress::to_string).collect()
+    let recorded = state.resources.keys().filter_map(|address| address.parse::<ResourceAddress>().ok());
+    crate::select::select(&blocks, recorded, targets, excludes)
 }
