@@ -485,7 +485,16 @@ fn a_server_started_with_another_version_is_stopped_not_adopted() {
 #[test]
 fn a_run_a_killed_apply_started_with_other_settings_is_stopped_not_adopted() {
     let workspace = Workspace::copy_of("tests/cases/slow-training");
-    let mut child = workspace.start_slow_apply("30", || workspace.read(".mlops/state/journal.jsonl").contains("\"started\""));
+    // Started, and its process id written (the handle is journaled first).
+    let run_pid_written = || {
+        fs::read_dir(workspace.path().join(".mlops/runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|run| fs::read_to_string(run.path().join("pid")).is_ok_and(|pid| pid.trim().parse::<u32>().is_ok()))
+    };
+    let mut child =
+        workspace.start_slow_apply("30", || workspace.read(".mlops/state/journal.jsonl").contains("\"started\"") && run_pid_written());
     child.kill().unwrap();
     child.wait().unwrap();
     let run = fs::read_dir(workspace.path().join(".mlops/runs")).unwrap().next().unwrap().unwrap().path();

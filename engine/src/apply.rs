@@ -756,7 +756,6 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     resolve_references(&mut resolved, &mut stored_config, &upstream, &mut inputs);
     let schema = if change.is_data { Schemas::standard().data.get(&change.kind) } else { Schemas::standard().resources.get(&change.kind) };
     let mut post_checks: Vec<(Vec<String>, String)> = Vec::new();
-    let mut gates: Vec<(String, Json, Message)> = Vec::new();
     let mut failure: Option<String> = None;
     visit_expressions(&mut resolved, &mut Vec::new(), &mut |path, slot| {
         let Some(text) = as_expression(slot).map(str::to_owned) else { return };
@@ -781,51 +780,9 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     // Gates guard registration; a model pinned to an existing version (a
     // rollback) registers nothing, so a failing candidate cannot block it.
     let pinned = change.kind == "model" && resolved.get("version").is_some_and(|version| !version.is_null());
-    if let (Some(Json::Object(gate_blocks)), false) = (resolved.get("gate"), pinned) {
-        for (name, gate) in gate_blocks {
-            let message_path = ["gate".to_owned(), name.clone(), "error_message".to_owned()];
-            let message = gate.get("error_message").cloned().unwrap_or(Json::Null);
-            let message = if change.sensitive_paths.iter().any(|path| path[..] == message_path[..]) {
-                Message::Sensitive
-            } else {
-                Message::Text(message)
-            };
-            gates.push((name.clone(), gate.get("condition").cloned().unwrap_or(Json::Bool(true)), message));
-        }
-    }
-
-    // Gates: before anything is registered.
-    for (name, condition, message) in &gates {
-        let holds = match condition {
-            Json::Bool(flag) => Ok(*flag),
-            other => match as_expression(other) {
-                Some(text) => CompiledResidual::parse(text, &bindings)
-                    .and_then(|compiled| compiled.evaluate(None, None))
-                    .map(|value| value.unmark().0.as_bool() == Some(true)),
-                None => Ok(false),
-            },
-        };
-        let text = as_expression(condition).map_or_else(|| condition.to_string(), str::to_owned);
-        match holds {
-            Ok(true) => {}
-            Ok(false) => {
-                let message = evaluate_message(message, &bindings, None);
-                let evidence = gate_evidence(&resolved);
-                return Err(Failure::from(
-                    Diagnostic::error(codes::GATE_FAILED, format!("gate `{name}` of {} failed: {message}", change.address)).with_help(
-                        format!(
-                        "`{text}` is false{evidence}; no version was registered, and the previous version and its aliases are unchanged"
-                    ),
-                    ),
-                ));
-            }
-            Err(error) => {
-                return Err(Failure::from(
-                    Diagnostic::error(codes::GATE_FAILED, format!("gate `{name}` of {} could not be evaluated: {error}", change.address))
-                        .with_help("a gate may only use values its training reports (the declared metrics)"),
-                ));
-            }
-        }
+    if !pinned {
+        let gates = crate::gates::gates_of(&resolved, &change.sensitive_paths);
+        crate::gates::check_gates(&gates, &bindings, &resolved, &change.address).map_err(Failure::from)?;
     }
 
     let lineage = lineage_for(change, &inputs, &upstream);
@@ -861,43 +818,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     };
 
     // Checks: on what was actually stored.
-    if !post_checks.is_empty() {
-        let mut merged = resolved.clone();
-        for (name, value) in &response.state {
-            merged.insert(name.clone(), value.clone());
-        }
-        let self_value = resource_value(&change.address, &change.kind, change.is_data, values_from_json(&merged, &[]));
-        for (path, text) in &post_checks {
-            let holds = CompiledResidual::parse(text, &bindings).and_then(|compiled| compiled.evaluate(Some(self_value.clone()), None));
-            let name = path.get(1).cloned().unwrap_or_default();
-            let block_path = &path[..path.len().saturating_sub(1)];
-            let message_path = [block_path, &["error_message".to_owned()]].concat();
-            let message = if change.sensitive_paths.contains(&message_path) {
-                Message::Sensitive
-            } else {
-                Message::Text(crate::state::json_at(&resolved, &message_path).cloned().unwrap_or(Json::Null))
-            };
-            match holds {
-                Ok(value) if value.unmark().0.as_bool() == Some(true) => {}
-                Ok(_) => {
-                    let message = evaluate_message(&message, &bindings, Some(self_value.clone()));
-                    return Err(Failure::from(
-                        Diagnostic::error(codes::CHECK_FAILED, format!("check `{name}` of {} failed: {message}", change.address))
-                            .with_help(format!("`{text}` is false for this data; the previous version stays current")),
-                    ));
-                }
-                Err(error) => {
-                    return Err(Failure::from(
-                        Diagnostic::error(
-                            codes::CHECK_FAILED,
-                            format!("check `{name}` of {} could not be evaluated: {error}", change.address),
-                        )
-                        .with_help("a check may use the dataset's computed attributes: row_count, size_bytes, version"),
-                    ));
-                }
-            }
-        }
-    }
+    crate::gates::run_checks(&post_checks, &bindings, &resolved, &response.state, change).map_err(Failure::from)?;
 
     let record = Record {
         address: change.address.clone(),
@@ -976,45 +897,5 @@ fn with_retries<T>(context: &Context<'_>, mut operation: impl FnMut() -> Result<
             }
             other => return other,
         }
-    }
-}
-
-/// A gate's or check's `error_message`: text to show, or one built from a
-/// sensitive value, which is never shown.
-enum Message {
-    Text(Json),
-    Sensitive,
-}
-
-/// What a message built from a sensitive value shows instead.
-const SENSITIVE_MESSAGE: &str = "(its error_message uses a sensitive value, so it is not shown)";
-
-fn evaluate_message(message: &Message, bindings: &ResidualBindings, self_value: Option<Value>) -> String {
-    let message = match message {
-        Message::Sensitive => return SENSITIVE_MESSAGE.to_owned(),
-        Message::Text(message) => message,
-    };
-    match message {
-        Json::String(text) => text.clone(),
-        other => match as_expression(other) {
-            Some(text) => match CompiledResidual::parse(text, bindings).and_then(|compiled| compiled.evaluate(self_value, None)) {
-                Ok(value) if value.contains_sensitive() => SENSITIVE_MESSAGE.to_owned(),
-                Ok(value) => value.unmark().0.as_str().map_or_else(|| text.to_owned(), str::to_owned),
-                Err(_) => text.to_owned(),
-            },
-            None => "the condition is false".to_owned(),
-        },
-    }
-}
-
-/// What a gate saw: the candidate's metrics.
-fn gate_evidence(resolved: &Attributes) -> String {
-    let metrics = resolved.get("source").and_then(|source| source.get("metrics")).and_then(Json::as_object);
-    match metrics {
-        Some(metrics) if !metrics.is_empty() => {
-            let listed: Vec<String> = metrics.iter().map(|(name, value)| format!("{name} = {value}")).collect();
-            format!(" (the candidate reported {})", listed.join(", "))
-        }
-        _ => String::new(),
     }
 }

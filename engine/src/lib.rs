@@ -17,6 +17,7 @@
 pub mod apply;
 pub mod convert;
 pub mod decide;
+pub mod gates;
 pub mod import;
 pub mod lineage;
 pub mod plan;
