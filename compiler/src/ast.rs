@@ -83,11 +83,9 @@ pub enum ExprKind {
         root: Box<Expr>,
         steps: Vec<TraversalStep>,
     },
-    Call {
-        name: Ident,
-        args: Vec<Expr>,
-        expand_final: bool,
-    },
+    /// Boxed: the largest variant otherwise, and every expression of a
+    /// large configuration paid for its size.
+    Call(Box<Call>),
     Unary {
         operator: UnaryOperator,
         operand: Box<Expr>,
@@ -104,6 +102,15 @@ pub enum ExprKind {
     },
     For(Box<ForExpr>),
     Parenthesis(Box<Expr>),
+}
+
+/// A function call: `name(args...)`, with `...` after the last argument
+/// when `expand_final`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub name: Ident,
+    pub args: Vec<Expr>,
+    pub expand_final: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,7 +205,7 @@ impl Expr {
                     }
                 }
             }
-            ExprKind::Call { args, .. } => args.iter().for_each(|arg| arg.walk(visit)),
+            ExprKind::Call(call) => call.args.iter().for_each(|arg| arg.walk(visit)),
             ExprKind::Unary { operand, .. } => operand.walk(visit),
             ExprKind::Binary { left, right, .. } => {
                 left.walk(visit);

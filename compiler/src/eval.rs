@@ -178,8 +178,8 @@ impl<'a> Evaluator<'a> {
                 self.spend(value.weight(), expr.span);
                 value
             }
-            ExprKind::Call { name, args, expand_final } => {
-                let value = self.call(expr, &name.name, name.span, args, *expand_final);
+            ExprKind::Call(call) => {
+                let value = self.call(expr, &call.name.name, call.name.span, &call.args, call.expand_final);
                 self.spend(value.weight(), expr.span);
                 value
             }

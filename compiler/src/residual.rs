@@ -130,7 +130,8 @@ impl Printer<'_> {
                     }
                 }
             }
-            ExprKind::Call { name, args, expand_final } => {
+            ExprKind::Call(call) => {
+                let (name, args, expand_final) = (&call.name, &call.args, &call.expand_final);
                 out.push_str(&name.name);
                 out.push('(');
                 for (index, argument) in args.iter().enumerate() {

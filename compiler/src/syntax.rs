@@ -193,11 +193,11 @@ impl Converter<'_> {
                     name = format!("{}::{}", namespace.join("::"), name);
                     name_span = self.span(first.span()).to(name_span);
                 }
-                ExprKind::Call {
+                ExprKind::Call(Box::new(crate::ast::Call {
                     name: Ident { name, span: name_span },
                     args: call.args.iter().map(|arg| self.expr(arg)).collect(),
                     expand_final: call.args.expand_final(),
-                }
+                }))
             }
             Expression::Traversal(traversal) => ExprKind::Traversal {
                 root: Box::new(self.expr(&traversal.expr)),

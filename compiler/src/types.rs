@@ -222,7 +222,8 @@ pub fn parse_type_expr(expr: &Expr, allow_references: bool) -> Result<Type, Type
                 }),
             )),
         },
-        ExprKind::Call { name, args, .. } => {
+        ExprKind::Call(call) => {
+            let (name, args) = (&call.name, &call.args);
             let single = || -> Result<Type, TypeExprError> {
                 match args.as_slice() {
                     [argument] => parse_type_expr(argument, allow_references),
