@@ -177,6 +177,28 @@ enum Command {
         #[arg(long, default_value = ".")]
         directory: PathBuf,
     },
+    /// The audit trail: every apply, import and state change, who made it and what it changed.
+    #[command(args_conflicts_with_subcommands = true)]
+    History {
+        #[command(subcommand)]
+        action: Option<HistoryAction>,
+        #[arg(default_value = ".")]
+        directory: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HistoryAction {
+    /// One entry, by the state serial it made.
+    Show {
+        serial: u64,
+        #[arg(long, default_value = ".")]
+        directory: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -301,5 +323,11 @@ pub fn run() -> i32 {
             crate::commands::drift_command(&reference, &current, &columns, &method, threshold, output.as_deref()),
         ),
         Command::ForceUnlock { id, directory } => crate::commands::exit_code(crate::commands::force_unlock_command(&directory, &id)),
+        Command::History { action: None, directory, json } => {
+            crate::commands::exit_code(crate::commands::history_command(&directory, None, json))
+        }
+        Command::History { action: Some(HistoryAction::Show { serial, directory, json }), .. } => {
+            crate::commands::exit_code(crate::commands::history_command(&directory, Some(serial), json))
+        }
     }
 }

@@ -557,6 +557,30 @@ fn state_surgery_graph_and_outputs() {
 }
 
 #[test]
+fn the_history_says_who_changed_what_and_never_a_variable_value() {
+    let workspace = Workspace::copy_of("tests/cases/slow-training");
+    workspace.apply(&["-var", "token=hunter2-in-history"]);
+    assert_eq!(workspace.run(&["state", "mv", "bucket.other", "bucket.renamed"]).code, 0);
+    let listing = workspace.run(&["history"]);
+    assert_eq!(listing.code, 0, "{}", listing.all());
+    listing.assert_stdout_mentions(&["serial", "outcome", " done", "state change", "mlops apply", "state mv bucket.other bucket.renamed"]);
+    let json = workspace.run(&["history", "--json"]);
+    for run in [&listing, &json] {
+        assert!(!run.stdout.contains("hunter2"), "a variable's value is in the history:\n{}", run.stdout);
+    }
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0]["user"].as_str().is_some(), entries[1]["user"].as_str().is_some(), "every entry says who");
+    let serial = entries[0]["serial"].as_u64().unwrap().to_string();
+    let shown = workspace.run(&["history", "show", &serial]);
+    assert_eq!(shown.code, 0, "{}", shown.all());
+    shown.assert_stdout_mentions(&["bucket.other: create (done)", "training.slow: create (done)", "config   b3:"]);
+    let missing = workspace.run(&["history", "show", "9999"]);
+    assert_eq!(missing.code, 1, "{}", missing.all());
+    missing.assert_stderr_mentions(&["the history has no entry for serial 9999", "the serials in the history are"]);
+}
+
+#[test]
 fn plan_and_apply_errors_are_diagnostics() {
     let workspace = Workspace::copy_of("tests/cases/slow-training");
     workspace.write("extra.mlops.hcl", "variable \"required\" {\n  type = string\n}\n");

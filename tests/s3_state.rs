@@ -142,6 +142,17 @@ fn state_lives_in_s3_and_every_write_is_folded_into_one_snapshot() {
     assert_eq!(back.code, 0, "{}", back.all());
     workspace.assert_no_changes(&[]);
     assert_eq!(store.list("snapshots/").unwrap().len(), 1, "older snapshots are deleted once folded");
+
+    // The audit trail lives in the bucket too: the apply and both moves,
+    // and never the secret given on the command line.
+    let history = workspace.run(&["history", "--json"]);
+    assert_eq!(history.code, 0, "{}", history.all());
+    assert!(!history.stdout.contains(SECRET), "{}", history.stdout);
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();
+    let commands: Vec<&str> = entries.iter().filter_map(|entry| entry["command"].as_str()).collect();
+    assert_eq!(commands.len(), 3, "{commands:?}");
+    assert!(commands[0].contains("apply") && commands[0].contains("token=…"), "{commands:?}");
+    assert!(commands[1..].iter().all(|command| command.contains("state mv")), "{commands:?}");
 }
 
 #[test]

@@ -808,6 +808,15 @@ impl Backend {
         }
     }
 
+    /// Every history entry (applies, state surgery, restores), oldest
+    /// first, and how many stored entries could not be read.
+    pub fn history(&self) -> Result<(Vec<Json>, usize), StateError> {
+        match self {
+            Backend::Local(local) => local.history(),
+            Backend::Remote(remote) => remote.history(),
+        }
+    }
+
     /// Takes the lock, or fails at once naming the holder. Returns the lock
     /// and, when a process died holding it (local backend), that holder.
     pub fn lock(&self, command: &str) -> Result<(StateLock, Option<LockHolder>), StateError> {

@@ -10,6 +10,7 @@ mod explain;
 mod fmt;
 mod force_unlock;
 mod graph;
+mod history;
 mod import;
 mod init;
 mod lineage;
@@ -27,6 +28,7 @@ pub use explain::explain_command;
 pub use fmt::format_command;
 pub use force_unlock::force_unlock_command;
 pub use graph::{graph_command, GraphFormat};
+pub use history::history_command;
 pub use import::import_command;
 pub use init::init_command;
 pub use lineage::lineage_command;
@@ -321,7 +323,11 @@ fn parse_value(text: &str) -> Value {
 fn redacted_command() -> String {
     let mut redacted = Vec::new();
     let mut value_follows = false;
-    for argument in std::env::args() {
+    // The program by its name, not the path it was run from.
+    let program = std::env::args()
+        .next()
+        .map(|program| Path::new(&program).file_name().map_or_else(|| program.clone(), |name| name.to_string_lossy().into_owned()));
+    for argument in program.into_iter().chain(std::env::args().skip(1)) {
         if value_follows {
             redacted.push(argument.split_once('=').map_or_else(|| "…".to_owned(), |(name, _)| format!("{name}=…")));
             value_follows = false;

@@ -539,6 +539,26 @@ impl LocalBackend {
         }
     }
 
+    /// Every readable line of the history, oldest first, and the number of
+    /// lines that could not be read (a line torn by a kill).
+    pub fn history(&self) -> Result<(Vec<Json>, usize), StateError> {
+        let path = self.history_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(error) => return Err(io("read", &path)(error)),
+        };
+        let mut entries = Vec::new();
+        let mut unreadable = 0;
+        for line in bytes.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()) {
+            match serde_json::from_slice::<Json>(line) {
+                Ok(entry) if entry.is_object() => entries.push(entry),
+                _ => unreadable += 1,
+            }
+        }
+        Ok((entries, unreadable))
+    }
+
     pub fn append_history(&self, entry: &Json) -> Result<(), StateError> {
         fs::create_dir_all(&self.directory).map_err(io("create", &self.directory))?;
         let path = self.history_path();

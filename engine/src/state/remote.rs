@@ -281,6 +281,24 @@ impl RemoteBackend {
         Ok(())
     }
 
+    /// Every history object, oldest first (their keys start with the time),
+    /// and how many could not be read.
+    pub fn history(&self) -> Result<(Vec<Json>, usize), StateError> {
+        let mut keys = self.store.list(HISTORY).map_err(store_error)?;
+        keys.sort();
+        let mut entries = Vec::new();
+        let mut unreadable = 0;
+        for key in keys {
+            match self.store.get(&key).map_err(store_error)?.map(|object| serde_json::from_slice::<Json>(&object.bytes)) {
+                Some(Ok(entry)) if entry.is_object() => entries.push(entry),
+                // Deleted between the listing and the read: nothing to show.
+                None => {}
+                _ => unreadable += 1,
+            }
+        }
+        Ok((entries, unreadable))
+    }
+
     pub fn append_history(&self, entry: &Json) -> Result<(), StateError> {
         let time = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let key = format!("{HISTORY}{time}-{}.json", &new_id()[..8]);

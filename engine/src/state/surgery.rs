@@ -82,7 +82,13 @@ fn write(
     drop(journal);
     backend.compact(state, secrets)?;
     // The history is a convenience; the change itself is saved.
-    let _ = backend.append_history(&json!({ "time": now(), "command": command, "serial": state.serial }));
+    let _ = backend.append_history(&json!({
+        "time": now(),
+        "user": std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned()),
+        "host": super::hostname(),
+        "command": command,
+        "serial": state.serial
+    }));
     Ok(())
 }
 
