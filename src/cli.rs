@@ -88,6 +88,9 @@ enum Command {
         /// Do not ask for approval.
         #[arg(long)]
         auto_approve: bool,
+        /// Wait this long for a lock another apply holds (`30s`, `5m`) instead of failing at once.
+        #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s")]
+        lock_timeout: String,
     },
     /// Remove everything managed. Retained kinds (datasets, models) are forgotten, not deleted, unless --delete-retained.
     Destroy {
@@ -98,6 +101,9 @@ enum Command {
         /// Delete retained kinds too.
         #[arg(long)]
         delete_retained: bool,
+        /// Wait this long for a lock another apply holds instead of failing at once.
+        #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s")]
+        lock_timeout: String,
     },
     /// Bring an object that already exists under management: read it by its
     /// provider's identifier (a bucket's name) into the declared ADDRESS.
@@ -263,6 +269,7 @@ fn normalise_arguments(arguments: impl Iterator<Item = String>) -> Vec<String> {
         "destroy",
         "upgrade",
         "version",
+        "lock-timeout",
     ];
     arguments
         .map(|argument| {
@@ -301,12 +308,16 @@ pub fn run() -> i32 {
             detailed_exitcode,
             destroy,
         )),
-        Command::Apply { common, auto_approve } => {
-            crate::commands::exit_code(crate::commands::apply_command(&common.into_plan_arguments(), auto_approve, false, false))
-        }
-        Command::Destroy { common, auto_approve, delete_retained } => {
-            crate::commands::exit_code(crate::commands::apply_command(&common.into_plan_arguments(), auto_approve, true, delete_retained))
-        }
+        Command::Apply { common, auto_approve, lock_timeout } => crate::commands::exit_code(crate::commands::apply_command(
+            &common.into_plan_arguments(),
+            auto_approve,
+            false,
+            false,
+            &lock_timeout,
+        )),
+        Command::Destroy { common, auto_approve, delete_retained, lock_timeout } => crate::commands::exit_code(
+            crate::commands::apply_command(&common.into_plan_arguments(), auto_approve, true, delete_retained, &lock_timeout),
+        ),
         Command::Show { path, json } => crate::commands::exit_code(crate::commands::show_command(path.as_deref(), json)),
         Command::Import { address, id, directory, variables, variable_files } => {
             crate::commands::exit_code(crate::commands::import_command(&directory, &address, &id, &variables, &variable_files))

@@ -283,7 +283,7 @@ fn start_slow_apply(workspace: &Workspace, seconds: &str) -> Child {
 #[test]
 fn a_second_apply_fails_at_once_naming_the_lock_holder() {
     let workspace = Workspace::copy_of("tests/cases/slow-training");
-    let mut first = start_slow_apply(&workspace, "3");
+    let mut first = start_slow_apply(&workspace, "5");
     let started = Instant::now();
     let second = workspace.run(&["apply", "--auto-approve"]);
     assert!(started.elapsed() < Duration::from_secs(2), "the second apply waited");
@@ -291,6 +291,15 @@ fn a_second_apply_fails_at_once_naming_the_lock_holder() {
     assert!(second.stderr.contains("E0705 state-locked"), "{}", second.all());
     assert!(second.stderr.contains(&format!("pid {}", first.id())), "{}", second.all());
     assert!(second.stderr.contains("running `mlops apply`"), "{}", second.all());
+
+    // With -lock-timeout, a third waits for the lock instead, and then
+    // finds nothing left to do.
+    let bad = workspace.run(&["apply", "--auto-approve", "-lock-timeout=soon"]);
+    assert_eq!(bad.code, 1, "{}", bad.all());
+    assert!(bad.stderr.contains("invalid-duration") && bad.stderr.contains("-lock-timeout"), "{}", bad.all());
+    let third = workspace.run(&["apply", "--auto-approve", "-lock-timeout=2m"]);
+    assert_eq!(third.code, 0, "{}", third.all());
+    assert!(third.stderr.contains("waiting up to 2m for it (-lock-timeout)"), "{}", third.all());
     assert!(first.wait().unwrap().success());
     workspace.assert_no_changes(&[]);
 }

@@ -826,6 +826,33 @@ impl Backend {
         }
     }
 
+    /// [`Backend::lock`], waiting up to `timeout` while another process
+    /// holds the lock (`waiting` is told once, with the holder). A lock
+    /// still held at the end is the same error as without waiting.
+    pub fn lock_waiting(
+        &self,
+        command: &str,
+        timeout: std::time::Duration,
+        waiting: &dyn Fn(&LockHolder),
+    ) -> Result<(StateLock, Option<LockHolder>), StateError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut pause = std::time::Duration::from_millis(100);
+        let mut told = false;
+        loop {
+            match self.lock(command) {
+                Err(StateError::Locked { holder }) if std::time::Instant::now() + pause <= deadline => {
+                    if !told {
+                        waiting(&holder);
+                        told = true;
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub fn force_unlock(&self, id: &str) -> Result<LockHolder, StateError> {
         match self {
             Backend::Local(local) => local.force_unlock(id),

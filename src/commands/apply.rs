@@ -182,7 +182,24 @@ fn confirm(question: &str) -> bool {
     answer.trim() == "yes"
 }
 
-pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: bool, delete_retained: bool) -> CommandResult {
+pub fn apply_command(
+    arguments: &PlanArguments,
+    auto_approve: bool,
+    destroy: bool,
+    delete_retained: bool,
+    lock_timeout: &str,
+) -> CommandResult {
+    let lock_timeout = match mlops_compiler::units::check_duration(lock_timeout) {
+        Ok(milliseconds) => std::time::Duration::from_millis(milliseconds as u64),
+        Err(rejection) => {
+            return fail(
+                Diagnostic::error(codes::INVALID_DURATION, format!("-lock-timeout: {}", rejection.message)).with_help(rejection.help),
+            )
+        }
+    };
+    let waiting = |holder: &mlops_engine::state::LockHolder| {
+        errln!("The state is locked by {holder}; waiting up to {} for it (-lock-timeout).", format_wait(lock_timeout));
+    };
     // A saved plan instead of a directory?
     let saved_plan = arguments.directory.is_file().then(|| arguments.directory.clone());
     let secrets = Secrets::from_environment();
@@ -203,7 +220,7 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
                     .with_help("set MLOPS_STATE_KEY when saving a plan that uses sensitive values, or apply the directory directly"),
             );
         }
-        let (lock, _) = workspace.backend.lock("mlops apply")?;
+        let (lock, _) = workspace.backend.lock_waiting("mlops apply", lock_timeout, &waiting)?;
         let state = workspace.backend.load(&secrets)?;
         if let Some(why) = mlops_engine::plan::saved_plan_staleness(&plan, &state) {
             return fail(
@@ -215,7 +232,8 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
         (plan, workspace, lock, state)
     } else {
         let workspace = workspace(&arguments.directory)?;
-        let (lock, dead_holder) = workspace.backend.lock(if destroy { "mlops destroy" } else { "mlops apply" })?;
+        let (lock, dead_holder) =
+            workspace.backend.lock_waiting(if destroy { "mlops destroy" } else { "mlops apply" }, lock_timeout, &waiting)?;
         if let Some(holder) = dead_holder {
             let _ = writeln!(
                 std::io::stderr(),
@@ -304,5 +322,17 @@ pub fn apply_command(arguments: &PlanArguments, auto_approve: bool, destroy: boo
             if destroy { "destroy" } else { "apply" }
         );
         Ok(1)
+    }
+}
+
+/// `90s`, `5m`, `1h`: a wait as the user wrote it, roughly.
+fn format_wait(wait: std::time::Duration) -> String {
+    let seconds = wait.as_secs();
+    if seconds >= 3600 && seconds.is_multiple_of(3600) {
+        format!("{}h", seconds / 3600)
+    } else if seconds >= 60 && seconds.is_multiple_of(60) {
+        format!("{}m", seconds / 60)
+    } else {
+        format!("{}s", seconds.max(1))
     }
 }
