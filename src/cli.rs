@@ -30,6 +30,9 @@ enum Command {
         /// Check with the values in this file of `name = value` lines.
         #[arg(long = "var-file", value_name = "FILE")]
         variable_files: Vec<PathBuf>,
+        /// Exit 1 when there are warnings too (for CI).
+        #[arg(long = "warnings-as-errors")]
+        warnings_as_errors: bool,
     },
     /// Rewrite configuration files in the canonical format, keeping comments.
     Fmt {
@@ -270,6 +273,7 @@ fn normalise_arguments(arguments: impl Iterator<Item = String>) -> Vec<String> {
         "upgrade",
         "version",
         "lock-timeout",
+        "warnings-as-errors",
     ];
     arguments
         .map(|argument| {
@@ -291,8 +295,8 @@ pub fn run() -> i32 {
         }
     };
     match arguments.command {
-        Command::Validate { directory, json, variables, variable_files } => {
-            crate::commands::exit_code(crate::commands::validate_command(&directory, json, &variables, &variable_files))
+        Command::Validate { directory, json, variables, variable_files, warnings_as_errors } => {
+            crate::commands::exit_code(crate::commands::validate_command(&directory, json, &variables, &variable_files, warnings_as_errors))
         }
         Command::Fmt { paths, check, recursive } => crate::commands::exit_code(crate::commands::format_command(&paths, check, recursive)),
         Command::Schema { kind, json } => crate::commands::exit_code(crate::commands::schema_command(kind.as_deref(), json)),

@@ -31,6 +31,25 @@ fn validate_accepts_the_quickstart() {
 }
 
 #[test]
+fn warnings_pass_validate_unless_ci_says_otherwise() {
+    let directory = "compiler/tests/fixtures/invalid/gpu-training-without-timeout";
+    let output = mlops(&["validate", directory], &repository());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("The configuration is valid: 3 resources checked, 1 warning(s)."), "{}", text(&output.stdout));
+    assert!(text(&output.stderr).contains("W0102 gpu-training-without-timeout"), "{}", text(&output.stderr));
+
+    let strict = mlops(&["validate", directory, "-warnings-as-errors"], &repository());
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict.stderr));
+    assert!(text(&strict.stderr).contains("--warnings-as-errors makes them fail the check"), "{}", text(&strict.stderr));
+
+    let json = mlops(&["validate", directory, "--json"], &repository());
+    assert_eq!(json.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(report.to_string().contains("\"warning\""), "{report}");
+    assert!(report.to_string().contains("W0102"), "{report}");
+}
+
+#[test]
 fn validate_reports_every_error_with_location_and_exits_1() {
     let output = mlops(&["validate", "compiler/tests/fixtures/invalid/many-errors-in-one-run"], &repository());
     assert_eq!(output.status.code(), Some(1));

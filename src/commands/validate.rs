@@ -20,7 +20,13 @@ fn shown_directory(directory: &Path) -> String {
     }
 }
 
-pub fn validate_command(directory: &Path, json: bool, assignments: &[String], files: &[PathBuf]) -> CommandResult {
+pub fn validate_command(
+    directory: &Path,
+    json: bool,
+    assignments: &[String],
+    files: &[PathBuf],
+    warnings_as_errors: bool,
+) -> CommandResult {
     let shown = shown_directory(directory);
     // With values, those variables are checked as given; the rest stay unknown.
     let options = if assignments.is_empty() && files.is_empty() {
@@ -51,7 +57,9 @@ pub fn validate_command(directory: &Path, json: bool, assignments: &[String], fi
         let rendered = render_human_all(&result.diagnostics, &result.sources, HumanOptions { colour: stderr_colour(), width: width() });
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(rendered.as_bytes());
-        if errors == 0 {
+        if errors == 0 && warnings > 0 && warnings_as_errors {
+            let _ = writeln!(stderr, "{warnings} warning(s), and --warnings-as-errors makes them fail the check.");
+        } else if errors == 0 {
             let resources: usize = result.root.as_ref().map_or(0, |root| root.all_resources().len());
             outln!(
                 "The configuration is valid: {resources} resource{} checked{}.",
@@ -71,5 +79,5 @@ pub fn validate_command(directory: &Path, json: bool, assignments: &[String], fi
     // piece by piece would only delay the exit (a tenth of `validate` at
     // 100,000 resources).
     std::mem::forget(result);
-    Ok(if errors > 0 { 1 } else { 0 })
+    Ok(if errors > 0 || (warnings_as_errors && warnings > 0) { 1 } else { 0 })
 }

@@ -241,6 +241,17 @@ pub fn collect_references(expr: &Expr, out: &mut Vec<(Vec<(String, Span)>, Span)
     });
 }
 
+/// The references inside a `lifecycle` block (its conditions), which the
+/// dependency graph leaves out.
+pub(super) fn collect_lifecycle_references(body: &Body, out: &mut Vec<(Vec<(String, Span)>, Span)>) {
+    for attribute in &body.attributes {
+        collect_references(&attribute.value, out);
+    }
+    for block in &body.blocks {
+        collect_lifecycle_references(&block.body, out);
+    }
+}
+
 pub(super) fn collect_block_references(body: &Body, out: &mut Vec<(Vec<(String, Span)>, Span)>) {
     for attribute in &body.attributes {
         collect_references(&attribute.value, out);

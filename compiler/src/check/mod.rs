@@ -441,6 +441,7 @@ impl Checker<'_> {
                 }
             }
         }
+        self.report_unused_variables(&graph, &index_of, &declarations);
         let order = self.order(&graph);
 
         let mut facts = ModuleFacts::default();

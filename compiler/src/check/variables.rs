@@ -5,6 +5,45 @@
 use super::*;
 
 impl Checker<'_> {
+    /// A warning for each variable nothing in the module reads: not the
+    /// graph's blocks, and not the lifecycle conditions it leaves out.
+    pub(super) fn report_unused_variables(
+        &mut self,
+        graph: &DiGraph<Node, Span>,
+        index_of: &HashMap<Node, NodeIndex>,
+        declarations: &Declarations<'_>,
+    ) {
+        let mut used: HashSet<&str> = HashSet::new();
+        for edge in graph.raw_edges() {
+            if let Node::Variable(name) = &graph[edge.target()] {
+                used.insert(name);
+            }
+        }
+        let mut in_lifecycle = Vec::new();
+        for block in declarations.resources.values().chain(declarations.data.values()) {
+            for lifecycle in block.body.blocks_named("lifecycle") {
+                lower::collect_lifecycle_references(&lifecycle.body, &mut in_lifecycle);
+            }
+        }
+        for (path, _) in &in_lifecycle {
+            if let [(root, _), (name, _), ..] = path.as_slice() {
+                if root == "var" {
+                    used.insert(name);
+                }
+            }
+        }
+        for (name, block) in &declarations.variables {
+            if used.contains(name.as_str()) || !index_of.contains_key(&Node::Variable(name.clone())) {
+                continue;
+            }
+            self.diagnostics.push(
+                Diagnostic::warning(codes::UNUSED_VARIABLE, format!("variable `{name}` is declared, and nothing uses it"))
+                    .at(block.header_span(), "never read")
+                    .with_help(format!("use `var.{name}` where it was meant to go, or remove the declaration")),
+            );
+        }
+    }
+
     /// Values given for variables the root module does not declare: a typo
     /// on the command line is an error, one in a shared variable file a
     /// warning, and the environment may hold anything.

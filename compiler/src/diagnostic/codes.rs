@@ -102,6 +102,8 @@ codes! {
     STATE_LOCKED = "E0705" "state-locked";
     STALE_PLAN = "E0706" "stale-plan";
     STATE_ERROR = "E0707" "state-error";
+    UNUSED_VARIABLE = "W0101" "unused-variable";
+    GPU_TRAINING_WITHOUT_TIMEOUT = "W0102" "gpu-training-without-timeout";
 }
 
 /// Finds a code by its number (`E0102`, case-insensitive) or its name (`unknown-attribute`).
