@@ -30,6 +30,86 @@ fn validate_accepts_the_quickstart() {
     assert!(text(&output.stdout).contains("The configuration is valid: 7 resources checked."));
 }
 
+/// The commands a CI file runs: every `mlops ...` in its shell lines, cut
+/// at the shell's separators and redirections.
+fn mlops_commands(lines: &[String]) -> Vec<Vec<String>> {
+    let mut commands = Vec::new();
+    for line in lines.iter().flat_map(|text| text.lines()) {
+        for part in line.split("&&").flat_map(|part| part.split("||")).flat_map(|part| part.split(';')) {
+            let words: Vec<&str> = part.split_whitespace().take_while(|word| !word.starts_with('>') && *word != "|").collect();
+            if words.first() == Some(&"mlops") {
+                commands.push(words[1..].iter().map(|word| (*word).to_owned()).collect());
+            }
+        }
+    }
+    commands
+}
+
+#[test]
+fn the_ci_examples_run_commands_mlops_has_at_the_right_moments() {
+    let example = repository().join("examples/ci");
+    let github: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(example.join(".github/workflows/mlops.yml")).unwrap()).unwrap();
+    let gitlab: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(example.join(".gitlab-ci.yml")).unwrap()).unwrap();
+    let strings = |value: &serde_yaml::Value| -> Vec<String> {
+        value.as_sequence().into_iter().flatten().filter_map(|item| item.as_str().map(str::to_owned)).collect()
+    };
+
+    // GitHub: checks on every push, plans pull requests, applies main.
+    let on = &github["on"];
+    assert!(on.get("pull_request").is_some(), "no pull_request trigger");
+    assert!(strings(&on["push"]["branches"]).contains(&"main".to_owned()), "no push to main");
+    let mut github_lines = Vec::new();
+    for (name, job) in github["jobs"].as_mapping().unwrap() {
+        let steps = job["steps"].as_sequence().unwrap();
+        let runs: Vec<String> = steps.iter().filter_map(|step| step["run"].as_str().map(str::to_owned)).collect();
+        let scripts: Vec<String> = steps.iter().filter_map(|step| step["with"]["script"].as_str().map(str::to_owned)).collect();
+        match name.as_str().unwrap() {
+            "plan" => {
+                assert!(job["if"].as_str().unwrap().contains("pull_request"));
+                assert!(runs.iter().any(|run| run.contains("--format markdown")), "{runs:?}");
+                assert!(
+                    scripts.iter().any(|script| script.contains("updateComment") && script.contains("<!-- mlops-plan -->")),
+                    "one comment, updated"
+                );
+            }
+            "apply" => {
+                assert!(job["if"].as_str().unwrap().contains("refs/heads/main"));
+                assert!(runs.iter().any(|run| run.starts_with("mlops plan") && run.contains("-out mlops.plan")), "{runs:?}");
+                assert!(runs.iter().any(|run| run.starts_with("mlops apply mlops.plan")), "applies the saved plan: {runs:?}");
+            }
+            _ => {}
+        }
+        github_lines.extend(runs);
+    }
+    let mut gitlab_lines = Vec::new();
+    for job in ["check", "plan", "apply"] {
+        assert!(gitlab[job]["script"].is_sequence(), "GitLab job {job} has no script");
+        gitlab_lines.extend(strings(&gitlab[job]["script"]));
+    }
+
+    // Every mlops command either file runs parses, options included.
+    for (file, lines) in [("mlops.yml", &github_lines), (".gitlab-ci.yml", &gitlab_lines)] {
+        let commands = mlops_commands(lines);
+        assert!(commands.len() >= 5, "{file}: {commands:?}");
+        for arguments in commands {
+            let mut with_help: Vec<&str> = arguments.iter().map(String::as_str).collect();
+            with_help.push("--help");
+            let output = mlops(&with_help, &example);
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "{file}: `mlops {}` is not a command mlops has:\n{}",
+                arguments.join(" "),
+                text(&output.stderr)
+            );
+        }
+    }
+    // And the configuration it deploys is valid, warnings included.
+    let output = mlops(&["validate", ".", "-warnings-as-errors"], &example);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
+
 #[test]
 fn warnings_pass_validate_unless_ci_says_otherwise() {
     let directory = "compiler/tests/fixtures/invalid/gpu-training-without-timeout";
