@@ -590,6 +590,45 @@ fn the_history_says_who_changed_what_and_never_a_variable_value() {
 }
 
 #[test]
+fn a_monitor_that_drifts_with_nothing_retraining_on_it_is_a_plan_warning() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    workspace.apply(&[]);
+    workspace.assert_no_changes(&[]);
+    // The live data moves far from what the dataset recorded: amounts a
+    // hundred times larger.
+    let data = workspace.read("data/transactions.csv");
+    let shifted: Vec<String> = data
+        .lines()
+        .enumerate()
+        .map(|(index, line)| {
+            if index == 0 {
+                return line.to_owned();
+            }
+            let mut fields: Vec<String> = line.split(',').map(str::to_owned).collect();
+            fields[1] = format!("{:.2}", fields[1].parse::<f64>().unwrap() * 100.0 + 5000.0);
+            fields.join(",")
+        })
+        .collect();
+    workspace.write("data/transactions.csv", &(shifted.join("\n") + "\n"));
+    let plan = workspace.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    plan.assert_stderr_mentions(&[
+        "W0103 drift-without-retraining",
+        "monitor.fraud_drift reports drift, and nothing retrains on it",
+        "retrain_on = [monitor.fraud_drift.drifted]",
+    ]);
+
+    // A training that retrains on it is what the warning asks for.
+    let main = workspace.read("main.mlops.hcl");
+    let retrains = main.replacen("training \"fraud\" {\n", "training \"fraud\" {\n  retrain_on = [monitor.fraud_drift.drifted]\n", 1);
+    assert_ne!(retrains, main, "the quickstart's training block moved");
+    workspace.write("main.mlops.hcl", &retrains);
+    let plan = workspace.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(!plan.stderr.contains("W0103"), "{}", plan.all());
+}
+
+#[test]
 fn plan_and_apply_errors_are_diagnostics() {
     let workspace = Workspace::copy_of("tests/cases/slow-training");
     workspace.write("extra.mlops.hcl", "variable \"required\" {\n  type = string\n}\n");

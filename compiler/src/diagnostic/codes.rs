@@ -104,6 +104,7 @@ codes! {
     STATE_ERROR = "E0707" "state-error";
     UNUSED_VARIABLE = "W0101" "unused-variable";
     GPU_TRAINING_WITHOUT_TIMEOUT = "W0102" "gpu-training-without-timeout";
+    DRIFT_WITHOUT_RETRAINING = "W0103" "drift-without-retraining";
 }
 
 /// Finds a code by its number (`E0102`, case-insensitive) or its name (`unknown-attribute`).

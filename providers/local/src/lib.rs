@@ -53,6 +53,8 @@ fn root(target: &Target) -> PathBuf {
 
 /// Where a record was made, kept in its private state.
 const PLACE: &str = "place";
+/// A monitor's private data: the reference dataset it was applied with.
+const MONITOR_REFERENCE: &str = "reference";
 
 /// This machine and provider root, as `HOST:/path/.mlops`: another
 /// checkout of the same configuration is another place.
@@ -251,7 +253,14 @@ impl LocalProvider {
             }
             ("monitor", _) => {
                 let mut state = request.state.clone();
-                if let Ok((scores, drifted)) = drift::compute(target, &request.config) {
+                // The recorded configuration refers to the reference dataset
+                // by a marker; the dataset it was applied with is kept in
+                // the private data, so refresh measures against that version.
+                let mut config = request.config.clone();
+                if let Some(reference) = request.private.get(MONITOR_REFERENCE).filter(|reference| reference.is_object()) {
+                    config.insert("reference".into(), reference.clone());
+                }
+                if let Ok((scores, drifted)) = drift::compute(target, &config) {
                     state.insert("scores".into(), scores);
                     state.insert("drifted".into(), Json::Bool(drifted));
                 }
@@ -281,7 +290,8 @@ impl LocalProvider {
                 let mut state = Attributes::new();
                 state.insert("scores".into(), scores);
                 state.insert("drifted".into(), Json::Bool(drifted));
-                Ok(ApplyResponse { state, private: Json::Null })
+                let reference = request.config.get("reference").cloned().unwrap_or(Json::Null);
+                Ok(ApplyResponse { state, private: json!({ MONITOR_REFERENCE: reference }) })
             }
             other => Err(failed(format!("the local provider does not manage `{other}`"))),
         }
