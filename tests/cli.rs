@@ -111,6 +111,23 @@ fn the_ci_examples_run_commands_mlops_has_at_the_right_moments() {
 }
 
 #[test]
+fn a_reserved_key_from_a_variable_is_refused_when_the_value_is_known() {
+    let directory = scratch("reserved-key");
+    std::fs::write(
+        directory.join("main.mlops.hcl"),
+        "variable \"tags\" {\n  type    = map(string)\n  default = { \"$ref\" = \"dataset.other\" }\n}\n\nbucket \"lake\" {\n  name = \"acme-lake\"\n  tags = var.tags\n}\n",
+    )
+    .unwrap();
+    // Known once the variable's value is: plan refuses it before any
+    // provider sees a map that would read as a reference.
+    let plan = mlops(&["plan"], &directory);
+    assert_eq!(plan.status.code(), Some(1), "{}", text(&plan.stderr));
+    assert!(text(&plan.stderr).contains("E0417 reserved-key"), "{}", text(&plan.stderr));
+    assert!(!directory.join(".mlops/objects/acme-lake").exists());
+    std::fs::remove_dir_all(&directory).unwrap();
+}
+
+#[test]
 fn warnings_pass_validate_unless_ci_says_otherwise() {
     let directory = "compiler/tests/fixtures/invalid/gpu-training-without-timeout";
     let output = mlops(&["validate", directory], &repository());

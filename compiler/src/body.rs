@@ -100,6 +100,7 @@ impl BodyChecker<'_> {
                 _ => self.eval_in(&attribute.value, attribute_schema.context.as_deref()),
             };
             let value = self.check_value(&attribute.value, value, attribute_schema);
+            self.refuse_reserved_keys(&attribute.value, &value, name);
             // Gates are decided on apply, against the run apply produces.
             let in_gate = self.path.first().map(String::as_str) == Some("gate") && name == "condition";
             if self.deferred.is_some() && (!value.is_wholly_known() || in_gate) {
@@ -367,6 +368,46 @@ impl BodyChecker<'_> {
 
     /// Checks a value against an attribute schema; returns it converted to
     /// the attribute's type where the conversion is implicit.
+    /// Keys starting with `$` are mlops's own markers (`$ref`, `$expr`,
+    /// `$unknown`): a map of the user's with one would be read as one of
+    /// them. Pointed at the key where it is written, else at the value.
+    fn refuse_reserved_keys(&mut self, expr: &Expr, value: &Value, name: &str) {
+        let mut written = Vec::new();
+        expr.walk(&mut |inner| {
+            if let ExprKind::Object(items) = &inner.kind {
+                for item in items {
+                    let key = match &item.key {
+                        crate::ast::ObjectKey::Ident(ident) => Some(ident.name.as_str()),
+                        crate::ast::ObjectKey::Expr(Expr { kind: ExprKind::String(text), .. }) => Some(text.as_str()),
+                        crate::ast::ObjectKey::Expr(_) => None,
+                    };
+                    if let Some(key) = key.filter(|key| key.starts_with('$')) {
+                        written.push((key.to_owned(), item.key.span()));
+                    }
+                }
+            }
+        });
+        fn made(value: &Value) -> Option<String> {
+            match value.unmark().0 {
+                Value::Map(entries) => entries.keys().find(|key| key.starts_with('$')).cloned().or_else(|| entries.values().find_map(made)),
+                Value::List(items) => items.iter().find_map(made),
+                _ => None,
+            }
+        }
+        let found: Vec<(String, Span)> =
+            if written.is_empty() { made(value).map(|key| (key, expr.span)).into_iter().collect() } else { written };
+        for (key, span) in found {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    codes::RESERVED_KEY,
+                    format!("the key `{key}` in `{name}` starts with `$`, which mlops keeps for its own markers"),
+                )
+                .at(span, "a reserved key")
+                .with_help(format!("name it without the `$`, such as `{}`", key.trim_start_matches('$'))),
+            );
+        }
+    }
+
     fn check_value(&mut self, expr: &Expr, value: Value, schema: &AttributeSchema) -> Value {
         if !check_type(self.diagnostics, expr, &value, &schema.ty, &schema.name) {
             return Value::unknown_any();
