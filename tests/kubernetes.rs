@@ -631,6 +631,22 @@ fn a_failed_job_reports_its_reason_and_the_end_of_its_log() {
 }
 
 #[test]
+fn a_spot_training_goes_to_spot_nodes_and_survives_their_preemption() {
+    let cluster = cluster_with(&[], DEPLOYMENT, "spot = true", auc(0.95));
+    cluster.workspace.apply(&[]);
+    let job = &cluster.fake.objects("jobs", NAMESPACE)[0];
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["nodeSelector"]["karpenter.sh/capacity-type"], "spot", "{pod:#}");
+    assert_eq!(pod["nodeSelector"]["nvidia.com/gpu.product"], "nvidia-h100", "the GPU model still chooses the node");
+    let rules = &job["spec"]["podFailurePolicy"]["rules"];
+    assert_eq!(rules[0]["action"], "Ignore", "{job:#}");
+    assert_eq!(rules[0]["onPodConditions"][0]["type"], "DisruptionTarget");
+    // The serving is not on spot capacity: a preempted predictor is an outage.
+    let deployment = cluster.fake.object("deployments", NAMESPACE, "api").unwrap();
+    assert!(deployment["spec"]["template"]["spec"]["nodeSelector"].get("karpenter.sh/capacity-type").is_none());
+}
+
+#[test]
 fn a_failed_upload_of_the_outputs_fails_the_run_with_its_log() {
     let cluster = cluster_with(&[], DEPLOYMENT, "", Outcome::UploadFails { log: "upload failed: AccessDenied".into() });
     let apply = cluster.workspace.run(&["apply", "--auto-approve"]);

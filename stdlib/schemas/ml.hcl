@@ -112,6 +112,11 @@ kind "training" {
     description = "Metrics the run must report. Read back as `training.NAME.metrics.METRIC` (a number known after apply)."
     lineage     = true
   }
+  attribute "spot" {
+    type        = bool
+    only_on     = ["kubernetes"]
+    description = "Run on spot (preemptible) capacity: the provider's spot node selector and tolerations. A Job's pod taken back by the cloud is replaced without counting as a failure. Unset is on-demand."
+  }
   attribute "retrain_on" {
     type        = list(bool)
     default     = []

@@ -204,6 +204,16 @@ provider "kubernetes" {
     default     = []
     description = "The Knative Serving features the cluster has turned on (config-features: kubernetes.podspec-init-containers, -nodeselector, -tolerations; the HPA autoscaler extension), which serverless KServe needs for an OCI model, GPU placement and cpu/memory autoscaling."
   }
+  attribute "spot_node_selector" {
+    type        = map(string)
+    default     = { "karpenter.sh/capacity-type" = "spot" }
+    description = "The node labels that select spot capacity for trainings with `spot = true` (GKE: cloud.google.com/gke-spot = \"true\"; EKS managed groups: eks.amazonaws.com/capacityType = \"SPOT\")."
+  }
+  attribute "spot_tolerations" {
+    type        = list(map(string))
+    default     = []
+    description = "Tolerations for the spot nodes' taints (key, operator, value, effect), such as AKS's kubernetes.azure.com/scalesetpriority = spot:NoSchedule."
+  }
   attribute "monitor_image" {
     type        = string
     description = "The image that recomputes drift for monitors (default: the mlops image of this version)."

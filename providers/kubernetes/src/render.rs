@@ -34,6 +34,9 @@ pub const INPUTS_DIRECTORY: &str = "/mlops/inputs";
 pub const OUTPUT_DIRECTORY: &str = "/mlops/output";
 /// The kubelet copies this file into the container's status when it
 /// terminates, which is how metrics come back without a side channel.
+/// `spot_node_selector`'s default in the stdlib schema (Karpenter's capacity
+/// label), for settings built without the compiler.
+const DEFAULT_SPOT_LABEL: (&str, &str) = ("karpenter.sh/capacity-type", "spot");
 /// `upload_timeout`'s default in the stdlib schema, for settings built
 /// without the compiler (the manifest tests).
 const DEFAULT_UPLOAD_TIMEOUT_SECONDS: u64 = 600;
@@ -116,6 +119,10 @@ pub struct Settings {
     /// The Knative features the cluster has turned on (`init-containers`,
     /// `node-selector`, `tolerations`, `hpa-autoscaler`).
     pub knative_features: Vec<String>,
+    /// How a pod asks for spot capacity on this cluster: node labels, and
+    /// the tolerations of the spot nodes' taints.
+    pub spot_node_selector: serde_json::Map<String, Json>,
+    pub spot_tolerations: Vec<Json>,
 }
 
 /// KServe's deployment modes. mlops always names the mode on the
@@ -175,6 +182,10 @@ impl Settings {
                 .filter_map(Json::as_str)
                 .map(str::to_owned)
                 .collect(),
+            spot_node_selector: config.get("spot_node_selector").and_then(Json::as_object).cloned().unwrap_or_else(|| {
+                [(DEFAULT_SPOT_LABEL.0.to_owned(), Json::String(DEFAULT_SPOT_LABEL.1.to_owned()))].into_iter().collect()
+            }),
+            spot_tolerations: config.get("spot_tolerations").and_then(Json::as_array).cloned().unwrap_or_default(),
         }
     }
 }
@@ -280,15 +291,23 @@ fn resource_requirements(resources: Option<&Attributes>) -> Json {
 
 /// GPU placement: the GPU model as a node selector, and the toleration for
 /// the taint GPU node pools carry so that only GPU work lands on them.
-fn gpu_placement(resources: Option<&Attributes>, settings: &Settings) -> (Json, Json) {
+/// Where a training's pods go: the GPU model's nodes, the GPU taint, and
+/// spot capacity when the training asks for it.
+fn gpu_placement(resources: Option<&Attributes>, settings: &Settings, spot: bool) -> (Json, Json) {
     let gpus = resources.and_then(|resources| resources.get("gpus")).and_then(Json::as_f64).unwrap_or(0.0);
     let mut selector = serde_json::Map::new();
     if let Some(gpu_type) = resources.and_then(|resources| text(resources, "gpu_type")) {
         selector.insert(settings.gpu_node_label.clone(), Json::String(gpu_type.to_owned()));
     }
-    let tolerations =
-        if gpus > 0.0 { json!([{ "key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule" }]) } else { json!([]) };
-    (Json::Object(selector), tolerations)
+    let mut tolerations = Vec::new();
+    if gpus > 0.0 {
+        tolerations.push(json!({ "key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule" }));
+    }
+    if spot {
+        selector.extend(settings.spot_node_selector.clone());
+        tolerations.extend(settings.spot_tolerations.iter().cloned());
+    }
+    (Json::Object(selector), Json::Array(tolerations))
 }
 
 fn storage_environment(settings: &Settings) -> (Vec<Json>, Json) {
@@ -481,7 +500,8 @@ pub fn training(
     });
     let annotations = json!({ ADDRESS_ANNOTATION: address });
     let timeout_seconds = whole_seconds(mlops_provider_support::duration(config, "timeout")?);
-    let (node_selector, tolerations) = gpu_placement(resources, settings);
+    let spot = config.get("spot").and_then(Json::as_bool).unwrap_or(false);
+    let (node_selector, tolerations) = gpu_placement(resources, settings, spot);
     let command = config.get("command").filter(|command| command.as_array().is_some_and(|items| !items.is_empty())).cloned();
     let mut pod = run_pod_additions(inputs, artifact_uri.as_deref(), settings, distributed.is_some(), &mut env);
     pod.node_selector = node_selector.as_object().cloned().unwrap_or_default();
@@ -520,6 +540,7 @@ pub fn training(
         "labels": labels,
         "annotations": annotations,
         "timeout_seconds": timeout_seconds,
+        "spot": spot,
         "grace_seconds": pod.grace_seconds,
         "node_selector": non_empty(Json::Object(pod.node_selector.clone())),
         "tolerations": non_empty(Json::Array(pod.tolerations.clone())),
@@ -679,7 +700,8 @@ pub fn serving(
         .ok_or_else(|| ProviderError::with_help("Kubernetes serving needs `image`", "set `image = \"REGISTRY/NAME:TAG\"`"))?;
     let runtime = text(config, "runtime").unwrap_or("deployment");
     let resources = block(config, "resources");
-    let (node_selector, tolerations) = gpu_placement(resources, settings);
+    // Servings stay on on-demand capacity: a preempted predictor is an outage.
+    let (node_selector, tolerations) = gpu_placement(resources, settings, false);
     let name = object_name(address, 45);
     let labels = json!({ MANAGED_BY_LABEL: "mlops", NAME_LABEL: name });
     let annotations = json!({ ADDRESS_ANNOTATION: address });
