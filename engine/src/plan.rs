@@ -539,10 +539,8 @@ impl PlanResolver for Planner<'_> {
 
         // References whose targets have a new identity since the prior
         // apply, and the attributes the user changed (ignore_changes honoured).
-        let changed_inputs = match (prior, &prior_config) {
-            (Some(_), Some(prior_config)) => crate::decide::changed_inputs(prior_config, &config),
-            _ => Vec::new(),
-        };
+        let changed_inputs =
+            prior_config.as_ref().map(|prior_config| crate::decide::changed_inputs(prior_config, &config)).unwrap_or_default();
         let changed_attributes = match &prior_config {
             Some(prior_config) => crate::decide::changed_attributes(prior_config, &mut change.config, &draft.lifecycle.ignore_changes),
             None => Vec::new(),

@@ -441,7 +441,7 @@ impl Checker<'_> {
                 }
             }
         }
-        self.report_unused_variables(&graph, &index_of, &declarations);
+        self.report_unused_variables(&graph, &declarations);
         let order = self.order(&graph);
 
         let mut facts = ModuleFacts::default();

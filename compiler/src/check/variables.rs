@@ -7,12 +7,7 @@ use super::*;
 impl Checker<'_> {
     /// A warning for each variable nothing in the module reads: not the
     /// graph's blocks, and not the lifecycle conditions it leaves out.
-    pub(super) fn report_unused_variables(
-        &mut self,
-        graph: &DiGraph<Node, Span>,
-        index_of: &HashMap<Node, NodeIndex>,
-        declarations: &Declarations<'_>,
-    ) {
+    pub(super) fn report_unused_variables(&mut self, graph: &DiGraph<Node, Span>, declarations: &Declarations<'_>) {
         let mut used: HashSet<&str> = HashSet::new();
         for edge in graph.raw_edges() {
             if let Node::Variable(name) = &graph[edge.target()] {
@@ -33,7 +28,7 @@ impl Checker<'_> {
             }
         }
         for (name, block) in &declarations.variables {
-            if used.contains(name.as_str()) || !index_of.contains_key(&Node::Variable(name.clone())) {
+            if used.contains(name.as_str()) {
                 continue;
             }
             self.diagnostics.push(
