@@ -197,3 +197,5 @@ done
 "$bench" upload --runs 1 --size-mib 8
 "$bench" hash --runs 1 --size-mib 2 --small-files 20
 "$bench" features --runs 1 --feature-sets 5
+"$bench" compute --runs 1 --rows 2000
+"$bench" windows --runs 1 --rows 2000

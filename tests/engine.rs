@@ -8,6 +8,7 @@ mod support;
 
 use std::fs;
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -702,12 +703,19 @@ fn parquet_datasets_are_validated_and_feed_features() {
     write_parquet(&workspace.path().join("data.parquet"), &[Some(30), Some(40), None], &[1.0, 2.0, 3.5]);
     workspace.apply(&[]);
     assert_eq!(workspace.output("rows"), "3");
-    let features = fs::read_dir(workspace.path().join(".mlops/objects/parquet-lake/features/feature_set.events"))
+    // The features are Parquet, with the feature types as Parquet types.
+    let file = fs::read_dir(workspace.path().join(".mlops/objects/parquet-lake/features/feature_set.events"))
         .unwrap()
-        .map(|entry| fs::read_to_string(entry.unwrap().path().join("features.jsonl")).unwrap())
+        .map(|entry| entry.unwrap().path().join("features.parquet"))
         .next()
         .unwrap();
-    assert!(features.contains("\"amount_doubled\":7"), "{features}");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&file).unwrap()).unwrap();
+    let fields: Vec<String> = reader.schema().fields().iter().map(|field| format!("{}:{}", field.name(), field.data_type())).collect();
+    assert_eq!(fields, ["age:Int64", "amount_doubled:Float64"]);
+    let batch = reader.build().unwrap().next().unwrap().unwrap();
+    use arrow_array::cast::AsArray;
+    let doubled: Vec<Option<f64>> = batch.column(1).as_primitive::<arrow_array::types::Float64Type>().iter().collect();
+    assert_eq!(doubled, [Some(2.0), Some(4.0), Some(7.0)]);
 }
 
 #[test]
@@ -858,4 +866,99 @@ fn a_run_under_way_in_another_checkout_is_named_as_such_not_called_stopped() {
     let finish = first.run_fast(&["apply", "--auto-approve"]);
     assert_eq!(finish.code, 0, "{}", finish.all());
     assert!(finish.stderr.contains("training.slow: re-attaching to run "), "{}", finish.all());
+}
+
+/// The rows of a Parquet file as JSON objects, with each column's type.
+fn parquet_rows(file: &Path) -> (Vec<String>, Vec<serde_json::Map<String, serde_json::Value>>) {
+    use arrow_array::Array;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(fs::File::open(file).unwrap()).unwrap();
+    let fields: Vec<String> = reader.schema().fields().iter().map(|field| format!("{}:{}", field.name(), field.data_type())).collect();
+    let mut rows = Vec::new();
+    for batch in reader.build().unwrap() {
+        let batch = batch.unwrap();
+        let strings = arrow_array::cast::AsArray::as_string::<i32>;
+        for index in 0..batch.num_rows() {
+            let mut row = serde_json::Map::new();
+            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                let value = if column.is_null(index) {
+                    serde_json::Value::Null
+                } else {
+                    match column.data_type() {
+                        arrow_schema::DataType::Utf8 => serde_json::json!(strings(column.as_ref()).value(index)),
+                        arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, _) => {
+                            let micros =
+                                arrow_array::cast::AsArray::as_primitive::<arrow_array::types::TimestampMicrosecondType>(column.as_ref())
+                                    .value(index);
+                            let time = chrono::DateTime::from_timestamp_micros(micros).unwrap();
+                            serde_json::json!(time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                        }
+                        _ => {
+                            let text = arrow_cast::display::array_value_to_string(column, index).unwrap();
+                            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+                        }
+                    }
+                };
+                row.insert(field.name().clone(), value);
+            }
+            rows.push(row);
+        }
+    }
+    (fields, rows)
+}
+
+#[test]
+fn time_window_aggregates_are_point_in_time_and_planned_by_their_data() {
+    let workspace = Workspace::copy_of("tests/cases/time-windows");
+    workspace.run(&["validate"]);
+    workspace.apply(&[]);
+    let uri = workspace.output("uri");
+    let directory = workspace.path().join(".mlops").join(uri.trim_start_matches("local://"));
+    let (fields, rows) = parquet_rows(&directory.join("features.parquet"));
+    assert_eq!(
+        fields,
+        [
+            "customer_id:Utf8",
+            "event_time:Timestamp(µs, \"UTC\")",
+            "large:Boolean",
+            "merchants_30d:Int64",
+            "previous_amount:Float64",
+            "spend_7d:Float64",
+            "transactions_before:Int64",
+        ]
+    );
+    let summary: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            format!(
+                "{} {} large={} spend_7d={} before={} merchants={} previous={}",
+                row["customer_id"].as_str().unwrap(),
+                row["event_time"].as_str().unwrap(),
+                row["large"],
+                row["spend_7d"],
+                row["transactions_before"],
+                row["merchants_30d"],
+                row["previous_amount"]
+            )
+        })
+        .collect();
+    // In the file's order; each row sees only its customer's past (the
+    // 9 March row's week reaches back past 1 March).
+    assert_eq!(
+        summary,
+        [
+            "c2 2026-03-01T12:00:00Z large=false spend_7d=40.0 before=0 merchants=1 previous=null",
+            "c1 2026-03-09T09:00:00Z large=true spend_7d=580.0 before=2 merchants=3 previous=80.0",
+            "c1 2026-03-01T09:00:00Z large=false spend_7d=20.0 before=0 merchants=1 previous=null",
+            "c1 2026-03-05T09:00:00Z large=false spend_7d=100.0 before=1 merchants=2 previous=20.0",
+            "c2 2026-03-02T12:00:00Z large=false spend_7d=100.0 before=1 merchants=1 previous=40.0",
+        ]
+    );
+    workspace.assert_no_changes(&[]);
+
+    // A new event changes the dataset, and so the features.
+    let data = workspace.read("transactions.csv");
+    workspace.write("transactions.csv", &format!("{data}c1,2026-03-10T09:00:00Z,5,food\n"));
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("feature_set.activity"), "{}", plan.all());
+    assert!(plan.stdout.contains("its dataset has a new version, so the features are computed again"), "{}", plan.all());
 }

@@ -249,7 +249,7 @@ fn local_features_and_training_read_data_stored_in_s3() {
     // A feature set on the s3 provider is computed from the dataset in S3 and stored beside it.
     let uri = workspace.output("features_in_s3");
     assert!(uri.starts_with("s3://staging-lake/features/feature_set.in_s3/"), "{uri}");
-    let key = format!("/staging-lake/{}features.jsonl", uri.trim_start_matches("s3://staging-lake/"));
+    let key = format!("/staging-lake/{}features.parquet", uri.trim_start_matches("s3://staging-lake/"));
     assert_eq!(raw_request(&endpoint, "HEAD", &key, ""), 200);
     let state = workspace.run(&["state", "show", "feature_set.in_s3"]).stdout;
     assert!(state.contains("row_count = 3"), "{state}");

@@ -9,6 +9,9 @@
 //!   `mlops plan` against `dvc add`, `sha256sum` and `b3sum`.
 //! - `features`: `mlops plan` of N feature sets against `feast plan` of N
 //!   equivalent feature views.
+//! - `compute` and `windows`: a feature set computed by `mlops apply` on N
+//!   generated transactions (row-level features; a 7-day sum and count per
+//!   customer) against polars and DuckDB computing the same into Parquet.
 //!
 //! Runs alternate between the tools, so that drift in the machine's load
 //! hits both alike.
@@ -19,7 +22,7 @@ use std::process::Command;
 
 use serde_json::{json, Value as Json};
 
-use crate::peers::{measure, mlops_binary, python_peer, Measured, S3Server};
+use crate::peers::{measure, mlops_binary, python_peer, Measured, Peer, S3Server};
 
 /// The figures of one tool over all runs.
 pub struct Series {
@@ -440,5 +443,198 @@ pub fn feature_plans(root: &Path, runs: usize, count: usize) -> Result<Json, Str
     let mut report =
         report(&format!("plan of {count} feature definitions from nothing applied ({runs} runs each)"), &ours, &peers, &missing);
     report["workload"] = json!("features");
+    Ok(report)
+}
+
+/// A Python library from PyPI in the harness's virtual environment, run as
+/// `python -c SCRIPT`: the interpreter, or why the library cannot be had.
+pub fn python_library(name: &'static str, requirement: &str, module: &str) -> Peer {
+    let python = crate::peers::cache().join("bench-peers").join("bin/python");
+    let importable =
+        |python: &Path| Command::new(python).args(["-c", &format!("import {module}")]).output().is_ok_and(|output| output.status.success());
+    if python.exists() && importable(&python) {
+        return Peer { name, program: Ok(python) };
+    }
+    // Installs the requirement (and the environment) the way every Python peer is.
+    let pip = python_peer(name, requirement, "pip");
+    match pip.program {
+        Ok(pip) => {
+            let installed = Command::new(&pip)
+                .args(["install", "--quiet", "--disable-pip-version-check", requirement])
+                .output()
+                .map_err(|error| error.to_string())
+                .and_then(
+                    |output| if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) },
+                );
+            match installed {
+                Ok(()) if importable(&python) => Peer { name, program: Ok(python) },
+                Ok(()) => Peer::missing(name, format!("`pip install {requirement}` gave no importable `{module}`")),
+                Err(why) => Peer::missing(name, format!("`pip install {requirement}` failed: {why}")),
+            }
+        }
+        Err(why) => Peer::missing(name, why),
+    }
+}
+
+/// `rows` transactions as CSV: a customer (one of `rows / 20`), an event
+/// time over 90 days, an amount, an age (5% missing) and a fraud label,
+/// the same every time for the same `rows`.
+fn write_transactions(path: &Path, rows: usize) -> std::io::Result<()> {
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    writer.write_all(b"customer_id,event_time,amount,age,is_fraud\n")?;
+    let customers = (rows / 20).max(1) as u64;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    let start = 1_767_225_600u64; // 2026-01-01T00:00:00Z
+    for _ in 0..rows {
+        let seconds = start + next(90 * 86_400);
+        let (days, rest) = (seconds / 86_400, seconds % 86_400);
+        let (year, month, day) = civil_from_days(days as i64);
+        let age = if next(20) == 0 { String::new() } else { (18 + next(70)).to_string() };
+        writeln!(
+            writer,
+            "c{:07},{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z,{}.{:02},{age},{}",
+            next(customers),
+            rest / 3600,
+            rest / 60 % 60,
+            rest % 60,
+            next(500),
+            next(100),
+            if next(50) == 0 { "true" } else { "false" }
+        )?;
+    }
+    writer.flush()
+}
+
+/// The civil date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// A dataset of the transactions and one feature set: the quickstart's
+/// three row-level features, or (`windowed`) a 7-day sum and count per
+/// customer.
+fn compute_configuration(windowed: bool) -> String {
+    let features = if windowed {
+        "  timestamp = \"event_time\"\n  aggregate \"spend_7d\" {\n    function = \"sum\"\n    column   = \"amount\"\n    window   = \"7d\"\n  }\n  \
+         aggregate \"transactions_7d\" {\n    function = \"count\"\n    window   = \"7d\"\n  }\n"
+    } else {
+        "  feature \"amount_log\" {\n    type = float\n    expr = log1p(row.amount)\n  }\n  feature \"is_adult\" {\n    type = bool\n    expr = row.age >= 21\n  }\n  \
+         feature \"label\" {\n    type = bool\n    expr = row.is_fraud\n  }\n"
+    };
+    format!(
+        "bucket \"lake\" {{\n  name = \"compute-lake\"\n}}\n\n\
+         dataset \"transactions\" {{\n  bucket = bucket.lake\n  source = \"./transactions.csv\"\n  schema {{\n    \
+         column \"customer_id\" {{ type = string }}\n    column \"event_time\" {{ type = timestamp }}\n    \
+         column \"amount\" {{ type = float, min = 0 }}\n    column \"age\" {{ type = int, nullable = true }}\n    \
+         column \"is_fraud\" {{ type = bool }}\n  }}\n}}\n\n\
+         feature_set \"txn\" {{\n  dataset = dataset.transactions\n  entity  = \"customer_id\"\n{features}}}\n"
+    )
+}
+
+/// The same work in polars (lazy, streamed to Parquet) and DuckDB.
+fn peer_scripts(windowed: bool) -> (String, String) {
+    if windowed {
+        (
+            "import polars as pl\n\
+             rows = pl.col('is_fraud').is_not_null().cast(pl.Int64)\n\
+             frame = pl.read_csv('transactions.csv', try_parse_dates=True).sort('event_time')\n\
+             frame.select(\n\
+             \x20   'customer_id', 'event_time',\n\
+             \x20   pl.col('amount').rolling_sum_by('event_time', window_size='7d').over('customer_id').alias('spend_7d'),\n\
+             \x20   rows.rolling_sum_by('event_time', window_size='7d').over('customer_id').alias('transactions_7d'),\n\
+             ).write_parquet('out.parquet', compression='zstd')\n"
+                .to_owned(),
+            "import duckdb\n\
+             duckdb.sql(\"\"\"COPY (SELECT customer_id, event_time,\n\
+             \x20 SUM(amount) OVER w AS spend_7d, COUNT(*) OVER w AS transactions_7d\n\
+             \x20 FROM read_csv('transactions.csv')\n\
+             \x20 WINDOW w AS (PARTITION BY customer_id ORDER BY event_time RANGE BETWEEN INTERVAL 7 DAYS PRECEDING AND CURRENT ROW))\n\
+             \x20 TO 'out.parquet' (FORMAT parquet, COMPRESSION zstd)\"\"\")\n"
+                .to_owned(),
+        )
+    } else {
+        (
+            "import polars as pl\n\
+             pl.scan_csv('transactions.csv').select(\n\
+             \x20   'customer_id',\n\
+             \x20   pl.col('amount').log1p().alias('amount_log'),\n\
+             \x20   (pl.col('age') >= 21).alias('is_adult'),\n\
+             \x20   pl.col('is_fraud').alias('label'),\n\
+             ).sink_parquet('out.parquet', compression='zstd')\n"
+                .to_owned(),
+            "import duckdb\n\
+             duckdb.sql(\"\"\"COPY (SELECT customer_id, ln(1 + amount) AS amount_log, age >= 21 AS is_adult, is_fraud AS label\n\
+             \x20 FROM read_csv('transactions.csv')) TO 'out.parquet' (FORMAT parquet, COMPRESSION zstd)\"\"\")\n"
+                .to_owned(),
+        )
+    }
+}
+
+/// Feature computation on `rows` generated transactions: `mlops apply` of
+/// a feature set (its dataset applied beforehand, so that only the features
+/// are timed) against polars and DuckDB doing the same and writing Parquet.
+pub fn compute(root: &Path, runs: usize, rows: usize, windowed: bool) -> Result<Json, String> {
+    let mlops = mlops_binary()?;
+    let polars = python_library("polars", "polars==2.1.0", "polars");
+    let duckdb = python_library("duckdb", "duckdb==2.0.1", "duckdb");
+    let directory = root.join("compute");
+    std::fs::create_dir_all(&directory).map_err(|error| error.to_string())?;
+    write_transactions(&directory.join("transactions.csv"), rows).map_err(|error| error.to_string())?;
+    std::fs::write(directory.join("main.mlops.hcl"), compute_configuration(windowed)).map_err(|error| error.to_string())?;
+    let run_mlops = |arguments: &[&str]| -> Result<Measured, String> {
+        let mut command = Command::new(&mlops);
+        command.current_dir(&directory).args(arguments).env("NO_COLOR", "1");
+        measure(&mut command)
+    };
+    run_mlops(&["apply", "-auto-approve", "-target", "dataset.transactions"])?;
+    let (polars_script, duckdb_script) = peer_scripts(windowed);
+    let what = if windowed { "a 7-day sum and count per customer" } else { "three row-level features" };
+    let mut ours = Series::new(format!("mlops apply ({what})"));
+    let mut peers: Vec<(Series, &Peer, String)> = Vec::new();
+    for (peer, script) in [(&polars, polars_script), (&duckdb, duckdb_script)] {
+        if peer.program.is_ok() {
+            peers.push((Series::new(format!("{} ({what})", peer.name)), peer, script));
+        }
+    }
+    // One untimed round first: the file is in the page cache for everyone.
+    for run in 0..=runs {
+        if run > 0 {
+            // Forgotten, so that the apply computes the features again.
+            run_mlops(&["state", "rm", "feature_set.txn"])?;
+        }
+        let measured = run_mlops(&["apply", "-auto-approve"])?;
+        if run > 0 {
+            ours.runs.push(measured);
+        }
+        for (series, peer, script) in &mut peers {
+            let python = peer.program.as_ref().expect("present");
+            let measured = measure(Command::new(python).current_dir(&directory).args(["-c", script.as_str()]))?;
+            if run > 0 {
+                series.runs.push(measured);
+            }
+        }
+    }
+    let missing: Vec<(String, String)> = [&polars, &duckdb]
+        .into_iter()
+        .filter_map(|peer| peer.program.as_ref().err().map(|why| (peer.name.to_owned(), why.clone())))
+        .collect();
+    let peers: Vec<Series> = peers.into_iter().map(|(series, _, _)| series).collect();
+    let mut report = report(&format!("{what} on {rows} rows, written as zstd Parquet ({runs} runs each)"), &ours, &peers, &missing);
+    report["workload"] = json!(if windowed { "windows" } else { "compute" });
+    report["rows"] = json!(rows);
     Ok(report)
 }

@@ -289,18 +289,22 @@ fn main() {
     let sizes: Vec<usize> = option(&arguments, "--sizes")
         .map(|sizes| sizes.split(',').filter_map(|size| size.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![100, 1_000, 10_000]);
-    if !["validate", "plan", "apply", "apply-engine", "upload", "hash", "features"].contains(&workload.as_str()) {
-        eprintln!("error: unknown workload `{workload}`; available: validate, plan, apply, apply-engine, upload, hash, features");
+    let workloads = ["validate", "plan", "apply", "apply-engine", "upload", "hash", "features", "compute", "windows"];
+    if !workloads.contains(&workload.as_str()) {
+        eprintln!("error: unknown workload `{workload}`; available: {}", workloads.join(", "));
         std::process::exit(1);
     }
     let size_mib: u64 = option(&arguments, "--size-mib").and_then(|size| size.parse().ok()).unwrap_or(1024);
     let small_files: usize = option(&arguments, "--small-files").and_then(|count| count.parse().ok()).unwrap_or(10_000);
     let feature_sets: usize = option(&arguments, "--feature-sets").and_then(|count| count.parse().ok()).unwrap_or(500);
-    if ["upload", "hash", "features"].contains(&workload.as_str()) {
+    let rows: usize = option(&arguments, "--rows").and_then(|count| count.parse().ok()).unwrap_or(2_000_000);
+    if ["upload", "hash", "features", "compute", "windows"].contains(&workload.as_str()) {
         let root = std::env::temp_dir().join(format!("mlops-bench-{}", std::process::id()));
         let result = std::fs::create_dir_all(&root).map_err(|error| error.to_string()).and_then(|()| match workload.as_str() {
             "upload" => comparisons::upload(&root, runs, size_mib),
             "hash" => comparisons::hashing(&root, runs, size_mib, small_files),
+            "compute" => comparisons::compute(&root, runs, rows, false),
+            "windows" => comparisons::compute(&root, runs, rows, true),
             _ => comparisons::feature_plans(&root, runs, feature_sets),
         });
         let _ = std::fs::remove_dir_all(&root);

@@ -323,9 +323,7 @@ pub struct CompiledResidual {
 
 impl CompiledResidual {
     pub fn parse(text: &str, bindings: &ResidualBindings) -> Result<CompiledResidual, String> {
-        let source = format!("residual = {text}\n");
-        let body = crate::syntax::parse_file(FileId(u32::MAX), &source).map_err(|diagnostic| diagnostic.message.clone())?;
-        let expr = body.attributes.into_iter().next().map(|attribute| attribute.value).ok_or("empty expression")?;
+        let expr = parse_expression(text)?;
         let mut scope = Scope::default();
         for (kind, name) in bindings.resources.keys() {
             scope.declared_resources.entry(kind.clone()).or_default().push(name.clone());
@@ -353,6 +351,13 @@ impl CompiledResidual {
         }
         Ok(value)
     }
+}
+
+/// The syntax tree of a residual's text.
+pub fn parse_expression(text: &str) -> Result<Expr, String> {
+    let source = format!("residual = {text}\n");
+    let body = crate::syntax::parse_file(FileId(u32::MAX), &source).map_err(|diagnostic| diagnostic.message.clone())?;
+    body.attributes.into_iter().next().map(|attribute| attribute.value).ok_or_else(|| "empty expression".to_owned())
 }
 
 /// Parses and evaluates a residual once.

@@ -28,7 +28,7 @@ use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::residual::{resource_value, CompiledResidual, ResidualBindings};
 use mlops_compiler::schema::Schemas;
 use mlops_compiler::value::Value;
-use mlops_provider_api::{as_expression, Action, ApplyContext, ApplyRequest, Attributes, CompiledExpression, ProviderError, RowEvaluator};
+use mlops_provider_api::{as_expression, Action, ApplyContext, ApplyRequest, Attributes, ProviderError, RowEvaluator};
 use serde_json::Value as Json;
 
 use crate::convert::{attribute_context, values_from_json};
@@ -92,24 +92,6 @@ impl ApplyResult {
     }
 }
 
-/// Feature expressions for providers, evaluated with the language's own evaluator.
-struct LanguageRowEvaluator;
-
-struct CompiledRowExpression(CompiledResidual);
-
-impl RowEvaluator for LanguageRowEvaluator {
-    fn compile(&self, expression: &str) -> Result<Box<dyn CompiledExpression>, String> {
-        Ok(Box::new(CompiledRowExpression(CompiledResidual::parse(expression, &ResidualBindings::default())?)))
-    }
-}
-
-impl CompiledExpression for CompiledRowExpression {
-    fn evaluate(&self, row: &BTreeMap<String, Json>) -> Result<Json, String> {
-        let row = Value::Map(row.iter().map(|(name, value)| (name.clone(), Value::from_json(value))).collect());
-        Ok(self.0.evaluate(None, Some(row))?.to_json_unredacted())
-    }
-}
-
 struct Shared<'a> {
     plan: &'a Plan,
     providers: &'a Providers,
@@ -147,7 +129,7 @@ impl ApplyContext for Context<'_> {
     }
 
     fn row_evaluator(&self) -> &dyn RowEvaluator {
-        &LanguageRowEvaluator
+        &crate::row_expression::LanguageRowEvaluator
     }
 
     fn fetch(&self, uri: &str, destination: &std::path::Path) -> Result<(), ProviderError> {

@@ -24,5 +24,6 @@ pub mod plan;
 pub mod redact;
 pub mod refresh;
 pub mod resolve;
+pub mod row_expression;
 pub mod select;
 pub mod state;

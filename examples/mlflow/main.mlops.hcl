@@ -54,6 +54,7 @@ dataset "ratings" {
 feature_set "engagement" {
   dataset = dataset.ratings
   entity  = "user_id"
+  format  = "jsonl"
   feature "long_session" {
     type = bool
     expr = row.minutes >= 10

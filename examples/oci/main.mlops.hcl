@@ -66,6 +66,7 @@ dataset "reviews" {
 feature_set "review" {
   dataset = dataset.reviews
   entity  = "review_id"
+  format  = "jsonl"
   feature "positive" {
     type = bool
     expr = row.stars >= 4

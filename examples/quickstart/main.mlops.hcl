@@ -56,6 +56,9 @@ dataset "transactions" {
 feature_set "txn" {
   dataset = dataset.transactions
   entity  = "customer_id"
+  # JSON Lines, so that train.py reads them with Python alone; the default
+  # is Parquet, which every DataFrame library reads.
+  format = "jsonl"
 
   feature "amount_log" {
     type = float

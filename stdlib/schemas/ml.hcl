@@ -24,10 +24,19 @@ kind "feature_set" {
     type        = string
     description = "What the features are for."
   }
+  attribute "format" {
+    type        = string
+    default     = "parquet"
+    allowed     = ["parquet", "jsonl"]
+    description = "How the features are written: `parquet` (zstd-compressed, the features' types as Parquet types), or `jsonl` (one JSON object per row)."
+  }
+  attribute "timestamp" {
+    type        = string
+    description = "The column of each row's event time (a timestamp column of the dataset). Needed by `aggregate` blocks; written to the features as a timestamp."
+  }
   block "feature" {
     labels      = ["name"]
-    min_items   = 1
-    description = "One feature."
+    description = "One feature, computed from one row."
     attribute "type" {
       type        = string
       required    = true
@@ -43,6 +52,34 @@ kind "feature_set" {
     attribute "description" {
       type        = string
       description = "What the feature means."
+    }
+  }
+  block "aggregate" {
+    labels      = ["name"]
+    description = "A time-window aggregation per entity, point-in-time correct: for each row, over the rows of the same entity at or before its time (strictly before with `exclusive`) and within `window`."
+    attribute "function" {
+      type        = string
+      required    = true
+      allowed     = ["count", "sum", "mean", "min", "max", "count_distinct", "last"]
+      description = "count (rows, or non-null values of `column`), sum, mean, min, max (of a number column), count_distinct, or last (the latest non-null value of `column`)."
+    }
+    attribute "column" {
+      type        = string
+      description = "The column aggregated. Every function but count needs one."
+    }
+    attribute "window" {
+      type        = string
+      format      = "duration"
+      description = "How far back from each row's time, such as \"1h\" or \"7d\". Unset: all earlier history."
+    }
+    attribute "exclusive" {
+      type        = bool
+      default     = false
+      description = "Leave out the rows at the row's own time (the row itself included): only what was known strictly before it."
+    }
+    attribute "description" {
+      type        = string
+      description = "What the aggregate means."
     }
   }
   attribute "version" {

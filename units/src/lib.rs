@@ -1,5 +1,5 @@
 //! Reading the small value languages inside strings: Kubernetes quantities,
-//! durations, object-storage URIs, bucket and registry names, identifiers and
+//! durations, timestamps, object-storage URIs, bucket and registry names, identifiers and
 //! version constraints.
 //! Each reader returns the parsed value or a message and a suggested fix.
 //!
@@ -337,8 +337,120 @@ pub fn version_satisfies(constraint: &str, version: &str) -> Result<bool, String
     Ok(satisfied)
 }
 
+/// Parses a timestamp into microseconds since 1970-01-01T00:00:00Z: a date
+/// (`2026-11-27`, midnight UTC), or a date and a time of day separated by
+/// `T` or a space (`2026-11-27T09:30:00`, `2026-11-27 09:30:00.250`), with an
+/// optional `Z` or offset (`+02:00`, `-0500`). Without one it is UTC. Years
+/// 0001 to 9999; seconds up to 60 (a leap second counts as the next one).
+pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
+    let text = text.trim().as_bytes();
+    let number = |bytes: &[u8]| -> Option<i64> {
+        if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(bytes.iter().fold(0i64, |total, digit| total * 10 + i64::from(digit - b'0')))
+    };
+    if text.len() < 10 || text[4] != b'-' || text[7] != b'-' {
+        return None;
+    }
+    let (year, month, day) = (number(&text[0..4])?, number(&text[5..7])?, number(&text[8..10])?);
+    if year < 1 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    let mut micros = days_from_civil(year, month, day) * 86_400_000_000;
+    let mut rest = &text[10..];
+    if rest.is_empty() {
+        return Some(micros);
+    }
+    if !matches!(rest[0], b'T' | b't' | b' ') || rest.len() < 6 || rest[3] != b':' {
+        return None;
+    }
+    let (hour, minute) = (number(&rest[1..3])?, number(&rest[4..6])?);
+    rest = &rest[6..];
+    let mut second = 0;
+    if rest.first() == Some(&b':') {
+        second = number(rest.get(1..3)?)?;
+        rest = &rest[3..];
+        if rest.first() == Some(&b'.') {
+            let digits = rest[1..].iter().take_while(|byte| byte.is_ascii_digit()).count();
+            if digits == 0 {
+                return None;
+            }
+            // Microseconds: the first six digits, the rest dropped.
+            let kept = &rest[1..1 + digits.min(6)];
+            micros += number(kept)? * 10i64.pow(6 - kept.len() as u32);
+            rest = &rest[1 + digits..];
+        }
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    micros += ((hour * 60 + minute) * 60 + second) * 1_000_000;
+    match rest {
+        [] | [b'Z'] | [b'z'] => Some(micros),
+        [sign @ (b'+' | b'-'), offset @ ..] => {
+            let (hours, minutes) = match offset {
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => (number(&[*h1, *h2])?, number(&[*m1, *m2])?),
+                [h1, h2] => (number(&[*h1, *h2])?, 0),
+                _ => return None,
+            };
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let offset = (hours * 60 + minutes) * 60_000_000;
+            Some(if *sign == b'+' { micros - offset } else { micros + offset })
+        }
+        _ => None,
+    }
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn timestamps_are_read_in_the_common_forms() {
+        let day = 86_400_000_000i64;
+        assert_eq!(parse_timestamp_micros("1970-01-01"), Some(0));
+        assert_eq!(parse_timestamp_micros("1970-01-02T00:00:00Z"), Some(day));
+        assert_eq!(parse_timestamp_micros("2000-03-01 00:00:00"), Some(11_017 * day));
+        assert_eq!(parse_timestamp_micros("2024-02-29T12:30:15.25Z"), Some(19_782 * day + 45_015_250_000));
+        assert_eq!(parse_timestamp_micros("2024-02-29T14:30:15.250000999+02:00"), Some(19_782 * day + 45_015_250_000));
+        assert_eq!(parse_timestamp_micros("2024-02-29T07:30:15.25-0500"), Some(19_782 * day + 45_015_250_000));
+        assert_eq!(parse_timestamp_micros("1969-12-31T23:59:59Z"), Some(-1_000_000));
+        assert_eq!(parse_timestamp_micros("2024-02-29T12:30"), Some(19_782 * day + 45_000_000_000));
+        for bad in [
+            "",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "yesterday",
+            "2024-01-01T25:00:00",
+            "2024-01-01T10:00:00+2",
+            "2024-01-01T10:00:00.Z",
+        ] {
+            assert_eq!(parse_timestamp_micros(bad), None, "{bad}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -221,7 +221,15 @@ impl Checker<'_> {
                 let target = crate::rules::ProviderTarget { provider_type: &provider_type, settings: &provider_settings };
                 crate::rules::check_kind(
                     kind,
-                    &mut crate::rules::KindCheck { checker: &mut checker, name, body, attributes: &mut attributes, target: &target, facts },
+                    &mut crate::rules::KindCheck {
+                        checker: &mut checker,
+                        name,
+                        header: block.header_span(),
+                        body,
+                        attributes: &mut attributes,
+                        target: &target,
+                        facts,
+                    },
                 );
             }
             let deferred = checker.deferred.take().unwrap_or_default();

@@ -70,6 +70,7 @@ codes! {
     INVALID_FUNCTION_ARGUMENT = "E0306" "invalid-function-argument";
     COUNT_DEPENDS_ON_APPLY = "E0307" "count-depends-on-apply";
     INVALID_FOR_EACH = "E0308" "invalid-for-each";
+    AGGREGATE_COLUMN_TYPE = "E0309" "aggregate-column-type";
     INVALID_VALUE = "E0401" "invalid-value";
     OUT_OF_RANGE = "E0402" "out-of-range";
     INVALID_QUANTITY = "E0403" "invalid-quantity";

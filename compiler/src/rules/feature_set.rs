@@ -1,5 +1,6 @@
-//! Feature sets: the entity is a column of the dataset, and each feature's
-//! expression produces its declared type.
+//! Feature sets: the entity is a column of the dataset, each feature's
+//! expression produces its declared type, and each aggregate reads a column
+//! its function suits, over a timestamp column.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use super::{column_value_type, dataset_name, KindCheck, ModuleFacts};
 
 pub(super) fn check(check: &mut KindCheck<'_, '_>) {
     check_feature_set(check.checker, check.body, check.attributes, check.facts);
+    check_aggregates(check.checker, check.header, check.body, check.attributes, check.facts);
 }
 
 fn check_feature_set(checker: &mut BodyChecker<'_>, body: &Body, attributes: &BTreeMap<String, Value>, facts: &ModuleFacts) {
@@ -60,6 +62,106 @@ fn check_feature_set(checker: &mut BodyChecker<'_>, body: &Body, attributes: &BT
                 )
                 .at(expr_attribute.value.span, format!("this is {actual}"))
                 .with_help(help),
+            );
+        }
+    }
+}
+
+/// The columns of the feature set's dataset, when it declares them.
+fn dataset_columns(body: &Body, facts: &ModuleFacts) -> Option<Vec<(String, String)>> {
+    dataset_name(body, "dataset").and_then(|(dataset, _)| facts.dataset_columns.get(&dataset).cloned().flatten())
+}
+
+fn unknown_column(column: &str, columns: &[(String, String)], span: crate::source::Span) -> Diagnostic {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    Diagnostic::error(codes::UNKNOWN_COLUMN, format!("the column `{column}` is not in the dataset schema"))
+        .at(span, "no such column")
+        .with_help(did_you_mean(column, names.iter().copied()).unwrap_or_else(|| format!("the columns are {}", one_of(&names))))
+}
+
+/// `timestamp` names a timestamp column; each aggregate has the column its
+/// function needs, of a type it suits; names do not collide; and there is
+/// something to compute.
+fn check_aggregates(
+    checker: &mut BodyChecker<'_>,
+    header: crate::source::Span,
+    body: &Body,
+    attributes: &BTreeMap<String, Value>,
+    facts: &ModuleFacts,
+) {
+    let columns = dataset_columns(body, facts);
+    let column_type = |name: &str| columns.as_ref()?.iter().find(|(column, _)| column == name).map(|(_, column_type)| column_type.clone());
+    let timestamp = attributes.get("timestamp").and_then(Value::as_str);
+    if let (Some(timestamp), Some(attribute), Some(columns)) = (timestamp, body.attribute("timestamp"), &columns) {
+        match column_type(timestamp) {
+            None => checker.diagnostics.push(unknown_column(timestamp, columns, attribute.value.span)),
+            Some(found) if found != "timestamp" => checker.diagnostics.push(
+                Diagnostic::error(
+                    codes::AGGREGATE_COLUMN_TYPE,
+                    format!("the time column `{timestamp}` is a {found} column, not a timestamp"),
+                )
+                .at(attribute.value.span, format!("a {found} column"))
+                .with_help(format!("declare it in the dataset's schema: column \"{timestamp}\" {{ type = timestamp }}")),
+            ),
+            Some(_) => {}
+        }
+    }
+    let aggregates: Vec<_> = body.blocks_named("aggregate").collect();
+    let features: Vec<_> = body.blocks_named("feature").collect();
+    if aggregates.is_empty() && features.is_empty() {
+        checker.diagnostics.push(
+            Diagnostic::error(codes::MISSING_REQUIRED_ATTRIBUTE, "a feature set needs at least one `feature` or `aggregate` block")
+                .at(header, "nothing to compute")
+                .with_help("add `feature \"NAME\" { type = float, expr = row.COLUMN }`"),
+        );
+    }
+    let values = attributes.get("aggregate").and_then(Value::as_map).cloned().unwrap_or_default();
+    for block in aggregates {
+        let Some(label) = block.labels.first() else { continue };
+        if features.iter().any(|feature| feature.labels.first().is_some_and(|feature_label| feature_label.value == label.value))
+            || attributes.get("entity").and_then(Value::as_str) == Some(label.value.as_str())
+            || timestamp == Some(label.value.as_str())
+        {
+            checker.diagnostics.push(
+                Diagnostic::error(codes::DUPLICATE_NAME, format!("`{}` names another column of the features already", label.value))
+                    .at(label.span, "already a column of the output")
+                    .with_help("give the aggregate a name of its own, such as `spend_7d`"),
+            );
+        }
+        if timestamp.is_none() {
+            checker.diagnostics.push(
+                Diagnostic::error(codes::MISSING_REQUIRED_ATTRIBUTE, "an aggregate needs the feature set's `timestamp` column")
+                    .at(block.header_span(), "over which time?")
+                    .with_help("name the column of each row's event time: timestamp = \"COLUMN\""),
+            );
+        }
+        let Some(aggregate) = values.get(&label.value).and_then(Value::as_map) else { continue };
+        let Some(function) = aggregate.get("function").and_then(Value::as_str) else { continue };
+        let column = aggregate.get("column").and_then(Value::as_str);
+        let Some(column) = column else {
+            if function != "count" {
+                checker.diagnostics.push(
+                    Diagnostic::error(codes::MISSING_REQUIRED_ATTRIBUTE, format!("the {function} aggregate needs a `column`"))
+                        .at(block.header_span(), format!("{function} of which column?"))
+                        .with_help("add column = \"NAME\""),
+                );
+            }
+            continue;
+        };
+        let (Some(columns), Some(attribute)) = (&columns, block.body.attribute("column")) else { continue };
+        let Some(found) = column_type(column) else {
+            checker.diagnostics.push(unknown_column(column, columns, attribute.value.span));
+            continue;
+        };
+        let numeric = found == "int" || found == "float";
+        if matches!(function, "sum" | "mean" | "min" | "max") && !numeric {
+            checker.diagnostics.push(
+                Diagnostic::error(
+                    codes::AGGREGATE_COLUMN_TYPE,
+                    format!("{function} needs a number column, and `{column}` is a {found} column"),
+                )
+                .at(attribute.value.span, format!("a {found} column"))
+                .with_help("aggregate an int or float column, or use count, count_distinct or last"),
             );
         }
     }

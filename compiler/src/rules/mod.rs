@@ -37,6 +37,8 @@ pub struct ModuleFacts {
 pub struct KindCheck<'c, 'b> {
     pub checker: &'c mut BodyChecker<'b>,
     pub name: &'c str,
+    /// The span of the resource's block header, for what its block lacks.
+    pub header: crate::source::Span,
     pub body: &'c Body,
     pub attributes: &'c mut BTreeMap<String, Value>,
     pub target: &'c ProviderTarget<'c>,

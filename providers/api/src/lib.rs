@@ -272,6 +272,76 @@ pub struct ImportResponse {
 pub trait RowEvaluator: Send + Sync {
     /// Compiles an expression once, for evaluation over many rows.
     fn compile(&self, expression: &str) -> Result<Box<dyn CompiledExpression>, String>;
+
+    /// The expression as a tree a provider can evaluate over whole columns
+    /// at once, or `None` where it uses what only the language's evaluator
+    /// knows (then the provider evaluates it row by row with
+    /// [`RowEvaluator::compile`]). A provider that evaluates the tree must
+    /// give the same values and errors as the compiled expression; where it
+    /// cannot tell (a null operand, a value outside a function's domain) it
+    /// asks the compiled expression for that row.
+    fn lower(&self, _expression: &str) -> Option<RowExpression> {
+        None
+    }
+}
+
+/// A feature expression over one row's columns, for columnar evaluation.
+/// Numbers are the language's numbers (64-bit floats).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowExpression {
+    /// `row.NAME` or `row["NAME"]`.
+    Column(String),
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Unary {
+        operator: RowUnaryOperator,
+        operand: Box<RowExpression>,
+    },
+    Binary {
+        operator: RowBinaryOperator,
+        left: Box<RowExpression>,
+        right: Box<RowExpression>,
+    },
+    Conditional {
+        condition: Box<RowExpression>,
+        then: Box<RowExpression>,
+        otherwise: Box<RowExpression>,
+    },
+    /// One of the language's built-in functions, by name.
+    Call {
+        function: String,
+        arguments: Vec<RowExpression>,
+    },
+    /// A string template: its parts, each a string, joined.
+    Concat(Vec<RowExpression>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowUnaryOperator {
+    Negate,
+    Not,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowBinaryOperator {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    Modulo,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    Equal,
+    NotEqual,
+    And,
+    Or,
 }
 
 pub trait CompiledExpression: Send + Sync {

@@ -1,15 +1,19 @@
-//! Dataset files, for every provider that stores data: content hashing, reading rows (CSV, JSON Lines and
-//! Parquet), typing them by the declared schema, and validating them
-//! against it.
+//! Dataset files, for every provider that stores data: content hashing,
+//! reading rows (CSV, JSON Lines and Parquet), typing them by the declared
+//! schema and validating them against it, and computing feature sets over
+//! them in batches of columns ([`features`]).
+
+pub mod features;
+pub mod frame;
+pub mod vector;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use mlops_provider_api::{
-    as_expression, Attributes, CompiledExpression, PlanRequest, PlanResponse, ProviderError, ProviderResult, RowEvaluator,
-};
+use mlops_provider_api::{Attributes, PlanRequest, PlanResponse, ProviderError, ProviderResult};
 pub use mlops_provider_support::unreadable;
 use mlops_provider_support::{files_under, HiddenFiles};
 use serde_json::Value as Json;
@@ -76,68 +80,6 @@ pub fn plan_feature_set(request: &PlanRequest, unchanged_config: bool) -> PlanRe
         _ => response.unknown = vec![vec!["version".into()], vec!["uri".into()], vec!["row_count".into()]],
     }
     response
-}
-
-/// Computed features: one JSON object per row (the entity and each feature).
-pub struct Features {
-    pub bytes: Vec<u8>,
-    /// The content hash of `bytes`.
-    pub version: String,
-    pub row_count: usize,
-}
-
-struct Constant(Json);
-
-impl CompiledExpression for Constant {
-    fn evaluate(&self, _row: &BTreeMap<String, Json>) -> Result<Json, String> {
-        Ok(self.0.clone())
-    }
-}
-
-/// Evaluates a feature set's `feature` expressions over the rows `rows`
-/// hands to its visitor, with the evaluator the engine lends.
-pub fn compute_features(
-    config: &Attributes,
-    evaluator: &dyn RowEvaluator,
-    rows: impl FnOnce(&mut dyn FnMut(Row) -> ProviderResult<()>) -> ProviderResult<usize>,
-) -> ProviderResult<Features> {
-    let entity = config.get("entity").and_then(Json::as_str).map(str::to_owned);
-    let mut compiled: Vec<(String, String, Box<dyn CompiledExpression>)> = Vec::new();
-    for (name, feature) in config.get("feature").and_then(Json::as_object).into_iter().flatten() {
-        let expression = feature.get("expr").ok_or_else(|| ProviderError::failed(format!("feature `{name}` has no expression")))?;
-        let compiled_expression: Box<dyn CompiledExpression> = match as_expression(expression) {
-            Some(text) => evaluator.compile(text).map_err(|error| ProviderError::failed(format!("feature `{name}`: {error}")))?,
-            None => Box::new(Constant(expression.clone())),
-        };
-        let feature_type = feature.get("type").and_then(Json::as_str).unwrap_or("float").to_owned();
-        compiled.push((name.clone(), feature_type, compiled_expression));
-    }
-    let mut bytes = Vec::new();
-    let mut line_number = 0usize;
-    let mut visit = |row: Row| -> ProviderResult<()> {
-        line_number += 1;
-        let mut out = serde_json::Map::new();
-        if let Some(entity) = &entity {
-            out.insert(entity.clone(), row.get(entity).cloned().unwrap_or(Json::Null));
-        }
-        for (name, feature_type, compiled_expression) in &compiled {
-            let value = compiled_expression
-                .evaluate(&row)
-                .map_err(|error| ProviderError::failed(format!("feature `{name}` on row {line_number}: {error}")))?;
-            let value = match (feature_type.as_str(), &value) {
-                ("int", Json::Number(number)) => serde_json::json!(number.as_f64().unwrap_or(0.0).round() as i64),
-                ("float", Json::Number(number)) if !number.as_f64().is_some_and(f64::is_finite) => Json::Null,
-                _ => value,
-            };
-            out.insert(name.clone(), value);
-        }
-        serde_json::to_writer(&mut bytes, &Json::Object(out)).map_err(|error| ProviderError::failed(error.to_string()))?;
-        bytes.push(b'\n');
-        Ok(())
-    };
-    let row_count = rows(&mut visit)?;
-    let version = format!("b3:{}", blake3::hash(&bytes).to_hex());
-    Ok(Features { bytes, version, row_count })
 }
 
 /// A local copy of the immutable data at `uri`, kept under `directory`:
@@ -536,7 +478,7 @@ pub fn validate_rows(
 
 /// A CSV reader past the header, and the header's names (trimmed), checked
 /// to hold every declared column.
-fn open_csv(file: &Path, columns: Option<&[Column]>) -> ProviderResult<(csv::Reader<fs::File>, Vec<String>)> {
+pub(crate) fn open_csv(file: &Path, columns: Option<&[Column]>) -> ProviderResult<(csv::Reader<fs::File>, Vec<String>)> {
     let handle = fs::File::open(file).map_err(|error| unreadable(file, &error))?;
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).buffer_capacity(1 << 20).from_reader(handle);
     let headers: Vec<String> = reader
@@ -701,7 +643,7 @@ impl<'a> FieldCheck<'a> {
 /// exact in an f64 and so is the power of ten, and one division rounds
 /// correctly, so this is exactly what `str::parse::<f64>` gives. Anything
 /// else is `None`.
-fn parse_plain_decimal(bytes: &[u8]) -> Option<f64> {
+pub(crate) fn parse_plain_decimal(bytes: &[u8]) -> Option<f64> {
     let (negative, digits) = match bytes.first()? {
         b'-' => (true, &bytes[1..]),
         b'+' => (false, &bytes[1..]),
@@ -733,7 +675,7 @@ fn parse_plain_decimal(bytes: &[u8]) -> Option<f64> {
 
 /// An integer of at most 18 digits with an optional sign: what almost every
 /// integer field is. Anything else is `None` (and goes the slow way).
-fn parse_plain_integer(bytes: &[u8]) -> Option<i64> {
+pub(crate) fn parse_plain_integer(bytes: &[u8]) -> Option<i64> {
     let (negative, digits) = match bytes.first()? {
         b'-' => (true, &bytes[1..]),
         b'+' => (false, &bytes[1..]),
@@ -791,26 +733,7 @@ pub fn for_each_row(
                     if line_text.trim().is_empty() {
                         continue;
                     }
-                    let value: Json = serde_json::from_str(&line_text).map_err(|error| {
-                        ProviderError::failed(format!("`{}` line {line} is not a JSON object: {error}", file.display()))
-                    })?;
-                    let Json::Object(object) = value else {
-                        return Err(ProviderError::failed(format!("`{}` line {line} is not a JSON object", file.display())));
-                    };
-                    let mut row: Row = object.into_iter().collect();
-                    if let Some(columns) = columns {
-                        for column in columns {
-                            if let Some(Json::String(text)) = row.get(&column.name) {
-                                if column.column_type != "string" && column.column_type != "timestamp" {
-                                    let typed = type_field(text, Some(column))
-                                        .map_err(|message| row_error(file, &format!("line {line}"), &column.name, &message))?;
-                                    row.insert(column.name.clone(), typed);
-                                }
-                            }
-                        }
-                        validate_row(&row, columns)
-                            .map_err(|(column, message)| row_error(file, &format!("line {line}"), &column, &message))?;
-                    }
+                    let row = json_line_row(file, line, &line_text, columns)?;
                     count += 1;
                     visit(file, line, row)?;
                 }
@@ -854,6 +777,31 @@ pub fn for_each_row(
     Ok(count)
 }
 
+/// One line of a JSON Lines file as a row: an object whose declared
+/// columns are typed (numbers and booleans written as strings are read)
+/// and checked against the schema.
+pub(crate) fn json_line_row(file: &Path, line: usize, text: &str, columns: Option<&[Column]>) -> ProviderResult<Row> {
+    let value: Json = serde_json::from_str(text)
+        .map_err(|error| ProviderError::failed(format!("`{}` line {line} is not a JSON object: {error}", file.display())))?;
+    let Json::Object(object) = value else {
+        return Err(ProviderError::failed(format!("`{}` line {line} is not a JSON object", file.display())));
+    };
+    let mut row: Row = object.into_iter().collect();
+    if let Some(columns) = columns {
+        for column in columns {
+            if let Some(Json::String(text)) = row.get(&column.name) {
+                if column.column_type != "string" && column.column_type != "timestamp" {
+                    let typed = type_field(text, Some(column))
+                        .map_err(|message| row_error(file, &format!("line {line}"), &column.name, &message))?;
+                    row.insert(column.name.clone(), typed);
+                }
+            }
+        }
+        validate_row(&row, columns).map_err(|(column, message)| row_error(file, &format!("line {line}"), &column, &message))?;
+    }
+    Ok(row)
+}
+
 /// A Parquet value as JSON: numbers, booleans and text as themselves,
 /// dates, times and nested values as their text form.
 fn parquet_field(field: &parquet::record::Field) -> Json {
@@ -881,7 +829,7 @@ fn parquet_field(field: &parquet::record::Field) -> Json {
 /// control characters escaped. A bad row of a file that is not what it
 /// seems (`/proc/self/environ`, a binary blob) must not flood the terminal
 /// or print what it holds.
-fn shown(text: &str) -> String {
+pub(crate) fn shown(text: &str) -> String {
     const SHOWN: usize = 80;
     let escaped: String = text
         .chars()
@@ -899,7 +847,7 @@ fn shown(text: &str) -> String {
     }
 }
 
-fn row_error(file: &Path, position: &str, column: &str, message: &str) -> ProviderError {
+pub(crate) fn row_error(file: &Path, position: &str, column: &str, message: &str) -> ProviderError {
     ProviderError::with_help(
         format!("`{}` {position}, column `{column}`: {message}", file.display()),
         "the data does not match the dataset's schema: fix the data, or the schema",
@@ -907,7 +855,7 @@ fn row_error(file: &Path, position: &str, column: &str, message: &str) -> Provid
 }
 
 /// A CSV field as a typed JSON value. Empty fields are null.
-fn type_field(field: &str, column: Option<&Column>) -> Result<Json, String> {
+pub(crate) fn type_field(field: &str, column: Option<&Column>) -> Result<Json, String> {
     let trimmed = field.trim();
     if trimmed.is_empty() {
         return Ok(Json::Null);
@@ -943,7 +891,7 @@ fn type_field(field: &str, column: Option<&Column>) -> Result<Json, String> {
     }
 }
 
-fn json_number(number: f64) -> Json {
+pub(crate) fn json_number(number: f64) -> Json {
     if number.fract() == 0.0 && number.abs() < 9.0e15 {
         Json::Number((number as i64).into())
     } else {
@@ -951,7 +899,7 @@ fn json_number(number: f64) -> Json {
     }
 }
 
-fn validate_row(row: &Row, columns: &[Column]) -> Result<(), (String, String)> {
+pub(crate) fn validate_row(row: &Row, columns: &[Column]) -> Result<(), (String, String)> {
     for column in columns {
         let value = row.get(&column.name).unwrap_or(&Json::Null);
         if value.is_null() {

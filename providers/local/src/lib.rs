@@ -7,7 +7,7 @@
 //! |-------------|----------------------------------------------------------------------------|
 //! | bucket      | `objects/NAME/`, settings in `objects/NAME/.bucket.json`                   |
 //! | dataset     | files validated against the schema, stored at `objects/BUCKET/datasets/ADDRESS/HASH/` (content-addressed, BLAKE3) |
-//! | feature_set | `features.jsonl` from evaluating each feature over the rows, content-addressed like datasets |
+//! | feature_set | `features.parquet` (or `.jsonl`) from evaluating each feature over the dataset's columns, content-addressed like datasets |
 //! | training    | the user's command as a child process in `runs/RUN_ID/` (the run contract: `MLOPS_*` variables in, metrics file out) |
 //! | model       | `registry/NAME/versions/N/`, immutable, with `aliases.json`                |
 //! | serving     | the user's server as a background process; pid and url recorded           |
@@ -704,23 +704,38 @@ fn dataset_rows(
 fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let dataset = request.config.get("dataset").cloned().unwrap_or(Json::Null);
-    context.progress("computing the features");
-    let features =
-        data::compute_features(&request.config, context.row_evaluator(), |visit| dataset_rows(target, &dataset, Some(context), visit))?;
+    let attributes = dataset.as_object().cloned().unwrap_or_default();
+    let uri = text(&attributes, "uri").ok_or_else(|| failed("the dataset has no stored data yet"))?;
+    let location = local_copy(target, uri, text(&attributes, "version"), Some(context))?;
+    let files = data::data_files(&location)?;
+    let columns = data::columns_of(&attributes);
+    let input =
+        data::features::DatasetFiles { files: &files, format: text(&attributes, "format").unwrap_or("csv"), columns: columns.as_deref() };
     // Next to the dataset, in its bucket, unless the feature set names one.
     let bucket = match request.config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
         Some(name) => bucket_path(target, name)?,
         None => {
-            let dataset_uri = dataset.get("uri").and_then(Json::as_str).unwrap_or_default();
-            let bucket_name = dataset_uri.strip_prefix("local://objects/").and_then(|rest| rest.split('/').next()).unwrap_or("_default");
+            let bucket_name = uri.strip_prefix("local://objects/").and_then(|rest| rest.split('/').next()).unwrap_or("_default");
             bucket_path(target, bucket_name)?
         }
     };
-    let destination = bucket.join("features").join(slug(&target.address)).join(short_hash(&features.version));
-    if !destination.exists() {
-        let staging = destination.with_extension(format!("staging-{}", std::process::id()));
-        fs::create_dir_all(&staging).map_err(|error| io_failed("create", &staging, error))?;
-        fs::write(staging.join("features.jsonl"), &features.bytes).map_err(|error| io_failed("write", &staging, error))?;
+    let features_directory = bucket.join("features").join(slug(&target.address));
+    // Computed into a fresh directory, renamed into place once whole: a
+    // crash leaves no partial version behind.
+    let staging = features_directory.join(format!(".staging-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    context.progress("computing the features");
+    let features = match data::features::compute_features(&request.config, &input, &staging, context) {
+        Ok(features) => features,
+        Err(error) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
+    let destination = features_directory.join(short_hash(&features.version));
+    if destination.exists() {
+        let _ = fs::remove_dir_all(&staging);
+    } else {
         fs::rename(&staging, &destination).map_err(|error| io_failed("store", &destination, error))?;
     }
     let mut state = Attributes::new();

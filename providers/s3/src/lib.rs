@@ -806,9 +806,9 @@ impl S3Provider {
     }
 
     /// Features computed from a dataset in S3 and stored beside it,
-    /// content-addressed under `features/ADDRESS/HASH/features.jsonl`.
+    /// content-addressed under `features/ADDRESS/HASH/features.parquet` (or
+    /// `features.jsonl`).
     fn apply_feature_set(&self, endpoint: &Endpoint, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
-        use aws_sdk_s3::primitives::ByteStream;
         let target = &request.target;
         let config = &request.config;
         let dataset = config.get("dataset").and_then(Json::as_object).cloned().unwrap_or_default();
@@ -825,40 +825,32 @@ impl S3Provider {
             self.download_prefix(endpoint, dataset_uri, incoming, dataset_version).map(|_| ())
         })?;
         let files = mlops_data::data_files(&staged)?;
-        let format = text(&dataset, "format").unwrap_or("csv");
         let columns = mlops_data::columns_of(&dataset);
-        context.progress("computing the features");
-        let features = mlops_data::compute_features(config, context.row_evaluator(), |visit| {
-            mlops_data::for_each_row(&files, format, columns.as_deref(), |_, _, row| visit(row))
-        })?;
-        let bucket = match config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
-            Some(name) => name.to_owned(),
-            None => split_uri(dataset_uri).map(|(bucket, _)| bucket.to_owned()).unwrap_or_default(),
+        let input = mlops_data::features::DatasetFiles {
+            files: &files,
+            format: text(&dataset, "format").unwrap_or("csv"),
+            columns: columns.as_deref(),
         };
-        let prefix = format!("features/{}/{}/", slug(&target.address), mlops_data::short_hash(&features.version));
-        let key = format!("{prefix}features.jsonl");
-        let client = self.client(endpoint);
-        let b3 = features.version.trim_start_matches("b3:").to_owned();
-        let put = self.run(async {
-            client
-                .put_object()
-                .bucket(&bucket)
-                .key(&key)
-                .metadata(manifest::B3_METADATA, &b3)
-                .body(ByteStream::from(features.bytes.clone()))
-                .send()
-                .await
-                .map_err(|error| failure(endpoint, &format!("upload `{key}` to `{bucket}`"), &error))
-        })?;
-        let stored: manifest::Manifest = [(
-            "features.jsonl".to_owned(),
-            manifest::StoredObject {
-                size: features.bytes.len() as u64,
-                etag: manifest::trim_etag(put.e_tag().unwrap_or_default()).to_owned(),
-                b3,
-            },
-        )]
-        .into();
+        context.progress("computing the features");
+        let computed_directory = target.data_directory.join("features").join(format!("{}-{}", slug(&target.address), std::process::id()));
+        let _ = std::fs::remove_dir_all(&computed_directory);
+        let features = mlops_data::features::compute_features(config, &input, &computed_directory, context);
+        let uploaded = features.and_then(|features| {
+            let bucket = match config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
+                Some(name) => name.to_owned(),
+                None => split_uri(dataset_uri).map(|(bucket, _)| bucket.to_owned()).unwrap_or_default(),
+            };
+            let prefix = format!("features/{}/{}/", slug(&target.address), mlops_data::short_hash(&features.version));
+            let key = format!("{prefix}{}", features.file_name);
+            let b3 = features.version.trim_start_matches("b3:").to_owned();
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            context.progress(&format!("uploading s3://{bucket}/{key}"));
+            let (_, stored) = self.store_file(endpoint, &bucket, &key, &features.file, &b3, None, None, context, &stop)?;
+            let stored: manifest::Manifest = [(features.file_name.to_owned(), stored)].into();
+            Ok((features, bucket, prefix, stored))
+        });
+        let _ = std::fs::remove_dir_all(&computed_directory);
+        let (features, bucket, prefix, stored) = uploaded?;
         let mut state = Attributes::new();
         state.insert("version".into(), Json::String(features.version));
         state.insert("uri".into(), Json::String(format!("s3://{bucket}/{prefix}")));

@@ -28,6 +28,7 @@ dataset "numbers" {
 feature_set "doubled" {
   dataset = dataset.numbers
   entity  = "x"
+  format  = "jsonl"
   feature "twice" {
     type = float
     expr = row.x * 2
