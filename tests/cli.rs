@@ -245,7 +245,7 @@ fn schema_prints_a_kind_and_suggests_on_typos() {
     assert!(stdout.contains("row_count") && stdout.contains("computed") && stdout.contains("csv | parquet | jsonl"), "{stdout}");
     let json = mlops(&["schema", "training", "--json"], &repository());
     let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(parsed[0]["body"]["attributes"]["inputs"]["ty"], "map(ref(dataset, feature_set))");
+    assert_eq!(parsed[0]["body"]["attributes"]["inputs"]["ty"], "map(ref(dataset, feature_set, training_set))");
     let typo = mlops(&["schema", "datset"], &repository());
     assert_eq!(typo.status.code(), Some(1));
     assert!(text(&typo.stderr).contains("did you mean `dataset`?"));

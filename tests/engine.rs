@@ -907,7 +907,7 @@ fn parquet_rows(file: &Path) -> (Vec<String>, Vec<serde_json::Map<String, serde_
 }
 
 #[test]
-fn time_window_aggregates_are_point_in_time_and_planned_by_their_data() {
+fn time_window_aggregates_and_training_sets_are_point_in_time_and_planned_by_their_data() {
     let workspace = Workspace::copy_of("tests/cases/time-windows");
     workspace.run(&["validate"]);
     workspace.apply(&[]);
@@ -953,6 +953,43 @@ fn time_window_aggregates_are_point_in_time_and_planned_by_their_data() {
             "c2 2026-03-02T12:00:00Z large=false spend_7d=100.0 before=1 merchants=1 previous=40.0",
         ]
     );
+
+    // Labels joined point-in-time: each label row takes its customer's
+    // latest features at or before the time it was observed (none before
+    // the customer's first event, none for an unknown customer).
+    let joined =
+        |output: &str, file: &str| workspace.path().join(".mlops").join(workspace.output(output).trim_start_matches("local://")).join(file);
+    let (fields, rows) = parquet_rows(&joined("churn_uri", "features.parquet"));
+    assert_eq!(fields[..3], ["churned:Boolean", "customer_id:Utf8", "observed_at:Timestamp(µs, \"UTC\")"]);
+    let summary: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            format!("{} {} spend_7d={} previous={}", row["customer_id"], row["observed_at"], row["spend_7d"], row["previous_amount"])
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "\"c1\" \"2026-03-04T00:00:00Z\" spend_7d=20.0 previous=null",
+            "\"c1\" \"2026-03-09T09:00:00Z\" spend_7d=580.0 previous=80.0",
+            "\"c2\" \"2026-02-28T00:00:00Z\" spend_7d=null previous=null",
+            "\"c3\" \"2026-03-05T00:00:00Z\" spend_7d=null previous=null",
+            "\"c2\" \"2026-03-10T00:00:00Z\" spend_7d=100.0 previous=40.0",
+        ]
+    );
+    // With max_age = "2d", features older than two days before the label are not used.
+    let recent = fs::read_to_string(joined("recent_uri", "features.jsonl")).unwrap();
+    let spends: Vec<serde_json::Value> =
+        recent.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["spend_7d"].clone()).collect();
+    assert_eq!(
+        spends,
+        [serde_json::Value::Null, serde_json::json!(580), serde_json::Value::Null, serde_json::Value::Null, serde_json::Value::Null]
+    );
+    let lineage = workspace.run(&["lineage", "training_set.churn"]).stdout;
+    assert!(
+        lineage.contains("feature_set.activity") && lineage.contains("dataset.labels") && lineage.contains("dataset.transactions"),
+        "{lineage}"
+    );
     workspace.assert_no_changes(&[]);
 
     // A new event changes the dataset, and so the features.
@@ -961,4 +998,7 @@ fn time_window_aggregates_are_point_in_time_and_planned_by_their_data() {
     let plan = workspace.run(&["plan"]);
     assert!(plan.stdout.contains("feature_set.activity"), "{}", plan.all());
     assert!(plan.stdout.contains("its dataset has a new version, so the features are computed again"), "{}", plan.all());
+    // ... and so the training sets joined to them.
+    assert!(plan.stdout.contains("training_set.churn"), "{}", plan.all());
+    assert!(plan.stdout.contains("an input has a new version, so the training set is joined again"), "{}", plan.all());
 }

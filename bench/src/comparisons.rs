@@ -493,35 +493,18 @@ fn write_transactions(path: &Path, rows: usize) -> std::io::Result<()> {
     let start = 1_767_225_600u64; // 2026-01-01T00:00:00Z
     for _ in 0..rows {
         let seconds = start + next(90 * 86_400);
-        let (days, rest) = (seconds / 86_400, seconds % 86_400);
-        let (year, month, day) = civil_from_days(days as i64);
+        let time = mlops_units::format_timestamp_micros(seconds as i64 * 1_000_000);
         let age = if next(20) == 0 { String::new() } else { (18 + next(70)).to_string() };
         writeln!(
             writer,
-            "c{:07},{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z,{}.{:02},{age},{}",
+            "c{:07},{time},{}.{:02},{age},{}",
             next(customers),
-            rest / 3600,
-            rest / 60 % 60,
-            rest % 60,
             next(500),
             next(100),
             if next(50) == 0 { "true" } else { "false" }
         )?;
     }
     writer.flush()
-}
-
-/// The civil date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// A dataset of the transactions and one feature set: the quickstart's

@@ -102,6 +102,65 @@ kind "feature_set" {
   }
 }
 
+kind "training_set" {
+  description = "Labels joined point-in-time to feature sets: for each label row, each feature set's latest row of the same entity at or before the label's time."
+  providers   = ["local"]
+
+  attribute "labels" {
+    type        = ref(dataset)
+    required    = true
+    description = "The label rows: an entity, the time the label was observed, the label."
+  }
+  attribute "entity" {
+    type        = string
+    required    = true
+    description = "The labels' entity column; it is matched with each feature set's entity."
+  }
+  attribute "timestamp" {
+    type        = string
+    required    = true
+    description = "The labels' time column (a timestamp column): features are taken as they were at this time."
+  }
+  attribute "features" {
+    type        = list(ref(feature_set))
+    required    = true
+    description = "The feature sets joined; each needs a `timestamp`. Their features and aggregates become columns."
+  }
+  attribute "max_age" {
+    type        = string
+    format      = "duration"
+    description = "Feature rows older than this before the label's time are not used (the columns are null). Unset: any age."
+  }
+  attribute "format" {
+    type        = string
+    default     = "parquet"
+    allowed     = ["parquet", "jsonl"]
+    description = "How the training set is written: `parquet` (zstd) or `jsonl`."
+  }
+  attribute "description" {
+    type        = string
+    description = "What the training set is for."
+  }
+  attribute "version" {
+    type        = string
+    computed    = true
+    description = "The content hash of the training set written."
+  }
+  attribute "uri" {
+    type        = string
+    computed    = true
+    description = "Where the training set lives."
+    stores_data = true
+    lineage     = true
+  }
+  attribute "row_count" {
+    type        = number
+    computed    = true
+    description = "Number of label rows."
+    lineage     = true
+  }
+}
+
 kind "training" {
   description = "One training run: the user's code run on inputs with hyperparameters, reporting metrics."
   providers   = ["local", "kubernetes"]
@@ -121,7 +180,7 @@ kind "training" {
     lineage     = true
   }
   attribute "inputs" {
-    type        = map(ref(dataset, feature_set))
+    type        = map(ref(dataset, feature_set, training_set))
     default     = {}
     description = "Named inputs, each given to the run as MLOPS_INPUT_<NAME>."
   }

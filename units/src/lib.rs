@@ -404,6 +404,39 @@ pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
     }
 }
 
+/// Writes microseconds since 1970-01-01T00:00:00Z as RFC 3339 in UTC
+/// (`2026-11-27T09:30:00Z`, with a fraction only when there is one): what
+/// [`parse_timestamp_micros`] reads back to the same number.
+pub fn format_timestamp_micros(micros: i64) -> String {
+    let days = micros.div_euclid(86_400_000_000);
+    let within = micros.rem_euclid(86_400_000_000);
+    let (year, month, day) = civil_from_days(days);
+    let seconds = within / 1_000_000;
+    let fraction = within % 1_000_000;
+    let mut text = format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if fraction != 0 {
+        let digits = format!("{fraction:06}");
+        text.push('.');
+        text.push_str(digits.trim_end_matches('0'));
+    }
+    text.push('Z');
+    text
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,

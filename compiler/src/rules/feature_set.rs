@@ -14,6 +14,8 @@ use crate::value::Value;
 use super::{column_value_type, dataset_name, KindCheck, ModuleFacts};
 
 pub(super) fn check(check: &mut KindCheck<'_, '_>) {
+    let has_timestamp = check.attributes.get("timestamp").is_some_and(|value| !value.is_null());
+    check.facts.feature_set_timestamps.insert(check.name.to_owned(), has_timestamp);
     check_feature_set(check.checker, check.body, check.attributes, check.facts);
     check_aggregates(check.checker, check.header, check.body, check.attributes, check.facts);
 }
@@ -72,7 +74,7 @@ fn dataset_columns(body: &Body, facts: &ModuleFacts) -> Option<Vec<(String, Stri
     dataset_name(body, "dataset").and_then(|(dataset, _)| facts.dataset_columns.get(&dataset).cloned().flatten())
 }
 
-fn unknown_column(column: &str, columns: &[(String, String)], span: crate::source::Span) -> Diagnostic {
+pub(super) fn unknown_column(column: &str, columns: &[(String, String)], span: crate::source::Span) -> Diagnostic {
     let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
     Diagnostic::error(codes::UNKNOWN_COLUMN, format!("the column `{column}` is not in the dataset schema"))
         .at(span, "no such column")

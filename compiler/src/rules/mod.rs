@@ -1,7 +1,7 @@
 //! The rules that need to understand ML, beyond what a schema can say, one
 //! file per kind: feature expressions typed against the dataset schema
 //! (`feature_set.rs`), column constraints (`dataset.rs`), metric names
-//! (`training.rs`), serving runtimes against providers, rollout strategies
+//! (`training.rs`), labels and time joins (`training_set.rs`), serving runtimes against providers, rollout strategies
 //! against runtimes and KServe's modes (`serving.rs`), drift methods
 //! against column types (`monitor.rs`). Each kind's rule is registered in
 //! [`RULES`]; the checker calls [`check_kind`] for every resource after its
@@ -14,6 +14,7 @@ mod model;
 mod monitor;
 mod serving;
 mod training;
+mod training_set;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,6 +29,8 @@ use crate::value::Value;
 pub struct ModuleFacts {
     /// Dataset name -> its columns (name, type), or None without a schema.
     pub dataset_columns: HashMap<String, Option<Vec<(String, String)>>>,
+    /// Feature set name -> whether it has a `timestamp` (can be joined by time).
+    pub feature_set_timestamps: HashMap<String, bool>,
     /// Model name -> the provider type its registry is on.
     pub model_providers: HashMap<String, String>,
 }
@@ -52,6 +55,7 @@ type Rule = fn(&mut KindCheck<'_, '_>);
 const RULES: &[(&str, Rule)] = &[
     ("dataset", dataset::check),
     ("feature_set", feature_set::check),
+    ("training_set", training_set::check),
     ("training", training::check),
     ("model", model::check),
     ("serving", serving::check),

@@ -257,19 +257,19 @@ pub fn compute_features(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum OutputFormat {
+pub(crate) enum OutputFormat {
     Parquet,
     Jsonl,
 }
 
 /// A batch of output, ready for the writer.
-enum Encoded {
+pub(crate) enum Encoded {
     Parquet(RecordBatch),
     Jsonl(Vec<u8>),
 }
 
 /// The entity column's Parquet type: its declared type, text otherwise.
-fn entity_type(column: Option<&Column>) -> DataType {
+pub(crate) fn entity_type(column: Option<&Column>) -> DataType {
     match column.map(|column| column.column_type.as_str()) {
         Some("int") => DataType::Int64,
         Some("float") => DataType::Float64,
@@ -327,7 +327,7 @@ impl Values {
     }
 
     /// The values of `rows` as an Arrow array.
-    fn array(&self, rows: std::ops::Range<usize>) -> ArrayRef {
+    pub(crate) fn array(&self, rows: std::ops::Range<usize>) -> ArrayRef {
         match self {
             Values::Int(values) => Arc::new(Int64Array::from(values[rows].to_vec())),
             Values::Float(values) => Arc::new(Float64Array::from(values[rows].to_vec())),
@@ -397,7 +397,7 @@ fn aggregates_of(config: &Attributes) -> ProviderResult<Vec<Aggregate>> {
 }
 
 /// A batch's event times, for a Parquet timestamp column.
-fn timestamp_array(batch: &Batch, column: &str) -> ProviderResult<ArrayRef> {
+pub(crate) fn timestamp_array(batch: &Batch, column: &str) -> ProviderResult<ArrayRef> {
     let data = batch.names.iter().position(|name| name == column).and_then(|at| batch.columns[at].as_ref());
     let mut micros = Vec::with_capacity(batch.rows);
     for index in 0..batch.rows {
@@ -490,7 +490,7 @@ fn encode_batch(batch: &Batch, output: &Output<'_>, offset: usize) -> ProviderRe
     }
 }
 
-fn entity_array(data: Option<&ColumnData>, declared: Option<&Column>, rows: usize) -> ArrayRef {
+pub(crate) fn entity_array(data: Option<&ColumnData>, declared: Option<&Column>, rows: usize) -> ArrayRef {
     let Some(data) = data else { return arrow_array::new_null_array(&entity_type(declared), rows) };
     match (entity_type(declared), data) {
         (DataType::Int64, ColumnData::Int(values)) => Arc::new(Int64Array::from(values.clone())),
@@ -607,7 +607,12 @@ impl Write for HashingFile {
 }
 
 /// Writes what arrives, in order, and returns the content hash and size.
-fn write_file(path: &Path, format: OutputFormat, schema: Arc<Schema>, encoded: mpsc::Receiver<Encoded>) -> ProviderResult<(String, u64)> {
+pub(crate) fn write_file(
+    path: &Path,
+    format: OutputFormat,
+    schema: Arc<Schema>,
+    encoded: mpsc::Receiver<Encoded>,
+) -> ProviderResult<(String, u64)> {
     use parquet::arrow::ArrowWriter;
     use parquet::basic::{Compression, ZstdLevel};
     use parquet::file::properties::WriterProperties;

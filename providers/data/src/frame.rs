@@ -583,6 +583,25 @@ fn column_from_arrow(array: &dyn arrow_array::Array, declared: Option<&Column>) 
     use arrow_array::types::{Float64Type, Int64Type};
     use arrow_schema::DataType;
     let cast = |to: &DataType| arrow_cast::cast(&arrow_array::make_array(array.to_data()), to).map_err(|error| error.to_string());
+    if let DataType::Timestamp(unit, _) = array.data_type() {
+        if declared.is_none_or(|column| column.column_type == "timestamp" || column.column_type == "string") {
+            // Times as their RFC 3339 text, as rows and CSV hold them.
+            let per_micro = match unit {
+                arrow_schema::TimeUnit::Second => 1_000_000,
+                arrow_schema::TimeUnit::Millisecond => 1_000,
+                _ => 1,
+            };
+            let numbers = cast(&DataType::Int64)?;
+            let numbers = numbers.as_primitive::<Int64Type>();
+            let micros = |number: i64| match unit {
+                arrow_schema::TimeUnit::Nanosecond => number.div_euclid(1_000),
+                _ => number.saturating_mul(per_micro),
+            };
+            return Ok(ColumnData::Text(
+                numbers.iter().map(|number| number.map(|number| mlops_units::format_timestamp_micros(micros(number)))).collect(),
+            ));
+        }
+    }
     let wanted = match declared.map(|column| column.column_type.as_str()) {
         Some("int") => "int",
         Some("float") => "float",

@@ -5,6 +5,7 @@
 
 pub mod features;
 pub mod frame;
+pub mod join;
 pub mod vector;
 pub mod window;
 
@@ -67,13 +68,17 @@ pub fn plan_local_source(location: &Path, request: &PlanRequest, unchanged_confi
     Ok(response)
 }
 
-/// Plans a feature set, wherever it is stored: unchanged while its
-/// configuration and its dataset are; computed again (a new version, known
+/// Plans a feature set (or a training set), wherever it is stored:
+/// unchanged while its configuration and its inputs are; computed again (a new version, known
 /// after apply) when either changes.
 pub fn plan_feature_set(request: &PlanRequest, unchanged_config: bool) -> PlanResponse {
     let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
     if !request.changed_inputs.is_empty() {
-        response.requires_replace.push("its dataset has a new version, so the features are computed again".into());
+        response.requires_replace.push(if request.target.kind == "training_set" {
+            "an input has a new version, so the training set is joined again".into()
+        } else {
+            "its dataset has a new version, so the features are computed again".into()
+        });
     }
     match &request.prior_state {
         Some(prior) if request.changed_inputs.is_empty() && unchanged_config => response.planned_state = prior.clone(),

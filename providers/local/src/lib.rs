@@ -217,7 +217,7 @@ impl LocalProvider {
                     None
                 }
             }
-            ("dataset" | "feature_set", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
+            ("dataset" | "feature_set" | "training_set", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
             ("training", _) => exists(text(&request.state, "artifact_uri")).then(|| request.state.clone()),
             ("model", _) => {
                 let registry = root(target).join("registry").join(slug(&registered_model_name(target, &request.config)));
@@ -282,6 +282,7 @@ impl LocalProvider {
             "bucket" => apply_bucket(&request),
             "dataset" => apply_dataset(&request, context),
             "feature_set" => apply_feature_set(&request, context),
+            "training_set" => apply_training_set(&request, context),
             "training" => apply_training(&request, context),
             "model" => apply_model(&request, context),
             "serving" => apply_serving(&request, context),
@@ -301,7 +302,9 @@ impl LocalProvider {
 impl Provider for LocalProvider {
     fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
         SchemaResponse {
-            resource_kinds: ["bucket", "dataset", "feature_set", "training", "model", "serving", "monitor"].map(str::to_owned).to_vec(),
+            resource_kinds: ["bucket", "dataset", "feature_set", "training_set", "training", "model", "serving", "monitor"]
+                .map(str::to_owned)
+                .to_vec(),
             data_kinds: ["model", "dataset"].map(str::to_owned).to_vec(),
         }
     }
@@ -376,7 +379,7 @@ impl Provider for LocalProvider {
                 response.planned_state.insert("uri".into(), Json::String(uri_for(&format!("objects/{name}"))));
             }
             "dataset" => plan_dataset(&request, &mut response)?,
-            "feature_set" => response = data::plan_feature_set(&request, same_config(&request)),
+            "feature_set" | "training_set" => response = data::plan_feature_set(&request, same_config(&request)),
             "training" => plan_training(&request, &mut response)?,
             "model" => response = mlops_provider_support::registry::plan_model(&request),
             "serving" => {
@@ -742,6 +745,80 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
     state.insert("version".into(), Json::String(features.version));
     state.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &destination))));
     state.insert("row_count".into(), json!(features.row_count));
+    Ok(ApplyResponse { state, private: Json::Null })
+}
+
+/// Labels joined point-in-time to feature sets, stored in the labels'
+/// bucket like features.
+fn apply_training_set(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let config = &request.config;
+    let labels = config.get("labels").and_then(Json::as_object).cloned().unwrap_or_default();
+    let labels_uri = text(&labels, "uri").ok_or_else(|| failed("the labels have no stored data yet"))?;
+    let labels_location = local_copy(target, labels_uri, text(&labels, "version"), Some(context))?;
+    let labels_files = data::data_files(&labels_location)?;
+    let labels_columns = data::columns_of(&labels);
+    let mut sources = Vec::new();
+    for feature_set in config.get("features").and_then(Json::as_array).into_iter().flatten() {
+        let attributes = feature_set.as_object().cloned().unwrap_or_default();
+        let address = text(&attributes, "$address").unwrap_or("a feature set").to_owned();
+        let uri = text(&attributes, "uri").ok_or_else(|| failed(format!("{address} has no stored features yet")))?;
+        let timestamp = text(&attributes, "timestamp").ok_or_else(|| {
+            ProviderError::with_help(
+                format!("{address} has no `timestamp`, so it cannot be joined point-in-time"),
+                "set `timestamp = \"COLUMN\"` on the feature set",
+            )
+        })?;
+        let location = local_copy(target, uri, text(&attributes, "version"), Some(context))?;
+        let mut columns: Vec<String> = Vec::new();
+        for block in ["feature", "aggregate"] {
+            columns.extend(attributes.get(block).and_then(Json::as_object).into_iter().flatten().map(|(name, _)| name.clone()));
+        }
+        sources.push(data::join::FeatureSource {
+            address,
+            files: data::data_files(&location)?,
+            format: text(&attributes, "format").unwrap_or("parquet").to_owned(),
+            entity: text(&attributes, "entity").unwrap_or_default().to_owned(),
+            timestamp: timestamp.to_owned(),
+            columns,
+        });
+    }
+    let max_age = match text(config, "max_age") {
+        Some(duration) => Some(mlops_units::parse_duration_signed(duration).map_err(failed)? * 1_000),
+        None => None,
+    };
+    let joined_labels = data::join::Labels {
+        dataset: data::features::DatasetFiles {
+            files: &labels_files,
+            format: text(&labels, "format").unwrap_or("csv"),
+            columns: labels_columns.as_deref(),
+        },
+        entity: text(config, "entity").unwrap_or_default(),
+        timestamp: text(config, "timestamp").unwrap_or_default(),
+    };
+    let bucket_name = labels_uri.strip_prefix("local://objects/").and_then(|rest| rest.split('/').next()).unwrap_or("_default");
+    let sets_directory = bucket_path(target, bucket_name)?.join("training-sets").join(slug(&target.address));
+    let staging = sets_directory.join(format!(".staging-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    context.progress("joining the labels to the features, point-in-time");
+    let format = text(config, "format").unwrap_or("parquet");
+    let joined = match data::join::join_point_in_time(&joined_labels, &sources, max_age, format, &staging, context) {
+        Ok(joined) => joined,
+        Err(error) => {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
+    let destination = sets_directory.join(short_hash(&joined.version));
+    if destination.exists() {
+        let _ = fs::remove_dir_all(&staging);
+    } else {
+        fs::rename(&staging, &destination).map_err(|error| io_failed("store", &destination, error))?;
+    }
+    let mut state = Attributes::new();
+    state.insert("version".into(), Json::String(joined.version));
+    state.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &destination))));
+    state.insert("row_count".into(), json!(joined.row_count));
     Ok(ApplyResponse { state, private: Json::Null })
 }
 
@@ -1248,7 +1325,7 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
             let force = request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false);
             remove_bucket(target, &bucket_path(target, name)?, force, name)
         }
-        "dataset" | "feature_set" => {
+        "dataset" | "feature_set" | "training_set" => {
             if let Some(uri) = text(&state, "uri").filter(|uri| uri.starts_with("local://")) {
                 if let Some(parent) = path_of_uri(target, uri).parent() {
                     remove_owned(target, parent)?;

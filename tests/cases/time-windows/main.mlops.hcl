@@ -48,3 +48,38 @@ feature_set "activity" {
 output "uri" {
   value = feature_set.activity.uri
 }
+
+# Labels joined to the features as they were when each label was observed.
+dataset "labels" {
+  bucket = bucket.lake
+  source = "./labels.csv"
+  schema {
+    column "customer_id" { type = string }
+    column "observed_at" { type = timestamp }
+    column "churned" { type = bool }
+  }
+}
+
+training_set "churn" {
+  labels    = dataset.labels
+  entity    = "customer_id"
+  timestamp = "observed_at"
+  features  = [feature_set.activity]
+}
+
+training_set "recent" {
+  labels    = dataset.labels
+  entity    = "customer_id"
+  timestamp = "observed_at"
+  features  = [feature_set.activity]
+  max_age   = "2d"
+  format    = "jsonl"
+}
+
+output "churn_uri" {
+  value = training_set.churn.uri
+}
+
+output "recent_uri" {
+  value = training_set.recent.uri
+}
