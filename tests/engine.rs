@@ -1002,3 +1002,40 @@ fn time_window_aggregates_and_training_sets_are_point_in_time_and_planned_by_the
     assert!(plan.stdout.contains("training_set.churn"), "{}", plan.all());
     assert!(plan.stdout.contains("an input has a new version, so the training set is joined again"), "{}", plan.all());
 }
+
+#[test]
+fn batch_predictions_run_the_model_over_the_data_and_run_again_when_either_changes() {
+    let workspace = Workspace::copy_of("tests/cases/batch-scoring");
+    workspace.apply(&[]);
+    let predictions = |workspace: &Workspace| {
+        let directory = workspace.path().join(".mlops").join(workspace.output("predictions").trim_start_matches("local://"));
+        fs::read_to_string(directory.join("predictions.csv")).unwrap()
+    };
+    assert_eq!(predictions(&workspace), "id,flagged,model_version\na,0,1\nb,1,1\nc,1,1\n");
+    let lineage = workspace.run(&["lineage", "batch_prediction.flags"]).stdout;
+    assert!(lineage.contains("dataset.rows") && lineage.contains("model.threshold"), "{lineage}");
+    workspace.assert_no_changes(&[]);
+
+    // New rows: the plan says which input changed, and the predictions follow.
+    workspace.write("rows.csv", "id,amount\na,50\nb,150\nc,250\nd,500\n");
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("# batch_prediction.flags will be replaced"), "{}", plan.all());
+    assert!(plan.stdout.contains("input dataset.rows changed: version"), "{}", plan.all());
+    workspace.apply(&[]);
+    assert_eq!(predictions(&workspace), "id,flagged,model_version\na,0,2\nb,1,2\nc,1,2\nd,1,2\n");
+    workspace.assert_no_changes(&[]);
+
+    // New scoring code: run again, for that reason alone.
+    let script = workspace.read("score.py");
+    workspace.write("score.py", &script.replace("> threshold", ">= threshold"));
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("code fingerprint changed"), "{}", plan.all());
+    assert!(!plan.stdout.contains("training.threshold will be replaced"), "{}", plan.all());
+
+    // A run that writes nothing is an error that says where to write.
+    workspace.write("score.py", "import sys\nprint('no predictions today')\n");
+    let run = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("wrote no predictions"), "{}", run.all());
+    assert!(run.stderr.contains("MLOPS_OUTPUT_DIR"), "{}", run.all());
+}

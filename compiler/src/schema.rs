@@ -506,7 +506,10 @@ mod tests {
     fn the_stdlib_loads_and_covers_every_kind_in_the_language() {
         let schemas = load_standard().unwrap_or_else(|message| panic!("{message}"));
         let kinds: Vec<&str> = schemas.declarable_kinds().collect();
-        assert_eq!(kinds, ["bucket", "dataset", "feature_set", "training_set", "training", "model", "serving", "monitor"]);
+        assert_eq!(
+            kinds,
+            ["bucket", "dataset", "feature_set", "training_set", "training", "model", "serving", "batch_prediction", "monitor"]
+        );
         assert!(schemas.resource("dataset").unwrap().retained);
         assert_eq!(schemas.resource("dataset").unwrap().body.attributes["version"].ty, Type::String);
         assert_eq!(

@@ -161,10 +161,26 @@ kind "training_set" {
   }
 }
 
+# What every run of the user's code (a training, a batch prediction) takes.
+shared "run_settings" {
+  attribute "env" {
+    type        = map(string)
+    default     = {}
+    description = "Extra environment variables; sensitive values stay sensitive."
+  }
+  attribute "timeout" {
+    type        = string
+    format      = "duration"
+    default     = "24h"
+    description = "How long the run may take."
+  }
+}
+
 kind "training" {
   description = "One training run: the user's code run on inputs with hyperparameters, reporting metrics."
   providers   = ["local", "kubernetes"]
   identity    = "run_id"
+  include     = ["run_settings"]
 
   attribute "command" {
     type        = list(string)
@@ -189,17 +205,6 @@ kind "training" {
     default     = {}
     description = "Given to the run as MLOPS_HYPERPARAMETERS (JSON) and MLOPS_HP_<NAME>."
     lineage     = true
-  }
-  attribute "env" {
-    type        = map(string)
-    default     = {}
-    description = "Extra environment variables; sensitive values stay sensitive."
-  }
-  attribute "timeout" {
-    type        = string
-    format      = "duration"
-    default     = "24h"
-    description = "How long the run may take."
   }
   attribute "metrics" {
     type        = list(string)
@@ -505,6 +510,67 @@ kind "serving" {
     type        = number
     computed    = true
     description = "Replicas ready to serve."
+  }
+}
+
+kind "batch_prediction" {
+  description = "A model version run over a dataset, writing predictions: the deploy-as-a-batch-job half of serving. On the local provider, `command` runs with MLOPS_MODEL_DIR, MLOPS_INPUT_DIR and MLOPS_OUTPUT_DIR."
+  providers   = ["local"]
+  include     = ["run_settings"]
+
+  attribute "model" {
+    type        = ref(model, model_version)
+    required    = true
+    description = "The model (its current version) or one version: model.NAME.versions[\"7\"]. Given to the run as MLOPS_MODEL_DIR."
+  }
+  attribute "input" {
+    type        = ref(dataset, feature_set, training_set)
+    required    = true
+    description = "The rows to predict on, given to the run as MLOPS_INPUT_DIR (and their format as MLOPS_INPUT_FORMAT)."
+  }
+  attribute "command" {
+    type        = list(string)
+    required_on = ["local"]
+    description = "The program that writes predictions into MLOPS_OUTPUT_DIR; its working directory is the configuration's directory."
+    lineage     = true
+  }
+  attribute "description" {
+    type        = string
+    description = "What the predictions are for."
+  }
+  attribute "version" {
+    type        = string
+    computed    = true
+    description = "The content hash of the predictions written."
+  }
+  attribute "uri" {
+    type        = string
+    computed    = true
+    description = "Where the predictions live."
+    stores_data = true
+    lineage     = true
+  }
+  attribute "run_id" {
+    type        = string
+    computed    = true
+    description = "The run that wrote them."
+    lineage     = true
+  }
+  attribute "fingerprint" {
+    type        = string
+    computed    = true
+    description = "Hash of the command, environment, code files, model version and input version."
+    lineage     = true
+  }
+  attribute "files" {
+    type        = number
+    computed    = true
+    description = "How many files of predictions the run wrote."
+  }
+  attribute "size_bytes" {
+    type        = number
+    computed    = true
+    description = "Their total size."
   }
 }
 

@@ -217,7 +217,9 @@ impl LocalProvider {
                     None
                 }
             }
-            ("dataset" | "feature_set" | "training_set", _) => exists(text(&request.state, "uri")).then(|| request.state.clone()),
+            ("dataset" | "feature_set" | "training_set" | "batch_prediction", _) => {
+                exists(text(&request.state, "uri")).then(|| request.state.clone())
+            }
             ("training", _) => exists(text(&request.state, "artifact_uri")).then(|| request.state.clone()),
             ("model", _) => {
                 let registry = root(target).join("registry").join(slug(&registered_model_name(target, &request.config)));
@@ -283,6 +285,7 @@ impl LocalProvider {
             "dataset" => apply_dataset(&request, context),
             "feature_set" => apply_feature_set(&request, context),
             "training_set" => apply_training_set(&request, context),
+            "batch_prediction" => apply_batch_prediction(&request, context),
             "training" => apply_training(&request, context),
             "model" => apply_model(&request, context),
             "serving" => apply_serving(&request, context),
@@ -302,9 +305,19 @@ impl LocalProvider {
 impl Provider for LocalProvider {
     fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
         SchemaResponse {
-            resource_kinds: ["bucket", "dataset", "feature_set", "training_set", "training", "model", "serving", "monitor"]
-                .map(str::to_owned)
-                .to_vec(),
+            resource_kinds: [
+                "bucket",
+                "dataset",
+                "feature_set",
+                "training_set",
+                "training",
+                "model",
+                "serving",
+                "monitor",
+                "batch_prediction",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             data_kinds: ["model", "dataset"].map(str::to_owned).to_vec(),
         }
     }
@@ -380,6 +393,7 @@ impl Provider for LocalProvider {
             }
             "dataset" => plan_dataset(&request, &mut response)?,
             "feature_set" | "training_set" => response = data::plan_feature_set(&request, same_config(&request)),
+            "batch_prediction" => plan_batch_prediction(&request, &mut response),
             "training" => plan_training(&request, &mut response)?,
             "model" => response = mlops_provider_support::registry::plan_model(&request),
             "serving" => {
@@ -848,22 +862,30 @@ fn fingerprint(target: &Target, config: &Attributes) -> Option<String> {
     Some(format!("b3:{}", hasher.finalize().to_hex()))
 }
 
+/// Why a run (a training, a batch prediction) must run again: new inputs,
+/// a new configuration, or changed code. Empty when it need not.
+fn run_again_reasons(request: &PlanRequest, fingerprint: Option<&str>) -> Vec<String> {
+    let prior_fingerprint = request.prior_state.as_ref().and_then(|state| text(state, "fingerprint"));
+    if !request.changed_inputs.is_empty() {
+        vec!["a run is immutable: new inputs need a new run".into()]
+    } else if !same_config(request) {
+        vec!["a run is immutable: a new configuration needs a new run".into()]
+    } else if fingerprint.is_some() && fingerprint != prior_fingerprint {
+        vec![format!(
+            "code fingerprint changed: {} -> {}",
+            prior_fingerprint.map_or("(none)".to_owned(), short),
+            fingerprint.map_or("(known after apply)".to_owned(), short)
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
 fn plan_training(request: &PlanRequest, response: &mut PlanResponse) -> ProviderResult<()> {
     let target = &request.target;
     let fingerprint = fingerprint(target, &request.config);
-    let prior_fingerprint = request.prior_state.as_ref().and_then(|state| text(state, "fingerprint")).map(str::to_owned);
     if let Some(prior) = &request.prior_state {
-        if !request.changed_inputs.is_empty() {
-            response.requires_replace.push("a run is immutable: new inputs need a new run".into());
-        } else if !same_config(request) {
-            response.requires_replace.push("a run is immutable: a new configuration needs a new run".into());
-        } else if fingerprint.is_some() && fingerprint != prior_fingerprint {
-            response.requires_replace.push(format!(
-                "code fingerprint changed: {} -> {}",
-                prior_fingerprint.as_deref().map_or("(none)".to_owned(), short),
-                fingerprint.as_deref().map_or("(known after apply)".to_owned(), short)
-            ));
-        }
+        response.requires_replace.extend(run_again_reasons(request, fingerprint.as_deref()));
         // retrain_on: a value that turned true since the last run.
         let now_true = request
             .config
@@ -920,6 +942,144 @@ impl PendingRun {
 fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
+    let declared: Vec<String> = strings(config, "metrics");
+    let wanted_fingerprint = fingerprint(target, config);
+    let finished = run_to_completion(request, context, wanted_fingerprint.clone(), |_, directory| {
+        let mut environment = vec![
+            ("MLOPS_METRICS_FILE".to_owned(), directory.join("metrics.json").to_string_lossy().into_owned()),
+            ("MLOPS_HYPERPARAMETERS".to_owned(), config.get("hyperparameters").cloned().unwrap_or(json!({})).to_string()),
+        ];
+        for (name, value) in config.get("hyperparameters").and_then(Json::as_object).into_iter().flatten() {
+            environment
+                .push((format!("MLOPS_HP_{}", name.to_uppercase()), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
+        }
+        for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
+            let uri = input.get("uri").and_then(Json::as_str).ok_or_else(|| failed(format!("input `{name}` has no stored data")))?;
+            let staged = local_copy(target, uri, input.get("version").and_then(Json::as_str), Some(context))?;
+            environment.push((format!("MLOPS_INPUT_{}", name.to_uppercase()), staged.to_string_lossy().into_owned()));
+        }
+        Ok(environment)
+    })?;
+    let (run_id, run_directory, started) = (finished.run_id, finished.directory, finished.started);
+    let metrics_file = run_directory.join("metrics.json");
+    let written = if metrics_file.exists() { Some(data::read_text(&metrics_file, 1024 * 1024)?) } else { None };
+    let reported = mlops_provider_support::declared_metrics(&format!("run {run_id}"), written.as_deref(), &declared)?;
+    let mut state = Attributes::new();
+    state.insert("run_id".into(), Json::String(run_id.clone()));
+    state.insert("fingerprint".into(), wanted_fingerprint.map_or(Json::Null, Json::String));
+    state.insert("artifact_uri".into(), Json::String(uri_for(&relative_to_root(target, &run_directory.join("output")))));
+    state.insert("metrics".into(), Json::Object(reported));
+    context.progress(&format!("run {run_id} finished in {:.1}s", started.elapsed().as_secs_f64()));
+    Ok(ApplyResponse { state, private: json!({ "run_id": run_id }) })
+}
+
+/// The fingerprint of a batch prediction: its command, environment and
+/// code, and the identities of its model version and input.
+fn prediction_fingerprint(target: &Target, config: &Attributes) -> Option<String> {
+    let mut view = config.clone();
+    view.insert("inputs".into(), json!({ "model": config.get("model"), "input": config.get("input") }));
+    fingerprint(target, &view)
+}
+
+fn plan_batch_prediction(request: &PlanRequest, response: &mut PlanResponse) {
+    let fingerprint = prediction_fingerprint(&request.target, &request.config);
+    if let Some(prior) = &request.prior_state {
+        response.requires_replace.extend(run_again_reasons(request, fingerprint.as_deref()));
+        if response.requires_replace.is_empty() {
+            response.planned_state = prior.clone();
+            return;
+        }
+    }
+    match fingerprint {
+        Some(fingerprint) => {
+            response.planned_state.insert("fingerprint".into(), Json::String(fingerprint));
+        }
+        None => response.unknown.push(vec!["fingerprint".into()]),
+    }
+    for computed in ["version", "uri", "run_id", "files", "size_bytes"] {
+        response.unknown.push(vec![computed.into()]);
+    }
+}
+
+/// The model version's files on this machine (fetched when the registry is
+/// remote).
+fn model_directory(target: &Target, model: &Attributes, context: &dyn ApplyContext) -> ProviderResult<PathBuf> {
+    let model_uri = text(model, "uri").ok_or_else(|| failed("the model has no registered version"))?;
+    if model_uri.starts_with("local://") {
+        Ok(path_of_uri(target, model_uri).join("artifacts"))
+    } else {
+        local_copy(target, model_uri, text(model, "version"), Some(context))
+    }
+}
+
+/// Runs the command on the model version and the input, and stores what it
+/// wrote as the predictions, content-addressed in the input's bucket.
+fn apply_batch_prediction(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let config = &request.config;
+    let model = config.get("model").and_then(Json::as_object).cloned().unwrap_or_default();
+    let input = config.get("input").and_then(Json::as_object).cloned().unwrap_or_default();
+    let input_uri = text(&input, "uri").ok_or_else(|| failed("the input has no stored data yet"))?;
+    let model_files = model_directory(target, &model, context)?;
+    let input_files = local_copy(target, input_uri, text(&input, "version"), Some(context))?;
+    let wanted_fingerprint = prediction_fingerprint(target, config);
+    let finished = run_to_completion(request, context, wanted_fingerprint.clone(), |_, _| {
+        Ok(vec![
+            ("MLOPS_MODEL_DIR".to_owned(), model_files.to_string_lossy().into_owned()),
+            ("MLOPS_MODEL_VERSION".to_owned(), text(&model, "version").unwrap_or_default().to_owned()),
+            ("MLOPS_INPUT_DIR".to_owned(), input_files.to_string_lossy().into_owned()),
+            ("MLOPS_INPUT_FORMAT".to_owned(), text(&input, "format").unwrap_or("csv").to_owned()),
+        ])
+    })?;
+    let output = finished.directory.join("output");
+    let files = data::data_files(&output)?;
+    if files.is_empty() {
+        return Err(ProviderError::with_help(
+            format!("run {} wrote no predictions", finished.run_id),
+            "write the predictions into the directory MLOPS_OUTPUT_DIR names",
+        ));
+    }
+    let (version, size) = data::content_hash(&output, &files)?;
+    let bucket_name = input_uri.strip_prefix("local://objects/").and_then(|rest| rest.split('/').next()).unwrap_or("_default");
+    let destination = bucket_path(target, bucket_name)?.join("predictions").join(slug(&target.address)).join(short_hash(&version));
+    data::store_files(&output, &files, &destination)?;
+    context.progress(&format!(
+        "run {} wrote {} file(s) of predictions in {:.1}s",
+        finished.run_id,
+        files.len(),
+        finished.started.elapsed().as_secs_f64()
+    ));
+    let mut state = Attributes::new();
+    state.insert("version".into(), Json::String(version));
+    state.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &destination))));
+    state.insert("run_id".into(), Json::String(finished.run_id.clone()));
+    state.insert("fingerprint".into(), wanted_fingerprint.map_or(Json::Null, Json::String));
+    state.insert("files".into(), json!(files.len()));
+    state.insert("size_bytes".into(), json!(size));
+    Ok(ApplyResponse { state, private: json!({ "run_id": finished.run_id }) })
+}
+
+/// A run that finished well: its id, its directory (with `output/` and
+/// `log.txt`), and when it started.
+struct FinishedRun {
+    run_id: String,
+    directory: PathBuf,
+    started: Instant,
+}
+
+/// Runs the resource's `command` as a detached process (its handle
+/// recorded first, so an interrupted apply re-attaches to a run started
+/// with the same `fingerprint`), waits for it within `timeout`, and fails
+/// with the end of its log unless it exits 0. `run_environment` gives the
+/// variables beyond `MLOPS_RUN_ID`, `MLOPS_OUTPUT_DIR` and `env`.
+fn run_to_completion(
+    request: &ApplyRequest,
+    context: &dyn ApplyContext,
+    wanted_fingerprint: Option<String>,
+    run_environment: impl FnOnce(&str, &Path) -> ProviderResult<Vec<(String, String)>>,
+) -> ProviderResult<FinishedRun> {
+    let target = &request.target;
+    let config = &request.config;
     let command: Vec<String> = strings(config, "command");
     if command.is_empty() {
         return Err(ProviderError::with_help(
@@ -928,9 +1088,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
         ));
     }
     let timeout = mlops_provider_support::duration(config, "timeout")?;
-    let declared: Vec<String> = strings(config, "metrics");
     let runs = root(target).join("runs");
-    let wanted_fingerprint = fingerprint(target, config);
 
     // Re-attach to a run an interrupted apply started, when it was started
     // with these very settings and is still going or finished well. Any
@@ -975,21 +1133,9 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             let directory = runs.join(&run_id);
             let output = directory.join("output");
             fs::create_dir_all(&output).map_err(|error| io_failed("create", &output, error))?;
-            let mut environment = vec![
-                ("MLOPS_RUN_ID".to_owned(), run_id.clone()),
-                ("MLOPS_OUTPUT_DIR".to_owned(), output.to_string_lossy().into_owned()),
-                ("MLOPS_METRICS_FILE".to_owned(), directory.join("metrics.json").to_string_lossy().into_owned()),
-                ("MLOPS_HYPERPARAMETERS".to_owned(), config.get("hyperparameters").cloned().unwrap_or(json!({})).to_string()),
-            ];
-            for (name, value) in config.get("hyperparameters").and_then(Json::as_object).into_iter().flatten() {
-                environment
-                    .push((format!("MLOPS_HP_{}", name.to_uppercase()), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
-            }
-            for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
-                let uri = input.get("uri").and_then(Json::as_str).ok_or_else(|| failed(format!("input `{name}` has no stored data")))?;
-                let staged = local_copy(target, uri, input.get("version").and_then(Json::as_str), Some(context))?;
-                environment.push((format!("MLOPS_INPUT_{}", name.to_uppercase()), staged.to_string_lossy().into_owned()));
-            }
+            let mut environment =
+                vec![("MLOPS_RUN_ID".to_owned(), run_id.clone()), ("MLOPS_OUTPUT_DIR".to_owned(), output.to_string_lossy().into_owned())];
+            environment.extend(run_environment(&run_id, &directory)?);
             for (name, value) in config.get("env").and_then(Json::as_object).into_iter().flatten() {
                 environment.push((name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
             }
@@ -1038,7 +1184,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             }
             return Err(ProviderError::with_help(
                 format!("run {run_id} timed out after {}s", timeout.as_secs()),
-                "raise `timeout`, or make the training faster",
+                "raise `timeout`, or make the run faster",
             ));
         }
         if last_report.elapsed() > Duration::from_secs(10) {
@@ -1061,16 +1207,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
             format!("the full log is {}", run_directory.join("log.txt").display()),
         ));
     }
-    let metrics_file = run_directory.join("metrics.json");
-    let written = if metrics_file.exists() { Some(data::read_text(&metrics_file, 1024 * 1024)?) } else { None };
-    let reported = mlops_provider_support::declared_metrics(&format!("run {run_id}"), written.as_deref(), &declared)?;
-    let mut state = Attributes::new();
-    state.insert("run_id".into(), Json::String(run_id.clone()));
-    state.insert("fingerprint".into(), wanted_fingerprint.map_or(Json::Null, Json::String));
-    state.insert("artifact_uri".into(), Json::String(uri_for(&relative_to_root(target, &run_directory.join("output")))));
-    state.insert("metrics".into(), Json::Object(reported));
-    context.progress(&format!("run {run_id} finished in {:.1}s", started.elapsed().as_secs_f64()));
-    Ok(ApplyResponse { state, private: json!({ "run_id": run_id }) })
+    Ok(FinishedRun { run_id, directory: run_directory, started })
 }
 
 fn copy_directory(from: &Path, to: &Path) -> ProviderResult<()> {
@@ -1199,12 +1336,7 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     }
     let model = config.get("model").and_then(Json::as_object).cloned().unwrap_or_default();
     let version = text(&model, "version").unwrap_or_default().to_owned();
-    let model_uri = text(&model, "uri").ok_or_else(|| failed("the model has no registered version"))?;
-    let model_directory = if model_uri.starts_with("local://") {
-        path_of_uri(target, model_uri).join("artifacts")
-    } else {
-        local_copy(target, model_uri, text(&model, "version"), Some(context))?
-    };
+    let model_directory = model_directory(target, &model, context)?;
     let strategy = config.get("rollout").and_then(|rollout| rollout.get("strategy")).and_then(Json::as_str).unwrap_or("all_at_once");
     let old_server = request.prior_state.as_ref().and_then(|_| process::Started::from_json(&request.prior_private));
     let directory = root(target).join("serving").join(slug(&target.address));
@@ -1325,7 +1457,7 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
             let force = request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false);
             remove_bucket(target, &bucket_path(target, name)?, force, name)
         }
-        "dataset" | "feature_set" | "training_set" => {
+        "dataset" | "feature_set" | "training_set" | "batch_prediction" => {
             if let Some(uri) = text(&state, "uri").filter(|uri| uri.starts_with("local://")) {
                 if let Some(parent) = path_of_uri(target, uri).parent() {
                     remove_owned(target, parent)?;
