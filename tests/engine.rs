@@ -1001,6 +1001,14 @@ fn time_window_aggregates_and_training_sets_are_point_in_time_and_planned_by_the
     // ... and so the training sets joined to them.
     assert!(plan.stdout.contains("training_set.churn"), "{}", plan.all());
     assert!(plan.stdout.contains("an input has a new version, so the training set is joined again"), "{}", plan.all());
+
+    // A time that is not a time is refused when the dataset is stored, not
+    // discovered later by the features.
+    workspace.write("transactions.csv", &format!("{data}c1,next tuesday,5,food\n"));
+    let run = workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("transactions.csv` line 7, column `event_time`: `next tuesday` is not a timestamp"), "{}", run.all());
+    assert!(run.stderr.contains("dataset.transactions"), "{}", run.all());
 }
 
 #[test]

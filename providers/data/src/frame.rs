@@ -423,6 +423,7 @@ fn field_passes(column: &Column, field: &str) -> bool {
             .is_some_and(|number| number.is_finite() && in_range(number)),
         "bool" => parse_bool(trimmed).is_some(),
         "string" => column.allowed.as_ref().is_none_or(|allowed| allowed.iter().any(|value| value == field)),
+        "timestamp" => mlops_units::parse_timestamp_micros(trimmed).is_some(),
         _ => true,
     }
 }
@@ -671,10 +672,11 @@ fn value_passes(column: &Column, data: &ColumnData, index: usize) -> bool {
         ColumnData::Text(_) => {
             return match data.text(index) {
                 None => column.nullable,
-                Some(text) => {
-                    column.column_type != "string"
-                        || column.allowed.as_ref().is_none_or(|allowed| allowed.iter().any(|value| value == text))
-                }
+                Some(text) => match column.column_type.as_str() {
+                    "string" => column.allowed.as_ref().is_none_or(|allowed| allowed.iter().any(|value| value == text)),
+                    "timestamp" => mlops_units::parse_timestamp_micros(text).is_some(),
+                    _ => true,
+                },
             }
         }
         ColumnData::Dynamic(_) => return false,

@@ -601,6 +601,7 @@ enum FieldKind {
     Float,
     Bool,
     Text,
+    Timestamp,
     Unchecked,
 }
 
@@ -611,7 +612,7 @@ impl<'a> FieldCheck<'a> {
             "float" => FieldKind::Float,
             "bool" => FieldKind::Bool,
             "string" => FieldKind::Text,
-            // Timestamps and anything else are kept as text, unchecked.
+            "timestamp" => FieldKind::Timestamp,
             _ => FieldKind::Unchecked,
         };
         FieldCheck { column, kind }
@@ -639,6 +640,7 @@ impl<'a> FieldCheck<'a> {
                 .is_some_and(|number| number.is_finite() && in_range(number)),
             FieldKind::Bool => matches!(trimmed.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "false" | "0" | "no"),
             FieldKind::Text => column.allowed.as_ref().is_none_or(|allowed| allowed.iter().any(|value| value == field)),
+            FieldKind::Timestamp => mlops_units::parse_timestamp_micros(trimmed).is_some(),
             FieldKind::Unchecked => true,
         }
     }
@@ -929,6 +931,15 @@ pub(crate) fn validate_row(row: &Row, columns: &[Column]) -> Result<(), (String,
                 }
             }
             "bool" if !value.is_boolean() => return Err((column.name.clone(), format!("{} is not a boolean", shown(&value.to_string())))),
+            "timestamp" if !value.as_str().is_some_and(|text| mlops_units::parse_timestamp_micros(text).is_some()) => {
+                return Err((
+                    column.name.clone(),
+                    format!(
+                        "{} is not a timestamp (RFC 3339 such as 2026-11-27T09:30:00Z, a date and time, or a date)",
+                        shown(&value.as_str().map_or_else(|| value.to_string(), |text| format!("`{text}`")))
+                    ),
+                ));
+            }
             "string" => {
                 let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
                 if let Some(allowed) = &column.allowed {
