@@ -443,3 +443,40 @@ fn a_new_version_sends_only_the_files_that_changed() {
     }
     assert_eq!(workspace.output("rows"), "6");
 }
+
+#[test]
+fn windowed_features_and_training_sets_are_computed_from_s3_into_s3() {
+    let Some(endpoint) = endpoint() else { return };
+    let mut workspace = Workspace::copy_of("tests/cases/time-windows");
+    // The same configuration, every resource on the s3 provider.
+    let configuration = workspace.read("main.mlops.hcl");
+    let mut on_s3 =
+        String::from("variable \"s3_endpoint\" {\n  type = string\n}\n\nprovider \"s3\" {\n  endpoint = var.s3_endpoint\n}\n\n");
+    for line in configuration.lines() {
+        on_s3.push_str(&line.replace("windows-lake", "s3-windows-lake"));
+        on_s3.push('\n');
+        if line.ends_with('{') && !line.starts_with(' ') && !line.starts_with("output") {
+            on_s3.push_str("  provider = s3\n");
+            if line.starts_with("bucket") {
+                on_s3.push_str("  force_destroy = true\n");
+            }
+        }
+    }
+    workspace.write("main.mlops.hcl", &on_s3);
+    workspace.environment = vec![("AWS_ACCESS_KEY_ID".into(), "testing".into()), ("AWS_SECRET_ACCESS_KEY".into(), "testing".into())];
+    workspace.variables = vec![format!("s3_endpoint={endpoint}")];
+    let apply = workspace.apply(&[]);
+    assert!(apply.stderr.contains("training_set.churn: joining the labels to the features, point-in-time"), "{}", apply.all());
+    for (output, file) in [("uri", "features.parquet"), ("churn_uri", "features.parquet"), ("recent_uri", "features.jsonl")] {
+        let uri = workspace.output(output);
+        assert!(uri.starts_with("s3://s3-windows-lake/"), "{uri}");
+        let key = format!("/s3-windows-lake/{}{file}", uri.trim_start_matches("s3://s3-windows-lake/"));
+        assert_eq!(raw_request(&endpoint, "HEAD", &key, ""), 200, "{key}");
+    }
+    assert!(workspace.output("churn_uri").contains("/training-sets/training_set.churn/"));
+    let state = workspace.run(&["state", "show", "training_set.churn"]).stdout;
+    assert!(state.contains("row_count = 5"), "{state}");
+    workspace.assert_no_changes(&[]);
+    let destroy = workspace.run(&["destroy", "--auto-approve"]);
+    assert_eq!(destroy.code, 0, "{}", destroy.all());
+}

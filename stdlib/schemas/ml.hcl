@@ -104,7 +104,7 @@ kind "feature_set" {
 
 kind "training_set" {
   description = "Labels joined point-in-time to feature sets: for each label row, each feature set's latest row of the same entity at or before the label's time."
-  providers   = ["local"]
+  providers   = ["local", "s3"]
 
   attribute "labels" {
     type        = ref(dataset)

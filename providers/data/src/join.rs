@@ -335,3 +335,80 @@ fn gather(values: &Values, rows: &[Option<usize>]) -> Values {
         Values::Text(column) => Values::Text(rows.iter().map(|row| row.and_then(|row| column[row].clone())).collect()),
     }
 }
+
+/// What a training set's configuration names, with every input's data on
+/// this machine: `locate` gives the local directory of the data at a `uri`
+/// of a recorded `version` (staging it when it is remote).
+pub struct TrainingSetInputs {
+    pub labels_files: Vec<PathBuf>,
+    pub labels_format: String,
+    pub labels_columns: Option<Vec<Column>>,
+    pub labels_uri: String,
+    pub entity: String,
+    pub timestamp: String,
+    pub sources: Vec<FeatureSource>,
+    pub max_age_micros: Option<i64>,
+    pub format: String,
+}
+
+impl TrainingSetInputs {
+    pub fn from_config(
+        config: &mlops_provider_api::Attributes,
+        mut locate: impl FnMut(&str, Option<&str>) -> ProviderResult<PathBuf>,
+    ) -> ProviderResult<TrainingSetInputs> {
+        let text = |attributes: &serde_json::Map<String, Json>, name: &str| attributes.get(name).and_then(Json::as_str).map(str::to_owned);
+        let labels = config.get("labels").and_then(Json::as_object).cloned().unwrap_or_default();
+        let labels_uri = text(&labels, "uri").ok_or_else(|| ProviderError::failed("the labels have no stored data yet"))?;
+        let labels_files = crate::data_files(&locate(&labels_uri, text(&labels, "version").as_deref())?)?;
+        let mut sources = Vec::new();
+        for feature_set in config.get("features").and_then(Json::as_array).into_iter().flatten() {
+            let attributes = feature_set.as_object().cloned().unwrap_or_default();
+            let address = text(&attributes, "$address").unwrap_or_else(|| "a feature set".to_owned());
+            let uri = text(&attributes, "uri").ok_or_else(|| ProviderError::failed(format!("{address} has no stored features yet")))?;
+            let timestamp = text(&attributes, "timestamp").ok_or_else(|| {
+                ProviderError::with_help(
+                    format!("{address} has no `timestamp`, so it cannot be joined point-in-time"),
+                    "set `timestamp = \"COLUMN\"` on the feature set",
+                )
+            })?;
+            let location = locate(&uri, text(&attributes, "version").as_deref())?;
+            let mut columns: Vec<String> = Vec::new();
+            for block in ["feature", "aggregate"] {
+                columns.extend(attributes.get(block).and_then(Json::as_object).into_iter().flatten().map(|(name, _)| name.clone()));
+            }
+            sources.push(FeatureSource {
+                address,
+                files: crate::data_files(&location)?,
+                format: text(&attributes, "format").unwrap_or_else(|| "parquet".to_owned()),
+                entity: text(&attributes, "entity").unwrap_or_default(),
+                timestamp,
+                columns,
+            });
+        }
+        let max_age_micros = match config.get("max_age").and_then(Json::as_str) {
+            Some(duration) => Some(mlops_units::parse_duration_signed(duration).map_err(ProviderError::failed)? * 1_000),
+            None => None,
+        };
+        Ok(TrainingSetInputs {
+            labels_files,
+            labels_format: text(&labels, "format").unwrap_or_else(|| "csv".to_owned()),
+            labels_columns: crate::columns_of(&labels),
+            labels_uri,
+            entity: config.get("entity").and_then(Json::as_str).unwrap_or_default().to_owned(),
+            timestamp: config.get("timestamp").and_then(Json::as_str).unwrap_or_default().to_owned(),
+            sources,
+            max_age_micros,
+            format: config.get("format").and_then(Json::as_str).unwrap_or("parquet").to_owned(),
+        })
+    }
+
+    /// Joins them into a new file in `directory`.
+    pub fn join(&self, directory: &Path, context: &dyn ApplyContext) -> ProviderResult<ComputedFeatures> {
+        let labels = Labels {
+            dataset: DatasetFiles { files: &self.labels_files, format: &self.labels_format, columns: self.labels_columns.as_deref() },
+            entity: &self.entity,
+            timestamp: &self.timestamp,
+        };
+        join_point_in_time(&labels, &self.sources, self.max_age_micros, &self.format, directory, context)
+    }
+}

@@ -931,7 +931,7 @@ pub(crate) fn validate_row(row: &Row, columns: &[Column]) -> Result<(), (String,
                 }
             }
             "bool" if !value.is_boolean() => return Err((column.name.clone(), format!("{} is not a boolean", shown(&value.to_string())))),
-            "timestamp" if !value.as_str().is_some_and(|text| mlops_units::parse_timestamp_micros(text).is_some()) => {
+            "timestamp" if value.as_str().is_none_or(|text| mlops_units::parse_timestamp_micros(text).is_none()) => {
                 return Err((
                     column.name.clone(),
                     format!(

@@ -766,57 +766,15 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
 /// bucket like features.
 fn apply_training_set(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
-    let config = &request.config;
-    let labels = config.get("labels").and_then(Json::as_object).cloned().unwrap_or_default();
-    let labels_uri = text(&labels, "uri").ok_or_else(|| failed("the labels have no stored data yet"))?;
-    let labels_location = local_copy(target, labels_uri, text(&labels, "version"), Some(context))?;
-    let labels_files = data::data_files(&labels_location)?;
-    let labels_columns = data::columns_of(&labels);
-    let mut sources = Vec::new();
-    for feature_set in config.get("features").and_then(Json::as_array).into_iter().flatten() {
-        let attributes = feature_set.as_object().cloned().unwrap_or_default();
-        let address = text(&attributes, "$address").unwrap_or("a feature set").to_owned();
-        let uri = text(&attributes, "uri").ok_or_else(|| failed(format!("{address} has no stored features yet")))?;
-        let timestamp = text(&attributes, "timestamp").ok_or_else(|| {
-            ProviderError::with_help(
-                format!("{address} has no `timestamp`, so it cannot be joined point-in-time"),
-                "set `timestamp = \"COLUMN\"` on the feature set",
-            )
-        })?;
-        let location = local_copy(target, uri, text(&attributes, "version"), Some(context))?;
-        let mut columns: Vec<String> = Vec::new();
-        for block in ["feature", "aggregate"] {
-            columns.extend(attributes.get(block).and_then(Json::as_object).into_iter().flatten().map(|(name, _)| name.clone()));
-        }
-        sources.push(data::join::FeatureSource {
-            address,
-            files: data::data_files(&location)?,
-            format: text(&attributes, "format").unwrap_or("parquet").to_owned(),
-            entity: text(&attributes, "entity").unwrap_or_default().to_owned(),
-            timestamp: timestamp.to_owned(),
-            columns,
-        });
-    }
-    let max_age = match text(config, "max_age") {
-        Some(duration) => Some(mlops_units::parse_duration_signed(duration).map_err(failed)? * 1_000),
-        None => None,
-    };
-    let joined_labels = data::join::Labels {
-        dataset: data::features::DatasetFiles {
-            files: &labels_files,
-            format: text(&labels, "format").unwrap_or("csv"),
-            columns: labels_columns.as_deref(),
-        },
-        entity: text(config, "entity").unwrap_or_default(),
-        timestamp: text(config, "timestamp").unwrap_or_default(),
-    };
+    let inputs =
+        data::join::TrainingSetInputs::from_config(&request.config, |uri, version| local_copy(target, uri, version, Some(context)))?;
+    let labels_uri = inputs.labels_uri.as_str();
     let bucket_name = labels_uri.strip_prefix("local://objects/").and_then(|rest| rest.split('/').next()).unwrap_or("_default");
     let sets_directory = bucket_path(target, bucket_name)?.join("training-sets").join(slug(&target.address));
     let staging = sets_directory.join(format!(".staging-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
     context.progress("joining the labels to the features, point-in-time");
-    let format = text(config, "format").unwrap_or("parquet");
-    let joined = match data::join::join_point_in_time(&joined_labels, &sources, max_age, format, &staging, context) {
+    let joined = match inputs.join(&staging, context) {
         Ok(joined) => joined,
         Err(error) => {
             let _ = fs::remove_dir_all(&staging);

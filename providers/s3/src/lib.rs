@@ -835,27 +835,69 @@ impl S3Provider {
         let computed_directory = target.data_directory.join("features").join(format!("{}-{}", slug(&target.address), std::process::id()));
         let _ = std::fs::remove_dir_all(&computed_directory);
         let features = mlops_data::features::compute_features(config, &input, &computed_directory, context);
-        let uploaded = features.and_then(|features| {
-            let bucket = match config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
-                Some(name) => name.to_owned(),
-                None => split_uri(dataset_uri).map(|(bucket, _)| bucket.to_owned()).unwrap_or_default(),
-            };
-            let prefix = format!("features/{}/{}/", slug(&target.address), mlops_data::short_hash(&features.version));
-            let key = format!("{prefix}{}", features.file_name);
-            let b3 = features.version.trim_start_matches("b3:").to_owned();
-            let stop = std::sync::atomic::AtomicBool::new(false);
-            context.progress(&format!("uploading s3://{bucket}/{key}"));
-            let (_, stored) = self.store_file(endpoint, &bucket, &key, &features.file, &b3, None, None, context, &stop)?;
-            let stored: manifest::Manifest = [(features.file_name.to_owned(), stored)].into();
-            Ok((features, bucket, prefix, stored))
-        });
+        let bucket = match config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
+            Some(name) => name.to_owned(),
+            None => split_uri(dataset_uri).map(|(bucket, _)| bucket.to_owned()).unwrap_or_default(),
+        };
+        let stored = features.and_then(|features| self.store_computed(endpoint, &bucket, "features", target, features, context));
         let _ = std::fs::remove_dir_all(&computed_directory);
-        let (features, bucket, prefix, stored) = uploaded?;
+        stored
+    }
+
+    /// Stores a computed file (features, a training set) content-addressed
+    /// under `FOLDER/ADDRESS/HASH/` in `bucket`, and says what the state
+    /// records of it.
+    fn store_computed(
+        &self,
+        endpoint: &Endpoint,
+        bucket: &str,
+        folder: &str,
+        target: &Target,
+        computed: mlops_data::features::ComputedFeatures,
+        context: &dyn ApplyContext,
+    ) -> ProviderResult<ApplyResponse> {
+        let prefix = format!("{folder}/{}/{}/", slug(&target.address), mlops_data::short_hash(&computed.version));
+        let key = format!("{prefix}{}", computed.file_name);
+        let b3 = computed.version.trim_start_matches("b3:").to_owned();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        context.progress(&format!("uploading s3://{bucket}/{key}"));
+        let (_, stored) = self.store_file(endpoint, bucket, &key, &computed.file, &b3, None, None, context, &stop)?;
+        let stored: manifest::Manifest = [(computed.file_name.to_owned(), stored)].into();
         let mut state = Attributes::new();
-        state.insert("version".into(), Json::String(features.version));
+        state.insert("version".into(), Json::String(computed.version));
         state.insert("uri".into(), Json::String(format!("s3://{bucket}/{prefix}")));
-        state.insert("row_count".into(), json!(features.row_count));
+        state.insert("row_count".into(), json!(computed.row_count));
         Ok(ApplyResponse { state, private: json!({ "objects": stored }) })
+    }
+
+    /// Labels in S3 joined point-in-time to feature sets in S3, stored in
+    /// the labels' bucket under `training-sets/ADDRESS/HASH/`.
+    fn apply_training_set(&self, endpoint: &Endpoint, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        let target = &request.target;
+        let staged = target.data_directory.join("staged");
+        let inputs = mlops_data::join::TrainingSetInputs::from_config(&request.config, |uri, version| {
+            if !uri.starts_with("s3://") {
+                return Err(ProviderError::with_help(
+                    format!("a training set on the s3 provider reads data stored in S3, and `{uri}` is not"),
+                    "put its labels and feature sets on the s3 provider too, or keep the training set on the local provider",
+                ));
+            }
+            // Immutable versions: downloaded once, reused after.
+            mlops_data::stage_once(&staged, uri, version, |incoming| {
+                context.progress(&format!("downloading {uri}"));
+                self.download_prefix(endpoint, uri, incoming, version).map(|_| ())
+            })
+        })?;
+        let bucket = split_uri(&inputs.labels_uri).map(|(bucket, _)| bucket.to_owned()).unwrap_or_default();
+        let computed_directory =
+            target.data_directory.join("training-sets").join(format!("{}-{}", slug(&target.address), std::process::id()));
+        let _ = std::fs::remove_dir_all(&computed_directory);
+        context.progress("joining the labels to the features, point-in-time");
+        let stored = inputs
+            .join(&computed_directory, context)
+            .and_then(|joined| self.store_computed(endpoint, &bucket, "training-sets", target, joined, context));
+        let _ = std::fs::remove_dir_all(&computed_directory);
+        stored
     }
 
     fn apply_dataset(&self, endpoint: &Endpoint, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
@@ -1179,7 +1221,7 @@ impl Provider for S3Provider {
         // A `data "dataset"` in S3 is planned as a dataset whose `uri` is
         // already in the store: versioned by its listing.
         SchemaResponse {
-            resource_kinds: vec!["bucket".to_owned(), "dataset".to_owned(), "feature_set".to_owned()],
+            resource_kinds: ["bucket", "dataset", "feature_set", "training_set"].map(str::to_owned).to_vec(),
             data_kinds: vec!["dataset".to_owned()],
         }
     }
@@ -1195,7 +1237,7 @@ impl Provider for S3Provider {
                 let name = text(&request.config, "name").unwrap_or_default();
                 Ok(ReadResponse { state: self.read_bucket(&endpoint, name)?, private: request.private, ..ReadResponse::default() })
             }
-            "dataset" | "feature_set" => {
+            "dataset" | "feature_set" | "training_set" => {
                 let Some((bucket, prefix)) = text(&request.state, "uri").and_then(split_uri) else {
                     return Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() });
                 };
@@ -1245,7 +1287,9 @@ impl Provider for S3Provider {
                 }
                 Ok(PlanResponse { planned_state: planned, ..PlanResponse::default() })
             }
-            "feature_set" => Ok(repairing(&request, mlops_data::plan_feature_set(&request, configuration_unchanged(&request)))),
+            "feature_set" | "training_set" => {
+                Ok(repairing(&request, mlops_data::plan_feature_set(&request, configuration_unchanged(&request))))
+            }
             "dataset" => match text(&request.config, "source") {
                 Some(source) => mlops_data::plan_local_source(
                     &request.target.working_directory.join(source),
@@ -1264,14 +1308,18 @@ impl Provider for S3Provider {
 
     fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
         let endpoint = Endpoint::from_config(&request.target.provider_config);
-        if request.target.kind == "feature_set" {
+        if request.target.kind == "feature_set" || request.target.kind == "training_set" {
             if request.action == Some(Action::Delete) {
                 if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| text(state, "uri")).and_then(split_uri) {
                     self.delete_prefix(&endpoint, bucket, prefix)?;
                 }
                 return Ok(ApplyResponse::default());
             }
-            return self.apply_feature_set(&endpoint, &request, context);
+            return if request.target.kind == "feature_set" {
+                self.apply_feature_set(&endpoint, &request, context)
+            } else {
+                self.apply_training_set(&endpoint, &request, context)
+            };
         }
         if request.target.kind == "dataset" {
             if request.action == Some(Action::Delete) {
