@@ -199,3 +199,5 @@ done
 "$bench" features --runs 1 --feature-sets 5
 "$bench" compute --runs 1 --rows 2000
 "$bench" windows --runs 1 --rows 2000
+"$bench" validation --runs 1 --rows 2000
+"$bench" large --size-gib 0.001

@@ -12,6 +12,10 @@
 //! - `compute` and `windows`: a feature set computed by `mlops apply` on N
 //!   generated transactions (row-level features; a 7-day sum and count per
 //!   customer) against polars and DuckDB computing the same into Parquet.
+//! - `validation`: the transactions' schema checked by `mlops apply` of the
+//!   dataset against pandera's polars backend.
+//! - `large`: peak memory on a dataset larger than half the machine's
+//!   memory, mlops alone.
 //!
 //! Runs alternate between the tools, so that drift in the machine's load
 //! hits both alike.
@@ -620,4 +624,106 @@ pub fn compute(root: &Path, runs: usize, rows: usize, windowed: bool) -> Result<
     report["workload"] = json!(if windowed { "windows" } else { "compute" });
     report["rows"] = json!(rows);
     Ok(report)
+}
+
+/// The schema of the generated transactions, for pandera's polars backend.
+const PANDERA_SCRIPT: &str = "import pandera.polars as pa, polars as pl\n\
+    schema = pa.DataFrameSchema({\n\
+    \x20   'customer_id': pa.Column(pl.Utf8),\n\
+    \x20   'event_time': pa.Column(pl.Datetime('us', 'UTC')),\n\
+    \x20   'amount': pa.Column(pl.Float64, pa.Check.ge(0)),\n\
+    \x20   'age': pa.Column(pl.Int64, nullable=True),\n\
+    \x20   'is_fraud': pa.Column(pl.Boolean),\n\
+    })\n\
+    schema.validate(pl.read_csv('transactions.csv', try_parse_dates=True))\n";
+
+/// Schema validation of `rows` generated transactions: `mlops apply` of the
+/// dataset (hashing it, checking every row against the schema, storing it)
+/// against pandera (polars backend) checking the same schema.
+pub fn validation(root: &Path, runs: usize, rows: usize) -> Result<Json, String> {
+    let mlops = mlops_binary()?;
+    let pandera = python_library("pandera", "pandera[polars]==0.35.0", "pandera.polars");
+    let directory = root.join("validation");
+    std::fs::create_dir_all(&directory).map_err(|error| error.to_string())?;
+    write_transactions(&directory.join("transactions.csv"), rows).map_err(|error| error.to_string())?;
+    std::fs::write(directory.join("main.mlops.hcl"), compute_configuration(false)).map_err(|error| error.to_string())?;
+    let mut ours = Series::new("mlops apply (hash, check every row, store)");
+    let mut theirs = Series::new("pandera 0.35.0, polars backend (read, check)");
+    for run in 0..=runs {
+        let mut forget = Command::new(&mlops);
+        forget.current_dir(&directory).args(["state", "rm", "dataset.transactions"]).env("NO_COLOR", "1");
+        if run > 0 {
+            measure(&mut forget)?;
+        }
+        let mut apply = Command::new(&mlops);
+        apply.current_dir(&directory).args(["apply", "-auto-approve", "-target", "dataset.transactions"]).env("NO_COLOR", "1");
+        let measured = measure(&mut apply)?;
+        if run > 0 {
+            ours.runs.push(measured);
+        }
+        if let Ok(python) = &pandera.program {
+            let measured = measure(Command::new(python).current_dir(&directory).args(["-c", PANDERA_SCRIPT]))?;
+            if run > 0 {
+                theirs.runs.push(measured);
+            }
+        }
+    }
+    let (peers, missing) = match &pandera.program {
+        Ok(_) => (vec![theirs], Vec::new()),
+        Err(why) => (Vec::new(), vec![(pandera.name.to_owned(), why.clone())]),
+    };
+    let mut report = report(&format!("schema validation of {rows} rows ({runs} runs each)"), &ours, &peers, &missing);
+    report["workload"] = json!("validation");
+    report["rows"] = json!(rows);
+    Ok(report)
+}
+
+/// Peak memory on a dataset of `gibibytes` GiB (the point: larger than half
+/// the machine's memory): storing it with its schema checked, then
+/// computing the three row-level features. mlops alone, once.
+pub fn large(root: &Path, gibibytes: f64) -> Result<Json, String> {
+    let mlops = mlops_binary()?;
+    let directory = root.join("large");
+    std::fs::create_dir_all(&directory).map_err(|error| error.to_string())?;
+    // About 54 bytes a row.
+    let rows = (gibibytes * 1024.0 * 1024.0 * 1024.0 / 54.0) as usize;
+    let file = directory.join("transactions.csv");
+    eprintln!("writing {rows} rows of transactions");
+    write_transactions(&file, rows).map_err(|error| error.to_string())?;
+    let size = std::fs::metadata(&file).map_err(|error| error.to_string())?.len();
+    std::fs::write(directory.join("main.mlops.hcl"), compute_configuration(false)).map_err(|error| error.to_string())?;
+    let run = |arguments: &[&str]| {
+        let mut command = Command::new(&mlops);
+        command.current_dir(&directory).args(arguments).env("NO_COLOR", "1");
+        measure(&mut command)
+    };
+    let stored = run(&["apply", "-auto-approve", "-target", "dataset.transactions"])?;
+    let computed = run(&["apply", "-auto-approve"])?;
+    let machine_megabytes = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines().find(|line| line.starts_with("MemTotal:")).and_then(|line| line.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kilobytes| kilobytes / 1024.0);
+    println!(
+        "a dataset of {:.1} GiB ({rows} rows) on a machine with {:.1} GiB of memory",
+        size as f64 / 1073741824.0,
+        machine_megabytes / 1024.0
+    );
+    println!("{:<56} {:>10} {:>10}", "step", "seconds", "peak MB");
+    println!(
+        "{:<56} {:>10.1} {:>10.1}",
+        "store the dataset (hash, check every row, copy)",
+        stored.elapsed.as_secs_f64(),
+        stored.peak_megabytes
+    );
+    println!("{:<56} {:>10.1} {:>10.1}", "compute three features into Parquet", computed.elapsed.as_secs_f64(), computed.peak_megabytes);
+    Ok(json!({
+        "workload": "large",
+        "rows": rows,
+        "bytes": size,
+        "machine_memory_mb": machine_megabytes,
+        "store": { "seconds": stored.elapsed.as_secs_f64(), "peak_memory_mb": stored.peak_megabytes },
+        "features": { "seconds": computed.elapsed.as_secs_f64(), "peak_memory_mb": computed.peak_megabytes },
+    }))
 }

@@ -23,6 +23,12 @@
 //!
 //! - `features`: `mlops plan` of `--feature-sets` feature sets (default
 //!   500) side by side with `feast plan` of as many feature views.
+//! - `compute`, `windows`: a feature set over `--rows` generated
+//!   transactions (default 2,000,000), row-level or a 7-day window, side
+//!   by side with polars and DuckDB; `validation`: the dataset's schema
+//!   checked, side by side with pandera (polars backend); `large`: peak
+//!   memory storing a `--size-gib` dataset (default 13) and computing its
+//!   features, mlops alone.
 //!
 //! `validate` and `plan` spread the blocks over files of 250 chains, as real
 //! configurations are spread; `--one-file` writes them all into one file.
@@ -289,7 +295,8 @@ fn main() {
     let sizes: Vec<usize> = option(&arguments, "--sizes")
         .map(|sizes| sizes.split(',').filter_map(|size| size.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![100, 1_000, 10_000]);
-    let workloads = ["validate", "plan", "apply", "apply-engine", "upload", "hash", "features", "compute", "windows"];
+    let workloads =
+        ["validate", "plan", "apply", "apply-engine", "upload", "hash", "features", "compute", "windows", "validation", "large"];
     if !workloads.contains(&workload.as_str()) {
         eprintln!("error: unknown workload `{workload}`; available: {}", workloads.join(", "));
         std::process::exit(1);
@@ -298,13 +305,16 @@ fn main() {
     let small_files: usize = option(&arguments, "--small-files").and_then(|count| count.parse().ok()).unwrap_or(10_000);
     let feature_sets: usize = option(&arguments, "--feature-sets").and_then(|count| count.parse().ok()).unwrap_or(500);
     let rows: usize = option(&arguments, "--rows").and_then(|count| count.parse().ok()).unwrap_or(2_000_000);
-    if ["upload", "hash", "features", "compute", "windows"].contains(&workload.as_str()) {
+    let size_gib: f64 = option(&arguments, "--size-gib").and_then(|size| size.parse().ok()).unwrap_or(13.0);
+    if ["upload", "hash", "features", "compute", "windows", "validation", "large"].contains(&workload.as_str()) {
         let root = std::env::temp_dir().join(format!("mlops-bench-{}", std::process::id()));
         let result = std::fs::create_dir_all(&root).map_err(|error| error.to_string()).and_then(|()| match workload.as_str() {
             "upload" => comparisons::upload(&root, runs, size_mib),
             "hash" => comparisons::hashing(&root, runs, size_mib, small_files),
             "compute" => comparisons::compute(&root, runs, rows, false),
             "windows" => comparisons::compute(&root, runs, rows, true),
+            "validation" => comparisons::validation(&root, runs, rows),
+            "large" => comparisons::large(&root, size_gib),
             _ => comparisons::feature_plans(&root, runs, feature_sets),
         });
         let _ = std::fs::remove_dir_all(&root);
