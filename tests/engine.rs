@@ -1047,3 +1047,58 @@ fn batch_predictions_run_the_model_over_the_data_and_run_again_when_either_chang
     assert!(run.stderr.contains("wrote no predictions"), "{}", run.all());
     assert!(run.stderr.contains("MLOPS_OUTPUT_DIR"), "{}", run.all());
 }
+
+#[test]
+fn kill_9_while_computing_features_leaves_nothing_that_counts_and_the_next_apply_converges() {
+    let workspace = Workspace::copy_of("tests/cases/time-windows");
+    // Enough rows that computing the features takes a while.
+    let mut rows = String::from("customer_id,event_time,amount,merchant\n");
+    for index in 0..400_000 {
+        rows.push_str(&format!(
+            "c{},2026-03-{:02}T{:02}:00:00Z,{}.5,m{}\n",
+            index % 5_000,
+            1 + index % 28,
+            index % 24,
+            index % 900,
+            index % 7
+        ));
+    }
+    workspace.write("transactions.csv", &rows);
+    let targeted = |target: &str| {
+        let run = workspace.run(&["apply", "--auto-approve", "-target", target]);
+        assert_eq!(run.code, 0, "{}", run.all());
+    };
+    targeted("dataset.transactions");
+    let features = workspace.path().join(".mlops/objects/windows-lake/features/feature_set.activity");
+    let entries = |directory: &Path| -> Vec<String> {
+        fs::read_dir(directory)
+            .map(|entries| entries.flatten().map(|entry| entry.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let mut child = workspace
+        .command(&["apply", "--auto-approve", "-target", "feature_set.activity"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !entries(&features).iter().any(|name| name.starts_with(".staging-")) {
+        assert!(Instant::now() < deadline, "the features never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Killed mid-way: no version was recorded or stored, only the staging left.
+    assert!(entries(&features).iter().all(|name| name.starts_with(".staging-")), "{:?}", entries(&features));
+    let state = workspace.run(&["state", "list"]).stdout;
+    assert!(!state.contains("feature_set.activity"), "{state}");
+
+    targeted("feature_set.activity");
+    let left = entries(&features);
+    assert_eq!(left.len(), 1, "one version, nothing abandoned: {left:?}");
+    assert!(!left[0].starts_with('.'), "{left:?}");
+    let version = fs::read_dir(features.join(&left[0])).unwrap().flatten().map(|entry| entry.file_name()).collect::<Vec<_>>();
+    assert_eq!(version, ["features.parquet"], "no partial file in the version");
+    let plan = workspace.run(&["plan", "-target", "feature_set.activity"]);
+    assert!(!plan.stdout.contains("feature_set.activity will be"), "{}", plan.all());
+}

@@ -739,8 +739,7 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
     let features_directory = bucket.join("features").join(slug(&target.address));
     // Computed into a fresh directory, renamed into place once whole: a
     // crash leaves no partial version behind.
-    let staging = features_directory.join(format!(".staging-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
+    let staging = fresh_staging(target, &features_directory)?;
     context.progress("computing the features");
     let features = match data::features::compute_features(&request.config, &input, &staging, context) {
         Ok(features) => features,
@@ -762,6 +761,20 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
     Ok(ApplyResponse { state, private: Json::Null })
 }
 
+/// A staging directory in `directory` for this apply, after removing what
+/// an apply killed mid-way left there: the state lock lets one apply at a
+/// time work on a resource, so any other staging directory is abandoned.
+fn fresh_staging(target: &Target, directory: &Path) -> ProviderResult<PathBuf> {
+    if let Ok(entries) = fs::read_dir(directory) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".staging-") {
+                remove_owned(target, &entry.path())?;
+            }
+        }
+    }
+    Ok(directory.join(format!(".staging-{}", std::process::id())))
+}
+
 /// Labels joined point-in-time to feature sets, stored in the labels'
 /// bucket like features.
 fn apply_training_set(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
@@ -771,8 +784,7 @@ fn apply_training_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Pro
     let labels_uri = inputs.labels_uri.as_str();
     let bucket_name = labels_uri.strip_prefix("local://objects/").and_then(|rest| rest.split('/').next()).unwrap_or("_default");
     let sets_directory = bucket_path(target, bucket_name)?.join("training-sets").join(slug(&target.address));
-    let staging = sets_directory.join(format!(".staging-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
+    let staging = fresh_staging(target, &sets_directory)?;
     context.progress("joining the labels to the features, point-in-time");
     let joined = match inputs.join(&staging, context) {
         Ok(joined) => joined,

@@ -832,8 +832,7 @@ impl S3Provider {
             columns: columns.as_deref(),
         };
         context.progress("computing the features");
-        let computed_directory = target.data_directory.join("features").join(format!("{}-{}", slug(&target.address), std::process::id()));
-        let _ = std::fs::remove_dir_all(&computed_directory);
+        let computed_directory = fresh_computed_directory(&target.data_directory.join("features"), &target.address);
         let features = mlops_data::features::compute_features(config, &input, &computed_directory, context);
         let bucket = match config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
             Some(name) => name.to_owned(),
@@ -889,9 +888,7 @@ impl S3Provider {
             })
         })?;
         let bucket = split_uri(&inputs.labels_uri).map(|(bucket, _)| bucket.to_owned()).unwrap_or_default();
-        let computed_directory =
-            target.data_directory.join("training-sets").join(format!("{}-{}", slug(&target.address), std::process::id()));
-        let _ = std::fs::remove_dir_all(&computed_directory);
+        let computed_directory = fresh_computed_directory(&target.data_directory.join("training-sets"), &target.address);
         context.progress("joining the labels to the features, point-in-time");
         let stored = inputs
             .join(&computed_directory, context)
@@ -1186,6 +1183,23 @@ const CHANGED_OUTSIDE: &str = "changed_outside";
 
 /// `response`, with the repair of objects changed outside mlops (as refresh
 /// found them) added: the recorded data is stored again.
+/// A directory under `parent` to compute this resource's file in, after
+/// removing what an apply killed mid-way left for it (one apply at a time
+/// holds the state lock, so any other is abandoned).
+fn fresh_computed_directory(parent: &std::path::Path, address: &str) -> std::path::PathBuf {
+    let prefix = format!("{}-", slug(address));
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // The process id is all that follows the resource's name.
+            if name.strip_prefix(&prefix).is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|byte| byte.is_ascii_digit())) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    parent.join(format!("{prefix}{}", std::process::id()))
+}
+
 fn repairing(request: &PlanRequest, mut response: PlanResponse) -> PlanResponse {
     let changes: Vec<&str> =
         request.prior_private.get(CHANGED_OUTSIDE).and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).collect();
