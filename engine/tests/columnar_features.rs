@@ -287,3 +287,35 @@ fn a_bad_row_names_the_file_the_line_and_the_column_and_leaves_nothing() {
     let left: Vec<_> = std::fs::read_dir(&output).map(|entries| entries.collect()).unwrap_or_default();
     assert!(left.is_empty(), "nothing half-written: {left:?}");
 }
+
+#[test]
+fn quotes_carriage_returns_and_empty_lines_read_as_the_csv_parser_reads_them() {
+    let directory = tempfile::tempdir().unwrap();
+    let generated = generated_csv(150_000);
+    let mut lines: Vec<String> = generated.lines().map(str::to_owned).collect();
+    // Plain for 100,000 rows, then a quoted field with a comma and a quote
+    // in it, an empty line, and lines ending in CRLF.
+    lines[100_001] = "c99999,1.5,2,true,\"wi,re \"\"fast\"\"\",1".into();
+    lines.insert(100_002, String::new());
+    for line in lines.iter_mut().skip(120_000) {
+        line.push('\r');
+    }
+    let csv = directory.path().join("rows.csv");
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let files = [csv.clone()];
+    let features =
+        [("label", "string", "row.kind == null ? \"none\" : lower(row.kind)"), ("count", "int", "row.count == null ? -1 : row.count")];
+    let expected = reference(&files, "csv", &schema(), &features).unwrap();
+    let (actual, _) = columnar(&files, "csv", &schema(), &features, "jsonl", &directory.path().join("out")).unwrap();
+    assert!(String::from_utf8_lossy(&actual).contains("\"label\":\"wi,re \\\"fast\\\"\""));
+    assert!(expected == actual, "the byte-splitting reader and the CSV parser disagree");
+
+    // A bad row after the switch to the parser is named by its line, as the parser counts them.
+    lines[130_000] = "c1,1.5,2.5,true,card,1\r".into();
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let error = columnar(&files, "csv", &schema(), &features, "jsonl", &directory.path().join("bad")).unwrap_err();
+    let failure = mlops_data::for_each_row(&files, "csv", Some(&schema()), |_, _, _| Ok(())).unwrap_err();
+    assert!(failure.to_string().contains("column `count`"), "{failure}");
+    let position = failure.to_string().split(" line ").nth(1).unwrap().split(',').next().unwrap().to_owned();
+    assert!(error.contains(&format!(" line {position}, column `count`: `2.5` is not a whole number")), "{error} / {failure}");
+}

@@ -255,8 +255,22 @@ fn read_csv(file: &Arc<PathBuf>, plan: &ReadPlan, deliver: &mut dyn FnMut(Batch)
         columns: names.iter().map(|name| headers.iter().any(|header| header == name).then(|| plan.new_column(name, BATCH_ROWS))).collect(),
     };
     let mut batch = new_batch();
-    let mut record = csv::ByteRecord::new();
     let mut count = 0;
+    // The common CSV (no quotes, no carriage returns) is split on bytes;
+    // from the first region that is not, the CSV parser reads the rest.
+    let start = reader.position().clone();
+    let plain = PlainCsv { file, headers: &headers, slots: &slots, declared: plan.declared.as_deref() };
+    let resume = plain.read(start.byte(), start.line(), &mut batch, &mut count, &new_batch, deliver)?;
+    let Some((byte, line)) = resume else {
+        if !batch.numbers.is_empty() {
+            deliver(batch.finish())?;
+        }
+        return Ok(count);
+    };
+    let mut position = csv::Position::new();
+    position.set_byte(byte).set_line(line);
+    reader.seek(position).map_err(|error| ProviderError::failed(format!("cannot read `{}`: {error}", file.display())))?;
+    let mut record = csv::ByteRecord::new();
     loop {
         let more = reader.read_byte_record(&mut record).map_err(|error| {
             let line = error.position().map_or(0, |position| position.line());
@@ -282,11 +296,98 @@ fn read_csv(file: &Arc<PathBuf>, plan: &ReadPlan, deliver: &mut dyn FnMut(Batch)
     Ok(count)
 }
 
+/// The byte-splitting reader of [`read_csv`].
+struct PlainCsv<'a> {
+    file: &'a Path,
+    headers: &'a [String],
+    slots: &'a [CsvSlot<'a>],
+    declared: Option<&'a [Column]>,
+}
+
+impl PlainCsv<'_> {
+    /// Reads lines from `byte` (the start of line `line`) until the end, or
+    /// until a region it cannot split exactly (a quote, a carriage return,
+    /// a line longer than its buffer): then it returns where that region
+    /// starts, for the CSV parser. Empty lines are skipped, as the parser
+    /// skips them.
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &self,
+        byte: u64,
+        mut line: u64,
+        batch: &mut BatchBuilder,
+        count: &mut usize,
+        new_batch: &dyn Fn() -> BatchBuilder,
+        deliver: &mut dyn FnMut(Batch) -> ProviderResult<()>,
+    ) -> ProviderResult<Option<(u64, u64)>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut handle = fs::File::open(self.file).map_err(|error| crate::unreadable(self.file, &error))?;
+        handle.seek(SeekFrom::Start(byte)).map_err(|error| crate::unreadable(self.file, &error))?;
+        let mut buffer = vec![0u8; 4 * 1024 * 1024];
+        let (mut filled, mut offset, mut at_end) = (0usize, byte, false);
+        while !at_end || filled > 0 {
+            if !at_end && filled < buffer.len() {
+                match handle.read(&mut buffer[filled..]) {
+                    Ok(0) => at_end = true,
+                    Ok(read) => filled += read,
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(crate::unreadable(self.file, &error)),
+                }
+                continue;
+            }
+            // Whole lines only; the rest waits for the next read.
+            let complete = if at_end {
+                filled
+            } else {
+                match memchr::memrchr(b'\n', &buffer[..filled]) {
+                    Some(position) => position + 1,
+                    None => return Ok(Some((offset, line))),
+                }
+            };
+            let region = &buffer[..complete];
+            if memchr::memchr2(b'"', b'\r', region).is_some() {
+                return Ok(Some((offset, line)));
+            }
+            let mut fields: Vec<&[u8]> = Vec::with_capacity(self.slots.len());
+            let mut start = 0;
+            while start < region.len() {
+                let end = memchr::memchr(b'\n', &region[start..]).map_or(region.len(), |at| start + at);
+                let text = &region[start..end];
+                start = end + 1;
+                if text.is_empty() {
+                    line += 1;
+                    continue;
+                }
+                fields.clear();
+                fields.extend(text.split(|character| *character == b','));
+                if fields.len() != self.slots.len() || !push_csv_fields(batch, self.slots, fields.iter().copied()) {
+                    let record = csv::ByteRecord::from(fields.clone());
+                    return Err(csv_row_error(self.file, line, self.headers, &record, self.declared));
+                }
+                batch.numbers.push(line);
+                *count += 1;
+                line += 1;
+                if batch.numbers.len() == BATCH_ROWS {
+                    deliver(std::mem::replace(batch, new_batch()).finish())?;
+                }
+            }
+            buffer.copy_within(complete..filled, 0);
+            filled -= complete;
+            offset += complete as u64;
+        }
+        Ok(None)
+    }
+}
+
 /// Types and checks one record into the batch; false when a field fails
 /// its checks (the caller then stops, so the columns left longer than
 /// the positions are never used).
 fn push_csv_record(batch: &mut BatchBuilder, slots: &[CsvSlot], record: &csv::ByteRecord) -> bool {
-    for (slot, field) in slots.iter().zip(record.iter()) {
+    push_csv_fields(batch, slots, record.iter())
+}
+
+fn push_csv_fields<'f>(batch: &mut BatchBuilder, slots: &[CsvSlot], fields: impl Iterator<Item = &'f [u8]>) -> bool {
+    for (slot, field) in slots.iter().zip(fields) {
         let target = slot.target.and_then(|target| batch.columns[target].as_mut());
         let accepted = match slot.declared {
             Some(column) => push_declared(column, field, target),
@@ -359,6 +460,15 @@ fn push_declared(column: &Column, field: &[u8], target: Option<&mut ColumnBuilde
             };
             if let Some(ColumnBuilder::Bool(values)) = target {
                 values.push(Some(flag));
+            }
+            true
+        }
+        // A string with nothing to check but its encoding, not padded with
+        // anything a Unicode trim would take (then it goes the text path).
+        "string" if column.allowed.is_none() && trimmed[0].is_ascii() && trimmed[trimmed.len() - 1].is_ascii() => {
+            let Ok(text) = std::str::from_utf8(field) else { return false };
+            if let Some(ColumnBuilder::Text(values)) = target {
+                values.append_value(text);
             }
             true
         }

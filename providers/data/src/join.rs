@@ -250,7 +250,8 @@ pub fn join_point_in_time(
         let (encoded_out, encoded_in) = mpsc::sync_channel::<Encoded>(2);
         let writer_schema = Arc::clone(&schema);
         let partial_path = partial.clone();
-        let writer = scope.spawn(move || write_file(&partial_path, output, writer_schema, encoded_in));
+        let identifiers = [labels.entity];
+        let writer = scope.spawn(move || write_file(&partial_path, output, writer_schema, &identifiers, encoded_in));
         let joined = read_batches(labels.dataset.files, labels.dataset.format, &plan, |batch| {
             if context.interrupted() {
                 return Err(ProviderError::Interrupted);
