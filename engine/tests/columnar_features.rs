@@ -139,7 +139,7 @@ fn columnar(
         feature_blocks.insert((*name).to_owned(), json!({ "type": feature_type, "expr": { "$expr": expression } }));
     }
     let config = json!({ "entity": "id", "format": output, "feature": feature_blocks });
-    let input = DatasetFiles { files, format, columns: Some(columns) };
+    let input = DatasetFiles { files, format, columns: Some(columns), validated: false };
     let computed = compute_features(config.as_object().unwrap(), &input, directory, &TestContext).map_err(|error| error.to_string())?;
     let bytes = std::fs::read(&computed.file).unwrap();
     assert_eq!(computed.version, format!("b3:{}", blake3::hash(&bytes).to_hex()), "the version is the content hash");
@@ -318,4 +318,21 @@ fn quotes_carriage_returns_and_empty_lines_read_as_the_csv_parser_reads_them() {
     assert!(failure.to_string().contains("column `count`"), "{failure}");
     let position = failure.to_string().split(" line ").nth(1).unwrap().split(',').next().unwrap().to_owned();
     assert!(error.contains(&format!(" line {position}, column `count`: `2.5` is not a whole number")), "{error} / {failure}");
+}
+
+#[test]
+fn columns_checked_when_the_data_was_stored_are_checked_again_only_where_they_are_read() {
+    let directory = tempfile::tempdir().unwrap();
+    let csv = directory.path().join("rows.csv");
+    // `count` is not a whole number on line 3, and the feature does not read it.
+    std::fs::write(&csv, "id,amount,count,flag,kind\na,1.5,2,true,card\nb,2.5,2.5,false,cash\n").unwrap();
+    let files = [csv];
+    let config = json!({ "entity": "id", "format": "jsonl", "feature": { "x": { "type": "float", "expr": { "$expr": "row.amount" } } } });
+    let compute = |validated: bool, name: &str| {
+        let input = DatasetFiles { files: &files, format: "csv", columns: Some(&schema()), validated };
+        compute_features(config.as_object().unwrap(), &input, &directory.path().join(name), &TestContext).map(|computed| computed.row_count)
+    };
+    let error = compute(false, "unchecked").unwrap_err().to_string();
+    assert!(error.contains("line 3, column `count`"), "{error}");
+    assert_eq!(compute(true, "checked").unwrap(), 2);
 }

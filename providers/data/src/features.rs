@@ -29,6 +29,19 @@ pub struct DatasetFiles<'a> {
     pub files: &'a [PathBuf],
     pub format: &'a str,
     pub columns: Option<&'a [Column]>,
+    /// Every row was checked against `columns` when the data was stored
+    /// (and the data is that version): then only the columns read are
+    /// checked again, as they are typed.
+    pub validated: bool,
+}
+
+impl DatasetFiles<'_> {
+    /// Whether a dataset's attributes say mlops checked every row when it
+    /// stored the data (its row count is known: data versioned only by a
+    /// listing never was).
+    pub fn validated_by(attributes: &serde_json::Map<String, Json>) -> bool {
+        attributes.get("row_count").is_some_and(|count| !count.is_null())
+    }
 }
 
 /// A written feature file.
@@ -155,7 +168,7 @@ pub fn compute_features(
         }
         wanted
     });
-    let plan = ReadPlan::new(dataset.columns, wanted.as_deref());
+    let plan = ReadPlan::new(dataset.columns, wanted.as_deref()).checking_unread(!dataset.validated);
     let entity_column = entity.as_ref().and_then(|entity| dataset.columns?.iter().find(|column| &column.name == entity));
     let format = match config.get("format").and_then(Json::as_str) {
         Some("jsonl") => OutputFormat::Jsonl,

@@ -184,6 +184,9 @@ pub struct ReadPlan {
     /// `None` (then the names are per file: see [`ReadPlan::names_for`]).
     pub names: Option<Vec<String>>,
     pub declared: Option<Vec<Column>>,
+    /// Whether declared columns that are not read are checked too (they
+    /// need not be when every row was checked when the data was stored).
+    pub check_unread: bool,
 }
 
 impl ReadPlan {
@@ -191,7 +194,12 @@ impl ReadPlan {
     /// checked by `declared`. Every declared column is checked on every row,
     /// read or not.
     pub fn new(declared: Option<&[Column]>, wanted: Option<&[String]>) -> ReadPlan {
-        ReadPlan { names: wanted.map(<[String]>::to_vec), declared: declared.map(<[Column]>::to_vec) }
+        ReadPlan { names: wanted.map(<[String]>::to_vec), declared: declared.map(<[Column]>::to_vec), check_unread: true }
+    }
+
+    pub fn checking_unread(mut self, check: bool) -> ReadPlan {
+        self.check_unread = check;
+        self
     }
 
     /// The names a batch of a file with these columns holds.
@@ -245,7 +253,11 @@ fn read_csv(file: &Arc<PathBuf>, plan: &ReadPlan, deliver: &mut dyn FnMut(Batch)
     let names: Arc<[String]> = plan.names_for(&headers).into();
     let slots: Vec<CsvSlot> = headers
         .iter()
-        .map(|header| CsvSlot { target: names.iter().position(|name| name == header), declared: plan.declared_column(header) })
+        .map(|header| {
+            let target = names.iter().position(|name| name == header);
+            let declared = plan.declared_column(header).filter(|_| target.is_some() || plan.check_unread);
+            CsvSlot { target, declared }
+        })
         .collect();
     let new_batch = || BatchBuilder {
         file: Arc::clone(file),
@@ -645,7 +657,7 @@ fn read_parquet(file: &Arc<PathBuf>, plan: &ReadPlan, deliver: &mut dyn FnMut(Ba
         // Every declared column is checked, and the wanted ones kept.
         let mut checked: Vec<(String, ColumnData)> = Vec::new();
         let mut wanted: Vec<String> = names.to_vec();
-        for column in plan.declared.iter().flatten() {
+        for column in plan.declared.iter().flatten().filter(|_| plan.check_unread) {
             if !wanted.contains(&column.name) {
                 wanted.push(column.name.clone());
             }

@@ -406,7 +406,12 @@ impl TrainingSetInputs {
     /// Joins them into a new file in `directory`.
     pub fn join(&self, directory: &Path, context: &dyn ApplyContext) -> ProviderResult<ComputedFeatures> {
         let labels = Labels {
-            dataset: DatasetFiles { files: &self.labels_files, format: &self.labels_format, columns: self.labels_columns.as_deref() },
+            dataset: DatasetFiles {
+                files: &self.labels_files,
+                format: &self.labels_format,
+                columns: self.labels_columns.as_deref(),
+                validated: false,
+            },
             entity: &self.entity,
             timestamp: &self.timestamp,
         };

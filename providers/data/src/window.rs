@@ -168,7 +168,7 @@ fn read_events(dataset: &DatasetFiles<'_>, entity: &str, timestamp: &str, aggreg
             }
         }
     }
-    let plan = ReadPlan::new(dataset.columns, Some(&wanted));
+    let plan = ReadPlan::new(dataset.columns, Some(&wanted)).checking_unread(!dataset.validated);
     let mut entity_ids: HashMap<String, u32, foldhash::fast::RandomState> = HashMap::default();
     let mut value_ids: Vec<HashMap<String, u32>> = aggregates.iter().map(|_| HashMap::new()).collect();
     let mut events = Events {
@@ -465,7 +465,12 @@ mod tests {
         std::fs::write(&file, csv).unwrap();
         let columns = columns();
         let files = [file];
-        compute_aggregates(&DatasetFiles { files: &files, format: "csv", columns: Some(&columns) }, "customer", "time", aggregates)
+        compute_aggregates(
+            &DatasetFiles { files: &files, format: "csv", columns: Some(&columns), validated: false },
+            "customer",
+            "time",
+            aggregates,
+        )
     }
 
     #[test]

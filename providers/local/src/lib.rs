@@ -726,8 +726,12 @@ fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Prov
     let location = local_copy(target, uri, text(&attributes, "version"), Some(context))?;
     let files = data::data_files(&location)?;
     let columns = data::columns_of(&attributes);
-    let input =
-        data::features::DatasetFiles { files: &files, format: text(&attributes, "format").unwrap_or("csv"), columns: columns.as_deref() };
+    let input = data::features::DatasetFiles {
+        files: &files,
+        format: text(&attributes, "format").unwrap_or("csv"),
+        columns: columns.as_deref(),
+        validated: data::features::DatasetFiles::validated_by(&attributes),
+    };
     // Next to the dataset, in its bucket, unless the feature set names one.
     let bucket = match request.config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
         Some(name) => bucket_path(target, name)?,

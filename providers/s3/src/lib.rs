@@ -830,6 +830,7 @@ impl S3Provider {
             files: &files,
             format: text(&dataset, "format").unwrap_or("csv"),
             columns: columns.as_deref(),
+            validated: mlops_data::features::DatasetFiles::validated_by(&dataset),
         };
         context.progress("computing the features");
         let computed_directory = fresh_computed_directory(&target.data_directory.join("features"), &target.address);
