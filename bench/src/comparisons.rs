@@ -685,8 +685,8 @@ pub fn large(root: &Path, gibibytes: f64) -> Result<Json, String> {
     let mlops = mlops_binary()?;
     let directory = root.join("large");
     std::fs::create_dir_all(&directory).map_err(|error| error.to_string())?;
-    // About 54 bytes a row.
-    let rows = (gibibytes * 1024.0 * 1024.0 * 1024.0 / 54.0) as usize;
+    // About 46 bytes a row.
+    let rows = (gibibytes * 1024.0 * 1024.0 * 1024.0 / 46.0) as usize;
     let file = directory.join("transactions.csv");
     eprintln!("writing {rows} rows of transactions");
     write_transactions(&file, rows).map_err(|error| error.to_string())?;
