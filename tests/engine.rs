@@ -1102,3 +1102,40 @@ fn kill_9_while_computing_features_leaves_nothing_that_counts_and_the_next_apply
     let plan = workspace.run(&["plan", "-target", "feature_set.activity"]);
     assert!(!plan.stdout.contains("feature_set.activity will be"), "{}", plan.all());
 }
+
+#[test]
+fn the_churn_example_runs_end_to_end_and_its_training_set_sees_no_future() {
+    let workspace = Workspace::copy_of("examples/churn");
+    workspace.apply(&[]);
+    let predictions = workspace.path().join(".mlops").join(workspace.output("predictions").trim_start_matches("local://"));
+    let flags = fs::read_to_string(predictions.join("at_risk.csv")).unwrap();
+    assert_eq!(flags.lines().count(), 61, "a header and one line per customer:\n{flags}");
+
+    // Each training row holds the customer's 30-day count as of their latest
+    // transaction at or before the label's day, recomputed here by hand.
+    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    let events: Vec<(String, chrono::DateTime<chrono::FixedOffset>)> = workspace
+        .read("data/transactions.csv")
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            (fields[0].to_owned(), time(fields[1]))
+        })
+        .collect();
+    let sets = workspace.path().join(".mlops/objects/churn-lake/training-sets/training_set.churn");
+    let version = fs::read_dir(&sets).unwrap().flatten().next().unwrap().path();
+    let rows = fs::read_to_string(version.join("features.jsonl")).unwrap();
+    let mut checked = 0;
+    for line in rows.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (customer, observed) = (row["customer_id"].as_str().unwrap(), time(row["observed_at"].as_str().unwrap()));
+        let latest = events.iter().filter(|(who, when)| who == customer && *when <= observed).map(|(_, when)| *when).max();
+        let expected = latest.map(|latest| {
+            events.iter().filter(|(who, when)| who == customer && *when <= latest && *when > latest - chrono::Duration::days(30)).count()
+        });
+        assert_eq!(row["transactions_30d"].as_u64().map(|count| count as usize), expected, "{line}");
+        checked += 1;
+    }
+    assert_eq!(checked, 60);
+}

@@ -89,12 +89,26 @@ fn column_of<'b>(batch: &'b Batch, name: &str, owner: &str) -> ProviderResult<&'
     })
 }
 
+/// The typed column for values like `data`'s. Values read from JSON Lines
+/// are typed by what they are: whole numbers, numbers, booleans, text.
 fn empty_values(data: &ColumnData) -> Values {
     match data {
         ColumnData::Int(_) => Values::Int(Vec::new()),
         ColumnData::Float(_) => Values::Float(Vec::new()),
         ColumnData::Bool(_) => Values::Bool(Vec::new()),
-        ColumnData::Text(_) | ColumnData::Dynamic(_) => Values::Text(Vec::new()),
+        ColumnData::Text(_) => Values::Text(Vec::new()),
+        ColumnData::Dynamic(values) => {
+            let present: Vec<&Json> = values.iter().filter(|value| !value.is_null()).collect();
+            if !present.is_empty() && present.iter().all(|value| value.is_i64()) {
+                Values::Int(Vec::new())
+            } else if !present.is_empty() && present.iter().all(|value| value.is_number()) {
+                Values::Float(Vec::new())
+            } else if !present.is_empty() && present.iter().all(|value| value.is_boolean()) {
+                Values::Bool(Vec::new())
+            } else {
+                Values::Text(Vec::new())
+            }
+        }
     }
 }
 
@@ -109,6 +123,11 @@ fn push_value(values: &mut Values, data: &ColumnData, index: usize) {
             Json::String(text) => Some(text),
             other => Some(other.to_string()),
         }),
+        (Values::Int(out), ColumnData::Dynamic(column)) => {
+            out.push(column[index].as_i64().or_else(|| column[index].as_f64().map(|number| number.round() as i64)))
+        }
+        (Values::Float(out), ColumnData::Dynamic(column)) => out.push(column[index].as_f64()),
+        (Values::Bool(out), ColumnData::Dynamic(column)) => out.push(column[index].as_bool()),
         (Values::Int(out), _) => out.push(None),
         (Values::Float(out), _) => out.push(None),
         (Values::Bool(out), _) => out.push(None),
