@@ -412,6 +412,9 @@ fn aggregates_of(config: &Attributes) -> ProviderResult<Vec<Aggregate>> {
 
 /// A batch's event times, for a Parquet timestamp column.
 pub(crate) fn timestamp_array(batch: &Batch, column: &str) -> ProviderResult<ArrayRef> {
+    if let Some(times) = batch.times(column) {
+        return Ok(Arc::new(TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC")));
+    }
     let data = batch.names.iter().position(|name| name == column).and_then(|at| batch.columns[at].as_ref());
     let mut micros = Vec::with_capacity(batch.rows);
     for index in 0..batch.rows {

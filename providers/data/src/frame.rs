@@ -80,6 +80,9 @@ enum ColumnBuilder {
     Float(Vec<Option<f64>>),
     Bool(Vec<Option<bool>>),
     Text(StringBuilder),
+    /// A timestamp column: its text, and the times it was checked to be,
+    /// kept so that nothing reads them twice.
+    Time(StringBuilder, Vec<Option<i64>>),
     Dynamic(Vec<Json>),
 }
 
@@ -89,6 +92,7 @@ impl ColumnBuilder {
             "int" => ColumnBuilder::Int(Vec::with_capacity(capacity)),
             "float" => ColumnBuilder::Float(Vec::with_capacity(capacity)),
             "bool" => ColumnBuilder::Bool(Vec::with_capacity(capacity)),
+            "timestamp" => ColumnBuilder::Time(StringBuilder::with_capacity(capacity, capacity * 20), Vec::with_capacity(capacity)),
             _ => ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 8)),
         }
     }
@@ -104,17 +108,29 @@ impl ColumnBuilder {
                 Json::String(text) => values.append_value(text),
                 other => values.append_value(other.to_string()),
             },
+            ColumnBuilder::Time(values, times) => match value {
+                Json::String(text) => {
+                    values.append_value(text);
+                    times.push(mlops_units::parse_timestamp_micros(text));
+                }
+                _ => {
+                    values.append_null();
+                    times.push(None);
+                }
+            },
             ColumnBuilder::Dynamic(values) => values.push(value.clone()),
         }
     }
 
-    fn finish(self) -> ColumnData {
+    /// The column, and the times of a timestamp column.
+    fn finish(self) -> (ColumnData, Option<Vec<Option<i64>>>) {
         match self {
-            ColumnBuilder::Int(values) => ColumnData::Int(values),
-            ColumnBuilder::Float(values) => ColumnData::Float(values),
-            ColumnBuilder::Bool(values) => ColumnData::Bool(values),
-            ColumnBuilder::Text(mut values) => ColumnData::Text(values.finish()),
-            ColumnBuilder::Dynamic(values) => ColumnData::Dynamic(values),
+            ColumnBuilder::Int(values) => (ColumnData::Int(values), None),
+            ColumnBuilder::Float(values) => (ColumnData::Float(values), None),
+            ColumnBuilder::Bool(values) => (ColumnData::Bool(values), None),
+            ColumnBuilder::Text(mut values) => (ColumnData::Text(values.finish()), None),
+            ColumnBuilder::Time(mut values, times) => (ColumnData::Text(values.finish()), Some(times)),
+            ColumnBuilder::Dynamic(values) => (ColumnData::Dynamic(values), None),
         }
     }
 }
@@ -130,12 +146,21 @@ struct BatchBuilder {
 
 impl BatchBuilder {
     fn finish(self) -> Batch {
+        let (columns, times) = self
+            .columns
+            .into_iter()
+            .map(|column| match column.map(ColumnBuilder::finish) {
+                Some((data, times)) => (Some(data), times),
+                None => (None, None),
+            })
+            .unzip();
         Batch {
             file: self.file,
             rows: self.numbers.len(),
             positions: Positions { word: self.word, numbers: self.numbers },
             names: self.names,
-            columns: self.columns.into_iter().map(|column| column.map(ColumnBuilder::finish)).collect(),
+            columns,
+            times,
         }
     }
 }
@@ -157,10 +182,19 @@ pub struct Batch {
     pub names: Arc<[String]>,
     /// The columns read (`None` for a wanted column the file lacks).
     pub columns: Vec<Option<ColumnData>>,
+    /// For each column of declared timestamps read from text, the times
+    /// (microseconds since the epoch) its values were checked to be.
+    pub times: Vec<Option<Vec<Option<i64>>>>,
     pub rows: usize,
 }
 
 impl Batch {
+    /// The times of the timestamp column `name`, when the reader kept them.
+    pub fn times(&self, name: &str) -> Option<&[Option<i64>]> {
+        let at = self.names.iter().position(|candidate| candidate == name)?;
+        self.times.get(at)?.as_deref()
+    }
+
     /// `line 12` or `row 12`.
     pub fn position(&self, index: usize) -> String {
         format!("{} {}", self.positions.word, self.positions.numbers[index])
@@ -438,6 +472,10 @@ fn push_declared(column: &Column, field: &[u8], target: Option<&mut ColumnBuilde
             Some(ColumnBuilder::Float(values)) => values.push(None),
             Some(ColumnBuilder::Bool(values)) => values.push(None),
             Some(ColumnBuilder::Text(values)) => values.append_null(),
+            Some(ColumnBuilder::Time(values, times)) => {
+                values.append_null();
+                times.push(None);
+            }
             Some(ColumnBuilder::Dynamic(values)) => values.push(Json::Null),
             None => {}
         }
@@ -484,6 +522,19 @@ fn push_declared(column: &Column, field: &[u8], target: Option<&mut ColumnBuilde
             }
             true
         }
+        // A time, read once: checked and kept.
+        "timestamp" => {
+            let read = std::str::from_utf8(field).ok().and_then(|text| Some((text, mlops_units::parse_timestamp_micros(text.trim())?)));
+            match (read, target) {
+                (Some((text, micros)), Some(ColumnBuilder::Time(values, times))) => {
+                    values.append_value(text);
+                    times.push(Some(micros));
+                    true
+                }
+                (Some(_), _) => true,
+                (None, target) => push_declared_text(column, field, target),
+            }
+        }
         _ => push_declared_text(column, field, target),
     }
 }
@@ -508,6 +559,15 @@ fn push_declared_text(column: &Column, field: &[u8], target: Option<&mut ColumnB
                 values.append_value(text)
             } else {
                 values.append_null()
+            }
+        }
+        ColumnBuilder::Time(values, times) => {
+            if present {
+                values.append_value(text);
+                times.push(mlops_units::parse_timestamp_micros(trimmed));
+            } else {
+                values.append_null();
+                times.push(None);
             }
         }
         ColumnBuilder::Dynamic(values) => values.push(type_field(text, Some(column)).unwrap_or(Json::Null)),
@@ -693,6 +753,7 @@ fn read_parquet(file: &Arc<PathBuf>, plan: &ReadPlan, deliver: &mut dyn FnMut(Ba
             positions: Positions { word: "row", numbers: (first..first + rows as u64).collect() },
             names: Arc::clone(&names),
             columns,
+            times: Vec::new(),
             rows,
         })?;
     }

@@ -204,6 +204,8 @@ fn read_events(dataset: &DatasetFiles<'_>, entity: &str, timestamp: &str, aggreg
         };
         let entities = column(entity)?;
         let times = column(timestamp)?;
+        // The reader checked (and kept) the times of a declared timestamp column.
+        let kept_times = batch.times(timestamp);
         for index in 0..batch.rows {
             // Text entities (the usual) are looked up without a copy.
             let id = match entities.text(index) {
@@ -219,9 +221,11 @@ fn read_events(dataset: &DatasetFiles<'_>, entity: &str, timestamp: &str, aggreg
                 *entity_ids.entry(key).or_insert(next)
             });
             events.entities.push(id);
-            let time = match times.text(index) {
-                Some(text) => parse_timestamp_micros(text).ok_or_else(|| Some(Json::String(text.to_owned()))),
-                None => match times.json(index) {
+            let kept = kept_times.and_then(|kept| kept[index]);
+            let time = match (kept, times.text(index)) {
+                (Some(time), _) => Ok(time),
+                (None, Some(text)) => parse_timestamp_micros(text).ok_or_else(|| Some(Json::String(text.to_owned()))),
+                (None, None) => match times.json(index) {
                     Json::Null => Err(None),
                     other => Err(Some(other)),
                 },
