@@ -336,3 +336,17 @@ fn columns_checked_when_the_data_was_stored_are_checked_again_only_where_they_ar
     assert!(error.contains("line 3, column `count`"), "{error}");
     assert_eq!(compute(true, "checked").unwrap(), 2);
 }
+
+#[test]
+fn a_feature_file_that_cannot_be_written_says_why_and_leaves_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let csv = directory.path().join("rows.csv");
+    std::fs::write(&csv, generated_csv(300_000)).unwrap();
+    // Where the file would be written, a directory is in the way.
+    let output = directory.path().join("out");
+    let blocker = output.join(format!(".features.parquet.partial-{}", std::process::id()));
+    std::fs::create_dir_all(&blocker).unwrap();
+    let error = columnar(&[csv], "csv", &schema(), &[("x", "float", "row.amount")], "parquet", &output).unwrap_err();
+    assert!(error.contains(&format!("cannot write `{}`", blocker.display())), "the writer's own reason: {error}");
+    assert!(!output.join("features.parquet").exists());
+}

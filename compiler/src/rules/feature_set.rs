@@ -117,6 +117,22 @@ fn check_aggregates(
                 .with_help("add `feature \"NAME\" { type = float, expr = row.COLUMN }`"),
         );
     }
+    // A feature named like the entity or the time would be a second column
+    // of that name in the output.
+    for feature in &features {
+        let Some(label) = feature.labels.first() else { continue };
+        let name = Some(label.value.as_str());
+        if name == attributes.get("entity").and_then(Value::as_str) || name == timestamp {
+            checker.diagnostics.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_NAME,
+                    format!("the feature `{}` has the name of the feature set's own column", label.value),
+                )
+                .at(label.span, "already a column of the output")
+                .with_help("give the feature a name of its own: the entity and the time are written already"),
+            );
+        }
+    }
     let values = attributes.get("aggregate").and_then(Value::as_map).cloned().unwrap_or_default();
     for block in aggregates {
         let Some(label) = block.labels.first() else { continue };

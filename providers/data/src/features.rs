@@ -189,13 +189,7 @@ pub fn compute_features(
         schema_fields.push(Field::new(&feature.name, feature.feature_type.arrow(), true));
     }
     for (aggregate, values) in aggregates.iter().zip(&aggregate_values) {
-        let data_type = match values {
-            Values::Int(_) => DataType::Int64,
-            Values::Float(_) => DataType::Float64,
-            Values::Bool(_) => DataType::Boolean,
-            Values::Text(_) => DataType::Utf8,
-        };
-        schema_fields.push(Field::new(&aggregate.name, data_type, true));
+        schema_fields.push(Field::new(&aggregate.name, values.data_type(), true));
     }
     let schema = Arc::new(Schema::new(schema_fields));
     let output = Output {
@@ -248,11 +242,17 @@ pub fn compute_features(
         }
         drop(encoded_out);
         let written = writer.join().unwrap_or_else(|_| Err(ProviderError::failed("the feature file's writer failed")));
-        let _ = reader.join();
+        let read = reader.join();
+        // A writer that failed says why (a full disk), not the evaluator
+        // that found it gone; a reader that died must not pass for the end
+        // of the data.
+        let (version, size) = written?;
         if let Some(error) = failure {
             return Err(error);
         }
-        let (version, size) = written?;
+        if read.is_err() {
+            return Err(ProviderError::failed("reading the dataset failed"));
+        }
         Ok((row_count, version, size))
     });
     let (row_count, version, size) = match result {
@@ -329,6 +329,16 @@ impl Values {
             _ => return Err(()),
         }
         Ok(())
+    }
+
+    /// The Arrow (and Parquet) type of the column.
+    pub(crate) fn data_type(&self) -> DataType {
+        match self {
+            Values::Int(_) => DataType::Int64,
+            Values::Float(_) => DataType::Float64,
+            Values::Bool(_) => DataType::Boolean,
+            Values::Text(_) => DataType::Utf8,
+        }
     }
 
     pub fn json(&self, index: usize) -> Json {
@@ -412,28 +422,10 @@ fn aggregates_of(config: &Attributes) -> ProviderResult<Vec<Aggregate>> {
 
 /// A batch's event times, for a Parquet timestamp column.
 pub(crate) fn timestamp_array(batch: &Batch, column: &str) -> ProviderResult<ArrayRef> {
-    if let Some(times) = batch.times(column) {
-        return Ok(Arc::new(TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC")));
-    }
-    let data = batch.names.iter().position(|name| name == column).and_then(|at| batch.columns[at].as_ref());
-    let mut micros = Vec::with_capacity(batch.rows);
-    for index in 0..batch.rows {
-        micros.push(match data.map(|data| data.json(index)) {
-            None | Some(Json::Null) => None,
-            Some(Json::String(text)) if mlops_units::parse_timestamp_micros(&text).is_some() => mlops_units::parse_timestamp_micros(&text),
-            Some(other) => {
-                return Err(ProviderError::with_help(
-                    format!(
-                        "`{}` {}, column `{column}`: {} is not a timestamp",
-                        batch.file.display(),
-                        batch.position(index),
-                        shown_value(&other)
-                    ),
-                    "write times as RFC 3339 (2026-11-27T09:30:00Z), a date and time (2026-11-27 09:30:00) or a date",
-                ))
-            }
-        });
-    }
+    let micros = match batch.times(column) {
+        Some(times) => times.to_vec(),
+        None => (0..batch.rows).map(|index| batch.time(column, index)).collect::<ProviderResult<_>>()?,
+    };
     Ok(Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC")))
 }
 

@@ -195,6 +195,44 @@ impl Batch {
         self.times.get(at)?.as_deref()
     }
 
+    /// The time at `index` of the timestamp column `name`: the one the
+    /// reader kept, or read from the value's text; `None` for a null (or a
+    /// column the batch lacks). A value that is not a time is an error
+    /// naming the file, the row and the column.
+    pub fn time(&self, name: &str, index: usize) -> ProviderResult<Option<i64>> {
+        if let Some(times) = self.times(name) {
+            // Kept times were checked when read; a null stays null.
+            return Ok(times[index]);
+        }
+        let Some(data) = self.names.iter().position(|candidate| candidate == name).and_then(|at| self.columns[at].as_ref()) else {
+            return Ok(None);
+        };
+        match data.json(index) {
+            Json::Null => Ok(None),
+            value => value.as_str().and_then(mlops_units::parse_timestamp_micros).map(Some).ok_or_else(|| {
+                ProviderError::with_help(
+                    format!(
+                        "`{}` {}, column `{name}`: {} is not a timestamp",
+                        self.file.display(),
+                        self.position(index),
+                        shown_value(&value)
+                    ),
+                    "write times as RFC 3339 (2026-11-27T09:30:00Z), a date and time (2026-11-27 09:30:00) or a date",
+                )
+            }),
+        }
+    }
+
+    /// [`Batch::time`] where a time is needed: a null is an error too.
+    pub fn required_time(&self, name: &str, index: usize) -> ProviderResult<i64> {
+        self.time(name, index)?.ok_or_else(|| {
+            ProviderError::with_help(
+                format!("`{}` {}, column `{name}`: the row has no time", self.file.display(), self.position(index)),
+                "every row needs the time it happened: fill the column in",
+            )
+        })
+    }
+
     /// `line 12` or `row 12`.
     pub fn position(&self, index: usize) -> String {
         format!("{} {}", self.positions.word, self.positions.numbers[index])
@@ -709,19 +747,21 @@ fn read_parquet(file: &Arc<PathBuf>, plan: &ReadPlan, deliver: &mut dyn FnMut(Ba
         }
     }
     let names: Arc<[String]> = plan.names_for(&present).into();
-    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(|error| not_parquet(&error))?;
+    // The columns read: the wanted ones, and the declared ones to check.
+    let mut wanted: Vec<String> = names.iter().filter(|name| present.contains(name)).cloned().collect();
+    for column in plan.declared.iter().flatten().filter(|_| plan.check_unread) {
+        if !wanted.contains(&column.name) {
+            wanted.push(column.name.clone());
+        }
+    }
+    // Only those are decoded.
+    let projection = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), wanted.iter().map(String::as_str));
+    let reader = builder.with_projection(projection).with_batch_size(BATCH_ROWS).build().map_err(|error| not_parquet(&error))?;
     let mut count = 0u64;
     for record_batch in reader {
         let record_batch = record_batch.map_err(|error| not_parquet(&error))?;
         let rows = record_batch.num_rows();
-        // Every declared column is checked, and the wanted ones kept.
-        let mut checked: Vec<(String, ColumnData)> = Vec::new();
-        let mut wanted: Vec<String> = names.to_vec();
-        for column in plan.declared.iter().flatten().filter(|_| plan.check_unread) {
-            if !wanted.contains(&column.name) {
-                wanted.push(column.name.clone());
-            }
-        }
+        let mut checked: Vec<(String, ColumnData)> = Vec::with_capacity(wanted.len());
         for name in &wanted {
             let Some(array) = record_batch.column_by_name(name) else { continue };
             checked
@@ -743,10 +783,13 @@ fn read_parquet(file: &Arc<PathBuf>, plan: &ReadPlan, deliver: &mut dyn FnMut(Ba
                 }
             }
         }
-        let mut columns = Vec::with_capacity(names.len());
-        for name in names.iter() {
-            columns.push(checked.iter().position(|(checked_name, _)| checked_name == name).map(|at| checked[at].1.clone()));
-        }
+        let mut kept: Vec<Option<(String, ColumnData)>> = checked.into_iter().map(Some).collect();
+        let columns = names
+            .iter()
+            .map(|name| {
+                kept.iter_mut().find(|column| column.as_ref().is_some_and(|(kept_name, _)| kept_name == name))?.take().map(|(_, data)| data)
+            })
+            .collect();
         count += rows as u64;
         deliver(Batch {
             file: Arc::clone(file),

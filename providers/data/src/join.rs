@@ -16,13 +16,12 @@ use std::sync::{mpsc, Arc};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use mlops_provider_api::{ApplyContext, ProviderError, ProviderResult};
-use mlops_units::parse_timestamp_micros;
 use serde_json::Value as Json;
 
 use crate::features::{
     entity_array, entity_type, timestamp_array, write_file, ComputedFeatures, DatasetFiles, Encoded, OutputFormat, Values,
 };
-use crate::frame::{read_batches, shown_value, Batch, ColumnData, ReadPlan};
+use crate::frame::{read_batches, Batch, ColumnData, ReadPlan};
 use crate::Column;
 
 /// A computed feature set to join.
@@ -63,21 +62,6 @@ fn entity_key(data: &ColumnData, index: usize) -> Option<String> {
         Json::String(text) => Some(text),
         other => Some(other.to_string()),
     }
-}
-
-fn time_of(batch: &Batch, data: &ColumnData, column: &str, index: usize, owner: &str) -> ProviderResult<i64> {
-    let value = data.json(index);
-    value.as_str().and_then(parse_timestamp_micros).ok_or_else(|| {
-        ProviderError::with_help(
-            format!(
-                "`{}` {}, column `{column}` ({owner}): {} is not a timestamp",
-                batch.file.display(),
-                batch.position(index),
-                shown_value(&value)
-            ),
-            "write times as RFC 3339 (2026-11-27T09:30:00Z), a date and time (2026-11-27 09:30:00) or a date",
-        )
-    })
 }
 
 fn column_of<'b>(batch: &'b Batch, name: &str, owner: &str) -> ProviderResult<&'b ColumnData> {
@@ -144,7 +128,8 @@ fn load(source: &FeatureSource) -> ProviderResult<Index> {
     let mut values: Option<Vec<Values>> = None;
     read_batches(&source.files, &source.format, &plan, |batch| {
         let entity = column_of(&batch, &source.entity, owner)?;
-        let time = column_of(&batch, &source.timestamp, owner)?;
+        // Its absence is an error; its values are read by `required_time`.
+        column_of(&batch, &source.timestamp, owner)?;
         let columns: Vec<&ColumnData> = source.columns.iter().map(|name| column_of(&batch, name, owner)).collect::<ProviderResult<_>>()?;
         let values = values.get_or_insert_with(|| columns.iter().map(|data| empty_values(data)).collect());
         for index in 0..batch.rows {
@@ -152,7 +137,7 @@ fn load(source: &FeatureSource) -> ProviderResult<Index> {
             let Some(key) = entity_key(entity, index) else { continue };
             let next = entity_ids.len() as u32;
             entities.push(*entity_ids.entry(key).or_insert(next));
-            times.push(time_of(&batch, time, &source.timestamp, index, owner)?);
+            times.push(batch.required_time(&source.timestamp, index)?);
             for (out, data) in values.iter_mut().zip(&columns) {
                 push_value(out, data, index);
             }
@@ -250,13 +235,7 @@ pub fn join_point_in_time(
         .collect();
     for (source, index) in sources.iter().zip(&indexes) {
         for (name, values) in source.columns.iter().zip(&index.values) {
-            let data_type = match values {
-                Values::Int(_) => DataType::Int64,
-                Values::Float(_) => DataType::Float64,
-                Values::Bool(_) => DataType::Boolean,
-                Values::Text(_) => DataType::Utf8,
-            };
-            fields.push(Field::new(name, data_type, true));
+            fields.push(Field::new(name, values.data_type(), true));
         }
     }
     let schema = Arc::new(Schema::new(fields));
@@ -276,12 +255,12 @@ pub fn join_point_in_time(
                 return Err(ProviderError::Interrupted);
             }
             let entity = column_of(&batch, labels.entity, "the labels")?;
-            let time = column_of(&batch, labels.timestamp, "the labels")?;
+            column_of(&batch, labels.timestamp, "the labels")?;
             // For each feature set, the row each label row takes (if any).
             let mut picked: Vec<Vec<Option<usize>>> = vec![Vec::with_capacity(batch.rows); sources.len()];
             for index in 0..batch.rows {
                 let key = entity_key(entity, index);
-                let at = time_of(&batch, time, labels.timestamp, index, "the labels")?;
+                let at = batch.required_time(labels.timestamp, index)?;
                 for (rows, source_index) in picked.iter_mut().zip(&indexes) {
                     rows.push(key.as_deref().and_then(|key| source_index.as_of(key, at, max_age_micros)));
                 }
@@ -327,9 +306,9 @@ pub fn join_point_in_time(
         });
         drop(encoded_out);
         let written = writer.join().unwrap_or_else(|_| Err(ProviderError::failed("the training set's writer failed")));
-        let rows = joined?;
+        // A writer that failed says why, not the joiner that found it gone.
         let (version, size) = written?;
-        Ok((rows, version, size))
+        Ok((joined?, version, size))
     });
     let (row_count, version, size) = match result {
         Ok(done) => done,

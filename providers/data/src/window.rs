@@ -14,7 +14,6 @@
 use std::collections::{HashMap, VecDeque};
 
 use mlops_provider_api::{ProviderError, ProviderResult};
-use mlops_units::parse_timestamp_micros;
 use serde_json::Value as Json;
 
 use crate::features::{DatasetFiles, Values};
@@ -203,9 +202,8 @@ fn read_events(dataset: &DatasetFiles<'_>, entity: &str, timestamp: &str, aggreg
             })
         };
         let entities = column(entity)?;
-        let times = column(timestamp)?;
-        // The reader checked (and kept) the times of a declared timestamp column.
-        let kept_times = batch.times(timestamp);
+        // Its absence is an error; its values are read by `required_time`.
+        column(timestamp)?;
         for index in 0..batch.rows {
             // Text entities (the usual) are looked up without a copy.
             let id = match entities.text(index) {
@@ -221,28 +219,7 @@ fn read_events(dataset: &DatasetFiles<'_>, entity: &str, timestamp: &str, aggreg
                 *entity_ids.entry(key).or_insert(next)
             });
             events.entities.push(id);
-            let kept = kept_times.and_then(|kept| kept[index]);
-            let time = match (kept, times.text(index)) {
-                (Some(time), _) => Ok(time),
-                (None, Some(text)) => parse_timestamp_micros(text).ok_or_else(|| Some(Json::String(text.to_owned()))),
-                (None, None) => match times.json(index) {
-                    Json::Null => Err(None),
-                    other => Err(Some(other)),
-                },
-            };
-            match time {
-                Ok(time) => events.times.push(time),
-                Err(value) => {
-                    let what = match value {
-                        Some(value) => format!("{} is not a timestamp", shown_value(&value)),
-                        None => "the row has no time".to_owned(),
-                    };
-                    return Err(ProviderError::with_help(
-                        format!("`{}` {}, column `{timestamp}`: {what}", batch.file.display(), batch.position(index)),
-                        "write times as RFC 3339 (2026-11-27T09:30:00Z), a date and time (2026-11-27 09:30:00) or a date",
-                    ));
-                }
-            }
+            events.times.push(batch.required_time(timestamp, index)?);
         }
         for ((aggregate, input), ids) in aggregates.iter().zip(&mut events.inputs).zip(&mut value_ids) {
             let Some(name) = &aggregate.column else { continue };
@@ -603,6 +580,14 @@ mod tests {
                 assert_eq!(distinct[row], Some(merchants.len() as i64), "distinct of row {row}");
             }
         }
+    }
+
+    #[test]
+    fn a_row_without_a_time_names_its_row() {
+        let error =
+            run("customer,time,amount,merchant\na,2026-01-01,1,x\na,,2,y\n", &[aggregate("count", Function::Count, None, None, false)])
+                .unwrap_err();
+        assert!(error.to_string().contains("events.csv` line 3, column `time`: the row has no time"), "{error}");
     }
 
     #[test]
