@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use mlops_engine::plan::{Plan, ResourceChange};
-use mlops_provider_api::{as_expression, as_reference, is_unknown, Action, AttributePath};
+use mlops_provider_api::value::written::{as_expression, as_reference, is_unknown};
+use mlops_provider_api::{Action, AttributePath};
 use serde_json::{json, Value as Json};
 
 pub const PUBLIC_FORMAT_VERSION: &str = "1.0";

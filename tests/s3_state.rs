@@ -9,7 +9,7 @@ use std::process::Child;
 use std::sync::{Arc, Once};
 
 use mlops_engine::state::{new_id, Record, RemoteBackend, Secrets, StateError};
-use mlops_provider_api::{Attributes, ObjectStore};
+use mlops_provider_api::ObjectStore;
 use mlops_provider_s3::S3StateStore;
 use serde_json::json;
 use support::{s3_endpoint, s3s_server, Run, Workspace};
@@ -43,9 +43,9 @@ fn use_test_credentials() {
     });
 }
 
-fn settings(endpoint: &str, bucket: &str, key: &str, profile: &str) -> Attributes {
+fn settings(endpoint: &str, bucket: &str, key: &str, profile: &str) -> mlops_provider_api::Configuration {
     match json!({ "bucket": bucket, "key": key, "endpoint": endpoint, "force_path_style": true, "profile": profile }) {
-        serde_json::Value::Object(settings) => settings,
+        serde_json::Value::Object(settings) => mlops_provider_api::configuration_from_json(&settings),
         _ => unreachable!(),
     }
 }

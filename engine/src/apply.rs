@@ -28,7 +28,8 @@ use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::residual::{resource_value, CompiledResidual, ResidualBindings};
 use mlops_compiler::schema::Schemas;
 use mlops_compiler::value::Value;
-use mlops_provider_api::{as_expression, Action, ApplyContext, ApplyRequest, Attributes, ProviderError, RowEvaluator};
+use mlops_provider_api::value::written::as_expression;
+use mlops_provider_api::{Action, ApplyContext, ApplyRequest, Attributes, ProviderError, RowEvaluator};
 use serde_json::Value as Json;
 
 use crate::convert::{attribute_context, values_from_json};
@@ -157,7 +158,12 @@ impl ApplyContext for Context<'_> {
             &owner.address,
             &owner.kind,
             owner.is_data,
-            self.shared.plan.provider_configurations.get(&key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+            self.shared
+                .plan
+                .provider_configurations
+                .get(&key)
+                .map(|configuration| configuration.typed(&owner.provider))
+                .unwrap_or_default(),
             &self.change.working_directory,
             &self.shared.plan.data_directory,
         );
@@ -675,7 +681,10 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         &change.address,
         &change.kind,
         change.is_data,
-        plan.provider_configurations.get(&change.provider_key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+        plan.provider_configurations
+            .get(&change.provider_key)
+            .map(|configuration| configuration.typed(&change.provider))
+            .unwrap_or_default(),
         &change.working_directory,
         &plan.data_directory,
     );
@@ -694,7 +703,12 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
                         ApplyRequest {
                             target: target.clone(),
                             action: Some(Action::Delete),
-                            config: prior.config.clone(),
+                            config: crate::convert::provider_configuration(
+                                &prior.config,
+                                Schemas::standard().kind(&change.kind, change.is_data).map(|schema| &schema.body),
+                                &prior.sensitive_paths,
+                                &BTreeMap::new(),
+                            ),
                             prior_state: Some(prior.state.clone()),
                             prior_private: prior.private.clone(),
                             planned_private: Json::Null,
@@ -733,13 +747,13 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     };
     let bindings = bindings_with_modules(plan, &upstream, &change.module_path, None);
     let mut stored_config = change.config.clone();
-    let mut resolved = change.config.clone();
+    let mut written = change.config.clone();
     let mut inputs = Vec::new();
-    resolve_references(&mut resolved, &mut stored_config, &upstream, &mut inputs);
+    let targets = resolve_references(&mut stored_config, &upstream, &mut inputs);
     let schema = if change.is_data { Schemas::standard().data.get(&change.kind) } else { Schemas::standard().resources.get(&change.kind) };
     let mut post_checks: Vec<(Vec<String>, String)> = Vec::new();
     let mut failure: Option<String> = None;
-    visit_expressions(&mut resolved, &mut Vec::new(), &mut |path, slot| {
+    visit_expressions(&mut written, &mut Vec::new(), &mut |path, slot| {
         let Some(text) = as_expression(slot).map(str::to_owned) else { return };
         let context = schema.and_then(|schema| attribute_context(&schema.body, path));
         match context {
@@ -759,11 +773,12 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
                 .with_help("the value depends on something that did not produce it"),
         ));
     }
+    let resolved = crate::convert::provider_configuration(&written, schema.map(|schema| &schema.body), &change.sensitive_paths, &targets);
     // Gates guard registration; a model pinned to an existing version (a
     // rollback) registers nothing, so a failing candidate cannot block it.
     let pinned = change.kind == "model" && resolved.get("version").is_some_and(|version| !version.is_null());
     if !pinned {
-        let gates = crate::gates::gates_of(&resolved, &change.sensitive_paths);
+        let gates = crate::gates::gates_of(&resolved);
         crate::gates::check_gates(&gates, &bindings, &resolved, &change.address).map_err(Failure::from)?;
     }
 
@@ -789,7 +804,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         let mut state = Attributes::new();
         if let Some(after) = &change.after {
             for (name, value) in after {
-                if !mlops_provider_api::is_unknown(value) && !change.config.contains_key(name) {
+                if !mlops_provider_api::value::written::is_unknown(value) && !change.config.contains_key(name) {
                     state.insert(name.clone(), value.clone());
                 }
             }
@@ -842,7 +857,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
     // kept (it is what exists now) but nothing downstream goes on.
     let identity = identity_attribute(&record);
     let planned_identity =
-        change.after.as_ref().and_then(|after| after.get(identity)).filter(|value| !mlops_provider_api::is_unknown(value));
+        change.after.as_ref().and_then(|after| after.get(identity)).filter(|value| !mlops_provider_api::value::written::is_unknown(value));
     let inconsistent = match (planned_identity, record.state.get(identity)) {
         (Some(planned), Some(applied)) if !change.is_data && planned != applied => Some((planned.clone(), applied.clone())),
         _ => None,

@@ -1,17 +1,22 @@
-//! Between the compiler's values and the JSON attributes of the provider API.
+//! Between the compiler's values, the written form of plans and state, and
+//! the typed values handed to providers.
 //!
-//! A configuration becomes JSON with markers: references to resources as
-//! `{"$ref": ADDRESS, "identity": VERSION}`, values known only after apply as
-//! `{"$unknown": true}` or, where the planner has a residual expression, as
-//! `{"$expr": TEXT}`. Sensitive parts are unwrapped and their paths listed,
-//! so whoever writes the JSON down can seal them.
+//! A configuration is written (in plans and state) as JSON with markers:
+//! references to resources as `{"$ref": ADDRESS, "identity": VERSION}`,
+//! values known only after apply as `{"$unknown": true}` or, where the
+//! planner has a residual expression, as `{"$expr": TEXT}`. Sensitive parts
+//! are unwrapped and their paths listed, so whoever writes the JSON down can
+//! seal them. [`provider_configuration`] reads the written form back into
+//! the typed [`Configuration`] a provider is handed: secrets marked,
+//! durations and quantities parsed as the schema says, references resolved.
 
 use std::collections::BTreeMap;
 
 use mlops_compiler::schema::Schemas;
-use mlops_compiler::schema::{BlockSchema, KindSchema};
+use mlops_compiler::schema::{BlockSchema, Format, KindSchema};
 use mlops_compiler::value::{json_number, Value};
-use mlops_provider_api::{unknown_marker, AttributePath, Attributes};
+use mlops_provider_api::value::written::unknown_marker;
+use mlops_provider_api::{AttributePath, Attributes, Configuration, ReferencedResource};
 use serde_json::Value as Json;
 
 /// The configuration part of an instance's attributes (computed-only
@@ -108,7 +113,7 @@ pub fn identity_text(value: &Value) -> Option<String> {
 /// Every reference marker in `config`, with its path.
 pub fn references(config: &Attributes) -> Vec<(AttributePath, String, Option<String>)> {
     fn walk(value: &Json, path: &mut Vec<String>, out: &mut Vec<(AttributePath, String, Option<String>)>) {
-        if let Some((address, identity)) = mlops_provider_api::as_reference(value) {
+        if let Some((address, identity)) = mlops_provider_api::value::written::as_reference(value) {
             out.push((path.clone(), address.to_owned(), identity.map(str::to_owned)));
             return;
         }
@@ -165,10 +170,10 @@ pub fn values_from_json(attributes: &Attributes, sensitive_paths: &[AttributePat
 /// JSON (state, markers resolved) to a value; reference markers become the
 /// address string, unknown markers unknown values.
 pub fn value_from_json(json: &Json) -> Value {
-    if mlops_provider_api::is_unknown(json) {
+    if mlops_provider_api::value::written::is_unknown(json) {
         return Value::unknown_any();
     }
-    if let Some((address, _)) = mlops_provider_api::as_reference(json) {
+    if let Some((address, _)) = mlops_provider_api::value::written::as_reference(json) {
         return Value::String(address.to_owned());
     }
     match json {
@@ -188,4 +193,147 @@ pub fn attribute_context<'a>(schema: &'a BlockSchema, path: &[String]) -> Option
     let nested = schema.blocks.get(first)?;
     let rest = if !nested.labels.is_empty() || nested.max_items != Some(1) { rest.get(1..)? } else { rest };
     attribute_context(&nested.body, rest)
+}
+
+/// What a provider is handed: the written configuration `config` read back
+/// typed. The values at `sensitive_paths` are marked secret; duration,
+/// memory and CPU attributes (by `schema`) arrive parsed by the compiler's
+/// reader; references to the addresses in `targets` carry their target.
+pub fn provider_configuration(
+    config: &Attributes,
+    schema: Option<&BlockSchema>,
+    sensitive_paths: &[AttributePath],
+    targets: &BTreeMap<String, ReferencedResource>,
+) -> Configuration {
+    let mut configuration = mlops_provider_api::configuration_from_json(config);
+    if let Some(schema) = schema {
+        type_body(&mut configuration, schema);
+    }
+    if !targets.is_empty() {
+        for value in configuration.values_mut() {
+            attach_targets(value, targets);
+        }
+    }
+    for path in sensitive_paths {
+        if let Some(slot) = value_at_mut(&mut configuration, path) {
+            if !slot.is_sensitive() {
+                *slot = ProviderValue::Sensitive(Box::new(std::mem::take(slot)));
+            }
+        }
+    }
+    configuration
+}
+
+/// A resource as a reference to it hands it on: kind, identity and its
+/// applied attributes (`attributes`, its secrets already left out).
+pub fn referenced_resource(kind: &str, is_data: bool, identity: Option<&Json>, attributes: &Attributes) -> ReferencedResource {
+    let identity = identity
+        .filter(|identity| !identity.is_null())
+        .map(|identity| identity.as_str().map_or_else(|| identity.to_string(), str::to_owned));
+    let schema = Schemas::standard().kind(kind, is_data).map(|schema| &schema.body);
+    ReferencedResource { kind: kind.to_owned(), identity, attributes: provider_configuration(attributes, schema, &[], &BTreeMap::new()) }
+}
+
+use mlops_provider_api::Value as ProviderValue;
+
+fn type_body(entries: &mut Configuration, schema: &BlockSchema) {
+    for (name, value) in entries.iter_mut() {
+        if let Some(attribute) = schema.attributes.get(name) {
+            let parsed = match (attribute.format, &*value) {
+                (Some(Format::Duration), ProviderValue::String(text)) => ProviderValue::duration_from_text(text),
+                (Some(Format::Memory | Format::Cpu), ProviderValue::String(text)) => ProviderValue::quantity_from_text(text),
+                _ => None,
+            };
+            if let Some(parsed) = parsed {
+                *value = parsed;
+            }
+        } else if let Some(nested) = schema.blocks.get(name) {
+            let bodies: Vec<&mut ProviderValue> = match value {
+                ProviderValue::Map(body) if nested.labels.is_empty() && nested.max_items == Some(1) => {
+                    type_body(body, &nested.body);
+                    Vec::new()
+                }
+                ProviderValue::Map(labelled) => labelled.values_mut().collect(),
+                ProviderValue::List(items) => items.iter_mut().collect(),
+                _ => Vec::new(),
+            };
+            for body in bodies {
+                if let ProviderValue::Map(body) = body {
+                    type_body(body, &nested.body);
+                }
+            }
+        }
+    }
+}
+
+fn attach_targets(value: &mut ProviderValue, targets: &BTreeMap<String, ReferencedResource>) {
+    match value {
+        ProviderValue::Reference(reference) => {
+            if let Some(target) = targets.get(&reference.address) {
+                reference.target = Some(target.clone());
+            }
+        }
+        ProviderValue::List(items) => items.iter_mut().for_each(|item| attach_targets(item, targets)),
+        ProviderValue::Map(entries) => entries.values_mut().for_each(|item| attach_targets(item, targets)),
+        ProviderValue::Sensitive(inner) => attach_targets(inner, targets),
+        _ => {}
+    }
+}
+
+fn value_at_mut<'a>(configuration: &'a mut Configuration, path: &[String]) -> Option<&'a mut ProviderValue> {
+    let (first, rest) = path.split_first()?;
+    let mut value = configuration.get_mut(first)?;
+    for part in rest {
+        value = match value {
+            ProviderValue::Map(entries) => entries.get_mut(part)?,
+            ProviderValue::List(items) => items.get_mut(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_provider_gets_secrets_marked_durations_parsed_and_references_resolved() {
+        let schema = &Schemas::standard().kind("training", false).unwrap().body;
+        let written = json!({
+            "timeout": "1h30m",
+            "env": { "TOKEN": "hunter2", "MODE": "fast" },
+            "resources": { "memory": "16Gi", "cpu": "500m" },
+            "inputs": { "train": { "$ref": "dataset.d", "identity": "b3:1" } },
+            "notes": { "$ref": "x" }
+        });
+        let targets = BTreeMap::from([(
+            "dataset.d".to_owned(),
+            referenced_resource(
+                "dataset",
+                false,
+                Some(&json!("b3:2")),
+                json!({ "uri": "s3://b/d", "version": "b3:2" }).as_object().unwrap(),
+            ),
+        )]);
+        let sensitive = vec![vec!["env".to_owned(), "TOKEN".to_owned()]];
+        let configuration = provider_configuration(written.as_object().unwrap(), Some(schema), &sensitive, &targets);
+        assert_eq!(configuration["timeout"].as_duration(), Some(std::time::Duration::from_secs(5400)));
+        assert!(configuration["env"]["TOKEN"].is_sensitive() && configuration["env"]["TOKEN"].as_str() == Some("hunter2"));
+        assert!(!format!("{:?}", configuration).contains("hunter2"));
+        assert!(!configuration["env"]["MODE"].is_sensitive());
+        assert_eq!(configuration["resources"]["memory"].as_quantity(), Some(16.0 * 1_073_741_824.0));
+        assert_eq!(configuration["resources"]["cpu"].as_quantity(), Some(0.5));
+        let train = &configuration["inputs"]["train"];
+        assert_eq!(train["uri"].as_str(), Some("s3://b/d"));
+        assert_eq!(
+            train.as_reference().and_then(|reference| reference.target.as_ref()).and_then(|target| target.identity.as_deref()),
+            Some("b3:2")
+        );
+        // A user's map that only looks like a reference in the written form
+        // is refused by the compiler (E0417); one that names an address
+        // nothing resolves stays an unresolved reference.
+        assert!(configuration["notes"].as_reference().is_some_and(|reference| reference.target.is_none()));
+    }
 }

@@ -8,7 +8,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use mlops_compiler::schema::KindSchema;
-use mlops_provider_api::{unknown_marker, Action, AttributePath, Attributes, ChangedInput, PlanResponse};
+use mlops_provider_api::value::written::unknown_marker;
+use mlops_provider_api::{Action, AttributePath, Attributes, ChangedInput, PlanResponse};
 use serde_json::Value as Json;
 
 use crate::convert::{references, without_identities};

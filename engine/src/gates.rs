@@ -8,8 +8,7 @@
 use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::residual::{resource_value, CompiledResidual, ResidualBindings};
 use mlops_compiler::value::Value;
-use mlops_provider_api::{as_expression, AttributePath, Attributes};
-use serde_json::Value as Json;
+use mlops_provider_api::{Attributes, Configuration, Value as ProviderValue};
 
 use crate::convert::values_from_json;
 use crate::plan::ResourceChange;
@@ -18,7 +17,7 @@ use crate::plan::ResourceChange;
 /// sensitive value, which is never shown.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    Text(Json),
+    Text(ProviderValue),
     Sensitive,
 }
 
@@ -30,40 +29,43 @@ const SENSITIVE_MESSAGE: &str = "(its error_message uses a sensitive value, so i
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
     pub name: String,
-    pub condition: Json,
+    pub condition: ProviderValue,
     pub message: Message,
 }
 
+/// A message as configured: never shown when it is a secret.
+fn message_of(value: Option<&ProviderValue>) -> Message {
+    match value {
+        Some(value) if value.is_sensitive() => Message::Sensitive,
+        Some(value) => Message::Text(value.clone()),
+        None => Message::Text(ProviderValue::Null),
+    }
+}
+
 /// The gates in a model's resolved configuration.
-pub fn gates_of(resolved: &Attributes, sensitive_paths: &[AttributePath]) -> Vec<Gate> {
-    let Some(Json::Object(gate_blocks)) = resolved.get("gate") else { return Vec::new() };
+pub fn gates_of(resolved: &Configuration) -> Vec<Gate> {
+    let Some(gate_blocks) = resolved.get("gate").and_then(ProviderValue::as_object) else { return Vec::new() };
     gate_blocks
         .iter()
-        .map(|(name, gate)| {
-            let message_path = ["gate".to_owned(), name.clone(), "error_message".to_owned()];
-            let message = if sensitive_paths.iter().any(|path| path[..] == message_path[..]) {
-                Message::Sensitive
-            } else {
-                Message::Text(gate.get("error_message").cloned().unwrap_or(Json::Null))
-            };
-            Gate { name: name.clone(), condition: gate.get("condition").cloned().unwrap_or(Json::Bool(true)), message }
+        .map(|(name, gate)| Gate {
+            name: name.clone(),
+            condition: gate.get("condition").cloned().unwrap_or(ProviderValue::Bool(true)),
+            message: message_of(gate.get("error_message")),
         })
         .collect()
 }
 
 /// Every gate must hold; the first that does not is the error.
-pub fn check_gates(gates: &[Gate], bindings: &ResidualBindings, resolved: &Attributes, address: &str) -> Result<(), Diagnostic> {
+pub fn check_gates(gates: &[Gate], bindings: &ResidualBindings, resolved: &Configuration, address: &str) -> Result<(), Diagnostic> {
     for gate in gates {
-        let holds = match &gate.condition {
-            Json::Bool(flag) => Ok(*flag),
-            other => match as_expression(other) {
-                Some(text) => CompiledResidual::parse(text, bindings)
-                    .and_then(|compiled| compiled.evaluate(None, None))
-                    .map(|value| value.unmark().0.as_bool() == Some(true)),
-                None => Ok(false),
-            },
+        let holds = match (gate.condition.as_bool(), gate.condition.as_expression()) {
+            (Some(flag), _) => Ok(flag),
+            (None, Some(text)) => CompiledResidual::parse(text, bindings)
+                .and_then(|compiled| compiled.evaluate(None, None))
+                .map(|value| value.unmark().0.as_bool() == Some(true)),
+            (None, None) => Ok(false),
         };
-        let text = as_expression(&gate.condition).map_or_else(|| gate.condition.to_string(), str::to_owned);
+        let text = gate.condition.as_expression().map_or_else(|| gate.condition.to_string(), str::to_owned);
         let name = &gate.name;
         match holds {
             Ok(true) => {}
@@ -90,14 +92,14 @@ pub fn check_gates(gates: &[Gate], bindings: &ResidualBindings, resolved: &Attri
 pub fn run_checks(
     checks: &[(Vec<String>, String)],
     bindings: &ResidualBindings,
-    resolved: &Attributes,
+    resolved: &Configuration,
     stored: &Attributes,
     change: &ResourceChange,
 ) -> Result<(), Diagnostic> {
     if checks.is_empty() {
         return Ok(());
     }
-    let mut merged = resolved.clone();
+    let mut merged = mlops_provider_api::configuration_to_json(resolved);
     for (name, value) in stored {
         merged.insert(name.clone(), value.clone());
     }
@@ -107,11 +109,7 @@ pub fn run_checks(
         let name = path.get(1).cloned().unwrap_or_default();
         let block_path = &path[..path.len().saturating_sub(1)];
         let message_path = [block_path, &["error_message".to_owned()]].concat();
-        let message = if change.sensitive_paths.contains(&message_path) {
-            Message::Sensitive
-        } else {
-            Message::Text(crate::state::json_at(resolved, &message_path).cloned().unwrap_or(Json::Null))
-        };
+        let message = message_of(value_at(resolved, &message_path));
         match holds {
             Ok(value) if value.unmark().0.as_bool() == Some(true) => {}
             Ok(_) => {
@@ -136,22 +134,31 @@ fn evaluate_message(message: &Message, bindings: &ResidualBindings, self_value: 
         Message::Sensitive => return SENSITIVE_MESSAGE.to_owned(),
         Message::Text(message) => message,
     };
-    match message {
-        Json::String(text) => text.clone(),
-        other => match as_expression(other) {
-            Some(text) => match CompiledResidual::parse(text, bindings).and_then(|compiled| compiled.evaluate(self_value, None)) {
-                Ok(value) if value.contains_sensitive() => SENSITIVE_MESSAGE.to_owned(),
-                Ok(value) => value.unmark().0.as_str().map_or_else(|| text.to_owned(), str::to_owned),
-                Err(_) => text.to_owned(),
-            },
-            None => "the condition is false".to_owned(),
-        },
+    if let Some(text) = message.as_expression() {
+        return match CompiledResidual::parse(text, bindings).and_then(|compiled| compiled.evaluate(self_value, None)) {
+            Ok(value) if value.contains_sensitive() => SENSITIVE_MESSAGE.to_owned(),
+            Ok(value) => value.unmark().0.as_str().map_or_else(|| text.to_owned(), str::to_owned),
+            Err(_) => text.to_owned(),
+        };
     }
+    message.as_str().map_or_else(|| "the condition is false".to_owned(), str::to_owned)
+}
+
+fn value_at<'a>(configuration: &'a Configuration, path: &[String]) -> Option<&'a ProviderValue> {
+    let (first, rest) = path.split_first()?;
+    let mut value = configuration.get(first)?;
+    for part in rest {
+        value = match value.revealed() {
+            ProviderValue::List(items) => items.get(part.parse::<usize>().ok()?)?,
+            other => other.get(part)?,
+        };
+    }
+    Some(value)
 }
 
 /// What a gate saw: the candidate's metrics.
-fn gate_evidence(resolved: &Attributes) -> String {
-    let metrics = resolved.get("source").and_then(|source| source.get("metrics")).and_then(Json::as_object);
+fn gate_evidence(resolved: &Configuration) -> String {
+    let metrics = resolved.get("source").and_then(|source| source.get("metrics")).and_then(ProviderValue::as_object);
     match metrics {
         Some(metrics) if !metrics.is_empty() => {
             let listed: Vec<String> = metrics.iter().map(|(name, value)| format!("{name} = {value}")).collect();
@@ -164,10 +171,22 @@ fn gate_evidence(resolved: &Attributes) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value as Json};
 
-    fn model(gates: Json, metrics: Json) -> Attributes {
-        json!({ "gate": gates, "source": { "$address": "training.t", "metrics": metrics } }).as_object().cloned().unwrap()
+    fn model(gates: Json, metrics: Json) -> Configuration {
+        model_with_secrets(gates, metrics, &[])
+    }
+
+    fn model_with_secrets(gates: Json, metrics: Json, sensitive: &[Vec<String>]) -> Configuration {
+        let written = json!({ "gate": gates, "source": { "$ref": "training.t", "identity": "run-1" } });
+        let training = crate::convert::referenced_resource(
+            "training",
+            false,
+            Some(&json!("run-1")),
+            json!({ "metrics": metrics }).as_object().unwrap(),
+        );
+        let targets = std::collections::BTreeMap::from([("training.t".to_owned(), training)]);
+        crate::convert::provider_configuration(written.as_object().unwrap(), None, sensitive, &targets)
     }
 
     #[test]
@@ -180,7 +199,7 @@ mod tests {
             }),
             json!({ "auc": 0.93, "loss": 0.3 }),
         );
-        let gates = gates_of(&resolved, &[]);
+        let gates = gates_of(&resolved);
         assert_eq!(gates.len(), 2);
         let failed = check_gates(&gates, &bindings, &resolved, "model.fraud").unwrap_err();
         assert_eq!(failed.message, "gate `loss` of model.fraud failed: loss too high");
@@ -189,19 +208,20 @@ mod tests {
         assert!(help.contains("the previous version and its aliases are unchanged"), "{help}");
 
         let holding = model(json!({ "auc": { "condition": { "$expr": "0.93 >= 0.9" }, "error_message": "x" } }), json!({}));
-        assert!(check_gates(&gates_of(&holding, &[]), &bindings, &holding, "model.fraud").is_ok());
+        assert!(check_gates(&gates_of(&holding), &bindings, &holding, "model.fraud").is_ok());
 
         let broken =
             model(json!({ "auc": { "condition": { "$expr": "training.nowhere.metrics.auc >= 0.9" }, "error_message": "x" } }), json!({}));
-        let error = check_gates(&gates_of(&broken, &[]), &bindings, &broken, "model.fraud").unwrap_err();
+        let error = check_gates(&gates_of(&broken), &bindings, &broken, "model.fraud").unwrap_err();
         assert!(error.message.contains("could not be evaluated"), "{}", error.message);
     }
 
     #[test]
     fn a_message_built_from_a_secret_is_never_shown() {
-        let resolved = model(json!({ "auc": { "condition": false, "error_message": "the token is hunter2" } }), json!({}));
         let sensitive = vec![vec!["gate".to_owned(), "auc".to_owned(), "error_message".to_owned()]];
-        let gates = gates_of(&resolved, &sensitive);
+        let resolved =
+            model_with_secrets(json!({ "auc": { "condition": false, "error_message": "the token is hunter2" } }), json!({}), &sensitive);
+        let gates = gates_of(&resolved);
         assert_eq!(gates[0].message, Message::Sensitive);
         let failed = check_gates(&gates, &ResidualBindings::default(), &resolved, "model.fraud").unwrap_err();
         assert!(!failed.message.contains("hunter2") && failed.message.contains(SENSITIVE_MESSAGE), "{}", failed.message);

@@ -98,6 +98,12 @@ pub fn import(context: &ImportContext<'_>, address: &str, id: &str) -> Result<Re
         .find(|(provider_type, alias, _)| *provider_type == resource.provider_type && *alias == resource.provider_alias)
         .map(|(_, _, values)| values.iter().map(|(name, value)| (name.clone(), value.to_json_unredacted())).collect::<Attributes>())
         .unwrap_or_default();
+    let provider_settings = crate::convert::provider_configuration(
+        &provider_settings,
+        Schemas::standard().providers.get(&resource.provider_type).map(|schema| &schema.body),
+        &[],
+        &std::collections::BTreeMap::new(),
+    );
     let provider = context.providers.get(&resource.provider_type).map_err(|message| {
         problem(
             Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot import {address}: {message}"))

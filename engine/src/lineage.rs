@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use mlops_provider_api::Attributes;
+use mlops_provider_api::{configuration_from_json, Attributes, Configuration};
 use mlops_provider_support::registry::{pinned_version, sorted_versions, version_text};
 use serde_json::{json, Value as Json};
 
@@ -126,14 +126,14 @@ const VERSIONS_WITH_LINEAGE: usize = 20;
 /// an older version, trained on older data. So a model's lineage keeps the
 /// inputs each version was registered from (`inputs_by_version`), and the
 /// lineage of a pinned model is that of its version, not of the newest run.
-pub(crate) fn lineage_of_the_current_version(tree: &mut Json, config: &Attributes, state: &Attributes, prior: Option<&Record>) {
+pub(crate) fn lineage_of_the_current_version(tree: &mut Json, config: &Configuration, state: &Attributes, prior: Option<&Record>) {
     let Some(current) = state.get("version").and_then(version_text) else { return };
     let pinned = pinned_version(config).is_some();
     let prior_lineage = prior.map(|prior| prior.lineage.to_json()).unwrap_or(Json::Null);
     let mut by_version = prior_lineage.get(INPUTS_BY_VERSION).and_then(Json::as_object).cloned().unwrap_or_default();
     // A record written before versions kept their own lineage still knows
     // the inputs of the version it was for, unless that version was pinned.
-    let prior_pinned = prior.and_then(|prior| pinned_version(&prior.config)).is_some();
+    let prior_pinned = prior.and_then(|prior| pinned_version(&configuration_from_json(&prior.config))).is_some();
     if let (false, Some(version), Some(inputs)) =
         (prior_pinned, prior_lineage.get("identity").and_then(version_text), prior_lineage.get("inputs"))
     {

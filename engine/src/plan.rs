@@ -24,7 +24,7 @@ use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::schema::{KindSchema, Schemas};
 use mlops_compiler::source::SourceMap;
 use mlops_compiler::value::Value;
-use mlops_provider_api::{Action, AttributePath, Attributes, PlanRequest, PlanResponse, Provider, Target, ValidateRequest};
+use mlops_provider_api::{Action, AttributePath, Attributes, Configuration, PlanRequest, PlanResponse, Provider, Target, ValidateRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -174,6 +174,15 @@ pub struct ModuleOutputs {
 pub struct ProviderConfiguration {
     pub config: Attributes,
     pub sensitive_paths: Vec<AttributePath>,
+}
+
+impl ProviderConfiguration {
+    /// The settings as the provider is handed them: typed by the provider
+    /// block's schema, secrets marked.
+    pub fn typed(&self, provider_type: &str) -> Configuration {
+        let schema = Schemas::standard().providers.get(provider_type).map(|schema| &schema.body);
+        crate::convert::provider_configuration(&self.config, schema, &self.sensitive_paths, &BTreeMap::new())
+    }
 }
 
 /// The plan: data, saved with `-out` and executed by apply.
@@ -401,7 +410,7 @@ pub(crate) fn target_of(
     address: &str,
     kind: &str,
     is_data: bool,
-    provider_config: Attributes,
+    provider_config: Configuration,
     working_directory: &Path,
     data_directory: &Path,
 ) -> Target {
@@ -561,12 +570,16 @@ impl PlanResolver for Planner<'_> {
             &address,
             draft.kind,
             draft.is_data,
-            self.configurations.get(&provider_key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+            self.configurations.get(&provider_key).map(|configuration| configuration.typed(draft.provider_type)).unwrap_or_default(),
             draft.module_directory,
             &self.data_directory,
         );
+        let typed = |config: &Attributes, sensitive_paths: &[AttributePath]| {
+            crate::convert::provider_configuration(config, Some(&schema.body), sensitive_paths, &BTreeMap::new())
+        };
+        let typed_config = typed(&change.config, &change.sensitive_paths);
         // What only the provider can tell is wrong, before it plans anything.
-        let problems = provider.validate(ValidateRequest { target: target.clone(), config: change.config.clone() }).problems;
+        let problems = provider.validate(ValidateRequest { target: target.clone(), config: typed_config.clone() }).problems;
         if !problems.is_empty() {
             for problem in problems {
                 self.problems.push(
@@ -579,8 +592,10 @@ impl PlanResolver for Planner<'_> {
         }
         let response: PlanResponse = match provider.plan(PlanRequest {
             target,
-            config: change.config.clone(),
-            prior_config: prior_config.clone(),
+            config: typed_config,
+            prior_config: prior_config
+                .as_ref()
+                .map(|prior_config| typed(prior_config, &prior.map(|prior| prior.sensitive_paths.clone()).unwrap_or_default())),
             prior_state: prior.map(|prior| prior.state.clone()),
             prior_private: prior.map(|prior| prior.private.clone()).unwrap_or_default(),
             changed_inputs: changed_inputs.clone(),

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use mlops_compiler::diagnostic::{codes, Diagnostic};
+use mlops_compiler::schema::Schemas;
 use mlops_provider_api::ReadRequest;
 
 use crate::plan::{provider_key, restore_withheld, target_of, Drift, ProviderConfiguration, Providers};
@@ -157,12 +158,22 @@ fn refresh_one(
         &record.address,
         &record.kind,
         record.is_data,
-        configurations.get(&key).map(|configuration| configuration.config.clone()).unwrap_or_default(),
+        configurations.get(&key).map(|configuration| configuration.typed(&record.provider)).unwrap_or_default(),
         root_directory,
         data_directory,
     );
     let response = provider
-        .read(ReadRequest { target, config: record.config.clone(), state: record.state.clone(), private: record.private.clone() })
+        .read(ReadRequest {
+            target,
+            config: crate::convert::provider_configuration(
+                &record.config,
+                Schemas::standard().kind(&record.kind, record.is_data).map(|schema| &schema.body),
+                &record.sensitive_paths,
+                &BTreeMap::new(),
+            ),
+            state: record.state.clone(),
+            private: record.private.clone(),
+        })
         .map_err(|error| (error.to_string(), error.help().map(str::to_owned)))?;
     // Only a record that changed is copied: most do not. A secret that was
     // not stored (no MLOPS_STATE_KEY) cannot be compared, so it is taken to

@@ -1,41 +1,50 @@
-//! What apply hands a provider and keeps of what it made: reference
-//! markers replaced by the applied attributes of their targets (secrets
-//! left out, `$address`, `$kind` and `$identity` added), the identities in
-//! the stored configuration brought up to date, the expressions a provider
+//! What apply hands a provider and keeps of what it made: the targets of
+//! references as applied (secrets left out), the identities in the stored
+//! configuration brought up to date, the expressions a provider
 //! evaluates itself found, and the lineage a record keeps. No IO: the
 //! executor in `apply.rs` calls these with the records it holds.
 
 use std::collections::{BTreeMap, HashSet};
 
 use mlops_compiler::schema::Schemas;
-use mlops_provider_api::{as_expression, as_reference, Attributes};
+use mlops_provider_api::value::written::{as_expression, as_reference};
+use mlops_provider_api::{Attributes, ReferencedResource};
 use serde_json::Value as Json;
 
 use crate::plan::ResourceChange;
 use crate::redact::redact_paths;
 use crate::state::Record;
 
-/// Replaces reference markers in `resolved` by the applied attributes of
-/// their targets, and brings the identities in `stored` up to date.
+/// Brings the identities of the references in `stored` up to date, and
+/// returns what each reference points at now (its applied attributes,
+/// secrets left out), for the configuration handed to the provider.
 pub fn resolve_references(
-    resolved: &mut Attributes,
     stored: &mut Attributes,
     records: &BTreeMap<String, Record>,
     inputs: &mut Vec<(String, Option<Json>)>,
-) {
-    fn walk(resolved: &mut Json, stored: &mut Json, records: &BTreeMap<String, Record>, inputs: &mut Vec<(String, Option<Json>)>) {
-        if let Some((address, _)) = as_reference(resolved) {
+) -> BTreeMap<String, ReferencedResource> {
+    fn walk(
+        stored: &mut Json,
+        records: &BTreeMap<String, Record>,
+        inputs: &mut Vec<(String, Option<Json>)>,
+        targets: &mut BTreeMap<String, ReferencedResource>,
+    ) {
+        if let Some((address, _)) = as_reference(stored) {
             let address = address.to_owned();
             if let Some(record) = records.get(&address) {
-                // What one resource hands another keeps the target's secrets
-                // out: a registry would record them as run parameters.
-                let mut attributes = redact_paths(&record.merged_attributes(), &record.sensitive_paths);
                 let identity = record.state.get(identity_attribute(record)).cloned();
-                attributes.insert("$address".to_owned(), Json::String(address.clone()));
-                attributes.insert("$kind".to_owned(), Json::String(record.kind.clone()));
-                attributes.insert("$identity".to_owned(), identity.clone().unwrap_or(Json::Null));
                 if let Json::Object(stored) = stored {
                     stored.insert("identity".to_owned(), identity.clone().unwrap_or(Json::Null));
+                }
+                if !targets.contains_key(&address) {
+                    // What one resource hands another keeps the target's
+                    // secrets out: a registry would record them as run
+                    // parameters.
+                    let attributes = redact_paths(&record.merged_attributes(), &record.sensitive_paths);
+                    targets.insert(
+                        address.clone(),
+                        crate::convert::referenced_resource(&record.kind, record.is_data, identity.as_ref(), &attributes),
+                    );
                 }
                 // What is downstream of a model was made from its current
                 // version only.
@@ -44,31 +53,20 @@ pub fn resolve_references(
                     lineage.remove(crate::lineage::INPUTS_BY_VERSION);
                 }
                 inputs.push((address, Some(lineage)));
-                *resolved = Json::Object(attributes);
             }
             return;
         }
-        match (resolved, stored) {
-            (Json::Object(resolved), Json::Object(stored)) => {
-                for (key, value) in resolved.iter_mut() {
-                    if let Some(stored_value) = stored.get_mut(key) {
-                        walk(value, stored_value, records, inputs);
-                    }
-                }
-            }
-            (Json::Array(resolved), Json::Array(stored)) => {
-                for (value, stored_value) in resolved.iter_mut().zip(stored.iter_mut()) {
-                    walk(value, stored_value, records, inputs);
-                }
-            }
+        match stored {
+            Json::Object(stored) => stored.values_mut().for_each(|value| walk(value, records, inputs, targets)),
+            Json::Array(stored) => stored.iter_mut().for_each(|value| walk(value, records, inputs, targets)),
             _ => {}
         }
     }
-    for (name, value) in resolved.iter_mut() {
-        if let Some(stored_value) = stored.get_mut(name) {
-            walk(value, stored_value, records, inputs);
-        }
+    let mut targets = BTreeMap::new();
+    for value in stored.values_mut() {
+        walk(value, records, inputs, &mut targets);
     }
+    targets
 }
 
 pub fn visit_expressions(attributes: &mut Attributes, path: &mut Vec<String>, visit: &mut dyn FnMut(&[String], &mut Json)) {
@@ -77,7 +75,7 @@ pub fn visit_expressions(attributes: &mut Attributes, path: &mut Vec<String>, vi
             visit(path, value);
             return;
         }
-        if as_reference(value).is_some() || value.get("$address").is_some() {
+        if as_reference(value).is_some() {
             return;
         }
         match value {
@@ -182,24 +180,24 @@ mod tests {
             "missing": { "$ref": "dataset.gone", "identity": "b3:0" },
             "name": "plain"
         });
-        let mut resolved = config.as_object().cloned().unwrap();
-        let mut stored = resolved.clone();
+        let mut stored = config.as_object().cloned().unwrap();
         let mut inputs = Vec::new();
-        resolve_references(&mut resolved, &mut stored, &records, &mut inputs);
+        let targets = resolve_references(&mut stored, &records, &mut inputs);
+        let resolved = crate::convert::provider_configuration(&config.as_object().cloned().unwrap(), None, &[], &targets);
 
         let train = &resolved["inputs"]["train"];
-        assert_eq!(train["uri"], "s3://lake/d/");
-        assert_eq!(train["$address"], "dataset.d");
-        assert_eq!(train["$kind"], "dataset");
-        assert_eq!(train["$identity"], "b3:2");
-        assert_ne!(train["token"], "secret", "a target's secret was handed on: {train}");
-        assert_eq!(resolved["source"]["$identity"], "run-7", "a training is identified by its run");
-        // The stored configuration keeps markers, with the identities applied.
+        assert_eq!(train["uri"].as_str(), Some("s3://lake/d/"));
+        let target = train.as_reference().and_then(|reference| reference.target.as_ref()).unwrap();
+        assert_eq!((target.kind.as_str(), target.identity.as_deref()), ("dataset", Some("b3:2")));
+        assert_ne!(train["token"].as_str(), Some("secret"), "a target's secret was handed on: {train:?}");
+        let source = resolved["source"].as_reference().and_then(|reference| reference.target.as_ref()).unwrap();
+        assert_eq!(source.identity.as_deref(), Some("run-7"), "a training is identified by its run");
+        // The stored configuration keeps the written form, with the identities applied.
         assert_eq!(stored["inputs"]["train"], json!({ "$ref": "dataset.d", "identity": "b3:2" }));
         assert_eq!(stored["source"], json!({ "$ref": "training.t", "identity": "run-7" }));
-        // A reference to nothing recorded stays a marker; plain values stay.
-        assert_eq!(resolved["missing"], config["missing"]);
-        assert_eq!(resolved["name"], "plain");
+        // A reference to nothing recorded stays unresolved; plain values stay.
+        assert!(resolved["missing"].as_reference().is_some_and(|reference| reference.target.is_none()));
+        assert_eq!(resolved["name"].as_str(), Some("plain"));
         let addresses: Vec<&str> = inputs.iter().map(|(address, _)| address.as_str()).collect();
         assert_eq!(addresses, ["dataset.d", "training.t"]);
     }
@@ -208,7 +206,7 @@ mod tests {
     fn expressions_are_found_by_path_and_references_are_not_entered() {
         let mut attributes = json!({
             "feature": { "amount": { "expr": { "$expr": "log1p(row.amount)" } } },
-            "dataset": { "$address": "dataset.d", "expr": { "$expr": "not mine" } },
+            "dataset": { "$ref": "dataset.d", "identity": null },
             "list": [{ "$expr": "row.age" }]
         })
         .as_object()

@@ -140,7 +140,9 @@ fn columnar(
     }
     let config = json!({ "entity": "id", "format": output, "feature": feature_blocks });
     let input = DatasetFiles { files, format, columns: Some(columns), validated: false };
-    let computed = compute_features(config.as_object().unwrap(), &input, directory, &TestContext).map_err(|error| error.to_string())?;
+    let computed =
+        compute_features(&mlops_provider_api::configuration_from_json(config.as_object().unwrap()), &input, directory, &TestContext)
+            .map_err(|error| error.to_string())?;
     let bytes = std::fs::read(&computed.file).unwrap();
     assert_eq!(computed.version, format!("b3:{}", blake3::hash(&bytes).to_hex()), "the version is the content hash");
     Ok((bytes, computed.file))
@@ -330,7 +332,13 @@ fn columns_checked_when_the_data_was_stored_are_checked_again_only_where_they_ar
     let config = json!({ "entity": "id", "format": "jsonl", "feature": { "x": { "type": "float", "expr": { "$expr": "row.amount" } } } });
     let compute = |validated: bool, name: &str| {
         let input = DatasetFiles { files: &files, format: "csv", columns: Some(&schema()), validated };
-        compute_features(config.as_object().unwrap(), &input, &directory.path().join(name), &TestContext).map(|computed| computed.row_count)
+        compute_features(
+            &mlops_provider_api::configuration_from_json(config.as_object().unwrap()),
+            &input,
+            &directory.path().join(name),
+            &TestContext,
+        )
+        .map(|computed| computed.row_count)
     };
     let error = compute(false, "unchecked").unwrap_err().to_string();
     assert!(error.contains("line 3, column `count`"), "{error}");

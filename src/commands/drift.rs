@@ -13,13 +13,14 @@ fn drift_input(location: &str, staging: &Path) -> mlops_provider_api::ProviderRe
     if !location.starts_with("s3://") {
         return Ok(PathBuf::from(location.strip_prefix("file://").unwrap_or(location)));
     }
-    let mut provider_config = mlops_provider_api::Attributes::new();
+    use mlops_provider_api::Value;
+    let mut provider_config = mlops_provider_api::Configuration::new();
     if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-        provider_config.insert("endpoint".into(), serde_json::Value::String(endpoint));
-        provider_config.insert("force_path_style".into(), serde_json::Value::Bool(true));
+        provider_config.insert("endpoint".into(), Value::String(endpoint));
+        provider_config.insert("force_path_style".into(), Value::Bool(true));
     }
     if let Ok(region) = std::env::var("AWS_REGION") {
-        provider_config.insert("region".into(), serde_json::Value::String(region));
+        provider_config.insert("region".into(), Value::String(region));
     }
     let target = mlops_provider_api::Target { kind: "dataset".into(), provider_config, ..Default::default() };
     let request = mlops_provider_api::FetchRequest { target, uri: location.to_owned(), destination: staging.to_path_buf(), version: None };

@@ -190,7 +190,12 @@ fn workspace(directory: &Path) -> CommandResult<Workspace> {
             let path = settings.get("path").and_then(Json::as_str).unwrap_or(".mlops/state");
             Backend::Local(LocalBackend::new(directory.join(path)))
         }
-        "s3" => match mlops_provider_s3::S3StateStore::new(&settings) {
+        "s3" => match mlops_provider_s3::S3StateStore::new(&mlops_engine::convert::provider_configuration(
+            &settings,
+            mlops_compiler::schema::Schemas::standard().backends.get(&kind).map(|schema| &schema.body),
+            &[],
+            &std::collections::BTreeMap::new(),
+        )) {
             Ok(store) => Backend::Remote(RemoteBackend::new(std::sync::Arc::new(store))),
             Err(error) => {
                 let help = error.help().unwrap_or("see `mlops explain E0606`").to_owned();

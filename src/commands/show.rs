@@ -82,7 +82,7 @@ pub(super) fn print_record(record: &mlops_engine::state::Record) {
         let sensitive = record.sensitive_paths.iter().any(|path| path.first() == Some(name));
         let shown = if sensitive {
             "(sensitive)".to_owned()
-        } else if let Some((address, _)) = mlops_provider_api::as_reference(value) {
+        } else if let Some((address, _)) = mlops_provider_api::value::written::as_reference(value) {
             address.to_owned()
         } else {
             value.to_string()

@@ -120,7 +120,9 @@ fn rename_references(attributes: &mut Attributes, from: &str, to: &str) {
     fn walk(value: &mut Json, from: &str, to: &str) {
         match value {
             Json::Object(entries) => {
-                if mlops_provider_api::as_reference(&Json::Object(entries.clone())).is_some_and(|(address, _)| address == from) {
+                if mlops_provider_api::value::written::as_reference(&Json::Object(entries.clone()))
+                    .is_some_and(|(address, _)| address == from)
+                {
                     entries.insert("$ref".into(), Json::String(to.to_owned()));
                 }
                 for item in entries.values_mut() {

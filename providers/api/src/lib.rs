@@ -6,18 +6,14 @@
 //! with `..Default::default()`, so fields can be added later without
 //! breaking providers, which read only what they need.
 //!
-//! Values cross the boundary as JSON ([`Attributes`]). Two markers may
-//! appear inside a *configuration* handed to `plan`:
-//!
-//! - `{"$ref": "dataset.transactions", "identity": "b3:…"}`: a reference to
-//!   another resource, with the identity (its version) it had when planned.
-//!   By the time `apply` runs, the engine has replaced every marker with the
-//!   referenced resource's applied attributes plus `"$address"`, `"$kind"`
-//!   and `"$identity"` (the value of the attribute its kind's schema names
-//!   as its identity) keys.
-//! - `{"$expr": "log1p(row.amount)"}`: an expression the provider evaluates
-//!   itself, per row, through the [`RowEvaluator`] the engine passes in (the
-//!   feature expressions of a feature set).
+//! A configuration crosses the boundary typed ([`Configuration`], a map of
+//! [`Value`]s): plain data, plus a value known only after apply, a
+//! reference to another resource (with the identity it had when planned,
+//! and, in what `apply` is handed, the target as applied), an expression
+//! the provider evaluates itself per row through the [`RowEvaluator`] the
+//! engine passes in, a secret, and durations and quantities already parsed
+//! by the compiler's reader. What a provider reports back (state, private
+//! data) is plain JSON ([`Attributes`]).
 //!
 //! A provider that can host remote state also implements [`ObjectStore`].
 //!
@@ -38,12 +34,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub mod object_store;
+pub mod value;
 pub use object_store::{ObjectStore, ObjectStoreError, PutCondition, StoredObject};
+pub use value::{configuration_from_json, configuration_to_json, Configuration, Reference, ReferencedResource, Value};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-/// A resource's attributes, as a JSON object.
+/// A resource's state (what a provider reports), as a JSON object.
 pub type Attributes = serde_json::Map<String, Json>;
 
 /// A path to an attribute inside [`Attributes`]: `["lifecycle_rule", "0", "prefix"]`.
@@ -104,8 +102,8 @@ pub struct Target {
     pub instance_key: Option<String>,
     /// True for `data` blocks.
     pub is_data: bool,
-    /// The provider block's settings (sensitive values included: never log them).
-    pub provider_config: Attributes,
+    /// The provider block's settings (secrets marked sensitive).
+    pub provider_config: Configuration,
     /// The configuration's directory: relative paths and the working
     /// directory of user code are resolved against it.
     pub working_directory: PathBuf,
@@ -127,7 +125,7 @@ pub struct SchemaResponse {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ValidateRequest {
     pub target: Target,
-    pub config: Attributes,
+    pub config: Configuration,
 }
 
 /// Problems the compiler cannot know about, found without touching the
@@ -147,8 +145,8 @@ pub struct AttributeProblem {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReadRequest {
     pub target: Target,
-    /// The configuration last applied (markers resolved as at apply).
-    pub config: Attributes,
+    /// The configuration last applied (references unresolved).
+    pub config: Configuration,
     /// The attributes recorded in state after the last apply.
     pub state: Attributes,
     /// Provider-private data recorded with the state.
@@ -182,11 +180,12 @@ pub struct ChangedInput {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PlanRequest {
     pub target: Target,
-    /// The desired configuration, with `$ref`/`$expr` markers and
-    /// `{"$unknown": true}` where a value is known only after apply.
-    pub config: Attributes,
+    /// The desired configuration: references carry the identity planned,
+    /// not their target; what is known only after apply is
+    /// [`Value::Unknown`].
+    pub config: Configuration,
     /// The configuration applied last time, if the instance exists.
-    pub prior_config: Option<Attributes>,
+    pub prior_config: Option<Configuration>,
     /// The refreshed state, if the instance exists.
     pub prior_state: Option<Attributes>,
     pub prior_private: Json,
@@ -212,9 +211,10 @@ pub struct PlanResponse {
 pub struct ApplyRequest {
     pub target: Target,
     pub action: Option<Action>,
-    /// The configuration with every marker resolved (except `$expr`
-    /// markers meant for the provider's own [`RowEvaluator`]).
-    pub config: Attributes,
+    /// The configuration with every reference resolved to its target and
+    /// every value known (expressions aside: those are the provider's to
+    /// evaluate with its [`RowEvaluator`]).
+    pub config: Configuration,
     pub prior_state: Option<Attributes>,
     pub prior_private: Json,
     /// The `private` this provider's plan returned for this change, for
@@ -263,11 +263,11 @@ pub struct ImportRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImportResponse {
     pub state: Option<Attributes>,
-    pub config: Attributes,
+    pub config: Configuration,
     pub private: Json,
 }
 
-/// Evaluates `$expr` markers (feature expressions) for providers. The
+/// Evaluates [`Value::Expression`]s (feature expressions) for providers. The
 /// engine implements it with the language's own evaluator.
 pub trait RowEvaluator: Send + Sync {
     /// Compiles an expression once, for evaluation over many rows.
@@ -424,43 +424,9 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// Reads a reference marker: the address and planned identity.
-pub fn as_reference(value: &Json) -> Option<(&str, Option<&str>)> {
-    let object = value.as_object()?;
-    let address = object.get("$ref")?.as_str()?;
-    Some((address, object.get("identity").and_then(Json::as_str)))
-}
-
-/// Reads an expression marker.
-pub fn as_expression(value: &Json) -> Option<&str> {
-    value.as_object().filter(|object| object.len() == 1)?.get("$expr")?.as_str()
-}
-
-/// True for the marker of a value known only after apply.
-pub fn is_unknown(value: &Json) -> bool {
-    value.as_object().is_some_and(|object| object.len() == 1 && object.get("$unknown") == Some(&Json::Bool(true)))
-}
-
-pub fn unknown_marker() -> Json {
-    serde_json::json!({"$unknown": true})
-}
-
-/// A copy of `value` with the identities of reference markers removed.
-fn without_identities(value: &Json) -> Json {
-    match value {
-        Json::Object(entries) if entries.contains_key("$ref") => serde_json::json!({ "$ref": entries["$ref"] }),
-        Json::Object(entries) => Json::Object(entries.iter().map(|(key, value)| (key.clone(), without_identities(value))).collect()),
-        Json::Array(items) => Json::Array(items.iter().map(without_identities).collect()),
-        other => other.clone(),
-    }
-}
-
 /// Whether a plan request's configuration is what was applied last time,
 /// the identities of referenced resources aside (those changes arrive as
 /// [`PlanRequest::changed_inputs`]).
 pub fn configuration_unchanged(request: &PlanRequest) -> bool {
-    request
-        .prior_config
-        .as_ref()
-        .is_some_and(|prior| without_identities(&Json::Object(prior.clone())) == without_identities(&Json::Object(request.config.clone())))
+    request.prior_config.as_ref().is_some_and(|prior| value::same_configurations(prior, &request.config))
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use mlops_provider_api::{as_expression, ApplyContext, Attributes, CompiledExpression, ProviderError, ProviderResult, RowExpression};
+use mlops_provider_api::{ApplyContext, CompiledExpression, Configuration, ProviderError, ProviderResult, RowExpression, Value};
 use serde_json::Value as Json;
 
 use crate::frame::{read_batches, shown_value, Batch, ColumnData, ReadPlan};
@@ -39,8 +39,8 @@ impl DatasetFiles<'_> {
     /// Whether a dataset's attributes say mlops checked every row when it
     /// stored the data (its row count is known: data versioned only by a
     /// listing never was).
-    pub fn validated_by(attributes: &serde_json::Map<String, Json>) -> bool {
-        attributes.get("row_count").is_some_and(|count| !count.is_null())
+    pub fn validated_by(dataset: &Value) -> bool {
+        dataset.get("row_count").is_some_and(|count| !count.is_null())
     }
 }
 
@@ -125,27 +125,33 @@ fn literal(value: &Json) -> Option<RowExpression> {
 /// file in `directory` (`format = "parquet"`, the default, or `"jsonl"`).
 /// Nothing is left in `directory` when it fails.
 pub fn compute_features(
-    config: &Attributes,
+    config: &Configuration,
     dataset: &DatasetFiles<'_>,
     directory: &Path,
     context: &dyn ApplyContext,
 ) -> ProviderResult<ComputedFeatures> {
     let evaluator = context.row_evaluator();
-    let entity = config.get("entity").and_then(Json::as_str).map(str::to_owned);
+    let entity = config.get("entity").and_then(Value::as_str).map(str::to_owned);
     let mut features = Vec::new();
-    for (name, feature) in config.get("feature").and_then(Json::as_object).into_iter().flatten() {
+    for (name, feature) in config.get("feature").and_then(Value::as_object).into_iter().flatten() {
         let expression = feature.get("expr").ok_or_else(|| ProviderError::failed(format!("feature `{name}` has no expression")))?;
-        let (compiled, lowered): (Box<dyn CompiledExpression>, Option<RowExpression>) = match as_expression(expression) {
+        let (compiled, lowered): (Box<dyn CompiledExpression>, Option<RowExpression>) = match expression.as_expression() {
             Some(text) => (
                 evaluator.compile(text).map_err(|error| ProviderError::failed(format!("feature `{name}`: {error}")))?,
                 evaluator.lower(text),
             ),
-            None => (Box::new(Constant(expression.clone())), literal(expression)),
+            None => {
+                let constant = expression
+                    .to_plain_json()
+                    .ok_or_else(|| ProviderError::failed(format!("feature `{name}` is {expression}, not known")))?;
+                let lowered = literal(&constant);
+                (Box::new(Constant(constant)), lowered)
+            }
         };
-        let feature_type = FeatureType::parse(feature.get("type").and_then(Json::as_str).unwrap_or("float"));
+        let feature_type = FeatureType::parse(feature.get("type").and_then(Value::as_str).unwrap_or("float"));
         features.push(Feature { name: name.clone(), feature_type, lowered: lowered.filter(supported), compiled });
     }
-    let timestamp = config.get("timestamp").and_then(Json::as_str).map(str::to_owned);
+    let timestamp = config.get("timestamp").and_then(Value::as_str).map(str::to_owned);
     let aggregates = aggregates_of(config)?;
     let aggregate_values = match (&entity, &timestamp) {
         _ if aggregates.is_empty() => Vec::new(),
@@ -170,7 +176,7 @@ pub fn compute_features(
     });
     let plan = ReadPlan::new(dataset.columns, wanted.as_deref()).checking_unread(!dataset.validated);
     let entity_column = entity.as_ref().and_then(|entity| dataset.columns?.iter().find(|column| &column.name == entity));
-    let format = match config.get("format").and_then(Json::as_str) {
+    let format = match config.get("format").and_then(Value::as_str) {
         Some("jsonl") => OutputFormat::Jsonl,
         _ => OutputFormat::Parquet,
     };
@@ -395,26 +401,19 @@ struct Output<'a> {
 }
 
 /// The `aggregate` blocks of a feature set's configuration.
-fn aggregates_of(config: &Attributes) -> ProviderResult<Vec<Aggregate>> {
+fn aggregates_of(config: &Configuration) -> ProviderResult<Vec<Aggregate>> {
     let mut aggregates = Vec::new();
-    for (name, block) in config.get("aggregate").and_then(Json::as_object).into_iter().flatten() {
-        let function_name = block.get("function").and_then(Json::as_str).unwrap_or_default();
+    for (name, block) in config.get("aggregate").and_then(Value::as_object).into_iter().flatten() {
+        let function_name = block.get("function").and_then(Value::as_str).unwrap_or_default();
         let function = Function::parse(function_name)
             .ok_or_else(|| ProviderError::failed(format!("aggregate `{name}`: `{function_name}` is not an aggregate function")))?;
-        let window_micros = match block.get("window").and_then(Json::as_str) {
-            Some(text) => Some(
-                mlops_units::parse_duration_signed(text)
-                    .map_err(|message| ProviderError::failed(format!("aggregate `{name}`: {message}")))?
-                    * 1_000,
-            ),
-            None => None,
-        };
+        let window_micros = crate::duration_micros(block.get("window"), &format!("aggregate `{name}`: `window`"))?;
         aggregates.push(Aggregate {
             name: name.clone(),
             function,
-            column: block.get("column").and_then(Json::as_str).map(str::to_owned),
+            column: block.get("column").and_then(Value::as_str).map(str::to_owned),
             window_micros,
-            exclusive: block.get("exclusive").and_then(Json::as_bool).unwrap_or(false),
+            exclusive: block.get("exclusive").and_then(Value::as_bool).unwrap_or(false),
         });
     }
     Ok(aggregates)

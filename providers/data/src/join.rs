@@ -352,52 +352,49 @@ pub struct TrainingSetInputs {
 
 impl TrainingSetInputs {
     pub fn from_config(
-        config: &mlops_provider_api::Attributes,
+        config: &mlops_provider_api::Configuration,
         mut locate: impl FnMut(&str, Option<&str>) -> ProviderResult<PathBuf>,
     ) -> ProviderResult<TrainingSetInputs> {
-        let text = |attributes: &serde_json::Map<String, Json>, name: &str| attributes.get(name).and_then(Json::as_str).map(str::to_owned);
-        let labels = config.get("labels").and_then(Json::as_object).cloned().unwrap_or_default();
+        use mlops_provider_api::Value;
+        let text = |value: &Value, name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        let labels = config.get("labels").cloned().unwrap_or_default();
         let labels_uri = text(&labels, "uri").ok_or_else(|| ProviderError::failed("the labels have no stored data yet"))?;
         let labels_files = crate::data_files(&locate(&labels_uri, text(&labels, "version").as_deref())?)?;
         let mut sources = Vec::new();
-        for feature_set in config.get("features").and_then(Json::as_array).into_iter().flatten() {
-            let attributes = feature_set.as_object().cloned().unwrap_or_default();
-            let address = text(&attributes, "$address").unwrap_or_else(|| "a feature set".to_owned());
-            let uri = text(&attributes, "uri").ok_or_else(|| ProviderError::failed(format!("{address} has no stored features yet")))?;
-            let timestamp = text(&attributes, "timestamp").ok_or_else(|| {
+        for feature_set in config.get("features").and_then(Value::as_array).into_iter().flatten() {
+            let address = feature_set.as_reference().map_or_else(|| "a feature set".to_owned(), |reference| reference.address.clone());
+            let uri = text(feature_set, "uri").ok_or_else(|| ProviderError::failed(format!("{address} has no stored features yet")))?;
+            let timestamp = text(feature_set, "timestamp").ok_or_else(|| {
                 ProviderError::with_help(
                     format!("{address} has no `timestamp`, so it cannot be joined point-in-time"),
                     "set `timestamp = \"COLUMN\"` on the feature set",
                 )
             })?;
-            let location = locate(&uri, text(&attributes, "version").as_deref())?;
+            let location = locate(&uri, text(feature_set, "version").as_deref())?;
             let mut columns: Vec<String> = Vec::new();
             for block in ["feature", "aggregate"] {
-                columns.extend(attributes.get(block).and_then(Json::as_object).into_iter().flatten().map(|(name, _)| name.clone()));
+                columns.extend(feature_set.get(block).and_then(Value::as_object).into_iter().flatten().map(|(name, _)| name.clone()));
             }
             sources.push(FeatureSource {
                 address,
                 files: crate::data_files(&location)?,
-                format: text(&attributes, "format").unwrap_or_else(|| "parquet".to_owned()),
-                entity: text(&attributes, "entity").unwrap_or_default(),
+                format: text(feature_set, "format").unwrap_or_else(|| "parquet".to_owned()),
+                entity: text(feature_set, "entity").unwrap_or_default(),
                 timestamp,
                 columns,
             });
         }
-        let max_age_micros = match config.get("max_age").and_then(Json::as_str) {
-            Some(duration) => Some(mlops_units::parse_duration_signed(duration).map_err(ProviderError::failed)? * 1_000),
-            None => None,
-        };
+        let max_age_micros = crate::duration_micros(config.get("max_age"), "`max_age`")?;
         Ok(TrainingSetInputs {
             labels_files,
             labels_format: text(&labels, "format").unwrap_or_else(|| "csv".to_owned()),
             labels_columns: crate::columns_of(&labels),
             labels_uri,
-            entity: config.get("entity").and_then(Json::as_str).unwrap_or_default().to_owned(),
-            timestamp: config.get("timestamp").and_then(Json::as_str).unwrap_or_default().to_owned(),
+            entity: config.get("entity").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            timestamp: config.get("timestamp").and_then(Value::as_str).unwrap_or_default().to_owned(),
             sources,
             max_age_micros,
-            format: config.get("format").and_then(Json::as_str).unwrap_or("parquet").to_owned(),
+            format: config.get("format").and_then(Value::as_str).unwrap_or("parquet").to_owned(),
         })
     }
 

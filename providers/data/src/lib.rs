@@ -14,7 +14,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use mlops_provider_api::{Attributes, PlanRequest, PlanResponse, ProviderError, ProviderResult};
+use mlops_provider_api::{Attributes, PlanRequest, PlanResponse, ProviderError, ProviderResult, Value};
 pub use mlops_provider_support::unreadable;
 use mlops_provider_support::{files_under, HiddenFiles};
 use serde_json::Value as Json;
@@ -399,21 +399,43 @@ pub struct Column {
     pub allowed: Option<Vec<String>>,
 }
 
-/// The columns of a dataset's `schema` block, in declaration order.
-pub fn columns_of(config: &serde_json::Map<String, Json>) -> Option<Vec<Column>> {
-    let columns = config.get("schema")?.get("column")?.as_object()?;
+/// A duration attribute in microseconds (`None` when not set), as the
+/// compiler's reader parsed it.
+pub(crate) fn duration_micros(value: Option<&Value>, what: &str) -> ProviderResult<Option<i64>> {
+    match value.filter(|value| !value.is_null()) {
+        Some(value) => value
+            .as_duration()
+            .map(|duration| Some(duration.as_micros() as i64))
+            .ok_or_else(|| ProviderError::failed(format!("{what} is {value}, not a parsed duration"))),
+        None => Ok(None),
+    }
+}
+
+/// The columns of a dataset's `schema` block, in declaration order: from
+/// its configuration, or from a reference to it.
+pub fn columns_of(dataset: &Value) -> Option<Vec<Column>> {
+    columns_in_schema(dataset.get("schema")?)
+}
+
+/// The columns of a dataset's `schema` block, from its configuration.
+pub fn configured_columns(config: &mlops_provider_api::Configuration) -> Option<Vec<Column>> {
+    columns_in_schema(config.get("schema")?)
+}
+
+fn columns_in_schema(schema: &Value) -> Option<Vec<Column>> {
+    let columns = schema.get("column")?.as_object()?;
     Some(
         columns
             .iter()
             .map(|(name, column)| Column {
                 name: name.clone(),
-                column_type: column.get("type").and_then(Json::as_str).unwrap_or("string").to_owned(),
-                nullable: column.get("nullable").and_then(Json::as_bool).unwrap_or(false),
-                min: column.get("min").and_then(Json::as_f64),
-                max: column.get("max").and_then(Json::as_f64),
+                column_type: column.get("type").and_then(Value::as_str).unwrap_or("string").to_owned(),
+                nullable: column.get("nullable").and_then(Value::as_bool).unwrap_or(false),
+                min: column.get("min").and_then(Value::as_f64),
+                max: column.get("max").and_then(Value::as_f64),
                 allowed: column
                     .get("allowed")
-                    .and_then(Json::as_array)
+                    .and_then(Value::as_array)
                     .map(|values| values.iter().filter_map(|value| value.as_str().map(str::to_owned)).collect()),
             })
             .collect(),

@@ -15,7 +15,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use mlops_provider_api::{Attributes, ProviderError, ProviderResult};
+use mlops_provider_api::{Configuration, Value};
+use mlops_provider_api::{ProviderError, ProviderResult};
 use serde_json::Value as Json;
 
 pub const FIELD_MANAGER: &str = "mlops";
@@ -50,8 +51,8 @@ impl Cluster {
     /// Connects as the provider block says: `kubeconfig` and `context` when
     /// given, otherwise the in-cluster service account, otherwise the
     /// default kubeconfig.
-    pub async fn connect(config: &Attributes) -> ProviderResult<Cluster> {
-        let text = |name: &str| config.get(name).and_then(Json::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
+    pub async fn connect(config: &Configuration) -> ProviderResult<Cluster> {
+        let text = |name: &str| config.get(name).and_then(Value::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
         let context = text("context");
         let options = KubeConfigOptions { context: context.clone(), ..KubeConfigOptions::default() };
         let configuration = if let Some(kubeconfig) = read_kubeconfig(config)? {
@@ -254,10 +255,10 @@ impl Cluster {
 /// The kubeconfig the provider block names (`kubeconfig`), else the files
 /// `KUBECONFIG` lists (merged as kubectl merges them: the first file to set
 /// a value wins); `None` when neither is set.
-fn read_kubeconfig(config: &Attributes) -> ProviderResult<Option<Kubeconfig>> {
+fn read_kubeconfig(config: &Configuration) -> ProviderResult<Option<Kubeconfig>> {
     let listed = config
         .get("kubeconfig")
-        .and_then(Json::as_str)
+        .and_then(Value::as_str)
         .filter(|value| !value.is_empty())
         .map(str::to_owned)
         .or_else(|| std::env::var("KUBECONFIG").ok().filter(|value| !value.is_empty()));
@@ -286,11 +287,11 @@ fn read_kubeconfig(config: &Attributes) -> ProviderResult<Option<Kubeconfig>> {
 /// The namespace objects go to, without connecting: the provider block's,
 /// else the kubeconfig context's, else the service account's (in a pod),
 /// else `default`.
-pub fn resolve_namespace(config: &Attributes) -> String {
-    if let Some(namespace) = config.get("namespace").and_then(Json::as_str).filter(|value| !value.is_empty()) {
+pub fn resolve_namespace(config: &Configuration) -> String {
+    if let Some(namespace) = config.get("namespace").and_then(Value::as_str).filter(|value| !value.is_empty()) {
         return namespace.to_owned();
     }
-    let context_name = config.get("context").and_then(Json::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
+    let context_name = config.get("context").and_then(Value::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
     let kubeconfig = read_kubeconfig(config).ok().flatten().or_else(|| {
         let home = std::env::var_os("HOME")?;
         Kubeconfig::read_from(std::path::Path::new(&home).join(".kube/config")).ok()

@@ -26,9 +26,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use mlops_provider_api::Configuration;
 use mlops_provider_api::{
-    Action, ApplyContext, ApplyRequest, ApplyResponse, Attributes, ImportRequest, ImportResponse, PlanRequest, PlanResponse, Provider,
-    ProviderError, ProviderResult, ReadRequest, ReadResponse, SchemaRequest, SchemaResponse, ValidateRequest, ValidateResponse,
+    Action, ApplyContext, ApplyRequest, ApplyResponse, ImportRequest, ImportResponse, PlanRequest, PlanResponse, Provider, ProviderError,
+    ProviderResult, ReadRequest, ReadResponse, SchemaRequest, SchemaResponse, ValidateRequest, ValidateResponse,
 };
 use serde_json::Value as Json;
 
@@ -60,8 +61,8 @@ impl KubernetesProvider {
         runtime.block_on(work)
     }
 
-    async fn cluster(&self, config: &Attributes) -> ProviderResult<Cluster> {
-        let key = Json::Object(config.clone()).to_string();
+    async fn cluster(&self, config: &Configuration) -> ProviderResult<Cluster> {
+        let key = Json::Object(mlops_provider_api::configuration_to_json(config)).to_string();
         if let Some(cluster) = self.clusters.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&key) {
             return Ok(cluster.clone());
         }

@@ -4,9 +4,10 @@
 //! through it `retrain_on`) follows the cluster's latest computation.
 
 use mlops_provider_api::{
-    configuration_unchanged, ApplyContext, ApplyRequest, ApplyResponse, Attributes, PlanRequest, PlanResponse, ProviderError,
-    ProviderResult, ReadRequest, ReadResponse,
+    configuration_unchanged, ApplyContext, ApplyRequest, ApplyResponse, PlanRequest, PlanResponse, ProviderError, ProviderResult,
+    ReadRequest, ReadResponse,
 };
+use mlops_provider_api::{Configuration, Value};
 use serde_json::{json, Value as Json};
 
 use crate::cluster::Cluster;
@@ -14,10 +15,10 @@ use crate::objects;
 use crate::readable_in_cluster;
 use crate::render::{self, Settings};
 
-fn reference_uri(config: &Attributes) -> ProviderResult<String> {
-    let reference = config.get("reference").and_then(Json::as_object).cloned().unwrap_or_default();
-    let address = reference.get("$address").and_then(Json::as_str).unwrap_or("the reference dataset").to_owned();
-    let uri = reference.get("uri").and_then(Json::as_str).ok_or_else(|| ProviderError::failed(format!("{address} has no stored data")))?;
+fn reference_uri(config: &Configuration) -> ProviderResult<String> {
+    let reference = config.get("reference").cloned().unwrap_or_default();
+    let address = reference.as_reference().map_or_else(|| "the reference dataset".to_owned(), |reference| reference.address.clone());
+    let uri = reference.get("uri").and_then(Value::as_str).ok_or_else(|| ProviderError::failed(format!("{address} has no stored data")))?;
     if !readable_in_cluster(uri) {
         return Err(ProviderError::with_help(
             format!("{address} is stored at `{uri}`, on this machine, where the monitor's CronJob cannot read it"),
@@ -82,7 +83,7 @@ pub async fn read(cluster: &Cluster, request: &ReadRequest) -> ProviderResult<Re
     let namespace = cronjob.pointer("/metadata/namespace").and_then(Json::as_str).unwrap_or(&cluster.namespace).to_owned();
     let name = cronjob.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default().to_owned();
     if let Some(scores) = latest_scores(cluster, &namespace, &name).await? {
-        let threshold = request.config.get("threshold").and_then(Json::as_f64).unwrap_or(0.2);
+        let threshold = request.config.get("threshold").and_then(Value::as_f64).unwrap_or(0.2);
         let drifted = scores.values().any(|score| score.as_f64().is_some_and(|score| score > threshold));
         state.insert("scores".into(), Json::Object(scores));
         state.insert("drifted".into(), Json::Bool(drifted));

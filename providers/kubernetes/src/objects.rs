@@ -11,6 +11,7 @@
 //! from whichever field manager changed them.
 
 use mlops_provider_api::{ApplyContext, Attributes, ProviderError, ProviderResult, ReadRequest, ReadResponse};
+use mlops_provider_api::{Configuration, Value};
 use serde_json::{json, Value as Json};
 
 use crate::cluster::{ApplyFailure, Cluster, ObjectRef};
@@ -118,7 +119,7 @@ pub async fn apply_all(
     cluster: &Cluster,
     objects: &[Json],
     planned_private: &Json,
-    provider_config: &Attributes,
+    provider_config: &Configuration,
     take_back: &[String],
     context: &dyn ApplyContext,
 ) -> ProviderResult<()> {
@@ -130,7 +131,7 @@ pub async fn apply_all(
         .filter_map(Json::as_str)
         .chain(take_back.iter().map(String::as_str))
         .collect();
-    let force_all = provider_config.get("force_conflicts").and_then(Json::as_bool).unwrap_or(false);
+    let force_all = provider_config.get("force_conflicts").and_then(Value::as_bool).unwrap_or(false);
     for object in objects {
         let key = key_of(object);
         let conflicts = match cluster.apply(object, force_all).await {

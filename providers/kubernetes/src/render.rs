@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use handlebars::Handlebars;
-use mlops_provider_api::{Attributes, ProviderError, ProviderResult};
+use mlops_provider_api::{Configuration, Value};
+use mlops_provider_api::{ProviderError, ProviderResult};
 use mlops_provider_support::text;
 use serde_json::{json, Value as Json};
 
@@ -151,14 +152,14 @@ impl KserveMode {
 impl Settings {
     /// The settings, with the namespace the cluster's kubeconfig context
     /// names when the provider block does not (read without connecting).
-    pub fn resolved(config: &Attributes) -> Settings {
+    pub fn resolved(config: &Configuration) -> Settings {
         Settings { namespace: crate::cluster::resolve_namespace(config), ..Settings::from_provider_config(config) }
     }
 
     /// The settings as written (a namespace that is not set is `default`):
     /// what rendering alone, with no kubeconfig, sees.
-    pub fn from_provider_config(config: &Attributes) -> Settings {
-        let text = |name: &str| config.get(name).and_then(Json::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
+    pub fn from_provider_config(config: &Configuration) -> Settings {
+        let text = |name: &str| config.get(name).and_then(Value::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
         Settings {
             namespace: text("namespace").unwrap_or_else(|| "default".to_owned()),
             artifact_root: text("artifact_root").map(|root| root.trim_end_matches('/').to_owned()),
@@ -170,22 +171,31 @@ impl Settings {
             monitor_image: text("monitor_image").unwrap_or_else(|| format!("ghcr.io/mlops-dev/mlops:{}", env!("CARGO_PKG_VERSION"))),
             oras_image: text("oras_image").unwrap_or_else(|| "ghcr.io/oras-project/oras:v1.2.2".to_owned()),
             registry_secret: text("registry_secret"),
-            upload_timeout_seconds: text("upload_timeout")
-                .and_then(|timeout| mlops_provider_support::parse_duration(&timeout))
+            upload_timeout_seconds: config
+                .get("upload_timeout")
+                .and_then(Value::as_duration)
                 .map_or(DEFAULT_UPLOAD_TIMEOUT_SECONDS, whole_seconds),
             kserve_mode: if text("kserve_mode").as_deref() == Some("raw") { KserveMode::Raw } else { KserveMode::Serverless },
             knative_features: config
                 .get("knative_features")
-                .and_then(Json::as_array)
+                .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(Json::as_str)
+                .filter_map(Value::as_str)
                 .map(str::to_owned)
                 .collect(),
-            spot_node_selector: config.get("spot_node_selector").and_then(Json::as_object).cloned().unwrap_or_else(|| {
-                [(DEFAULT_SPOT_LABEL.0.to_owned(), Json::String(DEFAULT_SPOT_LABEL.1.to_owned()))].into_iter().collect()
-            }),
-            spot_tolerations: config.get("spot_tolerations").and_then(Json::as_array).cloned().unwrap_or_default(),
+            spot_node_selector: config
+                .get("spot_node_selector")
+                .and_then(Value::to_plain_json)
+                .and_then(|selector| selector.as_object().cloned())
+                .unwrap_or_else(|| {
+                    [(DEFAULT_SPOT_LABEL.0.to_owned(), Json::String(DEFAULT_SPOT_LABEL.1.to_owned()))].into_iter().collect()
+                }),
+            spot_tolerations: config
+                .get("spot_tolerations")
+                .and_then(Value::to_plain_json)
+                .and_then(|tolerations| tolerations.as_array().cloned())
+                .unwrap_or_default(),
         }
     }
 }
@@ -216,16 +226,21 @@ pub fn object_name(address: &str, limit: usize) -> String {
     format!("{}-{hash}", name[..limit - 9].trim_end_matches('-'))
 }
 
-fn block<'a>(config: &'a Attributes, name: &str) -> Option<&'a Attributes> {
-    match config.get(name)? {
-        Json::Object(object) => Some(object),
-        Json::Array(items) => items.first().and_then(Json::as_object),
+fn block<'a>(config: &'a Configuration, name: &str) -> Option<&'a Configuration> {
+    match config.get(name)?.revealed() {
+        Value::Map(object) => Some(object),
+        Value::List(items) => items.first().and_then(Value::as_object),
         _ => None,
     }
 }
 
-fn scalar_text(value: &Json) -> String {
-    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+/// A value as an environment variable holds it: text as written, anything
+/// else as JSON.
+fn scalar_text(value: &Value) -> String {
+    match value.as_str() {
+        Some(text) => text.to_owned(),
+        None => value.to_plain_json().map(|json| json.to_string()).unwrap_or_default(),
+    }
 }
 
 fn environment_entry(name: &str, value: impl Into<String>) -> Json {
@@ -233,10 +248,10 @@ fn environment_entry(name: &str, value: impl Into<String>) -> Json {
 }
 
 /// The user's `env`, as container environment entries.
-fn user_environment(config: &Attributes) -> Vec<Json> {
+fn user_environment(config: &Configuration) -> Vec<Json> {
     config
         .get("env")
-        .and_then(Json::as_object)
+        .and_then(Value::as_object)
         .into_iter()
         .flatten()
         .map(|(name, value)| environment_entry(name, scalar_text(value)))
@@ -244,9 +259,9 @@ fn user_environment(config: &Attributes) -> Vec<Json> {
 }
 
 /// A CPU count in Kubernetes' canonical spelling: `2`, `500m`.
-fn cpu_quantity(value: &Json) -> Option<String> {
-    match value {
-        Json::Number(number) => {
+fn cpu_quantity(value: &Value) -> Option<String> {
+    match value.revealed() {
+        Value::Number(number) => {
             let cores = number.as_f64()?;
             if cores.fract() == 0.0 {
                 Some(format!("{}", cores as i64))
@@ -254,15 +269,14 @@ fn cpu_quantity(value: &Json) -> Option<String> {
                 Some(format!("{}m", (cores * 1000.0).round() as i64))
             }
         }
-        Json::String(text) => Some(text.clone()),
-        _ => None,
+        other => other.as_str().map(str::to_owned),
     }
 }
 
 /// `resources { cpu, memory, gpus }` as requests and limits. GPUs are
 /// limits only (the device plugin's rule); cpu and memory are both, so the
 /// scheduler reserves what the run was promised.
-fn resource_requirements(resources: Option<&Attributes>) -> Json {
+fn resource_requirements(resources: Option<&Configuration>) -> Json {
     let mut limits = serde_json::Map::new();
     let mut requests = serde_json::Map::new();
     if let Some(resources) = resources {
@@ -274,7 +288,7 @@ fn resource_requirements(resources: Option<&Attributes>) -> Json {
             limits.insert("memory".into(), Json::String(memory.to_owned()));
             requests.insert("memory".into(), Json::String(memory.to_owned()));
         }
-        let gpus = resources.get("gpus").and_then(Json::as_f64).unwrap_or(0.0);
+        let gpus = resources.get("gpus").and_then(Value::as_f64).unwrap_or(0.0);
         if gpus > 0.0 {
             limits.insert("nvidia.com/gpu".into(), Json::String(format!("{}", gpus as i64)));
         }
@@ -293,8 +307,8 @@ fn resource_requirements(resources: Option<&Attributes>) -> Json {
 /// the taint GPU node pools carry so that only GPU work lands on them.
 /// Where a training's pods go: the GPU model's nodes, the GPU taint, and
 /// spot capacity when the training asks for it.
-fn gpu_placement(resources: Option<&Attributes>, settings: &Settings, spot: bool) -> (Json, Json) {
-    let gpus = resources.and_then(|resources| resources.get("gpus")).and_then(Json::as_f64).unwrap_or(0.0);
+fn gpu_placement(resources: Option<&Configuration>, settings: &Settings, spot: bool) -> (Json, Json) {
+    let gpus = resources.and_then(|resources| resources.get("gpus")).and_then(Value::as_f64).unwrap_or(0.0);
     let mut selector = serde_json::Map::new();
     if let Some(gpu_type) = resources.and_then(|resources| text(resources, "gpu_type")) {
         selector.insert(settings.gpu_node_label.clone(), Json::String(gpu_type.to_owned()));
@@ -477,7 +491,7 @@ fn run_pod_additions(
 pub fn training(
     address: &str,
     run_id: &str,
-    config: &Attributes,
+    config: &Configuration,
     inputs: &Inputs,
     settings: &Settings,
 ) -> ProviderResult<RenderedTraining> {
@@ -487,9 +501,9 @@ pub fn training(
     let resources = block(config, "resources");
     let distributed = block(config, "distributed");
     let artifact_uri = settings.artifact_root.as_ref().map(|root| format!("{root}/{run_id}/"));
-    let hyperparameters = config.get("hyperparameters").cloned().unwrap_or_else(|| json!({}));
+    let hyperparameters = config.get("hyperparameters").and_then(Value::to_plain_json).unwrap_or_else(|| json!({}));
     let mut env = vec![environment_entry("MLOPS_RUN_ID", run_id), environment_entry("MLOPS_HYPERPARAMETERS", hyperparameters.to_string())];
-    for (name, value) in hyperparameters.as_object().into_iter().flatten() {
+    for (name, value) in config.get("hyperparameters").and_then(Value::as_object).into_iter().flatten() {
         env.push(environment_entry(&format!("MLOPS_HP_{}", name.to_uppercase()), scalar_text(value)));
     }
     env.push(environment_entry("MLOPS_METRICS_FILE", METRICS_FILE));
@@ -500,7 +514,7 @@ pub fn training(
     });
     let annotations = json!({ ADDRESS_ANNOTATION: address });
     let timeout_seconds = whole_seconds(mlops_provider_support::duration(config, "timeout")?);
-    let spot = config.get("spot").and_then(Json::as_bool).unwrap_or(false);
+    let spot = config.get("spot").and_then(Value::as_bool).unwrap_or(false);
     let (node_selector, tolerations) = gpu_placement(resources, settings, spot);
     let command = config.get("command").filter(|command| command.as_array().is_some_and(|items| !items.is_empty())).cloned();
     let mut pod = run_pod_additions(inputs, artifact_uri.as_deref(), settings, distributed.is_some(), &mut env);
@@ -527,8 +541,8 @@ pub fn training(
             "image": image,
             "command": command,
             "env": env,
-            "nodes": distributed.get("nodes").and_then(Json::as_f64).unwrap_or(1.0) as i64,
-            "procs_per_node": distributed.get("procs_per_node").and_then(Json::as_f64).unwrap_or(1.0) as i64,
+            "nodes": distributed.get("nodes").and_then(Value::as_f64).unwrap_or(1.0) as i64,
+            "procs_per_node": distributed.get("procs_per_node").and_then(Value::as_f64).unwrap_or(1.0) as i64,
             "resources": resource_requirements(resources),
         });
         return Ok(RenderedTraining { manifest: render("trainjob", &values)?, distributed: true, artifact_uri, pod });
@@ -678,10 +692,10 @@ pub enum RolloutPhase {
     GreenWithoutTraffic,
 }
 
-fn replica_bounds(config: &Attributes) -> (i64, i64) {
+fn replica_bounds(config: &Configuration) -> (i64, i64) {
     let replicas = block(config, "replicas");
     let bound =
-        |name: &str, default: f64| replicas.and_then(|replicas| replicas.get(name)).and_then(Json::as_f64).unwrap_or(default) as i64;
+        |name: &str, default: f64| replicas.and_then(|replicas| replicas.get(name)).and_then(Value::as_f64).unwrap_or(default) as i64;
     let min = bound("min", 1.0);
     let max = bound("max", min.max(1) as f64).max(min);
     (min, max)
@@ -690,7 +704,7 @@ fn replica_bounds(config: &Attributes) -> (i64, i64) {
 /// A serving's objects, in the order they are applied.
 pub fn serving(
     address: &str,
-    config: &Attributes,
+    config: &Configuration,
     model: &ModelVersion,
     phase: RolloutPhase,
     settings: &Settings,
@@ -737,7 +751,7 @@ pub fn serving(
                 (_, _, KserveMode::Raw) => None,
                 (_, RolloutPhase::GreenWithoutTraffic, _) => Some(0),
                 ("canary", _, _) => {
-                    rollout.and_then(|rollout| rollout.get("traffic_percent")).and_then(Json::as_f64).map(|percent| percent as i64)
+                    rollout.and_then(|rollout| rollout.get("traffic_percent")).and_then(Value::as_f64).map(|percent| percent as i64)
                 }
                 _ => None,
             };
@@ -761,7 +775,7 @@ pub fn serving(
                 "min_replicas": min_replicas,
                 "max_replicas": max_replicas,
                 "scale_metric": autoscale.and_then(|autoscale| text(autoscale, "metric")),
-                "scale_target": autoscale.and_then(|autoscale| autoscale.get("target")).and_then(Json::as_f64).map(|target| target.round() as i64),
+                "scale_target": autoscale.and_then(|autoscale| autoscale.get("target")).and_then(Value::as_f64).map(|target| target.round() as i64),
                 "has_canary": canary_traffic_percent.is_some(),
                 "canary_traffic_percent": canary_traffic_percent,
                 "node_selector": non_empty(node_selector),
@@ -806,7 +820,7 @@ pub fn serving(
             )?);
             if autoscaled {
                 let metric = autoscale.and_then(|autoscale| text(autoscale, "metric")).unwrap_or("cpu");
-                let target = autoscale.and_then(|autoscale| autoscale.get("target")).and_then(Json::as_f64).unwrap_or(80.0);
+                let target = autoscale.and_then(|autoscale| autoscale.get("target")).and_then(Value::as_f64).unwrap_or(80.0);
                 objects.push(render(
                     "hpa",
                     &json!({
@@ -827,10 +841,10 @@ pub fn serving(
 
 /// A monitor as a CronJob that recomputes drift on a schedule and reports
 /// the scores in its termination message.
-pub fn monitor(address: &str, config: &Attributes, reference_uri: &str, settings: &Settings) -> ProviderResult<Json> {
+pub fn monitor(address: &str, config: &Configuration, reference_uri: &str, settings: &Settings) -> ProviderResult<Json> {
     let name = object_name(address, 52);
     let columns: Vec<String> =
-        config.get("columns").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).map(str::to_owned).collect();
+        config.get("columns").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
     let threshold = config.get("threshold").map(scalar_text).unwrap_or_else(|| "0.2".to_owned());
     let args = json!([
         "drift",

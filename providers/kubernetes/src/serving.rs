@@ -16,9 +16,11 @@
 use std::time::{Duration, Instant};
 
 use mlops_provider_api::{
-    as_reference, configuration_unchanged, is_unknown, ApplyContext, ApplyRequest, ApplyResponse, Attributes, PlanRequest, PlanResponse,
-    ProviderError, ProviderResult,
+    configuration_unchanged, ApplyContext, ApplyRequest, ApplyResponse, Attributes, PlanRequest, PlanResponse, ProviderError,
+    ProviderResult,
 };
+use mlops_provider_api::{Configuration, Value};
+use mlops_provider_support::{field, state_text};
 use serde_json::{json, Value as Json};
 
 use crate::cluster::{Cluster, ObjectRef};
@@ -26,17 +28,17 @@ use crate::objects::{self, key_of};
 use crate::render::{self, ModelVersion, RolloutPhase, Settings};
 use crate::{poll_interval, readable_in_cluster, text};
 
-fn strategy(config: &Attributes) -> (String, Option<f64>) {
-    let rollout = match config.get("rollout") {
-        Some(Json::Array(items)) => items.first().cloned(),
+fn strategy(config: &Configuration) -> (String, Option<f64>) {
+    let rollout = match config.get("rollout").map(Value::revealed) {
+        Some(Value::List(items)) => items.first().cloned(),
         other => other.cloned(),
     };
-    let strategy = rollout.as_ref().and_then(|rollout| rollout.get("strategy")).and_then(Json::as_str).unwrap_or("all_at_once").to_owned();
-    let percent = rollout.as_ref().and_then(|rollout| rollout.get("traffic_percent")).and_then(Json::as_f64);
+    let strategy = rollout.as_ref().and_then(|rollout| rollout.get("strategy")).and_then(Value::as_str).unwrap_or("all_at_once").to_owned();
+    let percent = rollout.as_ref().and_then(|rollout| rollout.get("traffic_percent")).and_then(Value::as_f64);
     (strategy, percent)
 }
 
-fn describe_rollout(config: &Attributes) -> String {
+fn describe_rollout(config: &Configuration) -> String {
     match strategy(config) {
         (strategy, Some(percent)) if strategy == "canary" => format!("canary, {percent}% of traffic"),
         (strategy, _) => strategy.replace('_', " "),
@@ -45,14 +47,14 @@ fn describe_rollout(config: &Attributes) -> String {
 
 /// True when a value anywhere in the configuration (the model aside) is
 /// known only after apply, so the objects cannot be rendered yet.
-fn has_unknown_values(config: &Attributes) -> bool {
-    fn walk(value: &Json) -> bool {
-        is_unknown(value)
-            || match value {
-                Json::Object(entries) => entries.values().any(walk),
-                Json::Array(items) => items.iter().any(walk),
-                _ => false,
-            }
+fn has_unknown_values(config: &Configuration) -> bool {
+    fn walk(value: &Value) -> bool {
+        match value.revealed() {
+            Value::Unknown => true,
+            Value::Map(entries) => entries.values().any(walk),
+            Value::List(items) => items.iter().any(walk),
+            _ => false,
+        }
     }
     config.iter().any(|(name, value)| name != "model" && walk(value))
 }
@@ -72,7 +74,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     };
     let planned_version = match model_change {
         Some(change) => change.after.clone(),
-        None => request.config.get("model").and_then(as_reference).and_then(|(_, identity)| identity.map(str::to_owned)),
+        None => request.config.get("model").and_then(Value::as_reference).and_then(|reference| reference.identity.clone()),
     };
 
     let mut changes = Vec::new();
@@ -82,7 +84,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
                 "rollout ({}) of model version {} (live: {})",
                 describe_rollout(&request.config),
                 change.after.as_deref().unwrap_or("(known after apply)"),
-                text(prior, "live_version").unwrap_or("(none)")
+                state_text(prior, "live_version").unwrap_or("(none)")
             ));
         }
         if let Some(desired) = &desired {
@@ -129,11 +131,12 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     Ok(response)
 }
 
-fn model_of(config: &Attributes) -> ProviderResult<ModelVersion> {
-    let model = config.get("model").and_then(Json::as_object).cloned().unwrap_or_default();
-    let address = model.get("$address").and_then(Json::as_str).unwrap_or("the model").to_owned();
-    let version = text(&model, "version").ok_or_else(|| ProviderError::failed(format!("{address} has no registered version")))?.to_owned();
-    let uri = text(&model, "uri").ok_or_else(|| ProviderError::failed(format!("{address} version {version} has no artifacts")))?.to_owned();
+fn model_of(config: &Configuration) -> ProviderResult<ModelVersion> {
+    let model = config.get("model").cloned().unwrap_or_default();
+    let address = model.as_reference().map_or_else(|| "the model".to_owned(), |reference| reference.address.clone());
+    let version = field(&model, "version").ok_or_else(|| ProviderError::failed(format!("{address} has no registered version")))?.to_owned();
+    let uri =
+        field(&model, "uri").ok_or_else(|| ProviderError::failed(format!("{address} version {version} has no artifacts")))?.to_owned();
     if uri.starts_with("mlflow-artifacts:") {
         return Err(ProviderError::with_help(
             format!("{address} version {version} is stored in MLflow's artifact proxy (`{uri}`), which pods cannot read"),

@@ -15,11 +15,13 @@ use mlops_provider_api::{
     configuration_unchanged, ApplyContext, ApplyRequest, ApplyResponse, AttributeProblem, Attributes, PlanRequest, PlanResponse,
     ProviderError, ProviderResult, ValidateRequest,
 };
+use mlops_provider_api::{Configuration, Value};
+use mlops_provider_support::state_text;
 use serde_json::{json, Value as Json};
 
 use crate::cluster::{Cluster, ObjectRef};
 use crate::render::{self, Settings};
-use crate::{poll_interval, readable_in_cluster, strings, text};
+use crate::{poll_interval, readable_in_cluster, strings};
 
 pub fn validate(request: &ValidateRequest) -> Vec<AttributeProblem> {
     let mut problems = Vec::new();
@@ -36,7 +38,7 @@ pub fn validate(request: &ValidateRequest) -> Vec<AttributeProblem> {
 
 /// What identifies what a run computes: image, command, parameters,
 /// environment, inputs (by version) and the shape it runs in.
-fn fingerprint(config: &Attributes) -> Option<String> {
+fn fingerprint(config: &Configuration) -> Option<String> {
     let inputs = mlops_provider_support::input_identities(config)?;
     let canonical = json!({
         "image": config.get("image"),
@@ -50,17 +52,25 @@ fn fingerprint(config: &Attributes) -> Option<String> {
     Some(format!("b3:{}", blake3::hash(canonical.to_string().as_bytes()).to_hex()))
 }
 
-fn first_block(value: Option<&Json>) -> Option<&Attributes> {
-    match value? {
-        Json::Object(object) => Some(object),
-        Json::Array(items) => items.first().and_then(Json::as_object),
+fn first_block(value: Option<&Value>) -> Option<&Configuration> {
+    match value?.revealed() {
+        Value::Map(object) => Some(object),
+        Value::List(items) => items.first().and_then(Value::as_object),
         _ => None,
+    }
+}
+
+/// Whether a setting is the same as configured (references by address).
+fn same_setting(before: Option<&Value>, now: Option<&Value>) -> bool {
+    match (before, now) {
+        (Some(before), Some(now)) => before.same_configuration(now),
+        (before, now) => before.is_none() && now.is_none(),
     }
 }
 
 /// Why a changed configuration cannot update the running object in place,
 /// in the object's own terms.
-fn immutable_changes(prior: &Attributes, config: &Attributes) -> Vec<String> {
+fn immutable_changes(prior: &Configuration, config: &Configuration) -> Vec<String> {
     let distributed_now = first_block(config.get("distributed"));
     let distributed_before = first_block(prior.get("distributed"));
     let mut reasons = Vec::new();
@@ -70,8 +80,8 @@ fn immutable_changes(prior: &Attributes, config: &Attributes) -> Vec<String> {
                 if before.get(setting) != now.get(setting) {
                     reasons.push(format!(
                         "`distributed.{setting}` changed ({} -> {}): a TrainJob's spec.trainer.{field} is immutable, so the run is replaced",
-                        before.get(setting).map_or("(unset)".to_owned(), Json::to_string),
-                        now.get(setting).map_or("(unset)".to_owned(), Json::to_string)
+                        before.get(setting).map_or("(unset)".to_owned(), Value::to_string),
+                        now.get(setting).map_or("(unset)".to_owned(), Value::to_string)
                     ));
                 }
             }
@@ -84,7 +94,7 @@ fn immutable_changes(prior: &Attributes, config: &Attributes) -> Vec<String> {
     for (setting, field) in
         [("image", "image"), ("command", "command"), ("resources", "resources"), ("env", "env"), ("hyperparameters", "env")]
     {
-        if prior.get(setting) != config.get(setting) {
+        if !same_setting(prior.get(setting), config.get(setting)) {
             reasons.push(format!("`{setting}` changed: a {object}.{field} is immutable, so the run is replaced"));
         }
     }
@@ -105,13 +115,10 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
                 response.requires_replace.extend(reasons);
             }
         }
-        let now_true = request.config.get("retrain_on").and_then(Json::as_array).is_some_and(|values| values.contains(&Json::Bool(true)));
-        let before_true = request
-            .prior_config
-            .as_ref()
-            .and_then(|config| config.get("retrain_on"))
-            .and_then(Json::as_array)
-            .is_some_and(|values| values.contains(&Json::Bool(true)));
+        let any_true = |values: &Vec<Value>| values.iter().any(|value| value.as_bool() == Some(true));
+        let now_true = request.config.get("retrain_on").and_then(Value::as_array).is_some_and(any_true);
+        let before_true =
+            request.prior_config.as_ref().and_then(|config| config.get("retrain_on")).and_then(Value::as_array).is_some_and(any_true);
         if now_true && !before_true {
             response.requires_replace.push("retrain_on turned true (drift detected)".into());
         }
@@ -119,7 +126,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
             response.planned_state = prior.clone();
             return Ok(response);
         }
-        if let (Some(before), Some(after)) = (text(prior, "fingerprint"), fingerprint.as_deref()) {
+        if let (Some(before), Some(after)) = (state_text(prior, "fingerprint"), fingerprint.as_deref()) {
             if before != after {
                 response.update_reasons.push(format!(
                     "run fingerprint {} -> {}",
@@ -192,13 +199,13 @@ async fn apply_object(cluster: &Cluster, object: &Json) -> ProviderResult<Json> 
 }
 
 /// The inputs' data locations, each one a pod can read.
-fn resolved_inputs(config: &Attributes) -> ProviderResult<render::Inputs> {
+fn resolved_inputs(config: &Configuration) -> ProviderResult<render::Inputs> {
     let mut inputs = render::Inputs::new();
-    for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
-        let address = input.get("$address").and_then(Json::as_str).unwrap_or(name);
+    for (name, input) in config.get("inputs").and_then(Value::as_object).into_iter().flatten() {
+        let address = input.as_reference().map_or(name.as_str(), |reference| reference.address.as_str());
         let uri = input
             .get("uri")
-            .and_then(Json::as_str)
+            .and_then(Value::as_str)
             .ok_or_else(|| ProviderError::failed(format!("input `{name}` ({address}) has no stored data")))?;
         if !readable_in_cluster(uri) {
             return Err(ProviderError::with_help(

@@ -28,10 +28,22 @@ fn cases() -> Vec<(String, Json)> {
     cases
 }
 
+/// A case's configuration as the engine hands it over: typed by the
+/// stdlib schema (durations and quantities parsed).
+fn typed(json: &Json, schema: Option<&mlops_compiler::schema::KindSchema>) -> mlops_provider_api::Configuration {
+    mlops_engine::convert::provider_configuration(
+        json.as_object().unwrap(),
+        schema.map(|schema| &schema.body),
+        &[],
+        &std::collections::BTreeMap::new(),
+    )
+}
+
 fn render_case(case: &Json) -> Vec<Json> {
     let text = |name: &str| case[name].as_str().unwrap_or_default().to_owned();
-    let config = case["config"].as_object().cloned().unwrap();
-    let settings = Settings::from_provider_config(case["provider"].as_object().unwrap());
+    let schemas = mlops_compiler::schema::Schemas::standard();
+    let config = typed(&case["config"], schemas.kind(&text("kind"), false));
+    let settings = Settings::from_provider_config(&typed(&case["provider"], schemas.providers.get("kubernetes")));
     match text("kind").as_str() {
         "training" => {
             let inputs = serde_json::from_value(case["inputs"].clone()).unwrap();

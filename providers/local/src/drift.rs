@@ -4,17 +4,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mlops_provider_api::{ProviderError, ProviderResult, Target};
+use mlops_provider_api::{Configuration, ProviderError, ProviderResult, Target, Value};
 use serde_json::Value as Json;
 
 use mlops_data as data;
 
 /// The scores per column and whether any exceeds the threshold.
-pub fn compute(target: &Target, config: &serde_json::Map<String, Json>) -> ProviderResult<(Json, bool)> {
+pub fn compute(target: &Target, config: &Configuration) -> ProviderResult<(Json, bool)> {
     let columns = crate::strings(config, "columns");
-    let method = config.get("method").and_then(Json::as_str).unwrap_or("psi");
-    let threshold = config.get("threshold").and_then(Json::as_f64).unwrap_or(0.2);
-    let reference = config.get("reference").cloned().unwrap_or(Json::Null);
+    let method = config.get("method").and_then(Value::as_str).unwrap_or("psi");
+    let threshold = config.get("threshold").and_then(Value::as_f64).unwrap_or(0.2);
+    let reference = config.get("reference").cloned().unwrap_or_default();
     let mut reference_values: BTreeMap<String, Vec<Json>> = BTreeMap::new();
     crate::dataset_rows(target, &reference, None, |row| {
         for column in &columns {
@@ -22,7 +22,7 @@ pub fn compute(target: &Target, config: &serde_json::Map<String, Json>) -> Provi
         }
         Ok(())
     })?;
-    let current_location = config.get("current").and_then(Json::as_str).ok_or_else(|| ProviderError::failed("`current` is not set"))?;
+    let current_location = config.get("current").and_then(Value::as_str).ok_or_else(|| ProviderError::failed("`current` is not set"))?;
     let current_values = column_values(&crate::path_of_uri(target, current_location), &columns)?;
     Ok(scores(&columns, method, threshold, &reference_values, &current_values))
 }

@@ -26,10 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mlops_provider_api::*;
-use mlops_provider_support::registry::{
-    alias_history, alias_moves, pinned_version, registered_model_name, string_entries, wanted_aliases, LIVE_ALIASES,
-};
-use mlops_provider_support::{files_under, short_version as short, strings, text, HiddenFiles};
+use mlops_provider_support::registry::{alias_history, alias_moves, pinned_version, registered_model_name, string_entries, LIVE_ALIASES};
+use mlops_provider_support::{field, files_under, short_version as short, state_strings, state_text, strings, text, HiddenFiles};
 use serde_json::{json, Value as Json};
 
 pub use mlops_data::content_hash;
@@ -45,7 +43,7 @@ impl LocalProvider {
 
 /// The provider's root directory for a target.
 fn root(target: &Target) -> PathBuf {
-    match target.provider_config.get("root").and_then(Json::as_str) {
+    match target.provider_config.get("root").and_then(Value::as_str) {
         Some(root) if root != ".mlops" => target.working_directory.join(root),
         _ => target.data_directory.clone(),
     }
@@ -142,8 +140,8 @@ fn bucket_path(target: &Target, name: &str) -> ProviderResult<PathBuf> {
 }
 
 /// The directory of the bucket a resolved `bucket` reference points at.
-fn bucket_directory(target: &Target, config: &Attributes) -> ProviderResult<PathBuf> {
-    let name = config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str).unwrap_or("_default");
+fn bucket_directory(target: &Target, config: &Configuration) -> ProviderResult<PathBuf> {
+    let name = config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Value::as_str).unwrap_or("_default");
     bucket_path(target, name)
 }
 
@@ -218,12 +216,12 @@ impl LocalProvider {
                 }
             }
             ("dataset" | "feature_set" | "training_set" | "batch_prediction", _) => {
-                exists(text(&request.state, "uri")).then(|| request.state.clone())
+                exists(state_text(&request.state, "uri")).then(|| request.state.clone())
             }
-            ("training", _) => exists(text(&request.state, "artifact_uri")).then(|| request.state.clone()),
+            ("training", _) => exists(state_text(&request.state, "artifact_uri")).then(|| request.state.clone()),
             ("model", _) => {
                 let registry = root(target).join("registry").join(slug(&registered_model_name(target, &request.config)));
-                let registered = text(&request.state, "version")
+                let registered = state_text(&request.state, "version")
                     .is_some_and(|version| registry.join("versions").join(version).join("version.json").is_file());
                 let index: serde_json::Map<String, Json> =
                     fs::read(registry.join("aliases.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
@@ -233,7 +231,7 @@ impl LocalProvider {
                     // Aliases read back: only those still pointing at this version.
                     let mut state = request.state.clone();
                     let version = request.state.get("version").cloned().unwrap_or(Json::Null);
-                    let held: Vec<Json> = strings(&request.state, "aliases")
+                    let held: Vec<Json> = state_strings(&request.state, "aliases")
                         .into_iter()
                         .filter(|alias| index.get(alias) == Some(&version))
                         .map(Json::String)
@@ -260,7 +258,7 @@ impl LocalProvider {
                 // the private data, so refresh measures against that version.
                 let mut config = request.config.clone();
                 if let Some(reference) = request.private.get(MONITOR_REFERENCE).filter(|reference| reference.is_object()) {
-                    config.insert("reference".into(), reference.clone());
+                    config.insert("reference".into(), Value::from_json(reference));
                 }
                 if let Ok((scores, drifted)) = drift::compute(target, &config) {
                     state.insert("scores".into(), scores);
@@ -294,7 +292,8 @@ impl LocalProvider {
                 let mut state = Attributes::new();
                 state.insert("scores".into(), scores);
                 state.insert("drifted".into(), Json::Bool(drifted));
-                let reference = request.config.get("reference").cloned().unwrap_or(Json::Null);
+                // The dataset as applied (its attributes), for refresh.
+                let reference = request.config.get("reference").and_then(Value::to_plain_json).unwrap_or(Json::Null);
                 Ok(ApplyResponse { state, private: json!({ MONITOR_REFERENCE: reference }) })
             }
             other => Err(failed(format!("the local provider does not manage `{other}`"))),
@@ -406,7 +405,7 @@ impl Provider for LocalProvider {
                             .config
                             .get("rollout")
                             .and_then(|rollout| rollout.get("strategy"))
-                            .and_then(Json::as_str)
+                            .and_then(Value::as_str)
                             .unwrap_or("all_at_once");
                         response.update_reasons.push(format!("rollout ({strategy}) to the new model version"));
                     }
@@ -511,8 +510,8 @@ impl Provider for LocalProvider {
                 }
                 let mut state = Attributes::new();
                 state.insert("uri".into(), Json::String(uri_for(&format!("objects/{}", request.id))));
-                let mut config = Attributes::new();
-                config.insert("name".into(), Json::String(request.id.clone()));
+                let mut config = Configuration::new();
+                config.insert("name".into(), Value::from(request.id.clone()));
                 Ok(ImportResponse { state: Some(state), config, private: Json::Null })
             }
             other => Err(failed(format!("the local provider cannot import a `{other}`"))),
@@ -524,7 +523,7 @@ fn same_config(request: &PlanRequest) -> bool {
     configuration_unchanged(request)
 }
 
-fn plan_data_source(target: &Target, config: &Attributes) -> ProviderResult<PlanResponse> {
+fn plan_data_source(target: &Target, config: &Configuration) -> ProviderResult<PlanResponse> {
     let mut planned = Attributes::new();
     match target.kind.as_str() {
         "model" => {
@@ -592,7 +591,7 @@ fn plan_data_source(target: &Target, config: &Attributes) -> ProviderResult<Plan
 }
 
 /// The dataset's files: the local `source`, or a `uri` on this machine.
-fn dataset_location(target: &Target, config: &Attributes) -> ProviderResult<PathBuf> {
+fn dataset_location(target: &Target, config: &Configuration) -> ProviderResult<PathBuf> {
     if let Some(source) = text(config, "source") {
         return Ok(target.working_directory.join(source));
     }
@@ -616,17 +615,17 @@ fn apply_bucket(request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let name = text(&request.config, "name").unwrap_or_default();
     if let (Some(Action::Replace), Some(prior)) = (request.action, &request.prior_state) {
-        let old = text(prior, "uri").map(|uri| path_of_uri(target, uri));
+        let old = state_text(prior, "uri").map(|uri| path_of_uri(target, uri));
         if let Some(old) = old.filter(|old| old.file_name().map(|file| file.to_string_lossy() != name).unwrap_or(false)) {
-            remove_bucket(target, &old, request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false), name)?;
+            remove_bucket(target, &old, request.config.get("force_destroy").and_then(Value::as_bool).unwrap_or(false), name)?;
         }
     }
     let directory = bucket_path(target, name)?;
     fs::create_dir_all(&directory).map_err(|error| io_failed("create", &directory, error))?;
     let settings = json!({
-        "versioning": request.config.get("versioning").cloned().unwrap_or(Json::Bool(false)),
-        "tags": request.config.get("tags").cloned().unwrap_or(json!({})),
-        "lifecycle_rule": request.config.get("lifecycle_rule").cloned().unwrap_or(json!([])),
+        "versioning": request.config.get("versioning").and_then(Value::to_plain_json).unwrap_or(Json::Bool(false)),
+        "tags": request.config.get("tags").and_then(Value::to_plain_json).unwrap_or(json!({})),
+        "lifecycle_rule": request.config.get("lifecycle_rule").and_then(Value::to_plain_json).unwrap_or(json!([])),
     });
     let settings_path = directory.join(".bucket.json");
     fs::write(&settings_path, serde_json::to_vec_pretty(&settings).unwrap_or_default())
@@ -662,7 +661,7 @@ fn apply_dataset(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     let hashed = data::content_hash_for_apply(&location, &files, &request.planned_private)?;
     let (version, size) = (hashed.version.clone(), hashed.size);
     let format = text(&request.config, "format").unwrap_or("csv");
-    let columns = data::columns_of(&request.config);
+    let columns = data::configured_columns(&request.config);
     context.progress("validating rows against the schema");
     let row_count = data::validate_rows(&files, format, columns.as_deref(), &std::sync::atomic::AtomicBool::new(false))?;
     let external = text(&request.config, "source").is_none();
@@ -705,35 +704,33 @@ fn local_copy(target: &Target, uri: &str, version: Option<&str>, context: Option
 
 fn dataset_rows(
     target: &Target,
-    dataset: &Json,
+    dataset: &Value,
     context: Option<&dyn ApplyContext>,
     mut visit: impl FnMut(data::Row) -> ProviderResult<()>,
 ) -> ProviderResult<usize> {
-    let attributes = dataset.as_object().cloned().unwrap_or_default();
-    let uri = text(&attributes, "uri").ok_or_else(|| failed("the dataset has no stored data yet"))?;
-    let location = local_copy(target, uri, text(&attributes, "version"), context)?;
+    let uri = field(dataset, "uri").ok_or_else(|| failed("the dataset has no stored data yet"))?;
+    let location = local_copy(target, uri, field(dataset, "version"), context)?;
     let files = data::data_files(&location)?;
-    let format = text(&attributes, "format").unwrap_or("csv");
-    let columns = data::columns_of(&attributes);
+    let format = field(dataset, "format").unwrap_or("csv");
+    let columns = data::columns_of(dataset);
     data::for_each_row(&files, format, columns.as_deref(), |_, _, row| visit(row))
 }
 
 fn apply_feature_set(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
-    let dataset = request.config.get("dataset").cloned().unwrap_or(Json::Null);
-    let attributes = dataset.as_object().cloned().unwrap_or_default();
-    let uri = text(&attributes, "uri").ok_or_else(|| failed("the dataset has no stored data yet"))?;
-    let location = local_copy(target, uri, text(&attributes, "version"), Some(context))?;
+    let dataset = request.config.get("dataset").cloned().unwrap_or_default();
+    let uri = field(&dataset, "uri").ok_or_else(|| failed("the dataset has no stored data yet"))?;
+    let location = local_copy(target, uri, field(&dataset, "version"), Some(context))?;
     let files = data::data_files(&location)?;
-    let columns = data::columns_of(&attributes);
+    let columns = data::columns_of(&dataset);
     let input = data::features::DatasetFiles {
         files: &files,
-        format: text(&attributes, "format").unwrap_or("csv"),
+        format: field(&dataset, "format").unwrap_or("csv"),
         columns: columns.as_deref(),
-        validated: data::features::DatasetFiles::validated_by(&attributes),
+        validated: data::features::DatasetFiles::validated_by(&dataset),
     };
     // Next to the dataset, in its bucket, unless the feature set names one.
-    let bucket = match request.config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
+    let bucket = match request.config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Value::as_str) {
         Some(name) => bucket_path(target, name)?,
         None => {
             let bucket_name = uri.strip_prefix("local://objects/").and_then(|rest| rest.split('/').next()).unwrap_or("_default");
@@ -813,7 +810,7 @@ fn apply_training_set(request: &ApplyRequest, context: &dyn ApplyContext) -> Pro
 /// The training fingerprint: command, hyperparameters, environment, the
 /// identities of the inputs and the content of the code files the command
 /// names. `None` while an input's identity is known only after apply.
-fn fingerprint(target: &Target, config: &Attributes) -> Option<String> {
+fn fingerprint(target: &Target, config: &Configuration) -> Option<String> {
     let mut hasher = blake3::Hasher::new();
     let inputs = mlops_provider_support::input_identities(config)?;
     let canonical = json!({
@@ -824,7 +821,7 @@ fn fingerprint(target: &Target, config: &Attributes) -> Option<String> {
         "inputs": inputs,
     });
     hasher.update(canonical.to_string().as_bytes());
-    for argument in config.get("command").and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str) {
+    for argument in config.get("command").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
         let path = target.working_directory.join(argument);
         if path.is_file() {
             if let Ok(bytes) = fs::read(&path) {
@@ -839,7 +836,7 @@ fn fingerprint(target: &Target, config: &Attributes) -> Option<String> {
 /// Why a run (a training, a batch prediction) must run again: new inputs,
 /// a new configuration, or changed code. Empty when it need not.
 fn run_again_reasons(request: &PlanRequest, fingerprint: Option<&str>) -> Vec<String> {
-    let prior_fingerprint = request.prior_state.as_ref().and_then(|state| text(state, "fingerprint"));
+    let prior_fingerprint = request.prior_state.as_ref().and_then(|state| state_text(state, "fingerprint"));
     if !request.changed_inputs.is_empty() {
         vec!["a run is immutable: new inputs need a new run".into()]
     } else if !same_config(request) {
@@ -864,14 +861,14 @@ fn plan_training(request: &PlanRequest, response: &mut PlanResponse) -> Provider
         let now_true = request
             .config
             .get("retrain_on")
-            .and_then(Json::as_array)
-            .is_some_and(|values| values.iter().any(|value| value == &Json::Bool(true)));
+            .and_then(Value::as_array)
+            .is_some_and(|values| values.iter().any(|value| value.as_bool() == Some(true)));
         let before_true = request
             .prior_config
             .as_ref()
             .and_then(|config| config.get("retrain_on"))
-            .and_then(Json::as_array)
-            .is_some_and(|values| values.iter().any(|value| value == &Json::Bool(true)));
+            .and_then(Value::as_array)
+            .is_some_and(|values| values.iter().any(|value| value.as_bool() == Some(true)));
         if now_true && !before_true {
             response.requires_replace.push("retrain_on turned true (drift detected)".into());
         }
@@ -921,15 +918,17 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
     let finished = run_to_completion(request, context, wanted_fingerprint.clone(), |_, directory| {
         let mut environment = vec![
             ("MLOPS_METRICS_FILE".to_owned(), directory.join("metrics.json").to_string_lossy().into_owned()),
-            ("MLOPS_HYPERPARAMETERS".to_owned(), config.get("hyperparameters").cloned().unwrap_or(json!({})).to_string()),
+            (
+                "MLOPS_HYPERPARAMETERS".to_owned(),
+                config.get("hyperparameters").and_then(Value::to_plain_json).unwrap_or(json!({})).to_string(),
+            ),
         ];
-        for (name, value) in config.get("hyperparameters").and_then(Json::as_object).into_iter().flatten() {
-            environment
-                .push((format!("MLOPS_HP_{}", name.to_uppercase()), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
+        for (name, value) in config.get("hyperparameters").and_then(Value::as_object).into_iter().flatten() {
+            environment.push((format!("MLOPS_HP_{}", name.to_uppercase()), process::environment_text(value)));
         }
-        for (name, input) in config.get("inputs").and_then(Json::as_object).into_iter().flatten() {
-            let uri = input.get("uri").and_then(Json::as_str).ok_or_else(|| failed(format!("input `{name}` has no stored data")))?;
-            let staged = local_copy(target, uri, input.get("version").and_then(Json::as_str), Some(context))?;
+        for (name, input) in config.get("inputs").and_then(Value::as_object).into_iter().flatten() {
+            let uri = field(input, "uri").ok_or_else(|| failed(format!("input `{name}` has no stored data")))?;
+            let staged = local_copy(target, uri, field(input, "version"), Some(context))?;
             environment.push((format!("MLOPS_INPUT_{}", name.to_uppercase()), staged.to_string_lossy().into_owned()));
         }
         Ok(environment)
@@ -949,9 +948,10 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
 
 /// The fingerprint of a batch prediction: its command, environment and
 /// code, and the identities of its model version and input.
-fn prediction_fingerprint(target: &Target, config: &Attributes) -> Option<String> {
+fn prediction_fingerprint(target: &Target, config: &Configuration) -> Option<String> {
     let mut view = config.clone();
-    view.insert("inputs".into(), json!({ "model": config.get("model"), "input": config.get("input") }));
+    let inputs = ["model", "input"].map(|name| (name.to_owned(), config.get(name).cloned().unwrap_or_default()));
+    view.insert("inputs".into(), Value::Map(Configuration::from(inputs)));
     fingerprint(target, &view)
 }
 
@@ -977,12 +977,12 @@ fn plan_batch_prediction(request: &PlanRequest, response: &mut PlanResponse) {
 
 /// The model version's files on this machine (fetched when the registry is
 /// remote).
-fn model_directory(target: &Target, model: &Attributes, context: &dyn ApplyContext) -> ProviderResult<PathBuf> {
-    let model_uri = text(model, "uri").ok_or_else(|| failed("the model has no registered version"))?;
+fn model_directory(target: &Target, model: &Value, context: &dyn ApplyContext) -> ProviderResult<PathBuf> {
+    let model_uri = field(model, "uri").ok_or_else(|| failed("the model has no registered version"))?;
     if model_uri.starts_with("local://") {
         Ok(path_of_uri(target, model_uri).join("artifacts"))
     } else {
-        local_copy(target, model_uri, text(model, "version"), Some(context))
+        local_copy(target, model_uri, field(model, "version"), Some(context))
     }
 }
 
@@ -991,18 +991,18 @@ fn model_directory(target: &Target, model: &Attributes, context: &dyn ApplyConte
 fn apply_batch_prediction(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
-    let model = config.get("model").and_then(Json::as_object).cloned().unwrap_or_default();
-    let input = config.get("input").and_then(Json::as_object).cloned().unwrap_or_default();
-    let input_uri = text(&input, "uri").ok_or_else(|| failed("the input has no stored data yet"))?;
+    let model = config.get("model").cloned().unwrap_or_default();
+    let input = config.get("input").cloned().unwrap_or_default();
+    let input_uri = field(&input, "uri").ok_or_else(|| failed("the input has no stored data yet"))?;
     let model_files = model_directory(target, &model, context)?;
-    let input_files = local_copy(target, input_uri, text(&input, "version"), Some(context))?;
+    let input_files = local_copy(target, input_uri, field(&input, "version"), Some(context))?;
     let wanted_fingerprint = prediction_fingerprint(target, config);
     let finished = run_to_completion(request, context, wanted_fingerprint.clone(), |_, _| {
         Ok(vec![
             ("MLOPS_MODEL_DIR".to_owned(), model_files.to_string_lossy().into_owned()),
-            ("MLOPS_MODEL_VERSION".to_owned(), text(&model, "version").unwrap_or_default().to_owned()),
+            ("MLOPS_MODEL_VERSION".to_owned(), field(&model, "version").unwrap_or_default().to_owned()),
             ("MLOPS_INPUT_DIR".to_owned(), input_files.to_string_lossy().into_owned()),
-            ("MLOPS_INPUT_FORMAT".to_owned(), text(&input, "format").unwrap_or("csv").to_owned()),
+            ("MLOPS_INPUT_FORMAT".to_owned(), field(&input, "format").unwrap_or("csv").to_owned()),
         ])
     })?;
     let output = finished.directory.join("output");
@@ -1110,8 +1110,8 @@ fn run_to_completion(
             let mut environment =
                 vec![("MLOPS_RUN_ID".to_owned(), run_id.clone()), ("MLOPS_OUTPUT_DIR".to_owned(), output.to_string_lossy().into_owned())];
             environment.extend(run_environment(&run_id, &directory)?);
-            for (name, value) in config.get("env").and_then(Json::as_object).into_iter().flatten() {
-                environment.push((name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
+            for (name, value) in config.get("env").and_then(Value::as_object).into_iter().flatten() {
+                environment.push((name.clone(), process::environment_text(value)));
             }
             // Recorded before the process exists: killed from here on, the
             // next apply finds it through the pid file the wrapper writes.
@@ -1205,8 +1205,8 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
     let registry = root(target).join("registry").join(slug(name));
     let versions_directory = registry.join("versions");
     fs::create_dir_all(&versions_directory).map_err(|error| io_failed("create", &versions_directory, error))?;
-    let source = config.get("source").and_then(Json::as_object).cloned().unwrap_or_default();
-    let run_id = text(&source, "run_id").unwrap_or_default().to_owned();
+    let source = config.get("source").cloned().unwrap_or_default();
+    let run_id = field(&source, "run_id").unwrap_or_default().to_owned();
     let mut versions: Vec<u64> = fs::read_dir(&versions_directory)
         .map_err(|error| io_failed("read", &versions_directory, error))?
         .filter_map(Result::ok)
@@ -1238,7 +1238,7 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
             let directory = versions_directory.join(version.to_string());
             let staging = versions_directory.join(format!(".staging-{version}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&staging);
-            let artifact_uri = text(&source, "artifact_uri").ok_or_else(|| failed("the source training has no artifacts"))?;
+            let artifact_uri = field(&source, "artifact_uri").ok_or_else(|| failed("the source training has no artifacts"))?;
             // Artifacts in object storage (a run on a cluster) stay there: a
             // run's artifacts are immutable, and a cluster serving this
             // version must be able to read them. Local ones are copied in.
@@ -1271,7 +1271,7 @@ fn apply_model(request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderRe
         fs::read(&aliases_path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
     let wanted: Vec<String> = strings(config, "aliases");
     let live = string_entries(&aliases);
-    let dropped = request.prior_state.as_ref().map(wanted_aliases).unwrap_or_default();
+    let dropped = request.prior_state.as_ref().map(|state| state_strings(state, "aliases")).unwrap_or_default();
     let moves = alias_moves(&live, &wanted, &dropped, &version.to_string());
     for change in &moves {
         match &change.to {
@@ -1308,10 +1308,10 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
             "add `command = [\"python3\", \"serve.py\"]`",
         ));
     }
-    let model = config.get("model").and_then(Json::as_object).cloned().unwrap_or_default();
-    let version = text(&model, "version").unwrap_or_default().to_owned();
+    let model = config.get("model").cloned().unwrap_or_default();
+    let version = field(&model, "version").unwrap_or_default().to_owned();
     let model_directory = model_directory(target, &model, context)?;
-    let strategy = config.get("rollout").and_then(|rollout| rollout.get("strategy")).and_then(Json::as_str).unwrap_or("all_at_once");
+    let strategy = config.get("rollout").and_then(|rollout| rollout.get("strategy")).and_then(Value::as_str).unwrap_or("all_at_once");
     let old_server = request.prior_state.as_ref().and_then(|_| process::Started::from_json(&request.prior_private));
     let directory = root(target).join("serving").join(slug(&target.address));
     fs::create_dir_all(&directory).map_err(|error| io_failed("create", &directory, error))?;
@@ -1349,8 +1349,8 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
         ("MLOPS_MODEL_DIR".to_owned(), model_directory.to_string_lossy().into_owned()),
         ("MLOPS_MODEL_VERSION".to_owned(), version.clone()),
     ];
-    for (name, value) in config.get("env").and_then(Json::as_object).into_iter().flatten() {
-        environment.push((name.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
+    for (name, value) in config.get("env").and_then(Value::as_object).into_iter().flatten() {
+        environment.push((name.clone(), process::environment_text(value)));
     }
     let log = directory.join(format!("server-{port}.log"));
     let pid_file = format!("server-{port}.pid");
@@ -1428,11 +1428,11 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
     match target.kind.as_str() {
         "bucket" => {
             let name = text(&request.config, "name").unwrap_or_default();
-            let force = request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false);
+            let force = request.config.get("force_destroy").and_then(Value::as_bool).unwrap_or(false);
             remove_bucket(target, &bucket_path(target, name)?, force, name)
         }
         "dataset" | "feature_set" | "training_set" | "batch_prediction" => {
-            if let Some(uri) = text(&state, "uri").filter(|uri| uri.starts_with("local://")) {
+            if let Some(uri) = state_text(&state, "uri").filter(|uri| uri.starts_with("local://")) {
                 if let Some(parent) = path_of_uri(target, uri).parent() {
                     remove_owned(target, parent)?;
                 }
@@ -1444,7 +1444,7 @@ fn delete(request: &ApplyRequest) -> ProviderResult<()> {
             if let Some(process) = request.pending_handle.as_ref().and_then(|handle| PendingRun::from_handle(&runs, handle)?.process) {
                 process.stop(Duration::from_secs(5));
             }
-            if let Some(uri) = text(&state, "artifact_uri").filter(|uri| uri.starts_with("local://")) {
+            if let Some(uri) = state_text(&state, "artifact_uri").filter(|uri| uri.starts_with("local://")) {
                 if let Some(run) = path_of_uri(target, uri).parent() {
                     remove_owned(target, run)?;
                 }

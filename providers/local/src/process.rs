@@ -242,3 +242,12 @@ pub fn tail(path: &Path, count: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(count)..].join("\n")
 }
+
+/// A configured value as an environment variable holds it: text as
+/// written, anything else as JSON, secrets revealed (the process needs them).
+pub fn environment_text(value: &mlops_provider_api::Value) -> String {
+    match value.as_str() {
+        Some(text) => text.to_owned(),
+        None => value.to_plain_json().map(|json| json.to_string()).unwrap_or_default(),
+    }
+}

@@ -38,10 +38,12 @@ use mlops_provider_api::{
     PlanResponse, Provider, ProviderError, ProviderResult, ReadRequest, ReadResponse, SchemaRequest, SchemaResponse, Target,
     ValidateRequest, ValidateResponse,
 };
+use mlops_provider_api::{Configuration, Value};
 use mlops_provider_support::registry::{
-    alias_moves, live_aliases, model_state, pinned_version, plan_model, registered_model_name, strings, wanted_aliases, LIVE_ALIASES,
+    alias_moves, live_aliases, model_state, pinned_version, plan_model, registered_model_name, wanted_aliases, LIVE_ALIASES,
 };
 use mlops_provider_support::text;
+use mlops_provider_support::{field, state_strings, state_text};
 use serde_json::{json, Value as Json};
 
 #[derive(Debug, Default)]
@@ -54,11 +56,11 @@ impl MlflowProvider {
 }
 
 fn client(target: &Target) -> ProviderResult<Client> {
-    let url = target.provider_config.get("url").and_then(Json::as_str).ok_or_else(|| {
+    let url = target.provider_config.get("url").and_then(Value::as_str).ok_or_else(|| {
         ProviderError::with_help("provider \"mlflow\" has no `url`", "add `url = \"http://HOST:5000\"` to the provider \"mlflow\" block")
     })?;
     let limits = mlops_provider_support::remote::RemoteLimits::from_config(&target.provider_config);
-    Client::new(url, target.provider_config.get("token").and_then(Json::as_str), limits)
+    Client::new(url, target.provider_config.get("token").and_then(Value::as_str), limits)
 }
 
 fn now_millis() -> i64 {
@@ -82,7 +84,7 @@ impl Provider for MlflowProvider {
         }
         let client = client(&request.target)?;
         let name = registered_model_name(&request.target, &request.config);
-        let Some(version) = text(&request.state, "version").map(str::to_owned) else {
+        let Some(version) = state_text(&request.state, "version").map(str::to_owned) else {
             return Ok(ReadResponse { state: None, private: request.private, ..ReadResponse::default() });
         };
         match client.get("model-versions/get", &[("name", &name), ("version", &version)]) {
@@ -99,15 +101,18 @@ impl Provider for MlflowProvider {
                 .iter()
                 .filter_map(|described| described.get("version").and_then(Json::as_str).map(str::to_owned))
                 .collect();
-            let kept: Vec<Json> = strings(&request.state, "versions")
+            let kept: Vec<Json> = state_strings(&request.state, "versions")
                 .into_iter()
                 .filter(|registered| *registered == version || existing.contains(registered))
                 .map(Json::String)
                 .collect();
             state.insert("versions".into(), Json::Array(kept));
         }
-        let held: Vec<Json> =
-            wanted_aliases(&request.state).into_iter().filter(|alias| live.get(alias) == Some(&version)).map(Json::String).collect();
+        let held: Vec<Json> = state_strings(&request.state, "aliases")
+            .into_iter()
+            .filter(|alias| live.get(alias) == Some(&version))
+            .map(Json::String)
+            .collect();
         state.insert("aliases".into(), Json::Array(held));
         let mut private = request.private.as_object().cloned().unwrap_or_default();
         private.insert(LIVE_ALIASES.into(), json!(live));
@@ -164,7 +169,7 @@ fn registry_aliases(client: &Client, name: &str) -> ProviderResult<BTreeMap<Stri
 
 /// What a `data "model"` reads: the version an alias points at, a given
 /// version, or the latest.
-fn plan_data_model(target: &Target, config: &Attributes) -> ProviderResult<PlanResponse> {
+fn plan_data_model(target: &Target, config: &Configuration) -> ProviderResult<PlanResponse> {
     let client = client(target)?;
     let name = text(config, "name").unwrap_or_default().to_owned();
     let version = if let Some(alias) = text(config, "alias") {
@@ -278,7 +283,7 @@ fn apply_model(client: &Client, request: &ApplyRequest, context: &dyn ApplyConte
         Ok(_) | Err(CallError::AlreadyExists(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    let source = config.get("source").and_then(Json::as_object).cloned().unwrap_or_default();
+    let source = config.get("source").cloned().unwrap_or_default();
     let mut private = request.prior_private.as_object().cloned().unwrap_or_default();
     let version = match pinned_version(config) {
         Some(pinned) => match client.get("model-versions/get", &[("name", &name), ("version", &pinned)]) {
@@ -297,7 +302,7 @@ fn apply_model(client: &Client, request: &ApplyRequest, context: &dyn ApplyConte
         None => register_version(client, request, &name, &source, &mut private, context)?,
     };
     // Tags on the version follow the configuration.
-    for (key, value) in config.get("tags").and_then(Json::as_object).into_iter().flatten() {
+    for (key, value) in config.get("tags").and_then(Value::as_object).into_iter().flatten() {
         let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
         client
             .post("model-versions/set-tag", json!({ "name": name, "version": version, "key": key, "value": value }))
@@ -307,7 +312,7 @@ fn apply_model(client: &Client, request: &ApplyRequest, context: &dyn ApplyConte
     // Aliases: point the wanted ones here, remove the ones no longer set.
     let live = registry_aliases(client, &name)?;
     let wanted = wanted_aliases(config);
-    let dropped: Vec<String> = request.prior_state.as_ref().map(wanted_aliases).unwrap_or_default();
+    let dropped: Vec<String> = request.prior_state.as_ref().map(|state| state_strings(state, "aliases")).unwrap_or_default();
     let moves = alias_moves(&live, &wanted, &dropped, &version);
     for change in &moves {
         match &change.to {
@@ -345,11 +350,11 @@ fn register_version(
     client: &Client,
     request: &ApplyRequest,
     name: &str,
-    source: &Attributes,
+    source: &Value,
     private: &mut serde_json::Map<String, Json>,
     context: &dyn ApplyContext,
 ) -> ProviderResult<String> {
-    let training_run = text(source, "run_id").unwrap_or_default().to_owned();
+    let training_run = field(source, "run_id").unwrap_or_default().to_owned();
     let quoted = training_run.replace('\'', "\\'");
     let filter = format!("name='{}' and tags.`mlops.training_run` = '{quoted}'", name.replace('\'', "\\'"));
     let existing = client.get("model-versions/search", &[("filter", &filter), ("max_results", "10")]).map_err(ProviderError::from)?;
@@ -367,10 +372,10 @@ fn register_version(
             request
                 .config
                 .get("tags")
-                .and_then(Json::as_object)
+                .and_then(Value::as_object)
                 .into_iter()
                 .flatten()
-                .map(|(key, value)| (key.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned))),
+                .map(|(key, value)| (key.clone(), mlops_provider_support::tag_text(value))),
         )
         .map(|(key, value)| json!({ "key": key, "value": value }))
         .collect();
@@ -423,17 +428,17 @@ fn training_run_in_mlflow(
     client: &Client,
     request: &ApplyRequest,
     name: &str,
-    source: &Attributes,
+    source: &Value,
     context: &dyn ApplyContext,
 ) -> ProviderResult<MlflowRun> {
-    let training_run = text(source, "run_id").unwrap_or_default();
-    let artifact_uri = text(source, "artifact_uri").ok_or_else(|| {
-        ProviderError::failed(format!("{} has no artifacts to register", text(source, "$address").unwrap_or("the source training")))
+    let training_run = field(source, "run_id").unwrap_or_default();
+    let artifact_uri = field(source, "artifact_uri").ok_or_else(|| {
+        ProviderError::failed(format!("{} has no artifacts to register", field(source, "$address").unwrap_or("the source training")))
     })?;
     let experiment_name =
-        request.target.provider_config.get("experiment").and_then(Json::as_str).map_or_else(|| format!("mlops/{name}"), str::to_owned);
+        request.target.provider_config.get("experiment").and_then(Value::as_str).map_or_else(|| format!("mlops/{name}"), str::to_owned);
     let experiment_id =
-        experiment(client, &experiment_name, request.target.provider_config.get("artifact_location").and_then(Json::as_str))?;
+        experiment(client, &experiment_name, request.target.provider_config.get("artifact_location").and_then(Value::as_str))?;
 
     let filter = format!("tags.`mlops.training_run` = '{}'", training_run.replace('\'', "\\'"));
     let found = client
@@ -456,7 +461,7 @@ fn training_run_in_mlflow(
                     "runs/create",
                     json!({
                         "experiment_id": experiment_id,
-                        "run_name": text(source, "$address").unwrap_or(training_run),
+                        "run_name": field(source, "$address").unwrap_or(training_run),
                         "start_time": now_millis(),
                         "tags": tags,
                     }),
@@ -528,18 +533,18 @@ fn experiment(client: &Client, name: &str, artifact_location: Option<&str>) -> P
 
 /// Hyperparameters become params and the declared metrics metrics, so the
 /// MLflow UI compares versions the way it compares its own runs.
-fn log_parameters_and_metrics(client: &Client, run_id: &str, source: &Attributes) -> ProviderResult<()> {
+fn log_parameters_and_metrics(client: &Client, run_id: &str, source: &Value) -> ProviderResult<()> {
     let timestamp = now_millis();
     let params: Vec<Json> = source
         .get("hyperparameters")
-        .and_then(Json::as_object)
+        .and_then(Value::as_object)
         .into_iter()
         .flatten()
-        .map(|(key, value)| json!({ "key": key, "value": value.as_str().map_or_else(|| value.to_string(), str::to_owned) }))
+        .map(|(key, value)| json!({ "key": key, "value": mlops_provider_support::tag_text(value) }))
         .collect();
     let metrics: Vec<Json> = source
         .get("metrics")
-        .and_then(Json::as_object)
+        .and_then(Value::as_object)
         .into_iter()
         .flatten()
         .filter_map(|(key, value)| Some(json!({ "key": key, "value": value.as_f64()?, "timestamp": timestamp, "step": 0 })))
@@ -639,8 +644,8 @@ fn delete_model(client: &Client, request: &ApplyRequest) -> ProviderResult<()> {
     let name = registered_model_name(&request.target, &request.config);
     let state = request.prior_state.clone().unwrap_or_default();
     let live = live_aliases(&request.prior_private);
-    for alias in wanted_aliases(&state) {
-        if live.get(&alias).is_some_and(|version| Some(version.as_str()) == text(&state, "version")) {
+    for alias in state_strings(&state, "aliases") {
+        if live.get(&alias).is_some_and(|version| Some(version.as_str()) == state_text(&state, "version")) {
             let _ = client.delete("registered-models/alias", json!({ "name": name, "alias": alias }));
         }
     }

@@ -24,9 +24,11 @@ use mlops_provider_api::{
     PlanResponse, Provider, ProviderError, ProviderResult, ReadRequest, ReadResponse, SchemaRequest, SchemaResponse, Target,
     ValidateRequest, ValidateResponse,
 };
+use mlops_provider_api::{Configuration, Value};
 use mlops_provider_support::registry::{
     alias_moves, lineage_tags, model_state, pinned_version, plan_model, registered_model_name, string_entries, wanted_aliases, LIVE_ALIASES,
 };
+use mlops_provider_support::{field, state_strings, state_text};
 use mlops_provider_support::{short_version, text};
 use serde_json::{json, Value as Json};
 
@@ -66,7 +68,7 @@ fn connect(target: &Target, host: &str) -> ProviderResult<Registry> {
     let config = &target.provider_config;
     Registry::connect(
         host,
-        config.get("insecure").and_then(Json::as_bool).unwrap_or(false),
+        config.get("insecure").and_then(Value::as_bool).unwrap_or(false),
         text(config, "username"),
         text(config, "password"),
         mlops_provider_support::remote::RemoteLimits::from_config(config),
@@ -74,7 +76,7 @@ fn connect(target: &Target, host: &str) -> ProviderResult<Registry> {
 }
 
 /// The model's registry and repository.
-fn model_repository(target: &Target, config: &Attributes) -> ProviderResult<(Registry, String)> {
+fn model_repository(target: &Target, config: &Configuration) -> ProviderResult<(Registry, String)> {
     let (host, prefix) = registry_setting(target)?;
     let name = registered_model_name(target, config);
     if name.chars().any(|character| !(character.is_ascii_lowercase() || character.is_ascii_digit() || "._-/".contains(character))) {
@@ -107,7 +109,7 @@ impl Provider for OciProvider {
             return Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() });
         }
         let (registry, repository) = model_repository(&request.target, &request.config)?;
-        let Some(version) = text(&request.state, "version").map(str::to_owned) else {
+        let Some(version) = state_text(&request.state, "version").map(str::to_owned) else {
             return Ok(ReadResponse { state: None, private: request.private, ..ReadResponse::default() });
         };
         let Some(manifest) = registry.manifest(&repository, Some(&version), None)? else {
@@ -129,18 +131,21 @@ impl Provider for OciProvider {
         // pinned one included) drop out of the history of versions.
         if request.state.contains_key("versions") {
             let tags: std::collections::BTreeSet<String> = registry.tags(&repository)?.into_iter().collect();
-            let kept: Vec<Json> = mlops_provider_support::registry::strings(&request.state, "versions")
+            let kept: Vec<Json> = state_strings(&request.state, "versions")
                 .into_iter()
                 .filter(|registered| *registered == version || tags.contains(registered))
                 .map(Json::String)
                 .collect();
             state.insert("versions".into(), Json::Array(kept));
         }
-        let mut names = wanted_aliases(&request.state);
+        let mut names = state_strings(&request.state, "aliases");
         names.extend(wanted_aliases(&request.config));
         let live = alias_positions(&registry, &repository, &names, &digests)?;
-        let held: Vec<Json> =
-            wanted_aliases(&request.state).into_iter().filter(|alias| live.get(alias) == Some(&version)).map(Json::String).collect();
+        let held: Vec<Json> = state_strings(&request.state, "aliases")
+            .into_iter()
+            .filter(|alias| live.get(alias) == Some(&version))
+            .map(Json::String)
+            .collect();
         state.insert("aliases".into(), Json::Array(held));
         let mut private = request.private.as_object().cloned().unwrap_or_default();
         private.insert(LIVE_ALIASES.into(), json!(live));
@@ -158,7 +163,7 @@ impl Provider for OciProvider {
             ("model", true) => plan_data_model(&request.target, &request.config),
             ("model", false) => {
                 let mut response = plan_model(&request);
-                let version = request.prior_state.as_ref().and_then(|state| text(state, "version"));
+                let version = request.prior_state.as_ref().and_then(|state| state_text(state, "version"));
                 if let Some((version, digest)) =
                     version.and_then(|version| Some((version, request.prior_private.get(RETAGGED)?.get(version)?.as_str()?)))
                 {
@@ -240,7 +245,7 @@ fn alias_positions(
 
 fn apply_model(registry: &Registry, repository: &str, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let config = &request.config;
-    let source = config.get("source").and_then(Json::as_object).cloned().unwrap_or_default();
+    let source = config.get("source").cloned().unwrap_or_default();
     let mut digests = digests(&request.prior_private);
     let (version, manifest) = match pinned_version(config) {
         Some(pinned) => {
@@ -272,7 +277,7 @@ fn apply_model(registry: &Registry, repository: &str, request: &ApplyRequest, co
 
     // Aliases are tags on the version's manifest.
     let wanted = wanted_aliases(config);
-    let dropped: Vec<String> = request.prior_state.as_ref().map(wanted_aliases).unwrap_or_default();
+    let dropped: Vec<String> = request.prior_state.as_ref().map(|state| state_strings(state, "aliases")).unwrap_or_default();
     let mut names = wanted.clone();
     names.extend(dropped.iter().cloned());
     let live = alias_positions(registry, repository, &names, &digests)?;
@@ -311,13 +316,13 @@ fn register_version(
     registry: &Registry,
     repository: &str,
     request: &ApplyRequest,
-    source: &Attributes,
+    source: &Value,
     context: &dyn ApplyContext,
 ) -> ProviderResult<(String, Manifest)> {
-    let run_id = text(source, "run_id").unwrap_or_default();
+    let run_id = field(source, "run_id").unwrap_or_default();
     // The current version, when it is this run's: its manifest by digest,
     // tagged again if its tag was pushed over.
-    let current = request.prior_state.as_ref().and_then(|state| text(state, "version")).map(str::to_owned);
+    let current = request.prior_state.as_ref().and_then(|state| state_text(state, "version")).map(str::to_owned);
     let recorded = current.and_then(|version| Some((digests(&request.prior_private).get(&version)?.clone(), version)));
     if let Some((digest, version)) = recorded {
         if let Some(manifest) = registry.manifest(repository, None, Some(&digest))? {
@@ -342,8 +347,8 @@ fn register_version(
         }
     }
     let version = (numbered.last().copied().unwrap_or(0) + 1).to_string();
-    let artifact_uri = text(source, "artifact_uri").ok_or_else(|| {
-        ProviderError::failed(format!("{} has no artifacts to push", text(source, "$address").unwrap_or("the source training")))
+    let artifact_uri = field(source, "artifact_uri").ok_or_else(|| {
+        ProviderError::failed(format!("{} has no artifacts to push", field(source, "$address").unwrap_or("the source training")))
     })?;
     let staging = staging_directory(&request.target, run_id);
     let _ = std::fs::remove_dir_all(&staging);
@@ -360,8 +365,8 @@ fn register_version(
     if let Some(description) = text(&request.config, "description") {
         annotations.insert("org.opencontainers.image.description".into(), Json::String(description.to_owned()));
     }
-    for (key, value) in request.config.get("tags").and_then(Json::as_object).into_iter().flatten() {
-        annotations.insert(key.clone(), Json::String(value.as_str().map_or_else(|| value.to_string(), str::to_owned)));
+    for (key, value) in request.config.get("tags").and_then(Value::as_object).into_iter().flatten() {
+        annotations.insert(key.clone(), Json::String(mlops_provider_support::tag_text(value)));
     }
     let description = json!({
         "name": registered_model_name(&request.target, &request.config),
@@ -395,7 +400,7 @@ fn staging_directory(target: &Target, run: &str) -> PathBuf {
 
 /// `data "model"`: a version of a model kept in this registry, by alias,
 /// version, or the latest.
-fn plan_data_model(target: &Target, config: &Attributes) -> ProviderResult<PlanResponse> {
+fn plan_data_model(target: &Target, config: &Configuration) -> ProviderResult<PlanResponse> {
     let (registry, repository) = model_repository(target, config)?;
     let (tag, manifest) = if let Some(alias) = text(config, "alias") {
         let manifest = registry.manifest(&repository, Some(alias), None)?.ok_or_else(|| {
@@ -451,7 +456,7 @@ fn plan_image(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     let mut response = PlanResponse::default();
     response.planned_state.insert("digest".into(), Json::String(digest.clone()));
     response.planned_state.insert("resolved".into(), Json::String(format!("{name}@{digest}")));
-    if let Some(before) = request.prior_state.as_ref().and_then(|state| text(state, "digest")) {
+    if let Some(before) = request.prior_state.as_ref().and_then(|state| state_text(state, "digest")) {
         if before != digest {
             response.update_reasons.push(format!(
                 "`{name}` now points at {} (it pointed at {})",

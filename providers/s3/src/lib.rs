@@ -40,6 +40,7 @@ use aws_sdk_s3::Client;
 use mlops_provider_api::*;
 use mlops_provider_support::remote::{self, RemoteLimits};
 use mlops_provider_support::text;
+use mlops_provider_support::{field, state_text};
 use serde_json::{json, Value as Json};
 
 /// Where requests go, as configured in a `provider "s3"` block.
@@ -53,12 +54,12 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn from_config(config: &Attributes) -> Endpoint {
-        let text = |name: &str| config.get(name).and_then(Json::as_str).filter(|text| !text.is_empty()).map(str::to_owned);
+    fn from_config(config: &Configuration) -> Endpoint {
+        let text = |name: &str| config.get(name).and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_owned);
         Endpoint {
             region: text("region").unwrap_or_else(|| "us-east-1".to_owned()),
             endpoint: text("endpoint"),
-            force_path_style: config.get("force_path_style").and_then(Json::as_bool).unwrap_or(false),
+            force_path_style: config.get("force_path_style").and_then(Value::as_bool).unwrap_or(false),
             profile: text("profile"),
             limits: RemoteLimits::from_config(config),
         }
@@ -327,27 +328,25 @@ impl S3Provider {
     }
 
     /// Makes the bucket's settings what the configuration says.
-    fn configure_bucket(&self, endpoint: &Endpoint, name: &str, config: &Attributes, prior: Option<&Attributes>) -> ProviderResult<()> {
+    fn configure_bucket(&self, endpoint: &Endpoint, name: &str, config: &Configuration, prior: Option<&Attributes>) -> ProviderResult<()> {
         let client = self.client(endpoint);
-        let wanted_versioning = config.get("versioning").and_then(Json::as_bool).unwrap_or(false);
+        let wanted_versioning = config.get("versioning").and_then(Value::as_bool).unwrap_or(false);
         let prior_versioning = prior.and_then(|prior| prior.get("versioning")).and_then(Json::as_bool).unwrap_or(false);
         let tags: Vec<(String, String)> = config
             .get("tags")
-            .and_then(Json::as_object)
-            .map(|tags| {
-                tags.iter().map(|(key, value)| (key.clone(), value.as_str().map_or_else(|| value.to_string(), str::to_owned))).collect()
-            })
+            .and_then(Value::as_object)
+            .map(|tags| tags.iter().map(|(key, value)| (key.clone(), mlops_provider_support::tag_text(value))).collect())
             .unwrap_or_default();
         let rules: Vec<(String, i32)> = config
             .get("lifecycle_rule")
-            .and_then(Json::as_array)
+            .and_then(Value::as_array)
             .map(|rules| {
                 rules
                     .iter()
                     .map(|rule| {
                         (
-                            rule.get("prefix").and_then(Json::as_str).unwrap_or("").to_owned(),
-                            rule.get("expire_days").and_then(Json::as_f64).unwrap_or(1.0) as i32,
+                            rule.get("prefix").and_then(Value::as_str).unwrap_or("").to_owned(),
+                            rule.get("expire_days").and_then(Value::as_f64).unwrap_or(1.0) as i32,
                         )
                     })
                     .collect()
@@ -811,15 +810,15 @@ impl S3Provider {
     fn apply_feature_set(&self, endpoint: &Endpoint, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
         let target = &request.target;
         let config = &request.config;
-        let dataset = config.get("dataset").and_then(Json::as_object).cloned().unwrap_or_default();
-        let dataset_uri = text(&dataset, "uri").filter(|uri| uri.starts_with("s3://")).ok_or_else(|| {
+        let dataset = config.get("dataset").cloned().unwrap_or_default();
+        let dataset_uri = field(&dataset, "uri").filter(|uri| uri.starts_with("s3://")).ok_or_else(|| {
             ProviderError::with_help(
                 "a feature set on the s3 provider reads a dataset stored in S3",
                 "put the dataset on the s3 provider too, or keep the feature set on the local provider",
             )
         })?;
         // The dataset version is immutable: downloaded once, reused after.
-        let dataset_version = text(&dataset, "version");
+        let dataset_version = field(&dataset, "version");
         let staged = mlops_data::stage_once(&target.data_directory.join("staged"), dataset_uri, dataset_version, |incoming| {
             context.progress(&format!("downloading {dataset_uri}"));
             self.download_prefix(endpoint, dataset_uri, incoming, dataset_version).map(|_| ())
@@ -828,14 +827,14 @@ impl S3Provider {
         let columns = mlops_data::columns_of(&dataset);
         let input = mlops_data::features::DatasetFiles {
             files: &files,
-            format: text(&dataset, "format").unwrap_or("csv"),
+            format: field(&dataset, "format").unwrap_or("csv"),
             columns: columns.as_deref(),
             validated: mlops_data::features::DatasetFiles::validated_by(&dataset),
         };
         context.progress("computing the features");
         let computed_directory = fresh_computed_directory(&target.data_directory.join("features"), &target.address);
         let features = mlops_data::features::compute_features(config, &input, &computed_directory, context);
-        let bucket = match config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str) {
+        let bucket = match config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Value::as_str) {
             Some(name) => name.to_owned(),
             None => split_uri(dataset_uri).map(|(bucket, _)| bucket.to_owned()).unwrap_or_default(),
         };
@@ -912,7 +911,7 @@ impl S3Provider {
             state.insert("size_bytes".into(), json!(size));
             return Ok(ApplyResponse { state, private: json!({ "external": true }) });
         };
-        let bucket = config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Json::as_str).ok_or_else(|| {
+        let bucket = config.get("bucket").and_then(|bucket| bucket.get("name")).and_then(Value::as_str).ok_or_else(|| {
             ProviderError::with_help("a dataset on the s3 provider needs `bucket`", "add `bucket = bucket.NAME` with an s3 bucket")
         })?;
         let location = target.working_directory.join(source);
@@ -921,14 +920,14 @@ impl S3Provider {
         let hashed = mlops_data::content_hash_for_apply(&location, &files, &request.planned_private)?;
         let (version, size) = (hashed.version.clone(), hashed.size);
         let format = text(config, "format").unwrap_or("csv");
-        let columns = mlops_data::columns_of(config);
+        let columns = mlops_data::configured_columns(config);
         let prefix = format!("datasets/{}/{}/", slug(&target.address), mlops_data::short_hash(&version));
         // What the prior version stored: its objects may be reused (this
         // version's, when only repairing) or copied (an older version's).
         let prior_prefix = request
             .prior_state
             .as_ref()
-            .and_then(|state| text(state, "uri"))
+            .and_then(|state| state_text(state, "uri"))
             .and_then(split_uri)
             .filter(|(prior_bucket, _)| *prior_bucket == bucket)
             .map(|(_, prior_prefix)| prior_prefix.to_owned());
@@ -1042,7 +1041,7 @@ impl S3Provider {
     fn plan_external_dataset(&self, endpoint: &Endpoint, request: &PlanRequest, uri: &str) -> ProviderResult<PlanResponse> {
         let (version, size) = self.listing_version(endpoint, uri)?;
         let mut response = PlanResponse::default();
-        let prior_version = request.prior_state.as_ref().and_then(|state| text(state, "version")).map(str::to_owned);
+        let prior_version = request.prior_state.as_ref().and_then(|state| state_text(state, "version")).map(str::to_owned);
         if let (Some(prior), Some(prior_version)) = (&request.prior_state, &prior_version) {
             if *prior_version == version && configuration_unchanged(request) {
                 response.planned_state = prior.clone();
@@ -1204,7 +1203,7 @@ fn fresh_computed_directory(parent: &std::path::Path, address: &str) -> std::pat
 fn repairing(request: &PlanRequest, mut response: PlanResponse) -> PlanResponse {
     let changes: Vec<&str> =
         request.prior_private.get(CHANGED_OUTSIDE).and_then(Json::as_array).into_iter().flatten().filter_map(Json::as_str).collect();
-    if let (false, Some(uri)) = (changes.is_empty(), request.prior_state.as_ref().and_then(|state| text(state, "uri"))) {
+    if let (false, Some(uri)) = (changes.is_empty(), request.prior_state.as_ref().and_then(|state| state_text(state, "uri"))) {
         response
             .update_reasons
             .push(format!("objects under {uri} were changed outside mlops ({}): apply stores the recorded data again", changes.join(", ")));
@@ -1253,7 +1252,7 @@ impl Provider for S3Provider {
                 Ok(ReadResponse { state: self.read_bucket(&endpoint, name)?, private: request.private, ..ReadResponse::default() })
             }
             "dataset" | "feature_set" | "training_set" => {
-                let Some((bucket, prefix)) = text(&request.state, "uri").and_then(split_uri) else {
+                let Some((bucket, prefix)) = state_text(&request.state, "uri").and_then(split_uri) else {
                     return Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() });
                 };
                 // What mlops stored is compared object by object with what
@@ -1296,8 +1295,8 @@ impl Provider for S3Provider {
                 let mut planned = request.prior_state.clone().unwrap_or_default();
                 planned.insert("uri".into(), Json::String(format!("s3://{name}")));
                 for setting in ["versioning", "tags", "lifecycle_rule"] {
-                    if let Some(value) = request.config.get(setting) {
-                        planned.insert(setting.into(), value.clone());
+                    if let Some(value) = request.config.get(setting).and_then(Value::to_plain_json) {
+                        planned.insert(setting.into(), value);
                     }
                 }
                 Ok(PlanResponse { planned_state: planned, ..PlanResponse::default() })
@@ -1325,7 +1324,8 @@ impl Provider for S3Provider {
         let endpoint = Endpoint::from_config(&request.target.provider_config);
         if request.target.kind == "feature_set" || request.target.kind == "training_set" {
             if request.action == Some(Action::Delete) {
-                if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| text(state, "uri")).and_then(split_uri) {
+                if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| state_text(state, "uri")).and_then(split_uri)
+                {
                     self.delete_prefix(&endpoint, bucket, prefix)?;
                 }
                 return Ok(ApplyResponse::default());
@@ -1342,7 +1342,8 @@ impl Provider for S3Provider {
                 if request.prior_private.get("external").is_some() || text(&request.config, "source").is_none() {
                     return Ok(ApplyResponse::default());
                 }
-                if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| text(state, "uri")).and_then(split_uri) {
+                if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| state_text(state, "uri")).and_then(split_uri)
+                {
                     self.delete_prefix(&endpoint, bucket, prefix)?;
                 }
                 return Ok(ApplyResponse::default());
@@ -1353,7 +1354,7 @@ impl Provider for S3Provider {
             return Err(unsupported(&request.target.kind));
         }
         let name = text(&request.config, "name").unwrap_or_default().to_owned();
-        let force = request.config.get("force_destroy").and_then(Json::as_bool).unwrap_or(false);
+        let force = request.config.get("force_destroy").and_then(Value::as_bool).unwrap_or(false);
         match request.action.unwrap_or(Action::Create) {
             Action::Delete => {
                 context.progress(&format!("deleting bucket {name}"));
@@ -1364,7 +1365,7 @@ impl Provider for S3Provider {
                 let prior_name = request
                     .prior_state
                     .as_ref()
-                    .and_then(|prior| text(prior, "uri"))
+                    .and_then(|prior| state_text(prior, "uri"))
                     .and_then(|uri| uri.strip_prefix("s3://"))
                     .map(str::to_owned);
                 if action == Action::Replace {
@@ -1395,8 +1396,7 @@ impl Provider for S3Provider {
     fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
         let endpoint = Endpoint::from_config(&request.target.provider_config);
         let state = self.read_bucket(&endpoint, &request.id)?;
-        let mut config = Attributes::new();
-        config.insert("name".into(), Json::String(request.id.clone()));
+        let config = Configuration::from([("name".to_owned(), Value::from(request.id.clone()))]);
         Ok(ImportResponse { state, config, private: Json::Null })
     }
 }

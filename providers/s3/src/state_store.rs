@@ -12,8 +12,7 @@
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-use mlops_provider_api::{Attributes, ObjectStore, ObjectStoreError, ProviderError, PutCondition, StoredObject};
-use serde_json::Value as Json;
+use mlops_provider_api::{Configuration, ObjectStore, ObjectStoreError, ProviderError, PutCondition, StoredObject, Value};
 
 use crate::{failure_configured_in, list_all, not_implemented, service_code, Endpoint, S3Provider};
 
@@ -28,8 +27,8 @@ pub struct S3StateStore {
 impl S3StateStore {
     /// From the backend block's settings: `bucket` and `key` (required),
     /// `region`, `endpoint`, `force_path_style`, `profile`.
-    pub fn new(settings: &Attributes) -> Result<S3StateStore, ObjectStoreError> {
-        let text = |name: &str| settings.get(name).and_then(Json::as_str).map(str::trim).filter(|text| !text.is_empty());
+    pub fn new(settings: &Configuration) -> Result<S3StateStore, ObjectStoreError> {
+        let text = |name: &str| settings.get(name).and_then(Value::as_str).map(str::trim).filter(|text| !text.is_empty());
         let bucket = text("bucket").ok_or_else(|| ObjectStoreError::Failed {
             message: "the s3 state backend needs a `bucket`".to_owned(),
             help: Some("add `bucket = \"...\"` to the `backend \"s3\"` block".to_owned()),

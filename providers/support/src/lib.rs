@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use mlops_provider_api::{Attributes, ProviderError, ProviderResult};
 use serde_json::Value as Json;
 
-pub use config::{duration, input_identities, parse_duration, strings, text};
+pub use config::{duration, field, input_identities, state_strings, state_text, strings, tag_text, text};
 
 /// The declared metrics out of what a run wrote to `MLOPS_METRICS_FILE`
 /// (`None` when it wrote nothing). `run` names the run in messages ("run

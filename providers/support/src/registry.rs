@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
 
-use mlops_provider_api::{is_unknown, Attributes, PlanRequest, PlanResponse, Target};
+use mlops_provider_api::{configuration_from_json, Attributes, Configuration, PlanRequest, PlanResponse, Target, Value};
 
 /// The private key holding `{alias: version}` as the registry has it.
 pub const LIVE_ALIASES: &str = "live_aliases";
@@ -23,16 +23,16 @@ const HISTORY_LIMIT: usize = 100;
 
 /// The name a model is registered under: `name`, or the block's name, with
 /// the instance's key (`model.fraud["eu"]` registers as `fraud-eu`).
-pub fn registered_model_name(target: &Target, config: &Attributes) -> String {
-    config.get("name").and_then(Json::as_str).map(str::to_owned).unwrap_or_else(|| match &target.instance_key {
+pub fn registered_model_name(target: &Target, config: &Configuration) -> String {
+    config.get("name").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| match &target.instance_key {
         Some(key) => format!("{}-{key}", target.name),
         None => target.name.clone(),
     })
 }
 
 /// The version the configuration pins (`version = "3"`), if any.
-pub fn pinned_version(config: &Attributes) -> Option<String> {
-    config.get("version").and_then(version_text)
+pub fn pinned_version(config: &Configuration) -> Option<String> {
+    config.get("version").and_then(|version| version.to_plain_json()).as_ref().and_then(version_text)
 }
 
 /// A version number as text, whether written as a string or a number.
@@ -45,7 +45,7 @@ pub fn version_text(value: &Json) -> Option<String> {
 }
 
 /// The aliases the configuration asks for.
-pub fn wanted_aliases(config: &Attributes) -> Vec<String> {
+pub fn wanted_aliases(config: &Configuration) -> Vec<String> {
     strings(config, "aliases")
 }
 
@@ -64,18 +64,18 @@ pub fn string_entries(object: &serde_json::Map<String, Json>) -> BTreeMap<String
 /// its fingerprint, every upstream dataset and feature set version, and the
 /// mlops state lineage id. Registries that only hold strings (MLflow tags,
 /// OCI annotations) store these.
-pub fn lineage_tags(source: &Attributes, lineage: &Json) -> Vec<(String, String)> {
+pub fn lineage_tags(source: &Value, lineage: &Json) -> Vec<(String, String)> {
     let mut tags = Vec::new();
     if let Some(address) = lineage.get("address").and_then(Json::as_str) {
         tags.push(("mlops.address".to_owned(), address.to_owned()));
     }
-    if let Some(address) = source.get("$address").and_then(Json::as_str) {
-        tags.push(("mlops.training".to_owned(), address.to_owned()));
+    if let Some(reference) = source.as_reference() {
+        tags.push(("mlops.training".to_owned(), reference.address.clone()));
     }
-    if let Some(run_id) = source.get("run_id").and_then(Json::as_str) {
+    if let Some(run_id) = source.get("run_id").and_then(Value::as_str) {
         tags.push(("mlops.training_run".to_owned(), run_id.to_owned()));
     }
-    if let Some(fingerprint) = source.get("fingerprint").and_then(Json::as_str) {
+    if let Some(fingerprint) = source.get("fingerprint").and_then(Value::as_str) {
         tags.push(("mlops.fingerprint".to_owned(), fingerprint.to_owned()));
     }
     if let Some(state_lineage) = lineage.get("state_lineage").and_then(Json::as_str) {
@@ -104,7 +104,7 @@ pub fn lineage_tags(source: &Attributes, lineage: &Json) -> Vec<(String, String)
 pub fn plan_model(request: &PlanRequest) -> PlanResponse {
     let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
     let pinned = pinned_version(&request.config);
-    let pin_unknown = request.config.get("version").is_some_and(is_unknown);
+    let pin_unknown = request.config.get("version").is_some_and(Value::is_unknown);
     let source_changed = request.changed_inputs.iter().any(|input| input.path.first().map(String::as_str) == Some("source"));
     let computed_later = |names: &[&str]| names.iter().map(|name| vec![(*name).to_owned()]).collect::<Vec<_>>();
     let Some(prior) = &request.prior_state else {
@@ -143,7 +143,7 @@ pub fn plan_model(request: &PlanRequest) -> PlanResponse {
         current.clone()
     };
     let live = live_aliases(&request.prior_private);
-    let held: Vec<String> = wanted_aliases(prior);
+    let held: Vec<String> = crate::state_strings(prior, "aliases");
     let mut moves = false;
     for alias in wanted_aliases(&request.config) {
         let now = live.get(&alias).cloned().or_else(|| held.contains(&alias).then(|| current.clone()).flatten());
@@ -165,7 +165,8 @@ pub fn plan_model(request: &PlanRequest) -> PlanResponse {
         }
     }
     let wanted = wanted_aliases(&request.config);
-    for alias in wanted_aliases(request.prior_config.as_ref().unwrap_or(prior)) {
+    let prior_config = request.prior_config.clone().unwrap_or_else(|| configuration_from_json(prior));
+    for alias in wanted_aliases(&prior_config) {
         if !wanted.contains(&alias) {
             moves = true;
             let at = live.get(&alias).map_or(String::new(), |version| format!(" (it points at version {version})"));
@@ -246,7 +247,7 @@ pub fn model_state(
     moves: &[AliasMove],
     at: &str,
 ) -> Attributes {
-    let mut versions: Vec<String> = prior_state.map(|state| strings(state, "versions")).unwrap_or_default();
+    let mut versions: Vec<String> = prior_state.map(|state| crate::state_strings(state, "versions")).unwrap_or_default();
     versions.push(version.to_owned());
     let mut state = Attributes::new();
     state.insert("version".into(), Json::String(version.to_owned()));
@@ -279,11 +280,15 @@ mod tests {
         value.as_object().cloned().unwrap_or_default()
     }
 
+    fn config(value: Json) -> Configuration {
+        configuration_from_json(&attributes(value))
+    }
+
     #[test]
     fn pinning_an_older_version_moves_the_alias_back() {
         let request = PlanRequest {
-            config: attributes(json!({"aliases": ["champion"], "version": "3"})),
-            prior_config: Some(attributes(json!({"aliases": ["champion"]}))),
+            config: config(json!({"aliases": ["champion"], "version": "3"})),
+            prior_config: Some(config(json!({"aliases": ["champion"]}))),
             prior_state: Some(attributes(json!({"version": "5", "aliases": ["champion"]}))),
             prior_private: json!({"live_aliases": {"champion": "5"}}),
             ..PlanRequest::default()
@@ -302,8 +307,8 @@ mod tests {
     #[test]
     fn unpinning_follows_the_newest_run_again() {
         let request = PlanRequest {
-            config: attributes(json!({"aliases": ["champion"]})),
-            prior_config: Some(attributes(json!({"aliases": ["champion"], "version": "1"}))),
+            config: config(json!({"aliases": ["champion"]})),
+            prior_config: Some(config(json!({"aliases": ["champion"], "version": "1"}))),
             prior_state: Some(attributes(json!({"version": "1", "aliases": ["champion"]}))),
             prior_private: json!({"live_aliases": {"champion": "1"}}),
             ..PlanRequest::default()
@@ -319,8 +324,8 @@ mod tests {
     #[test]
     fn a_new_run_registers_a_new_version_and_moves_the_aliases() {
         let request = PlanRequest {
-            config: attributes(json!({"aliases": ["challenger"]})),
-            prior_config: Some(attributes(json!({"aliases": ["challenger"]}))),
+            config: config(json!({"aliases": ["challenger"]})),
+            prior_config: Some(config(json!({"aliases": ["challenger"]}))),
             prior_state: Some(attributes(json!({"version": "2", "aliases": ["challenger"]}))),
             prior_private: json!({"live_aliases": {"challenger": "2"}}),
             changed_inputs: vec![ChangedInput { path: vec!["source".into()], ..ChangedInput::default() }],
@@ -334,8 +339,8 @@ mod tests {
     #[test]
     fn an_alias_moved_outside_is_moved_back_and_nothing_else_changes() {
         let request = PlanRequest {
-            config: attributes(json!({"aliases": ["champion"]})),
-            prior_config: Some(attributes(json!({"aliases": ["champion"]}))),
+            config: config(json!({"aliases": ["champion"]})),
+            prior_config: Some(config(json!({"aliases": ["champion"]}))),
             prior_state: Some(attributes(json!({"version": "2", "aliases": []}))),
             prior_private: json!({"live_aliases": {"champion": "4"}}),
             ..PlanRequest::default()
@@ -373,7 +378,15 @@ mod tests {
                 "inputs": [{"address": "feature_set.txn", "kind": "feature_set", "identity": "b3:f",
                     "inputs": [{"address": "dataset.tx", "kind": "dataset", "identity": "b3:d"}]}]}]
         });
-        let source = attributes(json!({"$address": "training.fraud", "run_id": "run-1", "fingerprint": "b3:p"}));
+        let source = Value::Reference(Box::new(mlops_provider_api::Reference {
+            address: "training.fraud".into(),
+            identity: Some("run-1".into()),
+            target: Some(mlops_provider_api::ReferencedResource {
+                kind: "training".into(),
+                identity: Some("run-1".into()),
+                attributes: config(json!({"run_id": "run-1", "fingerprint": "b3:p"})),
+            }),
+        }));
         let tags = lineage_tags(&source, &lineage);
         let keys: Vec<&str> = tags.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(

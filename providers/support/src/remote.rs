@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serde_json::Value as Json;
-
-use mlops_provider_api::{Attributes, ProviderError};
+use mlops_provider_api::{Configuration, ProviderError, Value};
 
 /// The time limits of remote calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,13 +31,13 @@ impl Default for RemoteLimits {
 impl RemoteLimits {
     /// From a provider block (or a backend block): the settings it has,
     /// the defaults for the rest.
-    pub fn from_config(config: &Attributes) -> RemoteLimits {
+    pub fn from_config(config: &Configuration) -> RemoteLimits {
         let defaults = RemoteLimits::default();
-        let duration = |name: &str| config.get(name).and_then(Json::as_str).and_then(crate::parse_duration);
+        let duration = |name: &str| config.get(name).and_then(Value::as_duration);
         RemoteLimits {
             connect: duration("connect_timeout").unwrap_or(defaults.connect),
             request: duration("request_timeout").unwrap_or(defaults.request),
-            attempts: config.get("max_attempts").and_then(Json::as_u64).map_or(defaults.attempts, |attempts| attempts.clamp(1, 10) as u32),
+            attempts: config.get("max_attempts").and_then(Value::as_u64).map_or(defaults.attempts, |attempts| attempts.clamp(1, 10) as u32),
         }
     }
 
@@ -100,9 +98,12 @@ mod tests {
 
     #[test]
     fn limits_come_from_the_block_with_defaults() {
-        let config: Attributes = serde_json::from_value(serde_json::json!({ "request_timeout": "1m30s", "max_attempts": 99 })).unwrap();
+        let config = Configuration::from([
+            ("request_timeout".to_owned(), Value::duration_from_text("1m30s").unwrap()),
+            ("max_attempts".to_owned(), Value::Number(99.into())),
+        ]);
         let limits = RemoteLimits::from_config(&config);
         assert_eq!(limits, RemoteLimits { connect: Duration::from_secs(10), request: Duration::from_secs(90), attempts: 10 });
-        assert_eq!(RemoteLimits::from_config(&Attributes::new()), RemoteLimits::default());
+        assert_eq!(RemoteLimits::from_config(&Configuration::new()), RemoteLimits::default());
     }
 }
