@@ -172,24 +172,37 @@ impl mlops_engine::apply::Reporter for Quiet {
 }
 
 /// A provider that touches nothing, to measure the engine alone: planning,
-/// scheduling, and the durable state journal.
-struct NothingProvider;
+/// scheduling, and the durable state journal. Its buckets exist only in
+/// state.
+struct NothingProvider {
+    kinds: mlops_provider_api::Kinds,
+}
+
+impl NothingProvider {
+    fn new() -> NothingProvider {
+        NothingProvider { kinds: mlops_provider_api::Kinds::new().resource("bucket", NothingBucket) }
+    }
+}
 
 impl mlops_provider_api::Provider for NothingProvider {
-    fn schema(&self, _: mlops_provider_api::SchemaRequest) -> mlops_provider_api::SchemaResponse {
-        mlops_provider_api::SchemaResponse::default()
+    fn name(&self) -> &'static str {
+        "local"
     }
-    fn validate(&self, _: mlops_provider_api::ValidateRequest) -> mlops_provider_api::ValidateResponse {
-        mlops_provider_api::ValidateResponse::default()
+
+    fn kinds(&self) -> &mlops_provider_api::Kinds {
+        &self.kinds
     }
-    fn read(&self, request: mlops_provider_api::ReadRequest) -> mlops_provider_api::ProviderResult<mlops_provider_api::ReadResponse> {
-        Ok(mlops_provider_api::ReadResponse { state: Some(request.state), private: request.private, ..Default::default() })
-    }
+}
+
+struct NothingBucket;
+
+impl mlops_provider_api::ResourceType for NothingBucket {
     fn plan(&self, request: mlops_provider_api::PlanRequest) -> mlops_provider_api::ProviderResult<mlops_provider_api::PlanResponse> {
         let mut planned = mlops_provider_api::Attributes::new();
         planned.insert("uri".into(), serde_json::Value::String(format!("nothing://{}", request.target.address)));
         Ok(mlops_provider_api::PlanResponse { planned_state: planned, ..Default::default() })
     }
+
     fn apply(
         &self,
         request: mlops_provider_api::ApplyRequest,
@@ -199,8 +212,13 @@ impl mlops_provider_api::Provider for NothingProvider {
         state.insert("uri".into(), serde_json::Value::String(format!("nothing://{}", request.target.address)));
         Ok(mlops_provider_api::ApplyResponse { state, private: serde_json::Value::Null })
     }
-    fn import(&self, _: mlops_provider_api::ImportRequest) -> mlops_provider_api::ProviderResult<mlops_provider_api::ImportResponse> {
-        Err(mlops_provider_api::ProviderError::failed("nothing to import"))
+
+    fn delete(
+        &self,
+        _: mlops_provider_api::ApplyRequest,
+        _: &dyn mlops_provider_api::ApplyContext,
+    ) -> mlops_provider_api::ProviderResult<()> {
+        Ok(())
     }
 }
 
@@ -211,7 +229,7 @@ static ONE_FILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 fn providers() -> mlops_engine::plan::Providers {
     let mut providers = mlops_engine::plan::Providers::new();
     if ENGINE_ONLY.load(std::sync::atomic::Ordering::Relaxed) {
-        providers.register("local", std::sync::Arc::new(NothingProvider));
+        providers.register("local", std::sync::Arc::new(NothingProvider::new()));
     } else {
         providers.register("local", std::sync::Arc::new(mlops_provider_local::LocalProvider::new()));
     }

@@ -579,7 +579,17 @@ impl PlanResolver for Planner<'_> {
         };
         let typed_config = typed(&change.config, &change.sensitive_paths);
         // What only the provider can tell is wrong, before it plans anything.
-        let problems = provider.validate(ValidateRequest { target: target.clone(), config: typed_config.clone() }).problems;
+        let problems = match provider.validate(&ValidateRequest { target: target.clone(), config: typed_config.clone() }) {
+            Ok(problems) => problems,
+            Err(error) => {
+                self.problems.push(
+                    Diagnostic::error(codes::PROVIDER_ERROR, format!("cannot plan {address}: {error}"))
+                        .at(draft.span, "this resource")
+                        .with_help(error.help().unwrap_or("use a provider that supports this kind").to_owned()),
+                );
+                return prior.map(prior_known).unwrap_or_default();
+            }
+        };
         if !problems.is_empty() {
             for problem in problems {
                 self.problems.push(

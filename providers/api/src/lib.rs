@@ -1,8 +1,11 @@
 //! The provider API: the only thing a provider author must read.
 //!
 //! The engine talks to every provider (local, s3, kubernetes, mlflow, oci)
-//! through the [`Provider`] trait. Each call takes one request struct and
-//! returns one response struct. Every struct derives `Default` and is built
+//! through the [`Provider`] trait: a provider registers one
+//! [`ResourceType`] per kind it manages and one [`DataSourceType`] per kind
+//! it reads ([`Kinds`]), and the engine calls the type of the resource's
+//! kind. Each call takes one request struct and returns one response
+//! struct. Every struct derives `Default` and is built
 //! with `..Default::default()`, so fields can be added later without
 //! breaking providers, which read only what they need.
 //!
@@ -111,9 +114,6 @@ pub struct Target {
     /// (the local provider's objects, registry and runs live here).
     pub data_directory: PathBuf,
 }
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SchemaRequest {}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SchemaResponse {
@@ -407,20 +407,175 @@ impl ProviderError {
 
 pub type ProviderResult<T> = Result<T, ProviderError>;
 
-/// A provider. Implementations are shared between threads: the engine
-/// refreshes and applies independent resources concurrently.
-pub trait Provider: Send + Sync {
-    fn schema(&self, request: SchemaRequest) -> SchemaResponse;
-    fn validate(&self, request: ValidateRequest) -> ValidateResponse;
-    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse>;
+/// One kind of resource a provider manages. The engine calls the type
+/// registered for the resource's kind, so a provider never dispatches on
+/// the kind string.
+pub trait ResourceType: Send + Sync {
+    /// Problems only the provider can find, without touching the outside
+    /// world (a source file that does not exist, say).
+    fn validate(&self, _request: &ValidateRequest) -> Vec<AttributeProblem> {
+        Vec::new()
+    }
+
+    /// The object as it is now (`state: None` when it is gone). The
+    /// default keeps the record as it is: right for results that stay valid
+    /// once made (a finished run).
+    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+        Ok(ReadResponse::as_recorded(request))
+    }
+
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse>;
+
+    /// Creates, updates or replaces the object, as `request.action` says.
     fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse>;
-    fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse>;
+
+    /// Deletes what `apply` made (`request` holds the prior configuration,
+    /// state, private data and any pending handle).
+    fn delete(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<()>;
+
+    /// The existing object `request.id` names, to manage from now on.
+    fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
+        Err(ProviderError::failed(format!("a `{}` cannot be imported on this provider", request.target.kind)))
+    }
+}
+
+/// One kind of data source a provider reads (`data "KIND" "NAME"`).
+pub trait DataSourceType: Send + Sync {
+    fn validate(&self, _request: &ValidateRequest) -> Vec<AttributeProblem> {
+        Vec::new()
+    }
+
+    /// Reads the source while planning: what it finds is the planned state.
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse>;
+
+    /// Refreshes a recorded read; the default keeps it as recorded (the
+    /// next plan reads the source again anyway).
+    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+        Ok(ReadResponse::as_recorded(request))
+    }
+}
+
+impl ReadResponse {
+    /// The record, unchanged.
+    pub fn as_recorded(request: ReadRequest) -> ReadResponse {
+        ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() }
+    }
+}
+
+/// The kinds a provider manages and reads, each with its type.
+#[derive(Default)]
+pub struct Kinds {
+    resources: Vec<(&'static str, Box<dyn ResourceType>)>,
+    data_sources: Vec<(&'static str, Box<dyn DataSourceType>)>,
+}
+
+impl Kinds {
+    pub fn new() -> Kinds {
+        Kinds::default()
+    }
+
+    pub fn resource(mut self, kind: &'static str, resource_type: impl ResourceType + 'static) -> Kinds {
+        self.resources.push((kind, Box::new(resource_type)));
+        self
+    }
+
+    pub fn data_source(mut self, kind: &'static str, data_source_type: impl DataSourceType + 'static) -> Kinds {
+        self.data_sources.push((kind, Box::new(data_source_type)));
+        self
+    }
+
+    pub fn resource_type(&self, kind: &str) -> Option<&dyn ResourceType> {
+        self.resources.iter().find(|(name, _)| *name == kind).map(|(_, resource_type)| resource_type.as_ref())
+    }
+
+    pub fn data_source_type(&self, kind: &str) -> Option<&dyn DataSourceType> {
+        self.data_sources.iter().find(|(name, _)| *name == kind).map(|(_, data_source_type)| data_source_type.as_ref())
+    }
+
+    /// What the provider supports, for `mlops schema` and for checking the
+    /// provider against the stdlib.
+    pub fn schema(&self) -> SchemaResponse {
+        SchemaResponse {
+            resource_kinds: self.resources.iter().map(|(kind, _)| (*kind).to_owned()).collect(),
+            data_kinds: self.data_sources.iter().map(|(kind, _)| (*kind).to_owned()).collect(),
+        }
+    }
+}
+
+/// A provider: its name, its kinds, and the data it can copy out.
+/// Implementations are shared between threads: the engine refreshes and
+/// applies independent resources concurrently.
+pub trait Provider: Send + Sync {
+    /// The provider's type as configurations name it (`local`, `s3`).
+    fn name(&self) -> &'static str;
+
+    fn kinds(&self) -> &Kinds;
 
     /// Copies the objects at `request.uri` into `request.destination`.
     /// Providers that store data implement it; the default says they do not.
     fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
         Err(ProviderError::failed(format!("the data at `{}` cannot be read from this provider", request.uri)))
+    }
+}
+
+impl dyn Provider + '_ {
+    /// The type of `target`'s kind (a resource's, or a data source's: see
+    /// [`Target::is_data`]), or an error naming what this provider lacks.
+    pub fn resource_type(&self, target: &Target) -> ProviderResult<&dyn ResourceType> {
+        self.kinds().resource_type(&target.kind).ok_or_else(|| self.unsupported(target))
+    }
+
+    pub fn data_source_type(&self, target: &Target) -> ProviderResult<&dyn DataSourceType> {
+        self.kinds().data_source_type(&target.kind).ok_or_else(|| self.unsupported(target))
+    }
+
+    fn unsupported(&self, target: &Target) -> ProviderError {
+        let what = if target.is_data { "read data sources of kind" } else { "manage" };
+        let schema = self.kinds().schema();
+        let known = if target.is_data { schema.data_kinds } else { schema.resource_kinds };
+        ProviderError::with_help(
+            format!("the {} provider does not {what} `{}`", self.name(), target.kind),
+            if known.is_empty() { "use another provider".to_owned() } else { format!("it supports {}", known.join(", ")) },
+        )
+    }
+
+    /// Problems only the provider can find, for a resource or a data source.
+    pub fn validate(&self, request: &ValidateRequest) -> ProviderResult<Vec<AttributeProblem>> {
+        Ok(if request.target.is_data {
+            self.data_source_type(&request.target)?.validate(request)
+        } else {
+            self.resource_type(&request.target)?.validate(request)
+        })
+    }
+
+    pub fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+        if request.target.is_data {
+            self.data_source_type(&request.target)?.read(request)
+        } else {
+            self.resource_type(&request.target)?.read(request)
+        }
+    }
+
+    pub fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        if request.target.is_data {
+            self.data_source_type(&request.target)?.plan(request)
+        } else {
+            self.resource_type(&request.target)?.plan(request)
+        }
+    }
+
+    /// Applies `request.action`: a delete goes to [`ResourceType::delete`].
+    pub fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        let resource_type = self.resource_type(&request.target)?;
+        if request.action == Some(Action::Delete) {
+            resource_type.delete(request, context)?;
+            return Ok(ApplyResponse::default());
+        }
+        resource_type.apply(request, context)
+    }
+
+    pub fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
+        self.resource_type(&request.target)?.import(request)
     }
 }
 

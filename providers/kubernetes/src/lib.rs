@@ -23,13 +23,13 @@ mod serving;
 mod training;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use mlops_provider_api::Configuration;
 use mlops_provider_api::{
-    Action, ApplyContext, ApplyRequest, ApplyResponse, ImportRequest, ImportResponse, PlanRequest, PlanResponse, Provider, ProviderError,
-    ProviderResult, ReadRequest, ReadResponse, SchemaRequest, SchemaResponse, ValidateRequest, ValidateResponse,
+    ApplyContext, ApplyRequest, ApplyResponse, AttributeProblem, Kinds, PlanRequest, PlanResponse, Provider, ProviderResult, ReadRequest,
+    ReadResponse, ResourceType, ValidateRequest,
 };
 use serde_json::Value as Json;
 
@@ -37,19 +37,38 @@ use crate::cluster::Cluster;
 
 pub const PROVIDER: &str = "kubernetes";
 
-/// The provider. One tokio runtime drives kube-rs; clusters are connected
-/// once per provider configuration and shared between threads.
-#[derive(Default)]
+/// The provider: its kinds, sharing one [`Connections`].
 pub struct KubernetesProvider {
-    runtime: OnceLock<tokio::runtime::Runtime>,
-    clusters: Mutex<HashMap<String, Cluster>>,
+    kinds: Kinds,
+}
+
+impl Default for KubernetesProvider {
+    fn default() -> Self {
+        KubernetesProvider::new()
+    }
 }
 
 impl KubernetesProvider {
     pub fn new() -> Self {
-        Self::default()
+        let connections = Arc::new(Connections::default());
+        KubernetesProvider {
+            kinds: Kinds::new()
+                .resource("training", TrainingType(connections.clone()))
+                .resource("serving", ServingType(connections.clone()))
+                .resource("monitor", MonitorType(connections)),
+        }
     }
+}
 
+/// One tokio runtime drives kube-rs; clusters are connected once per
+/// provider configuration and shared between threads and kinds.
+#[derive(Default)]
+struct Connections {
+    runtime: OnceLock<tokio::runtime::Runtime>,
+    clusters: Mutex<HashMap<String, Cluster>>,
+}
+
+impl Connections {
     fn block_on<T>(&self, work: impl std::future::Future<Output = T>) -> T {
         let runtime = self.runtime.get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
@@ -86,63 +105,101 @@ pub(crate) fn readable_in_cluster(uri: &str) -> bool {
 }
 
 impl Provider for KubernetesProvider {
-    fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
-        SchemaResponse { resource_kinds: ["training", "serving", "monitor"].map(str::to_owned).to_vec(), data_kinds: Vec::new() }
+    fn name(&self) -> &'static str {
+        PROVIDER
     }
 
-    fn validate(&self, request: ValidateRequest) -> ValidateResponse {
-        let problems = match request.target.kind.as_str() {
-            "training" => training::validate(&request),
-            _ => Vec::new(),
-        };
-        ValidateResponse { problems }
+    fn kinds(&self) -> &Kinds {
+        &self.kinds
+    }
+}
+
+/// A training: a Job, or a Kubeflow TrainJob when distributed.
+struct TrainingType(Arc<Connections>);
+
+impl ResourceType for TrainingType {
+    fn validate(&self, request: &ValidateRequest) -> Vec<AttributeProblem> {
+        training::validate(request)
     }
 
-    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
-        match request.target.kind.as_str() {
-            // A finished run is a record: its results stay valid when the
-            // Job object is cleaned up.
-            "training" => Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() }),
-            "serving" => self.block_on(async {
-                let cluster = self.cluster(&request.target.provider_config).await?;
-                Ok(objects::read(&cluster, &request).await?.0)
-            }),
-            "monitor" => self.block_on(async {
-                let cluster = self.cluster(&request.target.provider_config).await?;
-                monitor::read(&cluster, &request).await
-            }),
-            other => Err(ProviderError::failed(format!("the kubernetes provider does not manage `{other}`"))),
-        }
-    }
+    // A finished run is a record: its results stay valid when the Job
+    // object is cleaned up, so it is read as recorded (the default).
 
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
-        match request.target.kind.as_str() {
-            "training" => training::plan(&request),
-            "serving" => serving::plan(&request),
-            "monitor" => monitor::plan(&request),
-            other => Err(ProviderError::failed(format!("the kubernetes provider does not manage `{other}`"))),
-        }
+        training::plan(&request)
     }
 
     fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
-        let action = request.action.unwrap_or(Action::Create);
-        self.block_on(async {
-            let cluster = self.cluster(&request.target.provider_config).await?;
-            match (request.target.kind.as_str(), action) {
-                ("training", Action::Delete) => training::delete(&cluster, &request).await,
-                ("training", _) => training::apply(&cluster, &request, context).await,
-                ("serving" | "monitor", Action::Delete) => {
-                    objects::delete_all(&cluster, &request.prior_private).await?;
-                    Ok(ApplyResponse::default())
-                }
-                ("serving", _) => serving::apply(&cluster, &request, context).await,
-                ("monitor", _) => monitor::apply(&cluster, &request, context).await,
-                (other, _) => Err(ProviderError::failed(format!("the kubernetes provider does not manage `{other}`"))),
-            }
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            training::apply(&cluster, &request, context).await
         })
     }
 
-    fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
-        Err(ProviderError::failed(format!("the kubernetes provider cannot import a `{}` yet", request.target.kind)))
+    fn delete(&self, request: ApplyRequest, _context: &dyn ApplyContext) -> ProviderResult<()> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            training::delete(&cluster, &request).await.map(|_| ())
+        })
+    }
+}
+
+/// A serving: a KServe InferenceService, or a Deployment and Service.
+struct ServingType(Arc<Connections>);
+
+impl ResourceType for ServingType {
+    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            Ok(objects::read(&cluster, &request).await?.0)
+        })
+    }
+
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        serving::plan(&request)
+    }
+
+    fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            serving::apply(&cluster, &request, context).await
+        })
+    }
+
+    fn delete(&self, request: ApplyRequest, _context: &dyn ApplyContext) -> ProviderResult<()> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            objects::delete_all(&cluster, &request.prior_private).await
+        })
+    }
+}
+
+/// A monitor: a CronJob that computes drift in the cluster.
+struct MonitorType(Arc<Connections>);
+
+impl ResourceType for MonitorType {
+    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            monitor::read(&cluster, &request).await
+        })
+    }
+
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        monitor::plan(&request)
+    }
+
+    fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            monitor::apply(&cluster, &request, context).await
+        })
+    }
+
+    fn delete(&self, request: ApplyRequest, _context: &dyn ApplyContext) -> ProviderResult<()> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            objects::delete_all(&cluster, &request.prior_private).await
+        })
     }
 }

@@ -17,6 +17,7 @@
 //! where the configuration is checked out.
 
 pub mod drift;
+mod kinds;
 
 use mlops_data as data;
 mod process;
@@ -32,12 +33,33 @@ use serde_json::{json, Value as Json};
 
 pub use mlops_data::content_hash;
 
-#[derive(Debug, Default)]
-pub struct LocalProvider;
+pub struct LocalProvider {
+    kinds: Kinds,
+}
 
 impl LocalProvider {
     pub fn new() -> LocalProvider {
-        LocalProvider
+        use kinds::*;
+        LocalProvider {
+            kinds: Kinds::new()
+                .resource("bucket", Here(Bucket))
+                .resource("dataset", Here(Dataset))
+                .resource("feature_set", Here(Computed { compute: apply_feature_set }))
+                .resource("training_set", Here(Computed { compute: apply_training_set }))
+                .resource("training", Here(Training))
+                .resource("model", Here(Model))
+                .resource("serving", Here(Serving))
+                .resource("monitor", Here(Monitor))
+                .resource("batch_prediction", Here(BatchPrediction))
+                .data_source("model", ModelSource)
+                .data_source("dataset", DatasetSource),
+        }
+    }
+}
+
+impl Default for LocalProvider {
+    fn default() -> LocalProvider {
+        LocalProvider::new()
     }
 }
 
@@ -187,290 +209,13 @@ fn relative_to_root(target: &Target, path: &Path) -> String {
     path.strip_prefix(root(target)).unwrap_or(path).to_string_lossy().replace('\\', "/")
 }
 
-impl LocalProvider {
-    fn read_here(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
-        let target = &request.target;
-        let private = request.private.clone();
-        if request.private.get("placeholder").is_some() {
-            return Ok(ReadResponse { state: Some(request.state), private, ..ReadResponse::default() });
-        }
-        let exists = |uri: Option<&str>| uri.is_some_and(|uri| path_of_uri(target, uri).exists());
-        let state = match (target.kind.as_str(), target.is_data) {
-            (_, true) => Some(request.state.clone()),
-            ("bucket", _) => {
-                let directory = bucket_path(target, text(&request.config, "name").unwrap_or_default())?;
-                if directory.is_dir() {
-                    let settings: Json = fs::read(directory.join(".bucket.json"))
-                        .ok()
-                        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                        .unwrap_or(Json::Null);
-                    let mut state = request.state.clone();
-                    for name in ["versioning", "tags", "lifecycle_rule"] {
-                        if let Some(value) = settings.get(name) {
-                            state.insert(name.to_owned(), value.clone());
-                        }
-                    }
-                    Some(state)
-                } else {
-                    None
-                }
-            }
-            ("dataset" | "feature_set" | "training_set" | "batch_prediction", _) => {
-                exists(state_text(&request.state, "uri")).then(|| request.state.clone())
-            }
-            ("training", _) => exists(state_text(&request.state, "artifact_uri")).then(|| request.state.clone()),
-            ("model", _) => {
-                let registry = root(target).join("registry").join(slug(&registered_model_name(target, &request.config)));
-                let registered = state_text(&request.state, "version")
-                    .is_some_and(|version| registry.join("versions").join(version).join("version.json").is_file());
-                let index: serde_json::Map<String, Json> =
-                    fs::read(registry.join("aliases.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
-                let mut private = private.as_object().cloned().unwrap_or_default();
-                private.insert(LIVE_ALIASES.into(), Json::Object(index.clone()));
-                let state = registered.then(|| {
-                    // Aliases read back: only those still pointing at this version.
-                    let mut state = request.state.clone();
-                    let version = request.state.get("version").cloned().unwrap_or(Json::Null);
-                    let held: Vec<Json> = state_strings(&request.state, "aliases")
-                        .into_iter()
-                        .filter(|alias| index.get(alias) == Some(&version))
-                        .map(Json::String)
-                        .collect();
-                    state.insert("aliases".into(), Json::Array(held));
-                    state
-                });
-                return Ok(ReadResponse { state, private: Json::Object(private), ..ReadResponse::default() });
-            }
-            ("serving", _) => {
-                let port = request.private.get("port").and_then(Json::as_u64).and_then(|port| u16::try_from(port).ok()).unwrap_or(0);
-                let running = process::Started::from_json(&request.private).is_some_and(|server| server.is_running());
-                let healthy = running && process::http_status(port, "/health", Duration::from_secs(2)) == Some(200);
-                let mut state = request.state.clone();
-                if !healthy {
-                    state.insert("ready_replicas".into(), json!(0));
-                }
-                Some(state)
-            }
-            ("monitor", _) => {
-                let mut state = request.state.clone();
-                // The recorded configuration refers to the reference dataset
-                // by a marker; the dataset it was applied with is kept in
-                // the private data, so refresh measures against that version.
-                let mut config = request.config.clone();
-                if let Some(reference) = request.private.get(MONITOR_REFERENCE).filter(|reference| reference.is_object()) {
-                    config.insert("reference".into(), Value::from_json(reference));
-                }
-                if let Ok((scores, drifted)) = drift::compute(target, &config) {
-                    state.insert("scores".into(), scores);
-                    state.insert("drifted".into(), Json::Bool(drifted));
-                }
-                Some(state)
-            }
-            _ => Some(request.state.clone()),
-        };
-        Ok(ReadResponse { state, private, ..ReadResponse::default() })
-    }
-
-    fn apply_here(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
-        let target = &request.target;
-        let action = request.action.unwrap_or(Action::Create);
-        if action == Action::Delete {
-            delete(&request)?;
-            return Ok(ApplyResponse::default());
-        }
-        match target.kind.as_str() {
-            "bucket" => apply_bucket(&request),
-            "dataset" => apply_dataset(&request, context),
-            "feature_set" => apply_feature_set(&request, context),
-            "training_set" => apply_training_set(&request, context),
-            "batch_prediction" => apply_batch_prediction(&request, context),
-            "training" => apply_training(&request, context),
-            "model" => apply_model(&request, context),
-            "serving" => apply_serving(&request, context),
-            "monitor" => {
-                let (scores, drifted) = drift::compute(target, &request.config)?;
-                let mut state = Attributes::new();
-                state.insert("scores".into(), scores);
-                state.insert("drifted".into(), Json::Bool(drifted));
-                // The dataset as applied (its attributes), for refresh.
-                let reference = request.config.get("reference").and_then(Value::to_plain_json).unwrap_or(Json::Null);
-                Ok(ApplyResponse { state, private: json!({ MONITOR_REFERENCE: reference }) })
-            }
-            other => Err(failed(format!("the local provider does not manage `{other}`"))),
-        }
-    }
-}
-
 impl Provider for LocalProvider {
-    fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
-        SchemaResponse {
-            resource_kinds: [
-                "bucket",
-                "dataset",
-                "feature_set",
-                "training_set",
-                "training",
-                "model",
-                "serving",
-                "monitor",
-                "batch_prediction",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-            data_kinds: ["model", "dataset"].map(str::to_owned).to_vec(),
-        }
+    fn name(&self) -> &'static str {
+        "local"
     }
 
-    fn validate(&self, request: ValidateRequest) -> ValidateResponse {
-        let mut problems = Vec::new();
-        if request.target.kind == "bucket" {
-            if let Err(error) = bucket_path(&request.target, text(&request.config, "name").unwrap_or_default()) {
-                problems.push(AttributeProblem {
-                    path: vec!["name".into()],
-                    message: error.to_string(),
-                    help: error.help().map(str::to_owned),
-                });
-            }
-        }
-        if request.target.kind == "dataset" {
-            if let Some(uri) = text(&request.config, "uri")
-                .filter(|uri| uri.contains("://") && !uri.starts_with("file://") && !uri.starts_with("local://"))
-            {
-                problems.push(AttributeProblem {
-                    path: vec!["uri".into()],
-                    message: format!("the local provider cannot read `{uri}`"),
-                    help: Some("use a local `source` or a file:// uri, or `provider = s3` for data in object storage".into()),
-                });
-            }
-            if let Some(source) = text(&request.config, "source") {
-                if !request.target.working_directory.join(source).exists() {
-                    problems.push(AttributeProblem {
-                        path: vec!["source".into()],
-                        message: format!("`{source}` does not exist"),
-                        help: Some("relative paths start at the configuration's directory".into()),
-                    });
-                }
-            }
-        }
-        ValidateResponse { problems }
-    }
-
-    /// Reads what is here. A resource recorded by mlops somewhere else (a
-    /// second checkout sharing an s3 state, another machine) whose files or
-    /// processes are not here is left as recorded, with a note saying where
-    /// it lives: it was not deleted, and nothing is run again for it.
-    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
-        let recorded = (request.state.clone(), request.private.clone());
-        let recorded_at = request.private.get(PLACE).and_then(Json::as_str).map(str::to_owned);
-        let here = place(&request.target);
-        let away = recorded_at.as_deref().is_some_and(|recorded| elsewhere(recorded, &request.target));
-        let response = self.read_here(request)?;
-        match recorded_at {
-            Some(elsewhere) if away && response.state.as_ref() != Some(&recorded.0) => Ok(ReadResponse {
-                state: Some(recorded.0),
-                private: recorded.1,
-                notes: vec![format!(
-                    "recorded by mlops at {elsewhere}, where its files and processes are; this is {here}, so it is left as recorded (plan and apply it there)"
-                )],
-                ..ReadResponse::default()
-            }),
-            _ => Ok(response),
-        }
-    }
-
-    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
-        let target = &request.target;
-        if target.is_data {
-            return plan_data_source(target, &request.config);
-        }
-        let prior_state = request.prior_state.clone().unwrap_or_default();
-        let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
-        match target.kind.as_str() {
-            "bucket" => {
-                let name = text(&request.config, "name").unwrap_or_default();
-                response.planned_state.insert("uri".into(), Json::String(uri_for(&format!("objects/{name}"))));
-            }
-            "dataset" => plan_dataset(&request, &mut response)?,
-            "feature_set" | "training_set" => response = data::plan_feature_set(&request, same_config(&request)),
-            "batch_prediction" => plan_batch_prediction(&request, &mut response),
-            "training" => plan_training(&request, &mut response)?,
-            "model" => response = mlops_provider_support::registry::plan_model(&request),
-            "serving" => {
-                if let Some(prior) = &request.prior_state {
-                    if prior.get("ready_replicas").and_then(Json::as_f64) == Some(0.0) {
-                        response.update_reasons.push("the serving process is not running: it will be started again".into());
-                    }
-                    if request.changed_inputs.iter().any(|input| input.path.first().map(String::as_str) == Some("model")) {
-                        let strategy = request
-                            .config
-                            .get("rollout")
-                            .and_then(|rollout| rollout.get("strategy"))
-                            .and_then(Value::as_str)
-                            .unwrap_or("all_at_once");
-                        response.update_reasons.push(format!("rollout ({strategy}) to the new model version"));
-                    }
-                }
-                if !response.update_reasons.is_empty() || request.prior_state.is_none() || !same_config(&request) {
-                    response.unknown = vec![vec!["url".into()], vec!["live_version".into()], vec!["ready_replicas".into()]];
-                }
-            }
-            "monitor" => {
-                if request.prior_state.is_some() && request.changed_inputs.is_empty() && same_config(&request) {
-                    response.planned_state = prior_state;
-                } else {
-                    response.unknown = vec![vec!["scores".into()], vec!["drifted".into()]];
-                }
-            }
-            other => return Err(failed(format!("the local provider does not manage `{other}`"))),
-        }
-        Ok(response)
-    }
-
-    fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
-        // What lives somewhere else is not deleted from here: its files and
-        // processes would outlive the record.
-        if request.action == Some(Action::Delete) {
-            if let Some(recorded) = request.prior_private.get(PLACE).and_then(Json::as_str) {
-                let here = place(&request.target);
-                if elsewhere(recorded, &request.target) {
-                    let elsewhere = recorded;
-                    return Err(ProviderError::Elsewhere {
-                        message: format!("{} lives at {elsewhere}, where mlops made it; this is {here}", request.target.address),
-                        help: "destroy it there; or, if that place is gone, `mlops state rm` it to stop managing it".to_owned(),
-                    });
-                }
-            }
-        }
-        // A handle recorded somewhere else names a process that is not here.
-        if let Some(recorded) = request.pending_handle.as_ref().and_then(|handle| handle.get(PLACE)).and_then(Json::as_str) {
-            let here = place(&request.target);
-            if elsewhere(recorded, &request.target) {
-                let elsewhere = recorded;
-                return Err(ProviderError::Elsewhere {
-                    message: format!(
-                        "{} has work under way that an unfinished apply started at {elsewhere}; this is {here}, so it cannot be watched or stopped from here",
-                        request.target.address
-                    ),
-                    help: "run `mlops apply` there to finish it, or, if that place is gone, `mlops state rm` the resource to start afresh here"
-                        .to_owned(),
-                });
-            }
-        }
-        let target = request.target.clone();
-        let mut response = self.apply_here(request, context)?;
-        let here = place(&target);
-        // Where this was made: another checkout that shares the state can
-        // tell "it is not here" from "it was deleted".
-        if !response.state.is_empty() {
-            match &mut response.private {
-                Json::Object(private) => {
-                    private.insert(PLACE.to_owned(), Json::String(here));
-                }
-                private @ Json::Null => *private = json!({ PLACE: here }),
-                _ => {}
-            }
-        }
-        Ok(response)
+    fn kinds(&self) -> &Kinds {
+        &self.kinds
     }
 
     /// Copies local data (a run's artifacts, a registered version) into
@@ -500,93 +245,59 @@ impl Provider for LocalProvider {
         let files = data::data_files(&request.destination).map(|files| files.len()).unwrap_or(0);
         Ok(FetchResponse { copied: files, files })
     }
-
-    fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
-        match request.target.kind.as_str() {
-            "bucket" => {
-                let directory = bucket_path(&request.target, &request.id)?;
-                if !directory.is_dir() {
-                    return Err(failed(format!("there is no local bucket `{}`", request.id)));
-                }
-                let mut state = Attributes::new();
-                state.insert("uri".into(), Json::String(uri_for(&format!("objects/{}", request.id))));
-                let mut config = Configuration::new();
-                config.insert("name".into(), Value::from(request.id.clone()));
-                Ok(ImportResponse { state: Some(state), config, private: Json::Null })
-            }
-            other => Err(failed(format!("the local provider cannot import a `{other}`"))),
-        }
-    }
 }
 
 fn same_config(request: &PlanRequest) -> bool {
     configuration_unchanged(request)
 }
 
-fn plan_data_source(target: &Target, config: &Configuration) -> ProviderResult<PlanResponse> {
+/// `data "model"`: a version in the local registry, by alias, version, or
+/// the latest.
+fn plan_data_model(target: &Target, config: &Configuration) -> ProviderResult<PlanResponse> {
     let mut planned = Attributes::new();
-    match target.kind.as_str() {
-        "model" => {
-            let name = text(config, "name").unwrap_or_default();
-            let registry = root(target).join("registry").join(slug(name));
-            let aliases: Json =
-                fs::read(registry.join("aliases.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or(json!({}));
-            let version = match text(config, "alias") {
-                Some(alias) => aliases.get(alias).and_then(Json::as_str).map(str::to_owned).ok_or_else(|| {
+    let name = text(config, "name").unwrap_or_default();
+    let registry = root(target).join("registry").join(slug(name));
+    let aliases: Json =
+        fs::read(registry.join("aliases.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or(json!({}));
+    let version = match text(config, "alias") {
+        Some(alias) => aliases.get(alias).and_then(Json::as_str).map(str::to_owned).ok_or_else(|| {
+            ProviderError::with_help(
+                format!("model `{name}` has no alias `{alias}` in the local registry"),
+                "apply the configuration that sets the alias first",
+            )
+        })?,
+        None => match text(config, "version") {
+            Some(version) => version.to_owned(),
+            // Neither: the latest version.
+            None => fs::read_dir(registry.join("versions"))
+                .ok()
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u64>().ok())
+                .max()
+                .map(|version| version.to_string())
+                .ok_or_else(|| {
                     ProviderError::with_help(
-                        format!("model `{name}` has no alias `{alias}` in the local registry"),
-                        "apply the configuration that sets the alias first",
+                        format!("model `{name}` has no versions in the local registry"),
+                        "apply the configuration that registers it first",
                     )
                 })?,
-                None => match text(config, "version") {
-                    Some(version) => version.to_owned(),
-                    // Neither: the latest version.
-                    None => fs::read_dir(registry.join("versions"))
-                        .ok()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Result::ok)
-                        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u64>().ok())
-                        .max()
-                        .map(|version| version.to_string())
-                        .ok_or_else(|| {
-                            ProviderError::with_help(
-                                format!("model `{name}` has no versions in the local registry"),
-                                "apply the configuration that registers it first",
-                            )
-                        })?,
-                },
-            };
-            let directory = registry.join("versions").join(&version);
-            if !directory.is_dir() {
-                return Err(ProviderError::with_help(
-                    format!("model `{name}` has no version {version} in the local registry"),
-                    "check the version, or read it by alias",
-                ));
-            }
-            let description: Json =
-                fs::read(directory.join("version.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or(Json::Null);
-            planned.insert("version".into(), Json::String(version.clone()));
-            planned.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &directory))));
-            planned.insert("run_id".into(), description.get("run_id").cloned().unwrap_or(Json::Null));
-            planned.insert("metrics".into(), description.get("metrics").cloned().filter(Json::is_object).unwrap_or(json!({})));
-        }
-        "dataset" => {
-            let uri = text(config, "uri").unwrap_or_default();
-            let path = path_of_uri(target, uri);
-            let files = data::data_files(&path)?;
-            let (version, size) = data::content_hash(&path, &files)?;
-            planned.insert("version".into(), Json::String(version));
-            planned.insert("size_bytes".into(), json!(size));
-        }
-        "image" => {
-            return Err(ProviderError::with_help(
-                "resolving image tags to digests needs a registry",
-                "use `provider = oci` on the data \"image\" block",
-            ))
-        }
-        other => return Err(failed(format!("the local provider cannot read a `{other}`"))),
+        },
+    };
+    let directory = registry.join("versions").join(&version);
+    if !directory.is_dir() {
+        return Err(ProviderError::with_help(
+            format!("model `{name}` has no version {version} in the local registry"),
+            "check the version, or read it by alias",
+        ));
     }
+    let description: Json =
+        fs::read(directory.join("version.json")).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or(Json::Null);
+    planned.insert("version".into(), Json::String(version.clone()));
+    planned.insert("uri".into(), Json::String(uri_for(&relative_to_root(target, &directory))));
+    planned.insert("run_id".into(), description.get("run_id").cloned().unwrap_or(Json::Null));
+    planned.insert("metrics".into(), description.get("metrics").cloned().filter(Json::is_object).unwrap_or(json!({})));
     Ok(PlanResponse { planned_state: planned, ..PlanResponse::default() })
 }
 
@@ -603,12 +314,6 @@ fn dataset_location(target: &Target, config: &Configuration) -> ProviderResult<P
         )),
         None => Err(failed("a dataset needs `source` or `uri`")),
     }
-}
-
-fn plan_dataset(request: &PlanRequest, response: &mut PlanResponse) -> ProviderResult<()> {
-    let location = dataset_location(&request.target, &request.config)?;
-    *response = data::plan_local_source(&location, request, same_config(request))?;
-    Ok(())
 }
 
 fn apply_bucket(request: &ApplyRequest) -> ProviderResult<ApplyResponse> {
@@ -1420,50 +1125,4 @@ fn serving_response(port: u16, server: process::Started, version: &str) -> Apply
     let mut private = server.to_json();
     private["port"] = json!(port);
     ApplyResponse { state, private }
-}
-
-fn delete(request: &ApplyRequest) -> ProviderResult<()> {
-    let target = &request.target;
-    let state = request.prior_state.clone().unwrap_or_default();
-    match target.kind.as_str() {
-        "bucket" => {
-            let name = text(&request.config, "name").unwrap_or_default();
-            let force = request.config.get("force_destroy").and_then(Value::as_bool).unwrap_or(false);
-            remove_bucket(target, &bucket_path(target, name)?, force, name)
-        }
-        "dataset" | "feature_set" | "training_set" | "batch_prediction" => {
-            if let Some(uri) = state_text(&state, "uri").filter(|uri| uri.starts_with("local://")) {
-                if let Some(parent) = path_of_uri(target, uri).parent() {
-                    remove_owned(target, parent)?;
-                }
-            }
-            Ok(())
-        }
-        "training" => {
-            let runs = root(target).join("runs");
-            if let Some(process) = request.pending_handle.as_ref().and_then(|handle| PendingRun::from_handle(&runs, handle)?.process) {
-                process.stop(Duration::from_secs(5));
-            }
-            if let Some(uri) = state_text(&state, "artifact_uri").filter(|uri| uri.starts_with("local://")) {
-                if let Some(run) = path_of_uri(target, uri).parent() {
-                    remove_owned(target, run)?;
-                }
-            }
-            Ok(())
-        }
-        "model" => {
-            let name = &registered_model_name(target, &request.config);
-            remove_owned(target, &root(target).join("registry").join(slug(name)))
-        }
-        "serving" => {
-            // The server in service, and one an interrupted apply started.
-            let directory = root(target).join("serving").join(slug(&target.address));
-            let pending = request.pending_handle.as_ref().and_then(|handle| pending_server(&directory, handle));
-            for server in process::Started::from_json(&request.prior_private).into_iter().chain(pending) {
-                server.stop(Duration::from_secs(10));
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
 }

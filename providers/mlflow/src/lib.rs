@@ -34,9 +34,8 @@ use std::time::Duration;
 
 use client::{CallError, Client};
 use mlops_provider_api::{
-    Action, ApplyContext, ApplyRequest, ApplyResponse, Attributes, FetchRequest, FetchResponse, ImportRequest, ImportResponse, PlanRequest,
-    PlanResponse, Provider, ProviderError, ProviderResult, ReadRequest, ReadResponse, SchemaRequest, SchemaResponse, Target,
-    ValidateRequest, ValidateResponse,
+    ApplyContext, ApplyRequest, ApplyResponse, Attributes, DataSourceType, FetchRequest, FetchResponse, ImportRequest, ImportResponse,
+    Kinds, PlanRequest, PlanResponse, Provider, ProviderError, ProviderResult, ReadRequest, ReadResponse, ResourceType, Target,
 };
 use mlops_provider_api::{Configuration, Value};
 use mlops_provider_support::registry::{
@@ -46,12 +45,19 @@ use mlops_provider_support::text;
 use mlops_provider_support::{field, state_strings, state_text};
 use serde_json::{json, Value as Json};
 
-#[derive(Debug, Default)]
-pub struct MlflowProvider;
+pub struct MlflowProvider {
+    kinds: Kinds,
+}
+
+impl Default for MlflowProvider {
+    fn default() -> MlflowProvider {
+        MlflowProvider::new()
+    }
+}
 
 impl MlflowProvider {
     pub fn new() -> MlflowProvider {
-        MlflowProvider
+        MlflowProvider { kinds: Kinds::new().resource("model", ModelType).data_source("model", ModelSource) }
     }
 }
 
@@ -68,20 +74,26 @@ fn now_millis() -> i64 {
 }
 
 impl Provider for MlflowProvider {
-    fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
-        SchemaResponse { resource_kinds: vec!["model".into()], data_kinds: vec!["model".into()] }
+    fn name(&self) -> &'static str {
+        "mlflow"
     }
 
-    /// Nothing to find without the registry: names and references are
-    /// checked by the schema, everything else when planning.
-    fn validate(&self, _request: ValidateRequest) -> ValidateResponse {
-        ValidateResponse::default()
+    fn kinds(&self) -> &Kinds {
+        &self.kinds
     }
 
+    fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
+        let client = client(&request.target)?;
+        fetch_artifacts(&client, &request.uri, &request.destination)
+    }
+}
+
+/// A registered model's versions and aliases. Names and references are
+/// checked by the schema; nothing else can be found without the registry.
+struct ModelType;
+
+impl ResourceType for ModelType {
     fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
-        if request.target.is_data {
-            return Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() });
-        }
         let client = client(&request.target)?;
         let name = registered_model_name(&request.target, &request.config);
         let Some(version) = state_text(&request.state, "version").map(str::to_owned) else {
@@ -120,22 +132,15 @@ impl Provider for MlflowProvider {
     }
 
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
-        if request.target.is_data {
-            return plan_data_model(&request.target, &request.config);
-        }
-        if request.target.kind != "model" {
-            return Err(ProviderError::failed(format!("the mlflow provider does not manage `{}`", request.target.kind)));
-        }
         Ok(plan_model(&request))
     }
 
     fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
-        let client = client(&request.target)?;
-        if request.action == Some(Action::Delete) {
-            delete_model(&client, &request)?;
-            return Ok(ApplyResponse::default());
-        }
-        apply_model(&client, &request, context)
+        apply_model(&client(&request.target)?, &request, context)
+    }
+
+    fn delete(&self, request: ApplyRequest, _context: &dyn ApplyContext) -> ProviderResult<()> {
+        delete_model(&client(&request.target)?, &request)
     }
 
     fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
@@ -144,10 +149,14 @@ impl Provider for MlflowProvider {
             "read existing versions with a `data \"model\"` block instead",
         ))
     }
+}
 
-    fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
-        let client = client(&request.target)?;
-        fetch_artifacts(&client, &request.uri, &request.destination)
+/// `data "model"`: a registered version, by alias, version, or the latest.
+struct ModelSource;
+
+impl DataSourceType for ModelSource {
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        plan_data_model(&request.target, &request.config)
     }
 }
 

@@ -20,9 +20,8 @@ use std::path::PathBuf;
 
 use distribution::{parse_reference, Manifest, Registry};
 use mlops_provider_api::{
-    Action, ApplyContext, ApplyRequest, ApplyResponse, Attributes, FetchRequest, FetchResponse, ImportRequest, ImportResponse, PlanRequest,
-    PlanResponse, Provider, ProviderError, ProviderResult, ReadRequest, ReadResponse, SchemaRequest, SchemaResponse, Target,
-    ValidateRequest, ValidateResponse,
+    ApplyContext, ApplyRequest, ApplyResponse, Attributes, DataSourceType, FetchRequest, FetchResponse, ImportRequest, ImportResponse,
+    Kinds, PlanRequest, PlanResponse, Provider, ProviderError, ProviderResult, ReadRequest, ReadResponse, ResourceType, Target,
 };
 use mlops_provider_api::{Configuration, Value};
 use mlops_provider_support::registry::{
@@ -40,12 +39,19 @@ const DIGESTS: &str = "digests";
 /// points at another manifest than the one mlops pushed.
 const RETAGGED: &str = "retagged";
 
-#[derive(Debug, Default)]
-pub struct OciProvider;
+pub struct OciProvider {
+    kinds: Kinds,
+}
+
+impl Default for OciProvider {
+    fn default() -> OciProvider {
+        OciProvider::new()
+    }
+}
 
 impl OciProvider {
     pub fn new() -> OciProvider {
-        OciProvider
+        OciProvider { kinds: Kinds::new().resource("model", ModelType).data_source("model", ModelSource).data_source("image", ImageSource) }
     }
 }
 
@@ -94,20 +100,37 @@ fn uri_of(registry: &Registry, repository: &str, digest: &str) -> String {
 }
 
 impl Provider for OciProvider {
-    fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
-        SchemaResponse { resource_kinds: vec!["model".into()], data_kinds: vec!["model".into(), "image".into()] }
+    fn name(&self) -> &'static str {
+        "oci"
     }
 
-    /// Nothing to find without the registry: names and references are
-    /// checked by the schema, everything else when planning.
-    fn validate(&self, _request: ValidateRequest) -> ValidateResponse {
-        ValidateResponse::default()
+    fn kinds(&self) -> &Kinds {
+        &self.kinds
     }
 
+    fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
+        let reference = parse_reference(&request.uri)?;
+        let Some(digest) = reference.digest().map(str::to_owned) else {
+            return Err(ProviderError::with_help(
+                format!("`{}` is not pinned by digest", request.uri),
+                "a model version's uri names its manifest digest: oci://HOST/REPOSITORY@sha256:…",
+            ));
+        };
+        let registry = connect(&request.target, reference.resolve_registry())?;
+        let manifest = registry.require_manifest(reference.repository(), None, Some(&digest))?;
+        std::fs::create_dir_all(&request.destination)
+            .map_err(|error| ProviderError::failed(format!("cannot create {}: {error}", request.destination.display())))?;
+        let (copied, files) = registry.pull_files(reference.repository(), &manifest, &request.destination)?;
+        Ok(FetchResponse { copied, files })
+    }
+}
+
+/// A model's versions as OCI artifacts. Names and references are checked
+/// by the schema; nothing else can be found without the registry.
+struct ModelType;
+
+impl ResourceType for ModelType {
     fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
-        if request.target.is_data {
-            return Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() });
-        }
         let (registry, repository) = model_repository(&request.target, &request.config)?;
         let Some(version) = state_text(&request.state, "version").map(str::to_owned) else {
             return Ok(ReadResponse { state: None, private: request.private, ..ReadResponse::default() });
@@ -158,35 +181,30 @@ impl Provider for OciProvider {
     }
 
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
-        match (request.target.kind.as_str(), request.target.is_data) {
-            ("image", true) => plan_image(&request),
-            ("model", true) => plan_data_model(&request.target, &request.config),
-            ("model", false) => {
-                let mut response = plan_model(&request);
-                let version = request.prior_state.as_ref().and_then(|state| state_text(state, "version"));
-                if let Some((version, digest)) =
-                    version.and_then(|version| Some((version, request.prior_private.get(RETAGGED)?.get(version)?.as_str()?)))
-                {
-                    response.update_reasons.push(format!(
-                        "tag {version} was pushed over outside mlops (it points at {}, not the version mlops pushed): apply tags it back",
-                        short_version(digest)
-                    ));
-                }
-                Ok(response)
-            }
-            (other, _) => Err(ProviderError::failed(format!("the oci provider does not manage `{other}`"))),
+        let mut response = plan_model(&request);
+        let version = request.prior_state.as_ref().and_then(|state| state_text(state, "version"));
+        if let Some((version, digest)) =
+            version.and_then(|version| Some((version, request.prior_private.get(RETAGGED)?.get(version)?.as_str()?)))
+        {
+            response.update_reasons.push(format!(
+                "tag {version} was pushed over outside mlops (it points at {}, not the version mlops pushed): apply tags it back",
+                short_version(digest)
+            ));
         }
+        Ok(response)
     }
 
     fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
         let (registry, repository) = model_repository(&request.target, &request.config)?;
-        if request.action == Some(Action::Delete) {
-            for digest in digests(&request.prior_private).values().collect::<std::collections::BTreeSet<_>>() {
-                registry.delete_manifest(&repository, digest)?;
-            }
-            return Ok(ApplyResponse::default());
-        }
         apply_model(&registry, &repository, &request, context)
+    }
+
+    fn delete(&self, request: ApplyRequest, _context: &dyn ApplyContext) -> ProviderResult<()> {
+        let (registry, repository) = model_repository(&request.target, &request.config)?;
+        for digest in digests(&request.prior_private).values().collect::<std::collections::BTreeSet<_>>() {
+            registry.delete_manifest(&repository, digest)?;
+        }
+        Ok(())
     }
 
     fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
@@ -195,21 +213,23 @@ impl Provider for OciProvider {
             "read existing versions with a `data \"model\"` block instead",
         ))
     }
+}
 
-    fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
-        let reference = parse_reference(&request.uri)?;
-        let Some(digest) = reference.digest().map(str::to_owned) else {
-            return Err(ProviderError::with_help(
-                format!("`{}` is not pinned by digest", request.uri),
-                "a model version's uri names its manifest digest: oci://HOST/REPOSITORY@sha256:…",
-            ));
-        };
-        let registry = connect(&request.target, reference.resolve_registry())?;
-        let manifest = registry.require_manifest(reference.repository(), None, Some(&digest))?;
-        std::fs::create_dir_all(&request.destination)
-            .map_err(|error| ProviderError::failed(format!("cannot create {}: {error}", request.destination.display())))?;
-        let (copied, files) = registry.pull_files(reference.repository(), &manifest, &request.destination)?;
-        Ok(FetchResponse { copied, files })
+/// `data "model"`: a version in the registry, by alias, version, or the latest.
+struct ModelSource;
+
+impl DataSourceType for ModelSource {
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        plan_data_model(&request.target, &request.config)
+    }
+}
+
+/// `data "image"`: an image tag resolved to its digest.
+struct ImageSource;
+
+impl DataSourceType for ImageSource {
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        plan_image(&request)
     }
 }
 

@@ -25,8 +25,9 @@
 //! and one client per provider configuration.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+mod kinds;
 mod manifest;
 mod state_store;
 pub use state_store::S3StateStore;
@@ -74,10 +75,10 @@ impl Endpoint {
     }
 }
 
+/// The s3 provider: its kinds, sharing one [`Store`].
 pub struct S3Provider {
-    /// Made on first use: a run that has no S3 resources starts no threads.
-    runtime: std::sync::OnceLock<tokio::runtime::Runtime>,
-    clients: Mutex<HashMap<Endpoint, Client>>,
+    store: Arc<Store>,
+    kinds: Kinds,
 }
 
 impl Default for S3Provider {
@@ -88,7 +89,30 @@ impl Default for S3Provider {
 
 impl S3Provider {
     pub fn new() -> S3Provider {
-        S3Provider { runtime: std::sync::OnceLock::new(), clients: Mutex::new(HashMap::new()) }
+        let store = Arc::new(Store::new());
+        let kinds = Kinds::new()
+            .resource("bucket", kinds::Bucket(store.clone()))
+            .resource("dataset", kinds::Dataset(store.clone()))
+            .resource("feature_set", kinds::Computed { store: store.clone(), training_set: false })
+            .resource("training_set", kinds::Computed { store: store.clone(), training_set: true })
+            // A `data "dataset"` in S3 is planned as a dataset whose `uri`
+            // is already in the store: versioned by its listing.
+            .data_source("dataset", kinds::DatasetSource(store.clone()));
+        S3Provider { store, kinds }
+    }
+}
+
+/// The connections to S3 every kind shares: clients per endpoint, and the
+/// runtime the SDK runs on.
+pub(crate) struct Store {
+    /// Made on first use: a run that has no S3 resources starts no threads.
+    runtime: std::sync::OnceLock<tokio::runtime::Runtime>,
+    clients: Mutex<HashMap<Endpoint, Client>>,
+}
+
+impl Store {
+    pub(crate) fn new() -> Store {
+        Store { runtime: std::sync::OnceLock::new(), clients: Mutex::new(HashMap::new()) }
     }
 
     fn block_on<T>(&self, work: impl std::future::Future<Output = T>) -> T {
@@ -279,7 +303,7 @@ fn build_failed(error: impl std::fmt::Display) -> ProviderError {
     ProviderError::failed(format!("invalid request: {error}"))
 }
 
-impl S3Provider {
+impl Store {
     /// The bucket's settings as they are in the store, or `None` when it does not exist.
     fn read_bucket(&self, endpoint: &Endpoint, name: &str) -> ProviderResult<Option<Attributes>> {
         let client = self.client(endpoint);
@@ -554,7 +578,7 @@ fn slug(address: &str) -> String {
     mlops_data::storage_name(address)
 }
 
-impl S3Provider {
+impl Store {
     /// Puts one file at `key`, sending as little as it can: nothing when the
     /// store holds it already (same size, the same content hash in its
     /// `mlops-b3` metadata, and the ETag the manifest recorded for it, if it
@@ -1017,7 +1041,7 @@ impl S3Provider {
     }
 }
 
-impl S3Provider {
+impl Store {
     /// The version of data that already lives in S3, from the listing alone
     /// (keys, sizes and ETags): nothing is downloaded. Returns the version
     /// and the total size.
@@ -1063,7 +1087,7 @@ impl S3Provider {
     }
 }
 
-impl S3Provider {
+impl Store {
     /// Downloads every object under an `s3://bucket/prefix/` location into
     /// `destination`, keeping the key below the prefix as the relative path.
     /// Files already there with the same size are skipped. With `expected`,
@@ -1223,180 +1247,17 @@ fn changed_since_recorded(uri: &str, expected: &str, found: &str) -> ProviderErr
     )
 }
 
-fn unsupported(kind: &str) -> ProviderError {
-    ProviderError::with_help(
-        format!("the s3 provider does not manage `{kind}` resources yet"),
-        "the s3 provider manages buckets, datasets and feature sets; trainings, models and servings run on other providers",
-    )
-}
-
 impl Provider for S3Provider {
-    fn schema(&self, _request: SchemaRequest) -> SchemaResponse {
-        // A `data "dataset"` in S3 is planned as a dataset whose `uri` is
-        // already in the store: versioned by its listing.
-        SchemaResponse {
-            resource_kinds: ["bucket", "dataset", "feature_set", "training_set"].map(str::to_owned).to_vec(),
-            data_kinds: vec!["dataset".to_owned()],
-        }
+    fn name(&self) -> &'static str {
+        "s3"
     }
 
-    fn validate(&self, _request: ValidateRequest) -> ValidateResponse {
-        ValidateResponse::default()
-    }
-
-    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
-        let endpoint = Endpoint::from_config(&request.target.provider_config);
-        match request.target.kind.as_str() {
-            "bucket" => {
-                let name = text(&request.config, "name").unwrap_or_default();
-                Ok(ReadResponse { state: self.read_bucket(&endpoint, name)?, private: request.private, ..ReadResponse::default() })
-            }
-            "dataset" | "feature_set" | "training_set" => {
-                let Some((bucket, prefix)) = state_text(&request.state, "uri").and_then(split_uri) else {
-                    return Ok(ReadResponse { state: Some(request.state), private: request.private, ..ReadResponse::default() });
-                };
-                // What mlops stored is compared object by object with what
-                // is there now; data that lived in S3 before mlops is
-                // versioned by its listing when planning instead.
-                let Some(recorded) = manifest::from_private(&request.private) else {
-                    let exists = self.prefix_exists(&endpoint, bucket, prefix)?;
-                    return Ok(ReadResponse {
-                        state: exists.then_some(request.state),
-                        private: request.private,
-                        ..ReadResponse::default()
-                    });
-                };
-                let found = self.listing(&endpoint, bucket, prefix)?.unwrap_or_default();
-                if found.is_empty() {
-                    return Ok(ReadResponse { state: None, private: request.private, ..ReadResponse::default() });
-                }
-                let changes = manifest::differences(&recorded, &found);
-                let mut private = request.private.as_object().cloned().unwrap_or_default();
-                if changes.is_empty() {
-                    private.remove(CHANGED_OUTSIDE);
-                } else {
-                    private.insert(CHANGED_OUTSIDE.to_owned(), json!(changes));
-                }
-                Ok(ReadResponse {
-                    state: Some(request.state),
-                    private: Json::Object(private),
-                    changed_outside: changes,
-                    ..ReadResponse::default()
-                })
-            }
-            other => Err(unsupported(other)),
-        }
-    }
-
-    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
-        match request.target.kind.as_str() {
-            "bucket" => {
-                let name = text(&request.config, "name").unwrap_or_default();
-                let mut planned = request.prior_state.clone().unwrap_or_default();
-                planned.insert("uri".into(), Json::String(format!("s3://{name}")));
-                for setting in ["versioning", "tags", "lifecycle_rule"] {
-                    if let Some(value) = request.config.get(setting).and_then(Value::to_plain_json) {
-                        planned.insert(setting.into(), value);
-                    }
-                }
-                Ok(PlanResponse { planned_state: planned, ..PlanResponse::default() })
-            }
-            "feature_set" | "training_set" => {
-                Ok(repairing(&request, mlops_data::plan_feature_set(&request, configuration_unchanged(&request))))
-            }
-            "dataset" => match text(&request.config, "source") {
-                Some(source) => mlops_data::plan_local_source(
-                    &request.target.working_directory.join(source),
-                    &request,
-                    configuration_unchanged(&request),
-                )
-                .map(|response| repairing(&request, response)),
-                None => match text(&request.config, "uri") {
-                    Some(uri) => self.plan_external_dataset(&Endpoint::from_config(&request.target.provider_config), &request, uri),
-                    None => Err(ProviderError::with_help("a dataset needs `source` or `uri`", "add one")),
-                },
-            },
-            other => Err(unsupported(other)),
-        }
-    }
-
-    fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
-        let endpoint = Endpoint::from_config(&request.target.provider_config);
-        if request.target.kind == "feature_set" || request.target.kind == "training_set" {
-            if request.action == Some(Action::Delete) {
-                if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| state_text(state, "uri")).and_then(split_uri)
-                {
-                    self.delete_prefix(&endpoint, bucket, prefix)?;
-                }
-                return Ok(ApplyResponse::default());
-            }
-            return if request.target.kind == "feature_set" {
-                self.apply_feature_set(&endpoint, &request, context)
-            } else {
-                self.apply_training_set(&endpoint, &request, context)
-            };
-        }
-        if request.target.kind == "dataset" {
-            if request.action == Some(Action::Delete) {
-                // Data that lived in S3 before mlops is not mlops's to delete.
-                if request.prior_private.get("external").is_some() || text(&request.config, "source").is_none() {
-                    return Ok(ApplyResponse::default());
-                }
-                if let Some((bucket, prefix)) = request.prior_state.as_ref().and_then(|state| state_text(state, "uri")).and_then(split_uri)
-                {
-                    self.delete_prefix(&endpoint, bucket, prefix)?;
-                }
-                return Ok(ApplyResponse::default());
-            }
-            return self.apply_dataset(&endpoint, &request, context);
-        }
-        if request.target.kind != "bucket" {
-            return Err(unsupported(&request.target.kind));
-        }
-        let name = text(&request.config, "name").unwrap_or_default().to_owned();
-        let force = request.config.get("force_destroy").and_then(Value::as_bool).unwrap_or(false);
-        match request.action.unwrap_or(Action::Create) {
-            Action::Delete => {
-                context.progress(&format!("deleting bucket {name}"));
-                self.delete_bucket(&endpoint, &name, force)?;
-                Ok(ApplyResponse::default())
-            }
-            action => {
-                let prior_name = request
-                    .prior_state
-                    .as_ref()
-                    .and_then(|prior| state_text(prior, "uri"))
-                    .and_then(|uri| uri.strip_prefix("s3://"))
-                    .map(str::to_owned);
-                if action == Action::Replace {
-                    if let Some(old) = prior_name.filter(|old| *old != name) {
-                        context.progress(&format!("deleting the old bucket {old}"));
-                        self.delete_bucket(&endpoint, &old, force)?;
-                    }
-                }
-                let prior = if action == Action::Update { request.prior_state.as_ref() } else { None };
-                if action != Action::Update {
-                    context.progress(&format!("creating bucket {name} in {}", endpoint.describe()));
-                    self.create_bucket(&endpoint, &name)?;
-                }
-                self.configure_bucket(&endpoint, &name, &request.config, prior)?;
-                let state = self.read_bucket(&endpoint, &name)?.ok_or_else(|| {
-                    ProviderError::failed(format!("{}: bucket `{name}` vanished right after it was created", endpoint.describe()))
-                })?;
-                Ok(ApplyResponse { state, private: Json::Null })
-            }
-        }
+    fn kinds(&self) -> &Kinds {
+        &self.kinds
     }
 
     fn fetch(&self, request: FetchRequest) -> ProviderResult<FetchResponse> {
         let endpoint = Endpoint::from_config(&request.target.provider_config);
-        self.download_prefix(&endpoint, &request.uri, &request.destination, request.version.as_deref())
-    }
-
-    fn import(&self, request: ImportRequest) -> ProviderResult<ImportResponse> {
-        let endpoint = Endpoint::from_config(&request.target.provider_config);
-        let state = self.read_bucket(&endpoint, &request.id)?;
-        let config = Configuration::from([("name".to_owned(), Value::from(request.id.clone()))]);
-        Ok(ImportResponse { state, config, private: Json::Null })
+        self.store.download_prefix(&endpoint, &request.uri, &request.destination, request.version.as_deref())
     }
 }

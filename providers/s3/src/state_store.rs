@@ -14,11 +14,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use mlops_provider_api::{Configuration, ObjectStore, ObjectStoreError, ProviderError, PutCondition, StoredObject, Value};
 
-use crate::{failure_configured_in, list_all, not_implemented, service_code, Endpoint, S3Provider};
+use crate::{failure_configured_in, list_all, not_implemented, service_code, Endpoint, Store};
 
 /// Objects under `s3://BUCKET/KEY/`.
 pub struct S3StateStore {
-    provider: S3Provider,
+    provider: Store,
     endpoint: Endpoint,
     bucket: String,
     prefix: String,
@@ -38,7 +38,7 @@ impl S3StateStore {
             help: Some("add `key = \"team/project\"`: the prefix this configuration's state lives under".to_owned()),
         })?;
         Ok(S3StateStore {
-            provider: S3Provider::new(),
+            provider: Store::new(),
             endpoint: Endpoint::from_config(settings),
             bucket: bucket.to_owned(),
             prefix: format!("{key}/"),
