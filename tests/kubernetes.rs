@@ -480,6 +480,70 @@ fn training_and_serving_apply_through_the_api_and_replan_empty() {
     assert!(cluster.fake.objects("jobs", NAMESPACE).is_empty());
 }
 
+/// A sensitive variable in a training's and a serving's `env` reaches the
+/// pods through Secrets: it is in no Job or Deployment, in no state file
+/// and in nothing printed; the run's Secret goes when the run ends, and a
+/// new value rolls the serving to a new Secret.
+#[test]
+fn a_secret_in_env_reaches_pods_through_a_secret_and_nowhere_else() {
+    const TOKEN: &str = "tok-do-not-leak-4242";
+    let serving = DEPLOYMENT.replace(
+        "  runtime  = \"deployment\"\n",
+        "  runtime  = \"deployment\"\n  env = {\n    FEATURE_STORE_TOKEN = var.token\n    LOG_LEVEL           = \"info\"\n  }\n",
+    );
+    let mut cluster = cluster_with(&[], &serving, "env = { WANDB_API_KEY = var.token }", auc(0.93));
+    cluster.workspace.write("secrets.mlops.hcl", "variable \"token\" {\n  type      = string\n  sensitive = true\n}\n");
+    cluster.workspace.variables.push(format!("token={TOKEN}"));
+    let apply = cluster.workspace.apply(&[]);
+    assert!(apply.stdout.contains("Apply complete: 3 added"), "{}", apply.all());
+    assert!(!apply.all().contains(TOKEN), "the token was printed");
+
+    // The Job refers to the run's Secret, which is gone once the run ended.
+    let job = &cluster.fake.objects("jobs", NAMESPACE)[0];
+    assert!(!job.to_string().contains(TOKEN), "the Job holds the token: {job}");
+    let run_id = job["metadata"]["name"].as_str().unwrap();
+    let entry = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["name"] == "WANDB_API_KEY")
+        .cloned()
+        .expect("WANDB_API_KEY in the Job");
+    assert_eq!(entry["valueFrom"]["secretKeyRef"]["name"], format!("{run_id}-env"), "{entry}");
+    assert!(cluster.fake.object("secrets", NAMESPACE, &format!("{run_id}-env")).is_none(), "the run's Secret outlived the run");
+
+    // The Deployment reads the token from a Secret named by its content.
+    let secret_name = |cluster: &Cluster| {
+        let deployment = cluster.fake.object("deployments", NAMESPACE, "api").expect("the Deployment");
+        assert!(!deployment.to_string().contains(TOKEN), "the Deployment holds the token: {deployment}");
+        let environment = deployment["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().clone();
+        let entry = environment.iter().find(|entry| entry["name"] == "FEATURE_STORE_TOKEN").expect("FEATURE_STORE_TOKEN").clone();
+        assert!(environment.iter().any(|entry| entry["name"] == "LOG_LEVEL" && entry["value"] == "info"), "{environment:?}");
+        entry["valueFrom"]["secretKeyRef"]["name"].as_str().unwrap().to_owned()
+    };
+    let first = secret_name(&cluster);
+    assert!(first.starts_with("api-env-"), "{first}");
+    let secret = cluster.fake.object("secrets", NAMESPACE, &first).expect("the serving's Secret");
+    assert_eq!(secret["data"]["FEATURE_STORE_TOKEN"], support::fake_kube::base64(TOKEN.as_bytes()));
+
+    // Nothing mlops wrote down holds the token.
+    for (path, bytes) in cluster.workspace.files_under(".mlops") {
+        assert!(!String::from_utf8_lossy(&bytes).contains(TOKEN), "{} holds the token", path.display());
+    }
+    let plan = cluster.workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("No changes"), "{}", plan.all());
+
+    // A new token: a new Secret, the Deployment rolls to it, the old one goes.
+    cluster.workspace.variables.retain(|variable| !variable.starts_with("token="));
+    cluster.workspace.variables.push("token=tok-rotated-7777".to_owned());
+    let apply = cluster.workspace.apply(&[]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let second = secret_name(&cluster);
+    assert_ne!(first, second, "the Secret's name follows its content");
+    assert!(cluster.fake.object("secrets", NAMESPACE, &first).is_none(), "the old Secret was left behind");
+    assert!(cluster.fake.object("secrets", NAMESPACE, &second).is_some());
+}
+
 #[test]
 fn a_change_outside_mlops_is_drift_and_apply_takes_it_back() {
     let cluster = cluster_with(&[], DEPLOYMENT, "", auc(0.95));

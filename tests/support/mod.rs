@@ -131,6 +131,24 @@ impl Workspace {
     pub fn output(&self, name: &str) -> String {
         self.run(&["output", name]).stdout.trim().to_owned()
     }
+
+    /// Every file under `relative`, with its bytes: what a test searches
+    /// for something that must not have been written down.
+    pub fn files_under(&self, relative: &str) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(directory: &Path, files: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for entry in fs::read_dir(directory).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, files);
+                } else if let Ok(bytes) = fs::read(&path) {
+                    files.push((path, bytes));
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(&self.path().join(relative), &mut files);
+        files
+    }
 }
 
 impl Drop for Workspace {

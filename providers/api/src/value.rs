@@ -111,6 +111,16 @@ impl Value {
         matches!(self, Value::Sensitive(_))
     }
 
+    /// Whether a secret is anywhere in the value.
+    pub fn contains_sensitive(&self) -> bool {
+        match self {
+            Value::Sensitive(_) => true,
+            Value::List(items) => items.iter().any(Value::contains_sensitive),
+            Value::Map(entries) => entries.values().any(Value::contains_sensitive),
+            _ => false,
+        }
+    }
+
     /// An attribute of a map, or of a resolved reference's target.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self.revealed() {

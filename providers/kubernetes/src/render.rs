@@ -247,14 +247,91 @@ fn environment_entry(name: &str, value: impl Into<String>) -> Json {
     json!({ "name": name, "value": value.into() })
 }
 
+/// The secrets a pod's environment holds: they reach the pod through a
+/// Secret object (`secretKeyRef`), never through the manifest of the
+/// workload, which the cluster shows to whoever may read it and mlops
+/// keeps in state.
+struct SecretEnvironment {
+    /// The Secret's name (for a serving, known only once the values are:
+    /// see [`SecretEnvironment::finish`]).
+    name: String,
+    values: std::collections::BTreeMap<String, String>,
+}
+
+/// Stands for the Secret's name in entries made before it is known.
+impl SecretEnvironment {
+    fn new(name: impl Into<String>) -> SecretEnvironment {
+        SecretEnvironment { name: name.into(), values: std::collections::BTreeMap::new() }
+    }
+
+    /// An environment entry for `value`: in the manifest when it holds no
+    /// secret, else a reference into the Secret.
+    fn entry(&mut self, name: &str, value: &Value) -> Json {
+        if !value.contains_sensitive() {
+            return environment_entry(name, scalar_text(value));
+        }
+        self.values.insert(name.to_owned(), scalar_text(value));
+        json!({ "name": name, "valueFrom": { "secretKeyRef": { "name": self.name, "key": name } } })
+    }
+
+    /// The Secret, if any value needed one. A name ending in `-env-HASH`
+    /// (`content_named`) changes with the values, as kustomize's
+    /// secretGenerator does, so that a Deployment referring to it rolls
+    /// out when a secret changes; the entries in `env` are renamed to match.
+    fn finish(self, env: &mut [Json], content_named: bool, namespace: &str, labels: &Json, annotations: &Json) -> Option<Json> {
+        if self.values.is_empty() {
+            return None;
+        }
+        let name = if content_named {
+            let mut hasher = blake3::Hasher::new();
+            for (key, value) in &self.values {
+                hasher.update(&(key.len() as u64).to_le_bytes());
+                hasher.update(key.as_bytes());
+                hasher.update(&(value.len() as u64).to_le_bytes());
+                hasher.update(value.as_bytes());
+            }
+            format!("{}-env-{}", self.name, &hasher.finalize().to_hex()[..10])
+        } else {
+            self.name.clone()
+        };
+        for entry in env.iter_mut() {
+            if let Some(reference) = entry.pointer_mut("/valueFrom/secretKeyRef/name") {
+                if reference.as_str() == Some(self.name.as_str()) {
+                    *reference = Json::String(name.clone());
+                }
+            }
+        }
+        Some(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": { "name": name, "namespace": namespace, "labels": labels, "annotations": annotations },
+            "type": "Opaque",
+            "stringData": self.values,
+        }))
+    }
+}
+
 /// The user's `env`, as container environment entries.
-fn user_environment(config: &Configuration) -> Vec<Json> {
-    config
-        .get("env")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(name, value)| environment_entry(name, scalar_text(value)))
+fn user_environment(config: &Configuration, secrets: &mut SecretEnvironment) -> Vec<Json> {
+    config.get("env").and_then(Value::as_object).into_iter().flatten().map(|(name, value)| secrets.entry(name, value)).collect()
+}
+
+/// `objects` as mlops records and compares them: a Secret's values left
+/// out. They are in the cluster only; state keeps its name, which changes
+/// with them.
+pub fn without_secret_values(objects: &[Json]) -> Vec<Json> {
+    objects
+        .iter()
+        .map(|object| {
+            let mut object = object.clone();
+            if object.get("kind").and_then(Json::as_str) == Some("Secret") {
+                if let Some(fields) = object.as_object_mut() {
+                    fields.remove("stringData");
+                    fields.remove("data");
+                }
+            }
+            object
+        })
         .collect()
 }
 
@@ -420,6 +497,9 @@ pub struct PodAdditions {
 #[derive(Debug, Clone)]
 pub struct RenderedTraining {
     pub manifest: Json,
+    /// The Secret the run's pods read their secret environment from,
+    /// created before the run and deleted once it ends.
+    pub secret: Option<Json>,
     pub distributed: bool,
     pub artifact_uri: Option<String>,
     /// For a distributed run, what the TrainingRuntime it runs in adds to
@@ -501,10 +581,16 @@ pub fn training(
     let resources = block(config, "resources");
     let distributed = block(config, "distributed");
     let artifact_uri = settings.artifact_root.as_ref().map(|root| format!("{root}/{run_id}/"));
-    let hyperparameters = config.get("hyperparameters").and_then(Value::to_plain_json).unwrap_or_else(|| json!({}));
-    let mut env = vec![environment_entry("MLOPS_RUN_ID", run_id), environment_entry("MLOPS_HYPERPARAMETERS", hyperparameters.to_string())];
-    for (name, value) in config.get("hyperparameters").and_then(Value::as_object).into_iter().flatten() {
-        env.push(environment_entry(&format!("MLOPS_HP_{}", name.to_uppercase()), scalar_text(value)));
+    let mut secrets = SecretEnvironment::new(format!("{run_id}-env"));
+    let hyperparameters = config.get("hyperparameters").cloned().unwrap_or_else(|| Value::Map(Configuration::new()));
+    let all_hyperparameters = match hyperparameters.to_plain_json() {
+        Some(json) if hyperparameters.contains_sensitive() => Value::Sensitive(Box::new(Value::String(json.to_string()))),
+        Some(json) => Value::String(json.to_string()),
+        None => Value::String("{}".to_owned()),
+    };
+    let mut env = vec![environment_entry("MLOPS_RUN_ID", run_id), secrets.entry("MLOPS_HYPERPARAMETERS", &all_hyperparameters)];
+    for (name, value) in hyperparameters.as_object().into_iter().flatten() {
+        env.push(secrets.entry(&format!("MLOPS_HP_{}", name.to_uppercase()), value));
     }
     env.push(environment_entry("MLOPS_METRICS_FILE", METRICS_FILE));
     let labels = json!({
@@ -520,7 +606,8 @@ pub fn training(
     let mut pod = run_pod_additions(inputs, artifact_uri.as_deref(), settings, distributed.is_some(), &mut env);
     pod.node_selector = node_selector.as_object().cloned().unwrap_or_default();
     pod.tolerations = tolerations.as_array().cloned().unwrap_or_default();
-    env.extend(user_environment(config));
+    env.extend(user_environment(config, &mut secrets));
+    let secret = secrets.finish(&mut env, false, &settings.namespace, &labels, &annotations);
 
     if let Some(distributed) = distributed {
         if run_id.len() > TRAINJOB_NAME_LIMIT {
@@ -545,7 +632,7 @@ pub fn training(
             "procs_per_node": distributed.get("procs_per_node").and_then(Value::as_f64).unwrap_or(1.0) as i64,
             "resources": resource_requirements(resources),
         });
-        return Ok(RenderedTraining { manifest: render("trainjob", &values)?, distributed: true, artifact_uri, pod });
+        return Ok(RenderedTraining { manifest: render("trainjob", &values)?, secret, distributed: true, artifact_uri, pod });
     }
 
     let values = json!({
@@ -566,7 +653,7 @@ pub fn training(
         "volume_mounts": pod.mounts,
         "volumes": pod.volumes,
     });
-    Ok(RenderedTraining { manifest: render("job", &values)?, distributed: false, artifact_uri, pod })
+    Ok(RenderedTraining { manifest: render("job", &values)?, secret, distributed: false, artifact_uri, pod })
 }
 
 /// The runtime a distributed run's TrainingRuntime is derived from: a
@@ -723,6 +810,7 @@ pub fn serving(
     let autoscale = block(config, "autoscale");
     let mut env =
         vec![environment_entry("MLOPS_MODEL_DIR", MODEL_DIRECTORY), environment_entry("MLOPS_MODEL_VERSION", model.version.clone())];
+    let mut secrets = SecretEnvironment::new(name.clone());
     // Knative sets PORT itself (to the container port) and refuses it in a
     // Service; everywhere else the server is told.
     if !(runtime == "kserve" && settings.kserve_mode == KserveMode::Serverless) {
@@ -742,7 +830,8 @@ pub fn serving(
                 env.insert(0, environment_entry("STORAGE_URI", model.uri.clone()));
                 (Json::Null, Json::Null)
             };
-            env.extend(user_environment(config));
+            env.extend(user_environment(config, &mut secrets));
+            let secret = secrets.finish(&mut env, true, &settings.namespace, &labels, &annotations);
             let rollout = block(config, "rollout");
             let strategy = rollout.and_then(|rollout| text(rollout, "strategy")).unwrap_or("all_at_once");
             // Only Knative splits traffic; validation refuses a canary or a
@@ -786,10 +875,13 @@ pub fn serving(
                 "init_containers": init_containers,
                 "volumes": volumes,
             });
-            Ok(vec![render("inferenceservice", &values)?])
+            // The object that serves comes first (refresh and delete go by
+            // it); the Secret is applied with it, before anything waits.
+            Ok([render("inferenceservice", &values)?].into_iter().chain(secret).collect())
         }
         _ => {
-            env.extend(user_environment(config));
+            env.extend(user_environment(config, &mut secrets));
+            let secret = secrets.finish(&mut env, true, &settings.namespace, &labels, &annotations);
             let autoscaled = max_replicas > min_replicas;
             let (fetch, mut volumes) = model_fetch(model, settings);
             volumes.insert(0, json!({ "name": "model", "emptyDir": {} }));
@@ -834,6 +926,9 @@ pub fn serving(
                     }),
                 )?);
             }
+            // The object that serves comes first (refresh and delete go by
+            // it); the Secret is applied with it, before anything waits.
+            objects.extend(secret);
             Ok(objects)
         }
     }

@@ -68,7 +68,8 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     let settings = Settings::resolved(&target.provider_config);
     let desired = match (&prior_model, model_change) {
         (Some(model), None) if !has_unknown_values(&request.config) => {
-            Some(render::serving(&target.address, &request.config, model, RolloutPhase::Final, &settings)?)
+            // Compared and recorded without a Secret's values.
+            Some(render::without_secret_values(&render::serving(&target.address, &request.config, model, RolloutPhase::Final, &settings)?))
         }
         _ => None,
     };
@@ -189,6 +190,8 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     // What the previous configuration had and this one does not goes once
     // the new objects serve.
     objects::delete_stale(cluster, &objects::applied(&request.prior_private), &rendered).await?;
+    // State and private data keep the objects without a Secret's values.
+    let rendered = render::without_secret_values(&rendered);
     let (manifests, primary) = objects::live_manifests(cluster, &rendered).await?;
     let primary = primary.unwrap_or(Json::Null);
     let name = render::object_name(&target.address, 45);

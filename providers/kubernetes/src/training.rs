@@ -260,12 +260,17 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         } else {
             None
         };
+        // The secret environment exists before the pods that read it.
+        if let Some(secret) = &rendered.secret {
+            apply_object(cluster, secret).await?;
+        }
         let created = apply_object(cluster, &rendered.manifest).await?;
-        if let (Some(mut runtime), Some(uid)) = (runtime, created.pointer("/metadata/uid").and_then(Json::as_str)) {
-            runtime["metadata"]["ownerReferences"] = json!([{
-                "apiVersion": handle.api_version, "kind": handle.kind, "name": handle.name, "uid": uid
-            }]);
-            apply_object(cluster, &runtime).await?;
+        if let Some(uid) = created.pointer("/metadata/uid").and_then(Json::as_str) {
+            let owner = json!([{ "apiVersion": handle.api_version, "kind": handle.kind, "name": handle.name, "uid": uid }]);
+            for mut owned in runtime.into_iter().chain(rendered.secret.clone()) {
+                owned["metadata"]["ownerReferences"] = owner.clone();
+                apply_object(cluster, &owned).await?;
+            }
         }
         let shape = if rendered.distributed {
             let nodes = rendered.manifest.pointer("/spec/trainer/numNodes").cloned().unwrap_or(Json::Null);
@@ -325,6 +330,10 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         attempt += 1;
     };
 
+    // A finished run never starts a pod again: its secrets go now.
+    if rendered.secret.is_some() {
+        cluster.delete(&secret_of(&handle)).await?;
+    }
     let pod = training_pod(cluster, &handle).await?;
     let training_container = if rendered.distributed { render::TRAINER_TRAINING_CONTAINER } else { render::JOB_TRAINING_CONTAINER };
     let container = pod.as_ref().and_then(|pod| container_status(pod, "containerStatuses", training_container));
@@ -413,11 +422,21 @@ pub async fn delete(cluster: &Cluster, request: &ApplyRequest) -> ProviderResult
     Ok(ApplyResponse::default())
 }
 
-/// Deletes a run's object, and a TrainJob's own TrainingRuntime (which its
+/// The Secret a run's pods read their secret environment from (whether or
+/// not the run has one).
+fn secret_of(run: &ObjectRef) -> ObjectRef {
+    ObjectRef { api_version: "v1".into(), kind: "Secret".into(), name: format!("{}-env", run.name), ..run.clone() }
+}
+
+/// Deletes a run's object, its Secret, and a TrainJob's own TrainingRuntime (which its
 /// owner reference removes too, unless the apply that made it was
 /// interrupted before the TrainJob existed).
 async fn delete_run(cluster: &Cluster, run: &ObjectRef) -> ProviderResult<()> {
     cluster.delete(run).await?;
+    // Owned by the run, so the cluster deletes it with the run anyway; this
+    // covers an apply interrupted before the run existed. A user who may
+    // not delete Secrets (and has none here) is not stopped by it.
+    let _ = cluster.delete(&secret_of(run)).await;
     if run.kind == "TrainJob" {
         cluster.delete(&ObjectRef { kind: "TrainingRuntime".into(), ..run.clone() }).await?;
     }

@@ -29,12 +29,14 @@ fn cases() -> Vec<(String, Json)> {
 }
 
 /// A case's configuration as the engine hands it over: typed by the
-/// stdlib schema (durations and quantities parsed).
-fn typed(json: &Json, schema: Option<&mlops_compiler::schema::KindSchema>) -> mlops_provider_api::Configuration {
+/// stdlib schema (durations and quantities parsed), and the values at the
+/// paths `sensitive` lists marked secret.
+fn typed(json: &Json, schema: Option<&mlops_compiler::schema::KindSchema>, sensitive: &Json) -> mlops_provider_api::Configuration {
+    let sensitive: Vec<Vec<String>> = serde_json::from_value(sensitive.clone()).unwrap_or_default();
     mlops_engine::convert::provider_configuration(
         json.as_object().unwrap(),
         schema.map(|schema| &schema.body),
-        &[],
+        &sensitive,
         &std::collections::BTreeMap::new(),
     )
 }
@@ -42,14 +44,14 @@ fn typed(json: &Json, schema: Option<&mlops_compiler::schema::KindSchema>) -> ml
 fn render_case(case: &Json) -> Vec<Json> {
     let text = |name: &str| case[name].as_str().unwrap_or_default().to_owned();
     let schemas = mlops_compiler::schema::Schemas::standard();
-    let config = typed(&case["config"], schemas.kind(&text("kind"), false));
-    let settings = Settings::from_provider_config(&typed(&case["provider"], schemas.providers.get("kubernetes")));
+    let config = typed(&case["config"], schemas.kind(&text("kind"), false), &case["sensitive"]);
+    let settings = Settings::from_provider_config(&typed(&case["provider"], schemas.providers.get("kubernetes"), &Json::Null));
     match text("kind").as_str() {
         "training" => {
             let inputs = serde_json::from_value(case["inputs"].clone()).unwrap();
             let rendered = render::training(&text("address"), &text("run_id"), &config, &inputs, &settings).unwrap();
             if !rendered.distributed {
-                return vec![rendered.manifest];
+                return rendered.secret.into_iter().chain([rendered.manifest]).collect();
             }
             // A distributed run's own TrainingRuntime, derived from the
             // runtime the cluster has, comes first.
@@ -62,7 +64,7 @@ fn render_case(case: &Json) -> Vec<Json> {
                 labels: base["metadata"]["labels"].clone(),
             };
             let runtime = render::training_runtime(&text("address"), &rendered, &base, &settings).unwrap();
-            vec![runtime, rendered.manifest]
+            rendered.secret.into_iter().chain([runtime, rendered.manifest]).collect()
         }
         "serving" => {
             let model: ModelVersion = serde_json::from_value(case["model"].clone()).unwrap();
@@ -81,13 +83,15 @@ fn typed_round_trip(object: &Json) -> Option<Json> {
         serde_json::to_value(typed).unwrap()
     }
     use k8s_openapi::api::{
-        apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler, batch::v1::CronJob, batch::v1::Job, core::v1::Service,
+        apps::v1::Deployment, autoscaling::v2::HorizontalPodAutoscaler, batch::v1::CronJob, batch::v1::Job, core::v1::Secret,
+        core::v1::Service,
     };
     Some(match object["kind"].as_str()? {
         "Job" => through::<Job>(object),
         "CronJob" => through::<CronJob>(object),
         "Deployment" => through::<Deployment>(object),
         "Service" => through::<Service>(object),
+        "Secret" => through::<Secret>(object),
         "HorizontalPodAutoscaler" => through::<HorizontalPodAutoscaler>(object),
         _ => return None,
     })
@@ -268,4 +272,35 @@ fn names_are_valid_kubernetes_names() {
         render::object_name(&format!("training.{}a", "x".repeat(80)), 63),
         render::object_name(&format!("training.{}b", "x".repeat(80)), 63)
     );
+}
+
+/// A secret in `env` or the hyperparameters reaches the pods through a
+/// Secret, and is in no other object: not in the Job or Deployment the
+/// cluster shows, nor in what mlops records of them.
+#[test]
+fn secrets_reach_pods_through_a_secret_and_nothing_else_holds_them() {
+    for (name, case) in cases() {
+        let sensitive: Vec<Vec<String>> = serde_json::from_value(case["sensitive"].clone()).unwrap_or_default();
+        if sensitive.is_empty() {
+            continue;
+        }
+        let objects = render_case(&case);
+        let secrets: Vec<&Json> = objects.iter().filter(|object| object["kind"] == "Secret").collect();
+        assert_eq!(secrets.len(), 1, "{name}: one Secret");
+        for path in &sensitive {
+            let value = path.iter().fold(&case["config"], |value, part| &value[part.as_str()]);
+            let text = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+            let held_by: Vec<String> = objects
+                .iter()
+                .filter(|object| serde_json::to_string(object).unwrap().contains(&text))
+                .map(|object| object["kind"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            assert_eq!(held_by, ["Secret"], "{name}: `{}` is held by {held_by:?}", path.join("."));
+            let recorded = serde_json::to_string(&render::without_secret_values(&objects)).unwrap();
+            assert!(!recorded.contains(&text), "{name}: what mlops records holds `{}`", path.join("."));
+        }
+        let secret_name = secrets[0]["metadata"]["name"].as_str().unwrap();
+        let references = serde_json::to_string(&objects).unwrap().matches(&format!("\"name\":\"{secret_name}\"")).count();
+        assert!(references > sensitive.len(), "{name}: the workload refers to the Secret `{secret_name}`");
+    }
 }

@@ -170,6 +170,7 @@ pub struct Schemas {
 const BUILT_IN: &[(&str, &str, &str, &str, bool)] = &[
     ("", "v1", "Pod", "pods", true),
     ("", "v1", "Service", "services", true),
+    ("", "v1", "Secret", "secrets", true),
     ("", "v1", "Namespace", "namespaces", false),
     ("apps", "v1", "Deployment", "deployments", true),
     ("batch", "v1", "Job", "jobs", true),
