@@ -524,7 +524,7 @@ fn a_secret_in_env_reaches_pods_through_a_secret_and_nowhere_else() {
     let first = secret_name(&cluster);
     assert!(first.starts_with("api-env-"), "{first}");
     let secret = cluster.fake.object("secrets", NAMESPACE, &first).expect("the serving's Secret");
-    assert_eq!(secret["data"]["FEATURE_STORE_TOKEN"], support::fake_kube::base64(TOKEN.as_bytes()));
+    assert_eq!(secret["data"]["FEATURE_STORE_TOKEN"], support::base64(TOKEN.as_bytes()));
 
     // Nothing mlops wrote down holds the token.
     for (path, bytes) in cluster.workspace.files_under(".mlops") {

@@ -335,7 +335,7 @@ fn a_private_registry_takes_credentials_from_the_docker_configuration_and_never_
     assert!(refused.stderr.contains(&format!("docker login {registry}")), "{}", refused.all());
 
     // `docker login` wrote them: publish and init work, and the password appears nowhere.
-    let auth = base64_encode(format!("{user}:{password}").as_bytes());
+    let auth = support::base64(format!("{user}:{password}").as_bytes());
     std::fs::write(docker.path().join("config.json"), format!(r#"{{"auths": {{"{registry}": {{"auth": "{auth}"}}}}}}"#)).unwrap();
     let published = root.run(&["module", "publish", module.path().to_str().unwrap(), &source]);
     assert_eq!(published.code, 0, "{}", published.all());
@@ -370,22 +370,6 @@ fn an_unreachable_registry_is_one_clear_error() {
         init.all()
     );
     assert!(init.stderr.contains("check the registry address and that it is running"), "{}", init.all());
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::new();
-    for chunk in bytes.chunks(3) {
-        let value = chunk.iter().fold(0u32, |value, byte| (value << 8) | u32::from(*byte)) << (8 * (3 - chunk.len()));
-        for index in 0..4 {
-            if index <= chunk.len() {
-                text.push(ALPHABET[((value >> (18 - 6 * index)) & 63) as usize] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
 }
 
 /// What a new user does: start a registry from the example's own

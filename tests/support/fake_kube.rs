@@ -1399,7 +1399,7 @@ fn apply_defaults(kind: &Kind, object: &mut Json) {
             if let Some(Json::Object(written)) = object.as_object_mut().and_then(|fields| fields.remove("stringData")) {
                 let data = object.as_object_mut().unwrap().entry("data").or_insert(json!({}));
                 for (key, value) in written {
-                    data[key.as_str()] = json!(base64(value.as_str().unwrap_or_default().as_bytes()));
+                    data[key.as_str()] = json!(super::base64(value.as_str().unwrap_or_default().as_bytes()));
                 }
             }
         }
@@ -1418,21 +1418,4 @@ fn apply_defaults(kind: &Kind, object: &mut Json) {
         }
         _ => {}
     }
-}
-
-/// Standard base64, as the API server writes a Secret's `data`.
-pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = String::new();
-    for chunk in bytes.chunks(3) {
-        let value = (u32::from(chunk[0]) << 16) | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8) | u32::from(*chunk.get(2).unwrap_or(&0));
-        for index in 0..4 {
-            if index <= chunk.len() {
-                text.push(ALPHABET[((value >> (18 - 6 * index)) & 63) as usize] as char);
-            } else {
-                text.push('=');
-            }
-        }
-    }
-    text
 }

@@ -453,3 +453,20 @@ pub fn http_exchange(
 pub fn oci_auth_registry() -> Option<String> {
     server_from("MLOPS_TEST_OCI_AUTH_REGISTRY", "the OCI registry with a password")
 }
+
+/// Standard base64 (a Secret's `data`, an HTTP Basic credential).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = String::new();
+    for chunk in bytes.chunks(3) {
+        let value = (u32::from(chunk[0]) << 16) | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8) | u32::from(*chunk.get(2).unwrap_or(&0));
+        for index in 0..4 {
+            if index <= chunk.len() {
+                text.push(ALPHABET[((value >> (18 - 6 * index)) & 63) as usize] as char);
+            } else {
+                text.push('=');
+            }
+        }
+    }
+    text
+}
