@@ -943,7 +943,7 @@ pub fn plan(
     };
 
     if let Some(root) = outcome.root.as_ref().filter(|_| !options.destroy) {
-        diagnostics.extend(drift_nothing_acts_on(root, state, &refreshed));
+        diagnostics.extend(planned_rule_warnings(root, state, &refreshed));
     }
 
     let failed = diagnostics.iter().any(Diagnostic::is_error) || problems.iter().any(Diagnostic::is_error);
@@ -1014,38 +1014,16 @@ fn select(check: &CheckResult, state: &State, targets: &[AddressPattern], exclud
     crate::select::select(&blocks, recorded, targets, excludes)
 }
 
-/// A warning for each monitor that reports drift (as refreshed) while
-/// nothing in its module refers to it: no training retrains on it.
-fn drift_nothing_acts_on(root: &mlops_compiler::check::CheckedModule, state: &State, refreshed: &Refreshed) -> Vec<Diagnostic> {
+/// The warnings of the kinds' plan-time rules (W0103, a monitor that
+/// drifted with nothing retraining on it), on the resources as refreshed.
+fn planned_rule_warnings(root: &mlops_compiler::check::CheckedModule, state: &State, refreshed: &Refreshed) -> Vec<Diagnostic> {
+    let live = |address: &str, attribute: &str| refreshed.get(state, address).and_then(|record| record.state.get(attribute).cloned());
     let mut warnings = Vec::new();
     let mut modules = vec![root];
     while let Some(module) = modules.pop() {
         modules.extend(module.children.iter());
-        for monitor in module.resources.iter().filter(|resource| resource.kind == "monitor" && !resource.is_data) {
-            let local = format!("monitor.{}", monitor.name);
-            let acted_on = module.resources.iter().any(|resource| resource.depends_on.contains(&local));
-            if acted_on {
-                continue;
-            }
-            for instance in &monitor.instances {
-                let drifted = refreshed
-                    .get(state, &instance.value.address)
-                    .and_then(|record| record.state.get("drifted"))
-                    .and_then(Json::as_bool)
-                    .unwrap_or(false);
-                if drifted {
-                    warnings.push(
-                        Diagnostic::warning(
-                            codes::DRIFT_WITHOUT_RETRAINING,
-                            format!("{} reports drift, and nothing retrains on it", instance.value.address),
-                        )
-                        .at(monitor.span, "drifted past its threshold")
-                        .with_help(format!(
-                            "add `retrain_on = [{local}.drifted]` to the training it watches, or raise its `threshold` if this drift is expected"
-                        )),
-                    );
-                }
-            }
+        for resource in &module.resources {
+            warnings.extend(mlops_compiler::rules::check_planned(&mlops_compiler::rules::PlannedCheck { module, resource, live: &live }));
         }
     }
     warnings

@@ -6,7 +6,9 @@
 //! against column types (`monitor.rs`). Each kind's rule is registered in
 //! [`RULES`]; the checker calls [`check_kind`] for every resource after its
 //! schema checks, in declaration order, so a rule may read what an earlier
-//! declaration recorded in [`ModuleFacts`].
+//! declaration recorded in [`ModuleFacts`]. A kind may also have a rule
+//! over what refresh found (a monitor that drifted), registered in
+//! [`PLANNED_RULES`] and run by `plan` through [`check_planned`].
 
 mod dataset;
 mod feature_set;
@@ -61,6 +63,29 @@ const RULES: &[(&str, Rule)] = &[
     ("serving", serving::check),
     ("monitor", monitor::check),
 ];
+
+/// What a kind's plan-time rule sees of a resource once refresh has read
+/// it: the module it is declared in, and the live value of an attribute of
+/// each of its instances (by instance address).
+pub struct PlannedCheck<'a> {
+    pub module: &'a crate::check::CheckedModule,
+    pub resource: &'a crate::check::CheckedResource,
+    pub live: &'a dyn Fn(&str, &str) -> Option<serde_json::Value>,
+}
+
+/// A kind's rule that needs the resource as it is now (warnings about
+/// what refresh found), run by `plan`.
+type PlannedRule = fn(&PlannedCheck<'_>) -> Vec<Diagnostic>;
+
+const PLANNED_RULES: &[(&str, PlannedRule)] = &[("monitor", monitor::check_planned)];
+
+/// Runs the plan-time rule of the resource's kind, if it has one.
+pub fn check_planned(check: &PlannedCheck<'_>) -> Vec<Diagnostic> {
+    if check.resource.is_data {
+        return Vec::new();
+    }
+    PLANNED_RULES.iter().find(|(kind, _)| *kind == check.resource.kind).map(|(_, rule)| rule(check)).unwrap_or_default()
+}
 
 /// Runs `kind`'s rule, if it has one.
 pub fn check_kind(kind: &str, check: &mut KindCheck<'_, '_>) {

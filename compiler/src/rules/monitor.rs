@@ -15,6 +15,31 @@ pub(super) fn check(check: &mut KindCheck<'_, '_>) {
     check_monitor(check.checker, check.body, check.attributes, check.facts);
 }
 
+/// W0103: a monitor that reports drift (as refreshed) while nothing in its
+/// module refers to it: no training retrains on it.
+pub(super) fn check_planned(check: &super::PlannedCheck<'_>) -> Vec<Diagnostic> {
+    let monitor = check.resource;
+    let local = format!("monitor.{}", monitor.name);
+    if check.module.resources.iter().any(|resource| resource.depends_on.contains(&local)) {
+        return Vec::new();
+    }
+    monitor
+        .instances
+        .iter()
+        .filter(|instance| (check.live)(&instance.value.address, "drifted").and_then(|drifted| drifted.as_bool()).unwrap_or(false))
+        .map(|instance| {
+            Diagnostic::warning(
+                codes::DRIFT_WITHOUT_RETRAINING,
+                format!("{} reports drift, and nothing retrains on it", instance.value.address),
+            )
+            .at(monitor.span, "drifted past its threshold")
+            .with_help(format!(
+                "add `retrain_on = [{local}.drifted]` to the training it watches, or raise its `threshold` if this drift is expected"
+            ))
+        })
+        .collect()
+}
+
 fn check_monitor(checker: &mut BodyChecker<'_>, body: &Body, attributes: &BTreeMap<String, Value>, facts: &ModuleFacts) {
     let Some((dataset, span)) = dataset_name(body, "reference") else { return };
     let columns = match facts.dataset_columns.get(&dataset) {
