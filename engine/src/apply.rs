@@ -158,12 +158,7 @@ impl ApplyContext for Context<'_> {
             &owner.address,
             &owner.kind,
             owner.is_data,
-            self.shared
-                .plan
-                .provider_configurations
-                .get(&key)
-                .map(|configuration| configuration.typed(&owner.provider))
-                .unwrap_or_default(),
+            crate::plan::provider_settings(&self.shared.plan.provider_configurations, &key, &owner.provider),
             &self.change.working_directory,
             &self.shared.plan.data_directory,
         );
@@ -681,10 +676,7 @@ fn execute_inner(shared: &Shared<'_>, change: &ResourceChange) -> Result<Option<
         &change.address,
         &change.kind,
         change.is_data,
-        plan.provider_configurations
-            .get(&change.provider_key)
-            .map(|configuration| configuration.typed(&change.provider))
-            .unwrap_or_default(),
+        crate::plan::provider_settings(&plan.provider_configurations, &change.provider_key, &change.provider),
         &change.working_directory,
         &plan.data_directory,
     );

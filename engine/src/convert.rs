@@ -224,6 +224,17 @@ pub fn provider_configuration(
     configuration
 }
 
+/// Adds the schema's default for each settable attribute `config` does not
+/// set: what the compiler does for a block that is written, for a provider
+/// that has none.
+pub fn fill_defaults(config: &mut Attributes, schema: &BlockSchema) {
+    for (name, attribute) in &schema.attributes {
+        if let (false, true, Some(default)) = (config.contains_key(name), attribute.is_settable(), &attribute.default) {
+            config.insert(name.clone(), default.to_json_unredacted());
+        }
+    }
+}
+
 /// A resource as a reference to it hands it on: kind, identity and its
 /// applied attributes (`attributes`, its secrets already left out).
 pub fn referenced_resource(kind: &str, is_data: bool, identity: Option<&Json>, attributes: &Attributes) -> ReferencedResource {

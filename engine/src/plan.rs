@@ -178,10 +178,24 @@ pub struct ProviderConfiguration {
 
 impl ProviderConfiguration {
     /// The settings as the provider is handed them: typed by the provider
-    /// block's schema, secrets marked.
+    /// block's schema, secrets marked, and the schema's default for what
+    /// is not set (so a provider never repeats the stdlib's defaults).
     pub fn typed(&self, provider_type: &str) -> Configuration {
         let schema = Schemas::standard().providers.get(provider_type).map(|schema| &schema.body);
-        crate::convert::provider_configuration(&self.config, schema, &self.sensitive_paths, &BTreeMap::new())
+        let mut config = self.config.clone();
+        if let Some(schema) = schema {
+            crate::convert::fill_defaults(&mut config, schema);
+        }
+        crate::convert::provider_configuration(&config, schema, &self.sensitive_paths, &BTreeMap::new())
+    }
+}
+
+/// The settings of the provider `key` (`kubernetes`, `s3.eu`) as its
+/// provider is handed them; a provider with no block gets its defaults.
+pub(crate) fn provider_settings(configurations: &BTreeMap<String, ProviderConfiguration>, key: &str, provider_type: &str) -> Configuration {
+    match configurations.get(key) {
+        Some(configuration) => configuration.typed(provider_type),
+        None => ProviderConfiguration { config: Attributes::new(), sensitive_paths: Vec::new() }.typed(provider_type),
     }
 }
 
@@ -570,7 +584,7 @@ impl PlanResolver for Planner<'_> {
             &address,
             draft.kind,
             draft.is_data,
-            self.configurations.get(&provider_key).map(|configuration| configuration.typed(draft.provider_type)).unwrap_or_default(),
+            provider_settings(self.configurations, &provider_key, draft.provider_type),
             draft.module_directory,
             &self.data_directory,
         );

@@ -158,7 +158,7 @@ fn refresh_one(
         &record.address,
         &record.kind,
         record.is_data,
-        configurations.get(&key).map(|configuration| configuration.typed(&record.provider)).unwrap_or_default(),
+        crate::plan::provider_settings(configurations, &key, &record.provider),
         root_directory,
         data_directory,
     );

@@ -220,7 +220,8 @@ provider "kubernetes" {
   }
   attribute "oras_image" {
     type        = string
-    description = "The image with the ORAS CLI that pulls model versions kept in an OCI registry, by digest (default ghcr.io/oras-project/oras:v1.2.2)."
+    default     = "ghcr.io/oras-project/oras:v1.2.2"
+    description = "The image with the ORAS CLI that pulls model versions kept in an OCI registry, by digest."
   }
   attribute "registry_secret" {
     type        = string

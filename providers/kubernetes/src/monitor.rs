@@ -42,7 +42,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     }
     match request.prior_private.get("reference_uri").and_then(Json::as_str).filter(|_| !reference_changed) {
         Some(uri) => {
-            let settings = Settings::resolved(&request.target.provider_config);
+            let settings = Settings::resolved(&request.target.provider_config)?;
             let desired = [render::monitor(&request.target.address, &request.config, uri, &settings)?];
             reasons.extend(objects::plan_reasons(&desired, prior, &objects::applied(&request.prior_private)));
             if !reasons.is_empty() {
@@ -63,7 +63,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
 
 pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
-    let settings = Settings::resolved(&target.provider_config);
+    let settings = Settings::resolved(&target.provider_config)?;
     let uri = reference_uri(&request.config)?;
     let rendered = [render::monitor(&target.address, &request.config, &uri, &settings)?];
     objects::apply_all(cluster, &rendered, &request.planned_private, &target.provider_config, &[], context).await?;

@@ -35,12 +35,6 @@ pub const INPUTS_DIRECTORY: &str = "/mlops/inputs";
 pub const OUTPUT_DIRECTORY: &str = "/mlops/output";
 /// The kubelet copies this file into the container's status when it
 /// terminates, which is how metrics come back without a side channel.
-/// `spot_node_selector`'s default in the stdlib schema (Karpenter's capacity
-/// label), for settings built without the compiler.
-const DEFAULT_SPOT_LABEL: (&str, &str) = ("karpenter.sh/capacity-type", "spot");
-/// `upload_timeout`'s default in the stdlib schema, for settings built
-/// without the compiler (the manifest tests).
-const DEFAULT_UPLOAD_TIMEOUT_SECONDS: u64 = 600;
 pub const METRICS_FILE: &str = "/dev/termination-log";
 pub const MODEL_DIRECTORY: &str = "/mnt/models";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -152,29 +146,36 @@ impl KserveMode {
 impl Settings {
     /// The settings, with the namespace the cluster's kubeconfig context
     /// names when the provider block does not (read without connecting).
-    pub fn resolved(config: &Configuration) -> Settings {
-        Settings { namespace: crate::cluster::resolve_namespace(config), ..Settings::from_provider_config(config) }
+    pub fn resolved(config: &Configuration) -> ProviderResult<Settings> {
+        Ok(Settings { namespace: crate::cluster::resolve_namespace(config), ..Settings::from_provider_config(config)? })
     }
 
     /// The settings as written (a namespace that is not set is `default`):
-    /// what rendering alone, with no kubeconfig, sees.
-    pub fn from_provider_config(config: &Configuration) -> Settings {
+    /// what rendering alone, with no kubeconfig, sees. Every setting with a
+    /// default in the stdlib schema arrives with it (the engine fills it
+    /// in), so none is repeated here.
+    pub fn from_provider_config(config: &Configuration) -> ProviderResult<Settings> {
         let text = |name: &str| config.get(name).and_then(Value::as_str).filter(|value| !value.is_empty()).map(str::to_owned);
-        Settings {
+        let required = |name: &str| {
+            text(name).ok_or_else(|| {
+                ProviderError::failed(format!(
+                    "the kubernetes provider's `{name}` is missing: the schema's default did not reach the provider"
+                ))
+            })
+        };
+        Ok(Settings {
             namespace: text("namespace").unwrap_or_else(|| "default".to_owned()),
             artifact_root: text("artifact_root").map(|root| root.trim_end_matches('/').to_owned()),
-            storage_image: text("storage_image").unwrap_or_else(|| "amazon/aws-cli:2.22.35".to_owned()),
+            storage_image: required("storage_image")?,
             storage_secret: text("storage_secret"),
             storage_endpoint: text("storage_endpoint"),
-            gpu_node_label: text("gpu_node_label").unwrap_or_else(|| "nvidia.com/gpu.product".to_owned()),
-            training_runtime: text("training_runtime").unwrap_or_else(|| "torch-distributed".to_owned()),
+            gpu_node_label: required("gpu_node_label")?,
+            training_runtime: required("training_runtime")?,
+            // The mlops image of this very version: a default no schema can write.
             monitor_image: text("monitor_image").unwrap_or_else(|| format!("ghcr.io/mlops-dev/mlops:{}", env!("CARGO_PKG_VERSION"))),
-            oras_image: text("oras_image").unwrap_or_else(|| "ghcr.io/oras-project/oras:v1.2.2".to_owned()),
+            oras_image: required("oras_image")?,
             registry_secret: text("registry_secret"),
-            upload_timeout_seconds: config
-                .get("upload_timeout")
-                .and_then(Value::as_duration)
-                .map_or(DEFAULT_UPLOAD_TIMEOUT_SECONDS, whole_seconds),
+            upload_timeout_seconds: whole_seconds(mlops_provider_support::duration(config, "upload_timeout")?),
             kserve_mode: if text("kserve_mode").as_deref() == Some("raw") { KserveMode::Raw } else { KserveMode::Serverless },
             knative_features: config
                 .get("knative_features")
@@ -188,15 +189,13 @@ impl Settings {
                 .get("spot_node_selector")
                 .and_then(Value::to_plain_json)
                 .and_then(|selector| selector.as_object().cloned())
-                .unwrap_or_else(|| {
-                    [(DEFAULT_SPOT_LABEL.0.to_owned(), Json::String(DEFAULT_SPOT_LABEL.1.to_owned()))].into_iter().collect()
-                }),
+                .unwrap_or_default(),
             spot_tolerations: config
                 .get("spot_tolerations")
                 .and_then(Value::to_plain_json)
                 .and_then(|tolerations| tolerations.as_array().cloned())
                 .unwrap_or_default(),
-        }
+        })
     }
 }
 

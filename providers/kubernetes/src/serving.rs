@@ -65,7 +65,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     let model_change = request.changed_inputs.iter().find(|input| input.path.first().map(String::as_str) == Some("model"));
     let prior_model: Option<ModelVersion> =
         request.prior_private.get("model").cloned().and_then(|model| serde_json::from_value(model).ok());
-    let settings = Settings::resolved(&target.provider_config);
+    let settings = Settings::resolved(&target.provider_config)?;
     let desired = match (&prior_model, model_change) {
         (Some(model), None) if !has_unknown_values(&request.config) => {
             // Compared and recorded without a Secret's values.
@@ -156,7 +156,7 @@ fn model_of(config: &Configuration) -> ProviderResult<ModelVersion> {
 pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
-    let settings = Settings::resolved(&target.provider_config);
+    let settings = Settings::resolved(&target.provider_config)?;
     let model = model_of(config)?;
     let runtime = text(config, "runtime").unwrap_or("deployment").to_owned();
     let (strategy, _) = strategy(config);

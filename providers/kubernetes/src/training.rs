@@ -25,8 +25,7 @@ use crate::{poll_interval, readable_in_cluster, strings};
 
 pub fn validate(request: &ValidateRequest) -> Vec<AttributeProblem> {
     let mut problems = Vec::new();
-    let settings = Settings::resolved(&request.target.provider_config);
-    if settings.artifact_root.is_none() {
+    if crate::text(&request.target.provider_config, "artifact_root").is_none_or(str::is_empty) {
         problems.push(AttributeProblem {
             path: vec!["provider".into()],
             message: "a Kubernetes run uploads its outputs to object storage, and the kubernetes provider names none".into(),
@@ -221,7 +220,7 @@ fn resolved_inputs(config: &Configuration) -> ProviderResult<render::Inputs> {
 pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
     let target = &request.target;
     let config = &request.config;
-    let settings = Settings::resolved(&target.provider_config);
+    let settings = Settings::resolved(&target.provider_config)?;
     let inputs = resolved_inputs(config)?;
     // The handle is the run's object reference.
     let pending: Option<ObjectRef> = request.pending_handle.clone().and_then(|handle| serde_json::from_value(handle).ok());

@@ -28,13 +28,18 @@ fn cases() -> Vec<(String, Json)> {
     cases
 }
 
-/// A case's configuration as the engine hands it over: typed by the
-/// stdlib schema (durations and quantities parsed), and the values at the
-/// paths `sensitive` lists marked secret.
+/// A case's configuration as the engine hands it over: the stdlib
+/// schema's defaults for what it does not set, typed by the schema
+/// (durations and quantities parsed), and the values at the paths
+/// `sensitive` lists marked secret.
 fn typed(json: &Json, schema: Option<&mlops_compiler::schema::KindSchema>, sensitive: &Json) -> mlops_provider_api::Configuration {
     let sensitive: Vec<Vec<String>> = serde_json::from_value(sensitive.clone()).unwrap_or_default();
+    let mut config = json.as_object().cloned().unwrap_or_default();
+    if let Some(schema) = schema {
+        mlops_engine::convert::fill_defaults(&mut config, &schema.body);
+    }
     mlops_engine::convert::provider_configuration(
-        json.as_object().unwrap(),
+        &config,
         schema.map(|schema| &schema.body),
         &sensitive,
         &std::collections::BTreeMap::new(),
@@ -45,7 +50,7 @@ fn render_case(case: &Json) -> Vec<Json> {
     let text = |name: &str| case[name].as_str().unwrap_or_default().to_owned();
     let schemas = mlops_compiler::schema::Schemas::standard();
     let config = typed(&case["config"], schemas.kind(&text("kind"), false), &case["sensitive"]);
-    let settings = Settings::from_provider_config(&typed(&case["provider"], schemas.providers.get("kubernetes"), &Json::Null));
+    let settings = Settings::from_provider_config(&typed(&case["provider"], schemas.providers.get("kubernetes"), &Json::Null)).unwrap();
     match text("kind").as_str() {
         "training" => {
             let inputs = serde_json::from_value(case["inputs"].clone()).unwrap();
