@@ -142,8 +142,29 @@ fn run_pod(fake: &FakeKube, namespace: &str, pod_name: &str, labels: Json, spec:
         }
     };
     let image_id = json!("ghcr.io/acme/fraud-train@sha256:0123abcd");
-    let init_statuses: Vec<Json> =
-        init_names.iter().map(|name| json!({ "name": name, "imageID": image_id, "state": state_of(name).0 })).collect();
+    // An upload that reports what it uploaded (a batch prediction's) ends
+    // with the report its script writes: the fake kubelet runs no script, so
+    // the report names the pod.
+    let reports = |name: &str| {
+        spec["initContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|container| container["name"] == name && container["command"].to_string().contains("termination-log"))
+    };
+    let init_statuses: Vec<Json> = init_names
+        .iter()
+        .map(|name| {
+            let mut state = state_of(name).0;
+            if reports(name) && state["terminated"]["exitCode"] == 0 {
+                let named: String = pod_name.bytes().map(|byte| format!("{byte:02x}")).collect();
+                let digest = format!("{:0>64}", &named[..named.len().min(64)]);
+                state["terminated"]["message"] =
+                    json!(json!({ "version": format!("sha256:{digest}"), "files": 2, "size_bytes": 1234 }).to_string());
+            }
+            json!({ "name": name, "imageID": image_id, "state": state })
+        })
+        .collect();
     let (training_state, succeeded) = state_of(training);
     let phase = if succeeded { "Succeeded" } else { "Failed" };
     if fake.object("pods", namespace, pod_name).is_none() {
@@ -176,7 +197,8 @@ fn reconcile_namespace(fake: &FakeKube, outcome: &Outcome, settings: &ClusterSet
             labels["batch.kubernetes.io/job-name"] = json!(name);
             labels["job-name"] = json!(name);
             let spec = job["spec"]["template"]["spec"].clone();
-            let succeeded = run_pod(fake, namespace, &format!("{name}-x7k2p"), labels, spec, "train", outcome);
+            let main = spec["containers"][0]["name"].as_str().unwrap_or("train").to_owned();
+            let succeeded = run_pod(fake, namespace, &format!("{name}-x7k2p"), labels, spec, &main, outcome);
             fake.write_status(
                 &format!("/apis/batch/v1/namespaces/{namespace}/jobs/{name}"),
                 json!({ "conditions": [job_condition(succeeded)] }),
@@ -725,6 +747,98 @@ fn a_failed_upload_of_the_outputs_fails_the_run_with_its_log() {
     let job = &cluster.fake.objects("jobs", NAMESPACE)[0];
     assert_eq!(job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 600);
     assert!(cluster.fake.object("deployments", NAMESPACE, "api").is_none(), "a model was served from outputs that never arrived");
+}
+
+/// A batch prediction on Kubernetes: a Job that fetches the model the
+/// cluster trained, stages the input from S3, runs the image, and records
+/// the content version the upload reported; it runs again when the input
+/// changes, and not otherwise.
+#[test]
+fn a_batch_prediction_runs_as_a_job_and_runs_again_when_its_input_changes() {
+    let Some(endpoint) = support::s3_endpoint() else { return };
+    let mut cluster = cluster_with(&[], DEPLOYMENT, "", auc(0.93));
+    let bucket = format!("scoring-lake-{}", std::process::id());
+    std::fs::create_dir_all(cluster.workspace.path().join("data")).unwrap();
+    cluster.workspace.write("data/customers.csv", "id,amount\n1,10\n2,20\n");
+    cluster.workspace.write(
+        "scoring.mlops.hcl",
+        &format!(
+            r#"variable "s3_endpoint" {{
+  type = string
+}}
+provider "s3" {{
+  endpoint = var.s3_endpoint
+}}
+bucket "lake" {{
+  provider      = s3
+  name          = "{bucket}"
+  force_destroy = true
+}}
+dataset "customers" {{
+  provider = s3
+  bucket   = bucket.lake
+  source   = "./data/customers.csv"
+  schema {{
+    column "id" {{ type = int }}
+    column "amount" {{ type = int }}
+  }}
+}}
+batch_prediction "scores" {{
+  provider = kubernetes
+  model    = model.fraud
+  input    = dataset.customers
+  image    = "ghcr.io/acme/fraud-score:1.0"
+  command  = ["python", "score.py"]
+  timeout  = "30m"
+}}
+"#
+        ),
+    );
+    cluster.workspace.variables.push(format!("s3_endpoint={endpoint}"));
+    cluster.workspace.environment =
+        vec![("AWS_ACCESS_KEY_ID".into(), "testing".into()), ("AWS_SECRET_ACCESS_KEY".into(), "testing".into())];
+    let apply = cluster.workspace.apply(&[]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+
+    let jobs = cluster.fake.objects("jobs", NAMESPACE);
+    let job = jobs
+        .iter()
+        .find(|job| job["metadata"]["name"].as_str().unwrap().starts_with("batch-prediction-scores-"))
+        .expect("the prediction Job");
+    let spec = &job["spec"]["template"]["spec"];
+    let container = &spec["containers"][0];
+    assert_eq!(container["name"], "predict");
+    let environment: Vec<&str> = container["env"].as_array().unwrap().iter().filter_map(|entry| entry["name"].as_str()).collect();
+    for name in ["MLOPS_MODEL_DIR", "MLOPS_MODEL_VERSION", "MLOPS_INPUT_DIR", "MLOPS_INPUT_FORMAT", "MLOPS_OUTPUT_DIR"] {
+        assert!(environment.contains(&name), "{name} missing from {environment:?}");
+    }
+    let init: Vec<&str> = spec["initContainers"].as_array().unwrap().iter().filter_map(|container| container["name"].as_str()).collect();
+    assert_eq!(init, ["fetch-model", "stage-inputs", "upload-outputs"]);
+    let fetch = spec["initContainers"][0]["command"][2].as_str().unwrap();
+    assert!(fetch.contains("s3://acme-ml/runs/"), "the model the cluster trained: {fetch}");
+    let staging = spec["initContainers"][1]["command"][2].as_str().unwrap();
+    assert!(staging.contains(&format!("s3://{bucket}/datasets/dataset.customers/")), "{staging}");
+
+    let run_id = job["metadata"]["name"].as_str().unwrap().to_owned();
+    let shown = cluster.workspace.run(&["state", "show", "batch_prediction.scores"]).stdout;
+    assert!(shown.contains(&format!("s3://acme-ml/runs/predictions/batch-prediction-scores/{run_id}/")), "{shown}");
+    assert!(shown.contains("\"version\":\"sha256:") || shown.contains("version = \"sha256:"), "{shown}");
+    cluster.workspace.assert_no_changes(&[]);
+
+    // New input rows: the predictions are made again, by a new Job.
+    cluster.workspace.write("data/customers.csv", "id,amount\n1,10\n2,20\n3,30\n");
+    let plan = cluster.workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("a new input (b3:"), "{}", plan.all());
+    let apply = cluster.workspace.apply(&[]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let jobs = cluster.fake.objects("jobs", NAMESPACE);
+    let runs: Vec<&str> = jobs
+        .iter()
+        .filter_map(|job| job["metadata"]["name"].as_str())
+        .filter(|name| name.starts_with("batch-prediction-scores-"))
+        .collect();
+    assert_eq!(runs.len(), 1, "the previous run's Job goes: {runs:?}");
+    assert_ne!(runs[0], run_id);
 }
 
 #[test]

@@ -514,8 +514,8 @@ kind "serving" {
 }
 
 kind "batch_prediction" {
-  description = "A model version run over a dataset, writing predictions: the deploy-as-a-batch-job half of serving. On the local provider, `command` runs with MLOPS_MODEL_DIR, MLOPS_INPUT_DIR and MLOPS_OUTPUT_DIR."
-  providers   = ["local"]
+  description = "A model version run over a dataset, writing predictions: the deploy-as-a-batch-job half of serving. The run gets MLOPS_MODEL_DIR, MLOPS_INPUT_DIR (and MLOPS_INPUT_FORMAT) and MLOPS_OUTPUT_DIR: on the local provider `command` runs as a process; on Kubernetes `image` runs as a Job, and the predictions are uploaded under the provider's artifact_root."
+  providers   = ["local", "kubernetes"]
   include     = ["run_settings"]
 
   attribute "model" {
@@ -531,8 +531,41 @@ kind "batch_prediction" {
   attribute "command" {
     type        = list(string)
     required_on = ["local"]
-    description = "The program that writes predictions into MLOPS_OUTPUT_DIR; its working directory is the configuration's directory."
+    description = "The program that writes predictions into MLOPS_OUTPUT_DIR; its working directory is the configuration's directory (on Kubernetes, the image's entrypoint when not set)."
     lineage     = true
+  }
+  attribute "image" {
+    type        = string
+    only_on     = ["kubernetes"]
+    required_on = ["kubernetes"]
+    description = "The container image that writes the predictions."
+    lineage     = true
+  }
+  block "resources" {
+    max_items   = 1
+    only_on     = ["kubernetes"]
+    description = "What the prediction pod asks for."
+    attribute "cpu" {
+      type        = any
+      format      = "cpu"
+      description = "CPU cores, as a number or a quantity (\"500m\")."
+    }
+    attribute "memory" {
+      type        = string
+      format      = "memory"
+      description = "Memory, as a quantity (\"4Gi\")."
+    }
+    attribute "gpus" {
+      type        = number
+      default     = 0
+      min         = 0
+      integer     = true
+      description = "GPUs, as a limit."
+    }
+    attribute "gpu_type" {
+      type        = string
+      description = "The GPU model, selected by the provider's gpu_node_label."
+    }
   }
   attribute "description" {
     type        = string

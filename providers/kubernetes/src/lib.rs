@@ -14,6 +14,7 @@
 //! what was applied ([`live`]), so server defaults and other managers'
 //! fields never show as drift, while a change made outside mlops does.
 
+mod batch;
 pub mod cluster;
 pub mod live;
 mod monitor;
@@ -55,7 +56,8 @@ impl KubernetesProvider {
             kinds: Kinds::new()
                 .resource("training", TrainingType(connections.clone()))
                 .resource("serving", ServingType(connections.clone()))
-                .resource("monitor", MonitorType(connections)),
+                .resource("monitor", MonitorType(connections.clone()))
+                .resource("batch_prediction", BatchPredictionType(connections)),
         }
     }
 }
@@ -200,6 +202,36 @@ impl ResourceType for MonitorType {
         self.0.block_on(async {
             let cluster = self.0.cluster(&request.target.provider_config).await?;
             objects::delete_all(&cluster, &request.prior_private).await
+        })
+    }
+}
+
+/// A batch prediction: a Job over a dataset, its predictions uploaded.
+struct BatchPredictionType(Arc<Connections>);
+
+impl ResourceType for BatchPredictionType {
+    fn validate(&self, request: &ValidateRequest) -> Vec<AttributeProblem> {
+        training::validate(request)
+    }
+
+    // Predictions once made stay valid when the Job is cleaned up: read as
+    // recorded (the default).
+
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        batch::plan(&request)
+    }
+
+    fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            batch::apply(&cluster, &request, context).await
+        })
+    }
+
+    fn delete(&self, request: ApplyRequest, _context: &dyn ApplyContext) -> ProviderResult<()> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            training::delete(&cluster, &request).await.map(|_| ())
         })
     }
 }

@@ -467,6 +467,98 @@ pub type Inputs = BTreeMap<String, String>;
 /// DNS label; a longer TrainJob is accepted and then never starts, without
 /// an error anywhere.
 pub const TRAINJOB_NAME_LIMIT: usize = 48;
+/// What the upload of a batch prediction's outputs reports once they are
+/// uploaded, as its termination message (or into `$MLOPS_REPORT`): how
+/// many files, their size, and their content version, `sha256:` of the
+/// sorted lines `SHA256  ./PATH` of every file (see [`content_version`]).
+pub const UPLOAD_REPORT: &str = r#"cd "${MLOPS_REPORT_DIR:-/mlops/output}" && files=$(( $(find . -type f | wc -l) )) && size=$(( $(find . -type f -exec cat {} + | wc -c) )) && digest=$(find . -type f | LC_ALL=C sort | while IFS= read -r file; do printf '%s  %s\n' "$(sha256sum < "$file" | cut -d' ' -f1)" "$file"; done | sha256sum | cut -d' ' -f1) && printf '{"version":"sha256:%s","files":%s,"size_bytes":%s}' "$digest" "$files" "$size" > "${MLOPS_REPORT:-/dev/termination-log}""#;
+
+/// The content version [`UPLOAD_REPORT`] computes, of `(path, bytes)`
+/// pairs (paths relative, `/`-separated): what a test checks the script
+/// against, and what names predictions whoever computed them.
+pub fn content_version(files: &[(String, Vec<u8>)]) -> String {
+    use sha2::Digest;
+    let mut lines: Vec<String> = files.iter().map(|(path, bytes)| format!("{:x}  ./{path}\n", sha2::Sha256::digest(bytes))).collect();
+    lines.sort_by(|left, right| left.split_once("  ").map(|(_, path)| path).cmp(&right.split_once("  ").map(|(_, path)| path)));
+    format!("sha256:{:x}", sha2::Sha256::digest(lines.concat().as_bytes()))
+}
+
+/// The container of a batch prediction's Job that runs the user's image.
+pub const PREDICT_CONTAINER: &str = "predict";
+
+/// The data a batch prediction runs on: where it is and its format.
+#[derive(Debug, Clone)]
+pub struct PredictionInput {
+    pub uri: String,
+    pub format: String,
+}
+
+/// A batch prediction as a Job: the model version fetched into
+/// `MLOPS_MODEL_DIR`, the input staged into `MLOPS_INPUT_DIR`, the user's
+/// image run, and what it writes into `MLOPS_OUTPUT_DIR` uploaded to
+/// `artifact_root/predictions/NAME/RUN/` with its content version reported.
+pub fn batch_prediction(
+    address: &str,
+    run_id: &str,
+    config: &Configuration,
+    model: &ModelVersion,
+    input: &PredictionInput,
+    settings: &Settings,
+) -> ProviderResult<RenderedTraining> {
+    let image = text(config, "image")
+        .filter(|image| !image.is_empty())
+        .ok_or_else(|| ProviderError::with_help("a Kubernetes batch prediction needs `image`", "set `image = \"REGISTRY/NAME:TAG\"`"))?;
+    let root = settings.artifact_root.as_ref().ok_or_else(|| {
+        ProviderError::with_help(
+            "a Kubernetes batch prediction uploads its predictions to object storage, and the kubernetes provider names none",
+            "set `artifact_root = \"s3://BUCKET/PREFIX\"` in the kubernetes provider block",
+        )
+    })?;
+    let output_uri = format!("{root}/predictions/{}/{run_id}/", object_name(address, 63));
+    let labels = json!({ MANAGED_BY_LABEL: "mlops", NAME_LABEL: object_name(address, 63), RUN_LABEL: run_id });
+    let annotations = json!({ ADDRESS_ANNOTATION: address });
+    let mut secrets = SecretEnvironment::new(format!("{run_id}-env"));
+    let mut env = vec![
+        environment_entry("MLOPS_RUN_ID", run_id),
+        environment_entry("MLOPS_MODEL_DIR", MODEL_DIRECTORY),
+        environment_entry("MLOPS_MODEL_VERSION", model.version.clone()),
+        environment_entry("MLOPS_INPUT_DIR", format!("{INPUTS_DIRECTORY}/input")),
+        environment_entry("MLOPS_INPUT_FORMAT", input.format.clone()),
+    ];
+    let inputs = Inputs::from([("input".to_owned(), input.uri.clone())]);
+    let mut pod = run_pod_additions(&inputs, Some(&output_uri), settings, false, true, &mut env);
+    let (fetch, model_volumes) = model_fetch(model, settings);
+    pod.init_containers.insert(0, fetch);
+    pod.volumes.push(json!({ "name": "model", "emptyDir": {} }));
+    pod.volumes.extend(model_volumes);
+    pod.mounts.push(json!({ "name": "model", "mountPath": MODEL_DIRECTORY, "readOnly": true }));
+    env.extend(user_environment(config, &mut secrets));
+    let secret = secrets.finish(&mut env, false, &settings.namespace, &labels, &annotations);
+    let resources = block(config, "resources");
+    let (node_selector, tolerations) = gpu_placement(resources, settings, false);
+    let command = config.get("command").filter(|command| command.as_array().is_some_and(|items| !items.is_empty())).cloned();
+    let values = json!({
+        "name": run_id,
+        "namespace": settings.namespace,
+        "labels": labels,
+        "annotations": annotations,
+        "timeout_seconds": whole_seconds(mlops_provider_support::duration(config, "timeout")?),
+        "spot": false,
+        "grace_seconds": pod.grace_seconds,
+        "node_selector": non_empty(node_selector),
+        "tolerations": non_empty(tolerations),
+        "init_containers": non_empty(Json::Array(pod.init_containers.clone())),
+        "container": PREDICT_CONTAINER,
+        "image": image,
+        "command": command,
+        "env": env,
+        "resources": resource_requirements(resources),
+        "volume_mounts": pod.mounts,
+        "volumes": pod.volumes,
+    });
+    Ok(RenderedTraining { manifest: render("job", &values)?, secret, distributed: false, artifact_uri: Some(output_uri), pod })
+}
+
 /// The init containers a run's pod gets around the training container.
 pub const STAGE_INPUTS_CONTAINER: &str = "stage-inputs";
 pub const UPLOAD_OUTPUTS_CONTAINER: &str = "upload-outputs";
@@ -519,6 +611,7 @@ fn run_pod_additions(
     artifact_uri: Option<&str>,
     settings: &Settings,
     rank_zero_only: bool,
+    report_content: bool,
     env: &mut Vec<Json>,
 ) -> PodAdditions {
     let mut additions = PodAdditions::default();
@@ -542,7 +635,10 @@ fn run_pod_additions(
     additions.volumes.push(json!({ "name": "output", "emptyDir": {} }));
     additions.mounts.push(json!({ "name": "output", "mountPath": OUTPUT_DIRECTORY }));
     if let Some(uri) = artifact_uri {
-        let upload = format!("aws s3 cp --recursive --only-show-errors {OUTPUT_DIRECTORY} {}", shell_quote(uri));
+        let mut upload = format!("aws s3 cp --recursive --only-show-errors {OUTPUT_DIRECTORY} {}", shell_quote(uri));
+        if report_content {
+            upload = format!("{upload} || exit $?; {UPLOAD_REPORT}");
+        }
         let script = if rank_zero_only {
             format!("upload() {{ if [ \"$MLOPS_NODE_INDEX\" != 0 ]; then exit 0; fi; {upload}; exit $?; }}\ntrap upload TERM\nwhile :; do sleep 1; done\n")
         } else {
@@ -602,7 +698,7 @@ pub fn training(
     let spot = config.get("spot").and_then(Value::as_bool).unwrap_or(false);
     let (node_selector, tolerations) = gpu_placement(resources, settings, spot);
     let command = config.get("command").filter(|command| command.as_array().is_some_and(|items| !items.is_empty())).cloned();
-    let mut pod = run_pod_additions(inputs, artifact_uri.as_deref(), settings, distributed.is_some(), &mut env);
+    let mut pod = run_pod_additions(inputs, artifact_uri.as_deref(), settings, distributed.is_some(), false, &mut env);
     pod.node_selector = node_selector.as_object().cloned().unwrap_or_default();
     pod.tolerations = tolerations.as_array().cloned().unwrap_or_default();
     env.extend(user_environment(config, &mut secrets));
@@ -645,6 +741,7 @@ pub fn training(
         "node_selector": non_empty(Json::Object(pod.node_selector.clone())),
         "tolerations": non_empty(Json::Array(pod.tolerations.clone())),
         "init_containers": non_empty(Json::Array(pod.init_containers.clone())),
+        "container": JOB_TRAINING_CONTAINER,
         "image": image,
         "command": command,
         "env": env,

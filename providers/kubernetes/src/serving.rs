@@ -132,7 +132,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     Ok(response)
 }
 
-fn model_of(config: &Configuration) -> ProviderResult<ModelVersion> {
+pub(crate) fn model_of(config: &Configuration) -> ProviderResult<ModelVersion> {
     let model = config.get("model").cloned().unwrap_or_default();
     let address = model.as_reference().map_or_else(|| "the model".to_owned(), |reference| reference.address.clone());
     let version = field(&model, "version").ok_or_else(|| ProviderError::failed(format!("{address} has no registered version")))?.to_owned();

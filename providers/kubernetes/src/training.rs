@@ -147,7 +147,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
 
 /// `NAME-YYYYmmddHHMMSS-XXXXXX`: at most 62 characters for a Job, and
 /// [`render::TRAINJOB_NAME_LIMIT`] for a TrainJob.
-fn new_run_id(address: &str, distributed: bool) -> String {
+pub(crate) fn new_run_id(address: &str, distributed: bool) -> String {
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
     let nonce = blake3::hash(format!("{address}{:?}{}", Instant::now(), std::process::id()).as_bytes()).to_hex();
     // The stamp and the nonce take 22 characters.
@@ -217,11 +217,33 @@ fn resolved_inputs(config: &Configuration) -> ProviderResult<render::Inputs> {
     Ok(inputs)
 }
 
-pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+/// A run that finished well: its object, its pod (when still there), the
+/// status of its main container, and when it started.
+pub(crate) struct FinishedRun {
+    pub handle: ObjectRef,
+    pub run_id: String,
+    pub pod: Option<Json>,
+    pub container: Option<Json>,
+    pub started: Instant,
+    pub rendered: render::RenderedTraining,
+}
+
+/// Runs a Job or TrainJob to its end: re-attaches to the run an interrupted
+/// apply started (its handle recorded before the object exists), else
+/// renders a new one with `render(run_id)`; creates its Secret and runtime
+/// before it; waits within `timeout`; and fails with the log of whichever
+/// container failed (staging, the `main_container`, the upload).
+pub(crate) async fn run_to_completion(
+    cluster: &Cluster,
+    request: &ApplyRequest,
+    context: &dyn ApplyContext,
+    settings: &Settings,
+    distributed: bool,
+    main_container: &str,
+    render: impl Fn(&str) -> ProviderResult<render::RenderedTraining>,
+) -> ProviderResult<FinishedRun> {
     let target = &request.target;
     let config = &request.config;
-    let settings = Settings::resolved(&target.provider_config)?;
-    let inputs = resolved_inputs(config)?;
     // The handle is the run's object reference.
     let pending: Option<ObjectRef> = request.pending_handle.clone().and_then(|handle| serde_json::from_value(handle).ok());
 
@@ -238,9 +260,8 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
             None => attached = Some(handle),
         }
     }
-    let distributed = first_block(config.get("distributed")).is_some();
     let run_id = attached.as_ref().map_or_else(|| new_run_id(&target.address, distributed), |handle| handle.name.clone());
-    let rendered = render::training(&target.address, &run_id, config, &inputs, &settings)?;
+    let rendered = render(&run_id)?;
     let handle = attached.clone().map_or_else(|| ObjectRef::of(&rendered.manifest), Ok)?;
     let kind = handle.kind.clone();
     if attached.is_none() {
@@ -253,7 +274,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         // refuses it otherwise), and goes with it (owned by it).
         let runtime = if rendered.distributed {
             let base = base_runtime(cluster, &settings.training_runtime, &cluster.namespace).await?;
-            let runtime = render::training_runtime(&target.address, &rendered, &base, &settings)?;
+            let runtime = render::training_runtime(&target.address, &rendered, &base, settings)?;
             apply_object(cluster, &runtime).await?;
             Some(runtime)
         } else {
@@ -334,7 +355,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
         cluster.delete(&secret_of(&handle)).await?;
     }
     let pod = training_pod(cluster, &handle).await?;
-    let training_container = if rendered.distributed { render::TRAINER_TRAINING_CONTAINER } else { render::JOB_TRAINING_CONTAINER };
+    let training_container = main_container;
     let container = pod.as_ref().and_then(|pod| container_status(pod, "containerStatuses", training_container));
     let pod_name = pod.as_ref().and_then(|pod| pod.pointer("/metadata/name")).and_then(Json::as_str).unwrap_or_default().to_owned();
     let (complete, reason, message) = terminal_condition(&object).unwrap_or((false, String::new(), String::new()));
@@ -384,7 +405,22 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
             ));
         }
     }
+    Ok(FinishedRun { handle, run_id, pod, container, started, rendered })
+}
 
+pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let config = &request.config;
+    let settings = Settings::resolved(&target.provider_config)?;
+    let inputs = resolved_inputs(config)?;
+    let distributed = first_block(config.get("distributed")).is_some();
+    let main_container = if distributed { render::TRAINER_TRAINING_CONTAINER } else { render::JOB_TRAINING_CONTAINER };
+    let FinishedRun { handle, run_id, container, started, rendered, .. } =
+        run_to_completion(cluster, request, context, &settings, distributed, main_container, |run_id| {
+            render::training(&target.address, run_id, config, &inputs, &settings)
+        })
+        .await?;
+    let kind = handle.kind.clone();
     let written = container.as_ref().and_then(|status| status.pointer("/state/terminated/message")).and_then(Json::as_str);
     if written.is_some_and(|text| text.len() >= TERMINATION_MESSAGE_LIMIT && serde_json::from_str::<Json>(text).is_err()) {
         return Err(ProviderError::with_help(
@@ -423,14 +459,14 @@ pub async fn delete(cluster: &Cluster, request: &ApplyRequest) -> ProviderResult
 
 /// The Secret a run's pods read their secret environment from (whether or
 /// not the run has one).
-fn secret_of(run: &ObjectRef) -> ObjectRef {
+pub(crate) fn secret_of(run: &ObjectRef) -> ObjectRef {
     ObjectRef { api_version: "v1".into(), kind: "Secret".into(), name: format!("{}-env", run.name), ..run.clone() }
 }
 
 /// Deletes a run's object, its Secret, and a TrainJob's own TrainingRuntime (which its
 /// owner reference removes too, unless the apply that made it was
 /// interrupted before the TrainJob existed).
-async fn delete_run(cluster: &Cluster, run: &ObjectRef) -> ProviderResult<()> {
+pub(crate) async fn delete_run(cluster: &Cluster, run: &ObjectRef) -> ProviderResult<()> {
     cluster.delete(run).await?;
     // Owned by the run, so the cluster deletes it with the run anyway; this
     // covers an apply interrupted before the run existed. A user who may
@@ -469,7 +505,7 @@ fn running_summary(object: &Json) -> String {
 /// The most the kubelet keeps of a container's termination message.
 const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 
-fn exit_code(status: &Json) -> Option<i64> {
+pub(crate) fn exit_code(status: &Json) -> Option<i64> {
     status.pointer("/state/terminated/exitCode").and_then(Json::as_i64)
 }
 
@@ -494,7 +530,7 @@ async fn training_pod(cluster: &Cluster, run: &ObjectRef) -> ProviderResult<Opti
     Ok(pods.pop())
 }
 
-fn container_status(pod: &Json, list: &str, name: &str) -> Option<Json> {
+pub(crate) fn container_status(pod: &Json, list: &str, name: &str) -> Option<Json> {
     pod.pointer(&format!("/status/{list}"))
         .and_then(Json::as_array)?
         .iter()

@@ -77,6 +77,15 @@ fn render_case(case: &Json) -> Vec<Json> {
             render::serving(&text("address"), &config, &model, phase, &settings).unwrap()
         }
         "monitor" => vec![render::monitor(&text("address"), &config, &text("reference_uri"), &settings).unwrap()],
+        "batch_prediction" => {
+            let model: ModelVersion = serde_json::from_value(case["model"].clone()).unwrap();
+            let input = render::PredictionInput {
+                uri: case["input"]["uri"].as_str().unwrap().to_owned(),
+                format: case["input"]["format"].as_str().unwrap().to_owned(),
+            };
+            let rendered = render::batch_prediction(&text("address"), &text("run_id"), &config, &model, &input, &settings).unwrap();
+            rendered.secret.into_iter().chain([rendered.manifest]).collect()
+        }
         other => panic!("unknown case kind {other}"),
     }
 }
@@ -308,4 +317,38 @@ fn secrets_reach_pods_through_a_secret_and_nothing_else_holds_them() {
         let references = serde_json::to_string(&objects).unwrap().matches(&format!("\"name\":\"{secret_name}\"")).count();
         assert!(references > sensitive.len(), "{name}: the workload refers to the Secret `{secret_name}`");
     }
+}
+
+/// The report the upload of predictions writes is computed by `sh` and
+/// coreutils in the pod; here the same script runs on this machine's
+/// `sh` over files with a nested path and a space, and its version is the
+/// one [`render::content_version`] gives.
+#[test]
+fn the_upload_report_is_the_content_version_of_what_was_uploaded() {
+    let directory = std::env::temp_dir().join(format!("mlops-upload-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    let files: Vec<(String, Vec<u8>)> = vec![
+        ("part-0.csv".into(), b"id,score\n1,0.9\n".to_vec()),
+        ("nested/part 1.csv".into(), b"id,score\n2,0.1\n".to_vec()),
+        ("empty.csv".into(), Vec::new()),
+    ];
+    for (path, bytes) in &files {
+        let path = directory.join("output").join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let report = directory.join("report.json");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(render::UPLOAD_REPORT)
+        .env("MLOPS_REPORT_DIR", directory.join("output"))
+        .env("MLOPS_REPORT", &report)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let written: Json = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(written["version"], render::content_version(&files));
+    assert_eq!(written["files"], 3);
+    assert_eq!(written["size_bytes"], files.iter().map(|(_, bytes)| bytes.len()).sum::<usize>());
+    let _ = std::fs::remove_dir_all(&directory);
 }

@@ -1,0 +1,143 @@
+//! Batch predictions: a model version run over a dataset as a Job. The
+//! model is fetched and the input staged by init containers, the user's
+//! image writes predictions, and the upload reports their content version
+//! (files, size and `sha256:` of the files), which becomes the predictions'
+//! version. The run is re-attached after an interrupt, and made again
+//! exactly when the model version, the input or the configuration changes.
+
+use mlops_provider_api::{
+    ApplyContext, ApplyRequest, ApplyResponse, Attributes, PlanRequest, PlanResponse, ProviderError, ProviderResult, Value,
+};
+use serde_json::{json, Value as Json};
+
+use crate::cluster::{Cluster, ObjectRef};
+use crate::readable_in_cluster;
+use crate::render::{self, PredictionInput, Settings};
+use crate::training::{container_status, delete_run, run_to_completion, FinishedRun};
+
+/// `ADDRESS@IDENTITY` of a reference: planned, or as applied.
+fn identity(value: Option<&Value>) -> Option<String> {
+    let reference = value?.as_reference()?;
+    let identity = match &reference.target {
+        Some(target) => target.identity.clone(),
+        None => reference.identity.clone(),
+    }?;
+    Some(format!("{}@{identity}", reference.address))
+}
+
+/// What the predictions are made from: image, command, environment,
+/// resources, and the model version and input (by identity). `None` while
+/// either identity is known only after apply.
+fn fingerprint(config: &mlops_provider_api::Configuration) -> Option<String> {
+    let canonical = json!({
+        "image": config.get("image"),
+        "command": config.get("command"),
+        "env": config.get("env"),
+        "resources": config.get("resources"),
+        "model": identity(config.get("model"))?,
+        "input": identity(config.get("input"))?,
+    });
+    Some(format!("b3:{}", blake3::hash(canonical.to_string().as_bytes()).to_hex()))
+}
+
+pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
+    let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
+    let fingerprint = fingerprint(&request.config);
+    if let Some(prior) = &request.prior_state {
+        for input in &request.changed_inputs {
+            let what = if input.path.first().map(String::as_str) == Some("model") { "model version" } else { "input" };
+            response.requires_replace.push(format!(
+                "a new {what} ({} -> {}): the predictions are made again",
+                input.before.as_deref().unwrap_or("none"),
+                input.after.as_deref().unwrap_or("known after apply")
+            ));
+        }
+        if request.changed_inputs.is_empty() && !mlops_provider_api::configuration_unchanged(request) {
+            response.requires_replace.push("a new configuration: the predictions are made again".into());
+        }
+        if response.requires_replace.is_empty() {
+            response.planned_state = prior.clone();
+            return Ok(response);
+        }
+    }
+    match fingerprint {
+        Some(fingerprint) => {
+            response.planned_state.insert("fingerprint".into(), Json::String(fingerprint));
+        }
+        None => response.unknown.push(vec!["fingerprint".into()]),
+    }
+    for computed in ["version", "uri", "run_id", "files", "size_bytes"] {
+        response.unknown.push(vec![computed.into()]);
+    }
+    Ok(response)
+}
+
+/// The input as a pod can read it.
+fn prediction_input(config: &mlops_provider_api::Configuration) -> ProviderResult<PredictionInput> {
+    let input = config.get("input").cloned().unwrap_or_default();
+    let address = input.as_reference().map_or_else(|| "the input".to_owned(), |reference| reference.address.clone());
+    let uri = input.get("uri").and_then(Value::as_str).ok_or_else(|| ProviderError::failed(format!("{address} has no stored data yet")))?;
+    if !readable_in_cluster(uri) {
+        return Err(ProviderError::with_help(
+            format!("{address} is stored at `{uri}`, on this machine, where a pod cannot read it"),
+            format!("store {address} in object storage (`provider = s3`, in a bucket the cluster can reach)"),
+        ));
+    }
+    let format = input.get("format").and_then(Value::as_str).unwrap_or("csv").to_owned();
+    Ok(PredictionInput { uri: uri.to_owned(), format })
+}
+
+/// What the upload reported of the predictions: version, files, bytes.
+fn upload_report(pod: Option<&Json>, run_id: &str) -> ProviderResult<(String, u64, u64)> {
+    let message = pod
+        .and_then(|pod| container_status(pod, "initContainerStatuses", render::UPLOAD_OUTPUTS_CONTAINER))
+        .and_then(|status| status.pointer("/state/terminated/message").and_then(Json::as_str).map(str::to_owned));
+    let report: Option<Json> = message.as_deref().and_then(|message| serde_json::from_str(message).ok());
+    let field = |name: &str| report.as_ref().and_then(|report| report.get(name));
+    match (field("version").and_then(Json::as_str), field("files").and_then(Json::as_u64), field("size_bytes").and_then(Json::as_u64)) {
+        (Some(version), Some(files), Some(size)) if version.starts_with("sha256:") => Ok((version.to_owned(), files, size)),
+        _ => Err(ProviderError::with_help(
+            format!(
+                "batch prediction {run_id} finished, but the upload of its predictions reported no content version{}",
+                message.map(|message| format!(" (it said: {})", message.chars().take(200).collect::<String>())).unwrap_or_default()
+            ),
+            "the pod is gone or its status was cut short; apply again to run it again",
+        )),
+    }
+}
+
+pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let config = &request.config;
+    let settings = Settings::resolved(&target.provider_config)?;
+    let model = crate::serving::model_of(config)?;
+    let input = prediction_input(config)?;
+    let FinishedRun { handle, run_id, pod, started, rendered, .. } =
+        run_to_completion(cluster, request, context, &settings, false, render::PREDICT_CONTAINER, |run_id| {
+            render::batch_prediction(&target.address, run_id, config, &model, &input, &settings)
+        })
+        .await?;
+    let (version, files, size) = upload_report(pod.as_ref(), &run_id)?;
+    if files == 0 {
+        return Err(ProviderError::with_help(
+            format!("batch prediction {run_id} wrote no predictions"),
+            "write the predictions into the directory MLOPS_OUTPUT_DIR names",
+        ));
+    }
+    // The run this one replaces is history now; its predictions stay
+    // where they were uploaded.
+    if let Some(previous) = request.prior_private.get("run").and_then(|run| serde_json::from_value::<ObjectRef>(run.clone()).ok()) {
+        if previous != handle {
+            let _ = delete_run(cluster, &previous).await;
+        }
+    }
+    context.progress(&format!("batch prediction {run_id} wrote {files} file(s) of predictions in {:.0}s", started.elapsed().as_secs_f64()));
+    let mut state = Attributes::new();
+    state.insert("version".into(), Json::String(version));
+    state.insert("uri".into(), rendered.artifact_uri.map_or(Json::Null, Json::String));
+    state.insert("run_id".into(), Json::String(run_id));
+    state.insert("fingerprint".into(), fingerprint(config).map_or(Json::Null, Json::String));
+    state.insert("files".into(), json!(files));
+    state.insert("size_bytes".into(), json!(size));
+    Ok(ApplyResponse { state, private: json!({ "run": handle }) })
+}
