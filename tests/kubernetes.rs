@@ -752,9 +752,10 @@ fn a_failed_upload_of_the_outputs_fails_the_run_with_its_log() {
 /// A batch prediction on Kubernetes: a Job that fetches the model the
 /// cluster trained, stages the input from S3, runs the image, and records
 /// the content version the upload reported; it runs again when the input
-/// changes, and not otherwise.
+/// changes, and not otherwise. With `schedule` it becomes a CronJob, and
+/// refresh takes the newest scheduled run's predictions.
 #[test]
-fn a_batch_prediction_runs_as_a_job_and_runs_again_when_its_input_changes() {
+fn a_batch_prediction_runs_as_a_job_again_when_its_input_changes_and_then_on_a_schedule() {
     let Some(endpoint) = support::s3_endpoint() else { return };
     let mut cluster = cluster_with(&[], DEPLOYMENT, "", auc(0.93));
     let bucket = format!("scoring-lake-{}", std::process::id());
@@ -839,6 +840,66 @@ batch_prediction "scores" {{
         .collect();
     assert_eq!(runs.len(), 1, "the previous run's Job goes: {runs:?}");
     assert_ne!(runs[0], run_id);
+
+    // Scheduled: a CronJob replaces the single run; each run uploads under
+    // its Job's name, and refresh takes the newest run's report.
+    let text =
+        cluster.workspace.read("scoring.mlops.hcl").replace("  timeout  = \"30m\"\n", "  timeout  = \"30m\"\n  schedule = \"0 6 * * *\"\n");
+    cluster.workspace.write("scoring.mlops.hcl", &text);
+    let apply = cluster.workspace.apply(&[]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let cronjob = cluster.fake.object("cronjobs", NAMESPACE, "batch-prediction-scores").expect("the CronJob");
+    assert_eq!(cronjob["spec"]["schedule"], "0 6 * * *");
+    let template = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let upload = template["initContainers"].as_array().unwrap().iter().find(|container| container["name"] == "upload-outputs").unwrap();
+    let script = upload["command"][2].as_str().unwrap();
+    assert!(script.contains("s3://acme-ml/runs/predictions/batch-prediction-scores/'\"$MLOPS_RUN_ID\"/"), "{script}");
+    assert!(
+        cluster
+            .fake
+            .objects("jobs", NAMESPACE)
+            .iter()
+            .all(|job| !job["metadata"]["name"].as_str().unwrap().starts_with("batch-prediction-scores-")),
+        "the single run's Job goes"
+    );
+    cluster.workspace.assert_no_changes(&[]);
+
+    // One scheduled run, played here: the report is what the pod's upload
+    // script computes, run by this machine's sh over the predictions.
+    let predictions = cluster.workspace.path().join("predictions");
+    std::fs::create_dir_all(&predictions).unwrap();
+    std::fs::write(predictions.join("part-0.csv"), "id,score\n1,0.91\n2,0.12\n").unwrap();
+    let report_file = cluster.workspace.path().join("report.json");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(mlops_provider_kubernetes::render::UPLOAD_REPORT)
+        .env("MLOPS_REPORT_DIR", &predictions)
+        .env("MLOPS_REPORT", &report_file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report = std::fs::read_to_string(&report_file).unwrap();
+    let job = "batch-prediction-scores-29012345";
+    cluster.fake.create_pod(
+        NAMESPACE,
+        json!({ "apiVersion": "v1", "kind": "Pod",
+                "metadata": { "name": format!("{job}-abcde"), "labels": { "mlops.dev/batch-prediction": "batch-prediction-scores", "batch.kubernetes.io/job-name": job } },
+                "spec": { "containers": [{ "name": "predict", "image": "ghcr.io/acme/fraud-score:1.0" }] } }),
+        json!({ "phase": "Succeeded",
+                "initContainerStatuses": [{ "name": "upload-outputs", "state": { "terminated": { "exitCode": 0, "message": report } } }],
+                "containerStatuses": [{ "name": "predict", "state": { "terminated": { "exitCode": 0 } } }] }),
+    );
+    let apply = cluster.workspace.apply(&[]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let shown = cluster.workspace.run(&["state", "show", "batch_prediction.scores"]).stdout;
+    let reported: Json = serde_json::from_str(&report).unwrap();
+    assert!(shown.contains(reported["version"].as_str().unwrap()), "{shown}");
+    assert!(shown.contains(&format!("s3://acme-ml/runs/predictions/batch-prediction-scores/{job}/")), "{shown}");
+
+    // Destroy removes the CronJob.
+    let destroy = cluster.workspace.run(&["destroy", "--auto-approve"]);
+    assert_eq!(destroy.code, 0, "{}", destroy.all());
+    assert!(cluster.fake.object("cronjobs", NAMESPACE, "batch-prediction-scores").is_none());
 }
 
 #[test]

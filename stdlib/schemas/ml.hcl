@@ -541,6 +541,11 @@ kind "batch_prediction" {
     description = "The container image that writes the predictions."
     lineage     = true
   }
+  attribute "schedule" {
+    type        = string
+    only_on     = ["kubernetes"]
+    description = "A cron schedule (\"0 6 * * *\"): the predictions are made again on it by a CronJob, each run uploading under its Job's name; refresh reads the newest run's version."
+  }
   block "resources" {
     max_items   = 1
     only_on     = ["kubernetes"]

@@ -4,6 +4,10 @@
 //! (files, size and `sha256:` of the files), which becomes the predictions'
 //! version. The run is re-attached after an interrupt, and made again
 //! exactly when the model version, the input or the configuration changes.
+//!
+//! With `schedule`, the runs are a CronJob's, applied and refreshed as a
+//! serving's objects are; refresh reads the newest successful run's report,
+//! so `version` follows what the cluster last computed.
 
 use mlops_provider_api::{
     ApplyContext, ApplyRequest, ApplyResponse, Attributes, PlanRequest, PlanResponse, ProviderError, ProviderResult, Value,
@@ -11,8 +15,9 @@ use mlops_provider_api::{
 use serde_json::{json, Value as Json};
 
 use crate::cluster::{Cluster, ObjectRef};
+use crate::objects;
 use crate::readable_in_cluster;
-use crate::render::{self, PredictionInput, Settings};
+use crate::render::{self, ModelVersion, PredictionInput, Settings};
 use crate::training::{container_status, delete_run, run_to_completion, FinishedRun};
 
 /// `ADDRESS@IDENTITY` of a reference: planned, or as applied.
@@ -40,7 +45,17 @@ fn fingerprint(config: &mlops_provider_api::Configuration) -> Option<String> {
     Some(format!("b3:{}", blake3::hash(canonical.to_string().as_bytes()).to_hex()))
 }
 
+fn scheduled(config: &mlops_provider_api::Configuration) -> bool {
+    config.get("schedule").and_then(Value::as_str).is_some_and(|schedule| !schedule.trim().is_empty())
+}
+
+/// The computed attributes of a batch prediction.
+const COMPUTED: [&str; 5] = ["version", "uri", "run_id", "files", "size_bytes"];
+
 pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
+    if scheduled(&request.config) {
+        return plan_scheduled(request);
+    }
     let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
     let fingerprint = fingerprint(&request.config);
     if let Some(prior) = &request.prior_state {
@@ -66,9 +81,65 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
         }
         None => response.unknown.push(vec!["fingerprint".into()]),
     }
-    for computed in ["version", "uri", "run_id", "files", "size_bytes"] {
+    for computed in COMPUTED {
         response.unknown.push(vec![computed.into()]);
     }
+    Ok(response)
+}
+
+/// A scheduled batch prediction's plan: its CronJob as the configuration
+/// renders it, against the one in the cluster. What the runs computed
+/// stays as refresh read it.
+fn plan_scheduled(request: &PlanRequest) -> ProviderResult<PlanResponse> {
+    let mut response = PlanResponse { private: request.prior_private.clone(), ..PlanResponse::default() };
+    let Some(prior) = request.prior_state.as_ref().filter(|_| request.prior_private.get("applied").is_some()) else {
+        response.unknown = COMPUTED.iter().chain(["manifests"].iter()).map(|name| vec![(*name).to_owned()]).collect();
+        return Ok(response);
+    };
+    response.planned_state = prior.clone();
+    let mut reasons: Vec<String> = request
+        .changed_inputs
+        .iter()
+        .map(|input| {
+            let what = if input.path.first().map(String::as_str) == Some("model") { "model version" } else { "input" };
+            format!(
+                "a new {what} ({} -> {}): the scheduled runs use it",
+                input.before.as_deref().unwrap_or("none"),
+                input.after.as_deref().unwrap_or("known after apply")
+            )
+        })
+        .collect();
+    let recorded: Option<(ModelVersion, PredictionInput)> = request.prior_private.get("model").cloned().and_then(|model| {
+        let input = request.prior_private.get("input")?;
+        Some((
+            serde_json::from_value(model).ok()?,
+            PredictionInput { uri: input.get("uri")?.as_str()?.to_owned(), format: input.get("format")?.as_str()?.to_owned() },
+        ))
+    });
+    match recorded.filter(|_| reasons.is_empty()) {
+        Some((model, input)) => {
+            let settings = Settings::resolved(&request.target.provider_config)?;
+            let desired = render::without_secret_values(&render::scheduled_batch_prediction(
+                &request.target.address,
+                &request.config,
+                &model,
+                &input,
+                &settings,
+            )?);
+            reasons.extend(objects::plan_reasons(&desired, prior, &objects::applied(&request.prior_private)));
+            if !reasons.is_empty() {
+                response.planned_state.insert("manifests".into(), objects::manifests(&desired));
+            }
+        }
+        None => {
+            response.unknown.push(vec!["manifests".into()]);
+            if reasons.is_empty() && !mlops_provider_api::configuration_unchanged(request) {
+                reasons.push("the configuration changed".to_owned());
+            }
+        }
+    }
+    objects::record_reviewed_drift(&mut response.private, &request.prior_private, request.prior_state.as_ref());
+    response.update_reasons = reasons;
     Ok(response)
 }
 
@@ -112,6 +183,11 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     let settings = Settings::resolved(&target.provider_config)?;
     let model = crate::serving::model_of(config)?;
     let input = prediction_input(config)?;
+    if scheduled(config) {
+        return apply_scheduled(cluster, request, context, &settings, &model, &input).await;
+    }
+    // A schedule dropped: its CronJob goes.
+    objects::delete_stale(cluster, &objects::applied(&request.prior_private), &[]).await?;
     let FinishedRun { handle, run_id, pod, started, rendered, .. } =
         run_to_completion(cluster, request, context, &settings, false, render::PREDICT_CONTAINER, |run_id| {
             render::batch_prediction(&target.address, run_id, config, &model, &input, &settings)
@@ -140,4 +216,69 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     state.insert("files".into(), json!(files));
     state.insert("size_bytes".into(), json!(size));
     Ok(ApplyResponse { state, private: json!({ "run": handle }) })
+}
+
+/// Applies the CronJob (and its Secret); the runs it makes report on
+/// refresh. A single run an earlier configuration made is history now.
+async fn apply_scheduled(
+    cluster: &Cluster,
+    request: &ApplyRequest,
+    context: &dyn ApplyContext,
+    settings: &Settings,
+    model: &ModelVersion,
+    input: &PredictionInput,
+) -> ProviderResult<ApplyResponse> {
+    let target = &request.target;
+    let rendered = render::scheduled_batch_prediction(&target.address, &request.config, model, input, settings)?;
+    objects::apply_all(cluster, &rendered, &request.planned_private, &target.provider_config, &[], context).await?;
+    let rendered = render::without_secret_values(&rendered);
+    objects::delete_stale(cluster, &objects::applied(&request.prior_private), &rendered).await?;
+    if let Some(previous) = request.prior_private.get("run").and_then(|run| serde_json::from_value::<ObjectRef>(run.clone()).ok()) {
+        let _ = delete_run(cluster, &previous).await;
+    }
+    let (manifests, _) = objects::live_manifests(cluster, &rendered).await?;
+    let mut state = request.prior_state.clone().filter(|_| request.prior_private.get("applied").is_some()).unwrap_or_default();
+    for computed in COMPUTED {
+        state.entry(computed).or_insert(Json::Null);
+    }
+    state.insert("fingerprint".into(), fingerprint(&request.config).map_or(Json::Null, Json::String));
+    state.insert("manifests".into(), Json::Object(manifests));
+    context.progress(&format!("scheduled: {}", request.config.get("schedule").and_then(Value::as_str).unwrap_or_default()));
+    Ok(ApplyResponse {
+        state,
+        private: json!({ "applied": rendered, "model": model, "input": { "uri": input.uri, "format": input.format } }),
+    })
+}
+
+/// Refresh: a scheduled prediction's CronJob as live, and what its newest
+/// successful run reported; a single run's record as recorded.
+pub async fn read(cluster: &Cluster, request: &mlops_provider_api::ReadRequest) -> ProviderResult<mlops_provider_api::ReadResponse> {
+    if request.private.get("applied").is_none() {
+        return Ok(mlops_provider_api::ReadResponse::as_recorded(request.clone()));
+    }
+    let (mut response, cronjob) = objects::read(cluster, request).await?;
+    let (Some(state), Some(cronjob)) = (response.state.as_mut(), cronjob) else { return Ok(response) };
+    let namespace = cronjob.pointer("/metadata/namespace").and_then(Json::as_str).unwrap_or(&cluster.namespace).to_owned();
+    let name = cronjob.pointer("/metadata/name").and_then(Json::as_str).unwrap_or_default().to_owned();
+    let mut pods = cluster.pods(&namespace, &format!("{}={name}", render::PREDICTION_LABEL)).await?;
+    pods.retain(|pod| pod.pointer("/status/phase").and_then(Json::as_str) == Some("Succeeded"));
+    pods.sort_by_key(|pod| pod.pointer("/metadata/creationTimestamp").and_then(Json::as_str).unwrap_or_default().to_owned());
+    let Some(pod) = pods.pop() else { return Ok(response) };
+    let job = pod.pointer("/metadata/labels/batch.kubernetes.io~1job-name").and_then(Json::as_str).unwrap_or_default().to_owned();
+    if let Ok((version, files, size)) = upload_report(Some(&pod), &job) {
+        let settings = Settings::resolved(&request.target.provider_config)?;
+        let uri = format!("{}{job}/", render::predictions_prefix(&request.target.address, &settings)?);
+        state.insert("version".into(), Json::String(version));
+        state.insert("uri".into(), Json::String(uri));
+        state.insert("run_id".into(), Json::String(job));
+        state.insert("files".into(), json!(files));
+        state.insert("size_bytes".into(), json!(size));
+    }
+    Ok(response)
+}
+
+/// Deletes the CronJob and its Secret, or the single run and its Secret.
+pub async fn delete(cluster: &Cluster, request: &ApplyRequest) -> ProviderResult<()> {
+    objects::delete_all(cluster, &request.prior_private).await?;
+    crate::training::delete(cluster, request).await.map(|_| ())
 }

@@ -214,8 +214,17 @@ impl ResourceType for BatchPredictionType {
         training::validate(request)
     }
 
-    // Predictions once made stay valid when the Job is cleaned up: read as
-    // recorded (the default).
+    /// A single run's predictions stay valid when its Job is cleaned up
+    /// (read as recorded); a scheduled one's follow its newest run.
+    fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
+        if request.private.get("applied").is_none() {
+            return Ok(ReadResponse::as_recorded(request));
+        }
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            batch::read(&cluster, &request).await
+        })
+    }
 
     fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
         batch::plan(&request)
@@ -231,7 +240,7 @@ impl ResourceType for BatchPredictionType {
     fn delete(&self, request: ApplyRequest, _context: &dyn ApplyContext) -> ProviderResult<()> {
         self.0.block_on(async {
             let cluster = self.0.cluster(&request.target.provider_config).await?;
-            training::delete(&cluster, &request).await.map(|_| ())
+            batch::delete(&cluster, &request).await
         })
     }
 }

@@ -493,6 +493,33 @@ pub struct PredictionInput {
     pub format: String,
 }
 
+/// The label that marks the pods of a scheduled batch prediction's runs.
+pub const PREDICTION_LABEL: &str = "mlops.dev/batch-prediction";
+
+/// What names a batch prediction's run: a run of its own, or, scheduled,
+/// the Job its CronJob made (read from the pod's label at run time).
+#[derive(Debug, Clone, Copy)]
+pub enum RunName<'a> {
+    Fixed(&'a str),
+    FromJob,
+}
+
+/// Where a batch prediction's runs upload: `artifact_root/predictions/NAME/`.
+pub fn predictions_prefix(address: &str, settings: &Settings) -> ProviderResult<String> {
+    let root = settings.artifact_root.as_ref().ok_or_else(|| {
+        ProviderError::with_help(
+            "a Kubernetes batch prediction uploads its predictions to object storage, and the kubernetes provider names none",
+            "set `artifact_root = \"s3://BUCKET/PREFIX\"` in the kubernetes provider block",
+        )
+    })?;
+    Ok(format!("{root}/predictions/{}/", object_name(address, 63)))
+}
+
+/// The environment entry that holds the name of the Job a pod belongs to.
+fn job_name_entry(name: &str) -> Json {
+    json!({ "name": name, "valueFrom": { "fieldRef": { "fieldPath": "metadata.labels['batch.kubernetes.io/job-name']" } } })
+}
+
 /// A batch prediction as a Job: the model version fetched into
 /// `MLOPS_MODEL_DIR`, the input staged into `MLOPS_INPUT_DIR`, the user's
 /// image run, and what it writes into `MLOPS_OUTPUT_DIR` uploaded to
@@ -505,21 +532,79 @@ pub fn batch_prediction(
     input: &PredictionInput,
     settings: &Settings,
 ) -> ProviderResult<RenderedTraining> {
+    let (values, secret, output_uri, pod) = batch_prediction_values(address, RunName::Fixed(run_id), config, model, input, settings)?;
+    Ok(RenderedTraining { manifest: render("job", &values)?, secret, distributed: false, artifact_uri: Some(output_uri), pod })
+}
+
+/// A scheduled batch prediction: a CronJob whose every run is the Job
+/// [`batch_prediction`] renders, named after the Job the CronJob made;
+/// and, when `env` holds secrets, their Secret, named by its content.
+pub fn scheduled_batch_prediction(
+    address: &str,
+    config: &Configuration,
+    model: &ModelVersion,
+    input: &PredictionInput,
+    settings: &Settings,
+) -> ProviderResult<Vec<Json>> {
+    let schedule = text(config, "schedule").ok_or_else(|| ProviderError::failed("a scheduled batch prediction needs `schedule`"))?;
+    let (values, secret, _, _) = batch_prediction_values(address, RunName::FromJob, config, model, input, settings)?;
+    let job = render("job", &values)?;
+    let name = object_name(address, 52);
+    let cronjob = json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": job["metadata"].clone(),
+        "spec": {
+            "schedule": schedule,
+            // A run still going when the next is due finishes first.
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": { "metadata": { "labels": job["metadata"]["labels"].clone() }, "spec": job["spec"].clone() },
+        },
+    });
+    let mut cronjob = cronjob;
+    cronjob["metadata"]["name"] = json!(name);
+    Ok([cronjob].into_iter().chain(secret).collect())
+}
+
+type BatchValues = (Json, Option<Json>, String, PodAdditions);
+
+fn batch_prediction_values(
+    address: &str,
+    run: RunName<'_>,
+    config: &Configuration,
+    model: &ModelVersion,
+    input: &PredictionInput,
+    settings: &Settings,
+) -> ProviderResult<BatchValues> {
     let image = text(config, "image")
         .filter(|image| !image.is_empty())
         .ok_or_else(|| ProviderError::with_help("a Kubernetes batch prediction needs `image`", "set `image = \"REGISTRY/NAME:TAG\"`"))?;
-    let root = settings.artifact_root.as_ref().ok_or_else(|| {
-        ProviderError::with_help(
-            "a Kubernetes batch prediction uploads its predictions to object storage, and the kubernetes provider names none",
-            "set `artifact_root = \"s3://BUCKET/PREFIX\"` in the kubernetes provider block",
-        )
-    })?;
-    let output_uri = format!("{root}/predictions/{}/{run_id}/", object_name(address, 63));
-    let labels = json!({ MANAGED_BY_LABEL: "mlops", NAME_LABEL: object_name(address, 63), RUN_LABEL: run_id });
+    let prefix = predictions_prefix(address, settings)?;
+    let name = object_name(address, 63);
+    let (output_uri, labels, secrets) = match run {
+        RunName::Fixed(run_id) => (
+            format!("{prefix}{run_id}/"),
+            json!({ MANAGED_BY_LABEL: "mlops", NAME_LABEL: name, RUN_LABEL: run_id }),
+            SecretEnvironment::new(format!("{run_id}-env")),
+        ),
+        // The kubelet expands `$(MLOPS_RUN_ID)` in later entries; the
+        // upload's shell reads it from its own environment.
+        RunName::FromJob => (
+            format!("{prefix}$(MLOPS_RUN_ID)/"),
+            json!({ MANAGED_BY_LABEL: "mlops", NAME_LABEL: name, PREDICTION_LABEL: object_name(address, 52) }),
+            SecretEnvironment::new(object_name(address, 45)),
+        ),
+    };
+    let mut secrets = secrets;
     let annotations = json!({ ADDRESS_ANNOTATION: address });
-    let mut secrets = SecretEnvironment::new(format!("{run_id}-env"));
+    let run_id_entry = match run {
+        RunName::Fixed(run_id) => environment_entry("MLOPS_RUN_ID", run_id),
+        RunName::FromJob => job_name_entry("MLOPS_RUN_ID"),
+    };
     let mut env = vec![
-        environment_entry("MLOPS_RUN_ID", run_id),
+        run_id_entry,
         environment_entry("MLOPS_MODEL_DIR", MODEL_DIRECTORY),
         environment_entry("MLOPS_MODEL_VERSION", model.version.clone()),
         environment_entry("MLOPS_INPUT_DIR", format!("{INPUTS_DIRECTORY}/input")),
@@ -527,18 +612,33 @@ pub fn batch_prediction(
     ];
     let inputs = Inputs::from([("input".to_owned(), input.uri.clone())]);
     let mut pod = run_pod_additions(&inputs, Some(&output_uri), settings, false, true, &mut env);
+    if let RunName::FromJob = run {
+        // The upload names its destination after the Job, at run time.
+        for container in &mut pod.init_containers {
+            if container["name"] == UPLOAD_OUTPUTS_CONTAINER {
+                if let Some(script) = container.pointer_mut("/command/2") {
+                    let quoted = shell_quote(&output_uri);
+                    let expanded = format!("{}\"$MLOPS_RUN_ID\"/", shell_quote(&prefix));
+                    *script = json!(script.as_str().unwrap_or_default().replace(&quoted, &expanded));
+                }
+                if let Some(environment) = container["env"].as_array_mut() {
+                    environment.push(job_name_entry("MLOPS_RUN_ID"));
+                }
+            }
+        }
+    }
     let (fetch, model_volumes) = model_fetch(model, settings);
     pod.init_containers.insert(0, fetch);
     pod.volumes.push(json!({ "name": "model", "emptyDir": {} }));
     pod.volumes.extend(model_volumes);
     pod.mounts.push(json!({ "name": "model", "mountPath": MODEL_DIRECTORY, "readOnly": true }));
     env.extend(user_environment(config, &mut secrets));
-    let secret = secrets.finish(&mut env, false, &settings.namespace, &labels, &annotations);
+    let secret = secrets.finish(&mut env, matches!(run, RunName::FromJob), &settings.namespace, &labels, &annotations);
     let resources = block(config, "resources");
     let (node_selector, tolerations) = gpu_placement(resources, settings, false);
     let command = config.get("command").filter(|command| command.as_array().is_some_and(|items| !items.is_empty())).cloned();
     let values = json!({
-        "name": run_id,
+        "name": match run { RunName::Fixed(run_id) => run_id, RunName::FromJob => name.as_str() },
         "namespace": settings.namespace,
         "labels": labels,
         "annotations": annotations,
@@ -556,7 +656,7 @@ pub fn batch_prediction(
         "volume_mounts": pod.mounts,
         "volumes": pod.volumes,
     });
-    Ok(RenderedTraining { manifest: render("job", &values)?, secret, distributed: false, artifact_uri: Some(output_uri), pod })
+    Ok((values, secret, output_uri, pod))
 }
 
 /// The init containers a run's pod gets around the training container.

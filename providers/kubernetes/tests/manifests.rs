@@ -83,6 +83,9 @@ fn render_case(case: &Json) -> Vec<Json> {
                 uri: case["input"]["uri"].as_str().unwrap().to_owned(),
                 format: case["input"]["format"].as_str().unwrap().to_owned(),
             };
+            if config.contains_key("schedule") {
+                return render::scheduled_batch_prediction(&text("address"), &config, &model, &input, &settings).unwrap();
+            }
             let rendered = render::batch_prediction(&text("address"), &text("run_id"), &config, &model, &input, &settings).unwrap();
             rendered.secret.into_iter().chain([rendered.manifest]).collect()
         }
