@@ -180,6 +180,26 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Compute one shard of a feature set, as each pod of the Indexed Job
+    /// of a feature set on Kubernetes does: the `index`-th of every
+    /// `count` files of the dataset, uploaded as a part under --output, its
+    /// report (part, version, rows) to stdout and --report.
+    #[command(hide = true)]
+    FeaturesShard {
+        /// The feature set's configuration and its dataset, as JSON.
+        #[arg(long)]
+        spec: String,
+        /// This shard (default: the pod's JOB_COMPLETION_INDEX).
+        #[arg(long)]
+        index: Option<usize>,
+        #[arg(long)]
+        count: usize,
+        /// s3://BUCKET/PREFIX/ the parts go under.
+        #[arg(long)]
+        output: String,
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Release a stuck state lock.
     ForceUnlock {
         id: String,
@@ -333,6 +353,11 @@ pub fn run() -> i32 {
         Command::Graph { directory, format } => crate::commands::exit_code(crate::commands::graph_command(&directory, format)),
         Command::Lineage { address, directory, json, model_version } => {
             crate::commands::exit_code(crate::commands::lineage_command(&directory, &address, json, model_version.as_deref()))
+        }
+        Command::FeaturesShard { spec, index, count, output, report } => {
+            // An Indexed Job tells each pod its index in JOB_COMPLETION_INDEX.
+            let index = index.or_else(|| std::env::var("JOB_COMPLETION_INDEX").ok()?.parse().ok());
+            crate::commands::exit_code(crate::commands::features_shard_command(&spec, index, count, &output, report.as_deref()))
         }
         Command::Drift { reference, current, columns, method, threshold, output } => crate::commands::exit_code(
             crate::commands::drift_command(&reference, &current, &columns, &method, threshold, output.as_deref()),

@@ -178,6 +178,54 @@ fn run_pod(fake: &FakeKube, namespace: &str, pod_name: &str, labels: Json, spec:
     succeeded
 }
 
+/// An Indexed Job of the mlops image (a feature set computed in the
+/// cluster), played as the kubelet would run it: each index's container
+/// command is the real `mlops` binary run here with the pod's arguments and
+/// environment, JOB_COMPLETION_INDEX set and the storage Secret's
+/// credentials given; its report becomes the termination message, its
+/// stderr the log. A failed shard fails the Job.
+fn play_shards(fake: &FakeKube, namespace: &str, job: &Json) {
+    let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+    let completions = job["spec"]["completions"].as_u64().unwrap_or(1);
+    let container = job["spec"]["template"]["spec"]["containers"][0].clone();
+    let container_name = container["name"].as_str().unwrap_or_default().to_owned();
+    let mut all_succeeded = true;
+    for index in 0..completions {
+        let report = std::env::temp_dir().join(format!("mlops-shard-report-{}-{name}-{index}", std::process::id()));
+        let mut arguments: Vec<String> =
+            container["args"].as_array().unwrap().iter().map(|argument| argument.as_str().unwrap().to_owned()).collect();
+        if let Some(position) = arguments.iter().position(|argument| argument == "/dev/termination-log") {
+            arguments[position] = report.display().to_string();
+        }
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mlops"));
+        command.args(&arguments).env("JOB_COMPLETION_INDEX", index.to_string());
+        command.env("AWS_ACCESS_KEY_ID", "testing").env("AWS_SECRET_ACCESS_KEY", "testing");
+        for entry in container["env"].as_array().into_iter().flatten() {
+            if let (Some(key), Some(value)) = (entry["name"].as_str(), entry["value"].as_str()) {
+                command.env(key, value);
+            }
+        }
+        let run = command.output().unwrap();
+        let succeeded = run.status.success();
+        all_succeeded &= succeeded;
+        let pod_name = format!("{name}-{index}-x7k2p");
+        fake.set_log(namespace, &pod_name, &container_name, &String::from_utf8_lossy(&run.stderr));
+        let message = std::fs::read_to_string(&report).ok().and_then(|text| serde_json::from_str::<Json>(&text).ok());
+        let _ = std::fs::remove_file(&report);
+        let labels = json!({ "batch.kubernetes.io/job-name": name, "job-name": name, "batch.kubernetes.io/job-completion-index": index.to_string() });
+        fake.create_pod(
+            namespace,
+            json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": pod_name, "labels": labels }, "spec": job["spec"]["template"]["spec"] }),
+            json!({ "phase": if succeeded { "Succeeded" } else { "Failed" },
+                    "containerStatuses": [{ "name": container_name, "state": terminated(run.status.code().unwrap_or(1).into(), message.as_ref()) }] }),
+        );
+    }
+    fake.write_status(
+        &format!("/apis/batch/v1/namespaces/{namespace}/jobs/{name}"),
+        json!({ "conditions": [job_condition(all_succeeded)] }),
+    );
+}
+
 fn job_condition(succeeded: bool) -> Json {
     if succeeded {
         json!({ "type": "Complete", "status": "True", "reason": "Completed", "message": "" })
@@ -190,6 +238,10 @@ fn reconcile_namespace(fake: &FakeKube, outcome: &Outcome, settings: &ClusterSet
     if !matches!(outcome, Outcome::Hold) {
         for job in fake.objects("jobs", namespace) {
             if finished(&job) {
+                continue;
+            }
+            if job["spec"]["completionMode"] == "Indexed" {
+                play_shards(fake, namespace, &job);
                 continue;
             }
             let name = job["metadata"]["name"].as_str().unwrap().to_owned();
@@ -900,6 +952,88 @@ batch_prediction "scores" {{
     let destroy = cluster.workspace.run(&["destroy", "--auto-approve"]);
     assert_eq!(destroy.code, 0, "{}", destroy.all());
     assert!(cluster.fake.object("cronjobs", NAMESPACE, "batch-prediction-scores").is_none());
+}
+
+/// A feature set computed in the cluster: an Indexed Job whose shards (the
+/// real `mlops features-shard`, run by the simulated kubelet) each read
+/// their share of the dataset's files from S3 and upload a part; the
+/// feature set's version is the parts'. A bad row fails its shard, and the
+/// error quotes the shard's log.
+#[test]
+fn a_feature_set_is_computed_in_the_cluster_by_shards_over_the_files() {
+    let Some(endpoint) = support::s3_endpoint() else { return };
+    let mut cluster = cluster_with(&[], DEPLOYMENT, "inputs = { features = feature_set.txn }", auc(0.93));
+    let bucket = format!("sharded-lake-{}", std::process::id());
+    std::fs::create_dir_all(cluster.workspace.path().join("data/events")).unwrap();
+    for (part, rows) in [("a", "1,10\n2,20\n"), ("b", "3,30\n"), ("c", "4,40\n5,50\n6,60\n")] {
+        cluster.workspace.write(&format!("data/events/{part}.csv"), &format!("id,amount\n{rows}"));
+    }
+    cluster.workspace.write(
+        "features.mlops.hcl",
+        &format!(
+            r#"variable "s3_endpoint" {{
+  type = string
+}}
+provider "s3" {{
+  endpoint = var.s3_endpoint
+}}
+bucket "lake" {{
+  provider      = s3
+  name          = "{bucket}"
+  force_destroy = true
+}}
+dataset "events" {{
+  provider = s3
+  bucket   = bucket.lake
+  source   = "./data/events"
+  schema {{
+    column "id" {{ type = int }}
+    column "amount" {{ type = int }}
+  }}
+}}
+feature_set "txn" {{
+  provider = kubernetes
+  dataset  = dataset.events
+  entity   = "id"
+  shards   = 2
+  feature "doubled" {{
+    type = float
+    expr = row.amount * 2
+  }}
+}}
+"#
+        ),
+    );
+    let text = cluster.workspace.read("main.mlops.hcl").replace(
+        "  artifact_root = \"s3://acme-ml/runs\"",
+        &format!("  artifact_root    = \"s3://{bucket}/runs\"\n  storage_endpoint = var.s3_endpoint"),
+    );
+    cluster.workspace.write("main.mlops.hcl", &text);
+    cluster.workspace.variables.push(format!("s3_endpoint={endpoint}"));
+    cluster.workspace.environment =
+        vec![("AWS_ACCESS_KEY_ID".into(), "testing".into()), ("AWS_SECRET_ACCESS_KEY".into(), "testing".into())];
+    let apply = cluster.workspace.apply(&[]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+
+    let jobs = cluster.fake.objects("jobs", NAMESPACE);
+    let job = jobs.iter().find(|job| job["spec"]["completionMode"] == "Indexed").expect("an Indexed Job");
+    assert_eq!(job["spec"]["completions"], 2);
+    let shown = cluster.workspace.run(&["state", "show", "feature_set.txn"]).stdout;
+    assert!(shown.contains(&format!("s3://{bucket}/runs/features/feature-set-txn/")), "{shown}");
+    assert!(shown.contains("\"row_count\":6") || shown.contains("row_count = 6"), "every row, once: {shown}");
+    // The training reads the parts the shards wrote.
+    let training_job = jobs.iter().find(|job| job["spec"]["completionMode"] != "Indexed").expect("the training's Job");
+    let staging = training_job["spec"]["template"]["spec"]["initContainers"][0]["command"][2].as_str().unwrap();
+    assert!(staging.contains(&format!("s3://{bucket}/runs/features/feature-set-txn/")), "{staging}");
+    cluster.workspace.assert_no_changes(&[]);
+
+    // A row the expression cannot compute: its shard fails, with its log.
+    let features = cluster.workspace.read("features.mlops.hcl").replace("row.amount * 2", "1 / (row.amount - 40)");
+    cluster.workspace.write("features.mlops.hcl", &features);
+    let apply = cluster.workspace.run(&["apply", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{}", apply.all());
+    assert!(apply.stderr.contains("shard"), "{}", apply.all());
+    assert!(apply.stderr.contains("division by zero") || apply.stderr.contains("divid"), "{}", apply.all());
 }
 
 #[test]

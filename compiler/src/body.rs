@@ -320,10 +320,14 @@ impl BodyChecker<'_> {
             };
             values.insert(name.clone(), value);
         }
-        // Defaults for what was not set.
+        // Defaults for what was not set; an attribute only another provider
+        // takes is null here, whatever its default there.
         for (name, attribute_schema) in &schema.attributes {
+            let applies = attribute_schema.only_on.is_empty()
+                || self.provider.is_none_or(|provider| attribute_schema.only_on.iter().any(|supported| supported == provider));
             if !values.contains_key(name) && attribute_schema.is_settable() {
-                values.insert(name.clone(), attribute_schema.default.clone().unwrap_or(Value::Null));
+                let default = if applies { attribute_schema.default.clone() } else { None };
+                values.insert(name.clone(), default.unwrap_or(Value::Null));
             }
         }
         values

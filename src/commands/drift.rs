@@ -13,19 +13,26 @@ fn drift_input(location: &str, staging: &Path) -> mlops_provider_api::ProviderRe
     if !location.starts_with("s3://") {
         return Ok(PathBuf::from(location.strip_prefix("file://").unwrap_or(location)));
     }
-    use mlops_provider_api::Value;
-    let mut provider_config = mlops_provider_api::Configuration::new();
-    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-        provider_config.insert("endpoint".into(), Value::String(endpoint));
-        provider_config.insert("force_path_style".into(), Value::Bool(true));
-    }
-    if let Ok(region) = std::env::var("AWS_REGION") {
-        provider_config.insert("region".into(), Value::String(region));
-    }
-    let target = mlops_provider_api::Target { kind: "dataset".into(), provider_config, ..Default::default() };
+    let target =
+        mlops_provider_api::Target { kind: "dataset".into(), provider_config: s3_settings_from_environment(), ..Default::default() };
     let request = mlops_provider_api::FetchRequest { target, uri: location.to_owned(), destination: staging.to_path_buf(), version: None };
     mlops_provider_api::Provider::fetch(&mlops_provider_s3::S3Provider::new(), request)?;
     Ok(staging.to_path_buf())
+}
+
+/// The s3 provider's settings inside a pod: the endpoint and region the
+/// AWS environment names (credentials come from the environment too).
+pub(super) fn s3_settings_from_environment() -> mlops_provider_api::Configuration {
+    use mlops_provider_api::Value;
+    let mut settings = mlops_provider_api::Configuration::new();
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        settings.insert("endpoint".into(), Value::String(endpoint));
+        settings.insert("force_path_style".into(), Value::Bool(true));
+    }
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        settings.insert("region".into(), Value::String(region));
+    }
+    settings
 }
 
 /// `mlops drift`: what a monitor's CronJob runs in the cluster.

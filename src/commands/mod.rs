@@ -7,6 +7,7 @@
 mod apply;
 mod drift;
 mod explain;
+mod features_shard;
 mod fmt;
 mod force_unlock;
 mod graph;
@@ -25,6 +26,7 @@ mod validate;
 pub use apply::apply_command;
 pub use drift::drift_command;
 pub use explain::explain_command;
+pub use features_shard::features_shard_command;
 pub use fmt::format_command;
 pub use force_unlock::force_unlock_command;
 pub use graph::{graph_command, GraphFormat};

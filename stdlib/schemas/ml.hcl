@@ -3,8 +3,25 @@
 # meaning of each setting.
 
 kind "feature_set" {
-  description = "Features computed from a dataset's rows by typed expressions."
-  providers   = ["local", "s3"]
+  description = "Features computed from a dataset's rows by typed expressions: on this machine (local, s3), or in the cluster as an Indexed Job over the dataset's files (kubernetes)."
+  providers   = ["local", "s3", "kubernetes"]
+
+  attribute "shards" {
+    type        = number
+    only_on     = ["kubernetes"]
+    default     = 4
+    min         = 1
+    max         = 1000
+    integer     = true
+    description = "How many pods compute the features, each over its share of the dataset's files (one Parquet part each)."
+  }
+  attribute "timeout" {
+    type        = string
+    format      = "duration"
+    only_on     = ["kubernetes"]
+    default     = "6h"
+    description = "How long the shards may take together."
+  }
 
   attribute "dataset" {
     type        = ref(dataset)

@@ -305,9 +305,13 @@ impl Value {
 }
 
 /// Whether two configurations are the same as configured (see
-/// [`Value::same_configuration`]).
+/// [`Value::same_configuration`]). An attribute one lacks and the other
+/// has as null is the same: a newer schema's attribute nobody set does not
+/// change what an older apply recorded.
 pub fn same_configurations(left: &Configuration, right: &Configuration) -> bool {
-    left.len() == right.len() && left.iter().all(|(key, left)| right.get(key).is_some_and(|right| left.same_configuration(right)))
+    let null = Value::Null;
+    left.iter().all(|(key, left)| left.same_configuration(right.get(key).unwrap_or(&null)))
+        && right.iter().all(|(key, right)| left.contains_key(key) || right.is_null())
 }
 
 /// A configuration read from its written form (see [`Value::from_json`]).
@@ -473,5 +477,9 @@ mod tests {
         let other = configuration_from_json(json!({ "d": { "$ref": "dataset.e", "identity": "b3:1" }, "n": 1 }).as_object().unwrap());
         assert!(same_configurations(&before, &after));
         assert!(!same_configurations(&before, &other));
+        let newer = configuration_from_json(
+            json!({ "d": { "$ref": "dataset.d", "identity": "b3:1" }, "n": 1, "added": null }).as_object().unwrap(),
+        );
+        assert!(same_configurations(&before, &newer) && same_configurations(&newer, &before), "an attribute added as null changes nothing");
     }
 }

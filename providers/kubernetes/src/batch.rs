@@ -18,7 +18,7 @@ use crate::cluster::{Cluster, ObjectRef};
 use crate::objects;
 use crate::readable_in_cluster;
 use crate::render::{self, ModelVersion, PredictionInput, Settings};
-use crate::training::{container_status, delete_run, run_to_completion, FinishedRun};
+use crate::training::{container_status, delete_run, forget_previous_run, run_to_completion, FinishedRun};
 
 /// `ADDRESS@IDENTITY` of a reference: planned, or as applied.
 fn identity(value: Option<&Value>) -> Option<String> {
@@ -202,11 +202,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     }
     // The run this one replaces is history now; its predictions stay
     // where they were uploaded.
-    if let Some(previous) = request.prior_private.get("run").and_then(|run| serde_json::from_value::<ObjectRef>(run.clone()).ok()) {
-        if previous != handle {
-            let _ = delete_run(cluster, &previous).await;
-        }
-    }
+    forget_previous_run(cluster, request, &handle).await;
     context.progress(&format!("batch prediction {run_id} wrote {files} file(s) of predictions in {:.0}s", started.elapsed().as_secs_f64()));
     let mut state = Attributes::new();
     state.insert("version".into(), Json::String(version));

@@ -16,6 +16,7 @@
 
 mod batch;
 pub mod cluster;
+mod features;
 pub mod live;
 mod monitor;
 mod objects;
@@ -57,7 +58,8 @@ impl KubernetesProvider {
                 .resource("training", TrainingType(connections.clone()))
                 .resource("serving", ServingType(connections.clone()))
                 .resource("monitor", MonitorType(connections.clone()))
-                .resource("batch_prediction", BatchPredictionType(connections)),
+                .resource("batch_prediction", BatchPredictionType(connections.clone()))
+                .resource("feature_set", FeatureSetType(connections)),
         }
     }
 }
@@ -241,6 +243,38 @@ impl ResourceType for BatchPredictionType {
         self.0.block_on(async {
             let cluster = self.0.cluster(&request.target.provider_config).await?;
             batch::delete(&cluster, &request).await
+        })
+    }
+}
+
+/// A feature set computed in the cluster as an Indexed Job.
+struct FeatureSetType(Arc<Connections>);
+
+impl ResourceType for FeatureSetType {
+    fn validate(&self, request: &ValidateRequest) -> Vec<AttributeProblem> {
+        features::validate(request)
+    }
+
+    // Computed features stay valid when the Job is cleaned up: read as
+    // recorded (the default).
+
+    fn plan(&self, request: PlanRequest) -> ProviderResult<PlanResponse> {
+        Ok(mlops_data::plan_feature_set(&request, mlops_provider_api::configuration_unchanged(&request)))
+    }
+
+    fn apply(&self, request: ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            features::apply(&cluster, &request, context).await
+        })
+    }
+
+    /// The run's Job goes; its parts stay in object storage, as a
+    /// training's outputs do.
+    fn delete(&self, request: ApplyRequest, _context: &dyn ApplyContext) -> ProviderResult<()> {
+        self.0.block_on(async {
+            let cluster = self.0.cluster(&request.target.provider_config).await?;
+            training::delete(&cluster, &request).await.map(|_| ())
         })
     }
 }

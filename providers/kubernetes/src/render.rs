@@ -659,6 +659,70 @@ fn batch_prediction_values(
     Ok((values, secret, output_uri, pod))
 }
 
+/// The container of a feature set's Indexed Job.
+pub const SHARD_CONTAINER: &str = "shard";
+
+/// A feature set computed in the cluster: an Indexed Job of `shards` pods
+/// of the mlops image, each running `mlops features-shard` over its share
+/// of the dataset's files and uploading its Parquet part under
+/// `output_uri`; each reports its part's version as its termination
+/// message. `spec` is the feature set's written configuration and dataset.
+pub fn feature_shards(
+    address: &str,
+    run_id: &str,
+    spec: &Json,
+    shards: u64,
+    output_uri: &str,
+    config: &Configuration,
+    settings: &Settings,
+) -> ProviderResult<RenderedTraining> {
+    let (env, env_from) = storage_environment(settings);
+    let labels = json!({ MANAGED_BY_LABEL: "mlops", NAME_LABEL: object_name(address, 63), RUN_LABEL: run_id });
+    let shards = shards.max(1);
+    let mut container = json!({
+        "name": SHARD_CONTAINER,
+        "image": settings.monitor_image,
+        "args": ["features-shard", "--spec", spec.to_string(), "--count", shards.to_string(), "--output", output_uri, "--report", METRICS_FILE],
+        "env": env,
+        "terminationMessagePath": METRICS_FILE,
+        "terminationMessagePolicy": "File",
+    });
+    if env_from.as_array().is_some_and(|from| !from.is_empty()) {
+        container["envFrom"] = env_from;
+    }
+    let resources = resource_requirements(block(config, "resources"));
+    if resources.as_object().is_some_and(|resources| !resources.is_empty()) {
+        container["resources"] = resources;
+    }
+    let manifest = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": { "name": run_id, "namespace": settings.namespace, "labels": labels, "annotations": { ADDRESS_ANNOTATION: address } },
+        "spec": {
+            // One pod per shard, told its index by JOB_COMPLETION_INDEX; a
+            // failed shard fails the run, never retried silently.
+            "completionMode": "Indexed",
+            "completions": shards,
+            "parallelism": shards,
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": whole_seconds(mlops_provider_support::duration(config, "timeout")?),
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": { "restartPolicy": "Never", "containers": [container] },
+            },
+        },
+    });
+    Ok(RenderedTraining {
+        manifest,
+        secret: None,
+        distributed: false,
+        // The shards upload their parts themselves: there is no upload
+        // sidecar to check (`artifact_uri` is for that).
+        artifact_uri: None,
+        pod: PodAdditions::default(),
+    })
+}
+
 /// The init containers a run's pod gets around the training container.
 pub const STAGE_INPUTS_CONTAINER: &str = "stage-inputs";
 pub const UPLOAD_OUTPUTS_CONTAINER: &str = "upload-outputs";

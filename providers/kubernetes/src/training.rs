@@ -433,11 +433,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     let reported = mlops_provider_support::declared_metrics(&format!("{kind} {run_id}"), written, &strings(config, "metrics"))?;
     // The run this one replaces is history now; its results live on in
     // the registry and in state history.
-    if let Some(previous) = request.prior_private.get("run").and_then(|run| serde_json::from_value::<ObjectRef>(run.clone()).ok()) {
-        if previous != handle {
-            let _ = delete_run(cluster, &previous).await;
-        }
-    }
+    forget_previous_run(cluster, request, &handle).await;
     let image_id = container.as_ref().and_then(|status| status.get("imageID")).cloned().unwrap_or(Json::Null);
     context.progress(&format!("{kind} {run_id} finished in {:.0}s", started.elapsed().as_secs_f64()));
     let mut state = Attributes::new();
@@ -455,6 +451,16 @@ pub async fn delete(cluster: &Cluster, request: &ApplyRequest) -> ProviderResult
         }
     }
     Ok(ApplyResponse::default())
+}
+
+/// Deletes the run an earlier apply made, once `current` replaced it: its
+/// results live on in state (and the registry), its objects need not.
+pub(crate) async fn forget_previous_run(cluster: &Cluster, request: &ApplyRequest, current: &ObjectRef) {
+    if let Some(previous) = request.prior_private.get("run").and_then(|run| serde_json::from_value::<ObjectRef>(run.clone()).ok()) {
+        if previous != *current {
+            let _ = delete_run(cluster, &previous).await;
+        }
+    }
 }
 
 /// The Secret a run's pods read their secret environment from (whether or
@@ -522,12 +528,17 @@ async fn training_pod(cluster: &Cluster, run: &ObjectRef) -> ProviderResult<Opti
         format!("batch.kubernetes.io/job-name={run_id}")
     };
     let mut pods = cluster.pods(&run.namespace, &selector).await?;
-    // The newest pod is the one whose result counts.
+    // The newest pod is the one whose result counts; of an Indexed Job's
+    // pods (one per shard), a failed one says why the run failed.
     pods.sort_by(|left, right| {
         let created = |pod: &Json| pod.pointer("/metadata/creationTimestamp").and_then(Json::as_str).unwrap_or_default().to_owned();
         created(left).cmp(&created(right))
     });
-    Ok(pods.pop())
+    let failed = pods.iter().rposition(|pod| pod.pointer("/status/phase").and_then(Json::as_str) == Some("Failed"));
+    Ok(match failed {
+        Some(position) => Some(pods.swap_remove(position)),
+        None => pods.pop(),
+    })
 }
 
 pub(crate) fn container_status(pod: &Json, list: &str, name: &str) -> Option<Json> {

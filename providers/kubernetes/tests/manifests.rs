@@ -77,6 +77,15 @@ fn render_case(case: &Json) -> Vec<Json> {
             render::serving(&text("address"), &config, &model, phase, &settings).unwrap()
         }
         "monitor" => vec![render::monitor(&text("address"), &config, &text("reference_uri"), &settings).unwrap()],
+        "feature_set" => {
+            let shards = config.get("shards").and_then(mlops_provider_api::Value::as_u64).unwrap();
+            let output = format!("s3://acme-ml/runs/features/feature-set-txn/{}/", text("run_id"));
+            vec![
+                render::feature_shards(&text("address"), &text("run_id"), &case["spec"], shards, &output, &config, &settings)
+                    .unwrap()
+                    .manifest,
+            ]
+        }
         "batch_prediction" => {
             let model: ModelVersion = serde_json::from_value(case["model"].clone()).unwrap();
             let input = render::PredictionInput {

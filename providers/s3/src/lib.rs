@@ -1102,6 +1102,19 @@ impl Store {
         destination: &std::path::Path,
         expected: Option<&str>,
     ) -> ProviderResult<FetchResponse> {
+        self.download_objects(endpoint, uri, destination, expected, None)
+    }
+
+    /// [`Store::download_prefix`], of every object or (`shard`) of the
+    /// `index`-th of every `count` objects in key order.
+    fn download_objects(
+        &self,
+        endpoint: &Endpoint,
+        uri: &str,
+        destination: &std::path::Path,
+        expected: Option<&str>,
+        shard: Option<(usize, usize)>,
+    ) -> ProviderResult<FetchResponse> {
         let (bucket, prefix) = split_uri(uri).ok_or_else(|| ProviderError::failed(format!("`{uri}` is not an S3 location")))?;
         let client = self.client(endpoint);
         let response = self.run(async {
@@ -1115,10 +1128,15 @@ impl Store {
                     return Err(changed_since_recorded(uri, expected, &found));
                 }
             }
+            let mut position = 0;
             for object in &objects {
                 let Some(key) = object.key() else { continue };
                 let relative = key.strip_prefix(prefix).unwrap_or(key);
                 if relative.is_empty() || relative.ends_with('/') || relative.split('/').any(|part| part == "..") {
+                    continue;
+                }
+                position += 1;
+                if shard.is_some_and(|(index, count)| (position - 1) % count != index) {
                     continue;
                 }
                 response.files += 1;
@@ -1245,6 +1263,46 @@ fn changed_since_recorded(uri: &str, expected: &str, found: &str) -> ProviderErr
         ),
         "nothing was computed from it; run `mlops plan` to see the change, and apply it before what reads this data",
     )
+}
+
+impl S3Provider {
+    /// Copies the `index`-th of every `count` objects under `uri` (in key
+    /// order) into `destination`: the files one shard of a computation in
+    /// the cluster reads. `config` is a provider block's settings.
+    pub fn download_shard(
+        &self,
+        config: &Configuration,
+        uri: &str,
+        destination: &std::path::Path,
+        index: usize,
+        count: usize,
+    ) -> ProviderResult<FetchResponse> {
+        if count == 0 || index >= count {
+            return Err(ProviderError::failed(format!("shard {index} of {count} does not exist")));
+        }
+        self.store.download_objects(&Endpoint::from_config(config), uri, destination, None, Some((index, count)))
+    }
+
+    /// Uploads one file as the object `uri` names (`s3://BUCKET/KEY`).
+    pub fn upload_file(&self, config: &Configuration, file: &std::path::Path, uri: &str) -> ProviderResult<()> {
+        let endpoint = Endpoint::from_config(config);
+        let (bucket, key) = split_uri(uri).ok_or_else(|| ProviderError::failed(format!("`{uri}` is not an S3 location")))?;
+        let client = self.store.client(&endpoint);
+        self.store.run(async {
+            let body = aws_sdk_s3::primitives::ByteStream::from_path(file)
+                .await
+                .map_err(|error| ProviderError::failed(format!("cannot read `{}`: {error}", file.display())))?;
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body)
+                .send()
+                .await
+                .map_err(|error| failure(&endpoint, &format!("upload `{key}`"), &error))?;
+            Ok(())
+        })
+    }
 }
 
 impl Provider for S3Provider {
