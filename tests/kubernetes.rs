@@ -956,17 +956,23 @@ batch_prediction "scores" {{
 
 /// A feature set computed in the cluster: an Indexed Job whose shards (the
 /// real `mlops features-shard`, run by the simulated kubelet) each read
-/// their share of the dataset's files from S3 and upload a part; the
-/// feature set's version is the parts'. A bad row fails its shard, and the
-/// error quotes the shard's log.
+/// their share of the dataset from S3 and upload a part; the feature set's
+/// version is the parts'. With an aggregate, shards split by entity, so an
+/// entity whose rows are in several files still gets whole windows. A bad
+/// row fails its shard, and the error quotes the shard's log.
 #[test]
 fn a_feature_set_is_computed_in_the_cluster_by_shards_over_the_files() {
     let Some(endpoint) = support::s3_endpoint() else { return };
     let mut cluster = cluster_with(&[], DEPLOYMENT, "inputs = { features = feature_set.txn }", auc(0.93));
     let bucket = format!("sharded-lake-{}", std::process::id());
     std::fs::create_dir_all(cluster.workspace.path().join("data/events")).unwrap();
-    for (part, rows) in [("a", "1,10\n2,20\n"), ("b", "3,30\n"), ("c", "4,40\n5,50\n6,60\n")] {
-        cluster.workspace.write(&format!("data/events/{part}.csv"), &format!("id,amount\n{rows}"));
+    // Customer 1's rows are in all three files.
+    for (part, rows) in [
+        ("a", "1,10,2026-01-01T00:00:00Z\n2,20,2026-01-02T00:00:00Z\n"),
+        ("b", "1,30,2026-01-03T00:00:00Z\n3,40,2026-01-03T00:00:00Z\n"),
+        ("c", "1,50,2026-01-20T00:00:00Z\n2,60,2026-01-04T00:00:00Z\n"),
+    ] {
+        cluster.workspace.write(&format!("data/events/{part}.csv"), &format!("id,amount,time\n{rows}"));
     }
     cluster.workspace.write(
         "features.mlops.hcl",
@@ -989,16 +995,24 @@ dataset "events" {{
   schema {{
     column "id" {{ type = int }}
     column "amount" {{ type = int }}
+    column "time" {{ type = timestamp }}
   }}
 }}
 feature_set "txn" {{
-  provider = kubernetes
-  dataset  = dataset.events
-  entity   = "id"
-  shards   = 2
+  provider  = kubernetes
+  dataset   = dataset.events
+  entity    = "id"
+  timestamp = "time"
+  format    = "jsonl"
+  shards    = 2
   feature "doubled" {{
     type = float
     expr = row.amount * 2
+  }}
+  aggregate "spend_7d" {{
+    function = "sum"
+    column   = "amount"
+    window   = "7d"
   }}
 }}
 "#
@@ -1021,6 +1035,33 @@ feature_set "txn" {{
     let shown = cluster.workspace.run(&["state", "show", "feature_set.txn"]).stdout;
     assert!(shown.contains(&format!("s3://{bucket}/runs/features/feature-set-txn/")), "{shown}");
     assert!(shown.contains("\"row_count\":6") || shown.contains("row_count = 6"), "every row, once: {shown}");
+    // Every row once, with its 7-day spend computed over all of its
+    // customer's rows, whichever file they were in.
+    let prefix = format!("s3://{bucket}/runs/features/feature-set-txn/");
+    let start = shown.find(&prefix).unwrap() + prefix.len();
+    let run = shown[start..].split('/').next().unwrap().to_owned();
+    let mut computed = Vec::new();
+    for index in 0..2 {
+        let (code, body) =
+            support::raw_exchange(&endpoint, "GET", &format!("/{bucket}/runs/features/feature-set-txn/{run}/part-0000{index}.jsonl"), "");
+        assert_eq!(code, 200, "part {index}: {body}");
+        for line in body.lines().filter(|line| !line.is_empty()) {
+            let row: Json = serde_json::from_str(line).unwrap();
+            computed.push((row["id"].as_i64().unwrap(), row["time"].as_str().unwrap()[..10].to_owned(), row["spend_7d"].as_f64().unwrap()));
+        }
+    }
+    computed.sort_by(|left, right| left.partial_cmp(right).unwrap());
+    let expected = [
+        (1, "2026-01-01", 10.0),
+        (1, "2026-01-03", 40.0),
+        (1, "2026-01-20", 50.0),
+        (2, "2026-01-02", 20.0),
+        (2, "2026-01-04", 80.0),
+        (3, "2026-01-03", 40.0),
+    ];
+    let expected: Vec<(i64, String, f64)> = expected.iter().map(|(id, day, spend)| (*id, (*day).to_owned(), *spend)).collect();
+    assert_eq!(computed, expected);
+
     // The training reads the parts the shards wrote.
     let training_job = jobs.iter().find(|job| job["spec"]["completionMode"] != "Indexed").expect("the training's Job");
     let staging = training_job["spec"]["template"]["spec"]["initContainers"][0]["command"][2].as_str().unwrap();

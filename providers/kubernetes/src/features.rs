@@ -1,7 +1,8 @@
 //! Feature sets computed in the cluster: an Indexed Job of the mlops image
 //! whose pods each run `mlops features-shard` over their share of the
-//! dataset's files (the `index`-th of every `shards`, in key order) and
-//! upload a Parquet part. The feature set's version is the hash of the
+//! dataset's files (the `index`-th of every `shards`, in key order; with
+//! aggregates, every file and the rows of its entities) and upload a
+//! Parquet part. The feature set's version is the hash of the
 //! parts' versions, its `uri` the prefix they are under. Nothing crosses
 //! the machine that runs `mlops apply`. The run is re-attached after an
 //! interrupt like a training's, and a failed shard is reported with its log.
@@ -16,18 +17,9 @@ use crate::readable_in_cluster;
 use crate::render::{self, Settings};
 use crate::training::{forget_previous_run, run_to_completion, FinishedRun};
 
-/// What only the provider knows is wrong: no `artifact_root` for the
-/// parts, and aggregates, which need every row of an entity in one place.
+/// What only the provider knows is wrong: no `artifact_root` for the parts.
 pub fn validate(request: &ValidateRequest) -> Vec<AttributeProblem> {
-    let mut problems = crate::training::validate(request);
-    if request.config.get("aggregate").and_then(Value::as_object).is_some_and(|aggregates| !aggregates.is_empty()) {
-        problems.push(AttributeProblem {
-            path: vec!["aggregate".into()],
-            message: "time-window aggregates are not computed in the cluster yet: its shards split the dataset by file, and an entity's rows may be in several".into(),
-            help: Some("compute this feature set on the s3 or local provider, or keep the row-level features here and the aggregates there".into()),
-        });
-    }
-    problems
+    crate::training::validate(request)
 }
 
 /// The feature set's configuration and its dataset, as a shard reads them.
@@ -43,7 +35,7 @@ fn shard_spec(config: &mlops_provider_api::Configuration) -> ProviderResult<(Jso
         ));
     }
     let mut features = mlops_provider_api::Configuration::new();
-    for name in ["entity", "format", "timestamp", "feature"] {
+    for name in ["entity", "format", "timestamp", "feature", "aggregate"] {
         if let Some(value) = config.get(name) {
             features.insert(name.to_owned(), value.clone());
         }
