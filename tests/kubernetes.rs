@@ -241,7 +241,26 @@ fn reconcile_namespace(fake: &FakeKube, outcome: &Outcome, settings: &ClusterSet
                 continue;
             }
             if job["spec"]["completionMode"] == "Indexed" {
-                play_shards(fake, namespace, &job);
+                let container = &job["spec"]["template"]["spec"]["containers"][0];
+                if container["args"][0] == "features-shard" {
+                    play_shards(fake, namespace, &job);
+                    continue;
+                }
+                // The user's image, once per index, as for a plain Job.
+                let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+                let main = container["name"].as_str().unwrap_or("train").to_owned();
+                let mut all_succeeded = true;
+                for index in 0..job["spec"]["completions"].as_u64().unwrap_or(1) {
+                    let mut labels = job["spec"]["template"]["metadata"]["labels"].clone();
+                    labels["batch.kubernetes.io/job-name"] = json!(name);
+                    labels["batch.kubernetes.io/job-completion-index"] = json!(index.to_string());
+                    let spec = job["spec"]["template"]["spec"].clone();
+                    all_succeeded &= run_pod(fake, namespace, &format!("{name}-{index}-x7k2p"), labels, spec, &main, outcome);
+                }
+                fake.write_status(
+                    &format!("/apis/batch/v1/namespaces/{namespace}/jobs/{name}"),
+                    json!({ "conditions": [job_condition(all_succeeded)] }),
+                );
                 continue;
             }
             let name = job["metadata"]["name"].as_str().unwrap().to_owned();
@@ -892,6 +911,25 @@ batch_prediction "scores" {{
         .collect();
     assert_eq!(runs.len(), 1, "the previous run's Job goes: {runs:?}");
     assert_ne!(runs[0], run_id);
+
+    // Sharded: an Indexed Job, each pod staging its share of the files and
+    // uploading under its own folder; the version is the shards'.
+    let text = cluster.workspace.read("scoring.mlops.hcl").replace("  timeout  = \"30m\"\n", "  timeout  = \"30m\"\n  shards   = 3\n");
+    cluster.workspace.write("scoring.mlops.hcl", &text);
+    let apply = cluster.workspace.apply(&[]);
+    assert_eq!(apply.code, 0, "{}", apply.all());
+    let jobs = cluster.fake.objects("jobs", NAMESPACE);
+    let job = jobs.iter().find(|job| job["metadata"]["name"].as_str().unwrap().starts_with("batch-prediction-scores-")).unwrap();
+    assert_eq!((job["spec"]["completionMode"].as_str(), job["spec"]["completions"].as_u64()), (Some("Indexed"), Some(3)));
+    let init = job["spec"]["template"]["spec"]["initContainers"].as_array().unwrap();
+    assert!(init[1]["command"][2].as_str().unwrap().contains("(NR - 1) % count == shard"), "{}", init[1]["command"][2]);
+    assert!(init[2]["command"][2].as_str().unwrap().contains("/shard-'\"$MLOPS_SHARD\"/"), "{}", init[2]["command"][2]);
+    let shown = cluster.workspace.run(&["state", "show", "batch_prediction.scores"]).stdout;
+    assert!(shown.contains("\"files\":6") || shown.contains("files = 6"), "three shards' files: {shown}");
+    assert!(shown.contains("\"version\":\"b3:") || shown.contains("version = \"b3:"), "the shards' version: {shown}");
+    cluster.workspace.assert_no_changes(&[]);
+    let text = cluster.workspace.read("scoring.mlops.hcl").replace("  shards   = 3\n", "");
+    cluster.workspace.write("scoring.mlops.hcl", &text);
 
     // Scheduled: a CronJob replaces the single run; each run uploads under
     // its Job's name, and refresh takes the newest run's report.

@@ -563,6 +563,15 @@ kind "batch_prediction" {
     only_on     = ["kubernetes"]
     description = "A cron schedule (\"0 6 * * *\"): the predictions are made again on it by a CronJob, each run uploading under its Job's name; refresh reads the newest run's version."
   }
+  attribute "shards" {
+    type        = number
+    only_on     = ["kubernetes"]
+    default     = 1
+    min         = 1
+    max         = 1000
+    integer     = true
+    description = "How many pods make the predictions, each over its share of the input's files (MLOPS_SHARD of MLOPS_SHARD_COUNT), uploading under shard-N/ of the run's folder. Not with `schedule`."
+  }
   block "resources" {
     max_items   = 1
     only_on     = ["kubernetes"]

@@ -52,6 +52,19 @@ fn scheduled(config: &mlops_provider_api::Configuration) -> bool {
 /// The computed attributes of a batch prediction.
 const COMPUTED: [&str; 5] = ["version", "uri", "run_id", "files", "size_bytes"];
 
+/// A schedule runs one pod per run; shards are for single runs.
+pub fn validate(request: &mlops_provider_api::ValidateRequest) -> Vec<mlops_provider_api::AttributeProblem> {
+    let mut problems = crate::training::validate(request);
+    if scheduled(&request.config) && request.config.get("shards").and_then(Value::as_u64).is_some_and(|shards| shards > 1) {
+        problems.push(mlops_provider_api::AttributeProblem {
+            path: vec!["shards".into()],
+            message: "a scheduled batch prediction runs as one pod per run; `shards` is for a single run".into(),
+            help: Some("remove `shards`, or `schedule`".into()),
+        });
+    }
+    problems
+}
+
 pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     if scheduled(&request.config) {
         return plan_scheduled(request);
@@ -143,6 +156,25 @@ fn plan_scheduled(request: &PlanRequest) -> ProviderResult<PlanResponse> {
     Ok(response)
 }
 
+/// What every shard's upload reported, as one: the version of the shards'
+/// versions (BLAKE3 of `shard-0000i VERSION` lines), files and bytes summed.
+async fn shard_reports(cluster: &Cluster, run: &ObjectRef, shards: u64) -> ProviderResult<(String, u64, u64)> {
+    let pods = cluster.pods(&run.namespace, &format!("batch.kubernetes.io/job-name={}", run.name)).await?;
+    let (mut parts, mut files, mut size) = (Vec::new(), 0, 0);
+    for index in 0..shards {
+        let pod = pods.iter().find(|pod| {
+            pod.pointer("/status/phase").and_then(Json::as_str) == Some("Succeeded")
+                && pod.pointer("/metadata/labels/batch.kubernetes.io~1job-completion-index").and_then(Json::as_str)
+                    == Some(index.to_string().as_str())
+        });
+        let (version, shard_files, shard_size) = upload_report(pod, &format!("{} (shard {index})", run.name))?;
+        parts.push((format!("shard-{index}"), version));
+        files += shard_files;
+        size += shard_size;
+    }
+    Ok((crate::features::parts_version(&parts), files, size))
+}
+
 /// The input as a pod can read it.
 fn prediction_input(config: &mlops_provider_api::Configuration) -> ProviderResult<PredictionInput> {
     let input = config.get("input").cloned().unwrap_or_default();
@@ -193,7 +225,9 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
             render::batch_prediction(&target.address, run_id, config, &model, &input, &settings)
         })
         .await?;
-    let (version, files, size) = upload_report(pod.as_ref(), &run_id)?;
+    let shards = config.get("shards").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let (version, files, size) =
+        if shards > 1 { shard_reports(cluster, &handle, shards).await? } else { upload_report(pod.as_ref(), &run_id)? };
     if files == 0 {
         return Err(ProviderError::with_help(
             format!("batch prediction {run_id} wrote no predictions"),

@@ -213,7 +213,7 @@ struct BatchPredictionType(Arc<Connections>);
 
 impl ResourceType for BatchPredictionType {
     fn validate(&self, request: &ValidateRequest) -> Vec<AttributeProblem> {
-        training::validate(request)
+        batch::validate(request)
     }
 
     /// A single run's predictions stay valid when its Job is cleaned up

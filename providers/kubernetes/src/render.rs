@@ -515,6 +515,23 @@ pub fn predictions_prefix(address: &str, settings: &Settings) -> ProviderResult<
     Ok(format!("{root}/predictions/{}/", object_name(address, 63)))
 }
 
+/// The environment entry that holds a pod's index in its Indexed Job.
+fn shard_entry() -> Json {
+    json!({ "name": "MLOPS_SHARD", "valueFrom": { "fieldRef": { "fieldPath": "metadata.labels['batch.kubernetes.io/job-completion-index']" } } })
+}
+
+/// Stages the `MLOPS_SHARD`-th of every `shards` objects under `uri` (in
+/// key order, folders left out): one shard's share of a batch prediction's
+/// input.
+fn shard_staging_script(uri: &str, shards: u64) -> String {
+    let (bucket, prefix) = uri.trim_start_matches("s3://").split_once('/').unwrap_or((uri.trim_start_matches("s3://"), ""));
+    format!(
+        "set -eu\nbucket={}\nprefix={}\nmkdir -p {INPUTS_DIRECTORY}/input\naws s3api list-objects-v2 --bucket \"$bucket\" --prefix \"$prefix\" --query 'Contents[].Key' --output text | tr '\\t' '\\n' | grep -v -e '/$' -e '^None$' | LC_ALL=C sort | awk -v shard=\"$MLOPS_SHARD\" -v count={shards} '(NR - 1) % count == shard' | while IFS= read -r key; do aws s3 cp --only-show-errors \"s3://$bucket/$key\" \"{INPUTS_DIRECTORY}/input/${{key#\"$prefix\"}}\"; done\n",
+        shell_quote(bucket),
+        shell_quote(prefix)
+    )
+}
+
 /// The environment entry that holds the name of the Job a pod belongs to.
 fn job_name_entry(name: &str) -> Json {
     json!({ "name": name, "valueFrom": { "fieldRef": { "fieldPath": "metadata.labels['batch.kubernetes.io/job-name']" } } })
@@ -532,7 +549,9 @@ pub fn batch_prediction(
     input: &PredictionInput,
     settings: &Settings,
 ) -> ProviderResult<RenderedTraining> {
-    let (values, secret, output_uri, pod) = batch_prediction_values(address, RunName::Fixed(run_id), config, model, input, settings)?;
+    let shards = config.get("shards").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let (values, secret, output_uri, pod) =
+        batch_prediction_values(address, RunName::Fixed(run_id), shards, config, model, input, settings)?;
     Ok(RenderedTraining { manifest: render("job", &values)?, secret, distributed: false, artifact_uri: Some(output_uri), pod })
 }
 
@@ -547,7 +566,7 @@ pub fn scheduled_batch_prediction(
     settings: &Settings,
 ) -> ProviderResult<Vec<Json>> {
     let schedule = text(config, "schedule").ok_or_else(|| ProviderError::failed("a scheduled batch prediction needs `schedule`"))?;
-    let (values, secret, _, _) = batch_prediction_values(address, RunName::FromJob, config, model, input, settings)?;
+    let (values, secret, _, _) = batch_prediction_values(address, RunName::FromJob, 1, config, model, input, settings)?;
     let job = render("job", &values)?;
     let name = object_name(address, 52);
     let cronjob = json!({
@@ -573,6 +592,7 @@ type BatchValues = (Json, Option<Json>, String, PodAdditions);
 fn batch_prediction_values(
     address: &str,
     run: RunName<'_>,
+    shards: u64,
     config: &Configuration,
     model: &ModelVersion,
     input: &PredictionInput,
@@ -583,7 +603,15 @@ fn batch_prediction_values(
         .ok_or_else(|| ProviderError::with_help("a Kubernetes batch prediction needs `image`", "set `image = \"REGISTRY/NAME:TAG\"`"))?;
     let prefix = predictions_prefix(address, settings)?;
     let name = object_name(address, 63);
+    let sharded = shards > 1 && matches!(run, RunName::Fixed(_));
     let (output_uri, labels, secrets) = match run {
+        // Each shard uploads under its own folder (the kubelet expands
+        // `$(MLOPS_SHARD)`; the upload's shell reads it).
+        RunName::Fixed(run_id) if sharded => (
+            format!("{prefix}{run_id}/shard-$(MLOPS_SHARD)/"),
+            json!({ MANAGED_BY_LABEL: "mlops", NAME_LABEL: name, RUN_LABEL: run_id }),
+            SecretEnvironment::new(format!("{run_id}-env")),
+        ),
         RunName::Fixed(run_id) => (
             format!("{prefix}{run_id}/"),
             json!({ MANAGED_BY_LABEL: "mlops", NAME_LABEL: name, RUN_LABEL: run_id }),
@@ -603,15 +631,38 @@ fn batch_prediction_values(
         RunName::Fixed(run_id) => environment_entry("MLOPS_RUN_ID", run_id),
         RunName::FromJob => job_name_entry("MLOPS_RUN_ID"),
     };
-    let mut env = vec![
-        run_id_entry,
+    let mut env = vec![run_id_entry];
+    if sharded {
+        env.push(shard_entry());
+        env.push(environment_entry("MLOPS_SHARD_COUNT", shards.to_string()));
+    }
+    env.extend([
         environment_entry("MLOPS_MODEL_DIR", MODEL_DIRECTORY),
         environment_entry("MLOPS_MODEL_VERSION", model.version.clone()),
         environment_entry("MLOPS_INPUT_DIR", format!("{INPUTS_DIRECTORY}/input")),
         environment_entry("MLOPS_INPUT_FORMAT", input.format.clone()),
-    ];
+    ]);
     let inputs = Inputs::from([("input".to_owned(), input.uri.clone())]);
     let mut pod = run_pod_additions(&inputs, Some(&output_uri), settings, false, true, &mut env);
+    if let (true, RunName::Fixed(run_id)) = (sharded, run) {
+        for container in &mut pod.init_containers {
+            let script = if container["name"] == STAGE_INPUTS_CONTAINER {
+                Some(shard_staging_script(&input.uri, shards))
+            } else if container["name"] == UPLOAD_OUTPUTS_CONTAINER {
+                let quoted = shell_quote(&output_uri);
+                let expanded = format!("{}\"$MLOPS_SHARD\"/", shell_quote(&format!("{prefix}{run_id}/shard-")));
+                container.pointer("/command/2").and_then(Json::as_str).map(|script| script.replace(&quoted, &expanded))
+            } else {
+                None
+            };
+            if let Some(script) = script {
+                container["command"][2] = json!(script);
+                if let Some(environment) = container["env"].as_array_mut() {
+                    environment.push(shard_entry());
+                }
+            }
+        }
+    }
     if let RunName::FromJob = run {
         // The upload names its destination after the Job, at run time.
         for container in &mut pod.init_containers {
@@ -648,6 +699,7 @@ fn batch_prediction_values(
         "node_selector": non_empty(node_selector),
         "tolerations": non_empty(tolerations),
         "init_containers": non_empty(Json::Array(pod.init_containers.clone())),
+        "completions": if sharded { json!(shards) } else { Json::Null },
         "container": PREDICT_CONTAINER,
         "image": image,
         "command": command,

@@ -364,3 +364,67 @@ fn the_upload_report_is_the_content_version_of_what_was_uploaded() {
     assert_eq!(written["size_bytes"], files.iter().map(|(_, bytes)| bytes.len()).sum::<usize>());
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+/// A shard of a batch prediction stages the `MLOPS_SHARD`-th of every N
+/// objects of its input, folders left out, in key order: the staging
+/// script runs on this machine's `sh`, with `aws` standing in as a script
+/// that lists keys and records what is copied.
+#[test]
+fn a_shard_stages_its_share_of_the_input() {
+    let schemas = mlops_compiler::schema::Schemas::standard();
+    let config = typed(
+        &serde_json::json!({ "image": "ghcr.io/acme/score:1", "shards": 3, "timeout": "1h" }),
+        schemas.kind("batch_prediction", false),
+        &Json::Null,
+    );
+    let settings = Settings::from_provider_config(&typed(
+        &serde_json::json!({ "artifact_root": "s3://acme-ml/runs" }),
+        schemas.providers.get("kubernetes"),
+        &Json::Null,
+    ))
+    .unwrap();
+    let model = ModelVersion { version: "1".into(), uri: "s3://acme-ml/runs/run-1/".into() };
+    let input = render::PredictionInput { uri: "s3://lake/datasets/events/b3-1/".into(), format: "csv".into() };
+    let rendered = render::batch_prediction("batch_prediction.scores", "scores-1", &config, &model, &input, &settings).unwrap();
+    let staging = rendered.manifest["spec"]["template"]["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|container| container["name"] == "stage-inputs")
+        .unwrap()["command"][2]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let directory = std::env::temp_dir().join(format!("mlops-shard-staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(directory.join("bin")).unwrap();
+    let aws = directory.join("bin/aws");
+    std::fs::write(
+        &aws,
+        "#!/bin/sh\nif [ \"$1\" = s3api ]; then printf 'datasets/events/b3-1/a.csv\\tdatasets/events/b3-1/sub/\\tdatasets/events/b3-1/b.csv\\tdatasets/events/b3-1/c.csv\\tdatasets/events/b3-1/d.csv\\n'; else echo \"$4 -> $5\" >> \"$COPIED\"; fi\n",
+    )
+    .unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(&aws).status().unwrap();
+    let copied = |shard: usize| {
+        let log = directory.join(format!("copied-{shard}"));
+        let script = staging.replace("/mlops/inputs", &directory.join("inputs").display().to_string());
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:{}", directory.join("bin").display(), std::env::var("PATH").unwrap_or_default()))
+            .env("MLOPS_SHARD", shard.to_string())
+            .env("COPIED", &log)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::read_to_string(&log).unwrap_or_default()
+    };
+    let input = directory.join("inputs/input").display().to_string();
+    assert_eq!(
+        copied(0),
+        format!("s3://lake/datasets/events/b3-1/a.csv -> {input}/a.csv\ns3://lake/datasets/events/b3-1/d.csv -> {input}/d.csv\n")
+    );
+    assert_eq!(copied(1), format!("s3://lake/datasets/events/b3-1/b.csv -> {input}/b.csv\n"));
+    assert_eq!(copied(2), format!("s3://lake/datasets/events/b3-1/c.csv -> {input}/c.csv\n"));
+    let _ = std::fs::remove_dir_all(&directory);
+}
