@@ -160,6 +160,9 @@ serving "fraud_api" {
     strategy        = "canary"
     traffic_percent = 10
   }
+  readiness {
+    path = "/v2/health/ready"
+  }
 }
 
 output "endpoint" {

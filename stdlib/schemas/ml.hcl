@@ -511,6 +511,34 @@ kind "serving" {
       description = "Share of traffic for the new version during a canary."
     }
   }
+  block "readiness" {
+    max_items   = 1
+    description = "How to tell the server is ready for traffic: GET `path` answers 200. Without it, a local or Deployment serving probes GET /health, and a KServe predictor gets traffic as soon as its port opens (W0104)."
+    attribute "path" {
+      type        = string
+      default     = "/health"
+      description = "The path that answers 200 once the model is loaded."
+    }
+    attribute "initial_delay" {
+      type        = string
+      format      = "duration"
+      default     = "0s"
+      description = "How long after the container starts the first probe comes (Kubernetes)."
+    }
+    attribute "period" {
+      type        = string
+      format      = "duration"
+      default     = "10s"
+      description = "How often the probe comes (Kubernetes)."
+    }
+    attribute "failure_threshold" {
+      type        = number
+      default     = 3
+      min         = 1
+      integer     = true
+      description = "Failed probes in a row before the pod is taken out of service (Kubernetes)."
+    }
+  }
   attribute "url" {
     type        = string
     computed    = true

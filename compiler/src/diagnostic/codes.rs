@@ -107,6 +107,7 @@ codes! {
     UNUSED_VARIABLE = "W0101" "unused-variable";
     GPU_TRAINING_WITHOUT_TIMEOUT = "W0102" "gpu-training-without-timeout";
     DRIFT_WITHOUT_RETRAINING = "W0103" "drift-without-retraining";
+    SERVING_WITHOUT_READINESS = "W0104" "serving-without-readiness";
 }
 
 /// Finds a code by its number (`E0102`, case-insensitive) or its name (`unknown-attribute`).

@@ -16,7 +16,25 @@ pub(super) fn check(check: &mut KindCheck<'_, '_>) {
     check_serving(check.checker, check.body, check.attributes, check.target.provider_type);
     if check.target.provider_type == "kubernetes" && check.attributes.get("runtime").and_then(Value::as_str) == Some("kserve") {
         check_kserve_mode(check.checker, check.body, check.attributes, check.target, check.facts);
+        check_readiness(check.checker, check.body);
     }
+}
+
+/// W0104: a KServe predictor with no `readiness` gets traffic as soon as
+/// its port opens, before the model may be loaded.
+fn check_readiness(checker: &mut BodyChecker<'_>, body: &Body) {
+    if body.blocks_named("readiness").next().is_some() {
+        return;
+    }
+    let Some(runtime) = body.attribute("runtime") else { return };
+    checker.diagnostics.push(
+        Diagnostic::warning(
+            codes::SERVING_WITHOUT_READINESS,
+            "this KServe serving has no `readiness`, so its predictor gets traffic as soon as its port opens, loaded or not",
+        )
+        .at(runtime.value.span, "no readiness probe")
+        .with_help("add `readiness { path = \"/health\" }` with a path that answers 200 once the model is loaded"),
+    );
 }
 
 fn check_serving(checker: &mut BodyChecker<'_>, body: &Body, attributes: &mut BTreeMap<String, Value>, provider: &str) {

@@ -334,6 +334,25 @@ pub fn without_secret_values(objects: &[Json]) -> Vec<Json> {
         .collect()
 }
 
+/// The serving's readiness probe: GET `path` (on `port`, when the runtime
+/// names it), with the block's timing. Without a `readiness` block, `None`
+/// (a Deployment then probes GET /health on its own).
+fn readiness_probe(config: &Configuration, port: Option<&str>) -> ProviderResult<Option<Json>> {
+    let Some(readiness) = block(config, "readiness") else { return Ok(None) };
+    let mut http_get = json!({ "path": text(readiness, "path").unwrap_or("/health") });
+    if let Some(port) = port {
+        http_get["port"] = json!(port);
+    }
+    let mut probe = json!({ "httpGet": http_get });
+    let initial_delay = whole_seconds(mlops_provider_support::duration(readiness, "initial_delay")?);
+    if initial_delay > 0 {
+        probe["initialDelaySeconds"] = json!(initial_delay);
+    }
+    probe["periodSeconds"] = json!(whole_seconds(mlops_provider_support::duration(readiness, "period")?).max(1));
+    probe["failureThreshold"] = json!(readiness.get("failure_threshold").and_then(Value::as_u64).unwrap_or(3).max(1));
+    Ok(Some(probe))
+}
+
 /// A CPU count in Kubernetes' canonical spelling: `2`, `500m`.
 fn cpu_quantity(value: &Value) -> Option<String> {
     match value.revealed() {
@@ -1184,6 +1203,8 @@ pub fn serving(
                 "image": image,
                 "env": env,
                 "resources": resource_requirements(resources),
+                // Knative probes the container's own port: none is named.
+                "readiness": readiness_probe(config, None)?,
                 "init_containers": init_containers,
                 "volumes": volumes,
             });
@@ -1216,6 +1237,8 @@ pub fn serving(
                 "image": image,
                 "env": env,
                 "resources": resource_requirements(resources),
+                "readiness": readiness_probe(config, Some("http"))?
+                    .unwrap_or_else(|| json!({ "httpGet": { "path": "/health", "port": "http" } })),
             });
             let mut objects = vec![render("deployment", &values)?];
             objects.push(render(

@@ -349,7 +349,7 @@ impl ResourceType for Serving {
     fn read(&self, request: ReadRequest) -> ProviderResult<ReadResponse> {
         let port = request.private.get("port").and_then(Json::as_u64).and_then(|port| u16::try_from(port).ok()).unwrap_or(0);
         let running = process::Started::from_json(&request.private).is_some_and(|server| server.is_running());
-        let healthy = running && process::http_status(port, "/health", Duration::from_secs(2)) == Some(200);
+        let healthy = running && process::http_status(port, &readiness_path(&request.config), Duration::from_secs(2)) == Some(200);
         let mut state = request.state.clone();
         if !healthy {
             state.insert("ready_replicas".into(), json!(0));

@@ -1031,7 +1031,7 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
             if same_version && port != 0 {
                 context.progress(&format!("waiting for the server an interrupted apply started on port {port} (pid {})", server.pid));
                 let log = directory.join(format!("server-{port}.log"));
-                if wait_for_health(server, port, &log, context, Duration::from_secs(60)).is_ok() {
+                if wait_for_health(server, port, &readiness_path(config), &log, context, Duration::from_secs(60)).is_ok() {
                     context.progress(&format!("re-attached to the server on port {port}"));
                     if let Some(old) = old_server.filter(|old| old.pid != server.pid) {
                         old.stop(Duration::from_secs(10));
@@ -1067,8 +1067,8 @@ fn apply_serving(request: &ApplyRequest, context: &dyn ApplyContext) -> Provider
     handle["pid"] = json!(server.pid);
     handle["started"] = json!(server.ticks);
     context.record_handle(handle)?;
-    context.progress(&format!("started version {version} on port {port} (pid {}); waiting for /health", server.pid));
-    if let Err(error) = wait_for_health(server, port, &log, context, Duration::from_secs(60)) {
+    context.progress(&format!("started version {version} on port {port} (pid {}); waiting for GET {}", server.pid, readiness_path(config)));
+    if let Err(error) = wait_for_health(server, port, &readiness_path(config), &log, context, Duration::from_secs(60)) {
         server.stop(Duration::from_secs(5));
         return Err(error);
     }
@@ -1091,10 +1091,23 @@ fn pending_server(directory: &Path, handle: &Json) -> Option<process::Started> {
 
 /// Waits until `GET /health` answers 200, the server exits, the apply is
 /// interrupted, or `limit` passes.
-fn wait_for_health(server: process::Started, port: u16, log: &Path, context: &dyn ApplyContext, limit: Duration) -> ProviderResult<()> {
+/// The path a serving answers 200 on once ready: its `readiness` block's,
+/// else `/health`.
+fn readiness_path(config: &Configuration) -> String {
+    config.get("readiness").and_then(|readiness| readiness.get("path")).and_then(Value::as_str).unwrap_or("/health").to_owned()
+}
+
+fn wait_for_health(
+    server: process::Started,
+    port: u16,
+    path: &str,
+    log: &Path,
+    context: &dyn ApplyContext,
+    limit: Duration,
+) -> ProviderResult<()> {
     let deadline = Instant::now() + limit;
     loop {
-        if process::http_status(port, "/health", Duration::from_secs(1)) == Some(200) {
+        if process::http_status(port, path, Duration::from_secs(1)) == Some(200) {
             return Ok(());
         }
         if !server.is_running() {
@@ -1106,11 +1119,11 @@ fn wait_for_health(server: process::Started, port: u16, log: &Path, context: &dy
         if Instant::now() > deadline {
             return Err(ProviderError::with_help(
                 format!(
-                    "the server did not answer GET /health with 200 within {}s; its log ends with:\n{}",
+                    "the server did not answer GET {path} with 200 within {}s; its log ends with:\n{}",
                     limit.as_secs(),
                     process::tail(log, 20)
                 ),
-                "the server must listen on 127.0.0.1:$PORT and answer GET /health",
+                format!("the server must listen on 127.0.0.1:$PORT and answer GET {path} (`readiness.path`)"),
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
