@@ -18,7 +18,7 @@
 //! Apply evaluates only the residual expressions the plan carries, never the
 //! configuration.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -214,35 +214,16 @@ pub fn apply(
     let shared = Shared { plan, providers, secrets, state: Mutex::new(state), journal, options, scrubber };
     record_refreshed(&shared);
 
-    // The graph: indices of changes that do something.
+    // The order: changes that do something, each after what it waits on.
     let nodes: Vec<usize> = plan.changes.iter().enumerate().filter(|(_, change)| change.is_change()).map(|(index, _)| index).collect();
-    let index_of: HashMap<&str, usize> = nodes.iter().map(|&index| (plan.changes[index].address.as_str(), index)).collect();
-    let mut waits_on: HashMap<usize, HashSet<usize>> = nodes.iter().map(|&index| (index, HashSet::new())).collect();
-    for &index in &nodes {
-        let change = &plan.changes[index];
-        let removing = matches!(change.action, Action::Delete | Action::Forget);
-        for dependency in &change.depends_on {
-            let Some(&upstream) = index_of.get(dependency.as_str()) else { continue };
-            let upstream_removing = matches!(plan.changes[upstream].action, Action::Delete | Action::Forget);
-            if removing && upstream_removing {
-                // Remove dependents first.
-                waits_on.entry(upstream).or_default().insert(index);
-            } else if !removing && !upstream_removing {
-                waits_on.entry(index).or_default().insert(upstream);
-            }
-        }
-    }
-    let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (&node, upstreams) in &waits_on {
-        for &upstream in upstreams {
-            dependents.entry(upstream).or_default().push(node);
-        }
-    }
+    let steps: Vec<crate::schedule::Step<'_>> = plan
+        .changes
+        .iter()
+        .map(|change| crate::schedule::Step { address: &change.address, action: change.action, depends_on: &change.depends_on })
+        .collect();
+    let mut schedule = crate::schedule::Schedule::new(&steps, &nodes);
 
     let mut outcomes: BTreeMap<String, (Action, ChangeOutcome)> = BTreeMap::new();
-    let mut remaining: HashMap<usize, usize> = waits_on.iter().map(|(&node, upstreams)| (node, upstreams.len())).collect();
-    let mut ready: Vec<usize> = nodes.iter().copied().filter(|node| remaining[node] == 0).collect();
-    ready.sort_unstable_by(|left, right| right.cmp(left));
     let mut interrupted = false;
 
     let (job_sender, job_receiver) = mpsc::channel::<usize>();
@@ -291,7 +272,7 @@ pub fn apply(
                 interrupted = true;
             }
             while !interrupted && queued < queue_depth {
-                let Some(index) = ready.pop() else { break };
+                let Some(index) = schedule.next_ready() else { break };
                 if job_sender.send(index).is_err() {
                     break;
                 }
@@ -338,28 +319,12 @@ pub fn apply(
                 }
                 let succeeded = matches!(outcome, ChangeOutcome::Done);
                 outcomes.insert(change.address.clone(), (change.action, outcome));
-                if succeeded {
-                    for &dependent in dependents.get(&index).into_iter().flatten() {
-                        if let Some(count) = remaining.get_mut(&dependent) {
-                            *count -= 1;
-                            if *count == 0 && !outcomes.contains_key(&plan.changes[dependent].address) {
-                                ready.push(dependent);
-                            }
-                        }
-                    }
-                } else {
-                    // Everything downstream is skipped.
-                    let mut stack: Vec<usize> = dependents.get(&index).cloned().unwrap_or_default();
-                    while let Some(dependent) = stack.pop() {
-                        let address = plan.changes[dependent].address.clone();
-                        if outcomes.contains_key(&address) {
-                            continue;
-                        }
-                        let because = format!("{} did not complete", change.address);
-                        options.reporter.event(ApplyEvent::Skipped { address: address.clone(), because: because.clone() });
-                        outcomes.insert(address, (plan.changes[dependent].action, ChangeOutcome::Skipped(because)));
-                        stack.extend(dependents.get(&dependent).cloned().unwrap_or_default());
-                    }
+                // Everything downstream of a failure is skipped.
+                for dependent in schedule.finished(index, succeeded) {
+                    let address = plan.changes[dependent].address.clone();
+                    let because = format!("{} did not complete", change.address);
+                    options.reporter.event(ApplyEvent::Skipped { address: address.clone(), because: because.clone() });
+                    outcomes.insert(address, (plan.changes[dependent].action, ChangeOutcome::Skipped(because)));
                 }
             }
         }

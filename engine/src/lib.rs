@@ -25,5 +25,6 @@ pub mod redact;
 pub mod refresh;
 pub mod resolve;
 pub mod row_expression;
+pub mod schedule;
 pub mod select;
 pub mod state;
