@@ -558,7 +558,14 @@ fn state_surgery_graph_and_outputs() {
     let absent = workspace.run(&["import", "bucket.renamed", "no-such-bucket"]);
     assert_eq!(absent.code, 1, "{}", absent.all());
     assert!(absent.stderr.contains("there is no local bucket `no-such-bucket`"), "{}", absent.all());
+    // An imported resource records its `depends_on` as a planned one does,
+    // so that a destroy removes it before what it depends on.
+    let config = workspace.read("main.mlops.hcl");
+    workspace.write("main.mlops.hcl", &config.replace("bucket \"renamed\" {", "bucket \"renamed\" {\n  depends_on = [bucket.lake]"));
     workspace.run(&["import", "bucket.renamed", "independent"]);
+    let shown = workspace.run(&["show", "--json"]).stdout;
+    let state: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
+    assert_eq!(state["resources"]["bucket.renamed"]["depends_on"], serde_json::json!(["bucket.lake"]), "{shown}");
 
     let dot = workspace.run(&["graph"]);
     assert!(dot.stdout.contains("\"dataset.numbers\" -> \"training.slow\";"), "{}", dot.all());

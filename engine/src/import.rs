@@ -133,11 +133,25 @@ pub fn import(context: &ImportContext<'_>, address: &str, id: &str) -> Result<Re
         )
     })?;
     let Some(state) = read.state else { return Err(missing()) };
-    // What it refers to comes first when it is destroyed; the next plan
-    // brings in what `depends_on` and module calls add.
-    let mut depends_on: Vec<String> = crate::convert::references(&config).into_iter().map(|(_, target, _)| target).collect();
-    depends_on.sort();
-    depends_on.dedup();
+    // What it refers to or depends on goes after it when it is destroyed:
+    // references in its configuration, and its `depends_on` (a resource, or
+    // every resource of a module call), as a plan records them.
+    let mut depends_on: std::collections::BTreeSet<String> =
+        crate::convert::references(&config).into_iter().map(|(_, target, _)| target).collect();
+    for dependency in &resource.depends_on {
+        if let Ok(dependency) = dependency.parse::<ResourceAddress>() {
+            depends_on.insert(ResourceAddress { module_path: module_path.to_vec(), ..dependency }.to_string());
+        } else if let Some(module) = dependency.strip_prefix("module.") {
+            let called: Vec<String> = module_path.iter().cloned().chain([module.to_owned()]).collect();
+            for (other_path, other) in root.all_resources() {
+                if other_path.starts_with(&called) {
+                    depends_on.extend(other.instances.iter().map(|instance| instance.value.address.clone()));
+                }
+            }
+        }
+    }
+    depends_on.remove(address);
+    let depends_on: Vec<String> = depends_on.into_iter().collect();
     let record = Record {
         address: address.to_owned(),
         kind: resource.kind.clone(),
