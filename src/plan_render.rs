@@ -353,6 +353,13 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
             let _ = writeln!(out, "  {} {}", style.action(change.action, symbol(change)), change.address);
         }
     }
+    if let Some(report) = mlops_engine::cost::estimate(plan) {
+        let _ = writeln!(out, "\n{}", style.bold(&format!("Estimated cost ({}, from the provider's prices):", report.currency)));
+        for line in &report.lines {
+            let _ = writeln!(out, "  {}", cost_line(line));
+        }
+        let _ = writeln!(out, "  monthly change: {}", signed_range(report.monthly_delta));
+    }
     out.push('\n');
     for change in plan.changes.iter().filter(|change| change.is_change()) {
         render_change(&mut out, style, change);
@@ -426,6 +433,13 @@ pub fn render_markdown(plan: &Plan) -> String {
             let _ = writeln!(head, "**Destroyed or replaced:**\n");
             for change in destructive {
                 let _ = writeln!(head, "- `{}` ({}): {}", change.address, change.action.verb(), change.reasons.join("; "));
+            }
+            head.push('\n');
+        }
+        if let Some(report) = mlops_engine::cost::estimate(plan) {
+            let _ = writeln!(head, "**Estimated cost** ({}): monthly change {}\n", report.currency, signed_range(report.monthly_delta));
+            for line in &report.lines {
+                let _ = writeln!(head, "- {}", cost_line(line).replacen(&line.address, &format!("`{}`", line.address), 1));
             }
             head.push('\n');
         }
@@ -563,7 +577,7 @@ pub fn render_json(plan: &Plan, diagnostics: &[Json]) -> Json {
             )
         })
         .collect();
-    json!({
+    let mut rendered = json!({
         "format_version": PUBLIC_FORMAT_VERSION,
         "config_hash": plan.config_hash,
         "state_lineage": plan.state_lineage,
@@ -583,5 +597,34 @@ pub fn render_json(plan: &Plan, diagnostics: &[Json]) -> Json {
         "notes": plan.notes,
         "outputs": outputs,
         "diagnostics": diagnostics,
-    })
+    });
+    // Only where a provider has prices.
+    if let Some(report) = mlops_engine::cost::estimate(plan) {
+        rendered["cost"] = serde_json::to_value(report).unwrap_or(Json::Null);
+    }
+    rendered
+}
+
+/// One change's estimate in words: `serving.api  61.32 per month (was
+/// 30.66): 2 replica(s) for 730 hours`.
+fn cost_line(line: &mlops_engine::cost::CostLine) -> String {
+    use mlops_engine::cost::{money, range};
+    let figure = match (line.per_run, line.monthly, line.monthly_before) {
+        (Some(per_run), _, _) => format!("up to {} per run", money(per_run)),
+        (None, Some(monthly), Some(before)) => format!("{} per month (was {})", range(monthly), range(before)),
+        (None, Some(monthly), None) => format!("{} per month", range(monthly)),
+        (None, None, Some(before)) => format!("0 per month (was {})", range(before)),
+        (None, None, None) => "0".to_owned(),
+    };
+    format!("{}  {figure}: {}", line.address, line.basis)
+}
+
+/// A monthly change: `+61.32`, `-30.66`, `+61.32 to +122.64`.
+fn signed_range((low, high): (f64, f64)) -> String {
+    let signed = |amount: f64| format!("{}{}", if amount < 0.0 { "-" } else { "+" }, mlops_engine::cost::money(amount.abs()));
+    if (high - low).abs() < 0.005 {
+        signed(low)
+    } else {
+        format!("{} to {}", signed(low), signed(high))
+    }
 }

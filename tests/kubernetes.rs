@@ -1115,6 +1115,41 @@ feature_set "txn" {{
     assert!(apply.stderr.contains("division by zero") || apply.stderr.contains("divid"), "{}", apply.all());
 }
 
+/// With prices in the provider block, the plan estimates what each change
+/// costs, in text, markdown and JSON: a training per run (its pods for at
+/// most its timeout), a serving per month, and the monthly change.
+#[test]
+fn the_plan_estimates_the_cost_of_trainings_and_servings_from_the_provider_prices() {
+    let cluster = cluster_with(&[], DEPLOYMENT, "", auc(0.93));
+    let text = cluster.workspace.read("main.mlops.hcl").replace(
+        "  artifact_root = \"s3://acme-ml/runs\"\n",
+        "  artifact_root = \"s3://acme-ml/runs\"\n  prices {\n    gpu_hour        = { \"nvidia-h100\" = 4 }\n    cpu_hour        = 0.05\n    memory_gib_hour = 0.01\n  }\n",
+    );
+    cluster.workspace.write("main.mlops.hcl", &text);
+    let plan = cluster.workspace.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    // 1 x nvidia-h100 at 4, 2 cores at 0.05 and 8 GiB at 0.01, for at most 1h.
+    assert!(plan.stdout.contains("Estimated cost (USD, from the provider's prices):"), "{}", plan.all());
+    assert!(plan.stdout.contains("training.fraud  up to 4.18 per run: 1 pod(s) x 1 nvidia-h100 for at most 1h"), "{}", plan.all());
+    // 2 replicas of 0.5 cores and 1 GiB for 730 hours.
+    assert!(plan.stdout.contains("serving.api  51.10 per month: 2 replica(s) for 730 hours"), "{}", plan.all());
+    assert!(plan.stdout.contains("monthly change: +51.10"), "{}", plan.all());
+    let markdown = cluster.workspace.run(&["plan", "--format", "markdown"]);
+    assert!(markdown.stdout.contains("**Estimated cost** (USD): monthly change +51.10"), "{}", markdown.all());
+    let json = cluster.workspace.run(&["plan", "--format", "json"]);
+    let plan: Json = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(plan["cost"]["currency"], "USD");
+    assert!((plan["cost"]["monthly_delta"][0].as_f64().unwrap() - 51.1).abs() < 1e-6, "{}", plan["cost"]);
+
+    // Scaling the serving up: the change in monthly cost, and what it was.
+    cluster.workspace.apply(&[]);
+    let text = cluster.workspace.read("main.mlops.hcl").replace("    min = 2\n    max = 2\n", "    min = 4\n    max = 4\n");
+    cluster.workspace.write("main.mlops.hcl", &text);
+    let plan = cluster.workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("serving.api  102.20 per month (was 51.10): 4 replica(s) for 730 hours"), "{}", plan.all());
+    assert!(plan.stdout.contains("monthly change: +51.10"), "{}", plan.all());
+}
+
 #[test]
 fn failed_staging_shows_the_staging_log_not_the_empty_training_log() {
     let Some(endpoint) = support::s3_endpoint() else { return };

@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod convert;
+pub mod cost;
 pub mod decide;
 pub mod gates;
 pub mod import;

@@ -86,7 +86,7 @@ impl Default for PlanOptions {
 }
 
 /// One resource instance's change.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct ResourceChange {
     pub address: String,
     pub kind: String,

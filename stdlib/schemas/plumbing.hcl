@@ -147,6 +147,37 @@ provider "s3" {
 
 provider "kubernetes" {
   description = "A Kubernetes API server, through kubeconfig or in-cluster configuration."
+  block "prices" {
+    max_items   = 1
+    description = "What the cluster's capacity costs, for the estimates `plan` shows: trainings and batch predictions per run (at most their timeout), servings per month (730 hours, at min and max replicas)."
+    attribute "currency" {
+      type        = string
+      default     = "USD"
+      description = "The currency the prices are in, as the plan shows it."
+    }
+    attribute "gpu_hour" {
+      type        = map(number)
+      default     = {}
+      description = "Per GPU and hour, by GPU model (the `gpu_type` of resources), such as { \"nvidia-h100\" = 4.1 }; `default` for a GPU with no gpu_type."
+    }
+    attribute "spot_gpu_hour" {
+      type        = map(number)
+      default     = {}
+      description = "Per GPU and hour on spot capacity (`spot = true`), by GPU model; the on-demand price where a model has none."
+    }
+    attribute "cpu_hour" {
+      type        = number
+      default     = 0
+      min         = 0
+      description = "Per core and hour."
+    }
+    attribute "memory_gib_hour" {
+      type        = number
+      default     = 0
+      min         = 0
+      description = "Per GiB of memory and hour."
+    }
+  }
   attribute "context" {
     type        = string
     description = "The kubeconfig context; in-cluster configuration when absent."

@@ -51,9 +51,10 @@ pub type Attributes = serde_json::Map<String, Json>;
 pub type AttributePath = Vec<String>;
 
 /// What the engine asks a provider to do with one resource instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    #[default]
     NoOp,
     Create,
     Update,
