@@ -610,7 +610,10 @@ pub fn render_json(plan: &Plan, diagnostics: &[Json]) -> Json {
 fn cost_line(line: &mlops_engine::cost::CostLine) -> String {
     use mlops_engine::cost::{money, range};
     let figure = match (line.per_run, line.monthly, line.monthly_before) {
-        (Some(per_run), _, _) => format!("up to {} per run", money(per_run)),
+        (Some(per_run), _, _) => match line.per_run_expected {
+            Some(expected) => format!("about {} per run as long as the last one, up to {}", money(expected), money(per_run)),
+            None => format!("up to {} per run", money(per_run)),
+        },
         (None, Some(monthly), Some(before)) => format!("{} per month (was {})", range(monthly), range(before)),
         (None, Some(monthly), None) => format!("{} per month", range(monthly)),
         (None, None, Some(before)) => format!("0 per month (was {})", range(before)),

@@ -25,6 +25,9 @@ fn stable(text: &str) -> String {
         (r"b3:[0-9a-f]{8}…", "b3:[HASH]…"),
         (r"/[0-9a-f]{32}", "/[HASH]"),
         (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]"),
+        // How long a run took depends on the machine.
+        (r#""duration_seconds": \d+"#, r#""duration_seconds": [SECONDS]"#),
+        (r"duration_seconds = \d+", "duration_seconds = [SECONDS]"),
     ];
     let mut text = text.to_owned();
     for (pattern, replacement) in replacements {

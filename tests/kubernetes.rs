@@ -1148,6 +1148,10 @@ fn the_plan_estimates_the_cost_of_trainings_and_servings_from_the_provider_price
     let plan = cluster.workspace.run(&["plan"]);
     assert!(plan.stdout.contains("serving.api  102.20 per month (was 51.10): 4 replica(s) for 730 hours"), "{}", plan.all());
     assert!(plan.stdout.contains("monthly change: +51.10"), "{}", plan.all());
+
+    // A training run again is expected to take as long as its last run.
+    let plan = cluster.workspace.run(&["plan", "-var", "learning_rate=0.02"]);
+    assert!(plan.stdout.contains("per run as long as the last one, up to 4.18"), "{}", plan.all());
 }
 
 #[test]

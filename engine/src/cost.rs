@@ -104,6 +104,9 @@ pub struct CostLine {
     /// At most this per run (trainings, batch predictions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_run: Option<f64>,
+    /// What the run is expected to cost: as long as the last run took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_run_expected: Option<f64>,
     /// Per month at min and max replicas (servings), after the change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly: Option<(f64, f64)>,
@@ -152,6 +155,7 @@ fn line(change: &ResourceChange, prices: &Prices) -> Option<CostLine> {
                 address: change.address.clone(),
                 action,
                 per_run: None,
+                per_run_expected: None,
                 monthly: now.map(|(monthly, _)| monthly),
                 monthly_before: was,
                 basis,
@@ -167,6 +171,8 @@ fn line(change: &ResourceChange, prices: &Prices) -> Option<CostLine> {
                 _ => config.get("shards").and_then(Json::as_f64).unwrap_or(1.0),
             };
             let hours = hours(config)?;
+            let last_hours =
+                before.and_then(|before| before.get("duration_seconds")).and_then(Json::as_f64).map(|seconds| seconds / 3600.0);
             let gpus = if pod.gpus > 0.0 {
                 format!("{} {}{}", pod.gpus, pod.gpu_type.as_deref().unwrap_or("GPU(s)"), if spot { " on spot" } else { "" })
             } else {
@@ -177,6 +183,7 @@ fn line(change: &ResourceChange, prices: &Prices) -> Option<CostLine> {
                 address: change.address.clone(),
                 action,
                 per_run: Some(pods * pod.hourly * hours),
+                per_run_expected: last_hours.map(|last| pods * pod.hourly * last.min(hours)),
                 monthly: None,
                 monthly_before: None,
                 basis: format!("{pods} pod(s) x {gpus} for at most {hours}h{missing}"),
@@ -252,6 +259,13 @@ mod tests {
         let line = line(&change("training", Action::Create, None, Some(training.clone())), &prices()).unwrap();
         // 2 nodes x (8 x 4.0 + 32 x 0.05 + 256 x 0.01) x 3h
         assert!((line.per_run.unwrap() - 2.0 * (32.0 + 1.6 + 2.56) * 3.0).abs() < 1e-9, "{line:?}");
+        assert_eq!(line.per_run_expected, None, "no run yet, nothing to expect");
+        let last = json!({ "duration_seconds": 5400 });
+        let replaced = super::line(&change("training", Action::Replace, Some(last), Some(training.clone())), &prices()).unwrap();
+        assert!(
+            (replaced.per_run_expected.unwrap() - 2.0 * (32.0 + 1.6 + 2.56) * 1.5).abs() < 1e-9,
+            "as long as the last run: {replaced:?}"
+        );
         let mut spot = training;
         spot["spot"] = json!(true);
         let line = super::line(&change("training", Action::Create, None, Some(spot)), &prices()).unwrap();

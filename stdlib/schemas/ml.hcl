@@ -303,6 +303,11 @@ kind "training" {
     stores_data = true
     lineage     = true
   }
+  attribute "duration_seconds" {
+    type        = number
+    computed    = true
+    description = "How long the run took; the plan's cost estimate expects the next run to take as long."
+  }
 }
 
 # What a model and each of its versions share (see plumbing.hcl for `shared`).

@@ -9,7 +9,7 @@
 //! (`MLOPS_METRICS_FILE` is `/dev/termination-log`); a failed run reports the
 //! controller's reason and the last lines of the container's log.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mlops_provider_api::{
     configuration_unchanged, ApplyContext, ApplyRequest, ApplyResponse, AttributeProblem, Attributes, PlanRequest, PlanResponse,
@@ -141,7 +141,7 @@ pub fn plan(request: &PlanRequest) -> ProviderResult<PlanResponse> {
         }
         None => response.unknown.push(vec!["fingerprint".into()]),
     }
-    response.unknown.extend([vec!["run_id".into()], vec!["artifact_uri".into()], vec!["metrics".into()]]);
+    response.unknown.extend([vec!["run_id".into()], vec!["artifact_uri".into()], vec!["metrics".into()], vec!["duration_seconds".into()]]);
     Ok(response)
 }
 
@@ -225,7 +225,17 @@ pub(crate) struct FinishedRun {
     pub pod: Option<Json>,
     pub container: Option<Json>,
     pub started: Instant,
+    /// How long the run took: from the object's start to its completion
+    /// as the cluster recorded them, else as this apply saw it.
+    pub duration: Duration,
     pub rendered: render::RenderedTraining,
+}
+
+/// A Job's (or TrainJob's) recorded start and completion, apart.
+fn recorded_duration(object: &Json) -> Option<Duration> {
+    let time = |pointer: &str| chrono::DateTime::parse_from_rfc3339(object.pointer(pointer)?.as_str()?).ok();
+    let (start, end) = (time("/status/startTime")?, time("/status/completionTime")?);
+    (end - start).to_std().ok()
 }
 
 /// Runs a Job or TrainJob to its end: re-attaches to the run an interrupted
@@ -405,7 +415,8 @@ pub(crate) async fn run_to_completion(
             ));
         }
     }
-    Ok(FinishedRun { handle, run_id, pod, container, started, rendered })
+    let duration = recorded_duration(&object).unwrap_or_else(|| started.elapsed());
+    Ok(FinishedRun { handle, run_id, pod, container, started, duration, rendered })
 }
 
 pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn ApplyContext) -> ProviderResult<ApplyResponse> {
@@ -415,7 +426,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     let inputs = resolved_inputs(config)?;
     let distributed = first_block(config.get("distributed")).is_some();
     let main_container = if distributed { render::TRAINER_TRAINING_CONTAINER } else { render::JOB_TRAINING_CONTAINER };
-    let FinishedRun { handle, run_id, container, started, rendered, .. } =
+    let FinishedRun { handle, run_id, container, started, duration, rendered, .. } =
         run_to_completion(cluster, request, context, &settings, distributed, main_container, |run_id| {
             render::training(&target.address, run_id, config, &inputs, &settings)
         })
@@ -441,6 +452,7 @@ pub async fn apply(cluster: &Cluster, request: &ApplyRequest, context: &dyn Appl
     state.insert("fingerprint".into(), fingerprint(config).map_or(Json::Null, Json::String));
     state.insert("artifact_uri".into(), rendered.artifact_uri.map_or(Json::Null, Json::String));
     state.insert("metrics".into(), Json::Object(reported));
+    state.insert("duration_seconds".into(), json!(duration.as_secs()));
     Ok(ApplyResponse { state, private: json!({ "run": handle, "image_id": image_id }) })
 }
 

@@ -587,7 +587,7 @@ fn plan_training(request: &PlanRequest, response: &mut PlanResponse) -> Provider
     } else {
         response.unknown.push(vec!["fingerprint".into()]);
     }
-    response.unknown.extend([vec!["run_id".into()], vec!["artifact_uri".into()], vec!["metrics".into()]]);
+    response.unknown.extend([vec!["run_id".into()], vec!["artifact_uri".into()], vec!["metrics".into()], vec!["duration_seconds".into()]]);
     Ok(())
 }
 
@@ -647,6 +647,7 @@ fn apply_training(request: &ApplyRequest, context: &dyn ApplyContext) -> Provide
     state.insert("fingerprint".into(), wanted_fingerprint.map_or(Json::Null, Json::String));
     state.insert("artifact_uri".into(), Json::String(uri_for(&relative_to_root(target, &run_directory.join("output")))));
     state.insert("metrics".into(), Json::Object(reported));
+    state.insert("duration_seconds".into(), json!(started.elapsed().as_secs()));
     context.progress(&format!("run {run_id} finished in {:.1}s", started.elapsed().as_secs_f64()));
     Ok(ApplyResponse { state, private: json!({ "run_id": run_id }) })
 }
