@@ -14,6 +14,25 @@ fn s3_workspace(endpoint: &str, team: &str) -> Workspace {
     workspace
 }
 
+/// With a storage price on the s3 provider, the plan says what a dataset's
+/// data costs a month.
+#[test]
+fn the_plan_estimates_what_stored_data_costs() {
+    let Some(endpoint) = endpoint() else { return };
+    let workspace = s3_workspace(&endpoint, "priced");
+    let size = std::fs::metadata(workspace.path().join("data/events.csv")).unwrap().len() as f64;
+    let text = workspace
+        .read("main.mlops.hcl")
+        .replace("  endpoint = var.s3_endpoint\n}", "  endpoint = var.s3_endpoint\n  prices {\n    storage_gib_month = 1000000\n  }\n}");
+    workspace.write("main.mlops.hcl", &text);
+    let plan = workspace.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let monthly = size / 1_073_741_824.0 * 1_000_000.0;
+    let expected = format!("dataset.events  {monthly:.2} per month: {:.3} GiB stored", size / 1_073_741_824.0);
+    assert!(plan.stdout.contains(&expected), "missing {expected:?}:\n{}", plan.all());
+    assert!(plan.stdout.contains(&format!("monthly change: +{monthly:.2}")), "{}", plan.all());
+}
+
 #[test]
 fn buckets_are_created_read_back_and_replanned_empty() {
     let Some(endpoint) = endpoint() else { return };

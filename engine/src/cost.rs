@@ -1,7 +1,9 @@
-//! What a plan's changes cost, from the prices in the kubernetes provider
-//! block: a training or batch prediction per run (its pods for at most its
-//! timeout: an upper bound), a serving per month (730 hours, at its min and
-//! max replicas), and the monthly change the plan makes. No IO: computed
+//! What a plan's changes cost, from the prices in provider blocks: on the
+//! kubernetes provider, a training or batch prediction per run (its pods
+//! for at most its timeout: an upper bound; for as long as its last run, the
+//! expected figure) and a serving per month (730 hours, at its min and max
+//! replicas); on the s3 provider, a dataset's stored data per month; and the
+//! monthly change the plan makes. No IO: computed
 //! from the plan for its renderers, so the saved plan's format does not
 //! change.
 
@@ -21,6 +23,7 @@ pub struct Prices {
     pub spot_gpu_hour: Vec<(String, f64)>,
     pub cpu_hour: f64,
     pub memory_gib_hour: f64,
+    pub storage_gib_month: f64,
 }
 
 impl Prices {
@@ -40,6 +43,7 @@ impl Prices {
             spot_gpu_hour: table("spot_gpu_hour"),
             cpu_hour: prices.get("cpu_hour").and_then(Json::as_f64).unwrap_or(0.0),
             memory_gib_hour: prices.get("memory_gib_hour").and_then(Json::as_f64).unwrap_or(0.0),
+            storage_gib_month: prices.get("storage_gib_month").and_then(Json::as_f64).unwrap_or(0.0),
         })
     }
 
@@ -147,6 +151,29 @@ fn line(change: &ResourceChange, prices: &Prices) -> Option<CostLine> {
     let before = change.before.as_ref();
     let action = change.action.verb().to_owned();
     match change.kind.as_str() {
+        "dataset" if prices.storage_gib_month > 0.0 => {
+            let monthly = |attributes: &serde_json::Map<String, Json>| {
+                let bytes = attributes.get("size_bytes").and_then(Json::as_f64)?;
+                let month = bytes / 1_073_741_824.0 * prices.storage_gib_month;
+                Some(((month, month), bytes))
+            };
+            let now = after.and_then(monthly);
+            let was = before.filter(|_| change.action != Action::Create).and_then(monthly);
+            let basis = match &now {
+                Some((_, bytes)) => format!("{:.3} GiB stored", bytes / 1_073_741_824.0),
+                None if after.is_some() => "its size is known after apply".to_owned(),
+                None => "removed".to_owned(),
+            };
+            Some(CostLine {
+                address: change.address.clone(),
+                action,
+                per_run: None,
+                per_run_expected: None,
+                monthly: now.map(|(monthly, _)| monthly),
+                monthly_before: was.map(|(monthly, _)| monthly),
+                basis,
+            })
+        }
         "serving" => {
             let now = after.map(|config| serving_monthly(config, prices));
             let was = before.filter(|_| change.action != Action::Create).map(|config| serving_monthly(config, prices).0);
@@ -291,6 +318,16 @@ mod tests {
         prices.gpu_hour.retain(|(name, _)| name != "default");
         let line = line(&change("training", Action::Create, None, Some(training)), &prices).unwrap();
         assert!(line.basis.contains("no price for GPU model `tpu-v5`"), "{}", line.basis);
+    }
+
+    #[test]
+    fn stored_data_costs_its_size_every_month() {
+        let prices = Prices::from_provider_config(json!({ "prices": { "storage_gib_month": 0.023 } }).as_object().unwrap()).unwrap();
+        let before = json!({ "size_bytes": 10.0 * 1_073_741_824.0 });
+        let after = json!({ "size_bytes": 30.0 * 1_073_741_824.0 });
+        let line = line(&change("dataset", Action::Update, Some(before), Some(after)), &prices).unwrap();
+        assert!((line.monthly.unwrap().0 - 30.0 * 0.023).abs() < 1e-9 && (line.monthly_before.unwrap().0 - 10.0 * 0.023).abs() < 1e-9);
+        assert_eq!(line.basis, "30.000 GiB stored");
     }
 
     #[test]

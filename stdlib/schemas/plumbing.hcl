@@ -143,6 +143,21 @@ provider "local" {
 provider "s3" {
   description = "Any S3 API. Credentials come from the standard AWS chain, never from the file."
   include     = ["s3_connection", "remote_limits"]
+  block "prices" {
+    max_items   = 1
+    description = "What storage costs, for the estimates `plan` shows: a dataset's data per month."
+    attribute "currency" {
+      type        = string
+      default     = "USD"
+      description = "The currency the prices are in, as the plan shows it."
+    }
+    attribute "storage_gib_month" {
+      type        = number
+      default     = 0
+      min         = 0
+      description = "Per GiB stored and month."
+    }
+  }
 }
 
 provider "kubernetes" {
