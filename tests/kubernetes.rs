@@ -992,17 +992,12 @@ batch_prediction "scores" {{
     assert!(cluster.fake.object("cronjobs", NAMESPACE, "batch-prediction-scores").is_none());
 }
 
-/// A feature set computed in the cluster: an Indexed Job whose shards (the
-/// real `mlops features-shard`, run by the simulated kubelet) each read
-/// their share of the dataset from S3 and upload a part; the feature set's
-/// version is the parts'. With an aggregate, shards split by entity, so an
-/// entity whose rows are in several files still gets whole windows. A bad
-/// row fails its shard, and the error quotes the shard's log.
-#[test]
-fn a_feature_set_is_computed_in_the_cluster_by_shards_over_the_files() {
-    let Some(endpoint) = support::s3_endpoint() else { return };
-    let mut cluster = cluster_with(&[], DEPLOYMENT, "inputs = { features = feature_set.txn }", auc(0.93));
-    let bucket = format!("sharded-lake-{}", std::process::id());
+/// A cluster whose training reads a feature set computed in the cluster
+/// by two shards over three files of a dataset in S3 (one customer's rows
+/// in every file), with an aggregate; and the dataset's bucket.
+fn sharded_features_cluster(endpoint: &str, name: &str, outcome: Outcome) -> (Cluster, String) {
+    let mut cluster = cluster_with(&[], DEPLOYMENT, "inputs = { features = feature_set.txn }", outcome);
+    let bucket = format!("{name}-{}", std::process::id());
     std::fs::create_dir_all(cluster.workspace.path().join("data/events")).unwrap();
     // Customer 1's rows are in all three files.
     for (part, rows) in [
@@ -1064,6 +1059,19 @@ feature_set "txn" {{
     cluster.workspace.variables.push(format!("s3_endpoint={endpoint}"));
     cluster.workspace.environment =
         vec![("AWS_ACCESS_KEY_ID".into(), "testing".into()), ("AWS_SECRET_ACCESS_KEY".into(), "testing".into())];
+    (cluster, bucket)
+}
+
+/// A feature set computed in the cluster: an Indexed Job whose shards (the
+/// real `mlops features-shard`, run by the simulated kubelet) each read
+/// their share of the dataset from S3 and upload a part; the feature set's
+/// version is the parts'. With an aggregate, shards split by entity, so an
+/// entity whose rows are in several files still gets whole windows. A bad
+/// row fails its shard, and the error quotes the shard's log.
+#[test]
+fn a_feature_set_is_computed_in_the_cluster_by_shards_over_the_files() {
+    let Some(endpoint) = support::s3_endpoint() else { return };
+    let (cluster, bucket) = sharded_features_cluster(&endpoint, "sharded-lake", auc(0.93));
     let apply = cluster.workspace.apply(&[]);
     assert_eq!(apply.code, 0, "{}", apply.all());
 
@@ -1179,6 +1187,38 @@ fn failed_staging_shows_the_staging_log_not_the_empty_training_log() {
     let job = &cluster.fake.objects("jobs", NAMESPACE)[0];
     let staging = job["spec"]["template"]["spec"]["initContainers"][0]["command"][2].as_str().unwrap();
     assert!(staging.contains(&format!("s3://{bucket}/datasets/dataset.events/")), "{staging}");
+}
+
+/// `kill -9` while the shards of a feature set run: the next apply finds
+/// the Indexed Job through the handle recorded before it was created, waits
+/// for it, and starts no second one.
+#[test]
+fn a_killed_apply_reattaches_to_its_feature_shards() {
+    let Some(endpoint) = support::s3_endpoint() else { return };
+    let (cluster, _) = sharded_features_cluster(&endpoint, "killed-shards", Outcome::Hold);
+    let mut child = cluster
+        .workspace
+        .command(&["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let indexed = |cluster: &Cluster| {
+        cluster.fake.objects("jobs", NAMESPACE).into_iter().filter(|job| job["spec"]["completionMode"] == "Indexed").collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while indexed(&cluster).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the Indexed Job was never created");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let job = indexed(&cluster)[0]["metadata"]["name"].as_str().unwrap().to_owned();
+
+    cluster.controllers.set(auc(0.94));
+    let apply = cluster.workspace.apply(&[]);
+    assert!(apply.stderr.contains(&format!("re-attaching to Job {job}")), "{}", apply.all());
+    assert_eq!(indexed(&cluster).len(), 1, "a second run of the shards was started");
 }
 
 #[test]
