@@ -501,6 +501,7 @@ impl BodyChecker<'_> {
                 units::check_duration(text).err().map(|rejection| (codes::INVALID_DURATION, rejection))
             }
             (Format::Uri, Value::String(text)) => units::check_uri(text, false).err().map(|rejection| (codes::INVALID_URI, rejection)),
+            (Format::Cron, Value::String(text)) => units::check_cron(text).err().map(|rejection| (codes::INVALID_SCHEDULE, rejection)),
             (Format::UriOrPath, Value::String(text)) => units::check_uri(text, true).err().map(|rejection| (codes::INVALID_URI, rejection)),
             (Format::Percent, Value::Number(number)) if !(0.0..=100.0).contains(number) => Some((
                 codes::INVALID_PERCENTAGE,

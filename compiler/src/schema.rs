@@ -36,6 +36,8 @@ pub enum Format {
     Percent,
     /// S3's bucket naming rules, on every provider.
     BucketName,
+    /// A CronJob schedule.
+    Cron,
     /// A model's registered name: path-like parts that never climb.
     RegistryName,
 }
@@ -403,6 +405,7 @@ fn attribute_schema(name: &str, body: &Body) -> Result<AttributeSchema, SchemaEr
         Some("local_path") => Some(Format::LocalPath),
         Some("percent") => Some(Format::Percent),
         Some("bucket_name") => Some(Format::BucketName),
+        Some("cron") => Some(Format::Cron),
         Some("registry_name") => Some(Format::RegistryName),
         Some(other) => return Err((body.span.start, format!("unknown format `{other}`"))),
     };

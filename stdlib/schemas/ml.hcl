@@ -593,6 +593,7 @@ kind "batch_prediction" {
   }
   attribute "schedule" {
     type        = string
+    format      = "cron"
     only_on     = ["kubernetes"]
     description = "A cron schedule (\"0 6 * * *\"): the predictions are made again on it by a CronJob, each run uploading under its Job's name; refresh reads the newest run's version."
   }
@@ -706,6 +707,7 @@ kind "monitor" {
   }
   attribute "schedule" {
     type        = string
+    format      = "cron"
     only_on     = ["kubernetes"]
     description = "A cron schedule for the CronJob that recomputes drift."
   }

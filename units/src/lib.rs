@@ -170,6 +170,70 @@ pub fn check_duration(text: &str) -> Result<i64, Rejection> {
     }
 }
 
+/// Checks a Kubernetes CronJob schedule: five fields (minute, hour, day of
+/// month, month, day of week) of numbers in range, `*`, `a-b` ranges,
+/// `/step` and `,` lists (months and days of the week may be named), or one
+/// of `@yearly`, `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`,
+/// `@hourly`.
+pub fn check_cron(text: &str) -> Result<(), Rejection> {
+    const MACROS: &[&str] = &["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"];
+    const MONTHS: &[&str] = &["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+    const DAYS: &[&str] = &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    let trimmed = text.trim();
+    let help = "write five fields, minute hour day-of-month month day-of-week, such as \"0 6 * * *\" (06:00 every day) or \"*/15 * * * *\", or @daily";
+    if trimmed.starts_with('@') {
+        return if MACROS.contains(&trimmed) {
+            Ok(())
+        } else {
+            Err(reject(format!("\"{text}\" is not a schedule"), format!("the named schedules are {}", MACROS.join(", "))))
+        };
+    }
+    if trimmed.starts_with("TZ=") || trimmed.starts_with("CRON_TZ=") {
+        return Err(reject(
+            format!("\"{text}\" sets a time zone inside the schedule, which Kubernetes refuses"),
+            "write the schedule without `TZ=`; it runs in the cluster's time zone",
+        ));
+    }
+    let fields: Vec<&str> = trimmed.split_whitespace().collect();
+    if fields.len() != 5 {
+        return Err(reject(format!("\"{text}\" has {} field(s), not the 5 of a schedule", fields.len()), help));
+    }
+    let limits: [(&str, u32, u32, &[&str]); 5] = [
+        ("a minute", 0, 59, &[]),
+        ("an hour", 0, 23, &[]),
+        ("a day of month", 1, 31, &[]),
+        ("a month", 1, 12, MONTHS),
+        ("a day of week", 0, 6, DAYS),
+    ];
+    for (field, (what, low, high, names)) in fields.iter().zip(limits) {
+        let value = |part: &str| -> Option<u32> {
+            if let Ok(number) = part.parse::<u32>() {
+                return (low..=high).contains(&number).then_some(number);
+            }
+            let position = names.iter().position(|name| name.eq_ignore_ascii_case(part))? as u32;
+            Some(position + low)
+        };
+        for item in field.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((range, step)) => (range, Some(step)),
+                None => (item, None),
+            };
+            let valid_step = step.is_none_or(|step| step.parse::<u32>().is_ok_and(|step| step > 0));
+            let valid_range = match range {
+                "*" | "?" => true,
+                _ => match range.split_once('-') {
+                    Some((from, to)) => value(from).zip(value(to)).is_some_and(|(from, to)| from <= to),
+                    None => value(range).is_some(),
+                },
+            };
+            if !valid_step || !valid_range {
+                return Err(reject(format!("\"{item}\" is not {what} ({low}-{high}) in the schedule \"{text}\""), help));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks an object-storage URI (`s3://bucket/prefix`, or `file://` and plain
 /// paths where `allow_local` is set).
 pub fn check_uri(text: &str, allow_local: bool) -> Result<(), Rejection> {
@@ -459,6 +523,28 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn schedules_are_read_as_a_cronjob_reads_them() {
+        for good in ["0 6 * * *", "*/15 * * * *", "0 6-18/2 1,15 JAN-MAR mon-fri", "@daily", "@hourly", " 5 4 * * 0 ", "0 0 ? * *"] {
+            assert!(check_cron(good).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("0 25 * * *", "is not an hour (0-23)"),
+            ("60 * * * *", "is not a minute"),
+            ("0 0 6 * * *", "has 6 field(s)"),
+            ("0 6 * *", "has 4 field(s)"),
+            ("0 6 0 * *", "is not a day of month"),
+            ("0 6 * 13 *", "is not a month"),
+            ("0 6 * * 7-1", "is not a day of week"),
+            ("*/0 * * * *", "is not a minute"),
+            ("@often", "is not a schedule"),
+            ("TZ=UTC 0 6 * * *", "sets a time zone"),
+        ] {
+            let rejection = check_cron(bad).unwrap_err();
+            assert!(rejection.message.contains(says), "{bad}: {}", rejection.message);
+        }
+    }
 
     #[test]
     fn timestamps_are_read_in_the_common_forms() {

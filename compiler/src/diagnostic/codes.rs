@@ -88,6 +88,7 @@ codes! {
     MISSING_VARIABLE_VALUE = "E0415" "missing-variable-value";
     INVALID_STORAGE_NAME = "E0416" "invalid-storage-name";
     RESERVED_KEY = "E0417" "reserved-key";
+    INVALID_SCHEDULE = "E0418" "invalid-schedule";
     MONITOR_METHOD_COLUMN_TYPE = "E0501" "monitor-method-column-type";
     MISSING_DATASET_SCHEMA = "E0502" "missing-dataset-schema";
     PROVIDER_KIND_MISMATCH = "E0601" "provider-kind-mismatch";
