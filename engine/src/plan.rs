@@ -174,28 +174,49 @@ pub struct ModuleOutputs {
 pub struct ProviderConfiguration {
     pub config: Attributes,
     pub sensitive_paths: Vec<AttributePath>,
+    /// [`ProviderConfiguration::typed`], made once: every resource on the
+    /// provider is handed the same settings.
+    #[serde(skip)]
+    typed: std::sync::OnceLock<Configuration>,
 }
 
 impl ProviderConfiguration {
+    pub fn new(config: Attributes, sensitive_paths: Vec<AttributePath>) -> ProviderConfiguration {
+        ProviderConfiguration { config, sensitive_paths, typed: std::sync::OnceLock::new() }
+    }
+
     /// The settings as the provider is handed them: typed by the provider
     /// block's schema, secrets marked, and the schema's default for what
     /// is not set (so a provider never repeats the stdlib's defaults).
     pub fn typed(&self, provider_type: &str) -> Configuration {
-        let schema = Schemas::standard().providers.get(provider_type).map(|schema| &schema.body);
-        let mut config = self.config.clone();
-        if let Some(schema) = schema {
-            crate::convert::fill_defaults(&mut config, schema);
-        }
-        crate::convert::provider_configuration(&config, schema, &self.sensitive_paths, &BTreeMap::new())
+        self.typed
+            .get_or_init(|| {
+                let schema = Schemas::standard().providers.get(provider_type).map(|schema| &schema.body);
+                let mut config = self.config.clone();
+                if let Some(schema) = schema {
+                    crate::convert::fill_defaults(&mut config, schema);
+                }
+                crate::convert::provider_configuration(&config, schema, &self.sensitive_paths, &BTreeMap::new())
+            })
+            .clone()
     }
 }
 
 /// The settings of the provider `key` (`kubernetes`, `s3.eu`) as its
-/// provider is handed them; a provider with no block gets its defaults.
+/// provider is handed them; a provider with no block gets its defaults
+/// (the same for every configuration: made once per provider type).
 pub(crate) fn provider_settings(configurations: &BTreeMap<String, ProviderConfiguration>, key: &str, provider_type: &str) -> Configuration {
+    static DEFAULTS: std::sync::OnceLock<std::sync::Mutex<HashMap<String, Configuration>>> = std::sync::OnceLock::new();
     match configurations.get(key) {
         Some(configuration) => configuration.typed(provider_type),
-        None => ProviderConfiguration { config: Attributes::new(), sensitive_paths: Vec::new() }.typed(provider_type),
+        None => {
+            let defaults = DEFAULTS.get_or_init(Default::default);
+            let mut defaults = defaults.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            defaults
+                .entry(provider_type.to_owned())
+                .or_insert_with(|| ProviderConfiguration::new(Attributes::new(), Vec::new()).typed(provider_type))
+                .clone()
+        }
     }
 }
 
@@ -818,7 +839,7 @@ pub fn plan(
             }
             config.insert(name.clone(), value.to_json_unredacted());
         }
-        configurations.insert(provider_key(provider_type, alias.as_deref()), ProviderConfiguration { config, sensitive_paths });
+        configurations.insert(provider_key(provider_type, alias.as_deref()), ProviderConfiguration::new(config, sensitive_paths));
     }
 
     let (refreshed, drift, notes, mut problems) = if options.refresh {
