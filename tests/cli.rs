@@ -279,3 +279,44 @@ fn drift_compares_two_locations_and_reports_bad_ones_clearly() {
     assert!(text(&unknown.stderr).contains("[possible values: psi, ks, wasserstein, kl_div]"), "{}", text(&unknown.stderr));
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+/// What a feature set's shard is given wrong (by hand, or a pod without
+/// its index) ends in one message with a code, never a panic, and writes
+/// no report.
+#[test]
+fn a_feature_shard_given_the_wrong_things_says_what_is_wrong() {
+    let directory = scratch("features-shard");
+    let report = directory.join("report.json");
+    let report_argument = report.display().to_string();
+    for (arguments, expected) in [
+        (vec!["--spec", "{}", "--count", "2", "--output", "s3://lake/features/"], "which shard this is is not known"),
+        (vec!["--spec", "not json", "--index", "0", "--count", "2", "--output", "s3://lake/features/"], "the shard's --spec is not JSON"),
+        (
+            vec!["--spec", "{\"config\": {}}", "--index", "0", "--count", "2", "--output", "s3://lake/features/"],
+            "names no input uri and format",
+        ),
+        (
+            vec![
+                "--spec",
+                "{\"config\": {}, \"input\": {\"uri\": \"s3://lake/data/\", \"format\": \"csv\"}}",
+                "--index",
+                "3",
+                "--count",
+                "2",
+                "--output",
+                "s3://lake/features/",
+            ],
+            "shard 3 of 2 does not exist",
+        ),
+    ] {
+        let mut all = vec!["features-shard"];
+        all.extend(arguments);
+        all.extend(["--report", report_argument.as_str()]);
+        let output = mlops(&all, &directory);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{all:?}: {stderr}");
+        assert!(stderr.contains("E0701") && stderr.contains(expected), "{all:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!report.exists(), "a report was written for a shard that failed");
+    }
+}

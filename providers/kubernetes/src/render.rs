@@ -233,6 +233,13 @@ fn block<'a>(config: &'a Configuration, name: &str) -> Option<&'a Configuration>
     }
 }
 
+/// The `image` a workload runs, which `what` cannot do without.
+fn required_image<'a>(config: &'a Configuration, what: &str) -> ProviderResult<&'a str> {
+    text(config, "image")
+        .filter(|image| !image.is_empty())
+        .ok_or_else(|| ProviderError::with_help(format!("{what} needs `image`"), "set `image = \"REGISTRY/NAME:TAG\"`"))
+}
+
 /// A value as an environment variable holds it: text as written, anything
 /// else as JSON.
 fn scalar_text(value: &Value) -> String {
@@ -587,11 +594,13 @@ pub fn scheduled_batch_prediction(
     let schedule = text(config, "schedule").ok_or_else(|| ProviderError::failed("a scheduled batch prediction needs `schedule`"))?;
     let (values, secret, _, _) = batch_prediction_values(address, RunName::FromJob, 1, config, model, input, settings)?;
     let job = render("job", &values)?;
-    let name = object_name(address, 52);
+    // A CronJob's name leaves room for the Jobs it names after itself.
+    let mut metadata = job["metadata"].clone();
+    metadata["name"] = json!(object_name(address, 52));
     let cronjob = json!({
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": job["metadata"].clone(),
+        "metadata": metadata,
         "spec": {
             "schedule": schedule,
             // A run still going when the next is due finishes first.
@@ -601,8 +610,6 @@ pub fn scheduled_batch_prediction(
             "jobTemplate": { "metadata": { "labels": job["metadata"]["labels"].clone() }, "spec": job["spec"].clone() },
         },
     });
-    let mut cronjob = cronjob;
-    cronjob["metadata"]["name"] = json!(name);
     Ok([cronjob].into_iter().chain(secret).collect())
 }
 
@@ -617,9 +624,7 @@ fn batch_prediction_values(
     input: &PredictionInput,
     settings: &Settings,
 ) -> ProviderResult<BatchValues> {
-    let image = text(config, "image")
-        .filter(|image| !image.is_empty())
-        .ok_or_else(|| ProviderError::with_help("a Kubernetes batch prediction needs `image`", "set `image = \"REGISTRY/NAME:TAG\"`"))?;
+    let image = required_image(config, "a Kubernetes batch prediction")?;
     let prefix = predictions_prefix(address, settings)?;
     let name = object_name(address, 63);
     let sharded = shards > 1 && matches!(run, RunName::Fixed(_));
@@ -905,9 +910,7 @@ pub fn training(
     inputs: &Inputs,
     settings: &Settings,
 ) -> ProviderResult<RenderedTraining> {
-    let image = text(config, "image")
-        .filter(|image| !image.is_empty())
-        .ok_or_else(|| ProviderError::with_help("a Kubernetes training needs `image`", "set `image = \"REGISTRY/NAME:TAG\"`"))?;
+    let image = required_image(config, "a Kubernetes training")?;
     let resources = block(config, "resources");
     let distributed = block(config, "distributed");
     let artifact_uri = settings.artifact_root.as_ref().map(|root| format!("{root}/{run_id}/"));
@@ -1127,9 +1130,7 @@ pub fn serving(
     phase: RolloutPhase,
     settings: &Settings,
 ) -> ProviderResult<Vec<Json>> {
-    let image = text(config, "image")
-        .filter(|image| !image.is_empty())
-        .ok_or_else(|| ProviderError::with_help("Kubernetes serving needs `image`", "set `image = \"REGISTRY/NAME:TAG\"`"))?;
+    let image = required_image(config, "Kubernetes serving")?;
     let runtime = text(config, "runtime").unwrap_or("deployment");
     let resources = block(config, "resources");
     // Servings stay on on-demand capacity: a preempted predictor is an outage.
