@@ -173,6 +173,10 @@ cargo fmt --all -- --check
 # One RUSTFLAGS for every cargo call below: a change of flags rebuilds every
 # dependency into a second copy (minutes, and a GB of disk).
 export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
+# Incremental compilation only pays off when the same tree is rebuilt after
+# small edits; on a fresh clone it doubled the target folder (8 GB more), and
+# a CI machine ran out of disk on it.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== build (warnings are errors)"
 cargo build --workspace --all-targets --locked
