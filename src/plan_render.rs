@@ -328,6 +328,13 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
         out.push('\n');
     }
     if !plan.has_changes() {
+        if let Some(policies) = policy_summary(plan) {
+            let _ = writeln!(out, "{}", style.bold(&policies.heading));
+            for line in &policies.lines {
+                let _ = writeln!(out, "  {line}");
+            }
+            out.push('\n');
+        }
         let _ = writeln!(out, "{}", summary_line(plan));
         return out;
     }
@@ -359,6 +366,12 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
             let _ = writeln!(out, "  {}", cost_line(line));
         }
         let _ = writeln!(out, "  monthly change: {}", signed_range(report.monthly_delta));
+    }
+    if let Some(policies) = policy_summary(plan) {
+        let _ = writeln!(out, "\n{}", style.bold(&policies.heading));
+        for line in &policies.lines {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     out.push('\n');
     for change in plan.changes.iter().filter(|change| change.is_change()) {
@@ -417,6 +430,15 @@ pub fn render_markdown(plan: &Plan) -> String {
             let _ = writeln!(head, "- `{}`: {}", drift.address, drift.summary);
         }
         head.push('\n');
+    }
+    if let Some(policies) = policy_summary(plan) {
+        let _ = writeln!(head, "**{}**\n", policies.heading.trim_end_matches(':'));
+        for line in &policies.lines {
+            let _ = writeln!(head, "- {line}");
+        }
+        if !policies.lines.is_empty() {
+            head.push('\n');
+        }
     }
     if plan.has_changes() {
         let _ = writeln!(head, "| action | count | kinds |\n|---|---:|---|");
@@ -602,7 +624,60 @@ pub fn render_json(plan: &Plan, diagnostics: &[Json]) -> Json {
     if let Some(report) = mlops_engine::cost::estimate(plan) {
         rendered["cost"] = serde_json::to_value(report).unwrap_or(Json::Null);
     }
+    // Only where the configuration has policies.
+    if !plan.policies.is_empty() {
+        rendered["policies"] = serde_json::to_value(&plan.policies).unwrap_or(Json::Null);
+    }
     rendered
+}
+
+/// The policies' results in a few lines: a heading with the counts, then
+/// one line per violation and per result left for apply.
+struct PolicySummary {
+    heading: String,
+    lines: Vec<String>,
+}
+
+fn policy_summary(plan: &Plan) -> Option<PolicySummary> {
+    use mlops_compiler::policy::Enforcement;
+    if plan.policies.is_empty() {
+        return None;
+    }
+    let mut lines = Vec::new();
+    let (mut holding, mut warnings, mut advisories) = (0, 0, 0);
+    for policy in &plan.policies {
+        let owner = if policy.module.is_empty() { String::new() } else { format!(" from {}", policy.module) };
+        let (level, count) = match policy.enforcement {
+            Enforcement::Error => ("error", &mut 0),
+            Enforcement::Warning => ("warning", &mut warnings),
+            Enforcement::Advisory => ("advisory", &mut advisories),
+        };
+        if policy.failures.is_empty() {
+            holding += 1;
+        } else {
+            *count += 1;
+        }
+        for failure in &policy.failures {
+            let subject = failure.subject.as_deref().unwrap_or("the plan");
+            lines.push(format!("{level}: {subject} breaks `{}`{owner} ({}): {}", policy.name, policy.source, failure.message));
+        }
+        if !policy.unknown.is_empty() {
+            lines.push(format!(
+                "`{}`{owner} is decided on apply for {}: it reads values known only then",
+                policy.name,
+                policy.unknown.join(", ")
+            ));
+        }
+    }
+    let mut counts = vec![format!("{holding} hold")];
+    if warnings > 0 {
+        counts.push(format!("{warnings} with warnings"));
+    }
+    if advisories > 0 {
+        counts.push(format!("{advisories} with advice"));
+    }
+    let total = plan.policies.len();
+    Some(PolicySummary { heading: format!("Policies ({total} checked: {}):", counts.join(", ")), lines })
 }
 
 /// One change's estimate in words: `serving.api  61.32 per month (was

@@ -11,6 +11,7 @@ pub fn render(schema: &KindSchema) -> String {
         SchemaCategory::Data => format!("data \"{}\"", schema.name),
         SchemaCategory::Provider => format!("provider \"{}\"", schema.name),
         SchemaCategory::Backend => format!("backend \"{}\"", schema.name),
+        SchemaCategory::Language => format!("{} \"NAME\"", schema.name),
     };
     let _ = writeln!(out, "{heading}\n  {}", schema.description);
     if !schema.providers.is_empty() {

@@ -1149,3 +1149,112 @@ fn the_churn_example_runs_end_to_end_and_its_training_set_sees_no_future() {
     }
     assert_eq!(checked, 60);
 }
+
+/// A platform team's policies, shipped in a module: they judge every
+/// resource of the configuration that calls it. `validate` reports what the
+/// configuration alone decides; `plan` judges the rest with what the plan
+/// does (`change`) and its counts (`plan`), fails on an `error` policy,
+/// and lists every result in text, markdown and JSON.
+#[test]
+fn policies_from_a_module_judge_the_whole_configuration_at_validate_and_plan() {
+    let workspace = Workspace::copy_of("examples/quickstart");
+    fs::create_dir_all(workspace.path().join("platform")).unwrap();
+    workspace.write(
+        "platform/main.mlops.hcl",
+        r#"variable "env" {
+  type = string
+}
+
+policy "prod_replicas" {
+  description   = "Prod keeps two replicas."
+  resource      = serving
+  condition     = var.env != "prod" || self.replicas.min >= 2
+  error_message = "servings in prod keep at least two replicas"
+}
+
+policy "keep_models" {
+  resource      = model
+  condition     = change.action != "delete"
+  error_message = "no plan deletes ${self.name}'s versions"
+}
+
+policy "small_plans" {
+  condition     = plan.creates <= 3
+  error_message = "a plan creates at most three things at once (this one: ${plan.creates})"
+  enforcement   = "warning"
+}
+
+policy "budget" {
+  condition     = plan.cost.monthly_delta <= 100
+  error_message = "a plan adds at most 100 a month"
+  enforcement   = "advisory"
+}
+"#,
+    );
+    let main = workspace.read("main.mlops.hcl");
+    workspace.write("main.mlops.hcl", &format!("{main}\nmodule \"platform\" {{\n  source = \"./platform\"\n  env    = var.env\n}}\n"));
+
+    // validate: the serving breaks prod_replicas only in prod; what the plan
+    // does is not known, so nothing else is decided.
+    let validate = workspace.run(&["validate"]);
+    assert_eq!(validate.code, 0, "{}", validate.all());
+    assert!(!validate.stderr.contains("policy"), "{}", validate.all());
+    let validate = workspace.run(&["validate", "-var", "env=prod"]);
+    assert_eq!(validate.code, 1, "{}", validate.all());
+    validate.assert_stderr_mentions(&[
+        "E0420 policy-violated",
+        "serving.fraud_api breaks policy `prod_replicas`: servings in prod keep at least two replicas",
+        "`replicas.min` is 1 (not set here)",
+        "policy `prod_replicas` (from module.platform)",
+        "platform/main.mlops.hcl:5",
+    ]);
+
+    // plan: the warning and the advice are shown, the plan is made.
+    let plan = workspace.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    plan.assert_stderr_mentions(&[
+        "W0105 policy-warning",
+        "the plan breaks policy `small_plans`: a plan creates at most three things at once (this one: 7)",
+        "W0106 policy-advisory",
+        "needs the plan's cost: set `prices`",
+    ]);
+    snapshot("quickstart-policies.txt", &plan.stdout);
+    snapshot("quickstart-policies.md", &workspace.run(&["plan", "--format", "markdown"]).stdout);
+    let json = workspace.run(&["plan", "--format", "json"]).stdout;
+    let rendered: serde_json::Value = serde_json::from_str(&json).unwrap();
+    snapshot("quickstart-policies.json", &serde_json::to_string_pretty(&rendered["policies"]).unwrap());
+    let schema: serde_json::Value = serde_json::from_str(&fs::read_to_string(repository().join("docs/plan.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&rendered).map(|error| format!("{error} at {}", error.instance_path)).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // An error policy stops the plan, and so the apply.
+    let plan = workspace.run(&["plan", "-var", "env=prod"]);
+    assert_eq!(plan.code, 1, "{}", plan.all());
+    plan.assert_stderr_mentions(&["serving.fraud_api breaks policy `prod_replicas`", "nothing was planned"]);
+    let apply = workspace.run(&["apply", "--auto-approve", "-var", "env=prod"]);
+    assert_eq!(apply.code, 1, "{}", apply.all());
+    assert!(!workspace.path().join(".mlops/registry").exists(), "an apply went ahead past a broken policy");
+
+    // After apply, a plan with nothing to create holds every policy but
+    // the budget (no prices), and a destroy judges what it deletes: the
+    // model is forgotten (kept), unless its versions are deleted too.
+    workspace.apply(&[]);
+    let plan = workspace.run(&["plan"]);
+    assert!(plan.stdout.contains("Policies (4 checked: 3 hold, 1 with advice):"), "{}", plan.all());
+    let destroy = workspace.run(&["plan", "--destroy"]);
+    assert_eq!(destroy.code, 0, "{}", destroy.all());
+    let destroy = workspace.run(&["destroy", "--auto-approve", "--delete-retained"]);
+    assert_eq!(destroy.code, 1, "{}", destroy.all());
+    destroy.assert_stderr_mentions(&[
+        "model.fraud breaks policy `keep_models`: no plan deletes fraud-detector's versions",
+        "false for model.fraud (delete)",
+    ]);
+    // prod_replicas reads no `change`: the serving being destroyed is not judged by it.
+    assert!(!destroy.stderr.contains("prod_replicas"), "{}", destroy.all());
+    assert!(workspace.path().join(".mlops/registry/fraud-detector/versions/1").exists());
+
+    // The clean-up destroy deletes everything: without the module's policies.
+    let main = workspace.read("main.mlops.hcl");
+    workspace.write("main.mlops.hcl", &main[..main.find("\nmodule \"platform\"").unwrap()]);
+}

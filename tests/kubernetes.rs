@@ -1149,6 +1149,30 @@ fn the_plan_estimates_the_cost_of_trainings_and_servings_from_the_provider_price
     assert_eq!(plan["cost"]["currency"], "USD");
     assert!((plan["cost"]["monthly_delta"][0].as_f64().unwrap() - 51.1).abs() < 1e-6, "{}", plan["cost"]);
 
+    // A budget is a policy over the plan's cost: over it, no plan is made.
+    let budget = |limit: u32| {
+        format!(
+            "policy \"budget\" {{\n  condition     = plan.cost.monthly_delta <= {limit}\n  error_message = \"this plan adds ${{plan.cost.monthly_delta}} ${{plan.cost.currency}} a month, over the budget of {limit}\"\n}}\n\npolicy \"spot_for_gpus\" {{\n  resource      = training\n  condition     = self.resources.gpus == 0 || self.spot\n  error_message = \"GPU trainings run on spot capacity\"\n  enforcement   = \"warning\"\n}}\n"
+        )
+    };
+    cluster.workspace.write("policies.mlops.hcl", &budget(40));
+    let over = cluster.workspace.run(&["plan"]);
+    assert_eq!(over.code, 1, "{}", over.all());
+    over.assert_stderr_mentions(&[
+        "E0420 policy-violated",
+        "the plan breaks policy `budget`: this plan adds 51.1 USD a month, over the budget of 40",
+        "W0105 policy-warning",
+        "training.fraud breaks policy `spot_for_gpus`",
+    ]);
+    cluster.workspace.write("policies.mlops.hcl", &budget(100));
+    let json = cluster.workspace.run(&["plan", "--format", "json"]);
+    assert_eq!(json.code, 0, "{}", json.all());
+    let plan: Json = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(plan["policies"][0]["name"], "budget");
+    assert_eq!(plan["policies"][0]["passed"], 1);
+    assert_eq!(plan["policies"][1]["failures"][0]["subject"], "training.fraud");
+    std::fs::remove_file(cluster.workspace.path().join("policies.mlops.hcl")).unwrap();
+
     // Scaling the serving up: the change in monthly cost, and what it was.
     cluster.workspace.apply(&[]);
     let text = cluster.workspace.read("main.mlops.hcl").replace("    min = 2\n    max = 2\n", "    min = 4\n    max = 4\n");

@@ -47,6 +47,11 @@ pub struct Context {
     pub count_index: Option<Value>,
     pub self_value: Option<Value>,
     pub row: Option<Value>,
+    /// In a policy: what the plan does to `self` (`change.action`,
+    /// `change.reasons`), unknown until planned.
+    pub change: Option<Value>,
+    /// In a policy: the plan as a whole (counts and cost), unknown until planned.
+    pub plan: Option<Value>,
     /// What to call the place, for "not available here" messages.
     pub describe: &'static str,
 }
@@ -74,7 +79,7 @@ pub struct Evaluator<'a> {
 }
 
 /// Names that start a reference, besides resource kinds and `for` variables.
-pub const ROOT_NAMES: &[&str] = &["var", "local", "module", "data", "each", "count", "self", "row", "path"];
+pub const ROOT_NAMES: &[&str] = &["var", "local", "module", "data", "each", "count", "self", "row", "path", "change", "plan"];
 
 impl<'a> Evaluator<'a> {
     pub fn new(scope: &'a Scope, context: &'a Context, schemas: &'static Schemas, diagnostics: &'a mut Diagnostics) -> Self {
@@ -732,12 +737,36 @@ impl<'a> Evaluator<'a> {
                 None => self.error(
                     Diagnostic::error(
                         codes::REFERENCE_OUT_OF_CONTEXT,
-                        format!("`self` is only available in a dataset's `check` conditions, not in {}", self.context.describe),
+                        format!(
+                            "`self` is only available in a dataset's `check` conditions and a policy with `resource`, not in {}",
+                            self.context.describe
+                        ),
                     )
                     .at(root_span, "no `self` here")
                     .with_help("refer to the resource by its address, such as dataset.NAME"),
                 ),
             },
+            "change" | "plan" => {
+                let value = if root_name == "change" { &self.context.change } else { &self.context.plan };
+                match value {
+                    Some(value) => {
+                        let value = value.clone();
+                        self.apply_steps(value, steps, Flavor::Plain)
+                    }
+                    None => self.error(
+                        Diagnostic::error(
+                            codes::REFERENCE_OUT_OF_CONTEXT,
+                            format!("`{root_name}` is only available in a policy's condition, not in {}", self.context.describe),
+                        )
+                        .at(root_span, format!("no `{root_name}` here"))
+                        .with_help(if root_name == "change" {
+                            "`change` is what the plan does to the resource a policy with `resource` checks"
+                        } else {
+                            "`plan` is the plan as a whole, which only a policy sees"
+                        }),
+                    ),
+                }
+            }
             "row" => match &self.context.row {
                 Some(value) => {
                     let value = value.clone();
@@ -873,7 +902,10 @@ impl<'a> Evaluator<'a> {
             Value::Unknown(Type::Resource(kinds)) => {
                 let attribute =
                     kinds.iter().find_map(|kind| self.schemas.of_reference_type(kind).and_then(|schema| schema.body.attributes.get(name)));
+                let block =
+                    kinds.iter().find_map(|kind| self.schemas.of_reference_type(kind).and_then(|schema| schema.body.blocks.get(name)));
                 match attribute {
+                    None if block.is_some() => (Value::Unknown(block.map(|block| block.value_type()).unwrap_or(Type::Any)), Flavor::Plain),
                     Some(attribute) if attribute.reads_as.as_deref() == Some("metrics") => {
                         (Value::Unknown(Type::map(Type::Number)), Flavor::Plain)
                     }

@@ -26,6 +26,7 @@ pub mod lexer;
 pub mod limits;
 pub mod loader;
 pub mod lock;
+pub mod policy;
 pub mod residual;
 pub mod rules;
 pub mod schema;

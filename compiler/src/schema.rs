@@ -21,6 +21,7 @@ const STDLIB_FILES: &[(&str, &str)] = &[
     ("stdlib/schemas/storage.hcl", include_str!("../../stdlib/schemas/storage.hcl")),
     ("stdlib/schemas/ml.hcl", include_str!("../../stdlib/schemas/ml.hcl")),
     ("stdlib/schemas/plumbing.hcl", include_str!("../../stdlib/schemas/plumbing.hcl")),
+    ("stdlib/schemas/language.hcl", include_str!("../../stdlib/schemas/language.hcl")),
 ];
 
 /// A string language an attribute's value is checked against before apply.
@@ -138,6 +139,60 @@ pub struct NestedBlockSchema {
     pub body: BlockSchema,
 }
 
+impl NestedBlockSchema {
+    /// How the block reads in an expression: an object for a single block,
+    /// a map of objects by label for labelled ones, a list otherwise.
+    pub fn value_type(&self) -> Type {
+        let fields = self.body.object_type();
+        if !self.labels.is_empty() {
+            Type::map(fields)
+        } else if self.max_items == Some(1) {
+            fields
+        } else {
+            Type::list(fields)
+        }
+    }
+
+    /// The block as read when it is not written: a single block's
+    /// attributes at their defaults (nested single blocks too), and an
+    /// empty map or list for the others.
+    pub fn absent_value(&self) -> Value {
+        if !self.labels.is_empty() {
+            return Value::Map(Default::default());
+        }
+        if self.max_items != Some(1) {
+            return Value::List(Vec::new());
+        }
+        Value::Map(self.body.default_values())
+    }
+}
+
+impl BlockSchema {
+    /// The object type of a block with this schema.
+    pub fn object_type(&self) -> Type {
+        let mut fields: std::collections::BTreeMap<String, Type> =
+            self.attributes.values().map(|attribute| (attribute.name.clone(), attribute.ty.clone())).collect();
+        for nested in self.blocks.values() {
+            fields.insert(nested.name.clone(), nested.value_type());
+        }
+        Type::Object(fields)
+    }
+
+    /// Every attribute at its default (null without one), nested blocks as absent.
+    pub fn default_values(&self) -> std::collections::BTreeMap<String, Value> {
+        let mut values: std::collections::BTreeMap<String, Value> = self
+            .attributes
+            .values()
+            .filter(|attribute| attribute.is_settable())
+            .map(|attribute| (attribute.name.clone(), attribute.default.clone().unwrap_or(Value::Null)))
+            .collect();
+        for nested in self.blocks.values() {
+            values.insert(nested.name.clone(), nested.absent_value());
+        }
+        values
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SchemaCategory {
@@ -145,6 +200,8 @@ pub enum SchemaCategory {
     Data,
     Provider,
     Backend,
+    /// A block of the language that is not a resource (`policy`).
+    Language,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -182,6 +239,8 @@ pub struct Schemas {
     pub data: SchemaMap<KindSchema>,
     pub providers: SchemaMap<KindSchema>,
     pub backends: SchemaMap<KindSchema>,
+    /// Blocks of the language that are not resources, such as `policy`.
+    pub language: SchemaMap<KindSchema>,
 }
 
 impl Schemas {
@@ -248,6 +307,7 @@ fn load_schemas(schema_files: &[(&str, &str)]) -> Result<Schemas, String> {
         data: SchemaMap::default(),
         providers: SchemaMap::default(),
         backends: SchemaMap::default(),
+        language: SchemaMap::default(),
     };
     let mut files = Vec::new();
     for (path, text) in schema_files {
@@ -279,6 +339,7 @@ fn load_schemas(schema_files: &[(&str, &str)]) -> Result<Schemas, String> {
                 "data" => SchemaCategory::Data,
                 "provider" => SchemaCategory::Provider,
                 "backend" => SchemaCategory::Backend,
+                "language" => SchemaCategory::Language,
                 other => return Err(at(format!("unknown schema block `{other}`"))),
             };
             let schema = kind_schema(&label.value, category, block, &shared)
@@ -288,6 +349,7 @@ fn load_schemas(schema_files: &[(&str, &str)]) -> Result<Schemas, String> {
                 SchemaCategory::Data => &mut schemas.data,
                 SchemaCategory::Provider => &mut schemas.providers,
                 SchemaCategory::Backend => &mut schemas.backends,
+                SchemaCategory::Language => &mut schemas.language,
             };
             table.insert(label.value.clone(), schema);
         }

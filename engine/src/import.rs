@@ -64,6 +64,8 @@ pub fn import(context: &ImportContext<'_>, address: &str, id: &str) -> Result<Re
     let check_options = CheckOptions {
         variables: Some(context.options.variables.clone()),
         variable_origins: context.options.variable_origins.clone(),
+        // Adopting what exists is not a change policies judge: the next plan does.
+        defer_policies: true,
         ..CheckOptions::default()
     };
     let checked = check_directory(context.directory, context.display, &check_options);

@@ -22,6 +22,7 @@ pub mod gates;
 pub mod import;
 pub mod lineage;
 pub mod plan;
+pub mod policy;
 pub mod redact;
 pub mod refresh;
 pub mod resolve;

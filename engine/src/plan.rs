@@ -21,6 +21,7 @@ use std::sync::Arc;
 use mlops_compiler::address::{AddressPattern, Mode, ResourceAddress};
 use mlops_compiler::check::{check_preloaded, CheckOptions, CheckResult, InstanceDraft, PlanResolver, VariableOrigin};
 use mlops_compiler::diagnostic::{codes, Diagnostic};
+use mlops_compiler::policy::PolicyResult;
 use mlops_compiler::schema::{KindSchema, Schemas};
 use mlops_compiler::source::SourceMap;
 use mlops_compiler::value::Value;
@@ -249,6 +250,9 @@ pub struct Plan {
     /// (no `MLOPS_STATE_KEY`), so it cannot be applied.
     #[serde(default)]
     pub secrets_withheld: bool,
+    /// What every policy found, in the order they are declared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyResult>,
 }
 
 impl Plan {
@@ -814,6 +818,8 @@ pub fn plan(
         variable_origins: options.variable_origins.clone(),
         missing_variables_unknown: false,
         files: Default::default(),
+        // Judged below, once the plan says what happens to each resource.
+        defer_policies: true,
     };
     // Selecting targets needs the whole graph; otherwise provider blocks are enough.
     let needs_graph = options.destroy || !options.targets.is_empty() || !options.excludes.is_empty();
@@ -981,8 +987,7 @@ pub fn plan(
         diagnostics.extend(planned_rule_warnings(root, state, &refreshed));
     }
 
-    let failed = diagnostics.iter().any(Diagnostic::is_error) || problems.iter().any(Diagnostic::is_error);
-    let plan = Plan {
+    let mut plan = Plan {
         format_version: PLAN_FORMAT_VERSION.to_owned(),
         config_hash: config_hash(&outcome.sources, &options.variables),
         files_hash: config_hash(&outcome.sources, &HashMap::new()),
@@ -999,7 +1004,14 @@ pub fn plan(
         module_outputs,
         provider_configurations: configurations,
         secrets_withheld: false,
+        policies: Vec::new(),
     };
+    if !outcome.policies.is_empty() {
+        let (results, violations) = crate::policy::judge(outcome.root.as_ref(), &outcome.policies, &outcome.sources, &plan);
+        plan.policies = results;
+        diagnostics.extend(violations);
+    }
+    let failed = diagnostics.iter().any(Diagnostic::is_error) || problems.iter().any(Diagnostic::is_error);
     // A provider's error may quote what it was given.
     let scrubber = Scrubber::for_plan(&plan);
     diagnostics.extend(problems.into_iter().map(|problem| scrubber.scrub_diagnostic(problem)));

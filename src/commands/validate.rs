@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use mlops_compiler::check::{check_directory, CheckOptions};
 use mlops_compiler::diagnostic::render::{json_report, render_human_all, HumanOptions};
+use mlops_compiler::diagnostic::Severity;
 
 use super::{stderr_colour, variable_values, width, CommandResult};
 
@@ -49,7 +50,8 @@ pub fn validate_command(
     };
     let result = check_directory(directory, if shown == "." { "" } else { &shown }, &options);
     let errors = result.diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
-    let warnings = result.diagnostics.len() - errors;
+    let warnings = result.diagnostics.iter().filter(|diagnostic| diagnostic.is_warning()).count();
+    let advice = result.diagnostics.iter().filter(|diagnostic| diagnostic.severity == Severity::Advice).count();
     if json {
         let report = json_report(&result.diagnostics, &result.sources);
         outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
@@ -62,9 +64,10 @@ pub fn validate_command(
         } else if errors == 0 {
             let resources: usize = result.root.as_ref().map_or(0, |root| root.all_resources().len());
             outln!(
-                "The configuration is valid: {resources} resource{} checked{}.",
+                "The configuration is valid: {resources} resource{} checked{}{}.",
                 if resources == 1 { "" } else { "s" },
-                if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() }
+                if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() },
+                if advice > 0 { format!(", {advice} advisory finding(s)") } else { String::new() }
             );
         } else {
             let _ = writeln!(

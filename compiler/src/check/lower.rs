@@ -22,7 +22,7 @@ impl Checker<'_> {
                 let is_resource = self.schemas.resources.get(kind).is_some_and(|schema| schema.declarable);
                 let labels_wanted: &[&str] = match kind {
                     "mlops" | "locals" => &[],
-                    "variable" | "output" | "module" => &["name"],
+                    "variable" | "output" | "module" | "policy" => &["name"],
                     "provider" => &["type"],
                     "data" => &["kind", "name"],
                     _ if is_resource => &["name"],
@@ -193,6 +193,9 @@ impl Checker<'_> {
                     }
                     "module" => {
                         declarations.modules.insert(block.labels[0].value.clone(), block);
+                    }
+                    "policy" => {
+                        declarations.policies.insert(block.labels[0].value.clone(), block);
                     }
                     "provider" => {
                         declarations.providers.insert((block.labels[0].value.clone(), provider_alias), block);

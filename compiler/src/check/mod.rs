@@ -12,7 +12,8 @@
 //! cycle reports), `variables.rs`, `outputs.rs`, `settings.rs` (the
 //! `mlops` block), `modules.rs` (module calls and the lock), `resources.rs`
 //! (instances against schemas and rules), `expansion.rs` (`count` and
-//! `for_each`) and `lifecycle.rs`. This file holds the results and the
+//! `for_each`), `lifecycle.rs` and `policies.rs` (`policy` blocks, judged
+//! against the whole tree once it is checked: see [`crate::policy`]). This file holds the results and the
 //! driver, [`Checker::check_module`], which runs the phases in order.
 
 mod expansion;
@@ -21,6 +22,7 @@ mod lower;
 mod modules;
 mod order;
 mod outputs;
+mod policies;
 mod resources;
 mod settings;
 mod variables;
@@ -66,6 +68,9 @@ pub struct CheckOptions {
     pub missing_variables_unknown: bool,
     /// Where the configuration's files are read from: the disk by default.
     pub files: Files,
+    /// Leave `policy` blocks unjudged (the planner judges them once it
+    /// knows what the plan does); they are still checked.
+    pub defer_policies: bool,
 }
 
 /// Where a root variable's value came from.
@@ -190,6 +195,8 @@ pub struct CheckResult {
     pub sources: SourceMap,
     pub diagnostics: Vec<Diagnostic>,
     pub root: Option<CheckedModule>,
+    /// Every module's policies, for the planner to judge with known values.
+    pub policies: Vec<crate::policy::PolicyProgram>,
 }
 
 impl CheckResult {
@@ -258,6 +265,7 @@ pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: O
         installed_modules: HashMap::new(),
         loaded_modules: HashMap::new(),
         instances: 0,
+        policies: Vec::new(),
     };
     let root = match root {
         Some(loaded) => {
@@ -267,11 +275,18 @@ pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: O
         }
         None => None,
     };
-    CheckResult { sources: checker.sources, diagnostics: checker.diagnostics.sorted(), root }
+    let policies = std::mem::take(&mut checker.policies);
+    if let Some(root) = root.as_ref().filter(|_| !options.defer_policies && !options.providers_only && !policies.is_empty()) {
+        let subjects = policies::subjects(root);
+        let plan = Value::Unknown(crate::policy::plan_type());
+        let (_, violations) = crate::policy::judge_all(&policies, &subjects, &plan, &checker.sources, false);
+        checker.diagnostics.extend(violations);
+    }
+    CheckResult { sources: checker.sources, diagnostics: checker.diagnostics.sorted(), root, policies }
 }
 
 const RESERVED_META: &[&str] = &["provider", "depends_on", "count", "for_each", "lifecycle"];
-const TOP_LEVEL: &[&str] = &["mlops", "variable", "locals", "output", "provider", "module", "data"];
+const TOP_LEVEL: &[&str] = &["mlops", "variable", "locals", "output", "provider", "module", "data", "policy"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Node {
@@ -282,6 +297,7 @@ enum Node {
     Resource(String, String),
     Data(String, String),
     Output(String),
+    Policy(String),
 }
 
 impl Node {
@@ -295,6 +311,7 @@ impl Node {
             Node::Resource(kind, name) => format!("{kind}.{name}"),
             Node::Data(kind, name) => format!("data.{kind}.{name}"),
             Node::Output(name) => format!("output.{name}"),
+            Node::Policy(name) => format!("policy.{name}"),
         }
     }
 }
@@ -311,6 +328,7 @@ struct Declarations<'a> {
     modules: IndexMap<String, &'a Block>,
     resources: IndexMap<(String, String), &'a Block>,
     data: IndexMap<(String, String), &'a Block>,
+    policies: IndexMap<String, &'a Block>,
 }
 
 /// Module inputs: value and, for child modules, the span of the argument.
@@ -342,6 +360,8 @@ struct Checker<'r> {
     loaded_modules: HashMap<PathBuf, std::rc::Rc<LoadedModule>>,
     /// Resource instances made so far, against [`crate::limits::MAX_INSTANCES`].
     instances: usize,
+    /// The policies of every module checked so far.
+    policies: Vec<crate::policy::PolicyProgram>,
 }
 
 pub use crate::rules::ModuleFacts;
@@ -417,6 +437,9 @@ impl Checker<'_> {
         for name in declarations.outputs.keys() {
             add(&mut graph, Node::Output(name.clone()));
         }
+        for name in declarations.policies.keys() {
+            add(&mut graph, Node::Policy(name.clone()));
+        }
         let nodes: Vec<(Node, NodeIndex)> = index_of.iter().map(|(node, index)| (node.clone(), *index)).collect();
         for (node, index) in &nodes {
             let mut references = Vec::new();
@@ -434,6 +457,7 @@ impl Checker<'_> {
                 }
                 Node::Data(kind, name) => collect_block_references(&declarations.data[&(kind.clone(), name.clone())].body, &mut references),
                 Node::Output(name) => collect_block_references(&declarations.outputs[name].body, &mut references),
+                Node::Policy(name) => collect_block_references(&declarations.policies[name].body, &mut references),
             }
             for (path, span) in references {
                 if let Some(target) = self.reference_target(&path, &index_of) {
@@ -449,6 +473,7 @@ impl Checker<'_> {
         let mut outputs = Vec::new();
         let mut children = Vec::new();
         let mut providers = Vec::new();
+        let mut policies = Vec::new();
         for index in order {
             let node = graph[index].clone();
             let dependencies: Vec<String> = graph
@@ -495,7 +520,7 @@ impl Checker<'_> {
                 Node::Data(kind, name) if self.providers_only => {
                     scope.data.insert((kind, name), Value::unknown_any());
                 }
-                Node::Output(_) if self.providers_only => {}
+                Node::Output(_) | Node::Policy(_) if self.providers_only => {}
                 Node::Resource(kind, name) => {
                     let block = &declarations.resources[&(kind.clone(), name.clone())];
                     let (value, checked) =
@@ -511,9 +536,20 @@ impl Checker<'_> {
                     resources.push(checked);
                 }
                 Node::Output(name) => outputs.push(self.check_output(&scope, &name, declarations.outputs[&name])),
+                Node::Policy(name) => {
+                    if let Some(draft) = self.check_policy(&scope, &name, declarations.policies[&name]) {
+                        policies.push(draft);
+                    }
+                }
             }
         }
         let backend = self.check_settings(&scope, &declarations.settings, path.is_empty());
+        if !policies.is_empty() {
+            // Policies are judged once the whole tree is checked, in their
+            // module's scope, which is kept for them.
+            let scope = Arc::new(scope);
+            self.policies.extend(policies.into_iter().map(|draft| draft.into_program(path.clone(), scope.clone())));
+        }
         // Outputs in declaration order.
         outputs.sort_by_key(|output: &CheckedOutput| declarations.outputs.get_index_of(&output.name));
         resources.sort_by_key(|resource: &CheckedResource| {

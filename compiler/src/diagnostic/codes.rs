@@ -89,6 +89,8 @@ codes! {
     INVALID_STORAGE_NAME = "E0416" "invalid-storage-name";
     RESERVED_KEY = "E0417" "reserved-key";
     INVALID_SCHEDULE = "E0418" "invalid-schedule";
+    INVALID_POLICY = "E0419" "invalid-policy";
+    POLICY_VIOLATED = "E0420" "policy-violated";
     MONITOR_METHOD_COLUMN_TYPE = "E0501" "monitor-method-column-type";
     MISSING_DATASET_SCHEMA = "E0502" "missing-dataset-schema";
     PROVIDER_KIND_MISMATCH = "E0601" "provider-kind-mismatch";
@@ -109,6 +111,8 @@ codes! {
     GPU_TRAINING_WITHOUT_TIMEOUT = "W0102" "gpu-training-without-timeout";
     DRIFT_WITHOUT_RETRAINING = "W0103" "drift-without-retraining";
     SERVING_WITHOUT_READINESS = "W0104" "serving-without-readiness";
+    POLICY_WARNING = "W0105" "policy-warning";
+    POLICY_ADVISORY = "W0106" "policy-advisory";
 }
 
 /// Finds a code by its number (`E0102`, case-insensitive) or its name (`unknown-attribute`).

@@ -20,6 +20,8 @@ use crate::source::Span;
 pub enum Severity {
     Error,
     Warning,
+    /// Worth knowing, never a reason to stop: an advisory policy's finding.
+    Advice,
 }
 
 /// A span with an optional message attached to it.
@@ -88,8 +90,16 @@ impl Diagnostic {
         self
     }
 
+    pub fn advice(code: Code, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Advice, ..Diagnostic::error(code, message) }
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
     }
 }
 
@@ -125,7 +135,7 @@ impl Diagnostics {
     }
 
     pub fn warning_count(&self) -> usize {
-        self.items.len() - self.error_count()
+        self.items.iter().filter(|diagnostic| diagnostic.is_warning()).count()
     }
 
     pub fn len(&self) -> usize {

@@ -216,6 +216,7 @@ impl miette::Diagnostic for MietteView<'_> {
             Severity::Error => miette::Severity::Error,
             Severity::Warning if self.code.is_empty() => miette::Severity::Advice,
             Severity::Warning => miette::Severity::Warning,
+            Severity::Advice => miette::Severity::Advice,
         })
     }
 
@@ -286,6 +287,7 @@ pub struct JsonReport {
     pub valid: bool,
     pub error_count: usize,
     pub warning_count: usize,
+    pub advice_count: usize,
     pub diagnostics: Vec<JsonDiagnostic>,
 }
 
@@ -334,7 +336,8 @@ pub fn json_report(diagnostics: &[Diagnostic], sources: &SourceMap) -> JsonRepor
         format_version: JSON_FORMAT_VERSION,
         valid: error_count == 0,
         error_count,
-        warning_count: diagnostics.len() - error_count,
+        warning_count: diagnostics.iter().filter(|diagnostic| diagnostic.is_warning()).count(),
+        advice_count: diagnostics.iter().filter(|diagnostic| diagnostic.severity == Severity::Advice).count(),
         diagnostics: diagnostics.iter().map(|diagnostic| to_json(diagnostic, sources)).collect(),
     }
 }
