@@ -83,6 +83,13 @@ enum Command {
         /// Plan the removal of everything managed.
         #[arg(long)]
         destroy: bool,
+        /// Accepted as Terraform spells it: a plan never takes the state
+        /// lock (it reads one consistent state), so `-lock=false` changes nothing.
+        #[arg(long = "lock", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+        lock: bool,
+        /// Accepted as Terraform spells it, and checked: a plan waits for no lock.
+        #[arg(long = "lock-timeout", value_name = "DURATION")]
+        lock_timeout: Option<String>,
     },
     /// Carry out a plan: of the directory (after approval), or a saved one.
     Apply {
@@ -293,6 +300,7 @@ fn normalise_arguments(arguments: impl Iterator<Item = String>) -> Vec<String> {
         "upgrade",
         "version",
         "lock-timeout",
+        "lock",
         "warnings-as-errors",
     ];
     arguments
@@ -325,13 +333,23 @@ pub fn run() -> i32 {
         Command::Module { action: ModuleAction::Publish { directory, destination } } => {
             crate::commands::exit_code(crate::commands::module_publish_command(&directory, &destination))
         }
-        Command::Plan { common, out, format, detailed_exitcode, destroy } => crate::commands::exit_code(crate::commands::plan_command(
-            &common.into_plan_arguments(),
-            out.as_deref(),
-            format,
-            detailed_exitcode,
-            destroy,
-        )),
+        Command::Plan { common, out, format, detailed_exitcode, destroy, lock: _, lock_timeout } => {
+            if let Some(Err(rejection)) = lock_timeout.as_deref().map(mlops_compiler::units::check_duration) {
+                let diagnostic = mlops_compiler::diagnostic::Diagnostic::error(
+                    mlops_compiler::diagnostic::codes::INVALID_DURATION,
+                    format!("-lock-timeout: {}", rejection.message),
+                )
+                .with_help(rejection.help);
+                return crate::commands::exit_code(Err(diagnostic.into()));
+            }
+            crate::commands::exit_code(crate::commands::plan_command(
+                &common.into_plan_arguments(),
+                out.as_deref(),
+                format,
+                detailed_exitcode,
+                destroy,
+            ))
+        }
         Command::Apply { common, auto_approve, lock_timeout } => crate::commands::exit_code(crate::commands::apply_command(
             &common.into_plan_arguments(),
             auto_approve,

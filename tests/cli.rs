@@ -146,6 +146,43 @@ fn warnings_pass_validate_unless_ci_says_otherwise() {
     assert!(report.to_string().contains("W0102"), "{report}");
 }
 
+/// Advisory policies are advice: shown, counted apart, and never a failure,
+/// not even with -warnings-as-errors.
+#[test]
+fn advisory_policies_never_fail_validate() {
+    let directory = "compiler/tests/fixtures/invalid/policy-advisory";
+    for arguments in [vec!["validate", directory], vec!["validate", directory, "-warnings-as-errors"]] {
+        let output = mlops(&arguments, &repository());
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("2 resources checked, 1 advisory finding(s)."), "{}", text(&output.stdout));
+        assert!(text(&output.stderr).contains("W0106 policy-advisory"), "{}", text(&output.stderr));
+    }
+    let json = mlops(&["validate", directory, "--json"], &repository());
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        (report["valid"].as_bool(), report["warning_count"].as_u64(), report["advice_count"].as_u64()),
+        (Some(true), Some(0), Some(1))
+    );
+    assert_eq!(report["diagnostics"][0]["severity"], "advice");
+}
+
+/// Terraform's CI scripts pass `-lock=false` and `-lock-timeout` to plan:
+/// both are accepted (a plan never takes the lock), and a bad duration is
+/// refused as any duration is.
+#[test]
+fn plan_accepts_terraforms_lock_options() {
+    let directory = scratch("plan-lock");
+    std::fs::write(directory.join("main.mlops.hcl"), "bucket \"lake\" {\n  name = \"acme-lake\"\n}\n").unwrap();
+    for arguments in [["plan", "-lock=false"], ["plan", "-lock-timeout=5m"]] {
+        let output = mlops(&arguments, &directory);
+        assert_eq!(output.status.code(), Some(0), "{arguments:?}: {}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("1 to add"), "{}", text(&output.stdout));
+    }
+    let output = mlops(&["plan", "-lock-timeout=5"], &directory);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("E0404 invalid-duration"), "{}", text(&output.stderr));
+}
+
 #[test]
 fn validate_reports_every_error_with_location_and_exits_1() {
     let output = mlops(&["validate", "compiler/tests/fixtures/invalid/many-errors-in-one-run"], &repository());

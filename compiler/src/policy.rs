@@ -246,15 +246,19 @@ fn self_paths(expr: &Expr) -> Vec<Vec<String>> {
 /// Where an attribute of a resource block is written, found by parsing the
 /// block's file again (only for violations, so that checking keeps no spans
 /// of every attribute of every resource).
-struct AttributeLocator<'a> {
+pub(crate) struct AttributeLocator<'a> {
     sources: &'a SourceMap,
     parsed: HashMap<FileId, Option<Body>>,
 }
 
-impl AttributeLocator<'_> {
+impl<'a> AttributeLocator<'a> {
+    pub(crate) fn new(sources: &'a SourceMap) -> AttributeLocator<'a> {
+        AttributeLocator { sources, parsed: HashMap::new() }
+    }
+
     /// The span of `path` inside the block whose header is `header`, or
     /// `None` when the block does not set it.
-    fn locate(&mut self, header: Span, path: &[String]) -> Option<Span> {
+    pub(crate) fn locate(&mut self, header: Span, path: &[String]) -> Option<Span> {
         let sources = self.sources;
         let body = self
             .parsed
@@ -344,7 +348,7 @@ pub fn judge_all(
     for subject in &viewed {
         by_kind.entry(subject.kind.as_str()).or_default().push(subject);
     }
-    let mut locator = AttributeLocator { sources, parsed: HashMap::new() };
+    let mut locator = AttributeLocator::new(sources);
     let mut results = Vec::new();
     let mut diagnostics = Vec::new();
     for program in programs {

@@ -12,10 +12,12 @@
 //! cycle reports), `variables.rs`, `outputs.rs`, `settings.rs` (the
 //! `mlops` block), `modules.rs` (module calls and the lock), `resources.rs`
 //! (instances against schemas and rules), `expansion.rs` (`count` and
-//! `for_each`), `lifecycle.rs` and `policies.rs` (`policy` blocks, judged
+//! `for_each`), `lifecycle.rs`, `aliases.rs` (W0107, over the whole tree)
+//! and `policies.rs` (`policy` blocks, judged
 //! against the whole tree once it is checked: see [`crate::policy`]). This file holds the results and the
 //! driver, [`Checker::check_module`], which runs the phases in order.
 
+mod aliases;
 mod expansion;
 mod lifecycle;
 mod lower;
@@ -275,6 +277,10 @@ pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: O
         }
         None => None,
     };
+    if let Some(root) = root.as_ref().filter(|_| !options.providers_only) {
+        let warnings = aliases::unused_aliases(root, &checker.sources);
+        checker.diagnostics.extend(warnings);
+    }
     let policies = std::mem::take(&mut checker.policies);
     if let Some(root) = root.as_ref().filter(|_| !options.defer_policies && !options.providers_only && !policies.is_empty()) {
         let subjects = policies::subjects(root);

@@ -113,6 +113,7 @@ codes! {
     SERVING_WITHOUT_READINESS = "W0104" "serving-without-readiness";
     POLICY_WARNING = "W0105" "policy-warning";
     POLICY_ADVISORY = "W0106" "policy-advisory";
+    UNUSED_ALIAS = "W0107" "unused-alias";
 }
 
 /// Finds a code by its number (`E0102`, case-insensitive) or its name (`unknown-attribute`).
