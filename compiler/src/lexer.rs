@@ -226,7 +226,15 @@ pub struct Rewritten {
     pub text: String,
     /// Positions, in the rewritten text, of each inserted byte, ascending.
     inserted_at: Vec<usize>,
+    /// Positions, in the rewritten text, just after a newline between two
+    /// top-level statements, at least [`PARSE_CHUNK_BYTES`] apart: where a
+    /// large file can be cut into pieces that parse on their own.
+    pub top_level_breaks: Vec<usize>,
 }
+
+/// How large a piece of a large file is parsed on its own (see
+/// [`Rewritten::top_level_breaks`]).
+pub const PARSE_CHUNK_BYTES: usize = 1 << 20;
 
 impl Rewritten {
     /// Maps a byte offset in the rewritten text to the user's text.
@@ -361,6 +369,8 @@ pub fn rewrite_block_commas(source: &str) -> Rewritten {
     // (token index of `{`, token index of `}`, commas) for each block body with commas.
     let mut rewrites: Vec<(usize, usize, Vec<usize>)> = Vec::new();
 
+    // Original offsets just after top-level newlines, one per chunk.
+    let mut breaks: Vec<usize> = Vec::new();
     for (token_index, token) in tokens.iter().enumerate() {
         let text = token.text(source);
         let in_body = matches!(stack.last(), Some(Context::Body { .. }));
@@ -369,6 +379,9 @@ pub fn rewrite_block_commas(source: &str) -> Rewritten {
             TokenKind::Newline => {
                 if in_body {
                     statement = Statement::Start;
+                    if stack.len() == 1 && token.end - breaks.last().copied().unwrap_or(0) >= PARSE_CHUNK_BYTES {
+                        breaks.push(token.end);
+                    }
                 }
                 continue;
             }
@@ -418,7 +431,7 @@ pub fn rewrite_block_commas(source: &str) -> Rewritten {
     }
 
     if rewrites.is_empty() {
-        return Rewritten { text: source.to_owned(), inserted_at: Vec::new() };
+        return Rewritten { text: source.to_owned(), inserted_at: Vec::new(), top_level_breaks: breaks };
     }
     // Original offsets at which to insert a newline, and commas to replace.
     let mut insert_before: Vec<usize> = Vec::new();
@@ -453,7 +466,26 @@ pub fn rewrite_block_commas(source: &str) -> Rewritten {
     // Only ASCII commas were replaced and ASCII newlines inserted at token
     // boundaries, so the text is still valid UTF-8.
     let text = String::from_utf8(text).unwrap_or_else(|_| source.to_owned());
-    Rewritten { text, inserted_at }
+    // Nothing is inserted at the top level, so a break moves by what was
+    // inserted before it.
+    let top_level_breaks = breaks
+        .into_iter()
+        .map(|offset| {
+            // Insertion i was made at original offset inserted_at[i] - i,
+            // which never decreases with i.
+            let (mut low, mut high) = (0, inserted_at.len());
+            while low < high {
+                let middle = (low + high) / 2;
+                if inserted_at[middle] - middle < offset {
+                    low = middle + 1;
+                } else {
+                    high = middle;
+                }
+            }
+            offset + low
+        })
+        .collect();
+    Rewritten { text, inserted_at, top_level_breaks }
 }
 
 #[cfg(test)]
