@@ -1232,6 +1232,14 @@ policy "budget" {
     let plan = workspace.run(&["plan", "-var", "env=prod"]);
     assert_eq!(plan.code, 1, "{}", plan.all());
     plan.assert_stderr_mentions(&["serving.fraud_api breaks policy `prod_replicas`", "nothing was planned"]);
+    // A pull-request comment, or a CI tool reading JSON, says why too.
+    let markdown = workspace.run(&["plan", "-var", "env=prod", "--format", "markdown"]);
+    assert_eq!(markdown.code, 1);
+    assert!(markdown.stdout.starts_with("### mlops plan\n\n**Nothing was planned: 1 error found.**"), "{}", markdown.all());
+    assert!(markdown.stdout.contains("serving.fraud_api breaks policy `prod_replicas`"), "{}", markdown.all());
+    let json = workspace.run(&["plan", "-var", "env=prod", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("a JSON report");
+    assert_eq!((report["valid"].as_bool(), report["diagnostics"][0]["code"].as_str()), (Some(false), Some("E0420")), "{report}");
     let apply = workspace.run(&["apply", "--auto-approve", "-var", "env=prod"]);
     assert_eq!(apply.code, 1, "{}", apply.all());
     assert!(!workspace.path().join(".mlops/registry").exists(), "an apply went ahead past a broken policy");

@@ -75,6 +75,9 @@ pub enum CommandError {
     Problem(Box<Diagnostic>),
     /// Problems shown already (with their source snippets); the exit code.
     Reported(i32),
+    /// No plan was made: the errors, shown already on standard error, for
+    /// a format that also carries them on standard output.
+    NotPlanned(Box<(SourceMap, Vec<Diagnostic>)>),
 }
 
 impl From<Diagnostic> for CommandError {
@@ -97,6 +100,7 @@ pub type CommandResult<T = i32> = Result<T, CommandError>;
 pub fn exit_code(result: CommandResult) -> i32 {
     match result {
         Ok(code) | Err(CommandError::Reported(code)) => code,
+        Err(CommandError::NotPlanned(_)) => 1,
         Err(CommandError::Problem(diagnostic)) => {
             report(&[*diagnostic], &SourceMap::default());
             1

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use mlops_compiler::diagnostic::render::json_report;
+use mlops_compiler::diagnostic::render::{json_report, render_human_all, HumanOptions};
 use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::source::SourceMap;
 use mlops_engine::plan::{plan, Plan, PlanOptions, SigningKey};
@@ -51,7 +51,28 @@ pub(super) fn make_plan(
         None => {
             let errors = report(&outcome.diagnostics, &outcome.sources);
             let _ = writeln!(std::io::stderr(), "{errors} error{} found; nothing was planned.", if errors == 1 { "" } else { "s" });
-            Err(CommandError::Reported(1))
+            Err(CommandError::NotPlanned(Box::new((outcome.sources, outcome.diagnostics))))
+        }
+    }
+}
+
+/// What `--format markdown|json` prints when no plan was made: the same
+/// errors, so that a pull-request comment or a CI tool says why (a broken
+/// policy, say) rather than nothing.
+fn print_failure(format: PlanFormat, sources: &SourceMap, diagnostics: &[Diagnostic]) {
+    match format {
+        PlanFormat::Text => {}
+        PlanFormat::Markdown => {
+            let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
+            let rendered = render_human_all(diagnostics, sources, HumanOptions { colour: false, width: 100 });
+            outln!(
+                "### mlops plan\n\n**Nothing was planned: {errors} error{} found.**\n\n```\n{}```",
+                if errors == 1 { "" } else { "s" },
+                rendered.replace("```", "'''")
+            );
+        }
+        PlanFormat::Json => {
+            outln!("{}", serde_json::to_string_pretty(&json_report(diagnostics, sources)).unwrap_or_default());
         }
     }
 }
@@ -74,7 +95,14 @@ pub fn plan_command(
     let secrets = Secrets::from_environment();
     let state = workspace.backend.load(&secrets)?;
     note_unreadable_secrets(&state);
-    let planned = make_plan(arguments, &workspace, &state, destroy, false)?;
+    let planned = match make_plan(arguments, &workspace, &state, destroy, false) {
+        Ok(planned) => planned,
+        Err(CommandError::NotPlanned(failed)) => {
+            print_failure(format, &failed.0, &failed.1);
+            return Err(CommandError::Reported(1));
+        }
+        Err(other) => return Err(other),
+    };
     report(&planned.diagnostics, &planned.sources);
     let plan = planned.plan;
     match format {
