@@ -365,7 +365,7 @@ pub fn judge_all(
         };
         // A resource the plan deletes is no longer configured: only a
         // policy about what the plan does (one that reads `change`) judges it.
-        let reads_change = program.reads("change");
+        let reads_change = program.reads(&["change"]);
         let judged: Vec<Option<&PolicySubject>> = match &program.kind {
             Some(kind) => by_kind
                 .get(kind.as_str())
@@ -475,7 +475,7 @@ fn violation(
         Enforcement::Warning => "a warning: only --warnings-as-errors fails on it",
         Enforcement::Advisory => "advice: nothing fails on it",
     };
-    let help = if unevaluated && program.condition_reads_cost() {
+    let help = if unevaluated && program.reads(&["plan", "cost"]) {
         format!("policy `{name}` ({source}) needs the plan's cost: set `prices` in the provider block of the resources it prices")
     } else {
         format!("policy `{name}` is written at {source}, with enforcement = \"{}\": {consequence}", program.enforcement.as_str())
@@ -495,19 +495,12 @@ impl PolicySubject {
 }
 
 impl PolicyProgram {
-    /// Whether the condition reads `root` (`change`, `plan`).
-    fn reads(&self, root: &str) -> bool {
+    /// Whether the condition reads a reference that starts with `prefix`
+    /// (`["change"]`, `["plan", "cost"]`).
+    fn reads(&self, prefix: &[&str]) -> bool {
         let mut references = Vec::new();
         crate::check::collect_references(&self.condition, &mut references);
-        references.iter().any(|(path, _)| path.first().is_some_and(|(name, _)| name == root))
-    }
-
-    fn condition_reads_cost(&self) -> bool {
-        let mut references = Vec::new();
-        crate::check::collect_references(&self.condition, &mut references);
-        references
-            .iter()
-            .any(|(path, _)| path.first().is_some_and(|(root, _)| root == "plan") && path.get(1).is_some_and(|(name, _)| name == "cost"))
+        references.iter().any(|(path, _)| path.len() >= prefix.len() && path.iter().zip(prefix).all(|((name, _), wanted)| name == wanted))
     }
 }
 
@@ -632,6 +625,40 @@ policy "described" {
         assert_eq!(results[1].passed + results[1].failures.len(), 0, "a deleted model is not judged by `described`");
         assert_eq!(diagnostics.len(), 1);
         assert!(diagnostics[0].is_error());
+    }
+
+    /// A secret never reaches a violation: not through the message, not
+    /// through the label that quotes the attribute at fault.
+    #[test]
+    fn a_secret_in_the_message_or_the_attribute_is_never_shown() {
+        let configuration = r#"
+variable "token" {
+  type      = string
+  sensitive = true
+}
+
+training "leaky" {
+  command = ["python3", "train.py"]
+  env     = { TOKEN = var.token }
+}
+
+policy "no_tokens_in_env" {
+  resource      = training
+  condition     = !contains(keys(self.env), "TOKEN") || self.env.TOKEN == ""
+  error_message = "training leaks ${var.token}"
+}
+"#;
+        let files = MemoryFiles::new().with("/config/main.mlops.hcl", configuration);
+        let variables = std::collections::HashMap::from([("token".to_owned(), Value::String("s3cr3t-value".to_owned()))]);
+        let options = CheckOptions { files: Files(Arc::new(files)), variables: Some(variables), ..CheckOptions::default() };
+        let result = check_directory(Path::new("/config"), "", &options);
+        let violation = result.diagnostics.iter().find(|diagnostic| diagnostic.code.id == "E0420").expect("a violation");
+        let rendered = crate::diagnostic::render::render_human_all(std::slice::from_ref(violation), &result.sources, Default::default());
+        assert!(rendered.contains("(sensitive)"), "{rendered}");
+        assert!(violation.message.contains(SENSITIVE_MESSAGE), "{}", violation.message);
+        let (results, _) = judge_all(&result.policies, &subjects(&result, "create"), &plan_with(0.0), &result.sources, true);
+        let shown = format!("{rendered}{results:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
     }
 
     #[test]
