@@ -35,11 +35,11 @@ pub struct Series {
 }
 
 impl Series {
-    fn new(tool: impl Into<String>) -> Series {
+    pub fn new(tool: impl Into<String>) -> Series {
         Series { tool: tool.into(), runs: Vec::new() }
     }
 
-    fn sorted_seconds(&self) -> Vec<f64> {
+    pub fn sorted_seconds(&self) -> Vec<f64> {
         let mut seconds: Vec<f64> = self.runs.iter().map(|run| run.elapsed.as_secs_f64()).collect();
         seconds.sort_by(f64::total_cmp);
         seconds

@@ -13,7 +13,8 @@
 //!
 //! Nothing in this crate does network IO or calls a provider.
 
-pub mod address;
+/// Addresses are one of the value languages of `mlops-units`.
+pub use mlops_units::address;
 pub mod ast;
 pub mod body;
 pub mod check;
@@ -26,6 +27,7 @@ pub mod lexer;
 pub mod limits;
 pub mod loader;
 pub mod lock;
+mod parallel;
 pub mod policy;
 pub mod residual;
 pub mod rules;

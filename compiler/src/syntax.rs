@@ -14,6 +14,7 @@ use hcl_edit::Span as _;
 use crate::ast::*;
 use crate::diagnostic::{codes, Diagnostic};
 use crate::lexer::{rewrite_block_commas, Rewritten};
+use crate::parallel::on_every_core;
 use crate::source::{FileId, Span};
 
 /// Parses one file. Returns the body when the file is syntactically valid.
@@ -41,37 +42,6 @@ pub fn parse_files(files: &[(FileId, &str)]) -> Vec<Result<Body, Box<Diagnostic>
         return files.iter().map(|(file, text)| parse_file(*file, text)).collect();
     }
     on_every_core(files, |(file, text)| parse_file(*file, text))
-}
-
-/// `work` on every item, spread over the machine's cores by threads that
-/// end with the call (a pool kept alive, as rayon's, measured slower here:
-/// the memory its threads allocated stayed theirs); the results are in the
-/// order of `items`. A panic in a worker is a panic here.
-fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism().map_or(1, usize::from).min(items.len());
-    if workers <= 1 {
-        return items.iter().map(work).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(index) else { break };
-                        done.push((index, work(item)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles.into_iter().map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
-    let mut results: Vec<(usize, R)> = done.into_iter().flatten().collect();
-    results.sort_unstable_by_key(|(index, _)| *index);
-    results.into_iter().map(|(_, result)| result).collect()
 }
 
 fn parse_whole(file: FileId, text: &str, rewritten: &Rewritten) -> Result<Body, Box<Diagnostic>> {

@@ -211,20 +211,21 @@ impl Checker<'_> {
         }
         declarations
     }
+}
 
-    pub(super) fn reference_target(&self, path: &[(String, Span)], index_of: &HashMap<Node, NodeIndex>) -> Option<NodeIndex> {
-        let name = |position: usize| path.get(position).map(|(name, _)| name.clone());
-        let node = match path.first()?.0.as_str() {
-            "var" => Node::Variable(name(1)?),
-            "local" => Node::Local(name(1)?),
-            "module" => Node::Module(name(1)?),
-            "data" => Node::Data(name(1)?, name(2)?),
-            kind if self.schemas.resources.contains_key(kind) => Node::Resource(kind.to_owned(), name(1)?),
-            provider if self.schemas.providers.contains_key(provider) => Node::Provider(provider.to_owned(), name(1).unwrap_or_default()),
-            _ => return None,
-        };
-        index_of.get(&node).copied()
-    }
+/// The graph node a reference path names, if it names one.
+pub(super) fn reference_target(schemas: &Schemas, path: &[(String, Span)], index_of: &NodeIndices) -> Option<NodeIndex> {
+    let name = |position: usize| path.get(position).map(|(name, _)| name.clone());
+    let node = match path.first()?.0.as_str() {
+        "var" => Node::Variable(name(1)?),
+        "local" => Node::Local(name(1)?),
+        "module" => Node::Module(name(1)?),
+        "data" => Node::Data(name(1)?, name(2)?),
+        kind if schemas.resources.contains_key(kind) => Node::Resource(kind.to_owned(), name(1)?),
+        provider if schemas.providers.contains_key(provider) => Node::Provider(provider.to_owned(), name(1).unwrap_or_default()),
+        _ => return None,
+    };
+    index_of.get(&node).copied()
 }
 
 pub fn collect_references(expr: &Expr, out: &mut Vec<(Vec<(String, Span)>, Span)>) {

@@ -29,8 +29,8 @@ mod resources;
 mod settings;
 mod variables;
 
-use lower::collect_block_references;
 pub use lower::collect_references;
+use lower::{collect_block_references, reference_target};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -294,6 +294,9 @@ pub fn check_preloaded(preloaded: Preloaded, options: &CheckOptions, resolver: O
 const RESERVED_META: &[&str] = &["provider", "depends_on", "count", "for_each", "lifecycle"];
 const TOP_LEVEL: &[&str] = &["mlops", "variable", "locals", "output", "provider", "module", "data", "policy"];
 
+/// Where each node sits in a module's dependency graph.
+type NodeIndices = HashMap<Node, NodeIndex, foldhash::fast::FixedState>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Node {
     Variable(String),
@@ -408,6 +411,9 @@ impl Checker<'_> {
             files: self.files.clone(),
             ..Scope::default()
         };
+        // Sized once: growing maps of 100,000 values rehash them each time.
+        scope.resources.reserve(declarations.resources.len());
+        scope.data.reserve(declarations.data.len());
         for (kind, name) in declarations.resources.keys() {
             scope.declared_resources.entry(kind.clone()).or_default().push(name.clone());
         }
@@ -416,8 +422,16 @@ impl Checker<'_> {
         }
 
         // The dependency graph, with the span of each reference on its edge.
-        let mut graph: DiGraph<Node, Span> = DiGraph::new();
-        let mut index_of: HashMap<Node, NodeIndex> = HashMap::new();
+        let node_count = declarations.variables.len()
+            + declarations.locals.len()
+            + declarations.providers.len()
+            + declarations.modules.len()
+            + declarations.resources.len()
+            + declarations.data.len()
+            + declarations.outputs.len()
+            + declarations.policies.len();
+        let mut graph: DiGraph<Node, Span> = DiGraph::with_capacity(node_count, node_count);
+        let mut index_of: NodeIndices = NodeIndices::with_capacity_and_hasher(node_count, Default::default());
         let mut add = |graph: &mut DiGraph<Node, Span>, node: Node| {
             let index = graph.add_node(node.clone());
             index_of.insert(node, index);
@@ -446,10 +460,13 @@ impl Checker<'_> {
         for name in declarations.policies.keys() {
             add(&mut graph, Node::Policy(name.clone()));
         }
-        let nodes: Vec<(Node, NodeIndex)> = index_of.iter().map(|(node, index)| (node.clone(), *index)).collect();
-        for (node, index) in &nodes {
+        // Each node's references are found and resolved on every core: at
+        // 100,000 resources this walk took a sixth of `validate`.
+        let node_indices: Vec<NodeIndex> = graph.node_indices().collect();
+        let schemas = self.schemas;
+        let edges = crate::parallel::on_every_core(&node_indices, |&index| {
             let mut references = Vec::new();
-            match node {
+            match &graph[index] {
                 // A validation condition refers to its own variable by design, and
                 // defaults are literals: variables depend on nothing.
                 Node::Variable(_) => {}
@@ -465,10 +482,14 @@ impl Checker<'_> {
                 Node::Output(name) => collect_block_references(&declarations.outputs[name].body, &mut references),
                 Node::Policy(name) => collect_block_references(&declarations.policies[name].body, &mut references),
             }
-            for (path, span) in references {
-                if let Some(target) = self.reference_target(&path, &index_of) {
-                    graph.add_edge(*index, target, span);
-                }
+            references
+                .into_iter()
+                .filter_map(|(path, span)| reference_target(schemas, &path, &index_of).map(|target| (target, span)))
+                .collect::<Vec<_>>()
+        });
+        for (index, targets) in node_indices.into_iter().zip(edges) {
+            for (target, span) in targets {
+                graph.add_edge(index, target, span);
             }
         }
         self.report_unused_variables(&graph, &declarations);
@@ -558,7 +579,7 @@ impl Checker<'_> {
         }
         // Outputs in declaration order.
         outputs.sort_by_key(|output: &CheckedOutput| declarations.outputs.get_index_of(&output.name));
-        resources.sort_by_key(|resource: &CheckedResource| {
+        resources.sort_by_cached_key(|resource: &CheckedResource| {
             if resource.is_data {
                 declarations.resources.len() + declarations.data.get_index_of(&(resource.kind.clone(), resource.name.clone())).unwrap_or(0)
             } else {

@@ -18,6 +18,7 @@ use handlebars::Handlebars;
 use mlops_provider_api::{Configuration, Value};
 use mlops_provider_api::{ProviderError, ProviderResult};
 use mlops_provider_support::text;
+use mlops_units::address::{InstanceKey, Mode, ResourceAddress};
 use serde_json::{json, Value as Json};
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -199,16 +200,40 @@ impl Settings {
     }
 }
 
-/// A Kubernetes object name from a resource address: lowercase letters,
-/// digits and dashes, at most `limit` characters. Long names keep a hash of
-/// the whole address so two resources never share a name.
+/// Kinds whose objects already say what they are (a Job or TrainJob, a
+/// Deployment or InferenceService, a CronJob): their names leave the kind out.
+const KINDS_NAMED_BY_THEIR_OBJECTS: &[&str] = &["training", "serving", "monitor"];
+
+/// A Kubernetes object name for the resource at `address`: its module
+/// names, its kind (unless the object's kind says it), its name and its
+/// instance key, in lowercase letters, digits and dashes, at most `limit`
+/// characters (`module.team.serving.fraud_api` is `team-fraud-api`). The
+/// parts come from the address parser: a module or resource named like a
+/// kind keeps its name.
 pub fn object_name(address: &str, limit: usize) -> String {
-    let local = address.trim_start_matches("module.");
-    let mut parts: Vec<&str> = local.split('.').collect();
-    // `serving.fraud_api` -> `fraud_api`; modules keep their names as a prefix.
-    parts.retain(|part| !matches!(*part, "module" | "training" | "serving" | "monitor"));
+    let Ok(parsed) = address.parse::<ResourceAddress>() else { return dns_name(address, address, limit) };
+    let mut words = parsed.module_path.clone();
+    if parsed.mode == Mode::Data {
+        words.push("data".to_owned());
+    }
+    if !KINDS_NAMED_BY_THEIR_OBJECTS.contains(&parsed.kind.as_str()) {
+        words.push(parsed.kind.clone());
+    }
+    words.push(parsed.name.clone());
+    match parsed.key {
+        InstanceKey::None => {}
+        InstanceKey::Index(index) => words.push(index.to_string()),
+        InstanceKey::Key(key) => words.push(key),
+    }
+    dns_name(&words.join("-"), address, limit)
+}
+
+/// `text` as a DNS label (a label value, an object name): lowercase
+/// letters, digits and dashes, at most `limit` characters. A longer one is
+/// cut and ends with a hash of `identity`, so two things never share a name.
+pub fn dns_name(text: &str, identity: &str, limit: usize) -> String {
     let mut name = String::new();
-    for character in parts.join("-").chars() {
+    for character in text.chars() {
         let character = character.to_ascii_lowercase();
         if character.is_ascii_alphanumeric() {
             name.push(character);
@@ -221,7 +246,7 @@ pub fn object_name(address: &str, limit: usize) -> String {
     if name.len() <= limit {
         return name;
     }
-    let hash = &blake3::hash(address.as_bytes()).to_hex()[..8];
+    let hash = &blake3::hash(identity.as_bytes()).to_hex()[..8];
     format!("{}-{hash}", name[..limit - 9].trim_end_matches('-'))
 }
 
@@ -1221,7 +1246,7 @@ pub fn serving(
             volumes.insert(0, json!({ "name": "model", "emptyDir": {} }));
             let selector = json!({ NAME_LABEL: name });
             let mut pod_labels = labels.clone();
-            pod_labels["mlops.dev/model-version"] = Json::String(object_name(&model.version, 63));
+            pod_labels["mlops.dev/model-version"] = Json::String(dns_name(&model.version, &model.version, 63));
             let values = json!({
                 "name": name,
                 "namespace": settings.namespace,
@@ -1305,4 +1330,51 @@ pub fn monitor(address: &str, config: &Configuration, reference_uri: &str, setti
         "env_from": non_empty(env_from),
     });
     render("cronjob", &values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{dns_name, object_name};
+
+    #[test]
+    fn object_names_come_from_the_parts_of_the_address() {
+        for (address, expected) in [
+            ("serving.fraud_api", "fraud-api"),
+            ("training.fraud", "fraud"),
+            ("monitor.drift", "drift"),
+            ("batch_prediction.score", "batch-prediction-score"),
+            ("feature_set.txn", "feature-set-txn"),
+            ("module.team.serving.api", "team-api"),
+            ("module.a.module.b.training.t", "a-b-t"),
+            ("training.t[0]", "t-0"),
+            ("serving.s[\"eu west\"]", "s-eu-west"),
+            ("serving.s[\"a.b\"]", "s-a-b"),
+            ("data.model.baseline", "data-model-baseline"),
+            // Names that are also kinds or keywords are names: splitting the
+            // text dropped them, and these became `mlops`, `api` and `t`.
+            ("serving.training", "training"),
+            ("module.serving.serving.api", "serving-api"),
+            ("module.module.training.t", "module-t"),
+        ] {
+            assert_eq!(object_name(address, 63), expected, "{address}");
+        }
+    }
+
+    #[test]
+    fn long_names_are_cut_and_keep_a_hash_of_the_whole_address() {
+        let long = format!("serving.{}", "a".repeat(80));
+        let other = format!("module.m.serving.{}", "a".repeat(80));
+        let (first, second) = (object_name(&long, 45), object_name(&other, 45));
+        assert_eq!(first.len(), 45);
+        assert!(second.len() <= 45);
+        assert_ne!(first, second);
+        assert_eq!(first, object_name(&long, 45), "the same address gives the same name");
+    }
+
+    #[test]
+    fn text_that_is_not_an_address_becomes_a_dns_label() {
+        assert_eq!(dns_name("sha256:ABC.1", "sha256:ABC.1", 63), "sha256-abc-1");
+        assert_eq!(dns_name("...", "...", 63), "mlops");
+        assert_eq!(object_name("not an address", 63), "not-an-address");
+    }
 }

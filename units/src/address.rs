@@ -172,7 +172,7 @@ impl FromStr for ResourceAddress {
             [kind, name] if *kind != "module" && *kind != "data" => (Mode::Managed, (*kind, *name)),
             _ => return Err(invalid()),
         };
-        let valid = |part: &str| !part.is_empty() && crate::units::is_identifier(part);
+        let valid = |part: &str| !part.is_empty() && crate::is_identifier(part);
         if !valid(rest.0) || !valid(rest.1) || module_path.iter().any(|name| !valid(name)) {
             return Err(invalid());
         }
