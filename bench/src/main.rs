@@ -342,7 +342,11 @@ fn main() {
             "large" => comparisons::large(&root, size_gib),
             _ => comparisons::feature_plans(&root, runs, feature_sets),
         });
-        let _ = std::fs::remove_dir_all(&root);
+        if keep {
+            println!("inputs kept in {}", root.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&root);
+        }
         match result {
             Ok(report) => {
                 if let Some(path) = json_path {

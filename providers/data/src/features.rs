@@ -99,6 +99,9 @@ struct Feature {
     feature_type: FeatureType,
     /// The tree the kernels evaluate, when they can.
     lowered: Option<RowExpression>,
+    /// The columns the expression reads, when `lowered` says which: a row
+    /// the kernels defer is built of these alone.
+    reads: Option<Vec<String>>,
     compiled: Box<dyn CompiledExpression>,
 }
 
@@ -149,7 +152,13 @@ pub fn compute_features(
             }
         };
         let feature_type = FeatureType::parse(feature.get("type").and_then(Value::as_str).unwrap_or("float"));
-        features.push(Feature { name: name.clone(), feature_type, lowered: lowered.filter(supported), compiled });
+        let lowered = lowered.filter(supported);
+        let reads = lowered.as_ref().map(|lowered| {
+            let mut reads = Vec::new();
+            columns_read(lowered, &mut reads);
+            reads
+        });
+        features.push(Feature { name: name.clone(), feature_type, lowered, reads, compiled });
     }
     let timestamp = config.get("timestamp").and_then(Value::as_str).map(str::to_owned);
     let aggregates = aggregates_of(config)?;
@@ -543,7 +552,13 @@ fn feature_values(batch: &Batch, feature: &Feature) -> ProviderResult<Values> {
         }
     }
     for index in deferred {
-        let row = batch.row(index);
+        // A null in one column defers a row (a twentieth of them, say): a
+        // row of every column, the entity's text copied, cost more than the
+        // kernels of the whole batch.
+        let row = match &feature.reads {
+            Some(reads) => batch.row_of(index, reads),
+            None => batch.row(index),
+        };
         let value = feature.compiled.evaluate(&row).map_err(|error| {
             ProviderError::with_help(
                 format!("`{}` {}, feature `{}`: {error}", batch.file.display(), batch.position(index), feature.name),

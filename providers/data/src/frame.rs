@@ -247,6 +247,16 @@ impl Batch {
             .filter_map(|(name, column)| column.as_ref().map(|column| (name.clone(), column.json(index))))
             .collect()
     }
+
+    /// [`Batch::row`] with only the columns in `names` (those read).
+    pub fn row_of(&self, index: usize, names: &[String]) -> Row {
+        self.names
+            .iter()
+            .zip(&self.columns)
+            .filter(|(name, _)| names.contains(name))
+            .filter_map(|(name, column)| column.as_ref().map(|column| (name.clone(), column.json(index))))
+            .collect()
+    }
 }
 
 /// Which columns to read and how to type them.
