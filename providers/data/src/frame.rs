@@ -930,3 +930,72 @@ pub fn shown_value(value: &Json) -> String {
         other => shown(&other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> ReadPlan {
+        let columns = vec![
+            Column { name: "id".into(), column_type: "string".into(), ..Column::default() },
+            Column { name: "amount".into(), column_type: "float".into(), min: Some(0.0), ..Column::default() },
+        ];
+        ReadPlan { names: Some(vec!["id".into(), "amount".into()]), declared: Some(columns), check_unread: true }
+    }
+
+    /// `rows` data lines, those in `bad` holding a negative amount, and an
+    /// empty line after the 100,000th.
+    fn write_csv(path: &Path, rows: usize, bad: &[usize]) {
+        let mut text = String::from("id,amount\n");
+        for row in 0..rows {
+            let amount = if bad.contains(&row) { -1.0 } else { row as f64 / 4.0 };
+            text.push_str(&format!("c{row},{amount}\n"));
+            if row == 99_999 {
+                text.push('\n');
+            }
+        }
+        fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn plain_lines_keep_their_order_numbers_and_batches() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("data.csv");
+        let rows = 3 * BATCH_ROWS + 1_234;
+        write_csv(&file, rows, &[]);
+        let mut batches = Vec::new();
+        let count = read_batches(std::slice::from_ref(&file), "csv", &plan(), |batch| {
+            batches.push(batch);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(count, rows);
+        let sizes: Vec<usize> = batches.iter().map(|batch| batch.rows).collect();
+        assert_eq!(sizes, vec![BATCH_ROWS, BATCH_ROWS, BATCH_ROWS, 1_234], "batches end where they always did");
+        let mut row = 0;
+        for batch in &batches {
+            for index in 0..batch.rows {
+                // Line 1 is the header; the empty line after row 99,999 is skipped.
+                let line = row as u64 + 2 + u64::from(row >= 100_000);
+                assert_eq!(batch.positions.numbers[index], line, "row {row}");
+                assert_eq!(batch.row(index)["id"], Json::String(format!("c{row}")), "row {row}");
+                row += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_bad_line_is_named_as_the_reader_names_it() {
+        let directory = tempfile::tempdir().unwrap();
+        // The first bad line is named, in any batch, before a later one.
+        for (bad, also) in [(5, Some(150_000)), (BATCH_ROWS + 17, Some(3 * BATCH_ROWS - 1)), (150_000, None)] {
+            let file = directory.path().join(format!("bad-{bad}.csv"));
+            let lines: Vec<usize> = std::iter::once(bad).chain(also).collect();
+            write_csv(&file, 3 * BATCH_ROWS, &lines);
+            let error = read_batches(std::slice::from_ref(&file), "csv", &plan(), |_| Ok(())).unwrap_err().to_string();
+            let line = bad + 2 + usize::from(bad >= 100_000);
+            assert!(error.contains(&format!("line {line}")), "{bad}: {error}");
+            assert!(error.contains("amount"), "{bad}: {error}");
+        }
+    }
+}
