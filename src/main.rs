@@ -87,3 +87,18 @@ fn main() {
     keep_freed_memory();
     std::process::exit(cli::run());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MIMALLOC_PURGE_DELAY;
+
+    /// The option is unnamed in libmimalloc-sys: were its place to move in a
+    /// new mimalloc, this would set some other option without a word.
+    #[test]
+    fn the_option_set_at_start_is_mimallocs_purge_delay() {
+        // Its documented default in mimalloc 3 (options.c): a second. Tests
+        // never call `keep_freed_memory`, which only `main` does.
+        // SAFETY: reads one integer option.
+        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(MIMALLOC_PURGE_DELAY) }, 1000);
+    }
+}

@@ -313,6 +313,10 @@ fn main() {
         std::process::exit(peers::run_measured_child(&arguments[1..]));
     }
     let runs: usize = option(&arguments, "--runs").and_then(|runs| runs.parse().ok()).unwrap_or(7);
+    if runs == 0 {
+        eprintln!("error: --runs must be at least 1 (a median needs a run)");
+        std::process::exit(2);
+    }
     let json_path = option(&arguments, "--json").map(PathBuf::from);
     // Leaves the generated configurations (and state) behind, for profiling.
     let keep = arguments.iter().any(|argument| argument == "--keep");
@@ -435,8 +439,10 @@ fn main() {
             // one of a noisy machine (a fresh process faults in every page).
             let mut process = comparisons::Series::new("mlops");
             let mut failure = None;
+            // Found (or built) once, not once per run.
+            let mlops = peers::mlops_binary();
             for _ in 0..runs.min(PROCESS_RUNS) {
-                let measured = peers::mlops_binary().and_then(|mlops| {
+                let measured = mlops.clone().and_then(|mlops| {
                     let mut command = std::process::Command::new(mlops);
                     command.current_dir(&directory).arg(&workload).env("NO_COLOR", "1");
                     peers::measure(&mut command)

@@ -241,19 +241,19 @@ impl Batch {
     /// The row at `index` (its columns that were read), as
     /// [`crate::for_each_row`] gives it.
     pub fn row(&self, index: usize) -> Row {
-        self.names
-            .iter()
-            .zip(&self.columns)
-            .filter_map(|(name, column)| column.as_ref().map(|column| (name.clone(), column.json(index))))
-            .collect()
+        self.row_with(index, |_| true)
     }
 
     /// [`Batch::row`] with only the columns in `names` (those read).
     pub fn row_of(&self, index: usize, names: &[String]) -> Row {
+        self.row_with(index, |name| names.iter().any(|wanted| wanted == name))
+    }
+
+    fn row_with(&self, index: usize, wanted: impl Fn(&str) -> bool) -> Row {
         self.names
             .iter()
             .zip(&self.columns)
-            .filter(|(name, _)| names.contains(name))
+            .filter(|(name, _)| wanted(name))
             .filter_map(|(name, column)| column.as_ref().map(|column| (name.clone(), column.json(index))))
             .collect()
     }
