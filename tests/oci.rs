@@ -7,15 +7,11 @@ mod support;
 
 use std::net::TcpListener;
 
+use mlops_units::digest::sha256_digest as sha256;
 use serde_json::Value as Json;
-use sha2::Digest;
 use support::{http_exchange, oci_registry, Workspace};
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
-}
 
 /// The manifest `repository:reference` and its digest.
 fn manifest(registry: &str, repository: &str, reference: &str) -> Option<(Json, String)> {

@@ -9,8 +9,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sha2::Digest;
-
 use crate::types::{unify, Type};
 use crate::value::{format_number, Value};
 
@@ -188,7 +186,7 @@ fn call_unmarked(name: &str, args: &[Value], context: &CallContext<'_>) -> Resul
             Some(text) => Ok(Value::String(match name {
                 "lower" => text.to_lowercase(),
                 "upper" => text.to_uppercase(),
-                _ => hex(&sha2::Sha256::digest(text.as_bytes())),
+                _ => mlops_units::digest::sha256_hex(text.as_bytes()),
             })),
             None => Ok(Value::Unknown(Type::String)),
         },
@@ -419,10 +417,6 @@ pub fn values_equal(left: &Value, right: &Value) -> bool {
         (Value::Resource(left), Value::Resource(right)) => left.address == right.address,
         (left, right) => left == right,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Terraform's `format` verbs: `%s %d %f %.Nf %q %t %v %%`.

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sha2::Digest;
+use mlops_units::digest::sha256_digest;
 
 use crate::ast::{Body, ExprKind};
 use crate::files::FileSystem;
@@ -84,15 +84,11 @@ impl std::fmt::Display for CacheProblem {
     }
 }
 
-fn sha256_of(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
-}
-
 /// Checks the cached module in `directory` against `digest`.
 pub fn verify(files: &dyn FileSystem, directory: &Path, digest: &str) -> Result<(), CacheProblem> {
     let limit = crate::limits::MAX_CONFIGURATION_FILE_BYTES;
     let manifest_bytes = files.read(&directory.join("manifest.json"), limit).map_err(|_| CacheProblem::Missing)?;
-    if sha256_of(&manifest_bytes) != digest {
+    if sha256_digest(&manifest_bytes) != digest {
         return Err(CacheProblem::Changed("manifest.json".to_owned()));
     }
     let manifest: serde_json::Value =
@@ -102,7 +98,7 @@ pub fn verify(files: &dyn FileSystem, directory: &Path, digest: &str) -> Result<
         let title = layer.pointer("/annotations/org.opencontainers.image.title").and_then(serde_json::Value::as_str).unwrap_or("");
         let expected = layer.get("digest").and_then(serde_json::Value::as_str).unwrap_or("");
         let bytes = files.read(&directory.join(title), limit).map_err(|_| CacheProblem::Changed(title.to_owned()))?;
-        if sha256_of(&bytes) != expected {
+        if sha256_digest(&bytes) != expected {
             return Err(CacheProblem::Changed(title.to_owned()));
         }
         listed.push(title.to_owned());
@@ -173,12 +169,12 @@ mod tests {
         std::fs::create_dir_all(&directory).unwrap();
         std::fs::write(directory.join("main.mlops.hcl"), "variable \"x\" {}\n").unwrap();
         let manifest = serde_json::json!({"layers": [{
-            "digest": sha256_of(b"variable \"x\" {}\n"),
+            "digest": sha256_digest(b"variable \"x\" {}\n"),
             "annotations": {"org.opencontainers.image.title": "main.mlops.hcl"}
         }]});
         let bytes = serde_json::to_vec(&manifest).unwrap();
         std::fs::write(directory.join("manifest.json"), &bytes).unwrap();
-        let digest = sha256_of(&bytes);
+        let digest = sha256_digest(&bytes);
         assert_eq!(verify(&crate::files::DiskFiles, &directory, &digest), Ok(()));
         std::fs::write(directory.join("main.mlops.hcl"), "variable \"y\" {}\n").unwrap();
         assert_eq!(verify(&crate::files::DiskFiles, &directory, &digest), Err(CacheProblem::Changed("main.mlops.hcl".into())));

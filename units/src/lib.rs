@@ -1,14 +1,17 @@
 //! Reading the small value languages inside strings: Kubernetes quantities,
 //! durations, timestamps, object-storage URIs, bucket and registry names, identifiers,
-//! version constraints and resource addresses ([`address`]).
+//! version constraints and resource addresses ([`address`]), and SHA-256
+//! content digests ([`digest`]).
 //! Each reader returns the parsed value or a message and a suggested fix.
 //!
 //! This is the only reader of each: the compiler checks configurations with
 //! it, and the providers read the same values with it (through
 //! `mlops-provider-api`), so what `validate` accepts is what a provider
-//! understands. It has no dependencies, to stay cheap for both.
+//! understands. Its one dependency is the SHA-256 crate, to stay cheap for
+//! both.
 
 pub mod address;
+pub mod digest;
 
 /// A rejected value: what is wrong, and what the user probably meant.
 #[derive(Debug, Clone, PartialEq)]

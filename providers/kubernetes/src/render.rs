@@ -528,10 +528,10 @@ pub const UPLOAD_REPORT: &str = r#"cd "${MLOPS_REPORT_DIR:-/mlops/output}" && fi
 /// pairs (paths relative, `/`-separated): what a test checks the script
 /// against, and what names predictions whoever computed them.
 pub fn content_version(files: &[(String, Vec<u8>)]) -> String {
-    use sha2::Digest;
-    let mut lines: Vec<String> = files.iter().map(|(path, bytes)| format!("{:x}  ./{path}\n", sha2::Sha256::digest(bytes))).collect();
+    let mut lines: Vec<String> =
+        files.iter().map(|(path, bytes)| format!("{}  ./{path}\n", mlops_units::digest::sha256_hex(bytes))).collect();
     lines.sort_by(|left, right| left.split_once("  ").map(|(_, path)| path).cmp(&right.split_once("  ").map(|(_, path)| path)));
-    format!("sha256:{:x}", sha2::Sha256::digest(lines.concat().as_bytes()))
+    mlops_units::digest::sha256_digest(lines.concat().as_bytes())
 }
 
 /// The container of a batch prediction's Job that runs the user's image.

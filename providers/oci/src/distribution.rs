@@ -15,13 +15,13 @@ use std::path::{Path, PathBuf};
 use futures_util::StreamExt;
 use mlops_provider_api::{ProviderError, ProviderResult};
 use mlops_provider_support::remote::RemoteLimits;
+use mlops_units::digest::{sha256_digest, Sha256Hasher};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 use serde_json::{json, Value as Json};
-use sha2::Digest;
 
 pub const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const TITLE: &str = "org.opencontainers.image.title";
@@ -242,7 +242,7 @@ impl Registry {
         let reference = self.reference(repository, tags.first().map(String::as_str), None);
         self.wait(self.client.store_auth_if_needed(&self.host, &self.auth))?;
         let config_bytes = serde_json::to_vec(config).unwrap_or_default();
-        let config_digest = format!("sha256:{:x}", sha2::Sha256::digest(&config_bytes));
+        let config_digest = sha256_digest(&config_bytes);
         self.wait(async {
             if !self.client.blob_exists(&reference, &config_digest).await? {
                 self.client.push_blob(&reference, config_bytes.clone(), &config_digest).await?;
@@ -285,7 +285,7 @@ impl Registry {
             "annotations": annotations,
         });
         let raw = serde_json::to_vec(&manifest).unwrap_or_default();
-        let digest = format!("sha256:{:x}", sha2::Sha256::digest(&raw));
+        let digest = sha256_digest(&raw);
         for tag in tags {
             self.tag(repository, tag, &raw)?;
         }
@@ -515,7 +515,7 @@ pub use mlops_provider_support::{files_under, HiddenFiles};
 pub fn file_digest(path: &Path) -> ProviderResult<(String, u64)> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|error| ProviderError::failed(format!("cannot read {}: {error}", path.display())))?;
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = Sha256Hasher::new();
     let mut buffer = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
@@ -526,5 +526,5 @@ pub fn file_digest(path: &Path) -> ProviderResult<(String, u64)> {
         hasher.update(&buffer[..read]);
         size += read as u64;
     }
-    Ok((format!("sha256:{:x}", hasher.finalize()), size))
+    Ok((hasher.finish_digest(), size))
 }

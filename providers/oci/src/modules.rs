@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use mlops_provider_api::{ProviderError, ProviderResult};
 use mlops_provider_support::remote::RemoteLimits;
 use serde_json::{json, Value as Json};
-use sha2::Digest;
 
 use crate::distribution::{parse_reference, Registry};
 
@@ -82,7 +81,7 @@ pub fn pull(source: &str, digest: &str, destination: &Path) -> ProviderResult<us
     let reference = parse_reference(source)?;
     let registry = Registry::connect(reference.resolve_registry(), false, None, None, RemoteLimits::default())?;
     let manifest = registry.require_manifest(reference.repository(), None, Some(digest))?;
-    let actual = format!("sha256:{:x}", sha2::Sha256::digest(&manifest.raw));
+    let actual = mlops_units::digest::sha256_digest(&manifest.raw);
     if actual != digest {
         return Err(ProviderError::with_help(
             format!("the OCI registry {} answered {source}@{digest} with different content ({actual})", registry.host()),
