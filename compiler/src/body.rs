@@ -14,7 +14,7 @@ use crate::source::Span;
 use crate::suggest::{did_you_mean, one_of};
 use crate::types::Type;
 use crate::units;
-use crate::value::{format_number, Value};
+use crate::value::{format_number, Value, ValueMap};
 
 pub struct BodyChecker<'a> {
     pub scope: &'a Scope,
@@ -62,8 +62,10 @@ impl BodyChecker<'_> {
 
     /// Checks `body` against `schema`. `reserved` names attributes and blocks
     /// handled by the caller (meta-arguments). `what` names the block in messages.
-    pub fn check(&mut self, body: &Body, schema: &BlockSchema, header: Span, what: &str, reserved: &[&str]) -> BTreeMap<String, Value> {
-        let mut values = BTreeMap::new();
+    pub fn check(&mut self, body: &Body, schema: &BlockSchema, header: Span, what: &str, reserved: &[&str]) -> ValueMap {
+        // Every settable attribute ends up here (its default if not set), and
+        // the caller adds the computed ones: room for all of them at once.
+        let mut values = ValueMap::with_capacity(schema.attributes.len() + schema.blocks.len());
         for attribute in &body.attributes {
             let name = attribute.name.name.as_str();
             if reserved.contains(&name) {

@@ -15,7 +15,7 @@ use crate::schema::Schemas;
 use crate::source::Span;
 use crate::suggest::{did_you_mean, one_of};
 use crate::types::{unify, Type};
-use crate::value::{format_number, Value};
+use crate::value::{format_number, Value, ValueMap};
 
 /// Everything a module's expressions can refer to.
 #[derive(Debug, Default)]
@@ -141,7 +141,7 @@ impl<'a> Evaluator<'a> {
             }
             ExprKind::List(items) => Value::List(items.iter().map(|item| self.eval(item)).collect()),
             ExprKind::Object(items) => {
-                let mut entries = BTreeMap::new();
+                let mut entries = ValueMap::with_capacity(items.len());
                 let mut unknown_key = false;
                 for item in items {
                     let key = match &item.key {
@@ -339,7 +339,7 @@ impl<'a> Evaluator<'a> {
         match self.iteration_pairs(&collection, for_expr.collection.span) {
             Some(pairs) => {
                 let mut list = Vec::new();
-                let mut object: BTreeMap<String, Value> = BTreeMap::new();
+                let mut object = ValueMap::new();
                 let mut grouped: BTreeMap<String, Vec<Value>> = BTreeMap::new();
                 let mut unknown = false;
                 for (key, value) in pairs {

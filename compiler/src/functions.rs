@@ -6,11 +6,10 @@
 //! and otherwise computes the result. Names and behaviour follow Terraform's
 //! where they overlap. A sensitive argument makes the result sensitive.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::types::{unify, Type};
-use crate::value::{format_number, Value};
+use crate::value::{format_number, Value, ValueMap};
 
 /// Name, signature (for help lines), minimum and maximum argument counts.
 pub const FUNCTIONS: &[(&str, &str, usize, Option<usize>)] = &[
@@ -270,7 +269,7 @@ fn call_unmarked(name: &str, args: &[Value], context: &CallContext<'_>) -> Resul
                 expect_mapping(args, index)?;
             }
             if args.iter().all(Value::is_known) {
-                let mut merged = BTreeMap::new();
+                let mut merged = ValueMap::new();
                 for arg in args {
                     if let Some(entries) = arg.as_map() {
                         merged.extend(entries.iter().map(|(key, value)| (key.clone(), value.clone())));

@@ -243,8 +243,49 @@ impl Rewritten {
         rewritten - earlier
     }
 
+    /// [`Rewritten::original_offset`], searched outward from `hint`, the
+    /// position the previous call found, which this one updates. A tree is
+    /// converted front to back, so the next span is almost always a few
+    /// insertions away, and a large file has one insertion per inline
+    /// block's comma: a search from scratch for every span was 4% of
+    /// `validate`.
+    pub fn original_offset_near(&self, rewritten: usize, hint: &std::cell::Cell<usize>) -> usize {
+        let earlier = partition_near(&self.inserted_at, rewritten, hint.get());
+        hint.set(earlier);
+        rewritten - earlier
+    }
+
     pub fn is_identity(&self) -> bool {
         self.inserted_at.is_empty()
+    }
+}
+
+/// `sorted.partition_point(|&position| position < value)`, found by
+/// widening steps from `hint`, so a nearby answer costs a few comparisons.
+fn partition_near(sorted: &[usize], value: usize, hint: usize) -> usize {
+    let hint = hint.min(sorted.len());
+    let mut step = 1;
+    if hint < sorted.len() && sorted[hint] < value {
+        // The answer is past `hint`.
+        let mut low = hint + 1;
+        loop {
+            let high = (low + step).min(sorted.len());
+            if high == sorted.len() || sorted[high] >= value {
+                return low + sorted[low..high].partition_point(|&position| position < value);
+            }
+            low = high + 1;
+            step *= 2;
+        }
+    }
+    // The answer is at or before `hint`.
+    let mut high = hint;
+    loop {
+        let low = high.saturating_sub(step);
+        if low == 0 || sorted[low - 1] < value {
+            return low + sorted[low..high].partition_point(|&position| position < value);
+        }
+        high = low - 1;
+        step *= 2;
     }
 }
 
@@ -491,6 +532,20 @@ pub fn rewrite_block_commas(source: &str) -> Rewritten {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every hint, before, at and past the answer, gives what a search from
+    /// scratch gives, for sorted positions with gaps, runs and repeats.
+    #[test]
+    fn a_search_from_any_hint_finds_the_partition_point() {
+        let sorted = [2, 3, 3, 5, 8, 13, 13, 13, 21, 34, 55, 89, 144];
+        for value in 0..=150 {
+            let expected = sorted.partition_point(|&position| position < value);
+            for hint in 0..=sorted.len() + 2 {
+                assert_eq!(partition_near(&sorted, value, hint), expected, "value {value} from hint {hint}");
+            }
+        }
+        assert_eq!(partition_near(&[], 7, 3), 0);
+    }
 
     #[test]
     fn commas_in_one_line_blocks_become_newlines() {

@@ -38,3 +38,4 @@ pub mod syntax;
 pub mod types;
 pub mod units;
 pub mod value;
+pub mod value_map;

@@ -21,7 +21,7 @@ use crate::eval::{Context, Evaluator, Scope};
 use crate::schema::Schemas;
 use crate::source::{FileId, SourceMap, Span};
 use crate::types::Type;
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 
 /// What a broken policy does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,7 +315,7 @@ fn policy_view(value: &Value) -> Value {
     }))
 }
 
-fn fill_absent_blocks(attributes: &mut std::collections::BTreeMap<String, Value>, schema: &crate::schema::BlockSchema) {
+fn fill_absent_blocks(attributes: &mut ValueMap, schema: &crate::schema::BlockSchema) {
     for nested in schema.blocks.values().filter(|nested| nested.labels.is_empty() && nested.max_items == Some(1)) {
         match attributes.get_mut(&nested.name) {
             Some(Value::Map(entries)) => fill_absent_blocks(entries, &nested.body),
@@ -506,7 +506,6 @@ impl PolicyProgram {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::path::Path;
 
     use super::*;
@@ -541,7 +540,7 @@ serving "api" {
     }
 
     fn change(action: &str) -> Value {
-        Value::Map(BTreeMap::from([
+        Value::Map(ValueMap::from([
             ("action".to_owned(), Value::String(action.to_owned())),
             ("reasons".to_owned(), Value::List(Vec::new())),
         ]))
@@ -565,7 +564,7 @@ serving "api" {
     }
 
     fn plan_with(creates: f64) -> Value {
-        Value::Map(BTreeMap::from([("creates".to_owned(), Value::Number(creates)), ("cost".to_owned(), Value::Null)]))
+        Value::Map(ValueMap::from([("creates".to_owned(), Value::Number(creates)), ("cost".to_owned(), Value::Null)]))
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! text, readable in a plan, and [`evaluate_residual`] evaluates it against
 //! the applied attributes of the resources it names.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use crate::diagnostic::Diagnostics;
 use crate::eval::{Context, Evaluator, Scope};
 use crate::schema::Schemas;
 use crate::source::FileId;
-use crate::value::{format_number, ResourceValue, Value};
+use crate::value::{format_number, ResourceValue, Value, ValueMap};
 
 /// The residual text of `expr` in `scope` and `context`.
 pub fn residual(expr: &Expr, scope: &Scope, context: &Context, schemas: &'static Schemas) -> String {
@@ -366,7 +366,7 @@ pub fn evaluate_residual(text: &str, bindings: &ResidualBindings) -> Result<Valu
 }
 
 /// A resource value for bindings, from applied attributes.
-pub fn resource_value(address: &str, kind: &str, is_data: bool, attributes: BTreeMap<String, Value>) -> Value {
+pub fn resource_value(address: &str, kind: &str, is_data: bool, attributes: ValueMap) -> Value {
     Value::Resource(Arc::new(ResourceValue { address: address.to_owned(), kind: kind.to_owned(), is_data, attributes }))
 }
 
@@ -384,9 +384,9 @@ mod tests {
         let mut scope = Scope { declared_variables: vec!["min".into()], ..Scope::default() };
         scope.variables.insert("min".into(), Value::Number(0.75));
         scope.declared_resources.insert("training".into(), vec!["fraud".into()]);
-        let mut metrics = BTreeMap::new();
+        let mut metrics = ValueMap::new();
         metrics.insert("auc".to_owned(), Value::Unknown(crate::types::Type::Number));
-        let mut attributes = BTreeMap::new();
+        let mut attributes = ValueMap::new();
         attributes.insert("metrics".to_owned(), Value::Map(metrics));
         scope.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", false, attributes));
         let text = residual(
@@ -398,9 +398,9 @@ mod tests {
         assert_eq!(text, "training.fraud.metrics.auc >= 0.75 && true");
 
         let mut bindings = ResidualBindings::default();
-        let mut metrics = BTreeMap::new();
+        let mut metrics = ValueMap::new();
         metrics.insert("auc".to_owned(), Value::Number(0.8));
-        let mut attributes = BTreeMap::new();
+        let mut attributes = ValueMap::new();
         attributes.insert("metrics".to_owned(), Value::Map(metrics));
         bindings.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", false, attributes));
         assert_eq!(evaluate_residual(&text, &bindings), Ok(Value::Bool(true)));
@@ -411,9 +411,9 @@ mod tests {
         let mut scope = Scope { declared_variables: vec!["min".into()], ..Scope::default() };
         scope.variables.insert("min".into(), Value::Number(0.75));
         scope.declared_resources.insert("training".into(), vec!["fraud".into()]);
-        let mut metrics = BTreeMap::new();
+        let mut metrics = ValueMap::new();
         metrics.insert("auc".to_owned(), Value::Number(0.9));
-        let mut attributes = BTreeMap::new();
+        let mut attributes = ValueMap::new();
         attributes.insert("metrics".to_owned(), Value::Map(metrics));
         scope.resources.insert(("training".into(), "fraud".into()), resource_value("training.fraud", "training", false, attributes));
         let expr = parse("training.fraud.metrics.auc >= var.min");
@@ -426,7 +426,7 @@ mod tests {
 
     #[test]
     fn literals_round_trip_through_the_parser() {
-        let mut entries = BTreeMap::new();
+        let mut entries = ValueMap::new();
         entries.insert("a \"b\"".to_owned(), Value::String("${not} %{interpolated}\n".into()));
         entries.insert("list".to_owned(), Value::List(vec![Value::Number(1.5), Value::Bool(false), Value::Null]));
         let value = Value::Map(entries);

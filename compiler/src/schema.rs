@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::ast::{Block, Body, Expr, ExprKind};
 use crate::source::{FileId, SourceFile, SourceMap};
 use crate::types::{parse_type_expr, Type};
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 
 const STDLIB_FILES: &[(&str, &str)] = &[
     ("stdlib/schemas/storage.hcl", include_str!("../../stdlib/schemas/storage.hcl")),
@@ -179,8 +179,8 @@ impl BlockSchema {
     }
 
     /// Every attribute at its default (null without one), nested blocks as absent.
-    pub fn default_values(&self) -> std::collections::BTreeMap<String, Value> {
-        let mut values: std::collections::BTreeMap<String, Value> = self
+    pub fn default_values(&self) -> ValueMap {
+        let mut values: ValueMap = self
             .attributes
             .values()
             .filter(|attribute| attribute.is_settable())

@@ -47,7 +47,7 @@ pub fn parse_files(files: &[(FileId, &str)]) -> Vec<Result<Body, Box<Diagnostic>
 fn parse_whole(file: FileId, text: &str, rewritten: &Rewritten) -> Result<Body, Box<Diagnostic>> {
     match hcl_edit::parser::parse_body(&rewritten.text) {
         Ok(body) => {
-            let converter = Converter { file, rewritten, text_len: text.len(), base: 0 };
+            let converter = Converter { file, rewritten, text_len: text.len(), base: 0, offset_hint: Default::default() };
             Ok(converter.body(&body, Span::new(file, 0, text.len())))
         }
         Err(error) => Err(Box::new(syntax_diagnostic(file, text, rewritten, &error, 0))),
@@ -69,7 +69,7 @@ fn parse_in_pieces(file: FileId, text: &str, rewritten: &Rewritten) -> Result<Bo
     let parse_piece = |&(start, end): &(usize, usize)| -> Result<Body, Box<Diagnostic>> {
         match hcl_edit::parser::parse_body(&rewritten.text[start..end]) {
             Ok(body) => {
-                let converter = Converter { file, rewritten, text_len: text.len(), base: start };
+                let converter = Converter { file, rewritten, text_len: text.len(), base: start, offset_hint: Default::default() };
                 Ok(converter.body(&body, Span::new(file, 0, text.len())))
             }
             Err(error) => Err(Box::new(syntax_diagnostic(file, text, rewritten, &error, start))),
@@ -159,6 +159,8 @@ struct Converter<'a> {
     text_len: usize,
     /// Where the parsed piece starts in the rewritten text.
     base: usize,
+    /// Where the last span's offset was found among the insertions.
+    offset_hint: std::cell::Cell<usize>,
 }
 
 impl Converter<'_> {
@@ -166,8 +168,8 @@ impl Converter<'_> {
         match range {
             Some(range) => Span::new(
                 self.file,
-                self.rewritten.original_offset(self.base + range.start).min(self.text_len),
-                self.rewritten.original_offset(self.base + range.end).min(self.text_len),
+                self.rewritten.original_offset_near(self.base + range.start, &self.offset_hint).min(self.text_len),
+                self.rewritten.original_offset_near(self.base + range.end, &self.offset_hint).min(self.text_len),
             ),
             None => Span::new(self.file, 0, 0),
         }

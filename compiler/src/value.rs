@@ -6,11 +6,11 @@
 //! with unknowns. Sensitive values are wrapped in [`Value::Sensitive`]; every
 //! operation on a sensitive input yields a sensitive result.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::types::{unify, Type};
+pub use crate::value_map::ValueMap;
 
 /// A resource instance as seen from expressions: its identity and attributes.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +20,7 @@ pub struct ResourceValue {
     pub kind: String,
     /// A data source (`data.KIND.NAME`) rather than a resource.
     pub is_data: bool,
-    pub attributes: BTreeMap<String, Value>,
+    pub attributes: ValueMap,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +30,7 @@ pub enum Value {
     Number(f64),
     String(String),
     List(Vec<Value>),
-    Map(BTreeMap<String, Value>),
+    Map(ValueMap),
     Resource(Arc<ResourceValue>),
     /// Not known until apply (or, during `validate`, until variables are given).
     Unknown(Type),
@@ -160,7 +160,7 @@ impl Value {
         }
     }
 
-    pub fn as_map(&self) -> Option<&BTreeMap<String, Value>> {
+    pub fn as_map(&self) -> Option<&ValueMap> {
         match self.unmark().0 {
             Value::Map(entries) => Some(entries),
             _ => None,

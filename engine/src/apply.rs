@@ -27,7 +27,7 @@ use mlops_compiler::address::{InstanceKey, Mode, ResourceAddress};
 use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::residual::{resource_value, CompiledResidual, ResidualBindings};
 use mlops_compiler::schema::Schemas;
-use mlops_compiler::value::Value;
+use mlops_compiler::value::{Value, ValueMap};
 use mlops_provider_api::value::written::as_expression;
 use mlops_provider_api::{Action, ApplyContext, ApplyRequest, Attributes, ProviderError, RowEvaluator};
 use serde_json::Value as Json;
@@ -519,7 +519,7 @@ fn bindings_with_modules(
             continue;
         }
         let inner = bindings_with_modules(plan, records, &module.module_path, None);
-        let outputs: BTreeMap<String, Value> = module
+        let outputs: ValueMap = module
             .outputs
             .iter()
             .filter_map(|output| {

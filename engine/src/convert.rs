@@ -14,18 +14,14 @@ use std::collections::BTreeMap;
 
 use mlops_compiler::schema::Schemas;
 use mlops_compiler::schema::{BlockSchema, Format, KindSchema};
-use mlops_compiler::value::{json_number, Value};
+use mlops_compiler::value::{json_number, Value, ValueMap};
 use mlops_provider_api::value::written::unknown_marker;
 use mlops_provider_api::{AttributePath, Attributes, Configuration, ReferencedResource};
 use serde_json::Value as Json;
 
 /// The configuration part of an instance's attributes (computed-only
 /// attributes left out), as JSON with markers.
-pub fn config_json(
-    attributes: &BTreeMap<String, Value>,
-    schema: &KindSchema,
-    deferred: &[(Vec<String>, String)],
-) -> (Attributes, Vec<AttributePath>) {
+pub fn config_json(attributes: &ValueMap, schema: &KindSchema, deferred: &[(Vec<String>, String)]) -> (Attributes, Vec<AttributePath>) {
     let mut sensitive = Vec::new();
     let mut config = Attributes::new();
     for (name, value) in attributes {
@@ -157,7 +153,7 @@ pub fn without_identities(value: &Json) -> Json {
 }
 
 /// Computed attributes as compiler values (sensitive parts marked).
-pub fn values_from_json(attributes: &Attributes, sensitive_paths: &[AttributePath]) -> BTreeMap<String, Value> {
+pub fn values_from_json(attributes: &Attributes, sensitive_paths: &[AttributePath]) -> ValueMap {
     attributes
         .iter()
         .map(|(name, json)| {

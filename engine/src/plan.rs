@@ -24,7 +24,7 @@ use mlops_compiler::diagnostic::{codes, Diagnostic};
 use mlops_compiler::policy::PolicyResult;
 use mlops_compiler::schema::{KindSchema, Schemas};
 use mlops_compiler::source::SourceMap;
-use mlops_compiler::value::Value;
+use mlops_compiler::value::{Value, ValueMap};
 use mlops_provider_api::{Action, AttributePath, Attributes, Configuration, PlanRequest, PlanResponse, Provider, Target, ValidateRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -530,10 +530,10 @@ impl<'a> Planner<'a> {
 }
 
 impl PlanResolver for Planner<'_> {
-    fn resolve(&mut self, draft: &InstanceDraft<'_>) -> BTreeMap<String, Value> {
+    fn resolve(&mut self, draft: &InstanceDraft<'_>) -> ValueMap {
         let address = draft.address.to_owned();
         self.seen.insert(address.clone());
-        let Some(schema) = self.kind_schema(draft.kind, draft.is_data) else { return BTreeMap::new() };
+        let Some(schema) = self.kind_schema(draft.kind, draft.is_data) else { return ValueMap::new() };
         let recorded = self.refreshed.get(self.state, &address);
         // Work an interrupted apply started before the resource ever existed:
         // it is still a create, which resumes that work.
@@ -602,7 +602,7 @@ impl PlanResolver for Planner<'_> {
                         .at(draft.span, "declared here")
                         .with_help("use a provider this build supports (`mlops schema` lists them), or upgrade mlops"),
                 );
-                return BTreeMap::new();
+                return ValueMap::new();
             }
         };
         let target = target_of(
@@ -834,7 +834,7 @@ pub fn plan(
     let mut configurations = BTreeMap::new();
     for (provider_type, alias, values) in &root.providers {
         let mut path = Vec::new();
-        let attributes: BTreeMap<String, Value> = values.clone();
+        let attributes: ValueMap = values.clone();
         let mut sensitive_paths = Vec::new();
         let mut config = Attributes::new();
         for (name, value) in &attributes {

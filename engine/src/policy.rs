@@ -3,14 +3,14 @@
 //! (`change`), and the plan's counts and cost (`plan`). The judging itself
 //! is the compiler's ([`mlops_compiler::policy`]), the same as `validate`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use mlops_compiler::check::CheckedModule;
 use mlops_compiler::diagnostic::Diagnostic;
 use mlops_compiler::policy::{judge_all, PolicyProgram, PolicyResult, PolicySubject};
 use mlops_compiler::residual::resource_value;
 use mlops_compiler::source::SourceMap;
-use mlops_compiler::value::Value;
+use mlops_compiler::value::{Value, ValueMap};
 use mlops_provider_api::Action;
 
 use crate::convert::values_from_json;
@@ -18,7 +18,7 @@ use crate::plan::Plan;
 
 /// `change` for one resource: its action and the plan's reasons.
 fn change_value(action: Action, reasons: &[String]) -> Value {
-    Value::Map(BTreeMap::from([
+    Value::Map(ValueMap::from([
         ("action".to_owned(), Value::String(action.verb().to_owned())),
         ("reasons".to_owned(), Value::List(reasons.iter().cloned().map(Value::String).collect())),
     ]))
@@ -45,7 +45,7 @@ pub fn plan_value(plan: &Plan) -> Value {
         None => None,
     };
     let cost = match cost {
-        Some(((low, high), run, currency)) => Value::Map(BTreeMap::from([
+        Some(((low, high), run, currency)) => Value::Map(ValueMap::from([
             ("monthly_delta".to_owned(), Value::Number(high)),
             ("monthly_delta_min".to_owned(), Value::Number(low)),
             ("run".to_owned(), Value::Number(run)),
@@ -53,7 +53,7 @@ pub fn plan_value(plan: &Plan) -> Value {
         ])),
         None => Value::Null,
     };
-    Value::Map(BTreeMap::from([
+    Value::Map(ValueMap::from([
         ("creates".to_owned(), count(Action::Create)),
         ("updates".to_owned(), count(Action::Update)),
         ("replaces".to_owned(), count(Action::Replace)),

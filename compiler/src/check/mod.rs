@@ -32,7 +32,7 @@ mod variables;
 pub use lower::collect_references;
 use lower::{collect_block_references, reference_target};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ use crate::source::{SourceMap, Span};
 use crate::suggest::{did_you_mean, one_of};
 use crate::types::{parse_type_expr, Type};
 use crate::units;
-use crate::value::{ResourceValue, Value};
+use crate::value::{ResourceValue, Value, ValueMap};
 
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
@@ -119,7 +119,7 @@ pub struct InstanceDraft<'a> {
     pub module_path: &'a [String],
     pub module_directory: &'a Path,
     /// The evaluated attributes; computed ones are unknown.
-    pub attributes: &'a BTreeMap<String, Value>,
+    pub attributes: &'a ValueMap,
     pub deferred: &'a [(Vec<String>, String)],
     pub lifecycle: &'a Lifecycle,
     pub depends_on: &'a [String],
@@ -132,7 +132,7 @@ pub struct InstanceDraft<'a> {
 /// known (from state when nothing changes, or from the provider's plan), so
 /// that everything downstream is evaluated with them.
 pub trait PlanResolver {
-    fn resolve(&mut self, instance: &InstanceDraft<'_>) -> BTreeMap<String, Value>;
+    fn resolve(&mut self, instance: &InstanceDraft<'_>) -> ValueMap;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -178,8 +178,8 @@ pub struct CheckedModule {
     pub resources: Vec<CheckedResource>,
     pub outputs: Vec<CheckedOutput>,
     pub children: Vec<CheckedModule>,
-    pub backend: Option<(String, BTreeMap<String, Value>)>,
-    pub providers: Vec<(String, Option<String>, BTreeMap<String, Value>)>,
+    pub backend: Option<(String, ValueMap)>,
+    pub providers: Vec<(String, Option<String>, ValueMap)>,
 }
 
 impl CheckedModule {
@@ -325,6 +325,17 @@ impl Node {
     }
 }
 
+/// A `(kind, name)` key borrowed, to look up [`Declarations`] without
+/// copying both strings: it hashes as the owned tuple does.
+#[derive(Hash)]
+struct KindAndName<'a>(&'a str, &'a str);
+
+impl indexmap::Equivalent<(String, String)> for KindAndName<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 /// A module's declarations, borrowed from its parsed files (copying the
 /// blocks doubled the memory a large configuration takes).
 #[derive(Default)]
@@ -360,7 +371,7 @@ struct Checker<'r> {
     /// (type, alias; "" for the default): what the rules that depend on a
     /// cluster's setup read (KServe's mode, Knative's features). A setting
     /// written as an expression is unknown here.
-    provider_settings: HashMap<(String, String), BTreeMap<String, Value>>,
+    provider_settings: HashMap<(String, String), ValueMap>,
     /// Registry modules already checked against mlops.lock.hcl, by source:
     /// a module called many times is hashed once.
     installed_modules: HashMap<String, PathBuf>,
@@ -472,13 +483,13 @@ impl Checker<'_> {
                 Node::Variable(_) => {}
                 Node::Local(name) => collect_references(&declarations.locals[name].value, &mut references),
                 Node::Provider(kind, alias) => {
-                    collect_block_references(&declarations.providers[&(kind.clone(), alias.clone())].body, &mut references)
+                    collect_block_references(&declarations.providers[&KindAndName(kind, alias)].body, &mut references)
                 }
                 Node::Module(name) => collect_block_references(&declarations.modules[name].body, &mut references),
                 Node::Resource(kind, name) => {
-                    collect_block_references(&declarations.resources[&(kind.clone(), name.clone())].body, &mut references)
+                    collect_block_references(&declarations.resources[&KindAndName(kind, name)].body, &mut references)
                 }
-                Node::Data(kind, name) => collect_block_references(&declarations.data[&(kind.clone(), name.clone())].body, &mut references),
+                Node::Data(kind, name) => collect_block_references(&declarations.data[&KindAndName(kind, name)].body, &mut references),
                 Node::Output(name) => collect_block_references(&declarations.outputs[name].body, &mut references),
                 Node::Policy(name) => collect_block_references(&declarations.policies[name].body, &mut references),
             }
@@ -496,7 +507,7 @@ impl Checker<'_> {
         let order = self.order(&graph);
 
         let mut facts = ModuleFacts::default();
-        let mut resources = Vec::new();
+        let mut resources = Vec::with_capacity(declarations.resources.len() + declarations.data.len());
         let mut outputs = Vec::new();
         let mut children = Vec::new();
         let mut providers = Vec::new();
@@ -526,7 +537,7 @@ impl Checker<'_> {
                     scope.locals.insert(name, value);
                 }
                 Node::Provider(kind, alias) => {
-                    let block = &declarations.providers[&(kind.clone(), alias.clone())];
+                    let block = &declarations.providers[&KindAndName(&kind, &alias)];
                     if let Some(schema) = self.schemas.providers.get(&kind) {
                         let mut checker = self.body_checker(&scope, None, "a provider block");
                         let values =
@@ -549,18 +560,18 @@ impl Checker<'_> {
                 }
                 Node::Output(_) | Node::Policy(_) if self.providers_only => {}
                 Node::Resource(kind, name) => {
-                    let block = &declarations.resources[&(kind.clone(), name.clone())];
+                    let (position, _, block) = declarations.resources.get_full(&KindAndName(&kind, &name)).expect("a declared resource");
                     let (value, checked) =
                         self.check_resource(&scope, &mut facts, &module_providers, &path, &kind, &name, block, false, dependencies);
                     scope.resources.insert((kind, name), value);
-                    resources.push(checked);
+                    resources.push((position, checked));
                 }
                 Node::Data(kind, name) => {
-                    let block = &declarations.data[&(kind.clone(), name.clone())];
+                    let (position, _, block) = declarations.data.get_full(&KindAndName(&kind, &name)).expect("a declared data source");
                     let (value, checked) =
                         self.check_resource(&scope, &mut facts, &module_providers, &path, &kind, &name, block, true, dependencies);
                     scope.data.insert((kind, name), value);
-                    resources.push(checked);
+                    resources.push((declarations.resources.len() + position, checked));
                 }
                 Node::Output(name) => outputs.push(self.check_output(&scope, &name, declarations.outputs[&name])),
                 Node::Policy(name) => {
@@ -579,13 +590,9 @@ impl Checker<'_> {
         }
         // Outputs in declaration order.
         outputs.sort_by_key(|output: &CheckedOutput| declarations.outputs.get_index_of(&output.name));
-        resources.sort_by_cached_key(|resource: &CheckedResource| {
-            if resource.is_data {
-                declarations.resources.len() + declarations.data.get_index_of(&(resource.kind.clone(), resource.name.clone())).unwrap_or(0)
-            } else {
-                declarations.resources.get_index_of(&(resource.kind.clone(), resource.name.clone())).unwrap_or(0)
-            }
-        });
+        // Resources in declaration order, then data sources.
+        resources.sort_unstable_by_key(|(position, _)| *position);
+        let resources = resources.into_iter().map(|(_, resource)| resource).collect();
         self.call_stack.pop();
         self.provider_settings = outer_provider_settings;
         CheckedModule { path, directory: loaded.directory.clone(), resources, outputs, children, backend, providers }

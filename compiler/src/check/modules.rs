@@ -194,7 +194,7 @@ impl Checker<'_> {
         let mut path = parent_path.to_vec();
         path.push(name.to_owned());
         let child = self.check_module(&loaded, path, Some(inputs));
-        let outputs: BTreeMap<String, Value> = child.outputs.iter().map(|output| (output.name.clone(), output.value.clone())).collect();
+        let outputs: ValueMap = child.outputs.iter().map(|output| (output.name.clone(), output.value.clone())).collect();
         (Value::Map(outputs), Some(child))
     }
 }

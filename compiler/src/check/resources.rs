@@ -196,7 +196,7 @@ impl Checker<'_> {
             self.instances += symbolic.len();
             symbolic
         };
-        let mut instances = Vec::new();
+        let mut instances = Vec::with_capacity(symbolic.len());
         for (key, mut context) in symbolic {
             context.describe = if is_data { "a data source" } else { "a resource" };
             let address = base_address.clone().with_key(key.clone()).to_string();

@@ -3,12 +3,7 @@
 use super::*;
 
 impl Checker<'_> {
-    pub(super) fn check_settings(
-        &mut self,
-        scope: &Scope,
-        settings: &[&Block],
-        is_root: bool,
-    ) -> Option<(String, BTreeMap<String, Value>)> {
+    pub(super) fn check_settings(&mut self, scope: &Scope, settings: &[&Block], is_root: bool) -> Option<(String, ValueMap)> {
         let block = settings.first()?;
         for attribute in &block.body.attributes {
             if attribute.name.name != "required_version" {

@@ -2,14 +2,12 @@
 //! expression produces its declared type, and each aggregate reads a column
 //! its function suits, over a timestamp column.
 
-use std::collections::BTreeMap;
-
 use crate::ast::Body;
 use crate::body::BodyChecker;
 use crate::diagnostic::{codes, Diagnostic};
 use crate::suggest::{did_you_mean, one_of};
 use crate::types::Type;
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 
 use super::{column_value_type, dataset_name, KindCheck, ModuleFacts};
 
@@ -20,7 +18,7 @@ pub(super) fn check(check: &mut KindCheck<'_, '_>) {
     check_aggregates(check.checker, check.header, check.body, check.attributes, check.facts);
 }
 
-fn check_feature_set(checker: &mut BodyChecker<'_>, body: &Body, attributes: &BTreeMap<String, Value>, facts: &ModuleFacts) {
+fn check_feature_set(checker: &mut BodyChecker<'_>, body: &Body, attributes: &ValueMap, facts: &ModuleFacts) {
     let columns = dataset_name(body, "dataset").and_then(|(dataset, _)| facts.dataset_columns.get(&dataset).cloned().flatten());
     if let (Some(columns), Some(entity)) = (&columns, body.attribute("entity")) {
         if let Some(entity_name) = attributes.get("entity").and_then(Value::as_str) {
@@ -84,13 +82,7 @@ pub(super) fn unknown_column(column: &str, columns: &[(String, String)], span: c
 /// `timestamp` names a timestamp column; each aggregate has the column its
 /// function needs, of a type it suits; names do not collide; and there is
 /// something to compute.
-fn check_aggregates(
-    checker: &mut BodyChecker<'_>,
-    header: crate::source::Span,
-    body: &Body,
-    attributes: &BTreeMap<String, Value>,
-    facts: &ModuleFacts,
-) {
+fn check_aggregates(checker: &mut BodyChecker<'_>, header: crate::source::Span, body: &Body, attributes: &ValueMap, facts: &ModuleFacts) {
     let columns = dataset_columns(body, facts);
     let column_type = |name: &str| columns.as_ref()?.iter().find(|(column, _)| column == name).map(|(_, column_type)| column_type.clone());
     let timestamp = attributes.get("timestamp").and_then(Value::as_str);

@@ -18,13 +18,13 @@ mod serving;
 mod training;
 mod training_set;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::ast::Body;
 use crate::body::BodyChecker;
 use crate::diagnostic::{codes, Diagnostic};
 use crate::types::Type;
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 
 /// Per-module facts the ML rules need about other declarations.
 #[derive(Default)]
@@ -45,7 +45,7 @@ pub struct KindCheck<'c, 'b> {
     /// The span of the resource's block header, for what its block lacks.
     pub header: crate::source::Span,
     pub body: &'c Body,
-    pub attributes: &'c mut BTreeMap<String, Value>,
+    pub attributes: &'c mut ValueMap,
     pub target: &'c ProviderTarget<'c>,
     pub facts: &'c mut ModuleFacts,
 }
@@ -143,7 +143,7 @@ fn feature_row(checker: &mut BodyChecker<'_>, body: &Body, facts: &ModuleFacts) 
 /// configuration block (an unknown value where one is an expression).
 pub struct ProviderTarget<'a> {
     pub provider_type: &'a str,
-    pub settings: &'a BTreeMap<String, Value>,
+    pub settings: &'a ValueMap,
 }
 
 impl ProviderTarget<'_> {

@@ -1,13 +1,13 @@
 //! Monitors: the columns exist in the reference dataset, and the drift
 //! method can measure each column's type.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use crate::ast::{Body, ExprKind};
 use crate::body::BodyChecker;
 use crate::diagnostic::{codes, Diagnostic};
 use crate::suggest::{did_you_mean, one_of};
-use crate::value::Value;
+use crate::value::{Value, ValueMap};
 
 use super::{dataset_name, KindCheck, ModuleFacts};
 
@@ -40,7 +40,7 @@ pub(super) fn check_planned(check: &super::PlannedCheck<'_>) -> Vec<Diagnostic> 
         .collect()
 }
 
-fn check_monitor(checker: &mut BodyChecker<'_>, body: &Body, attributes: &BTreeMap<String, Value>, facts: &ModuleFacts) {
+fn check_monitor(checker: &mut BodyChecker<'_>, body: &Body, attributes: &ValueMap, facts: &ModuleFacts) {
     let Some((dataset, span)) = dataset_name(body, "reference") else { return };
     let columns = match facts.dataset_columns.get(&dataset) {
         Some(Some(columns)) => columns.clone(),

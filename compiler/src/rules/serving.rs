@@ -2,13 +2,11 @@
 //! scale metric against the runtime, replica bounds, and what KServe's
 //! deployment mode and Knative's features let a serving do.
 
-use std::collections::BTreeMap;
-
 use crate::ast::{Body, ExprKind};
 use crate::body::BodyChecker;
 use crate::diagnostic::{codes, Diagnostic};
 use crate::suggest::one_of;
-use crate::value::{format_number, Value};
+use crate::value::{format_number, Value, ValueMap};
 
 use super::{KindCheck, ModuleFacts, ProviderTarget};
 
@@ -37,7 +35,7 @@ fn check_readiness(checker: &mut BodyChecker<'_>, body: &Body) {
     );
 }
 
-fn check_serving(checker: &mut BodyChecker<'_>, body: &Body, attributes: &mut BTreeMap<String, Value>, provider: &str) {
+fn check_serving(checker: &mut BodyChecker<'_>, body: &Body, attributes: &mut ValueMap, provider: &str) {
     let runtime_attribute = body.attribute("runtime");
     let runtime = attributes.get("runtime").and_then(Value::as_str).map(str::to_owned);
     let runtime = match runtime {
@@ -160,13 +158,7 @@ fn check_serving(checker: &mut BodyChecker<'_>, body: &Body, attributes: &mut BT
 /// Knative's features (`knative_features`) let a serving do: each of these
 /// would otherwise be accepted by `apply` and then refused or silently
 /// ignored by the cluster.
-fn check_kserve_mode(
-    checker: &mut BodyChecker<'_>,
-    body: &Body,
-    attributes: &BTreeMap<String, Value>,
-    target: &ProviderTarget<'_>,
-    facts: &ModuleFacts,
-) {
+fn check_kserve_mode(checker: &mut BodyChecker<'_>, body: &Body, attributes: &ValueMap, target: &ProviderTarget<'_>, facts: &ModuleFacts) {
     let mode = match target.text("kserve_mode") {
         None => "serverless",
         Some(Some(mode)) => mode,

@@ -14,11 +14,7 @@ pub(super) fn check(check: &mut KindCheck<'_, '_>) {
 
 /// GPUs held by a hung run until the default timeout (a day) are the most
 /// expensive mistake a training can make: say so when `timeout` is unset.
-fn warn_gpus_without_timeout(
-    checker: &mut BodyChecker<'_>,
-    body: &Body,
-    attributes: &std::collections::BTreeMap<String, crate::value::Value>,
-) {
+fn warn_gpus_without_timeout(checker: &mut BodyChecker<'_>, body: &Body, attributes: &crate::value::ValueMap) {
     if body.attribute("timeout").is_some() {
         return;
     }
