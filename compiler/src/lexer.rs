@@ -50,68 +50,90 @@ const PUNCTUATION: &[&str] = &[
 /// Splits `source` into tokens. Spaces and tabs are dropped; everything else,
 /// comments and newlines included, becomes a token.
 pub fn tokenize(source: &str) -> Vec<Token> {
-    let bytes = source.as_bytes();
-    let mut tokens = Vec::new();
-    let mut index = 0;
-    while index < bytes.len() {
-        let byte = bytes[index];
-        let start = index;
-        let kind = match byte {
-            b' ' | b'\t' | b'\r' => {
-                index += 1;
-                continue;
-            }
-            b'\n' => {
-                index += 1;
-                TokenKind::Newline
-            }
-            b'#' => {
-                index = line_end(bytes, index);
-                TokenKind::LineComment
-            }
-            b'/' if bytes.get(index + 1) == Some(&b'/') => {
-                index = line_end(bytes, index);
-                TokenKind::LineComment
-            }
-            b'/' if bytes.get(index + 1) == Some(&b'*') => {
-                index = source[index + 2..].find("*/").map_or(bytes.len(), |offset| index + 2 + offset + 2);
-                TokenKind::BlockComment
-            }
-            b'"' => {
-                index = scan_quoted(bytes, index);
-                TokenKind::String
-            }
-            b'<' if bytes.get(index + 1) == Some(&b'<') && heredoc_marker(source, index).is_some() => {
-                index = scan_heredoc(source, index);
-                TokenKind::Heredoc
-            }
-            b'0'..=b'9' => {
-                index = scan_number(bytes, index);
-                TokenKind::Number
-            }
-            // Identifiers follow hcl-edit's own rule (Unicode XID), so the
-            // formatter never splits a name the parser reads as one.
-            _ if source[index..].chars().next().is_some_and(is_id_start) => {
-                index += source[index..].chars().next().map_or(1, char::len_utf8);
-                while let Some(character) = source[index..].chars().next().filter(|character| is_id_continue(*character)) {
-                    index += character.len_utf8();
-                }
-                TokenKind::Ident
-            }
-            _ => match PUNCTUATION.iter().find(|punct| source[index..].starts_with(**punct)) {
-                Some(punct) => {
-                    index += punct.len();
-                    TokenKind::Punct
-                }
-                None => {
-                    index += source[index..].chars().next().map_or(1, char::len_utf8);
-                    TokenKind::Unknown
-                }
-            },
-        };
-        tokens.push(Token { kind, start, end: index });
+    Tokens::new(source).collect()
+}
+
+/// The tokens of a text, one at a time: the checks that read a whole file
+/// once ([`beyond_limits`], [`rewrite_block_commas`]) never hold them all,
+/// which for a 25 MB file was a vector of 120 MB, grown by copying.
+pub struct Tokens<'a> {
+    source: &'a str,
+    index: usize,
+}
+
+impl<'a> Tokens<'a> {
+    pub fn new(source: &'a str) -> Tokens<'a> {
+        Tokens { source, index: 0 }
     }
-    tokens
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        let source = self.source;
+        let bytes = source.as_bytes();
+        loop {
+            let mut index = self.index;
+            let byte = *bytes.get(index)?;
+            let start = index;
+            let kind = match byte {
+                b' ' | b'\t' | b'\r' => {
+                    self.index += 1;
+                    continue;
+                }
+                b'\n' => {
+                    index += 1;
+                    TokenKind::Newline
+                }
+                b'#' => {
+                    index = line_end(bytes, index);
+                    TokenKind::LineComment
+                }
+                b'/' if bytes.get(index + 1) == Some(&b'/') => {
+                    index = line_end(bytes, index);
+                    TokenKind::LineComment
+                }
+                b'/' if bytes.get(index + 1) == Some(&b'*') => {
+                    index = source[index + 2..].find("*/").map_or(bytes.len(), |offset| index + 2 + offset + 2);
+                    TokenKind::BlockComment
+                }
+                b'"' => {
+                    index = scan_quoted(bytes, index);
+                    TokenKind::String
+                }
+                b'<' if bytes.get(index + 1) == Some(&b'<') && heredoc_marker(source, index).is_some() => {
+                    index = scan_heredoc(source, index);
+                    TokenKind::Heredoc
+                }
+                b'0'..=b'9' => {
+                    index = scan_number(bytes, index);
+                    TokenKind::Number
+                }
+                // Identifiers follow hcl-edit's own rule (Unicode XID), so the
+                // formatter never splits a name the parser reads as one.
+                _ if source[index..].chars().next().is_some_and(is_id_start) => {
+                    index += source[index..].chars().next().map_or(1, char::len_utf8);
+                    while let Some(character) = source[index..].chars().next().filter(|character| is_id_continue(*character)) {
+                        index += character.len_utf8();
+                    }
+                    TokenKind::Ident
+                }
+                _ => match PUNCTUATION.iter().find(|punct| source[index..].starts_with(**punct)) {
+                    Some(punct) => {
+                        index += punct.len();
+                        TokenKind::Punct
+                    }
+                    None => {
+                        index += source[index..].chars().next().map_or(1, char::len_utf8);
+                        TokenKind::Unknown
+                    }
+                },
+            };
+            self.index = index;
+            return Some(Token { kind, start, end: index });
+        }
+    }
 }
 
 fn line_end(bytes: &[u8], from: usize) -> usize {
@@ -289,10 +311,18 @@ fn partition_near(sorted: &[usize], value: usize, hint: usize) -> usize {
     }
 }
 
+/// A block body's `{`: where a newline goes after it, unless the token
+/// after it is a newline already.
+#[derive(Debug)]
+struct OpenBrace {
+    insert_after: Option<usize>,
+}
+
 #[derive(Debug)]
 enum Context {
-    /// The top level or a block body; `open` is the index of the `{` token.
-    Body { open: Option<usize>, commas: Vec<usize> },
+    /// The top level (no `open`) or a block body; `commas` are where the
+    /// commas between its attributes are.
+    Body { open: Option<OpenBrace>, commas: Vec<usize> },
     /// Inside `(`, `[` or an object `{` within an expression.
     Bracket,
 }
@@ -330,7 +360,7 @@ pub fn beyond_limits(source: &str) -> Option<LimitBreach> {
     // commas directly inside it.
     let mut brackets: Vec<(usize, usize, usize)> = Vec::new();
     let mut braces: Vec<Option<Brace>> = Vec::new();
-    for token in tokenize(source) {
+    for token in Tokens::new(source) {
         let text = token.text(source);
         match token.kind {
             TokenKind::Number if token.end - token.start > MAX_NUMBER_DIGITS => {
@@ -404,15 +434,25 @@ pub fn beyond_limits(source: &str) -> Option<LimitBreach> {
 /// newline-separated form hcl-edit accepts. Returns the text unchanged (and an
 /// identity mapping) when there is nothing to rewrite.
 pub fn rewrite_block_commas(source: &str) -> Rewritten {
-    let tokens = tokenize(source);
     let mut stack = vec![Context::Body { open: None, commas: Vec::new() }];
     let mut statement = Statement::Start;
-    // (token index of `{`, token index of `}`, commas) for each block body with commas.
-    let mut rewrites: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+    // For each block body with commas: where to insert a newline after its
+    // `{` and before its `}` (where none is already), and its commas.
+    let mut rewrites: Vec<(Option<usize>, Option<usize>, Vec<usize>)> = Vec::new();
+    // The raw token before this one (comments and newlines count), and
+    // whether it opened the block body on top of the stack.
+    let mut previous_kind: Option<TokenKind> = None;
+    let mut body_just_opened = false;
 
     // Original offsets just after top-level newlines, one per chunk.
     let mut breaks: Vec<usize> = Vec::new();
-    for (token_index, token) in tokens.iter().enumerate() {
+    for token in Tokens::new(source) {
+        if std::mem::take(&mut body_just_opened) && token.kind == TokenKind::Newline {
+            if let Some(Context::Body { open: Some(open), .. }) = stack.last_mut() {
+                open.insert_after = None;
+            }
+        }
+        let before = previous_kind.replace(token.kind);
         let text = token.text(source);
         let in_body = matches!(stack.last(), Some(Context::Body { .. }));
         match token.kind {
@@ -442,20 +482,24 @@ pub fn rewrite_block_commas(source: &str) -> Rewritten {
             (Statement::Expression, "(" | "[" | "{") => stack.push(Context::Bracket),
             (Statement::Expression, ",") => {
                 if let Some(Context::Body { open: Some(_), commas }) = stack.last_mut() {
-                    commas.push(token_index);
+                    commas.push(token.start);
                 }
                 statement = Statement::Start;
             }
             (Statement::Header, "=") => statement = Statement::Expression,
             (Statement::Header, "{") => {
-                stack.push(Context::Body { open: Some(token_index), commas: Vec::new() });
+                // A newline goes after the `{` unless the next token is one
+                // (or there is none).
+                stack.push(Context::Body { open: Some(OpenBrace { insert_after: Some(token.end) }), commas: Vec::new() });
+                body_just_opened = true;
                 statement = Statement::Start;
             }
             (_, "}") => {
                 if stack.len() > 1 {
                     if let Some(Context::Body { open: Some(open), commas }) = stack.pop() {
                         if !commas.is_empty() {
-                            rewrites.push((open, token_index, commas));
+                            let insert_before = (before != Some(TokenKind::Newline)).then_some(token.start);
+                            rewrites.push((open.insert_after, insert_before, commas));
                         }
                     }
                 }
@@ -477,14 +521,10 @@ pub fn rewrite_block_commas(source: &str) -> Rewritten {
     // Original offsets at which to insert a newline, and commas to replace.
     let mut insert_before: Vec<usize> = Vec::new();
     let mut replace: Vec<usize> = Vec::new();
-    for (open, close, commas) in rewrites {
-        if tokens.get(open + 1).is_some_and(|next| next.kind != TokenKind::Newline) {
-            insert_before.push(tokens[open].end);
-        }
-        if close > 0 && tokens[close - 1].kind != TokenKind::Newline {
-            insert_before.push(tokens[close].start);
-        }
-        replace.extend(commas.iter().map(|&comma| tokens[comma].start));
+    for (after_open, before_close, commas) in rewrites {
+        insert_before.extend(after_open);
+        insert_before.extend(before_close);
+        replace.extend(commas);
     }
     insert_before.sort_unstable();
     insert_before.dedup();
@@ -557,6 +597,24 @@ mod tests {
         // `gpus` keeps its original offset once mapped back.
         let gpus = rewritten.text.find("gpus").unwrap();
         assert_eq!(rewritten.original_offset(gpus), source.find("gpus").unwrap());
+    }
+
+    /// A newline goes after `{` and before `}` only where the token next to
+    /// the brace is not one already; a comment after `{` still gets one, as
+    /// it ends the line the first attribute would otherwise share.
+    #[test]
+    fn newlines_are_inserted_only_where_a_brace_has_none_next_to_it() {
+        for (source, expected) in [
+            ("r {\n a = 1, b = 2 }\n", "r {\n a = 1\n b = 2 \n}\n"),
+            ("r { a = 1, b = 2\n}\n", "r {\n a = 1\n b = 2\n}\n"),
+            ("r {\n a = 1, b = 2\n}\n", "r {\n a = 1\n b = 2\n}\n"),
+            ("r { # note\n a = 1, b = 2 }\n", "r {\n # note\n a = 1\n b = 2 \n}\n"),
+            ("o {\n i { a = 1, b = 2 }\n}\n", "o {\n i {\n a = 1\n b = 2 \n}\n}\n"),
+        ] {
+            let rewritten = rewrite_block_commas(source);
+            assert_eq!(rewritten.text, expected, "{source:?}");
+            assert!(hcl_edit::parser::parse_body(&rewritten.text).is_ok(), "{expected:?}");
+        }
     }
 
     #[test]
