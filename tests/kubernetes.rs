@@ -1734,3 +1734,89 @@ fn a_new_namespace_moves_the_serving_and_removes_the_old_objects() {
     assert!(cluster.fake.object("deployments", NAMESPACE, "api").is_none(), "the old Deployment was left behind");
     assert!(cluster.fake.object("services", NAMESPACE, "api").is_none(), "the old Service was left behind");
 }
+
+/// What an older mlops wrote: the address split on dots with every part
+/// spelled like a kind dropped, so `serving "training"` had objects named
+/// `mlops`. Renames that serving's objects in a state document the way such
+/// a version recorded them.
+fn as_named_by_address_splitting(value: &mut Json) {
+    match value {
+        Json::Object(map) => {
+            let renamed: Vec<(String, String)> = ["Deployment", "Service"]
+                .iter()
+                .filter(|kind| map.contains_key(&format!("{kind}/training")))
+                .map(|kind| (format!("{kind}/training"), format!("{kind}/mlops")))
+                .collect();
+            for (old, new) in renamed {
+                let object = map.remove(&old).unwrap();
+                map.insert(new, object);
+            }
+            let is_serving_object = matches!(map.get("kind").and_then(Json::as_str), Some("Deployment" | "Service"));
+            if is_serving_object && map.get("metadata").and_then(|metadata| metadata.get("name")) == Some(&json!("training")) {
+                map["metadata"]["name"] = json!("mlops");
+            }
+            map.values_mut().for_each(as_named_by_address_splitting);
+        }
+        Json::Array(items) => items.iter_mut().for_each(as_named_by_address_splitting),
+        Json::String(text) if text.starts_with("http://training.") => *text = text.replacen("http://training.", "http://mlops.", 1),
+        _ => {}
+    }
+}
+
+/// A serving named like a kind once lost its name to address splitting
+/// (`serving "training"` made objects named `mlops`). Names now come from
+/// the parsed address; the next apply of such a serving moves it to its own
+/// name and deletes the objects under the old one, like any other rename.
+#[test]
+fn a_serving_named_like_a_kind_moves_from_its_old_object_names_at_the_next_apply() {
+    let cluster = cluster_with(&[], &DEPLOYMENT.replace("serving \"api\"", "serving \"training\""), "", auc(0.93));
+    let main = cluster.workspace.read("main.mlops.hcl");
+    cluster.workspace.write("main.mlops.hcl", &main.replace("serving.api.url", "serving.training.url"));
+    let apply = cluster.workspace.apply(&[]);
+    assert!(apply.stdout.contains("Apply complete: 3 added"), "{}", apply.all());
+    assert!(cluster.fake.object("deployments", NAMESPACE, "training").is_some(), "the serving keeps its own name");
+
+    // The cluster and the state as an older mlops left them.
+    for resource in ["deployments", "services"] {
+        let mut object = cluster.fake.object(resource, NAMESPACE, "training").unwrap();
+        let metadata = object["metadata"].as_object_mut().unwrap();
+        for server_field in ["uid", "resourceVersion", "managedFields", "creationTimestamp", "generation"] {
+            metadata.remove(server_field);
+        }
+        metadata.insert("name".to_owned(), json!("mlops"));
+        object.as_object_mut().unwrap().remove("status");
+        let api = if resource == "deployments" { "/apis/apps/v1" } else { "/api/v1" };
+        let (code, body) = cluster.fake.send(
+            "PATCH",
+            &format!("{api}/namespaces/{NAMESPACE}/{resource}/mlops?fieldManager=mlops"),
+            "application/apply-patch+yaml",
+            &object,
+        );
+        assert!(code == 200 || code == 201, "{body}");
+        let (code, body) =
+            cluster.fake.send("DELETE", &format!("{api}/namespaces/{NAMESPACE}/{resource}/training"), "application/json", &json!({}));
+        assert_eq!(code, 200, "{body}");
+    }
+    let state_path = ".mlops/state/state.json";
+    let mut state: Json = serde_json::from_str(&cluster.workspace.read(state_path)).unwrap();
+    as_named_by_address_splitting(&mut state);
+    cluster.workspace.write(state_path, &state.to_string());
+    assert!(cluster.workspace.run(&["state", "show", "serving.training"]).stdout.contains("Deployment/mlops"));
+
+    let plan = cluster.workspace.run(&["plan"]);
+    // The plan says what moves, before anything does.
+    plan.assert_stdout_mentions(&[
+        "serving.training will be updated in place",
+        "Deployment/training will be created",
+        "Deployment/mlops is no longer needed and will be deleted",
+        "Service/mlops is no longer needed and will be deleted",
+    ]);
+    let apply = cluster.workspace.apply(&[]);
+    assert!(apply.stdout.contains("1 changed"), "{}", apply.all());
+    for resource in ["deployments", "services"] {
+        assert!(cluster.fake.object(resource, NAMESPACE, "training").is_some(), "{resource}/training was not made");
+        assert!(cluster.fake.object(resource, NAMESPACE, "mlops").is_none(), "{resource}/mlops was left behind");
+    }
+    assert_eq!(cluster.workspace.output("url"), format!("http://training.{NAMESPACE}.svc.cluster.local"));
+    cluster.workspace.assert_no_changes(&[]);
+}
