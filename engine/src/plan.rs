@@ -1069,8 +1069,11 @@ fn planned_rule_warnings(root: &mlops_compiler::check::CheckedModule, state: &St
     let mut modules = vec![root];
     while let Some(module) = modules.pop() {
         modules.extend(module.children.iter());
+        let depended_on: HashSet<&str> =
+            module.resources.iter().flat_map(|resource| resource.depends_on.iter().map(String::as_str)).collect();
         for resource in &module.resources {
-            warnings.extend(mlops_compiler::rules::check_planned(&mlops_compiler::rules::PlannedCheck { module, resource, live: &live }));
+            let check = mlops_compiler::rules::PlannedCheck { module, resource, depended_on: &depended_on, live: &live };
+            warnings.extend(mlops_compiler::rules::check_planned(&check));
         }
     }
     warnings

@@ -70,6 +70,10 @@ const RULES: &[(&str, Rule)] = &[
 pub struct PlannedCheck<'a> {
     pub module: &'a crate::check::CheckedModule,
     pub resource: &'a crate::check::CheckedResource,
+    /// What the module's resources depend on (`depends_on`, local
+    /// addresses), gathered once per module: a rule asking "does anything
+    /// use this?" of every resource was quadratic in the module's size.
+    pub depended_on: &'a std::collections::HashSet<&'a str>,
     pub live: &'a dyn Fn(&str, &str) -> Option<serde_json::Value>,
 }
 

@@ -20,7 +20,7 @@ pub(super) fn check(check: &mut KindCheck<'_, '_>) {
 pub(super) fn check_planned(check: &super::PlannedCheck<'_>) -> Vec<Diagnostic> {
     let monitor = check.resource;
     let local = format!("monitor.{}", monitor.name);
-    if check.module.resources.iter().any(|resource| resource.depends_on.contains(&local)) {
+    if check.depended_on.contains(local.as_str()) {
         return Vec::new();
     }
     monitor
