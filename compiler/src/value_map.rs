@@ -126,27 +126,12 @@ impl ValueMap {
         }
     }
 
-    pub fn iter_mut(&mut self) -> IterMut<'_> {
-        match &mut self.entries {
-            Entries::Small(entries) => IterMut::Small(entries.iter_mut()),
-            Entries::Large(map) => IterMut::Large(map.iter_mut()),
-        }
-    }
-
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator + Clone {
         self.iter().map(|(key, _)| key)
     }
 
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator + Clone {
         self.iter().map(|(_, value)| value)
-    }
-
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut Value> + ExactSizeIterator {
-        self.iter_mut().map(|(_, value)| value)
-    }
-
-    pub fn into_values(self) -> impl DoubleEndedIterator<Item = Value> + ExactSizeIterator {
-        self.into_iter().map(|(_, value)| value)
     }
 
     /// Keeps the entries `keep` accepts.
@@ -244,41 +229,6 @@ impl DoubleEndedIterator for Iter<'_> {
 
 impl ExactSizeIterator for Iter<'_> {}
 
-/// The entries of a [`ValueMap`] in name order, values writable.
-pub enum IterMut<'a> {
-    Small(std::slice::IterMut<'a, (String, Value)>),
-    Large(btree_map::IterMut<'a, String, Value>),
-}
-
-impl<'a> Iterator for IterMut<'a> {
-    type Item = (&'a String, &'a mut Value);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            IterMut::Small(entries) => entries.next().map(|(key, value)| (&*key, value)),
-            IterMut::Large(entries) => entries.next(),
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        match self {
-            IterMut::Small(entries) => entries.size_hint(),
-            IterMut::Large(entries) => entries.size_hint(),
-        }
-    }
-}
-
-impl DoubleEndedIterator for IterMut<'_> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        match self {
-            IterMut::Small(entries) => entries.next_back().map(|(key, value)| (&*key, value)),
-            IterMut::Large(entries) => entries.next_back(),
-        }
-    }
-}
-
-impl ExactSizeIterator for IterMut<'_> {}
-
 /// The owned entries of a [`ValueMap`] in name order.
 pub enum IntoIter {
     Small(std::vec::IntoIter<(String, Value)>),
@@ -332,15 +282,6 @@ impl<'a> IntoIterator for &'a ValueMap {
 
     fn into_iter(self) -> Iter<'a> {
         self.iter()
-    }
-}
-
-impl<'a> IntoIterator for &'a mut ValueMap {
-    type Item = (&'a String, &'a mut Value);
-    type IntoIter = IterMut<'a>;
-
-    fn into_iter(self) -> IterMut<'a> {
-        self.iter_mut()
     }
 }
 

@@ -616,3 +616,21 @@ impl Checker<'_> {
         Evaluator::new(scope, context, self.schemas, &mut self.diagnostics).eval(expr)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A borrowed key finds what the owned key stored, including names
+    /// whose concatenations agree (`ab` + `c` and `a` + `bc`), which must
+    /// not find each other.
+    #[test]
+    fn a_borrowed_kind_and_name_finds_the_owned_key() {
+        let mut declarations: IndexMap<(String, String), usize> = IndexMap::new();
+        declarations.insert(("ab".to_owned(), "c".to_owned()), 1);
+        declarations.insert(("a".to_owned(), "bc".to_owned()), 2);
+        assert_eq!(declarations.get(&KindAndName("ab", "c")), Some(&1));
+        assert_eq!(declarations.get(&KindAndName("a", "bc")), Some(&2));
+        assert_eq!(declarations.get_index_of(&KindAndName("a", "b")), None);
+    }
+}
