@@ -833,15 +833,11 @@ pub fn plan(
     };
     let mut configurations = BTreeMap::new();
     for (provider_type, alias, values) in &root.providers {
-        let mut path = Vec::new();
-        let attributes: ValueMap = values.clone();
         let mut sensitive_paths = Vec::new();
         let mut config = Attributes::new();
-        for (name, value) in &attributes {
-            path.clear();
-            path.push(name.clone());
+        for (name, value) in values {
             if value.contains_sensitive() {
-                sensitive_paths.push(path.clone());
+                sensitive_paths.push(vec![name.clone()]);
             }
             config.insert(name.clone(), value.to_json_unredacted());
         }
@@ -1072,7 +1068,7 @@ fn planned_rule_warnings(root: &mlops_compiler::check::CheckedModule, state: &St
         let depended_on: HashSet<&str> =
             module.resources.iter().flat_map(|resource| resource.depends_on.iter().map(String::as_str)).collect();
         for resource in &module.resources {
-            let check = mlops_compiler::rules::PlannedCheck { module, resource, depended_on: &depended_on, live: &live };
+            let check = mlops_compiler::rules::PlannedCheck { resource, depended_on: &depended_on, live: &live };
             warnings.extend(mlops_compiler::rules::check_planned(&check));
         }
     }

@@ -65,10 +65,9 @@ const RULES: &[(&str, Rule)] = &[
 ];
 
 /// What a kind's plan-time rule sees of a resource once refresh has read
-/// it: the module it is declared in, and the live value of an attribute of
+/// it: what its module depends on, and the live value of an attribute of
 /// each of its instances (by instance address).
 pub struct PlannedCheck<'a> {
-    pub module: &'a crate::check::CheckedModule,
     pub resource: &'a crate::check::CheckedResource,
     /// What the module's resources depend on (`depends_on`, local
     /// addresses), gathered once per module: a rule asking "does anything
